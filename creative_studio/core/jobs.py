@@ -1,0 +1,119 @@
+"""Requests, results and jobs: plain data shared by the GUI, the CLI and the runner."""
+
+from __future__ import annotations
+
+import enum
+import itertools
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from .progress import Progress
+
+MAX_SEED = 2**32 - 1
+
+
+def random_seed() -> int:
+    return random.SystemRandom().randint(0, MAX_SEED)
+
+
+@dataclass
+class Request:
+    """Everything one generation needs, and everything the project records about it.
+
+    ``params`` holds the plugin's parameters (JSON-able); ``inputs`` holds asset/item ids
+    this request reads (continuations, upscales...), recorded as the result's parents.
+    """
+
+    plugin: str
+    task: str
+    prompt: str = ""
+    params: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+    model: str = ""
+    parents: list[str] = field(default_factory=list)
+    device: str = "auto"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "plugin": self.plugin,
+            "task": self.task,
+            "prompt": self.prompt,
+            "params": dict(self.params),
+            "seed": int(self.seed),
+            "model": self.model,
+            "parents": list(self.parents),
+            "device": self.device,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Request:
+        return cls(
+            plugin=str(data.get("plugin", "")),
+            task=str(data.get("task", "")),
+            prompt=str(data.get("prompt", "")),
+            params=dict(data.get("params") or {}),
+            seed=int(data.get("seed", 0)),
+            model=str(data.get("model", "")),
+            parents=[str(p) for p in data.get("parents") or []],
+            device=str(data.get("device", "auto")),
+        )
+
+
+@dataclass
+class Asset:
+    """One output: bytes plus what they are."""
+
+    role: str  # "text", "image", "midi", "audio"...
+    mime: str
+    data: bytes
+    name: str = ""
+
+
+@dataclass
+class ModelIdentity:
+    name: str
+    ref: str
+    sha256: str = ""
+    source: str = ""  # "embedded", "local", "hub"
+
+
+@dataclass
+class Result:
+    assets: list[Asset]
+    model: ModelIdentity
+    device: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+    title: str = ""
+
+
+class JobState(enum.Enum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def finished(self) -> bool:
+        return self in (JobState.DONE, JobState.FAILED, JobState.CANCELLED)
+
+
+_ids = itertools.count(1)
+
+
+@dataclass(eq=False)
+class Job:
+    request: Request
+    label: str = ""
+    id: int = field(default_factory=lambda: next(_ids))
+    state: JobState = JobState.QUEUED
+    device: str = ""
+    error: str = ""
+    result: Result | None = None
+    item_id: str | None = None
+    created: float = field(default_factory=time.time)
+    progress: Progress = field(default_factory=Progress)
+    # Where the result is written; set by the submitter (a ProjectStore or None).
+    store: Any = None

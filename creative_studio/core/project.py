@@ -1,0 +1,540 @@
+"""The project file: one SQLite database that keeps every item the user made.
+
+SQLite is used as an application file format (https://sqlite.org/appfileformat.html):
+each finished job is one transaction, so a crash or kill loses at most the job in flight
+and never leaves a half-written file. Opening an untrusted file runs no code (no pickle,
+no extensions, ``trusted_schema=OFF``, no foreign triggers or views), writes nothing
+outside the file, and reads blobs only up to a bound.
+
+Format version: ``PRAGMA user_version = major * 1000 + minor``. A newer minor opens (its
+additions are ignored); a newer major is refused; an older one is migrated in place after
+a backup copy is made beside it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import paths
+from .errors import ProjectError
+from .jobs import Request, Result
+from .provenance import library_versions
+
+APPLICATION_ID = 0x43535450  # "CSTP"
+FORMAT_MAJOR = 2
+FORMAT_MINOR = 0
+USER_VERSION = FORMAT_MAJOR * 1000 + FORMAT_MINOR
+SUFFIX = ".csproj"
+MAX_ASSET_BYTES = 1 << 30  # 1 GiB: a bigger blob in a file is refused, not read
+MAX_FIELD_BYTES = 16 << 20  # JSON fields above this are treated as corrupt
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+_SCHEMA_V2 = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE items (
+    id TEXT PRIMARY KEY,
+    created REAL NOT NULL,
+    plugin TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    title TEXT NOT NULL DEFAULT '',
+    request TEXT NOT NULL,
+    model TEXT NOT NULL,
+    device TEXT NOT NULL,
+    versions TEXT NOT NULL,
+    metadata TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TABLE item_parents (
+    item_id TEXT NOT NULL REFERENCES items(id) ON DELETE CASCADE,
+    parent_id TEXT NOT NULL,
+    PRIMARY KEY (item_id, parent_id)
+);
+CREATE TABLE assets (
+    id INTEGER PRIMARY KEY,
+    item_id TEXT NOT NULL REFERENCES items(id) ON DELETE CASCADE,
+    role TEXT NOT NULL,
+    mime TEXT NOT NULL,
+    name TEXT NOT NULL DEFAULT '',
+    sha256 TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    data BLOB NOT NULL
+);
+CREATE INDEX assets_item ON assets(item_id);
+CREATE INDEX parents_parent ON item_parents(parent_id);
+CREATE TABLE state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+# Version 1 (the first format) kept parents as a JSON column and had no panel state.
+SCHEMA_V1 = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE items (
+    id TEXT PRIMARY KEY, created REAL NOT NULL, plugin TEXT NOT NULL, kind TEXT NOT NULL,
+    title TEXT NOT NULL DEFAULT '', request TEXT NOT NULL, model TEXT NOT NULL,
+    device TEXT NOT NULL, versions TEXT NOT NULL, parents TEXT NOT NULL DEFAULT '[]'
+);
+CREATE TABLE assets (
+    id INTEGER PRIMARY KEY, item_id TEXT NOT NULL, role TEXT NOT NULL, mime TEXT NOT NULL,
+    name TEXT NOT NULL DEFAULT '', sha256 TEXT NOT NULL, size INTEGER NOT NULL,
+    data BLOB NOT NULL
+);
+CREATE INDEX assets_item ON assets(item_id);
+"""
+
+_ALLOWED_OBJECTS = {
+    ("table", "meta"), ("table", "items"), ("table", "item_parents"), ("table", "assets"),
+    ("table", "state"), ("index", "assets_item"), ("index", "parents_parent"),
+}
+
+
+def _migrate_1_to_2(conn: sqlite3.Connection) -> None:
+    conn.executescript("""
+        CREATE TABLE item_parents (
+            item_id TEXT NOT NULL REFERENCES items(id) ON DELETE CASCADE,
+            parent_id TEXT NOT NULL,
+            PRIMARY KEY (item_id, parent_id)
+        );
+        CREATE INDEX parents_parent ON item_parents(parent_id);
+        CREATE TABLE state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    """)
+    for item_id, parents in conn.execute("SELECT id, parents FROM items").fetchall():
+        try:
+            values = json.loads(parents)
+        except ValueError:
+            values = []
+        conn.executemany("INSERT OR IGNORE INTO item_parents VALUES (?, ?)",
+                         [(item_id, str(p)) for p in values if isinstance(p, str)])
+    conn.execute("ALTER TABLE items DROP COLUMN parents")
+    conn.execute("ALTER TABLE items ADD COLUMN metadata TEXT NOT NULL DEFAULT '{}'")
+
+
+# major version -> function that upgrades a file of that major to the next one
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _migrate_1_to_2}
+
+
+@dataclass
+class AssetInfo:
+    id: int
+    role: str
+    mime: str
+    name: str
+    sha256: str
+    size: int
+
+
+@dataclass
+class Item:
+    id: str
+    created: float
+    plugin: str
+    kind: str
+    title: str
+    request: Request
+    model: dict[str, Any]
+    device: str
+    versions: dict[str, str]
+    metadata: dict[str, Any]
+    parents: list[str] = field(default_factory=list)
+    assets: list[AssetInfo] = field(default_factory=list)
+
+
+@dataclass
+class PendingItem:
+    """A finished result that could not be written yet (disk full...): kept, not lost."""
+
+    item_id: str
+    request: Request
+    result: Result
+    error: str
+
+
+def _json_loads(text: str, default: Any) -> Any:
+    if text is None or len(text) > MAX_FIELD_BYTES:
+        return default
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return default
+    return value if isinstance(value, type(default)) else default
+
+
+def _friendly_sqlite_error(exc: sqlite3.Error, path: Path) -> ProjectError:
+    text = str(exc)
+    if "disk is full" in text or "disk I/O" in text:
+        return ProjectError(f"Could not write {path.name}: the disk is full. Your result is kept "
+                            "in memory; free some space, then save again or use Save As.")
+    if "readonly" in text or "read-only" in text:
+        return ProjectError(f"Could not write {path.name}: the file or folder is read-only. "
+                            "Use Save As to keep your work elsewhere.")
+    if "locked" in text:
+        return ProjectError(f"{path.name} is locked by another program.")
+    return ProjectError(f"Project file {path.name}: {text}")
+
+
+def check_project_file(path: Path) -> None:
+    """Raise ProjectError with a clear message unless ``path`` looks like a project file."""
+    if not path.exists():
+        raise ProjectError(f"No such project file: {path}")
+    if not path.is_file():
+        raise ProjectError(f"Not a file: {path}")
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(100)
+    except OSError as exc:
+        raise ProjectError(f"Cannot read {path}: {exc.strerror or exc}") from exc
+    if len(head) == 0:
+        raise ProjectError(f"{path.name} is empty: it is not a Creative Studio project.")
+    if not head.startswith(_SQLITE_MAGIC):
+        raise ProjectError(f"{path.name} is not a Creative Studio project (unknown format).")
+
+
+class ProjectStore:
+    """An open project file. Thread-safe: the job runner writes from its worker threads."""
+
+    def __init__(self, path: Path, conn: sqlite3.Connection, *, untitled: bool = False) -> None:
+        self.path = path
+        self.untitled = untitled
+        self._conn = conn
+        self._lock = threading.RLock()
+        self.pending: list[PendingItem] = []
+        self.listeners: list[Callable[[str], None]] = []  # called with the new item id
+
+    # -- opening ------------------------------------------------------------
+    @staticmethod
+    def _connect(path: Path) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None,
+                                   timeout=5.0)
+        except sqlite3.Error as exc:
+            raise ProjectError(f"Cannot open {path.name}: {exc}") from exc
+        for pragma in ("trusted_schema=OFF", "cell_size_check=ON", "mmap_size=0",
+                       "cache_size=-16000", "foreign_keys=ON", "journal_mode=DELETE",
+                       "synchronous=FULL"):
+            conn.execute(f"PRAGMA {pragma}")
+        return conn
+
+    @classmethod
+    def create(cls, path: str | os.PathLike, *, untitled: bool = False) -> ProjectStore:
+        path = Path(path)
+        if path.exists():
+            path.unlink()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = cls._connect(path)
+        try:
+            conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            conn.executescript(
+                "BEGIN;" + _SCHEMA_V2
+                + f"PRAGMA user_version = {USER_VERSION};"
+                + "INSERT INTO meta VALUES ('format', 'creative-studio-project');"
+                + f"INSERT INTO meta VALUES ('created', '{time.time()}');"
+                + f"INSERT INTO meta VALUES ('id', '{uuid.uuid4().hex}');"
+                + "COMMIT;")
+        except sqlite3.Error as exc:
+            conn.close()
+            raise _friendly_sqlite_error(exc, path) from exc
+        return cls(path, conn, untitled=untitled)
+
+    @classmethod
+    def open(cls, path: str | os.PathLike) -> ProjectStore:
+        path = Path(path)
+        check_project_file(path)
+        conn = cls._connect(path)
+        try:
+            cls._validate(conn, path)
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise ProjectError(f"{path.name} is damaged or not a Creative Studio project "
+                               f"({exc}).") from exc
+        except ProjectError:
+            conn.close()
+            raise
+        return cls(path, conn, untitled=path.parent == paths.autosave_dir())
+
+    @classmethod
+    def _validate(cls, conn: sqlite3.Connection, path: Path) -> None:
+        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        if app_id != APPLICATION_ID:
+            raise ProjectError(f"{path.name} is an SQLite database but not a Creative Studio "
+                               "project.")
+        check = conn.execute("PRAGMA quick_check").fetchone()[0]
+        if check != "ok":
+            raise ProjectError(f"{path.name} is damaged ({check}).")
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        major = version // 1000
+        if major > FORMAT_MAJOR:
+            raise ProjectError(
+                f"{path.name} was made by a newer Creative Studio (format {major}.{version % 1000}"
+                f"; this version reads up to {FORMAT_MAJOR}.x). Update the studio to open it.")
+        if major < 1:
+            raise ProjectError(f"{path.name} has an unknown format version ({version}).")
+        objects = conn.execute(
+            "SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite_autoindex_%'"
+        ).fetchall()
+        newer_minor = major == FORMAT_MAJOR and version % 1000 > FORMAT_MINOR
+        foreign = [f"{t} {n}" for t, n in objects
+                   if t in ("trigger", "view")
+                   or (major == FORMAT_MAJOR and not newer_minor
+                       and (t, n) not in _ALLOWED_OBJECTS)]
+        if foreign:
+            raise ProjectError(f"{path.name} contains objects a project never has "
+                               f"({', '.join(foreign[:5])}): refusing to open it.")
+        if major < FORMAT_MAJOR:
+            cls._migrate(conn, path, major)
+
+    @classmethod
+    def _migrate(cls, conn: sqlite3.Connection, path: Path, major: int) -> None:
+        backup = path.with_name(f"{path.stem}.v{major}-backup{path.suffix}")
+        if not backup.exists():
+            shutil.copy2(path, backup)
+        try:
+            conn.execute("BEGIN")
+            while major < FORMAT_MAJOR:
+                MIGRATIONS[major](conn)
+                major += 1
+            conn.execute(f"PRAGMA user_version = {major * 1000}")
+            conn.execute("COMMIT")
+        except (sqlite3.Error, KeyError) as exc:
+            conn.execute("ROLLBACK")
+            raise ProjectError(f"Could not upgrade {path.name} to the current format: {exc}. "
+                               f"The file is unchanged.") from exc
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    # -- writing --------------------------------------------------------------
+    def add_item(self, request: Request, result: Result, *, kind: str | None = None,
+                 item_id: str | None = None) -> str:
+        """Write one finished result (one transaction). Returns the new item's id.
+
+        On failure (disk full...) the result is kept in ``pending`` and ProjectError raised.
+        """
+        import hashlib
+
+        item_id = item_id or uuid.uuid4().hex
+        kind = kind or (result.assets[0].role if result.assets else request.plugin)
+        model = {"name": result.model.name, "ref": result.model.ref,
+                 "sha256": result.model.sha256, "source": result.model.source}
+        try:
+            with self._lock:
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    self._conn.execute(
+                        "INSERT INTO items (id, created, plugin, kind, title, request, model,"
+                        " device, versions, metadata) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                        (item_id, time.time(), request.plugin, kind, result.title,
+                         json.dumps(request.to_dict()), json.dumps(model), result.device,
+                         json.dumps(library_versions()), json.dumps(result.metadata)))
+                    self._conn.executemany(
+                        "INSERT OR IGNORE INTO item_parents VALUES (?, ?)",
+                        [(item_id, p) for p in request.parents])
+                    self._conn.executemany(
+                        "INSERT INTO assets (item_id, role, mime, name, sha256, size, data)"
+                        " VALUES (?,?,?,?,?,?,?)",
+                        [(item_id, a.role, a.mime, a.name, hashlib.sha256(a.data).hexdigest(),
+                          len(a.data), sqlite3.Binary(a.data)) for a in result.assets])
+                    self._conn.execute("COMMIT")
+                except BaseException:
+                    if self._conn.in_transaction:
+                        self._conn.execute("ROLLBACK")
+                    raise
+        except sqlite3.Error as exc:
+            error = _friendly_sqlite_error(exc, self.path)
+            self.pending.append(PendingItem(item_id, request, result, str(error)))
+            raise error from exc
+        for listener in list(self.listeners):
+            listener(item_id)
+        return item_id
+
+    def flush_pending(self) -> int:
+        """Try again to write results that could not be written. Returns how many were."""
+        written = 0
+        while self.pending:
+            entry = self.pending.pop(0)
+            try:
+                self.add_item(entry.request, entry.result, item_id=entry.item_id)
+            except ProjectError:
+                # add_item put it back at the end; keep the original order
+                self.pending.insert(0, self.pending.pop())
+                raise
+            written += 1
+        return written
+
+    def delete_item(self, item_id: str) -> None:
+        with self._lock, self._conn:
+            self._conn.execute("DELETE FROM items WHERE id = ?", (item_id,))
+
+    def set_state(self, key: str, value: Any) -> None:
+        """Remember panel state (drafts...) so that nothing typed is lost on a crash."""
+        text = json.dumps(value)
+        try:
+            with self._lock, self._conn:
+                self._conn.execute("INSERT OR REPLACE INTO state VALUES (?, ?)", (key, text))
+        except sqlite3.Error as exc:
+            raise _friendly_sqlite_error(exc, self.path) from exc
+
+    def get_state(self, key: str, default: Any = None) -> Any:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT value FROM state WHERE key = ? AND length(value) <= ?",
+                (key, MAX_FIELD_BYTES)).fetchone()
+        if row is None:
+            return default
+        try:
+            return json.loads(row[0])
+        except ValueError:
+            return default
+
+    def save_as(self, target: str | os.PathLike) -> None:
+        """Copy the whole project to ``target`` (atomically) and continue there."""
+        target = Path(target)
+        if target.suffix != SUFFIX:
+            target = target.with_name(target.name + SUFFIX)
+        if target.resolve() == self.path.resolve():
+            self.flush_pending()
+            return
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        try:
+            with self._lock:
+                dest = sqlite3.connect(str(tmp))
+                try:
+                    self._conn.backup(dest)
+                finally:
+                    dest.close()
+                with open(tmp, "rb+") as handle:
+                    os.fsync(handle.fileno())
+                os.replace(tmp, target)
+                old_path, was_untitled = self.path, self.untitled
+                self._conn.close()
+                self._conn = self._connect(target)
+                self.path, self.untitled = target, False
+            if was_untitled:
+                discard_unsaved(old_path)
+        except (OSError, sqlite3.Error) as exc:
+            tmp.unlink(missing_ok=True)
+            if isinstance(exc, sqlite3.Error):
+                raise _friendly_sqlite_error(exc, target) from exc
+            raise ProjectError(f"Could not save to {target}: {exc.strerror or exc}") from exc
+        self.flush_pending()
+
+    # -- reading --------------------------------------------------------------
+    def items(self) -> list[Item]:
+        """All items, oldest first, with their asset descriptions (not their bytes)."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT id, created, plugin, kind, title, request, model, device, versions,"
+                " metadata FROM items ORDER BY created, rowid").fetchall()
+            parent_rows = self._conn.execute(
+                "SELECT item_id, parent_id FROM item_parents").fetchall()
+            asset_rows = self._conn.execute(
+                "SELECT id, item_id, role, mime, name, sha256, size FROM assets ORDER BY id"
+            ).fetchall()
+        parents: dict[str, list[str]] = {}
+        for item_id, parent in parent_rows:
+            parents.setdefault(item_id, []).append(parent)
+        assets: dict[str, list[AssetInfo]] = {}
+        for aid, item_id, role, mime, name, sha, size in asset_rows:
+            assets.setdefault(item_id, []).append(AssetInfo(aid, role, mime, name, sha, size))
+        items = []
+        for row in rows:
+            item_id, created, plugin, kind, title, req, model, device, versions, meta = row
+            request = Request.from_dict(_json_loads(req, {}))
+            items.append(Item(str(item_id), float(created), str(plugin), str(kind), str(title),
+                              request, _json_loads(model, {}), str(device),
+                              _json_loads(versions, {}), _json_loads(meta, {}),
+                              parents.get(item_id, []), assets.get(item_id, [])))
+        return items
+
+    def item(self, item_id: str) -> Item:
+        for item in self.items():
+            if item.id == item_id:
+                return item
+        raise ProjectError(f"No item {item_id} in {self.path.name}.")
+
+    def asset_bytes(self, asset_id: int) -> bytes:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT length(data) FROM assets WHERE id = ?", (asset_id,)).fetchone()
+            if row is None:
+                raise ProjectError(f"No asset {asset_id} in {self.path.name}.")
+            if row[0] is None or row[0] > MAX_ASSET_BYTES:
+                raise ProjectError(f"Asset {asset_id} in {self.path.name} is too large to load.")
+            return bytes(self._conn.execute(
+                "SELECT data FROM assets WHERE id = ?", (asset_id,)).fetchone()[0])
+
+    def item_text(self, item: Item) -> str:
+        """The text output of a text item ('' when it has none)."""
+        for asset in item.assets:
+            if asset.role == "text":
+                return self.asset_bytes(asset.id).decode("utf-8", errors="replace")
+        return ""
+
+    def count(self) -> int:
+        with self._lock:
+            return int(self._conn.execute("SELECT count(*) FROM items").fetchone()[0])
+
+    def is_empty(self) -> bool:
+        with self._lock:
+            states = self._conn.execute("SELECT count(*) FROM state").fetchone()[0]
+        return self.count() == 0 and states == 0 and not self.pending
+
+
+# -- unsaved (untitled) projects and crash recovery --------------------------------
+def new_untitled() -> ProjectStore:
+    """A fresh project kept in the autosave folder until the user saves it elsewhere."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    path = paths.autosave_dir() / f"untitled-{stamp}-{uuid.uuid4().hex[:6]}{SUFFIX}"
+    store = ProjectStore.create(path, untitled=True)
+    claim(path)
+    return store
+
+
+def _owner_file(path: Path) -> Path:
+    return path.with_name(path.name + ".owner")
+
+
+def claim(path: Path) -> None:
+    """Mark an unsaved project as in use by this process."""
+    _owner_file(path).write_text(str(os.getpid()))
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def recoverable() -> list[Path]:
+    """Unsaved projects left by a studio that did not quit cleanly (and hold work)."""
+    found = []
+    for path in sorted(paths.autosave_dir().glob(f"*{SUFFIX}")):
+        owner = _owner_file(path)
+        try:
+            pid = int(owner.read_text().strip())
+        except (OSError, ValueError):
+            pid = -1
+        if pid > 0 and _alive(pid):
+            continue
+        found.append(path)
+    return found
+
+
+def discard_unsaved(path: Path) -> None:
+    path.unlink(missing_ok=True)
+    _owner_file(path).unlink(missing_ok=True)
+    for extra in (path.with_name(path.name + "-journal"),):
+        extra.unlink(missing_ok=True)

@@ -1,0 +1,135 @@
+"""Find plugins (built-in ``plugins/`` folder, then entry points) and load them lazily.
+
+A plugin that fails to be found, parsed or imported is recorded with its error and never
+stops the others: the window shows the error in place of its panel.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import tomllib
+import traceback
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from .manifest import ManifestError, PluginManifest
+
+ENTRY_POINT_GROUP = "creative_studio.plugins"
+
+
+def load_attr(spec: str) -> Any:
+    """Import ``module:attr`` (attr may be dotted)."""
+    module_name, _, attr = spec.partition(":")
+    obj: Any = importlib.import_module(module_name)
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+@dataclass
+class PluginRecord:
+    """One plugin as discovered: its manifest (or the error that prevented reading it)."""
+
+    origin: str
+    manifest: PluginManifest | None = None
+    error: str = ""
+    _loaded: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def id(self) -> str:
+        return self.manifest.id if self.manifest else self.origin
+
+    @property
+    def ok(self) -> bool:
+        return self.manifest is not None and not self.error
+
+    def load(self, what: str) -> Any:
+        """Import the plugin's ``generator`` or ``panel`` on first use; errors are recorded."""
+        if what in self._loaded:
+            return self._loaded[what]
+        assert self.manifest is not None
+        spec = getattr(self.manifest, what)
+        try:
+            obj = load_attr(spec)
+        except Exception as exc:
+            self.error = (f"Plugin '{self.id}' could not load {what} '{spec}': "
+                          f"{type(exc).__name__}: {exc}")
+            self.traceback = traceback.format_exc()
+            raise
+        self._loaded[what] = obj
+        return obj
+
+
+class PluginRegistry:
+    def __init__(self) -> None:
+        self.records: list[PluginRecord] = []
+
+    @classmethod
+    def discover(cls, builtin_dirs: list[Path] | None = None,
+                 entry_points: bool = True) -> PluginRegistry:
+        registry = cls()
+        if builtin_dirs is None:
+            builtin_dirs = [_builtin_root()]
+        for root in builtin_dirs:
+            for manifest_path in sorted(root.glob("*/plugin.toml")):
+                registry._add_file(manifest_path)
+        if entry_points:
+            for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+                registry._add_entry_point(ep)
+        registry.records.sort(key=lambda r: (r.manifest.order if r.manifest else 1000, r.id))
+        return registry
+
+    def _add(self, record: PluginRecord) -> None:
+        if record.manifest and any(r.manifest and r.manifest.id == record.manifest.id
+                                   for r in self.records):
+            record.error = (f"Plugin id '{record.manifest.id}' from {record.origin} is already "
+                            "used by another plugin; this one is ignored.")
+        self.records.append(record)
+
+    def _add_file(self, path: Path) -> None:
+        origin = str(path)
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+            self._add(PluginRecord(origin, PluginManifest.from_dict(data, origin)))
+        except (OSError, tomllib.TOMLDecodeError, ManifestError) as exc:
+            self._add(PluginRecord(origin, error=f"Plugin manifest {origin}: {exc}"))
+
+    def _add_entry_point(self, ep: metadata.EntryPoint) -> None:
+        origin = f"entry point {ep.name} ({ep.value})"
+        try:
+            obj = ep.load()
+            data = obj() if callable(obj) else obj
+            if isinstance(data, PluginManifest):
+                manifest = data
+            else:
+                manifest = PluginManifest.from_dict(data, origin)
+            self._add(PluginRecord(origin, manifest))
+        except Exception as exc:  # a third-party plugin must never stop start-up
+            self._add(PluginRecord(origin, error=f"Plugin {origin}: {type(exc).__name__}: {exc}"))
+
+    # -- queries ----------------------------------------------------------------
+    @property
+    def plugins(self) -> list[PluginRecord]:
+        return [r for r in self.records if r.manifest is not None]
+
+    @property
+    def errors(self) -> list[PluginRecord]:
+        return [r for r in self.records if r.error]
+
+    def get(self, plugin_id: str) -> PluginRecord:
+        for record in self.records:
+            if record.manifest and record.manifest.id == plugin_id and not record.error.startswith(
+                    "Plugin id"):
+                return record
+        known = ", ".join(r.manifest.id for r in self.plugins) or "none"
+        raise KeyError(f"No plugin '{plugin_id}' (available: {known})")
+
+
+def _builtin_root() -> Path:
+    spec = importlib.util.find_spec("plugins")
+    if spec is None or not spec.submodule_search_locations:
+        return Path(__file__).resolve().parents[2] / "plugins"
+    return Path(list(spec.submodule_search_locations)[0])

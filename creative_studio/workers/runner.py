@@ -1,0 +1,253 @@
+"""The job runner shared by the GUI and the CLI.
+
+One queue holds every panel's jobs; one worker thread per device takes the oldest queued
+job for its device. Each worker keeps the models it loaded (a small LRU cache) so that a
+second job on the same model starts at once. Events go to ``listener(event, job, data)``
+from worker threads; the GUI turns them into Qt signals (ui/jobs.py).
+
+Events: "queued", "started", "progress" (data: (fraction, eta, preview)), "done",
+"failed", "cancelled", "removed".
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+from ..core import devices
+from ..core.errors import BadInput, Cancelled, ProjectError, StudioError, describe
+from ..core.jobs import Job, JobState, Request
+from ..core.progress import Progress
+from ..plugins import PluginRegistry
+
+Listener = Callable[[str, Job, Any], None]
+
+
+def prepare_request(registry: PluginRegistry, request: Request) -> type:
+    """Fill defaults (model) and validate; returns the generator class. Raises BadInput."""
+    record = registry.get(request.plugin)
+    if not record.ok:
+        raise StudioError(record.error)
+    if not request.model:
+        default = record.manifest.default_model
+        if default is None:
+            raise BadInput(f"Choose a model for {record.manifest.name}.")
+        request.model = f"{default.source}:{default.id}"
+    generator_cls = record.load("generator")
+    validate = getattr(generator_cls, "validate", None)
+    if validate is not None:
+        validate(request)
+    return generator_cls
+
+
+class _Worker(threading.Thread):
+    def __init__(self, runner: JobRunner, device: str) -> None:
+        super().__init__(name=f"studio-worker-{device}", daemon=True)
+        self.runner = runner
+        self.device = device
+        self.models: OrderedDict[tuple[str, str], Any] = OrderedDict()
+
+    def run(self) -> None:
+        while True:
+            job = self.runner._take(self.device)
+            if job is None:
+                break
+            self._run_job(job)
+        self.unload_all()
+
+    def _generator(self, job: Job, generator_cls: type) -> Any:
+        key = (job.request.plugin, job.request.model)
+        if key in self.models:
+            self.models.move_to_end(key)
+            return self.models[key]
+        while len(self.models) >= self.runner.max_loaded:
+            _, old = self.models.popitem(last=False)
+            _unload(old)
+        generator = generator_cls()
+        generator.load(job.request.model, self.device, job.progress)
+        self.models[key] = generator
+        return generator
+
+    def _run_job(self, job: Job) -> None:
+        runner = self.runner
+        try:
+            generator_cls = runner.registry.get(job.request.plugin).load("generator")
+            generator = self._generator(job, generator_cls)
+            job.progress.check()
+            job.progress.restart_clock()
+            result = generator.generate(job.request, job.progress)
+        except Cancelled:
+            runner._finish(job, JobState.CANCELLED)
+            return
+        except Exception as exc:  # every failure becomes a message on the job
+            if isinstance(exc, MemoryError) or "out of memory" in str(exc).lower():
+                self.unload_all()
+            runner._finish(job, JobState.FAILED, error=describe(exc))
+            return
+        job.result = result
+        if job.store is not None:
+            try:
+                job.item_id = job.store.add_item(job.request, result)
+            except ProjectError as exc:
+                job.error = str(exc)  # result kept in store.pending; the GUI offers Save As
+        runner._finish(job, JobState.DONE)
+
+    def unload_all(self) -> None:
+        while self.models:
+            _, generator = self.models.popitem()
+            _unload(generator)
+
+
+def _unload(generator: Any) -> None:
+    try:
+        generator.unload()
+    except Exception:
+        pass
+
+
+class JobRunner:
+    def __init__(self, registry: PluginRegistry, listener: Listener | None = None, *,
+                 device_preference: str = "auto", max_loaded: int = 2) -> None:
+        self.registry = registry
+        self.listener = listener
+        self.device_preference = device_preference
+        self.max_loaded = max_loaded
+        self._jobs: list[Job] = []
+        self._cond = threading.Condition()
+        self._workers: dict[str, _Worker] = {}
+        self._closing = False
+
+    # -- public API --------------------------------------------------------------
+    def submit(self, request: Request, *, store: Any = None, label: str = "") -> Job:
+        """Validate and queue a request. Raises BadInput/StudioError for bad requests."""
+        prepare_request(self.registry, request)
+        preference = request.device if request.device not in ("", "auto") else \
+            self.device_preference
+        device = devices.resolve(preference)
+        job = Job(request=request, label=label or request.prompt[:60], device=device,
+                  store=store)
+        job.progress = Progress(lambda f, eta, preview, job=job: self._emit(
+            "progress", job, (f, eta, preview)))
+        with self._cond:
+            if self._closing:
+                raise StudioError("The studio is shutting down.")
+            self._jobs.append(job)
+            if device not in self._workers:
+                worker = _Worker(self, device)
+                self._workers[device] = worker
+                worker.start()
+            self._cond.notify_all()
+        self._emit("queued", job, None)
+        return job
+
+    @property
+    def jobs(self) -> list[Job]:
+        with self._cond:
+            return list(self._jobs)
+
+    def active(self) -> list[Job]:
+        return [j for j in self.jobs if not j.state.finished]
+
+    def get(self, job_id: int) -> Job | None:
+        return next((j for j in self.jobs if j.id == job_id), None)
+
+    def cancel(self, job_id: int) -> None:
+        """Cancel a running job (at its next check) or drop a queued one."""
+        with self._cond:
+            job = next((j for j in self._jobs if j.id == job_id), None)
+            if job is None or job.state.finished:
+                return
+            job.progress.cancel()
+            queued = job.state is JobState.QUEUED
+            if queued:
+                job.state = JobState.CANCELLED
+        if queued:
+            self._emit("cancelled", job, None)
+
+    def remove(self, job_id: int) -> None:
+        """Remove a queued or finished job from the list (a running one is cancelled)."""
+        with self._cond:
+            job = next((j for j in self._jobs if j.id == job_id), None)
+            if job is None:
+                return
+            if job.state is JobState.RUNNING:
+                job.progress.cancel()
+                return
+            if job.state is JobState.QUEUED:
+                job.state = JobState.CANCELLED
+                job.progress.cancel()
+            self._jobs.remove(job)
+        self._emit("removed", job, None)
+
+    def clear(self) -> None:
+        """Drop every queued job and forget finished ones; the running job goes on."""
+        for job in self.jobs:
+            if job.state is not JobState.RUNNING:
+                self.remove(job.id)
+
+    def cancel_all(self) -> None:
+        for job in self.jobs:
+            self.cancel(job.id)
+
+    def wait(self, job: Job, timeout: float | None = None) -> bool:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while not job.state.finished:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return False
+                self._cond.wait(left)
+        return True
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        for job in self.jobs:
+            if not self.wait(job, timeout):
+                return False
+        return True
+
+    def shutdown(self, *, cancel: bool = True, timeout: float = 10.0) -> None:
+        if cancel:
+            self.cancel_all()
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+            workers = list(self._workers.values())
+        for worker in workers:
+            worker.join(timeout)
+
+    # -- worker side ---------------------------------------------------------------
+    def _take(self, device: str) -> Job | None:
+        with self._cond:
+            while True:
+                for job in self._jobs:
+                    if job.device == device and job.state is JobState.QUEUED:
+                        job.state = JobState.RUNNING
+                        job.progress.restart_clock()
+                        break
+                else:
+                    if self._closing:
+                        return None
+                    self._cond.wait()
+                    continue
+                break
+        self._emit("started", job, None)
+        return job
+
+    def _finish(self, job: Job, state: JobState, error: str = "") -> None:
+        with self._cond:
+            job.state = state
+            if error:
+                job.error = error
+            self._cond.notify_all()
+        self._emit({JobState.DONE: "done", JobState.FAILED: "failed",
+                    JobState.CANCELLED: "cancelled"}[state], job, None)
+
+    def _emit(self, event: str, job: Job, data: Any) -> None:
+        if self.listener is not None:
+            try:
+                self.listener(event, job, data)
+            except Exception:
+                pass

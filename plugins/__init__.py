@@ -1,0 +1,1 @@
+"""Built-in Creative Studio plugins (one folder each, with a plugin.toml)."""

@@ -1,0 +1,1 @@
+"""Text plugin: drafting with a local language model."""

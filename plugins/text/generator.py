@@ -1,0 +1,174 @@
+"""Text generation with a transformers causal LM (no Qt here).
+
+Tasks: "generate" (chat reply to an instruction), "continue" (raw continuation of the
+document up to the cursor), "rewrite" (rewrite a selection following an instruction).
+Tokens stream through ``progress.update(fraction, preview=text_so_far)``; Stop ends the
+generation at the next token and keeps what was written.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from creative_studio.core.errors import BadInput, Cancelled
+from creative_studio.core.jobs import Asset, ModelIdentity, Request, Result
+
+from . import models
+
+TASKS = ("generate", "continue", "rewrite")
+DEFAULTS: dict[str, Any] = {
+    "temperature": 0.7, "top_p": 0.9, "max_tokens": 200, "system": "",
+    "context": "", "selection": "", "repetition_penalty": 1.1,
+}
+PRESETS: dict[str, dict[str, float]] = {
+    "Balanced": {"temperature": 0.7, "top_p": 0.9},
+    "Creative": {"temperature": 1.0, "top_p": 0.95},
+    "Precise": {"temperature": 0.2, "top_p": 0.8},
+    "Deterministic": {"temperature": 0.0, "top_p": 1.0},
+}
+MAX_CONTEXT_TOKENS = 2048
+DEFAULT_REWRITE = "Rewrite the following text so that it reads better, keeping its meaning."
+
+
+def params_of(request: Request) -> dict[str, Any]:
+    return {**DEFAULTS, **request.params}
+
+
+class TextGenerator:
+    def __init__(self) -> None:
+        self.model = None
+        self.tokenizer = None
+        self.identity: ModelIdentity | None = None
+        self.device = "cpu"
+
+    # -- checks before queueing --------------------------------------------------
+    @staticmethod
+    def validate(request: Request) -> None:
+        p = params_of(request)
+        if request.task not in TASKS:
+            raise BadInput(f"Unknown text task '{request.task}' (use {', '.join(TASKS)}).")
+        if request.task == "generate" and not request.prompt.strip():
+            raise BadInput("Write an instruction or prompt first.")
+        if request.task == "continue" and not str(p["context"]).strip():
+            raise BadInput("Nothing to continue: write some text, then place the cursor "
+                           "after it.")
+        if request.task == "rewrite" and not str(p["selection"]).strip():
+            raise BadInput("Select the text to rewrite first.")
+        try:
+            max_tokens, temperature, top_p = int(p["max_tokens"]), float(p["temperature"]), \
+                float(p["top_p"])
+        except (TypeError, ValueError) as exc:
+            raise BadInput(f"Invalid text parameters: {exc}") from exc
+        if not 1 <= max_tokens <= 8192:
+            raise BadInput("Max tokens must be between 1 and 8192.")
+        if not 0.0 <= temperature <= 5.0:
+            raise BadInput("Temperature must be between 0 and 5.")
+        if not 0.0 < top_p <= 1.0:
+            raise BadInput("Top-p must be above 0 and at most 1.")
+        if not 0 <= request.seed < 2**32:
+            raise BadInput("The seed must be between 0 and 4294967295.")
+
+    # -- model ------------------------------------------------------------------------
+    def load(self, ref: str, device: str, progress) -> None:
+        source = models.resolve(ref)
+        progress.update(0.0, preview=None)
+        self.model, self.tokenizer, sha = models.load(source, device)
+        self.device = device
+        self.identity = ModelIdentity(source.name, ref, sha, source.source)
+
+    def unload(self) -> None:
+        self.model = self.tokenizer = None
+
+    # -- generation ---------------------------------------------------------------------
+    def build_inputs(self, request: Request) -> dict[str, Any]:
+        tokenizer = self.tokenizer
+        p = params_of(request)
+        if request.task == "continue":
+            ids = tokenizer(str(p["context"]), return_tensors="pt",
+                            add_special_tokens=False)["input_ids"]
+            ids = ids[:, -MAX_CONTEXT_TOKENS:]
+            import torch
+
+            return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+        if request.task == "rewrite":
+            instruction = request.prompt.strip() or DEFAULT_REWRITE
+            user = (f"{instruction}\n\nText:\n{p['selection']}\n\n"
+                    "Reply with the rewritten text only.")
+        else:
+            user = request.prompt.strip()
+            if str(p.get("context", "")).strip():
+                user = (f"{user}\n\nThe text so far, for context:\n"
+                        f"{str(p['context'])[-4000:]}")
+        messages = []
+        if str(p["system"]).strip():
+            messages.append({"role": "system", "content": str(p["system"]).strip()})
+        messages.append({"role": "user", "content": user})
+        if getattr(tokenizer, "chat_template", None):
+            encoded = tokenizer.apply_chat_template(messages, add_generation_prompt=True,
+                                                    return_tensors="pt", return_dict=True)
+        else:
+            text = "\n\n".join(m["content"] for m in messages) + "\n\n"
+            encoded = tokenizer(text, return_tensors="pt")
+        return {"input_ids": encoded["input_ids"][:, -MAX_CONTEXT_TOKENS:],
+                "attention_mask": encoded["attention_mask"][:, -MAX_CONTEXT_TOKENS:]}
+
+    def generate(self, request: Request, progress) -> Result:
+        import torch
+        from transformers import StoppingCriteria, StoppingCriteriaList, TextStreamer
+
+        assert self.model is not None and self.identity is not None
+        p = params_of(request)
+        max_tokens = int(p["max_tokens"])
+        inputs = {k: v.to(self.device) for k, v in self.build_inputs(request).items()}
+        state = {"text": "", "tokens": 0}
+
+        class _Streamer(TextStreamer):
+            def put(self, value):  # noqa: D401 - transformers streamer protocol
+                if not self.next_tokens_are_prompt:
+                    state["tokens"] += int(value.numel())
+                super().put(value)
+
+            def on_finalized_text(self, text: str, stream_end: bool = False) -> None:
+                if text:
+                    state["text"] += text
+                    progress.update(min(1.0, state["tokens"] / max_tokens), state["text"])
+
+        class _Stop(StoppingCriteria):
+            def __call__(self, input_ids, scores, **kwargs):
+                return torch.full((input_ids.shape[0],), progress.cancelled, dtype=torch.bool,
+                                  device=input_ids.device)
+
+        temperature = float(p["temperature"])
+        sampling: dict[str, Any] = {"do_sample": temperature > 0}
+        if temperature > 0:
+            sampling.update(temperature=temperature, top_p=float(p["top_p"]), top_k=0)
+        tokenizer = self.tokenizer
+        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else \
+            tokenizer.eos_token_id
+        torch.manual_seed(int(request.seed))
+        started = time.perf_counter()
+        with torch.inference_mode():
+            output = self.model.generate(
+                **inputs, max_new_tokens=max_tokens, pad_token_id=pad,
+                repetition_penalty=float(p["repetition_penalty"]),
+                streamer=_Streamer(tokenizer, skip_prompt=True, skip_special_tokens=True),
+                stopping_criteria=StoppingCriteriaList([_Stop()]), **sampling)
+        elapsed = time.perf_counter() - started
+        new_ids = output[0, inputs["input_ids"].shape[1]:]
+        text = tokenizer.decode(new_ids, skip_special_tokens=True)
+        stopped = progress.cancelled
+        if stopped and not text:
+            raise Cancelled()
+        n = int(new_ids.numel())
+        finish = "stopped" if stopped else ("length" if n >= max_tokens else "eos")
+        progress.update(1.0, text)
+        words = text.split()
+        title = " ".join(words[:8]) + ("…" if len(words) > 8 else "")
+        return Result(
+            assets=[Asset("text", "text/plain; charset=utf-8", text.encode("utf-8"))],
+            model=self.identity, device=self.device, title=title,
+            metadata={"tokens": n, "seconds": round(elapsed, 3),
+                      "tokens_per_s": round(n / elapsed, 2) if elapsed > 0 else None,
+                      "finish_reason": finish, "stopped": stopped,
+                      "prompt_tokens": int(inputs["input_ids"].shape[1])})
