@@ -11,7 +11,7 @@ from typing import Any
 
 from .progress import Progress
 
-MAX_SEED = 2**32 - 1
+MAX_SEED = 2**31 - 1  # fits a Qt spin box; recorded with every item
 
 
 def random_seed() -> int:

@@ -145,6 +145,20 @@ class Item:
     parents: list[str] = field(default_factory=list)
     assets: list[AssetInfo] = field(default_factory=list)
 
+    def recipe(self) -> dict[str, Any]:
+        """Everything needed to make this item again (what exported files carry)."""
+        return {
+            "generator": "creative-studio",
+            "item": self.id,
+            "request": self.request.to_dict(),
+            "model": self.model,
+            "device": self.device,
+            "versions": self.versions,
+            "parents": self.parents,
+            "created": self.created,
+            "result": self.metadata,
+        }
+
 
 @dataclass
 class PendingItem:

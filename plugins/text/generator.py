@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from creative_studio.core.errors import BadInput, Cancelled
-from creative_studio.core.jobs import Asset, ModelIdentity, Request, Result
+from creative_studio.core.jobs import MAX_SEED, Asset, ModelIdentity, Request, Result
 
 from . import models
 
@@ -66,8 +66,8 @@ class TextGenerator:
             raise BadInput("Temperature must be between 0 and 5.")
         if not 0.0 < top_p <= 1.0:
             raise BadInput("Top-p must be above 0 and at most 1.")
-        if not 0 <= request.seed < 2**32:
-            raise BadInput("The seed must be between 0 and 4294967295.")
+        if not 0 <= request.seed <= MAX_SEED:
+            raise BadInput(f"The seed must be between 0 and {MAX_SEED}.")
 
     # -- model ------------------------------------------------------------------------
     def load(self, ref: str, device: str, progress) -> None:

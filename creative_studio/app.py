@@ -1,0 +1,66 @@
+"""Start the studio: `python main.py` or the `creative-studio` script.
+
+With a sub-command (`generate`, `list`, `export`, `plugins`) it runs headless (cli.py).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+_STARTED = time.perf_counter()
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    from .cli import COMMANDS
+
+    if argv and argv[0] in COMMANDS:
+        from .cli import main as cli_main
+
+        return cli_main(argv)
+    return run_gui(argv)
+
+
+def run_gui(argv: list[str]) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="creative-studio",
+                                     description="Creative Studio desktop application")
+    parser.add_argument("project", nargs="?", help="a .csproj project file to open")
+    parser.add_argument("--exit-after-paint", action="store_true",
+                        help="print the time to the first painted window and quit (benchmark)")
+    args, qt_args = parser.parse_known_args(argv)
+
+    from .core.settings import Settings
+
+    settings = Settings.load()
+    os.environ.setdefault("HF_HUB_OFFLINE", "0" if settings.allow_downloads else "1")
+    os.environ["CREATIVE_STUDIO_ALLOW_DOWNLOADS"] = "1" if settings.allow_downloads else "0"
+
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from .plugins import PluginRegistry
+    from .ui.main_window import MainWindow
+    from .ui.theme import apply_theme
+
+    app = QApplication.instance() or QApplication([sys.argv[0], *qt_args])
+    app.setApplicationName("Creative Studio")
+    app.setOrganizationName("creative-studio")
+    apply_theme(app, settings.theme)
+    registry = PluginRegistry.discover()
+    window = MainWindow(registry, settings)
+    if args.exit_after_paint:
+        def painted() -> None:
+            print(f"FIRST_PAINT {time.perf_counter() - _STARTED:.4f} "
+                  f"torch_loaded={'torch' in sys.modules}", flush=True)
+            QTimer.singleShot(0, window.close)
+        window.first_painted.connect(painted)
+    window.show()
+    if args.project:
+        window.open_project(args.project)
+    elif not args.exit_after_paint:
+        QTimer.singleShot(200, window.offer_recovery)
+    return app.exec()

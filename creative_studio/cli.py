@@ -1,0 +1,194 @@
+"""Headless Creative Studio: the same jobs as the GUI, written into the same project file.
+
+    creative-studio generate text --project my.csproj --prompt "A haiku about rain"
+    creative-studio list --project my.csproj
+    creative-studio export --project my.csproj --item ID --out poem.txt
+    creative-studio plugins
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from .core.errors import StudioError
+from .core.jobs import JobState, Request, random_seed
+
+COMMANDS = ("generate", "list", "export", "plugins")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="creative-studio",
+                                     description="Creative Studio, headless.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    gen = sub.add_parser("generate", help="run a generation job and save it in a project")
+    gen_sub = gen.add_subparsers(dest="modality", required=True)
+    text = gen_sub.add_parser("text", help="write text with a language model")
+    text.add_argument("--project", required=True, help="project file (created if missing)")
+    text.add_argument("--prompt", default="", help="instruction or prompt")
+    text.add_argument("--task", choices=("generate", "continue", "rewrite"), default="generate")
+    text.add_argument("--context-file", help="document text to continue (task continue) or "
+                                             "to give as context")
+    text.add_argument("--selection-file", help="text to rewrite (task rewrite)")
+    text.add_argument("--model", default="", help="embedded:<id>, a folder, a .gguf, or a "
+                                                  "Hugging Face id")
+    text.add_argument("--system", default="")
+    text.add_argument("--temperature", type=float, default=0.7)
+    text.add_argument("--top-p", type=float, default=0.9)
+    text.add_argument("--max-tokens", type=int, default=200)
+    text.add_argument("--seed", type=int, help="default: a random seed (printed)")
+    text.add_argument("-n", "--alternatives", type=int, default=1)
+    text.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
+    text.add_argument("--quiet", action="store_true", help="do not stream tokens")
+    listing = sub.add_parser("list", help="list a project's items")
+    listing.add_argument("--project", required=True)
+    listing.add_argument("--json", action="store_true")
+    export = sub.add_parser("export", help="write an item's output to a file")
+    export.add_argument("--project", required=True)
+    export.add_argument("--item", required=True, help="item id (a unique prefix is enough)")
+    export.add_argument("--out", required=True)
+    sub.add_parser("plugins", help="list plugins and their load errors")
+    return parser
+
+
+def _open_or_create(path: str):
+    from .core.project import ProjectStore
+
+    target = Path(path)
+    if target.exists():
+        return ProjectStore.open(target)
+    return ProjectStore.create(target)
+
+
+def _read(path: str | None) -> str:
+    if not path:
+        return ""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise StudioError(f"Cannot read {path}: {exc}") from exc
+
+
+def _generate_text(args) -> int:
+    from .plugins import PluginRegistry
+    from .workers.runner import JobRunner
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    store = _open_or_create(args.project)
+    registry = PluginRegistry.discover()
+    streamed = {"text": ""}
+
+    def listener(event, job, data) -> None:
+        if event == "progress" and not args.quiet and job.id == jobs[0].id:
+            preview = data[2]
+            if isinstance(preview, str) and preview.startswith(streamed["text"]):
+                sys.stdout.write(preview[len(streamed["text"]):])
+                sys.stdout.flush()
+                streamed["text"] = preview
+
+    runner = JobRunner(registry, listener, device_preference=args.device)
+    seed = args.seed if args.seed is not None else random_seed()
+    params = {"temperature": args.temperature, "top_p": args.top_p,
+              "max_tokens": args.max_tokens, "system": args.system,
+              "context": _read(args.context_file), "selection": _read(args.selection_file)}
+    jobs = []
+    group = os.urandom(6).hex() if args.alternatives > 1 else ""
+    try:
+        for index in range(max(1, args.alternatives)):
+            p = dict(params)
+            if group:
+                p.update(group=group, alternative=index + 1)
+            request = Request("text", args.task, prompt=args.prompt, params=p,
+                              seed=seed + index, model=args.model, device=args.device)
+            jobs.append(runner.submit(request, store=store, label=args.prompt[:40]))
+        failed = 0
+        for job in jobs:
+            try:
+                runner.wait(job)
+            except KeyboardInterrupt:
+                runner.cancel_all()
+                runner.wait(job)
+            if job is jobs[0] and not args.quiet and streamed["text"]:
+                sys.stdout.write("\n")
+            if job.state is JobState.DONE and job.error == "":
+                if args.quiet or job is not jobs[0]:
+                    print(job.result.assets[0].data.decode("utf-8"))
+                meta = job.result.metadata
+                print(f"[item {job.item_id} · seed {job.request.seed} · {meta.get('tokens')} "
+                      f"tokens · {meta.get('tokens_per_s')} tok/s · {job.result.device}]",
+                      file=sys.stderr)
+            else:
+                failed += 1
+                print(f"error: {job.error or job.state.value}", file=sys.stderr)
+    finally:
+        runner.shutdown(cancel=True)
+        store.close()
+    return 1 if failed else 0
+
+
+def _list(args) -> int:
+    from .core.project import ProjectStore
+
+    store = ProjectStore.open(args.project)
+    try:
+        items = store.items()
+        if args.json:
+            print(json.dumps([item.recipe() for item in items], indent=2))
+        else:
+            for item in items:
+                print(f"{item.id}  {item.plugin:<7} seed={item.request.seed:<10} "
+                      f"{item.title or item.request.prompt[:60]}")
+            print(f"{len(items)} item(s)", file=sys.stderr)
+    finally:
+        store.close()
+    return 0
+
+
+def _export(args) -> int:
+    from .core.project import ProjectStore
+    from .io.export import export_item
+
+    store = ProjectStore.open(args.project)
+    try:
+        matches = [item for item in store.items() if item.id.startswith(args.item)]
+        if len(matches) != 1:
+            raise StudioError(f"No single item matches '{args.item}' ({len(matches)} found).")
+        for path in export_item(store, matches[0], Path(args.out)):
+            print(path)
+    finally:
+        store.close()
+    return 0
+
+
+def _plugins(_args) -> int:
+    from .plugins import PluginRegistry
+
+    registry = PluginRegistry.discover()
+    for record in registry.records:
+        name = record.manifest.name if record.manifest else record.origin
+        print(f"{record.id:<10} {name:<10} {'ERROR: ' + record.error if record.error else 'ok'}")
+    return 1 if registry.errors else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    handler = {"list": _list, "export": _export, "plugins": _plugins}.get(args.command)
+    try:
+        if args.command == "generate":
+            return _generate_text(args)
+        return handler(args)
+    except StudioError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        from .core.errors import describe
+
+        print(f"error: {describe(exc)}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,33 @@
+"""Write a project item's output to a file, with its recipe beside or inside it."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from ..core.errors import StudioError
+from ..core.project import Item, ProjectStore
+
+_EXT = {"text/plain": ".txt", "image/png": ".png", "audio/midi": ".mid", "audio/wav": ".wav"}
+
+
+def suggested_name(item: Item) -> str:
+    base = re.sub(r"[^\w\- ]+", "", item.title or item.request.prompt or item.kind)[:40].strip()
+    mime = item.assets[0].mime.split(";")[0] if item.assets else "text/plain"
+    return (base.replace(" ", "_") or item.id[:8]) + _EXT.get(mime, ".bin")
+
+
+def export_item(store: ProjectStore, item: Item, target: Path) -> list[Path]:
+    """Export the item's first asset to ``target``; text gets a ``.recipe.json`` beside it."""
+    if not item.assets:
+        raise StudioError("This item has no output to export.")
+    asset = item.assets[0]
+    data = store.asset_bytes(asset.id)
+    target.write_bytes(data)
+    written = [target]
+    if asset.mime.startswith("text/"):
+        recipe = target.with_name(target.stem + ".recipe.json")
+        recipe.write_text(json.dumps(item.recipe(), indent=2), encoding="utf-8")
+        written.append(recipe)
+    return written

@@ -1,0 +1,155 @@
+"""The project's history: items as a tree (alternatives and continuations nest)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QPlainTextEdit,
+    QPushButton,
+    QSplitter,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..core.project import Item, ProjectStore
+
+
+def recipe_text(item: Item) -> str:
+    lines = [
+        f"Prompt: {item.request.prompt}" if item.request.prompt else "",
+        f"Task: {item.request.task}   Seed: {item.request.seed}   Device: {item.device}",
+        f"Model: {item.model.get('name', '')} ({item.model.get('source', '')})",
+        f"SHA-256: {item.model.get('sha256', '') or 'n/a'}",
+        "Parameters: " + json.dumps({k: v for k, v in item.request.params.items()
+                                     if k not in ("context", "selection")}),
+        "Result: " + json.dumps(item.metadata),
+    ]
+    return "\n".join(line for line in lines if line)
+
+
+class HistoryView(QWidget):
+    """Lists items; emits what the user asks for with the selected one."""
+
+    recall_requested = Signal(object, str)  # item, mode ("all" | "prompt" | "seed")
+    rerun_requested = Signal(object)
+    use_requested = Signal(object)
+    delete_requested = Signal(object)
+    selected = Signal(object)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.store: ProjectStore | None = None
+        self.describe = None  # callable(item) -> str, set by the window
+        self.tree = QTreeWidget()
+        self.tree.setHeaderLabels(["Item", "Plugin", "Seed", "Time"])
+        self.tree.setColumnWidth(0, 200)
+        self.tree.setColumnWidth(1, 45)
+        self.tree.setColumnWidth(2, 85)
+        self.tree.itemSelectionChanged.connect(self._on_select)
+        self.tree.itemDoubleClicked.connect(lambda *_: self._emit(self.recall_requested, "all"))
+        self.detail = QPlainTextEdit()
+        self.detail.setReadOnly(True)
+        self.detail.setPlaceholderText("Select an item to see its output and recipe.")
+        self.buttons: dict[str, QPushButton] = {}
+        row1, row2 = QHBoxLayout(), QHBoxLayout()
+        for key, label, tip, row in (
+                ("all", "Use all", "Restore prompt, parameters and seed", row1),
+                ("prompt", "Use prompt", "Restore the prompt only", row1),
+                ("seed", "Use seed", "Restore the seed only", row1),
+                ("use", "Insert", "Put this output where you work", row2),
+                ("rerun", "Re-run", "Run the same recipe again (same seed)", row2),
+                ("delete", "Delete", "Delete this item from the project", row2)):
+            button = QPushButton(label)
+            button.setToolTip(tip)
+            button.setEnabled(False)
+            self.buttons[key] = button
+            row.addWidget(button)
+        for mode in ("all", "prompt", "seed"):
+            self.buttons[mode].clicked.connect(
+                lambda _=False, m=mode: self._emit(self.recall_requested, m))
+        self.buttons["use"].clicked.connect(lambda: self._emit(self.use_requested))
+        self.buttons["rerun"].clicked.connect(lambda: self._emit(self.rerun_requested))
+        self.buttons["delete"].clicked.connect(lambda: self._emit(self.delete_requested))
+        splitter = QSplitter(Qt.Orientation.Vertical)
+        splitter.addWidget(self.tree)
+        splitter.addWidget(self.detail)
+        splitter.setSizes([300, 200])
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(splitter)
+        layout.addLayout(row1)
+        layout.addLayout(row2)
+        self._items: dict[str, Item] = {}
+
+    def set_store(self, store: ProjectStore | None) -> None:
+        self.store = store
+        self.refresh()
+
+    def refresh(self, select: str | None = None) -> None:
+        current = select or (self.current_item().id if self.current_item() else None)
+        self.tree.clear()
+        self._items = {}
+        if self.store is None:
+            return
+        items = self.store.items()
+        self._items = {item.id: item for item in items}
+        nodes: dict[str, QTreeWidgetItem] = {}
+        group_heads: dict[str, str] = {}
+        for item in items:
+            title = item.title or item.request.prompt[:50] or "(untitled)"
+            if item.metadata.get("stopped"):
+                title += "  [stopped]"
+            node = QTreeWidgetItem([title, item.plugin, str(item.request.seed),
+                                    time.strftime("%H:%M:%S", time.localtime(item.created))])
+            node.setData(0, Qt.ItemDataRole.UserRole, item.id)
+            node.setToolTip(0, recipe_text(item))
+            group = str(item.request.params.get("group", ""))
+            parent_id = next((p for p in item.parents if p in nodes), None)
+            if parent_id is None and group and group in group_heads:
+                parent_id = group_heads[group]
+                node.setText(0, "alt · " + title)
+            if group and group not in group_heads:
+                group_heads[group] = item.id
+            if parent_id is not None:
+                nodes[parent_id].addChild(node)
+                nodes[parent_id].setExpanded(True)
+            else:
+                self.tree.addTopLevelItem(node)
+            nodes[item.id] = node
+        if current and current in nodes:
+            self.tree.setCurrentItem(nodes[current])
+        self._on_select()
+
+    def current_item(self) -> Item | None:
+        node = self.tree.currentItem()
+        if node is None:
+            return None
+        return self._items.get(node.data(0, Qt.ItemDataRole.UserRole))
+
+    def select(self, item_id: str) -> None:
+        for node in self.tree.findItems("*", Qt.MatchFlag.MatchWildcard | Qt.MatchFlag.MatchRecursive):
+            if node.data(0, Qt.ItemDataRole.UserRole) == item_id:
+                self.tree.setCurrentItem(node)
+                return
+
+    def _emit(self, signal, *args) -> None:
+        item = self.current_item()
+        if item is not None:
+            signal.emit(item, *args)
+
+    def _on_select(self) -> None:
+        item = self.current_item()
+        for button in self.buttons.values():
+            button.setEnabled(item is not None)
+        if item is None:
+            self.detail.setPlainText("")
+            return
+        body = self.describe(item) if self.describe else ""
+        self.detail.setPlainText((body + "\n\n" if body else "") + recipe_text(item))
+        self.selected.emit(item)

@@ -1,0 +1,492 @@
+"""The main window: panels, history, job queue, menus, project handling."""
+
+from __future__ import annotations
+
+import os
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QSettings, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QPlainTextEdit,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from .. import __version__
+from ..core import project as project_mod
+from ..core.errors import ProjectError, StudioError
+from ..core.jobs import Job, Request
+from ..core.project import ProjectStore
+from ..core.settings import Settings
+from ..plugins import PluginRecord, PluginRegistry
+from ..workers.runner import JobRunner
+from .history import HistoryView
+from .jobs import JobEvents, JobsView
+from .panel import PanelContext, PluginPanel
+from .settings_dialog import SettingsDialog
+from .theme import apply_theme
+
+MODALITY_TABS = ("text", "image", "music", "upscale")
+AUTOSAVE_MS = 3000
+
+
+class ErrorPanel(QWidget):
+    """Stands in for a panel whose plugin failed to load: shows why."""
+
+    def __init__(self, record: PluginRecord, detail: str = "") -> None:
+        super().__init__()
+        layout = QVBoxLayout(self)
+        title = QLabel(f"<b>This plugin could not be loaded.</b><br>{record.error}")
+        title.setWordWrap(True)
+        layout.addWidget(title)
+        if detail:
+            text = QPlainTextEdit(detail)
+            text.setReadOnly(True)
+            layout.addWidget(text)
+        layout.addStretch(1)
+
+
+class MainWindow(QMainWindow):
+    first_painted = Signal()
+
+    def __init__(self, registry: PluginRegistry, settings: Settings,
+                 store: ProjectStore | None = None) -> None:
+        super().__init__()
+        self.registry = registry
+        self.settings = settings
+        self.store = store or project_mod.new_untitled()
+        self.errors: list[str] = []  # messages shown to the user (also kept for tests)
+        self.events = JobEvents()
+        self.runner = JobRunner(registry, self.events, device_preference=settings.device)
+        self.panels: dict[str, PluginPanel] = {}
+        self._painted = False
+        self._last_state: dict[str, Any] = {}
+
+        self.setWindowTitle("Creative Studio")
+        self.resize(1280, 820)
+        self.tabs = QTabWidget()
+        self.tabs.setDocumentMode(True)
+        self.setCentralWidget(self.tabs)
+        self.context = PanelContext(self.submit, lambda: self.store, settings, self.runner.cancel,
+                                    self.runner.get)
+        self._build_panels()
+
+        self.history = HistoryView()
+        self.history.describe = self._describe_item
+        self.history.recall_requested.connect(self.recall)
+        self.history.use_requested.connect(self.use_output)
+        self.history.rerun_requested.connect(self.rerun)
+        self.history.delete_requested.connect(self.delete_item)
+        self.history_dock = self._dock("History", self.history, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.jobs_view = JobsView(self.runner, self.events)
+        self.jobs_dock = self._dock("Jobs", self.jobs_view, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.events.event.connect(self._on_job_event)
+        self.resizeDocks([self.history_dock], [380], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.jobs_dock], [150], Qt.Orientation.Vertical)
+
+        self.device_label = QLabel()
+        self.project_label = QLabel()
+        self.statusBar().addPermanentWidget(self.project_label)
+        self.statusBar().addPermanentWidget(self.device_label)
+        self._build_menus()
+        self._set_store(self.store)
+        self._update_device_label()
+
+        self._autosave = QTimer(self)
+        self._autosave.setInterval(AUTOSAVE_MS)
+        self._autosave.timeout.connect(self.autosave)
+        self._autosave.start()
+        geometry = QSettings("creative-studio", "window").value("geometry")
+        if geometry is not None and not os.environ.get("CREATIVE_STUDIO_HOME"):
+            self.restoreGeometry(geometry)
+
+    # -- construction ---------------------------------------------------------------
+    def _dock(self, title: str, widget: QWidget, area) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(title)
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _build_panels(self) -> None:
+        for record in self.registry.records:
+            if record.manifest is None:
+                name = Path(record.origin).parent.name or record.origin
+                self.tabs.addTab(ErrorPanel(record), f"⚠ {name}")
+                continue
+            try:
+                if record.error:
+                    raise StudioError(record.error)
+                panel_cls = record.load("panel")
+                panel = panel_cls(self.context, record.manifest)
+            except Exception as exc:
+                if not record.error:
+                    record.error = f"Plugin '{record.id}': {type(exc).__name__}: {exc}"
+                self.tabs.addTab(ErrorPanel(record, getattr(record, "traceback", "")
+                                            or traceback.format_exc()),
+                                 f"⚠ {record.manifest.name}")
+                continue
+            self.panels[record.manifest.id] = panel
+            self.tabs.addTab(panel, record.manifest.name)
+
+    def _build_menus(self) -> None:
+        bar = self.menuBar()
+        file_menu = bar.addMenu("&File")
+        self._action(file_menu, "&New project", QKeySequence.StandardKey.New, self.new_project)
+        self._action(file_menu, "&Open…", QKeySequence.StandardKey.Open, self.open_dialog)
+        self.recent_menu = file_menu.addMenu("Open &Recent")
+        self.recent_menu.aboutToShow.connect(self._fill_recent)
+        self._action(file_menu, "Save &As…", QKeySequence.StandardKey.SaveAs, self.save_as_dialog)
+        file_menu.addSeparator()
+        self._action(file_menu, "&Export selected item…", QKeySequence("Ctrl+E"),
+                     self.export_dialog)
+        file_menu.addSeparator()
+        self._action(file_menu, "&Quit", QKeySequence.StandardKey.Quit, self.close)
+        edit = bar.addMenu("&Edit")
+        self._action(edit, "&Preferences…", QKeySequence.StandardKey.Preferences,
+                     self.preferences)
+        if QKeySequence(QKeySequence.StandardKey.Preferences).isEmpty():
+            edit.actions()[-1].setShortcut(QKeySequence("Ctrl+,"))
+        view = bar.addMenu("&View")
+        self.dark_action = self._action(view, "&Dark theme", QKeySequence("Ctrl+Shift+D"),
+                                        self.toggle_theme)
+        self.dark_action.setCheckable(True)
+        self.dark_action.setChecked(self.settings.theme == "dark")
+        view.addAction(self.history_dock.toggleViewAction())
+        view.addAction(self.jobs_dock.toggleViewAction())
+        help_menu = bar.addMenu("&Help")
+        self._action(help_menu, "&Plugins…", None, self.show_plugins)
+        self._action(help_menu, "&About", None, self.about)
+
+    def _action(self, menu, text, shortcut, slot) -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(shortcut)
+        action.triggered.connect(lambda *_: slot())
+        menu.addAction(action)
+        return action
+
+    # -- messages -------------------------------------------------------------------
+    def show_error(self, title: str, text: str) -> None:
+        """A clear, non-blocking message (the window keeps working)."""
+        self.errors.append(text)
+        self.statusBar().showMessage(text, 10000)
+        if os.environ.get("CREATIVE_STUDIO_NO_DIALOGS") == "1":
+            return
+        box = QMessageBox(QMessageBox.Icon.Warning, title, text, QMessageBox.StandardButton.Ok,
+                          self)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.open()
+
+    def ask(self, title: str, text: str, buttons, default,
+            headless=None) -> QMessageBox.StandardButton:
+        """Ask a question; with CREATIVE_STUDIO_NO_DIALOGS=1 answer ``headless`` (or default)."""
+        if os.environ.get("CREATIVE_STUDIO_NO_DIALOGS") == "1":
+            return default if headless is None else headless
+        return QMessageBox.question(self, title, text, buttons, default)
+
+    # -- jobs -----------------------------------------------------------------------
+    def submit(self, request: Request, label: str = "") -> Job:
+        if not request.device or request.device == "auto":
+            request.device = self.settings.device
+        return self.runner.submit(request, store=self.store, label=label)
+
+    def _on_job_event(self, event: str, job: Job, data: Any) -> None:
+        panel = self.panels.get(job.request.plugin)
+        if panel is not None:
+            panel.on_job_event(event, job, data)
+        if event == "started":
+            self.statusBar().showMessage(f"Running {job.request.plugin}: {job.label}")
+        elif event == "done":
+            if job.store is self.store:
+                self.history.refresh(select=job.item_id)
+            if job.error:
+                self.show_error("Result not saved", job.error)
+            else:
+                seconds = time.monotonic() - job.progress.started
+                self.statusBar().showMessage(f"Finished {job.label} in {seconds:.1f} s", 5000)
+        elif event == "failed":
+            self.statusBar().showMessage(f"Failed: {job.error}", 10000)
+            self.errors.append(job.error)
+        elif event == "cancelled":
+            self.statusBar().showMessage(f"Cancelled: {job.label}", 5000)
+
+    def _update_device_label(self) -> None:
+        self.device_label.setText(f"Device: {self.settings.device}")
+
+    # -- history actions ------------------------------------------------------------------
+    def _describe_item(self, item) -> str:
+        panel = self.panels.get(item.plugin)
+        try:
+            return panel.describe_item(item, self.store) if panel else ""
+        except StudioError as exc:
+            return str(exc)
+
+    def recall(self, item, mode: str = "all") -> None:
+        panel = self.panels.get(item.plugin)
+        if panel is None:
+            self.show_error("Cannot recall", f"The plugin '{item.plugin}' is not available.")
+            return
+        self.tabs.setCurrentWidget(panel)
+        panel.recall(item, mode)
+
+    def use_output(self, item) -> None:
+        panel = self.panels.get(item.plugin)
+        if panel is not None:
+            self.tabs.setCurrentWidget(panel)
+            panel.use_output(item)
+
+    def rerun(self, item) -> Job | None:
+        request = Request.from_dict(item.request.to_dict())
+        request.parents = [item.id]
+        request.params = {k: v for k, v in request.params.items() if k != "group"}
+        request.params["rerun_of"] = item.id
+        try:
+            return self.submit(request, label=f"re-run {item.title or item.request.prompt[:40]}")
+        except StudioError as exc:
+            self.show_error("Cannot re-run", str(exc))
+            return None
+
+    def delete_item(self, item) -> None:
+        answer = self.ask("Delete item", f"Delete “{item.title or item.id}” from the project?",
+                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                          QMessageBox.StandardButton.No)
+        if answer == QMessageBox.StandardButton.Yes:
+            self.store.delete_item(item.id)
+            self.history.refresh()
+
+    # -- projects -----------------------------------------------------------------------
+    def _set_store(self, store: ProjectStore) -> None:
+        self.store = store
+        self.history.set_store(store)
+        name = "Untitled (unsaved)" if store.untitled else store.path.name
+        self.setWindowTitle(f"{name} — Creative Studio")
+        self.project_label.setText(name)
+        self._last_state = {}
+        for plugin_id, panel in self.panels.items():
+            state = store.get_state(f"panel:{plugin_id}", None)
+            if isinstance(state, dict):
+                panel.restore_state(state)
+                self._last_state[plugin_id] = state
+
+    def autosave(self) -> None:
+        """Keep every panel's unsaved work (drafts) in the project file."""
+        for plugin_id, panel in self.panels.items():
+            try:
+                state = panel.save_state()
+            except Exception:
+                continue
+            if state and state != self._last_state.get(plugin_id):
+                try:
+                    self.store.set_state(f"panel:{plugin_id}", state)
+                    self._last_state[plugin_id] = state
+                except ProjectError as exc:
+                    self.statusBar().showMessage(str(exc), 10000)
+
+    def _can_switch(self) -> bool:
+        if not self.runner.active():
+            return True
+        answer = self.ask("Jobs running", "Jobs are still running for this project. Cancel "
+                          "them and continue?",
+                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                          QMessageBox.StandardButton.No)
+        if answer != QMessageBox.StandardButton.Yes:
+            return False
+        self.runner.cancel_all()
+        self.runner.wait_idle(timeout=30)
+        return True
+
+    def _leave_store(self) -> bool:
+        """Close the current project; an untitled one with work asks to be saved."""
+        self.autosave()
+        store = self.store
+        if store.untitled and not store.is_empty():
+            answer = self.ask("Unsaved project", "Save this project before closing it?",
+                              QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard
+                              | QMessageBox.StandardButton.Cancel,
+                              QMessageBox.StandardButton.Cancel,
+                              # without dialogs: keep it for recovery at the next start
+                              headless=QMessageBox.StandardButton.Ignore)
+            if answer == QMessageBox.StandardButton.Cancel:
+                return False
+            if answer == QMessageBox.StandardButton.Save and not self.save_as_dialog():
+                return False
+            if answer == QMessageBox.StandardButton.Ignore:
+                self.store.close()
+                return True
+        store = self.store
+        store.close()
+        if store.untitled:
+            project_mod.discard_unsaved(store.path)
+        return True
+
+    def new_project(self) -> None:
+        if not self._can_switch() or not self._leave_store():
+            return
+        for panel in self.panels.values():
+            panel.restore_state({})
+        self._set_store(project_mod.new_untitled())
+
+    def open_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open project", "",
+                                              "Creative Studio projects (*.csproj);;All files (*)")
+        if path:
+            self.open_project(path)
+
+    def open_project(self, path: str | os.PathLike) -> bool:
+        try:
+            store = ProjectStore.open(path)
+        except ProjectError as exc:
+            self.show_error("Cannot open project", str(exc))
+            return False
+        if not self._can_switch() or not self._leave_store():
+            store.close()
+            return False
+        if store.untitled:
+            project_mod.claim(store.path)
+        else:
+            self.settings.add_recent(store.path)
+            self._save_settings()
+        self._set_store(store)
+        return True
+
+    def _fill_recent(self) -> None:
+        self.recent_menu.clear()
+        for path in self.settings.recent_files:
+            action = self.recent_menu.addAction(path)
+            action.triggered.connect(lambda _=False, p=path: self.open_project(p))
+        if not self.settings.recent_files:
+            self.recent_menu.addAction("(none)").setEnabled(False)
+
+    def save_as_dialog(self) -> bool:
+        path, _ = QFileDialog.getSaveFileName(self, "Save project as", "project.csproj",
+                                              "Creative Studio projects (*.csproj)")
+        return bool(path) and self.save_as(path)
+
+    def save_as(self, path: str | os.PathLike) -> bool:
+        self.autosave()
+        try:
+            self.store.save_as(path)
+        except ProjectError as exc:
+            self.show_error("Cannot save project", str(exc))
+            return False
+        self.settings.add_recent(self.store.path)
+        self._save_settings()
+        self._set_store(self.store)
+        self.statusBar().showMessage(f"Saved as {self.store.path}", 5000)
+        return True
+
+    def export_dialog(self) -> None:
+        item = self.history.current_item()
+        if item is None:
+            self.show_error("Export", "Select an item in the history first.")
+            return
+        from ..io.export import export_item, suggested_name
+
+        path, _ = QFileDialog.getSaveFileName(self, "Export item", suggested_name(item))
+        if path:
+            try:
+                export_item(self.store, item, Path(path))
+            except (StudioError, OSError) as exc:
+                self.show_error("Export failed", str(exc))
+
+    def offer_recovery(self) -> None:
+        """After a crash: reopen the unsaved projects that hold work."""
+        current = self.store.path
+        for path in project_mod.recoverable():
+            if path == current:
+                continue
+            try:
+                store = ProjectStore.open(path)
+            except ProjectError:
+                continue
+            empty = store.is_empty()
+            count = store.count()
+            store.close()
+            if empty:
+                project_mod.discard_unsaved(path)
+                continue
+            answer = self.ask("Recover unsaved work",
+                              f"Creative Studio did not close properly. An unsaved project with "
+                              f"{count} item(s) was found. Recover it?",
+                              QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                              QMessageBox.StandardButton.Yes)
+            if answer == QMessageBox.StandardButton.Yes:
+                self.open_project(path)
+                return
+
+    # -- settings -------------------------------------------------------------------------
+    def _save_settings(self) -> None:
+        try:
+            self.settings.save()
+        except OSError as exc:
+            self.statusBar().showMessage(f"Could not save preferences: {exc}", 10000)
+
+    def preferences(self) -> None:
+        dialog = SettingsDialog(self.settings, self)
+        if dialog.exec():
+            dialog.apply()
+            self.apply_settings()
+
+    def apply_settings(self) -> None:
+        from PySide6.QtWidgets import QApplication
+
+        apply_theme(QApplication.instance(), self.settings.theme)
+        self.dark_action.setChecked(self.settings.theme == "dark")
+        self.runner.device_preference = self.settings.device
+        os.environ["CREATIVE_STUDIO_ALLOW_DOWNLOADS"] = "1" if self.settings.allow_downloads \
+            else "0"
+        self._update_device_label()
+        self._save_settings()
+
+    def toggle_theme(self) -> None:
+        self.settings.theme = "light" if self.settings.theme == "dark" else "dark"
+        self.apply_settings()
+
+    def show_plugins(self) -> None:
+        lines = []
+        for record in self.registry.records:
+            state = "error: " + record.error if record.error else "ok"
+            name = record.manifest.name if record.manifest else record.origin
+            lines.append(f"• {name} — {state}")
+        QMessageBox.information(self, "Plugins", "\n".join(lines) or "No plugins found.")
+
+    def about(self) -> None:
+        QMessageBox.about(self, "About Creative Studio",
+                          f"Creative Studio {__version__}\nLocal generative models for text, "
+                          "images, music and upscaling.")
+
+    # -- Qt events -----------------------------------------------------------------------
+    def paintEvent(self, event) -> None:  # noqa: N802 - Qt API
+        super().paintEvent(event)
+        if not self._painted:
+            self._painted = True
+            self.first_painted.emit()
+
+    def closeEvent(self, event) -> None:  # noqa: N802 - Qt API
+        if self.runner.active():
+            answer = self.ask("Quit", "Jobs are still running. Cancel them and quit?",
+                              QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                              QMessageBox.StandardButton.No)
+            if answer != QMessageBox.StandardButton.Yes:
+                event.ignore()
+                return
+        if not self._leave_store():
+            event.ignore()
+            return
+        self._autosave.stop()
+        self.runner.shutdown(cancel=True, timeout=5)
+        QSettings("creative-studio", "window").setValue("geometry", self.saveGeometry())
+        self._save_settings()
+        event.accept()
+

@@ -1,0 +1,85 @@
+"""What every plugin panel gets from the window, and the base class panels build on."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtWidgets import QLabel, QWidget
+
+from ..core.errors import StudioError
+from ..core.jobs import Job, Request
+from ..core.project import Item, ProjectStore
+from ..plugins import PluginManifest
+
+
+class PanelContext:
+    """The window's services, handed to panels (they never reach into the window)."""
+
+    def __init__(self, submit: Callable[[Request, str], Job], store: Callable[[], ProjectStore],
+                 settings: Any, cancel: Callable[[int], None],
+                 get_job: Callable[[int], Job | None]) -> None:
+        self._submit = submit
+        self._store = store
+        self.settings = settings
+        self.cancel = cancel
+        self.get_job = get_job
+
+    @property
+    def store(self) -> ProjectStore:
+        return self._store()
+
+    def submit(self, request: Request, label: str = "") -> Job:
+        """Queue a request; raises StudioError (BadInput...) with a message for the user."""
+        return self._submit(request, label)
+
+
+class PluginPanel(QWidget):
+    """Base class of panels. Subclasses build requests and show results."""
+
+    def __init__(self, context: PanelContext, manifest: PluginManifest,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.context = context
+        self.manifest = manifest
+        self.message = QLabel()
+        self.message.setObjectName("panelMessage")
+        self.message.setWordWrap(True)
+        self.message.hide()
+
+    # -- messages -------------------------------------------------------------------
+    def show_message(self, text: str, error: bool = False) -> None:
+        color = "#d9534f" if error else "palette(text)"
+        self.message.setStyleSheet(f"color: {color};")
+        self.message.setText(text)
+        self.message.setVisible(bool(text))
+
+    def try_submit(self, request: Request, label: str = "") -> Job | None:
+        try:
+            job = self.context.submit(request, label)
+        except StudioError as exc:
+            self.show_message(str(exc), error=True)
+            return None
+        self.show_message("")
+        return job
+
+    # -- hooks for the window ----------------------------------------------------------
+    def on_job_event(self, event: str, job: Job, data: Any) -> None:
+        """A job of this plugin changed (called on the GUI thread)."""
+
+    def recall(self, item: Item, mode: str = "all") -> None:
+        """Restore an item's prompt ("prompt"), seed ("seed") or everything ("all")."""
+
+    def use_output(self, item: Item) -> None:
+        """Put an item's output where the user works (insert text, show image...)."""
+
+    def save_state(self) -> dict[str, Any]:
+        """Unsaved work to keep in the project (drafts); autosaved every few seconds."""
+        return {}
+
+    def restore_state(self, state: dict[str, Any]) -> None:
+        pass
+
+    def describe_item(self, item: Item, store: ProjectStore) -> str:
+        """Plain text shown under the history for the selected item."""
+        return ""

@@ -1,0 +1,54 @@
+"""Preferences: device, theme, model downloads."""
+
+from __future__ import annotations
+
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QLabel,
+    QWidget,
+)
+
+from ..core import devices
+from ..core.settings import Settings
+from .theme import THEMES
+
+
+class SettingsDialog(QDialog):
+    def __init__(self, settings: Settings, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Preferences")
+        self.settings = settings
+        self.device = QComboBox()
+        for choice in devices.CHOICES:
+            label = {"auto": "Automatic (GPU when present)", "cpu": "CPU", "cuda": "CUDA GPU",
+                     "mps": "Apple GPU (MPS)"}[choice]
+            self.device.addItem(label, choice)
+        self.device.setCurrentIndex(max(0, self.device.findData(settings.device)))
+        self.theme = QComboBox()
+        for name in THEMES:
+            self.theme.addItem(name.capitalize(), name)
+        self.theme.setCurrentIndex(max(0, self.theme.findData(settings.theme)))
+        self.downloads = QCheckBox("Allow model downloads from the Hugging Face Hub")
+        self.downloads.setChecked(settings.allow_downloads)
+        note = QLabel("Embedded models always work offline. Downloads only matter for "
+                      "Hugging Face ids you type in a panel.")
+        note.setWordWrap(True)
+        form = QFormLayout(self)
+        form.addRow("Run models on", self.device)
+        form.addRow("Theme", self.theme)
+        form.addRow(self.downloads)
+        form.addRow(note)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
+                                   | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        form.addRow(buttons)
+
+    def apply(self) -> None:
+        self.settings.device = self.device.currentData()
+        self.settings.theme = self.theme.currentData()
+        self.settings.allow_downloads = self.downloads.isChecked()
