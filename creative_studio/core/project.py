@@ -96,15 +96,13 @@ _ALLOWED_OBJECTS = {
 
 
 def _migrate_1_to_2(conn: sqlite3.Connection) -> None:
-    conn.executescript("""
-        CREATE TABLE item_parents (
+    # one statement at a time: executescript() would commit the migration's transaction
+    conn.execute("""CREATE TABLE item_parents (
             item_id TEXT NOT NULL REFERENCES items(id) ON DELETE CASCADE,
             parent_id TEXT NOT NULL,
-            PRIMARY KEY (item_id, parent_id)
-        );
-        CREATE INDEX parents_parent ON item_parents(parent_id);
-        CREATE TABLE state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-    """)
+            PRIMARY KEY (item_id, parent_id))""")
+    conn.execute("CREATE INDEX parents_parent ON item_parents(parent_id)")
+    conn.execute("CREATE TABLE state (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
     for item_id, parents in conn.execute("SELECT id, parents FROM items").fetchall():
         try:
             values = json.loads(parents)
@@ -229,10 +227,15 @@ class ProjectStore:
                                    timeout=5.0)
         except sqlite3.Error as exc:
             raise ProjectError(f"Cannot open {path.name}: {exc}") from exc
-        for pragma in ("trusted_schema=OFF", "cell_size_check=ON", "mmap_size=0",
-                       "cache_size=-16000", "foreign_keys=ON", "journal_mode=DELETE",
-                       "synchronous=FULL"):
-            conn.execute(f"PRAGMA {pragma}")
+        try:
+            for pragma in ("trusted_schema=OFF", "cell_size_check=ON", "mmap_size=0",
+                           "cache_size=-16000", "foreign_keys=ON", "journal_mode=DELETE",
+                           "synchronous=FULL"):
+                conn.execute(f"PRAGMA {pragma}")
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise ProjectError(f"{path.name} is damaged or not a Creative Studio project "
+                               f"({exc}).") from exc
         return conn
 
     @classmethod
@@ -316,7 +319,8 @@ class ProjectStore:
             conn.execute(f"PRAGMA user_version = {major * 1000}")
             conn.execute("COMMIT")
         except (sqlite3.Error, KeyError) as exc:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             raise ProjectError(f"Could not upgrade {path.name} to the current format: {exc}. "
                                f"The file is unchanged.") from exc
 

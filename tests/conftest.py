@@ -1,0 +1,59 @@
+"""Test set-up: every test gets its own studio home; models share one cache."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+# Before anything imports huggingface_hub (it reads these once).
+_HUB = Path(tempfile.mkdtemp(prefix="studio-hub-"))
+os.environ["HF_HUB_CACHE"] = str(_HUB)
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("CREATIVE_STUDIO_CACHE", str(ROOT / ".cache" / "models"))
+os.environ["CREATIVE_STUDIO_NO_DIALOGS"] = "1"
+
+
+@pytest.fixture(autouse=True)
+def studio_home(tmp_path, monkeypatch):
+    home = tmp_path / "studio-home"
+    monkeypatch.setenv("CREATIVE_STUDIO_HOME", str(home))
+    monkeypatch.setenv("CREATIVE_STUDIO_ALLOW_DOWNLOADS", "0")
+    return home
+
+
+@pytest.fixture(scope="session")
+def hub_cache() -> Path:
+    return _HUB
+
+
+@pytest.fixture(scope="session")
+def smollm_folder() -> Path:
+    """The embedded GGUF converted once into the shared safetensors cache."""
+    from creative_studio.core.provenance import weights_sha256
+    from plugins.text import models
+
+    gguf = models.locate_smollm2()
+    return models.convert_gguf(gguf, weights_sha256(gguf))
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(smollm_folder, tmp_path_factory) -> Path:
+    """A tiny, randomly initialised Llama saved with save_pretrained (the user-model path)."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    folder = tmp_path_factory.mktemp("tiny-llama")
+    tokenizer = AutoTokenizer.from_pretrained(smollm_folder)
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32,
+                         num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1,
+                         max_position_embeddings=256, eos_token_id=tokenizer.eos_token_id,
+                         bos_token_id=tokenizer.bos_token_id)
+    LlamaForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder

@@ -1,0 +1,51 @@
+"""A small, real generator used to test the runner and the plugin engine without a model.
+
+It reverses the prompt one character per step (a deterministic "model"), sleeping a little
+per step so that jobs can be cancelled mid-way.
+"""
+
+from __future__ import annotations
+
+import time
+
+from creative_studio.core.errors import BadInput, ModelError
+from creative_studio.core.jobs import Asset, ModelIdentity, Result
+
+LOADS: list[str] = []
+
+
+class ReverseGenerator:
+    step_seconds = 0.01
+
+    @staticmethod
+    def validate(request):
+        if not request.prompt:
+            raise BadInput("empty prompt")
+
+    def load(self, ref, device, progress):
+        if ref.endswith("missing"):
+            raise ModelError(f"Model not found: {ref}")
+        LOADS.append(ref)
+        self.ref, self.device = ref, device
+
+    def generate(self, request, progress):
+        if request.prompt == "explode":
+            raise RuntimeError("CUDA out of memory. Tried to allocate 20.00 GiB")
+        out = ""
+        steps = int(request.params.get("steps", len(request.prompt)))
+        for i in range(steps):
+            progress.check()
+            time.sleep(float(request.params.get("step_seconds", self.step_seconds)))
+            out += request.prompt[::-1][i % len(request.prompt)]
+            progress.update((i + 1) / steps, out)
+        return Result([Asset("text", "text/plain", out.encode())],
+                      ModelIdentity("reverse", self.ref, "0" * 64, "embedded"), self.device,
+                      title=out[:20])
+
+    def unload(self):
+        pass
+
+
+class BrokenPanel:
+    def __init__(self, *args, **kwargs):
+        raise RuntimeError("this panel is broken on purpose")

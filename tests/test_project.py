@@ -1,0 +1,227 @@
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from creative_studio.core import project as project_mod
+from creative_studio.core.errors import ProjectError
+from creative_studio.core.jobs import Asset, ModelIdentity, Request, Result
+from creative_studio.core.project import ProjectStore
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def result(text="hello", **meta):
+    return Result([Asset("text", "text/plain", text.encode())],
+                  ModelIdentity("m", "embedded:m", "ab" * 32, "embedded"), "cpu",
+                  metadata=meta, title=text[:10])
+
+
+def test_round_trip_keeps_everything(tmp_path):
+    store = ProjectStore.create(tmp_path / "a.csproj")
+    first = store.add_item(Request("text", "generate", "a prompt", {"temperature": 0.5},
+                                   seed=42, model="embedded:m"), result("one", tokens=3))
+    second = store.add_item(Request("text", "continue", "", {"context": "x"}, seed=7,
+                                    parents=[first]), result("two"))
+    store.set_state("panel:text", {"document": "draft"})
+    store.close()
+    store = ProjectStore.open(tmp_path / "a.csproj")
+    items = store.items()
+    assert [i.id for i in items] == [first, second]
+    a, b = items
+    assert a.request.prompt == "a prompt" and a.request.seed == 42
+    assert a.request.params == {"temperature": 0.5}
+    assert a.model == {"name": "m", "ref": "embedded:m", "sha256": "ab" * 32,
+                       "source": "embedded"}
+    assert a.metadata == {"tokens": 3} and a.device == "cpu"
+    assert "python" in a.versions and "torch" in a.versions
+    assert b.parents == [first]
+    assert store.item_text(b) == "two"
+    assert b.assets[0].sha256 == __import__("hashlib").sha256(b"two").hexdigest()
+    assert store.get_state("panel:text") == {"document": "draft"}
+    recipe = a.recipe()
+    assert json.loads(json.dumps(recipe))["request"]["seed"] == 42
+
+
+def _make_v1(path: Path) -> None:
+    conn = sqlite3.connect(path)
+    conn.executescript(project_mod.SCHEMA_V1)
+    conn.execute(f"PRAGMA application_id = {project_mod.APPLICATION_ID}")
+    conn.execute("PRAGMA user_version = 1000")
+    req = json.dumps(Request("text", "generate", "old", seed=1).to_dict())
+    for item_id, parents in (("p", "[]"), ("c", '["p"]')):
+        conn.execute("INSERT INTO items VALUES (?,?,?,?,?,?,?,?,?,?)",
+                     (item_id, time.time(), "text", "text", "t", req, "{}", "cpu", "{}",
+                      parents))
+        conn.execute("INSERT INTO assets (item_id, role, mime, name, sha256, size, data) "
+                     "VALUES (?, 'text', 'text/plain', '', '', 3, ?)", (item_id, b"old"))
+    conn.commit()
+    conn.close()
+
+
+def test_migration_from_version_1_keeps_items_and_backs_up(tmp_path):
+    path = tmp_path / "old.csproj"
+    _make_v1(path)
+    store = ProjectStore.open(path)
+    items = {i.id: i for i in store.items()}
+    assert items["c"].parents == ["p"] and store.item_text(items["c"]) == "old"
+    store.set_state("k", 1)  # the new table exists
+    store.close()
+    assert (tmp_path / "old.v1-backup.csproj").exists()
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == project_mod.USER_VERSION
+    conn.close()
+    ProjectStore.open(path).close()  # opens again without migrating
+
+
+def test_newer_major_version_is_refused(tmp_path):
+    path = tmp_path / "new.csproj"
+    ProjectStore.create(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA user_version = 3000")
+    conn.close()
+    with pytest.raises(ProjectError, match="newer Creative Studio"):
+        ProjectStore.open(path)
+
+
+def test_newer_minor_version_opens(tmp_path):
+    path = tmp_path / "minor.csproj"
+    ProjectStore.create(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE future_feature (x)")
+    conn.execute(f"PRAGMA user_version = {project_mod.USER_VERSION + 1}")
+    conn.commit()
+    conn.close()
+    ProjectStore.open(path).close()
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"", "empty"),
+    (b"\x89PNG\r\n\x1a\n" + b"\0" * 200, "not a Creative Studio project"),
+    (os.urandom(4096), "not a Creative Studio project"),
+    (b"SQLite format 3\x00" + os.urandom(4000), "damaged|not a Creative Studio"),
+])
+def test_corrupt_or_foreign_files_give_clear_errors(tmp_path, content, message):
+    path = tmp_path / "bad.csproj"
+    path.write_bytes(content)
+    with pytest.raises(ProjectError, match=message):
+        ProjectStore.open(path)
+
+
+def test_truncated_project_is_refused(tmp_path):
+    path = tmp_path / "t.csproj"
+    store = ProjectStore.create(path)
+    for i in range(30):
+        store.add_item(Request("text", "generate", f"p{i}"), result("x" * 5000))
+    store.close()
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ProjectError):
+        store = ProjectStore.open(path)
+        store.items()
+
+
+def test_other_sqlite_databases_and_injected_triggers_are_refused(tmp_path):
+    other = tmp_path / "other.csproj"
+    conn = sqlite3.connect(other)
+    conn.execute("CREATE TABLE t (x)")
+    conn.commit()
+    conn.close()
+    with pytest.raises(ProjectError, match="not a Creative Studio project"):
+        ProjectStore.open(other)
+    evil = tmp_path / "evil.csproj"
+    ProjectStore.create(evil).close()
+    conn = sqlite3.connect(evil)
+    conn.execute("CREATE TRIGGER t AFTER INSERT ON items BEGIN DELETE FROM assets; END")
+    conn.commit()
+    conn.close()
+    with pytest.raises(ProjectError, match="trigger"):
+        ProjectStore.open(evil)
+
+
+def test_missing_file_and_folder(tmp_path):
+    with pytest.raises(ProjectError, match="No such project"):
+        ProjectStore.open(tmp_path / "nope.csproj")
+    with pytest.raises(ProjectError, match="Not a file"):
+        ProjectStore.open(tmp_path)
+
+
+def test_disk_full_keeps_the_result_and_retries(tmp_path):
+    store = ProjectStore.create(tmp_path / "full.csproj")
+    store._conn.execute("PRAGMA max_page_count = 12")  # the file cannot grow: a full disk
+    big = result("z" * 200_000)
+    with pytest.raises(ProjectError, match="disk is full"):
+        store.add_item(Request("text", "generate", "big"), big)
+    assert len(store.pending) == 1 and store.count() == 0
+    store._conn.execute("PRAGMA max_page_count = 1073741823")
+    assert store.flush_pending() == 1
+    assert store.count() == 1 and store.item_text(store.items()[0]) == "z" * 200_000
+
+
+def test_save_as_moves_the_project_and_discards_the_untitled_file():
+    store = project_mod.new_untitled()
+    old = store.path
+    store.add_item(Request("text", "generate", "p"), result())
+    target = old.parent.parent / "saved" / "mine"
+    target.parent.mkdir()
+    store.save_as(target)
+    assert store.path.name == "mine.csproj" and not store.untitled
+    assert not old.exists()
+    store.add_item(Request("text", "generate", "q"), result())
+    store.close()
+    assert ProjectStore.open(target.with_suffix(".csproj")).count() == 2
+
+
+def test_unsaved_projects_of_dead_processes_are_recoverable():
+    store = project_mod.new_untitled()
+    store.add_item(Request("text", "generate", "p"), result())
+    store.close()
+    assert project_mod.recoverable() == []  # this process owns it
+    owner = store.path.with_name(store.path.name + ".owner")
+    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True)
+    owner.write_text(proc.stdout.strip())  # a process that no longer exists
+    assert project_mod.recoverable() == [store.path]
+
+
+WRITER = """
+import sys
+from creative_studio.core.jobs import Asset, ModelIdentity, Request, Result
+from creative_studio.core.project import ProjectStore
+store = ProjectStore.create(sys.argv[1])
+i = 0
+while True:
+    r = Result([Asset("text", "text/plain", (str(i) * 2000).encode())],
+               ModelIdentity("m", "r"), "cpu")
+    item = store.add_item(Request("text", "generate", f"p{i}", seed=i), r)
+    print(item, flush=True)
+    i += 1
+"""
+
+
+def test_killed_while_writing_loses_nothing_finished(tmp_path):
+    path = tmp_path / "kill.csproj"
+    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(path)], stdout=subprocess.PIPE,
+                            text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    written = []
+    for line in proc.stdout:
+        written.append(line.strip())
+        if len(written) >= 40:
+            break
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    written += [line.strip() for line in proc.stdout.read().splitlines() if line.strip()]
+    store = ProjectStore.open(path)  # quick_check passes, or this raises
+    ids = {item.id for item in store.items()}
+    assert set(written) <= ids
+    assert len(ids) - len(written) <= 1  # at most the one in flight when killed
+    for item in store.items():
+        assert store.item_text(item) == str(item.request.seed) * 2000

@@ -1,0 +1,112 @@
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from creative_studio.core.errors import BadInput
+from creative_studio.core.jobs import JobState, Request
+from creative_studio.core.project import ProjectStore
+from creative_studio.plugins import PluginRegistry
+from creative_studio.workers.runner import JobRunner
+from tests import fake_plugin
+from tests.helpers import write_plugin
+
+
+@pytest.fixture
+def registry(tmp_path):
+    write_plugin(tmp_path, "rev", id="rev")
+    return PluginRegistry.discover([tmp_path], entry_points=False)
+
+
+@pytest.fixture
+def runner(registry):
+    events = []
+    lock = threading.Lock()
+
+    def listener(event, job, data):
+        with lock:
+            events.append((event, job.id))
+
+    r = JobRunner(registry, listener, device_preference="cpu")
+    r.events = events
+    yield r
+    r.shutdown()
+
+
+def req(prompt, **params):
+    return Request("rev", "generate", prompt=prompt, params=params)
+
+
+def test_jobs_run_in_submission_order_and_results_are_saved(runner, tmp_path):
+    store = ProjectStore.create(tmp_path / "p.csproj")
+    jobs = [runner.submit(req(word), store=store) for word in ("abc", "hello", "xyz")]
+    assert runner.wait_idle(timeout=30)
+    assert [j.state for j in jobs] == [JobState.DONE] * 3
+    assert [j.result.assets[0].data for j in jobs] == [b"cba", b"olleh", b"zyx"]
+    started = [job_id for event, job_id in runner.events if event == "started"]
+    assert started == [j.id for j in jobs]
+    items = store.items()
+    assert [store.item_text(i) for i in items] == ["cba", "olleh", "zyx"]
+    assert items[0].model["name"] == "reverse" and items[0].device == "cpu"
+    assert items[0].request.model == "embedded:reverse"  # default model filled in
+
+
+def test_model_loaded_once_per_worker(runner):
+    fake_plugin.LOADS.clear()
+    for word in ("one", "two", "three"):
+        runner.submit(req(word))
+    runner.wait_idle(timeout=30)
+    assert fake_plugin.LOADS == ["embedded:reverse"]
+
+
+def test_cancel_running_job(runner):
+    job = runner.submit(req("x" * 400, step_seconds=0.01))
+    while job.state is JobState.QUEUED or job.progress.fraction == 0:
+        pass
+    runner.cancel(job.id)
+    runner.wait(job, timeout=10)
+    assert job.state is JobState.CANCELLED
+    assert job.result is None
+
+
+def test_cancel_and_remove_queued_jobs_and_clear(runner):
+    first = runner.submit(req("a" * 100, step_seconds=0.02))
+    second = runner.submit(req("second"))
+    third = runner.submit(req("third"))
+    fourth = runner.submit(req("fourth"))
+    runner.cancel(second.id)
+    runner.remove(third.id)
+    assert second.state is JobState.CANCELLED
+    assert third not in runner.jobs
+    runner.clear()  # drops queued ones (fourth), keeps the running one
+    assert fourth not in runner.jobs and first in runner.jobs
+    runner.wait(first, timeout=30)
+    assert first.state is JobState.DONE
+    assert fourth.state is JobState.CANCELLED and fourth.result is None
+
+
+def test_failures_become_clear_messages(runner):
+    missing = runner.submit(Request("rev", "generate", prompt="abc", model="embedded:missing"))
+    oom = runner.submit(req("explode"))
+    after = runner.submit(req("fine"))
+    runner.wait_idle(timeout=30)
+    assert missing.state is JobState.FAILED and "Model not found" in missing.error
+    assert oom.state is JobState.FAILED and oom.error.startswith("Out of memory")
+    assert after.state is JobState.DONE  # the worker survives failures
+
+
+def test_bad_requests_are_refused_before_queueing(runner):
+    with pytest.raises(BadInput, match="empty prompt"):
+        runner.submit(req(""))
+    with pytest.raises(KeyError):
+        runner.submit(Request("nope", "generate", prompt="x"))
+    assert runner.jobs == []
+
+
+def test_progress_reports_eta(runner):
+    etas = []
+    runner.listener = lambda e, j, d: etas.append(d[1]) if e == "progress" else None
+    runner.submit(req("abcdefghij", step_seconds=0.01))
+    runner.wait_idle(timeout=30)
+    assert etas and etas[-1] == 0.0 and all(e is not None for e in etas)

