@@ -217,6 +217,7 @@ class ProjectStore:
         self._conn = conn
         self._lock = threading.RLock()
         self.pending: list[PendingItem] = []
+        self.closed = False
         self.listeners: list[Callable[[str], None]] = []  # called with the new item id
 
     # -- opening ------------------------------------------------------------
@@ -327,6 +328,7 @@ class ProjectStore:
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+            self.closed = True
 
     # -- writing --------------------------------------------------------------
     def add_item(self, request: Request, result: Result, *, kind: str | None = None,

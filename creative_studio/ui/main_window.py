@@ -281,12 +281,17 @@ class MainWindow(QMainWindow):
 
     def autosave(self) -> None:
         """Keep every panel's unsaved work (drafts) in the project file."""
+        if self.store.closed:
+            return
         for plugin_id, panel in self.panels.items():
             try:
                 state = panel.save_state()
             except Exception:
                 continue
-            if state and state != self._last_state.get(plugin_id):
+            previous = self._last_state.get(plugin_id)
+            if previous is None and not any(state.values()):
+                continue  # nothing typed yet: an untouched project stays empty
+            if state and state != previous:
                 try:
                     self.store.set_state(f"panel:{plugin_id}", state)
                     self._last_state[plugin_id] = state
@@ -308,6 +313,8 @@ class MainWindow(QMainWindow):
 
     def _leave_store(self) -> bool:
         """Close the current project; an untitled one with work asks to be saved."""
+        if self.store.closed:
+            return True
         self.autosave()
         store = self.store
         if store.untitled and not store.is_empty():

@@ -118,6 +118,7 @@ class TextGenerator:
         from transformers import StoppingCriteria, StoppingCriteriaList, TextStreamer
 
         assert self.model is not None and self.identity is not None
+        progress.check()
         p = params_of(request)
         max_tokens = int(p["max_tokens"])
         inputs = {k: v.to(self.device) for k, v in self.build_inputs(request).items()}

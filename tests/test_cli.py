@@ -1,0 +1,62 @@
+"""The headless CLI, run as a user would run it (a subprocess)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def cli(*args, timeout=300):
+    return subprocess.run([sys.executable, "main.py", *args], capture_output=True, text=True,
+                          cwd=ROOT, timeout=timeout, env={**os.environ})
+
+
+@pytest.mark.model
+def test_generate_list_and_export(tmp_path, smollm_folder):
+    project = tmp_path / "cli.csproj"
+    args = ("generate", "text", "--project", str(project), "--prompt",
+            "Write a haiku about snow.", "--seed", "99", "--max-tokens", "20")
+    first = cli(*args)
+    assert first.returncode == 0, first.stderr
+    second = cli(*args, "--quiet")
+    assert second.returncode == 0, second.stderr
+    assert first.stdout.strip() == second.stdout.strip() != ""
+    assert "seed 99" in first.stderr
+    listing = cli("list", "--project", str(project), "--json")
+    items = json.loads(listing.stdout)
+    assert len(items) == 2 and items[0]["request"]["seed"] == 99
+    assert items[0]["model"]["sha256"] and items[0]["versions"]["torch"]
+    out = tmp_path / "haiku.txt"
+    exported = cli("export", "--project", str(project), "--item", items[0]["item"][:8],
+                   "--out", str(out))
+    assert exported.returncode == 0, exported.stderr
+    assert out.read_text() == first.stdout.strip("\n")
+    recipe = json.loads((tmp_path / "haiku.recipe.json").read_text())
+    assert recipe["request"]["prompt"] == "Write a haiku about snow."
+
+
+def test_bad_input_gives_clear_errors(tmp_path):
+    project = tmp_path / "p.csproj"
+    empty = cli("generate", "text", "--project", str(project), "--prompt", "")
+    assert empty.returncode == 2 and "Write an instruction" in empty.stderr
+    assert "Traceback" not in empty.stderr
+    bad = tmp_path / "bad.csproj"
+    bad.write_text("hello")
+    result = cli("list", "--project", str(bad))
+    assert result.returncode == 2 and "not a Creative Studio project" in result.stderr
+    missing = cli("generate", "text", "--project", str(project), "--prompt", "x",
+                  "--model", str(tmp_path / "no-model"), "--max-tokens", "2")
+    assert missing.returncode == 1 and "Model not found" in missing.stderr
+    assert "Traceback" not in missing.stderr
+
+
+def test_plugins_command():
+    result = cli("plugins")
+    assert result.returncode == 0 and "text" in result.stdout and "ok" in result.stdout
