@@ -23,6 +23,7 @@ _FIELDS = {
     "generator": "'module:attr' of the generator class (no Qt)",
     "panel": "'module:attr' of the panel widget class (Qt)",
     "models": "list of model offers (id, name, source, locate, license, description)",
+    "preload": "modules to import in the background once the window is shown",
 }
 _MODEL_FIELDS = {"id", "name", "source", "locate", "license", "description", "default"}
 
@@ -54,6 +55,7 @@ class PluginManifest:
     description: str = ""
     order: int = 100
     models: tuple[ModelOffer, ...] = field(default_factory=tuple)
+    preload: tuple[str, ...] = field(default_factory=tuple)
 
     @property
     def default_model(self) -> ModelOffer | None:
@@ -97,4 +99,5 @@ class PluginManifest:
         return cls(id=plugin_id, name=data["name"], modality=data["modality"],
                    generator=data["generator"], panel=data["panel"],
                    description=str(data.get("description", "")),
-                   order=int(data.get("order", 100)), models=tuple(models))
+                   order=int(data.get("order", 100)), models=tuple(models),
+                   preload=tuple(str(m) for m in data.get("preload", ())))

@@ -38,6 +38,7 @@ from .theme import apply_theme
 
 MODALITY_TABS = ("text", "image", "music", "upscale")
 AUTOSAVE_MS = 3000
+PRELOAD_DELAY_MS = 1000
 
 
 class ErrorPanel(QWidget):
@@ -479,6 +480,13 @@ class MainWindow(QMainWindow):
         if not self._painted:
             self._painted = True
             self.first_painted.emit()
+            QTimer.singleShot(PRELOAD_DELAY_MS, self._preload)
+
+    def _preload(self) -> None:
+        from ..workers.preload import preload
+
+        modules = [m for r in self.registry.plugins if r.ok for m in r.manifest.preload]
+        preload(list(dict.fromkeys(modules)))
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt API
         if self.runner.active():

@@ -1,0 +1,139 @@
+"""Longest GUI stall while the text model loads and generates, vs the idle window.
+
+    QT_QPA_PLATFORM=offscreen .venv/bin/python bench/gui_stall.py [--tokens 96]
+
+A 5 ms QTimer heartbeat runs on the GUI thread; a stall is the gap between beats minus
+5 ms. Phase 1 (reference): the idle window for 3 s. Phase 2: a Text job through the panel
+(model load from cache + generation, tokens streaming into the editor).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("CREATIVE_STUDIO_HOME", tempfile.mkdtemp(prefix="bench-home-"))
+os.environ.setdefault("CREATIVE_STUDIO_CACHE",
+                      str(Path(__file__).resolve().parents[1] / ".cache" / "models"))
+os.environ["CREATIVE_STUDIO_NO_DIALOGS"] = "1"
+os.environ["HF_HUB_OFFLINE"] = "1"
+
+from PySide6.QtCore import QElapsedTimer, QTimer  # noqa: E402
+from PySide6.QtWidgets import QApplication  # noqa: E402
+
+from creative_studio.core.settings import Settings  # noqa: E402
+from creative_studio.plugins import PluginRegistry  # noqa: E402
+from creative_studio.ui.main_window import MainWindow  # noqa: E402
+
+BEAT_MS = 5
+
+
+class Heartbeat:
+    def __init__(self) -> None:
+        self.clock = QElapsedTimer()
+        self.gaps: list[float] = []
+        self.timer = QTimer()
+        self.timer.setInterval(BEAT_MS)
+        self.timer.timeout.connect(self.beat)
+
+    def start(self) -> None:
+        self.gaps = []
+        self.clock.start()
+        self.timer.start()
+
+    def beat(self) -> None:
+        gap = max(0.0, self.clock.restart() - BEAT_MS)
+        self.gaps.append(gap)
+        if gap > 40 and os.environ.get("BENCH_VERBOSE"):
+            print(f"  stall {gap:.0f} ms at {time.perf_counter():.2f}", flush=True)
+
+    def stop(self) -> dict[str, float]:
+        self.timer.stop()
+        gaps = sorted(self.gaps)
+        return {"max": gaps[-1], "p99": gaps[int(len(gaps) * 0.99) - 1],
+                "median": statistics.median(gaps), "beats": len(gaps)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--tokens", type=int, default=96)
+    args = parser.parse_args()
+    app = QApplication([])
+    os.environ["CREATIVE_STUDIO_NO_PRELOAD"] = "1"  # the bench runs the preload itself
+    window = MainWindow(PluginRegistry.discover(), Settings())
+    window.show()
+    heart = Heartbeat()
+    results = {}
+
+    def idle_phase() -> None:
+        heart.start()
+        QTimer.singleShot(3000, preload_phase)
+
+    def preload_phase() -> None:
+        # the window's background import of torch/transformers (one-off, after start-up)
+        results["idle"] = heart.stop()
+        from creative_studio.workers import preload as preload_mod
+
+        heart.start()
+        thread = preload_mod.preload(["torch", "transformers",
+                                      "transformers.models.llama.modeling_llama"],
+                                     force=True)
+
+        def wait_preload() -> None:
+            if thread is not None and thread.is_alive():
+                QTimer.singleShot(20, wait_preload)
+            else:
+                results["preload"] = heart.stop()
+                generate_phase()
+        wait_preload()
+
+    def generate_phase(key: str = "generate") -> None:
+        results["phase"] = key
+        panel = window.panels["text"]
+        panel.instruction.setPlainText("Write a short story about a robot who learns to paint.")
+        panel.max_tokens.setValue(args.tokens)
+        panel.seed_mode.setCurrentText("fixed")
+        panel.seed.setValue(1)
+        heart.start()
+        results["t0"] = time.perf_counter()
+        panel.generate()
+        wait_done()
+
+    def wait_done() -> None:
+        if window.panels["text"]._stream is None:
+            key = results["phase"]
+            results[key] = heart.stop()
+            results[key + "_seconds"] = time.perf_counter() - results["t0"]
+            if key == "generate":
+                QTimer.singleShot(100, lambda: generate_phase("warm"))
+                return
+            window.close()
+            app.quit()
+        else:
+            QTimer.singleShot(50, wait_done)
+
+    QTimer.singleShot(500, idle_phase)
+    app.exec()
+    idle, gen, warm = results["idle"], results["generate"], results["warm"]
+    print(f"first job {results['generate_seconds']:.1f} s (model load from cache included), "
+          f"second job {results['warm_seconds']:.1f} s; {args.tokens} max tokens each")
+    for name, r in (("idle window (reference)", idle),
+                    ("background import (once)", results["preload"]),
+                    ("first job: load+generate", gen),
+                    ("second job: generate", warm)):
+        print(f"{name:<26} max stall {r['max']:6.1f} ms  p99 {r['p99']:5.1f} ms  "
+              f"median {r['median']:4.1f} ms  ({r['beats']} beats)")
+    base = max(idle["max"], 1.0)
+    print(f"ratio max stall / idle max stall: first job {gen['max'] / base:.1f}x, "
+          f"second job {warm['max'] / base:.1f}x")
+
+
+if __name__ == "__main__":
+    main()
