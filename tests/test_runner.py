@@ -110,3 +110,17 @@ def test_progress_reports_eta(runner):
     runner.submit(req("abcdefghij", step_seconds=0.01))
     runner.wait_idle(timeout=30)
     assert etas and etas[-1] == 0.0 and all(e is not None for e in etas)
+
+
+def test_unload_models_on_demand(runner):
+    fake_plugin.LOADS.clear()
+    runner.wait(runner.submit(req("one")))
+    assert runner.loaded_models() == [("cpu", "rev", "embedded:reverse")]
+    runner.unload_models()
+    for _ in range(200):
+        if not runner.loaded_models():
+            break
+        __import__("time").sleep(0.01)
+    assert runner.loaded_models() == []
+    runner.wait(runner.submit(req("two")))
+    assert fake_plugin.LOADS == ["embedded:reverse", "embedded:reverse"]

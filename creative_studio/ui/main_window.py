@@ -163,6 +163,7 @@ class MainWindow(QMainWindow):
                                         self.toggle_theme)
         self.dark_action.setCheckable(True)
         self.dark_action.setChecked(self.settings.theme == "dark")
+        self._action(view, "&Unload models (free memory)", None, self.unload_models)
         view.addAction(self.history_dock.toggleViewAction())
         view.addAction(self.jobs_dock.toggleViewAction())
         help_menu = bar.addMenu("&Help")
@@ -221,6 +222,10 @@ class MainWindow(QMainWindow):
             self.errors.append(job.error)
         elif event == "cancelled":
             self.statusBar().showMessage(f"Cancelled: {job.label}", 5000)
+
+    def unload_models(self) -> None:
+        self.runner.unload_models()
+        self.statusBar().showMessage("Models unloaded: the next job loads its model again.", 5000)
 
     def _update_device_label(self) -> None:
         self.device_label.setText(f"Device: {self.settings.device}")

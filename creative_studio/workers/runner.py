@@ -55,6 +55,9 @@ class _Worker(threading.Thread):
             job = self.runner._take(self.device)
             if job is None:
                 break
+            if job is _UNLOAD:
+                self.unload_all()
+                continue
             self._run_job(job)
         self.unload_all()
 
@@ -108,6 +111,9 @@ def _unload(generator: Any) -> None:
         pass
 
 
+_UNLOAD: Any = object()  # handed to a worker by _take() when its models should be freed
+
+
 class JobRunner:
     def __init__(self, registry: PluginRegistry, listener: Listener | None = None, *,
                  device_preference: str = "auto", max_loaded: int = 2) -> None:
@@ -118,6 +124,7 @@ class JobRunner:
         self._jobs: list[Job] = []
         self._cond = threading.Condition()
         self._workers: dict[str, _Worker] = {}
+        self._unload: set[str] = set()
         self._closing = False
 
     # -- public API --------------------------------------------------------------
@@ -188,6 +195,17 @@ class JobRunner:
             if job.state is not JobState.RUNNING:
                 self.remove(job.id)
 
+    def unload_models(self) -> None:
+        """Free every loaded model (each worker does it between jobs)."""
+        with self._cond:
+            self._unload.update(self._workers)
+            self._cond.notify_all()
+
+    def loaded_models(self) -> list[tuple[str, str, str]]:
+        """(device, plugin, model ref) of every model a worker holds."""
+        return [(device, plugin, ref) for device, worker in list(self._workers.items())
+                for plugin, ref in list(worker.models)]
+
     def cancel_all(self) -> None:
         for job in self.jobs:
             self.cancel(job.id)
@@ -219,9 +237,12 @@ class JobRunner:
             worker.join(timeout)
 
     # -- worker side ---------------------------------------------------------------
-    def _take(self, device: str) -> Job | None:
+    def _take(self, device: str) -> Any:
         with self._cond:
             while True:
+                if device in self._unload:
+                    self._unload.discard(device)
+                    return _UNLOAD
                 for job in self._jobs:
                     if job.device == device and job.state is JobState.QUEUED:
                         job.state = JobState.RUNNING

@@ -1,0 +1,175 @@
+"""Train the Music model (a small GPT-2 over REMI tokens) with checkpoints and resume.
+
+    nohup .venv/bin/python tools/music/train.py --data .cache/music-data \
+        --run .cache/music-train --minutes 60 > .cache/music-train.log 2>&1 &
+
+Resumes from ``<run>/checkpoint.pt`` when present (loaded with weights_only=True). Every
+``--eval-every`` steps it logs the validation loss to ``<run>/log.jsonl`` and keeps the best
+model as a transformers folder (safetensors) in ``<run>/best``. ``--export DIR`` copies the
+best model and the tokenizer to DIR (what the studio ships) and reports the test loss.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from plugins.music.tokens import make_tokenizer  # noqa: E402
+
+CONTEXT = 512
+
+
+def load_split(data: Path, split: str):
+    arrays = np.load(data / f"{split}.npz")
+    tokens = torch.from_numpy(arrays["tokens"].astype(np.int64))
+    lengths = arrays["lengths"]
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    return tokens, starts, lengths
+
+
+def batches(tokens, starts, batch: int, generator: np.random.Generator):
+    """Windows of CONTEXT+1 tokens; half start at a piece start (so conditioning is seen)."""
+    total = len(tokens) - CONTEXT - 1
+    while True:
+        begin = np.where(generator.random(batch) < 0.5,
+                         starts[generator.integers(0, len(starts), batch)],
+                         generator.integers(0, total, batch))
+        begin = np.minimum(begin, total)
+        yield torch.stack([tokens[b:b + CONTEXT + 1] for b in begin])
+
+
+@torch.no_grad()
+def evaluate(model, tokens, max_windows: int = 64) -> float:
+    """Mean next-token loss (nats) over consecutive windows of the split."""
+    model.eval()
+    losses, counts = 0.0, 0
+    n = min(max_windows, (len(tokens) - 1) // CONTEXT)
+    for i in range(0, n, 8):
+        chunk = torch.stack([tokens[j * CONTEXT:(j + 1) * CONTEXT + 1]
+                             for j in range(i, min(n, i + 8))])
+        out = model(input_ids=chunk[:, :-1], labels=chunk[:, :-1])
+        # HF shifts labels itself; pass input as labels → loss over CONTEXT-1 predictions
+        losses += out.loss.item() * chunk.shape[0]
+        counts += chunk.shape[0]
+    model.train()
+    return losses / max(1, counts)
+
+
+def make_model(vocab: int):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    config = GPT2Config(vocab_size=vocab, n_positions=1024, n_embd=256, n_layer=6, n_head=4,
+                        bos_token_id=1, eos_token_id=2, pad_token_id=0,
+                        resid_pdrop=0.1, embd_pdrop=0.1, attn_pdrop=0.1)
+    return GPT2LMHeadModel(config)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--data", type=Path, default=Path(".cache/music-data"))
+    parser.add_argument("--run", type=Path, default=Path(".cache/music-train"))
+    parser.add_argument("--minutes", type=float, default=60)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--total-steps", type=int, default=30000, help="cosine schedule length")
+    parser.add_argument("--eval-every", type=int, default=200)
+    parser.add_argument("--save-minutes", type=float, default=4)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--export", type=Path)
+    parser.add_argument("--warm-start", type=Path, default=Path(__file__).parent / "checkpoint",
+                        help="model weights to start from when the run has no checkpoint")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    args.run.mkdir(parents=True, exist_ok=True)
+    train, starts, _ = load_split(args.data, "train")
+    val, _, _ = load_split(args.data, "validation")
+    model = make_model(len(make_tokenizer()))
+    warm_start = args.warm_start
+    if not (args.run / "checkpoint.pt").exists() and (warm_start / "model.safetensors").exists():
+        from safetensors.torch import load_file
+
+        model.load_state_dict(load_file(warm_start / "model.safetensors"), strict=False)
+        print(f"warm start from {warm_start} (optimizer state reset)", flush=True)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.05,
+                                  betas=(0.9, 0.95))
+    step, best, seen = 0, math.inf, 0
+    checkpoint = args.run / "checkpoint.pt"
+    if checkpoint.exists():
+        state = torch.load(checkpoint, weights_only=True)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        step, best, seen = int(state["step"]), float(state["best"]), int(state["seen"])
+        print(f"resumed at step {step} (best val {best:.3f}, {seen:,} tokens seen)", flush=True)
+    if args.export:
+        export(args, val)
+        return
+    rng = np.random.default_rng(step)
+    stream = batches(train, starts, args.batch, rng)
+    params = sum(p.numel() for p in model.parameters())
+    print(f"model {params / 1e6:.2f}M params, train {len(train):,} tokens", flush=True)
+    started = last_save = time.monotonic()
+    model.train()
+
+    def save() -> None:
+        tmp = checkpoint.with_suffix(".tmp")
+        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                    "step": step, "best": best, "seen": seen}, tmp)
+        tmp.replace(checkpoint)
+
+    while time.monotonic() - started < args.minutes * 60:
+        warm = min(1.0, (step + 1) / 300)
+        cosine = 0.5 * (1 + math.cos(math.pi * min(1.0, step / args.total_steps)))
+        for group in optimizer.param_groups:
+            group["lr"] = args.lr * warm * (0.1 + 0.9 * cosine)
+        batch = next(stream)
+        out = model(input_ids=batch[:, :-1], labels=batch[:, :-1])
+        out.loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        step += 1
+        seen += batch.numel()
+        if step % 50 == 0:
+            print(f"step {step} loss {out.loss.item():.3f} lr {optimizer.param_groups[0]['lr']:.2e}"
+                  f" tokens {seen:,} {time.monotonic() - started:.0f}s", flush=True)
+        if step % args.eval_every == 0:
+            loss = evaluate(model, val)
+            with open(args.run / "log.jsonl", "a") as log:
+                log.write(json.dumps({"step": step, "val_loss": loss, "tokens": seen,
+                                      "time": time.time()}) + "\n")
+            print(f"== step {step} validation loss {loss:.3f}", flush=True)
+            if loss < best:
+                best = loss
+                model.save_pretrained(args.run / "best")
+            save()
+            last_save = time.monotonic()
+        elif time.monotonic() - last_save > args.save_minutes * 60:
+            save()
+            last_save = time.monotonic()
+    save()
+    print(f"stopped at step {step}, best validation loss {best:.3f}", flush=True)
+
+
+def export(args, val) -> None:
+    from transformers import GPT2LMHeadModel
+
+    best = GPT2LMHeadModel.from_pretrained(args.run / "best")
+    test, _, _ = load_split(args.data, "test")
+    print(f"best model: validation {evaluate(best, val, 10**6):.3f}, "
+          f"test {evaluate(best, test, 10**6):.3f} nats/token")
+    args.export.mkdir(parents=True, exist_ok=True)
+    best.save_pretrained(args.export)
+    shutil.copy(args.data / "tokenizer.json", args.export / "tokenizer.json")
+
+
+if __name__ == "__main__":
+    main()
