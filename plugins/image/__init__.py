@@ -1,0 +1,1 @@
+"""Image plugin (in progress, issue 5)."""

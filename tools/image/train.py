@@ -1,0 +1,173 @@
+"""Train the embedded Image model: a small text-conditioned diffusers UNet on emoji.
+
+    nohup .venv/bin/python tools/image/train.py --data .cache/image-data \
+        --run .cache/image-train --minutes 60 > .cache/image-train.log 2>&1 &
+
+DDPM noise prediction (squared-cosine schedule) with cross-attention on MiniLM token states;
+10% of captions dropped to the empty caption for classifier-free guidance. Checkpoints every
+few minutes to ``<run>/checkpoint.pt`` (loaded with weights_only=True) and resumes from it;
+``tools/image/checkpoint/`` (weights only) warm-starts a new machine. Every --sample-every
+steps it writes a grid of fixed-seed samples to ``<run>/samples-<step>.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+
+def make_unet():
+    from diffusers import UNet2DConditionModel
+
+    return UNet2DConditionModel(
+        sample_size=32, in_channels=3, out_channels=3, layers_per_block=1,
+        block_out_channels=(64, 96, 128),
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=384, attention_head_dim=32, norm_num_groups=32)
+
+
+def make_scheduler():
+    from diffusers import DDPMScheduler
+
+    return DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2",
+                         prediction_type="epsilon", clip_sample=True)
+
+
+@torch.no_grad()
+def sample_grid(unet, states, masks, empty, path: Path, steps: int = 25, guidance: float = 3.0):
+    from diffusers import DDIMScheduler
+    from PIL import Image
+
+    unet.eval()
+    scheduler = DDIMScheduler.from_config(make_scheduler().config)
+    scheduler.set_timesteps(steps)
+    n = states.shape[0]
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(n, 3, 32, 32, generator=generator)
+    cond = torch.cat([empty.expand(n, -1, -1), states])
+    attn = torch.cat([torch.ones(n, states.shape[1], dtype=torch.bool), masks.bool()])
+    for t in scheduler.timesteps:
+        eps = unet(torch.cat([x, x]), t, encoder_hidden_states=cond,
+                   encoder_attention_mask=attn).sample
+        uncond, text = eps.chunk(2)
+        x = scheduler.step(uncond + guidance * (text - uncond), t, x).prev_sample
+    unet.train()
+    images = ((x.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
+    side = int(math.ceil(math.sqrt(n)))
+    grid = np.full((side * 32, side * 32, 3), 255, np.uint8)
+    for i, image in enumerate(images):
+        grid[(i // side) * 32:(i // side + 1) * 32, (i % side) * 32:(i % side + 1) * 32] = image
+    Image.fromarray(grid).resize((side * 64, side * 64), Image.Resampling.NEAREST).save(path)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--data", type=Path, default=Path(".cache/image-data"))
+    parser.add_argument("--run", type=Path, default=Path(".cache/image-train"))
+    parser.add_argument("--minutes", type=float, default=60)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=3e-4)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--save-minutes", type=float, default=4)
+    parser.add_argument("--sample-every", type=int, default=1000)
+    parser.add_argument("--warm-start", type=Path, default=Path(__file__).parent / "checkpoint")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    args.run.mkdir(parents=True, exist_ok=True)
+    data = np.load(args.data / "emoji32.npz")
+    train = ~data["held_out"]
+    images = torch.from_numpy(data["images"][train]).permute(0, 3, 1, 2).float() / 127.5 - 1
+    states = torch.from_numpy(data["states"][train]).float()
+    masks = torch.from_numpy(data["masks"][train])
+    from plugins.image.text_encoder import load_text_encoder
+
+    tokenizer, encoder = load_text_encoder()
+    with torch.inference_mode():
+        batch = tokenizer([""], padding="max_length", max_length=states.shape[2],
+                          return_tensors="pt")
+        empty = encoder(**batch).last_hidden_state.float().clone()
+    unet, scheduler = make_unet(), make_scheduler()
+    optimizer = torch.optim.AdamW(unet.parameters(), lr=args.lr, weight_decay=0.01)
+    step, seen = 0, 0
+    checkpoint = args.run / "checkpoint.pt"
+    if checkpoint.exists():
+        state = torch.load(checkpoint, weights_only=True)
+        unet.load_state_dict(state["unet"])
+        optimizer.load_state_dict(state["optimizer"])
+        step, seen = int(state["step"]), int(state["seen"])
+        print(f"resumed at step {step}", flush=True)
+    elif (args.warm_start / "diffusion_pytorch_model.safetensors").exists():
+        from safetensors.torch import load_file
+
+        unet.load_state_dict(load_file(args.warm_start / "diffusion_pytorch_model.safetensors"))
+        print(f"warm start from {args.warm_start}", flush=True)
+    print(f"unet {sum(p.numel() for p in unet.parameters()) / 1e6:.2f}M params, "
+          f"{len(images)} training emoji", flush=True)
+    held = torch.from_numpy(data["held_out"])
+    fixed = torch.arange(0, len(images), max(1, len(images) // 48))[:48]
+    grid_states = torch.cat([states[fixed, 0], torch.from_numpy(
+        data["states"][held.numpy()][:16, 0]).float()])
+    grid_masks = torch.cat([masks[fixed, 0], torch.from_numpy(data["masks"][held.numpy()][:16, 0])])
+    rng = torch.Generator().manual_seed(step)
+    started = last_save = time.monotonic()
+
+    def save() -> None:
+        tmp = checkpoint.with_suffix(".tmp")
+        torch.save({"unet": unet.state_dict(), "optimizer": optimizer.state_dict(),
+                    "step": step, "seen": seen}, tmp)
+        tmp.replace(checkpoint)
+        unet.save_pretrained(args.run / "unet")
+
+    losses = []
+    while time.monotonic() - started < args.minutes * 60:
+        for group in optimizer.param_groups:
+            group["lr"] = args.lr * min(1.0, (step + 1) / 500)
+        idx = torch.randint(0, len(images), (args.batch,), generator=rng)
+        variant = torch.randint(0, states.shape[1], (args.batch,), generator=rng)
+        x0 = images[idx]
+        cond = states[idx, variant]
+        attn = masks[idx, variant].bool()
+        drop = torch.rand(args.batch, generator=rng) < 0.1
+        cond = torch.where(drop[:, None, None], empty.expand_as(cond), cond)
+        attn = torch.where(drop[:, None], torch.ones_like(attn), attn)
+        noise = torch.randn(x0.shape, generator=rng)
+        t = torch.randint(0, scheduler.config.num_train_timesteps, (args.batch,), generator=rng)
+        noisy = scheduler.add_noise(x0, noise, t)
+        pred = unet(noisy, t, encoder_hidden_states=cond, encoder_attention_mask=attn).sample
+        loss = torch.nn.functional.mse_loss(pred, noise)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        step += 1
+        seen += args.batch
+        losses.append(loss.item())
+        if step % 25 == 0:
+            mean = sum(losses) / len(losses)
+            losses.clear()
+            print(f"step {step} loss {mean:.4f} images {seen:,} "
+                  f"{time.monotonic() - started:.0f}s", flush=True)
+            with open(args.run / "log.jsonl", "a") as log:
+                log.write(json.dumps({"step": step, "loss": mean, "time": time.time()}) + "\n")
+        if step % args.sample_every == 0:
+            sample_grid(unet, grid_states, grid_masks, empty, args.run / f"samples-{step}.png")
+        if time.monotonic() - last_save > args.save_minutes * 60:
+            save()
+            last_save = time.monotonic()
+    save()
+    sample_grid(unet, grid_states, grid_masks, empty, args.run / f"samples-{step}.png")
+    print(f"stopped at step {step}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
