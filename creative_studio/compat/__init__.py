@@ -1,0 +1,1 @@
+"""Small compatibility layers for third-party libraries (no Qt here)."""

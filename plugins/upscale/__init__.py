@@ -1,0 +1,1 @@
+"""Upscale plugin (in progress, issue 3)."""
