@@ -1,0 +1,91 @@
+"""Upscale groundwork (issue 3): the ncnn → torch converter and the torchvision shim."""
+
+from __future__ import annotations
+
+import struct
+import sys
+
+import numpy as np
+import pytest
+
+from plugins.upscale.ncnn_convert import (
+    FP16_TAG,
+    ConversionError,
+    convert,
+    parse_param,
+    rrdb_names,
+)
+
+
+def write_compact(tmp_path, rng):
+    """A tiny SRVGG-like ncnn model: conv(3→4) PReLU conv(4→12) + final bicubic 0.5."""
+    param = "\n".join([
+        "7767517", "5 5",
+        "Input in 0 1 data",
+        "Convolution c0 1 1 data a 0=4 1=3 4=1 5=1 6=108",
+        "PReLU p0 1 1 a b 0=4",
+        "Convolution c1 1 1 b c 0=12 1=3 4=1 5=1 6=432",
+        "Interp r 1 1 c output 0=3 1=5.000000e-01 2=5.000000e-01",
+    ])
+    w0 = rng.standard_normal((4, 3, 3, 3)).astype(np.float16)
+    b0 = rng.standard_normal(4).astype(np.float32)
+    p0 = rng.standard_normal(4).astype(np.float32)
+    w1 = rng.standard_normal((12, 4, 3, 3)).astype(np.float16)
+    b1 = rng.standard_normal(12).astype(np.float32)
+    blob = (struct.pack("<I", FP16_TAG) + w0.tobytes() + b0.tobytes() + p0.tobytes()
+            + struct.pack("<I", FP16_TAG) + w1.tobytes() + b1.tobytes())
+    (tmp_path / "m.param").write_text(param)
+    (tmp_path / "m.bin").write_bytes(blob)
+    return w0, b0, p0, w1, b1
+
+
+def test_compact_conversion_round_trip(tmp_path):
+    rng = np.random.default_rng(0)
+    w0, b0, p0, w1, b1 = write_compact(tmp_path, rng)
+    state, resize = convert(tmp_path / "m.param", tmp_path / "m.bin")
+    assert resize == 0.5
+    assert set(state) == {"body.0.weight", "body.0.bias", "body.1.weight", "body.2.weight",
+                          "body.2.bias"}
+    np.testing.assert_array_equal(state["body.0.weight"], w0.astype(np.float32))
+    np.testing.assert_array_equal(state["body.1.weight"], p0)
+    np.testing.assert_array_equal(state["body.2.weight"], w1.astype(np.float32))
+    np.testing.assert_array_equal(state["body.2.bias"], b1)
+
+
+def test_truncated_or_foreign_files_are_refused(tmp_path):
+    write_compact(tmp_path, np.random.default_rng(1))
+    blob = (tmp_path / "m.bin").read_bytes()
+    (tmp_path / "m.bin").write_bytes(blob[:-8])
+    with pytest.raises(ConversionError, match="shorter"):
+        convert(tmp_path / "m.param", tmp_path / "m.bin")
+    (tmp_path / "m.bin").write_bytes(blob + b"\0" * 8)
+    with pytest.raises(ConversionError, match="not used"):
+        convert(tmp_path / "m.param", tmp_path / "m.bin")
+    with pytest.raises(ConversionError, match="magic"):
+        parse_param("hello\n")
+
+
+def test_rrdb_names_follow_the_architecture():
+    names = rrdb_names(23)
+    assert len(names) == 351 and names[1] == "body.0.rdb1.conv1"
+    assert names[-5:] == ["conv_body", "conv_up1", "conv_up2", "conv_hr", "conv_last"]
+
+
+def test_torchvision_shim_provides_what_spandrel_imports(monkeypatch):
+    import torch
+
+    from creative_studio.compat import torchvision_shim
+
+    for name in [m for m in sys.modules if m.startswith("torchvision")]:
+        monkeypatch.delitem(sys.modules, name)
+    shimmed = torchvision_shim.install()
+    import torchvision.transforms.functional as tvf
+
+    if shimmed:
+        assert tvf.InterpolationMode.BICUBIC.value == "bicubic"
+        out = tvf.normalize(torch.ones(3, 2, 2), [0.5] * 3, [0.5] * 3)
+        assert torch.allclose(out, torch.ones(3, 2, 2))
+        with pytest.raises(NotImplementedError, match="torchvision"):
+            tvf.rotate(None, 90)
+    for name in [m for m in sys.modules if m.startswith("torchvision")]:
+        monkeypatch.delitem(sys.modules, name)
