@@ -89,3 +89,51 @@ def test_torchvision_shim_provides_what_spandrel_imports(monkeypatch):
             tvf.rotate(None, 90)
     for name in [m for m in sys.modules if m.startswith("torchvision")]:
         monkeypatch.delitem(sys.modules, name)
+
+
+def _conv_sr(layers: int = 5, scale: int = 2):
+    """A small real conv SR network (random weights): receptive radius = ``layers`` px."""
+    import torch
+
+    torch.manual_seed(0)
+    body = []
+    channels = 3
+    for _ in range(layers - 1):
+        body += [torch.nn.Conv2d(channels, 8, 3, padding=1), torch.nn.PReLU(8)]
+        channels = 8
+    body += [torch.nn.Conv2d(channels, 3 * scale * scale, 3, padding=1),
+             torch.nn.PixelShuffle(scale)]
+    return torch.nn.Sequential(*body).eval()
+
+
+def test_tiling_with_enough_context_matches_the_whole_image():
+    import torch
+
+    from creative_studio.core.errors import Cancelled
+    from creative_studio.core.progress import Progress
+    from plugins.upscale.tiling import plan, run_tiled
+
+    model = _conv_sr(layers=5)
+    image = torch.rand(1, 3, 45, 70)
+    whole = run_tiled(model, image, 2, tile=10**6, pad=0)
+    assert whole.shape == (1, 3, 90, 140)
+    fractions = []
+    progress = Progress(lambda f, eta, preview: fractions.append(f))
+    exact = run_tiled(model, image, 2, tile=16, pad=5, progress=progress)
+    assert torch.allclose(exact, whole, atol=1e-5)
+    assert len(fractions) == len(plan(45, 70, 16)) == 15 and fractions[-1] == 1.0
+    seamy = run_tiled(model, image, 2, tile=16, pad=2)
+    assert not torch.allclose(seamy, whole, atol=1e-3)  # too little context shows seams
+    progress = Progress()
+    progress.cancel()
+    with pytest.raises(Cancelled):
+        run_tiled(model, image, 2, tile=16, pad=5, progress=progress)
+
+
+def test_tile_plan_aligns_corners():
+    from plugins.upscale.tiling import plan
+
+    boxes = plan(100, 130, tile=50, align=32)
+    assert all(y0 % 32 == 0 and x0 % 32 == 0 for y0, _, x0, _ in boxes)
+    covered = sum((y1 - y0) * (x1 - x0) for y0, y1, x0, x1 in boxes)
+    assert covered == 100 * 130
