@@ -255,3 +255,21 @@ def test_studio_starts_on_a_real_x_server(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "FIRST_PAINT" in out.stdout and "torch_loaded=False" in out.stdout
     assert project_mod.recoverable() == []  # an empty untitled project leaves nothing behind
+
+
+def test_disk_full_shows_a_message_and_keeps_the_result(qtbot, make_window, tmp_path):
+    from creative_studio.plugins.registry import _builtin_root
+
+    write_plugin(tmp_path, "rev", id="rev", name="Reverse")
+    window = make_window(PluginRegistry.discover([_builtin_root(), tmp_path],
+                                                 entry_points=False))
+    pages = window.store._conn.execute("PRAGMA page_count").fetchone()[0]
+    window.store._conn.execute(f"PRAGMA max_page_count = {pages}")  # the disk is full
+    job = window.submit(Request("rev", "generate", "abc", {"steps": 9000,
+                                                             "step_seconds": 0}))
+    qtbot.waitUntil(lambda: job.state is JobState.DONE, timeout=10_000)
+    qtbot.waitUntil(lambda: any("disk is full" in e for e in window.errors))
+    assert job.item_id is None and len(window.store.pending) == 1
+    window.store._conn.execute("PRAGMA max_page_count = 1073741823")  # space freed
+    assert window.save_as(tmp_path / "rescued.csproj")  # Save As writes what was pending
+    assert window.store.count() == 1 and window.store.pending == []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections import deque
 from typing import Any
 
 from PySide6.QtCore import QObject, Qt, Signal
@@ -20,12 +22,43 @@ from ..workers.runner import JobRunner
 
 
 class JobEvents(QObject):
-    """Re-emits the runner's worker-thread events as a queued Qt signal."""
+    """Carries the runner's worker-thread events to the GUI thread.
 
-    event = Signal(str, object, object)
+    Workers append to a locked queue and wake the GUI thread with an argument-less signal,
+    once per batch; the GUI thread drains the queue and emits ``event`` locally. Consecutive
+    progress events of one job are coalesced (the latest preview holds everything), so a
+    generator reporting thousands of steps cannot flood the event loop.
+    """
+
+    event = Signal(str, object, object)  # emitted on the GUI thread only
+    _wake = Signal()
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._queue: deque[tuple[str, Job, Any]] = deque()
+        self._lock = threading.Lock()
+        self._scheduled = False
+        self._wake.connect(self._drain, Qt.ConnectionType.QueuedConnection)
 
     def __call__(self, event: str, job: Job, data: Any) -> None:
-        self.event.emit(event, job, data)
+        with self._lock:
+            last = self._queue[-1] if self._queue else None
+            if event == "progress" and last and last[0] == "progress" and last[1] is job:
+                self._queue[-1] = (event, job, data)
+            else:
+                self._queue.append((event, job, data))
+            wake = not self._scheduled
+            self._scheduled = True
+        if wake:
+            self._wake.emit()
+
+    def _drain(self) -> None:
+        with self._lock:
+            items = list(self._queue)
+            self._queue.clear()
+            self._scheduled = False
+        for event, job, data in items:
+            self.event.emit(event, job, data)
 
 
 def format_eta(seconds: float | None) -> str:
