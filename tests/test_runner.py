@@ -124,3 +124,12 @@ def test_unload_models_on_demand(runner):
     assert runner.loaded_models() == []
     runner.wait(runner.submit(req("two")))
     assert fake_plugin.LOADS == ["embedded:reverse", "embedded:reverse"]
+
+
+def test_progress_messages_reach_the_listener():
+    from creative_studio.core.progress import Progress
+
+    seen = []
+    progress = Progress(lambda f, eta, preview: seen.append((f, preview)))
+    progress.say("Loading model…")
+    assert progress.message == "Loading model…" and seen == [(0.0, None)]

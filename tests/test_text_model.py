@@ -144,3 +144,16 @@ def test_missing_and_corrupt_models_give_clear_errors(tmp_path):
         models.resolve(str(txt))
     with pytest.raises(ModelError, match="Unknown embedded"):
         models.resolve("embedded:gpt-17")
+
+
+def test_first_use_is_announced(smollm_folder, tmp_path, monkeypatch):
+    source = models.resolve(EMBEDDED)
+    assert models.is_converted(source)
+    monkeypatch.setenv("CREATIVE_STUDIO_CACHE", str(tmp_path / "empty-cache"))
+    assert not models.is_converted(source)
+    messages = []
+    progress = Progress(lambda f, eta, preview: messages.append(progress.message))
+    monkeypatch.setattr(models, "load", lambda source, device: (None, None, "0" * 64))
+    TextGenerator().load(EMBEDDED, "cpu", progress)
+    assert messages[0].startswith("Preparing SmolLM2-135M-Instruct (first use")
+    assert messages[-1] == ""

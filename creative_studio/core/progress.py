@@ -24,12 +24,19 @@ class Progress:
         self._cancel = threading.Event()
         self.started = time.monotonic()
         self.fraction = 0.0
+        self.message = ""  # what the job is doing now ("Loading model…"), shown to the user
 
     # -- generator side -------------------------------------------------
     def update(self, fraction: float, preview: Any = None) -> None:
         self.fraction = max(0.0, min(1.0, float(fraction)))
         if self._listener is not None:
             self._listener(self.fraction, self.eta(), preview)
+
+    def say(self, message: str) -> None:
+        """Tell the user what is happening (no progress change, no preview)."""
+        self.message = message
+        if self._listener is not None:
+            self._listener(self.fraction, self.eta(), None)
 
     @property
     def cancelled(self) -> bool:

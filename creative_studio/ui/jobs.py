@@ -147,7 +147,9 @@ class JobsView(QWidget):
             fraction, eta, _ = data
             bar.setValue(int(fraction * 1000))
             bar.setFormat(f"{fraction * 100:.0f}%")
-            item.setText(3, format_eta(eta))
+            message = job.progress.message
+            item.setText(1, f"running: {message}" if message else job.state.value)
+            item.setText(3, format_eta(eta) if not message else "…")
         elif event == "started":
             item.setText(3, "loading…")
         elif job.state.finished:

@@ -72,8 +72,12 @@ class TextGenerator:
     # -- model ------------------------------------------------------------------------
     def load(self, ref: str, device: str, progress) -> None:
         source = models.resolve(ref)
-        progress.update(0.0, preview=None)
+        if source.kind == "gguf" and not models.is_converted(source):
+            progress.say(f"Preparing {source.name} (first use: about 30 s)…")
+        else:
+            progress.say(f"Loading {source.name}…")
         self.model, self.tokenizer, sha = models.load(source, device)
+        progress.say("")
         self.device = device
         self.identity = ModelIdentity(source.name, ref, sha, source.source)
 

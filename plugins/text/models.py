@@ -81,6 +81,13 @@ def _gguf_cache(sha: str) -> Path:
     return paths.cache_dir() / "text" / sha[:24]
 
 
+def is_converted(source: ModelSource) -> bool:
+    """Whether a GGUF already has its safetensors cache (loads in about a second)."""
+    if source.kind != "gguf" or source.path is None:
+        return True
+    return (_gguf_cache(weights_sha256(source.path)) / "complete").is_file()
+
+
 def load(source: ModelSource, device: str):
     """Load (model, tokenizer, sha256) for a ModelSource on ``device``."""
     import torch

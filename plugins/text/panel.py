@@ -306,6 +306,8 @@ class TextPanel(PluginPanel):
             self.status.setText("Loading model…")
         elif event == "progress" and streaming:
             fraction, eta, preview = data
+            if job.progress.message:
+                self.status.setText(job.progress.message)
             if isinstance(preview, str):
                 self._replace_stream_text(preview)
                 self.status.setText(f"Writing… {fraction * 100:.0f}%")
