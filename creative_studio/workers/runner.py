@@ -19,7 +19,7 @@ from typing import Any
 
 from ..core import devices
 from ..core.errors import BadInput, Cancelled, ProjectError, StudioError, describe
-from ..core.jobs import Job, JobState, Request
+from ..core.jobs import Asset, Job, JobState, Request
 from ..core.progress import Progress
 from ..plugins import PluginRegistry
 
@@ -81,7 +81,11 @@ class _Worker(threading.Thread):
             generator = self._generator(job, generator_cls)
             job.progress.check()
             job.progress.restart_clock()
-            result = generator.generate(job.request, job.progress)
+            if getattr(generator, "needs_inputs", False):
+                result = generator.generate(job.request, job.progress,
+                                            self._inputs(job))
+            else:
+                result = generator.generate(job.request, job.progress)
         except Cancelled:
             runner._finish(job, JobState.CANCELLED)
             return
@@ -97,6 +101,20 @@ class _Worker(threading.Thread):
             except ProjectError as exc:
                 job.error = str(exc)  # result kept in store.pending; the GUI offers Save As
         runner._finish(job, JobState.DONE)
+
+    @staticmethod
+    def _inputs(job: Job) -> dict[str, list[Asset]]:
+        """The assets (with bytes) of the items a request reads: its parents."""
+        if job.store is None:
+            if job.request.parents:
+                raise StudioError("This job reads project items but has no project.")
+            return {}
+        inputs = {}
+        for item_id in job.request.parents:
+            item = job.store.item(item_id)
+            inputs[item_id] = [Asset(a.role, a.mime, job.store.asset_bytes(a.id), a.name)
+                               for a in item.assets]
+        return inputs
 
     def unload_all(self) -> None:
         while self.models:
