@@ -126,3 +126,29 @@ def test_user_model_files_are_loaded_without_unpickling_code(tmp_path):
         models.load(str(evil))
     with pytest.raises(ModelError, match="Model not found"):
         models.load(str(tmp_path / "missing.pth"))
+
+
+@pytest.mark.gui
+def test_upscale_through_the_window(qtbot, tmp_path):
+    from creative_studio.core.settings import Settings
+    from creative_studio.ui.main_window import MainWindow
+
+    window = MainWindow(PluginRegistry.discover(), Settings())
+    qtbot.addWidget(window)
+    window.show()
+    panel = window.panels["upscale"]
+    picture = tmp_path / "cat.png"
+    Image.new("RGB", (48, 32), (30, 120, 200)).save(picture)
+    (tmp_path / "junk.png").write_bytes(b"nope")
+    assert panel.open_file(tmp_path / "junk.png") is None
+    assert "not an image" in panel.message.text()
+    source = panel.open_file(picture)
+    panel.model.setCurrentIndex(panel.model.findData("embedded:animevideov3-x2"))
+    job = panel.upscale()
+    qtbot.waitUntil(lambda: job.state.finished and panel.upscale_button.isEnabled(),
+                    timeout=60_000)
+    assert job.state is JobState.DONE, job.error
+    item = window.store.item(job.item_id)
+    assert item.parents == [source] and item.metadata["width"] == 96
+    assert panel.view.after is not None and panel.view.after.width() == 96
+    window.runner.shutdown()
