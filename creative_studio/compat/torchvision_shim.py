@@ -43,6 +43,32 @@ def rotate(*args, **kwargs):
                               "beside this build of torch.")
 
 
+def import_spandrel():
+    """Import spandrel, with the stand-in present only while spandrel imports.
+
+    spandrel binds the names it needs at import time, so the stand-in is removed from
+    ``sys.modules`` afterwards: other libraries (transformers probes
+    ``importlib.util.find_spec("torchvision")``) keep seeing no torchvision at all.
+    """
+    if "spandrel" in sys.modules:
+        return sys.modules["spandrel"]
+    shimmed = install()
+    try:
+        import spandrel
+    finally:
+        if shimmed:
+            uninstall()
+    return spandrel
+
+
+def uninstall() -> None:
+    """Remove the stand-in (never a real torchvision) from ``sys.modules``."""
+    root = sys.modules.get("torchvision")
+    if root is not None and getattr(root, "__version__", "") == SHIM_VERSION:
+        for name in [m for m in sys.modules if m == "torchvision" or m.startswith("torchvision.")]:
+            del sys.modules[name]
+
+
 def install() -> bool:
     """Make ``import torchvision.transforms.functional`` work. Returns True if shimmed."""
     existing = sys.modules.get("torchvision")

