@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -75,6 +76,9 @@ def test_cancel_and_remove_queued_jobs_and_clear(runner):
     second = runner.submit(req("second"))
     third = runner.submit(req("third"))
     fourth = runner.submit(req("fourth"))
+    deadline = time.monotonic() + 30
+    while first.state is JobState.QUEUED and time.monotonic() < deadline:
+        time.sleep(0.005)  # clear() keeps only the running job: let the first one start
     runner.cancel(second.id)
     runner.remove(third.id)
     assert second.state is JobState.CANCELLED
