@@ -12,7 +12,6 @@ steps it writes a grid of fixed-seed samples to ``<run>/samples-<step>.png``.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import sys
@@ -71,16 +70,11 @@ def sample_grid(unet, states, masks, empty, path: Path, steps: int = 25, guidanc
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--data", type=Path, default=Path(".cache/image-data"))
-    parser.add_argument("--run", type=Path, default=Path(".cache/image-train"))
-    parser.add_argument("--minutes", type=float, default=60)
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=3e-4)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--save-minutes", type=float, default=4)
+    from tools.training_args import training_parser
+
+    parser = training_parser("image", batch=32, lr=3e-4,
+                             warm_start=Path(__file__).parent / "checkpoint")
     parser.add_argument("--sample-every", type=int, default=1000)
-    parser.add_argument("--warm-start", type=Path, default=Path(__file__).parent / "checkpoint")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     args.run.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,6 @@ best model and the tokenizer to DIR (what the studio ships) and reports the test
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import shutil
@@ -74,19 +73,13 @@ def make_model(vocab: int):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--data", type=Path, default=Path(".cache/music-data"))
-    parser.add_argument("--run", type=Path, default=Path(".cache/music-train"))
-    parser.add_argument("--minutes", type=float, default=60)
-    parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--lr", type=float, default=1e-3)
+    from tools.training_args import training_parser
+
+    parser = training_parser("music", batch=8, lr=1e-3,
+                             warm_start=Path(__file__).parent / "checkpoint")
     parser.add_argument("--total-steps", type=int, default=30000, help="cosine schedule length")
     parser.add_argument("--eval-every", type=int, default=200)
-    parser.add_argument("--save-minutes", type=float, default=4)
-    parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--export", type=Path)
-    parser.add_argument("--warm-start", type=Path, default=Path(__file__).parent / "checkpoint",
-                        help="model weights to start from when the run has no checkpoint")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     args.run.mkdir(parents=True, exist_ok=True)
