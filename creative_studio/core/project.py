@@ -446,17 +446,21 @@ class ProjectStore:
         self.flush_pending()
 
     # -- reading --------------------------------------------------------------
-    def items(self) -> list[Item]:
-        """All items, oldest first, with their asset descriptions (not their bytes)."""
+    def items(self, only: str | None = None) -> list[Item]:
+        """All items (or the one with id ``only``), oldest first, with their asset
+        descriptions (not their bytes)."""
+        where, key = ("", ()) if only is None else (" WHERE {} = ?", (only,))
         with self._lock:
             rows = self._conn.execute(
                 "SELECT id, created, plugin, kind, title, request, model, device, versions,"
-                " metadata FROM items ORDER BY created, rowid").fetchall()
+                " metadata FROM items" + where.format("id") + " ORDER BY created, rowid",
+                key).fetchall()
             parent_rows = self._conn.execute(
-                "SELECT item_id, parent_id FROM item_parents").fetchall()
+                "SELECT item_id, parent_id FROM item_parents" + where.format("item_id"),
+                key).fetchall()
             asset_rows = self._conn.execute(
-                "SELECT id, item_id, role, mime, name, sha256, size FROM assets ORDER BY id"
-            ).fetchall()
+                "SELECT id, item_id, role, mime, name, sha256, size FROM assets"
+                + where.format("item_id") + " ORDER BY id", key).fetchall()
         parents: dict[str, list[str]] = {}
         for item_id, parent in parent_rows:
             parents.setdefault(item_id, []).append(parent)
@@ -474,9 +478,9 @@ class ProjectStore:
         return items
 
     def item(self, item_id: str) -> Item:
-        for item in self.items():
-            if item.id == item_id:
-                return item
+        found = self.items(only=item_id)
+        if found:
+            return found[0]
         raise ProjectError(f"No item {item_id} in {self.path.name}.")
 
     def asset_bytes(self, asset_id: int) -> bytes:
