@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..core.errors import StudioError
 from ..core.project import Item, ProjectStore
+from .images import FORMATS, convert_image
 
 _EXT = {"text/plain": ".txt", "image/png": ".png", "audio/midi": ".mid", "audio/wav": ".wav"}
 
@@ -18,12 +19,19 @@ def suggested_name(item: Item) -> str:
     return (base.replace(" ", "_") or item.id[:8]) + _EXT.get(mime, ".bin")
 
 
-def export_item(store: ProjectStore, item: Item, target: Path) -> list[Path]:
-    """Export the item's first asset to ``target``; text gets a ``.recipe.json`` beside it."""
+def export_item(store: ProjectStore, item: Item, target: Path, quality: int = 92) -> list[Path]:
+    """Export the item's first asset to ``target``.
+
+    Images are written in the format the suffix names (PNG, JPEG/WebP with ``quality``, TIFF)
+    with the recipe inside; text gets a ``.recipe.json`` beside it.
+    """
     if not item.assets:
         raise StudioError("This item has no output to export.")
     asset = item.assets[0]
     data = store.asset_bytes(asset.id)
+    if asset.mime.startswith("image/") and target.suffix.lower() in FORMATS:
+        recipe = json.dumps(item.recipe(), ensure_ascii=True)
+        data = convert_image(data, target.suffix, recipe, quality)
     target.write_bytes(data)
     written = [target]
     if asset.mime.startswith("text/"):

@@ -34,12 +34,71 @@ def decode_image(data: bytes, name: str = "image"):
     return image
 
 
-def encode_png(image, text: dict[str, str] | None = None) -> bytes:
+def colour_and_exif(image) -> tuple[bytes | None, bytes | None]:
+    """The ICC profile and EXIF block of a decoded image, to carry over to what is made of it."""
+    icc = image.info.get("icc_profile") or None
+    exif = image.getexif()
+    return icc, (exif.tobytes() if len(exif) else None)
+
+
+def resized_exif(exif: bytes | None, width: int, height: int) -> bytes | None:
+    """EXIF with its pixel dimensions updated (other tags kept as they were)."""
+    if not exif:
+        return None
+    from PIL import Image
+
+    data = Image.Exif()
+    data.load(exif)
+    sub = data.get_ifd(0x8769)  # Exif IFD: PixelXDimension/PixelYDimension
+    if 0xA002 in sub or 0xA003 in sub:
+        sub[0xA002], sub[0xA003] = width, height
+    return data.tobytes()
+
+
+def encode_png(image, text: dict[str, str] | None = None, icc: bytes | None = None,
+               exif: bytes | None = None) -> bytes:
     from PIL import PngImagePlugin
 
     info = PngImagePlugin.PngInfo()
     for key, value in (text or {}).items():
         info.add_itxt(key, value)
+    extra = {k: v for k, v in (("icc_profile", icc), ("exif", exif)) if v}
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG", pnginfo=info)
+    image.save(buffer, format="PNG", pnginfo=info, **extra)
+    return buffer.getvalue()
+
+
+FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".tif": "TIFF",
+           ".tiff": "TIFF"}
+
+
+def convert_image(data: bytes, suffix: str, recipe: str = "", quality: int = 92) -> bytes:
+    """Re-encode a stored image for export: PNG (recipe in iTXt chunks), JPEG/WebP (quality,
+    recipe in the EXIF UserComment) or TIFF, keeping the ICC profile and EXIF."""
+    from PIL import Image
+
+    fmt = FORMATS.get(suffix.lower())
+    if fmt is None:
+        raise BadInput(f"Cannot export images as '{suffix}': choose .png, .jpg, .webp or .tif.")
+    image = decode_image(data, "The stored image")
+    icc, exif_bytes = colour_and_exif(image)
+    if fmt == "PNG":
+        text = {"parameters": recipe, "creative-studio": recipe} if recipe else {}
+        return encode_png(image, text, icc, exif_bytes)
+    exif = Image.Exif()
+    if exif_bytes:
+        exif.load(exif_bytes)
+    if recipe:
+        exif[0x0131] = "Creative Studio"  # Software
+        # UserComment (Exif IFD), ASCII charset; JSON escapes anything beyond ASCII
+        exif.get_ifd(0x8769)[0x9286] = b"ASCII\0\0\0" + recipe.encode("ascii", "replace")
+    if fmt == "JPEG" and image.mode not in ("RGB", "L", "CMYK"):
+        image = image.convert("RGB")  # JPEG has no alpha
+    extra: dict = {"exif": exif.tobytes()}
+    if icc:
+        extra["icc_profile"] = icc
+    if fmt in ("JPEG", "WEBP"):
+        extra["quality"] = max(1, min(100, int(quality)))
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **extra)
     return buffer.getvalue()

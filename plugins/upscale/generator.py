@@ -1,15 +1,33 @@
-"""Super-resolution with spandrel models, tiled (no Qt). Work in progress (issue 3): no panel
-or manifest yet, so the studio does not offer it; the CLI and tests drive it."""
+"""Super-resolution with spandrel models, tiled (no Qt; torch imported lazily).
+
+Params of an ``upscale`` request: ``tile`` (input px, 0 = from free memory), ``size`` (a preset
+of sizes.py), ``precision`` (``auto`` = bfloat16 where the CPU has native bf16 / float16 on
+CUDA, or ``fp32``). The output keeps the input's alpha, ICC profile and EXIF.
+"""
 
 from __future__ import annotations
 
 from creative_studio.core.errors import BadInput
 from creative_studio.core.jobs import Asset, ModelIdentity, Request, Result
-from creative_studio.io.images import decode_image, encode_png
+from creative_studio.io.images import colour_and_exif, decode_image, encode_png, resized_exif
 
 from . import models
+from .sizes import MAX_OUTPUT_PIXELS, output_size
 
-DEFAULT_TILE = 256
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def fast_dtype(device: str, precision: str):
+    """The reduced precision to autocast to, or None for float32."""
+    import torch
+
+    if precision == "fp32":
+        return None
+    if device.startswith("cuda"):
+        return torch.float16
+    if device == "cpu" and (precision == "bf16" or torch.ops.mkldnn._is_mkldnn_bf16_supported()):
+        return torch.bfloat16
+    return None
 
 
 class UpscaleGenerator:
@@ -25,9 +43,12 @@ class UpscaleGenerator:
             raise BadInput(f"Unknown upscale task '{request.task}'.")
         if len(request.parents) != 1:
             raise BadInput("Choose one image to upscale.")
-        tile = int(request.params.get("tile", DEFAULT_TILE))
-        if tile < 32:
-            raise BadInput("Tiles must be at least 32 px.")
+        tile = int(request.params.get("tile", 0))
+        if tile and tile < 32:
+            raise BadInput("Tiles must be at least 32 px (or 0 for automatic).")
+        if request.params.get("precision", "auto") not in PRECISIONS:
+            raise BadInput(f"Precision must be one of {', '.join(PRECISIONS)}.")
+        output_size(100, 100, str(request.params.get("size", "model")), 4)  # known preset
 
     def load(self, ref: str, device: str, progress) -> None:
         progress.say("Loading the upscale model…")
@@ -38,9 +59,36 @@ class UpscaleGenerator:
     def unload(self) -> None:
         self.upscaler = None
 
+    def network(self, precision: str):
+        """The callable run on each tile: the network (+ its fixed resize), maybe autocast."""
+        import torch
+
+        up = self.upscaler
+        assert up is not None
+        dtype = fast_dtype(self.device, precision)
+        device_type = "cuda" if self.device.startswith("cuda") else "cpu"
+
+        def run(tile):
+            if dtype is None:
+                out = up.model(tile)
+            else:
+                with torch.autocast(device_type, dtype=dtype):
+                    out = up.model(tile)
+            out = out.float()
+            if up.output_resize != 1.0:  # animevideov3 ×2/×3 = the ×4 net + bicubic, as in ncnn
+                out = torch.nn.functional.interpolate(out, scale_factor=up.output_resize,
+                                                      mode="bicubic", align_corners=False)
+            return out
+
+        run.model = up.model.model  # tiling hooks cancel checks into its blocks
+        return run, dtype
+
     def generate(self, request: Request, progress, inputs) -> Result:
         import numpy as np
         import torch
+        from PIL import Image
+
+        from .tiling import auto_tile, run_tiled
 
         up = self.upscaler
         assert up is not None
@@ -51,26 +99,36 @@ class UpscaleGenerator:
         image = decode_image(image_assets[0].data, image_assets[0].name or "The image")
         if min(image.size) < 2:
             raise BadInput(f"The image is {image.width}×{image.height}: too small to upscale.")
+        preset = str(request.params.get("size", "model"))
+        final = output_size(image.width, image.height, preset, up.scale)
+        if image.width * image.height * up.scale ** 2 > MAX_OUTPUT_PIXELS:
+            raise BadInput(f"{image.width}×{image.height} ×{up.scale} is larger than the "
+                           f"{MAX_OUTPUT_PIXELS // 2**20} MP the studio writes: use a ×2 model "
+                           f"or crop the picture.")
+        icc, exif = colour_and_exif(image)
         alpha = image.getchannel("A") if "A" in image.getbands() else None
         rgb = image.convert("RGB")
         x = torch.from_numpy(np.asarray(rgb, dtype=np.float32) / 255.0).permute(2, 0, 1)[None]
-        from .tiling import run_tiled
-
-        tile = int(request.params.get("tile", DEFAULT_TILE))
-        y = run_tiled(up.model, x.to(self.device), up.model.scale, tile, up.pad, up.align,
-                      progress)
-        if up.output_resize != 1.0:
-            y = torch.nn.functional.interpolate(y, scale_factor=up.output_resize,
-                                                mode="bicubic", align_corners=False)
-        pixels = (y[0].clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8)
-        from PIL import Image
-
+        tile = int(request.params.get("tile", 0)) or auto_tile(
+            up.model.architecture.name, up.pad, up.align, device=self.device)
+        network, dtype = self.network(str(request.params.get("precision", "auto")))
+        pixels = run_tiled(network, x.to(self.device), up.scale, tile, up.pad, up.align,
+                           progress)
         out = Image.fromarray(pixels, "RGB")
+        del pixels
+        resampled = out.size != final
+        if resampled:
+            out = out.resize(final, Image.Resampling.LANCZOS)
         if alpha is not None:
             out.putalpha(alpha.resize(out.size, Image.Resampling.BICUBIC))
-        png = encode_png(out, {"creative-studio": "upscale"})
+        png = encode_png(out, {"creative-studio": "upscale"}, icc,
+                         resized_exif(exif, out.width, out.height))
         return Result([Asset("image", "image/png", png, "upscaled.png")],
                       ModelIdentity(up.name, request.model, up.sha256, up.source), self.device,
                       metadata={"width": out.width, "height": out.height, "scale": up.scale,
-                                "tile": tile, "pad": up.pad},
+                                "input": [image.width, image.height], "size": preset,
+                                "resampled": resampled, "tile": tile, "pad": up.pad,
+                                "precision": str(dtype).replace("torch.", "") if dtype
+                                else "float32",
+                                "icc": bool(icc), "exif": bool(exif)},
                       title=f"{image.width}×{image.height} → {out.width}×{out.height}")

@@ -36,7 +36,7 @@ EMBEDDED = {
                         "Real-ESRGAN animevideov3 ×4 (fast)", "BSD-3-Clause"),
 }
 # context each tile needs (input px) and corner alignment, by spandrel architecture id
-TILE_CONTEXT = {"RealESRGAN Compact": (16, 1), "ESRGAN": (64, 1), "DAT": (64, 32)}
+TILE_CONTEXT = {"RealESRGAN Compact": (16, 1), "ESRGAN": (64, 1), "DAT": (32, 32)}
 
 
 @dataclass

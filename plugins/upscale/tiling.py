@@ -3,13 +3,22 @@
 Each tile's *core* is run with ``pad`` pixels of real context around it, and only the core
 of the output is kept, so a tile sees the same neighbourhood as a whole-image run would.
 Tile corners sit on multiples of ``align`` so that window-attention models (DAT) see the
-same windows as in a whole-image run. Progress is reported and cancel checked per tile.
+same windows as in a whole-image run. Tiles are written straight into an 8-bit output
+array (a 4096² result is 50 MB, not a 200 MB float tensor). Progress is reported per tile;
+cancel is checked between tiles and, through forward hooks, between the network's blocks.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
+
+# peak working memory of one forward pass, bytes per input pixel of a tile (context
+# included), measured on CPU with torch 2.13 for 64–256 px tiles (tools/upscale/README.md)
+BYTES_PER_PIXEL = {"RealESRGAN Compact": 3_000, "ESRGAN": 12_000, "DAT": 15_000}
+DEFAULT_BYTES_PER_PIXEL = 15_000
+CPU_BUDGET = 1 << 30  # at most 1 GiB of activations on CPU, whatever is free
+MIN_TILE, MAX_TILE = 64, 1024
 
 
 def plan(height: int, width: int, tile: int, align: int = 1) -> list[tuple[int, int, int, int]]:
@@ -22,30 +31,91 @@ def plan(height: int, width: int, tile: int, align: int = 1) -> list[tuple[int, 
     return boxes
 
 
+def available_memory(device: str = "cpu") -> int:
+    """Bytes the next tile may use on ``device``: free memory, with a margin."""
+    if device.startswith("cuda"):
+        import torch
+
+        free, _ = torch.cuda.mem_get_info(torch.device(device))
+        return int(free * 0.6)
+    try:
+        import psutil
+
+        free = psutil.virtual_memory().available
+    except ImportError:  # psutil is a dependency; this keeps a broken install usable
+        free = 4 << 30
+    return min(CPU_BUDGET, free // 4)
+
+
+def auto_tile(architecture: str, pad: int, align: int = 1, budget: int | None = None,
+              device: str = "cpu") -> int:
+    """The largest tile (input px, multiple of 32) whose forward pass fits the budget."""
+    if budget is None:
+        budget = available_memory(device)
+    per_pixel = BYTES_PER_PIXEL.get(architecture, DEFAULT_BYTES_PER_PIXEL)
+    side = int(math.sqrt(budget / per_pixel)) - 2 * pad
+    step = max(32, align)
+    return max(MIN_TILE, min(MAX_TILE, side // step * step))
+
+
+def _cancel_hooks(model, progress) -> list:
+    """Check for cancel before each top-level block: a DAT tile can take tens of seconds."""
+    module = getattr(model, "model", model)
+    if progress is None or not hasattr(module, "modules"):
+        return []
+    hooks = []
+    for child in list(module.children())[:64]:
+        hooks.append(child.register_forward_pre_hook(lambda *_: progress.check()))
+        for grandchild in list(child.children())[:64]:
+            hooks.append(grandchild.register_forward_pre_hook(lambda *_: progress.check()))
+    return hooks
+
+
+def to_uint8(tensor):
+    """(1, C, H, W) float in [0, 1] → (H, W, C) uint8 numpy array."""
+    import torch
+
+    pixels = tensor[0].float().clamp(0, 1).mul(255).round().to(torch.uint8)
+    return pixels.permute(1, 2, 0).cpu().numpy()
+
+
 def run_tiled(model: Callable, image, scale: int, tile: int, pad: int, align: int = 1,
               progress=None):
-    """Upscale ``image`` (1, C, H, W float tensor) with ``model`` tile by tile."""
+    """Upscale ``image`` (1, C, H, W float tensor in [0, 1]) tile by tile.
+
+    Returns an (H·scale, W·scale, C) uint8 array.
+    """
+    import numpy as np
     import torch
 
     _, channels, height, width = image.shape
-    if tile >= max(height, width):
-        with torch.inference_mode():
-            return model(image)
-    pad = int(math.ceil(pad / align) * align)
-    boxes = plan(height, width, tile, align)
-    out = None
-    for index, (y0, y1, x0, x1) in enumerate(boxes):
-        if progress is not None:
-            progress.check()
-        ry0, rx0 = max(0, y0 - pad), max(0, x0 - pad)
-        ry1, rx1 = min(height, y1 + pad), min(width, x1 + pad)
-        with torch.inference_mode():
-            result = model(image[:, :, ry0:ry1, rx0:rx1])
-        if out is None:
-            out = torch.empty((1, result.shape[1], height * scale, width * scale),
-                              dtype=result.dtype)
-        out[:, :, y0 * scale:y1 * scale, x0 * scale:x1 * scale] = result[
-            :, :, (y0 - ry0) * scale:(y1 - ry0) * scale, (x0 - rx0) * scale:(x1 - rx0) * scale]
-        if progress is not None:
-            progress.update((index + 1) / len(boxes))
-    return out
+    hooks = _cancel_hooks(model, progress)
+    try:
+        if tile >= max(height, width):
+            if progress is not None:
+                progress.check()
+            with torch.inference_mode():
+                out = to_uint8(model(image))
+            if progress is not None:
+                progress.update(1.0)
+            return out
+        pad = int(math.ceil(pad / align) * align)
+        boxes = plan(height, width, tile, align)
+        out = np.empty((height * scale, width * scale, channels), dtype=np.uint8)
+        for index, (y0, y1, x0, x1) in enumerate(boxes):
+            if progress is not None:
+                progress.check()
+                progress.say(f"Tile {index + 1} of {len(boxes)}")
+            ry0, rx0 = max(0, y0 - pad), max(0, x0 - pad)
+            ry1, rx1 = min(height, y1 + pad), min(width, x1 + pad)
+            with torch.inference_mode():
+                result = model(image[:, :, ry0:ry1, rx0:rx1])
+                core = result[:, :, (y0 - ry0) * scale:(y1 - ry0) * scale,
+                              (x0 - rx0) * scale:(x1 - rx0) * scale]
+                out[y0 * scale:y1 * scale, x0 * scale:x1 * scale] = to_uint8(core)
+            if progress is not None:
+                progress.update((index + 1) / len(boxes))
+        return out
+    finally:
+        for hook in hooks:
+            hook.remove()
