@@ -8,9 +8,10 @@ import pickle
 import numpy as np
 import pytest
 from PIL import Image
+from PySide6.QtCore import QPointF
 
 from creative_studio.compat.torchvision_shim import import_spandrel
-from creative_studio.core.errors import ModelError
+from creative_studio.core.errors import BadInput, ModelError
 from creative_studio.core.jobs import Asset, JobState, ModelIdentity, Request, Result
 from creative_studio.core.project import ProjectStore
 from creative_studio.plugins import PluginRegistry
@@ -66,6 +67,20 @@ def run(runner, store, parent, **params):
     return job
 
 
+def jpeg_with_exif_and_icc() -> bytes:
+    from PIL import ImageCms
+
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    exif = Image.Exif()
+    exif[0x010F] = "TestCam"  # Make
+    exif[0x0112] = 1  # Orientation
+    exif.get_ifd(0x8769)[0xA002] = 40  # PixelXDimension
+    buffer = io.BytesIO()
+    Image.new("RGB", (40, 30), (20, 160, 90)).save(buffer, "JPEG", exif=exif.tobytes(),
+                                                    icc_profile=icc, quality=95)
+    return buffer.getvalue()
+
+
 def test_upscale_keeps_alpha_and_lineage(setup):
     runner, store = setup
     rgba = Image.new("RGBA", (40, 30), (200, 30, 30, 90))
@@ -77,6 +92,62 @@ def test_upscale_keeps_alpha_and_lineage(setup):
     out = Image.open(io.BytesIO(store.asset_bytes(item.assets[0].id)))
     assert out.size == (160, 120) and out.mode == "RGBA"
     assert abs(int(np.asarray(out)[60, 80, 3]) - 90) <= 2
+
+
+def test_exif_and_colour_profile_are_kept(setup, tmp_path):
+    from creative_studio.io.export import export_item
+
+    runner, store = setup
+    original = jpeg_with_exif_and_icc()
+    job = run(runner, store, add_image(store, original, "photo.jpg"))
+    assert job.state is JobState.DONE, job.error
+    item = store.item(job.item_id)
+    assert item.metadata["icc"] and item.metadata["exif"]
+    out = Image.open(io.BytesIO(store.asset_bytes(item.assets[0].id)))
+    assert out.info["icc_profile"] == Image.open(io.BytesIO(original)).info["icc_profile"]
+    exif = out.getexif()
+    assert exif[0x010F] == "TestCam" and exif.get_ifd(0x8769)[0xA002] == 160
+    # exported files keep them too, with the recipe inside
+    for suffix in (".png", ".jpg", ".webp", ".tif"):
+        (path,) = export_item(store, item, tmp_path / f"out{suffix}", quality=80)
+        exported = Image.open(path)
+        assert exported.size == (160, 120) and exported.info.get("icc_profile")
+        assert exported.getexif()[0x010F] == "TestCam"
+        if suffix == ".png":
+            assert item.id in exported.text["parameters"]
+        elif suffix != ".tif":
+            assert item.id.encode() in exported.getexif().get_ifd(0x8769)[0x9286]
+
+
+def test_output_size_presets_resample_the_result(setup):
+    runner, store = setup
+    source = add_image(store, png(Image.new("RGB", (50, 40), "teal")))
+    job = run(runner, store, source, size="x2")
+    assert job.state is JobState.DONE, job.error
+    item = store.item(job.item_id)
+    assert (item.metadata["width"], item.metadata["height"]) == (100, 80)
+    assert item.metadata["resampled"] and item.metadata["size"] == "x2"
+    job = run(runner, store, source, size="long:120")
+    assert job.state is JobState.DONE and store.item(job.item_id).metadata["height"] == 96
+    with pytest.raises(BadInput, match="Unknown output size"):  # refused when submitted
+        run(runner, store, source, size="enormous")
+
+
+def test_reduced_precision_stays_close_to_float32(setup):
+    runner, store = setup
+    rng = np.random.default_rng(0)
+    noise = Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8))
+    source = add_image(store, png(noise))
+    results = []
+    for precision in ("fp32", "bf16"):
+        job = run(runner, store, source, precision=precision)
+        assert job.state is JobState.DONE, job.error
+        item = store.item(job.item_id)
+        results.append(np.asarray(Image.open(io.BytesIO(store.asset_bytes(item.assets[0].id))),
+                                  dtype=np.float64))
+    assert store.item(job.item_id).metadata["precision"] == "bfloat16"
+    mse = np.mean((results[0] - results[1]) ** 2)
+    assert 10 * np.log10(255 ** 2 / mse) > 40  # dB between bf16 and float32 results
 
 
 @pytest.mark.parametrize("make, message", [
@@ -140,26 +211,80 @@ def test_upscale_through_the_window(qtbot, tmp_path):
     qtbot.addWidget(window)
     window.show()
     panel = window.panels["upscale"]
-    picture = tmp_path / "cat.png"
-    Image.new("RGB", (48, 32), (30, 120, 200)).save(picture)
-    (tmp_path / "junk.png").write_bytes(b"nope")
-    assert panel.open_file(tmp_path / "junk.png") is None
-    assert "not an image" in panel.message.text()
-    source = panel.open_file(picture)
+    folder = tmp_path / "batch"
+    folder.mkdir()
+    Image.new("RGB", (48, 32), (30, 120, 200)).save(folder / "a.png")
+    Image.new("RGBA", (20, 24), (200, 20, 20, 128)).save(folder / "b.webp")
+    (folder / "junk.png").write_bytes(b"nope")
+    (folder / "notes.txt").write_text("not a picture")
+    assert panel.open_file(tmp_path / "missing.png") is None
+    sources = panel.open_files([folder])
+    assert len(sources) == 2 and panel.sources.count() == 2
+    assert "Skipped 1" in panel.message.text() and "junk.png" in panel.message.text()
     panel.model.setCurrentIndex(panel.model.findData("embedded:animevideov3-x2"))
-    job = panel.upscale()
-    qtbot.waitUntil(lambda: job.state.finished and panel.upscale_button.isEnabled(),
+    jobs = panel.upscale()  # both are selected after a folder import: a batch
+    assert len(jobs) == 2 and panel.stop_button.isEnabled()
+    qtbot.waitUntil(lambda: all(j.state.finished for j in jobs) and not panel.jobs,
                     timeout=60_000)
-    assert job.state is JobState.DONE, job.error
-    item = window.store.item(job.item_id)
-    assert item.parents == [source] and item.metadata["width"] == 96
-    assert panel.view.after is not None and panel.view.after.width() == 96
+    assert [j.state for j in jobs] == [JobState.DONE, JobState.DONE], [j.error for j in jobs]
+    items = [window.store.item(j.item_id) for j in jobs]
+    assert [i.parents for i in items] == [[s] for s in sources]
+    assert (items[0].metadata["width"], items[1].metadata["width"]) == (96, 40)
+    assert panel.view.after is not None and panel.view.after.width() == 40
+    assert not panel.stop_button.isEnabled()
+    # zoom and pan move before and after together (one transform for both)
+    view = panel.view
+    view.resize(400, 300)
+    fitted = view.target()
+    view.zoom_at(2.0, QPointF(100, 100))
+    zoomed = view.target()
+    assert zoomed.width() == pytest.approx(fitted.width() * 2)
+    # the image point under the cursor stays under it
+    u = (100 - fitted.left()) / fitted.width()
+    assert zoomed.left() + u * zoomed.width() == pytest.approx(100)
+    view.fit()
+    assert view.target() == fitted
+    # export with the recipe inside; the history item is the upscale result
+    assert panel.export(items[1], tmp_path / "b.jpg")
+    assert Image.open(tmp_path / "b.jpg").size == (40, 48)
+    # feed a project image (here: the first result) back in, lineage kept
+    panel.add_project_image(items[0])
+    panel.sources.clearSelection()
+    panel.sources.currentItem().setSelected(True)
+    (again,) = panel.upscale()
+    qtbot.waitUntil(lambda: again.state.finished, timeout=60_000)
+    assert window.store.item(again.item_id).parents == [items[0].id]
     # after an upscale, a text job must still work (transformers probes torchvision)
     text = window.panels["text"]
     text.instruction.setPlainText("Say hi.")
     text.max_tokens.setValue(3)
+    count = window.store.count()
     text.generate_button.click()
-    qtbot.waitUntil(lambda: window.store.count() == 3 and text.generate_button.isEnabled(),
-                    timeout=180_000)
+    qtbot.waitUntil(lambda: window.store.count() == count + 1
+                    and text.generate_button.isEnabled(), timeout=180_000)
     assert window.store.items()[-1].plugin == "text"
+    window.runner.shutdown()
+
+
+@pytest.mark.gui
+def test_stop_cancels_a_batch(qtbot, tmp_path):
+    from creative_studio.core.settings import Settings
+    from creative_studio.ui.main_window import MainWindow
+
+    window = MainWindow(PluginRegistry.discover(), Settings())
+    qtbot.addWidget(window)
+    panel = window.panels["upscale"]
+    for name in ("a", "b", "c"):
+        Image.new("RGB", (256, 256), "gray").save(tmp_path / f"{name}.png")
+    panel.open_files([tmp_path])
+    panel.model.setCurrentIndex(panel.model.findData("embedded:animevideov3-x4"))
+    panel.tile.setValue(32)
+    jobs = panel.upscale()
+    qtbot.waitUntil(lambda: jobs[0].progress.fraction > 0, timeout=60_000)
+    panel.stop_button.click()
+    qtbot.waitUntil(lambda: all(j.state.finished for j in jobs), timeout=60_000)
+    assert jobs[0].state is JobState.CANCELLED
+    assert all(j.state is JobState.CANCELLED for j in jobs[1:])
+    assert window.store.count() == 3  # the imports are kept, no partial results
+    assert panel.upscale_button.text() == "Upscale"
     window.runner.shutdown()

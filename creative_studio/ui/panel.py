@@ -63,6 +63,15 @@ class PluginPanel(QWidget):
         self.show_message("")
         return job
 
+    def add_model_ref(self, ref: str, name: str) -> None:
+        """Add (once) and select a model choice in the panel's ``model`` combo box."""
+        combo = self.model  # every panel with models names its combo box ``model``
+        index = combo.findData(ref)
+        if index < 0:
+            combo.addItem(name, ref)
+            index = combo.count() - 1
+        combo.setCurrentIndex(index)
+
     # -- hooks for the window ----------------------------------------------------------
     def on_job_event(self, event: str, job: Job, data: Any) -> None:
         """A job of this plugin changed (called on the GUI thread)."""

@@ -172,13 +172,6 @@ class TextPanel(PluginPanel):
         QShortcut(QKeySequence("Escape"), self, self.stop)
 
     # -- models -------------------------------------------------------------------------
-    def add_model_ref(self, ref: str, name: str) -> None:
-        index = self.model.findData(ref)
-        if index < 0:
-            self.model.addItem(name, ref)
-            index = self.model.count() - 1
-        self.model.setCurrentIndex(index)
-
     def _choose_folder(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Choose a transformers model folder")
         if path:

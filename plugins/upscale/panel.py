@@ -1,4 +1,5 @@
-"""The Upscale panel: open a picture, choose a model, upscale, compare A/B with a split."""
+"""The Upscale panel: pictures in (files, folders, drops, project images), a model and a size,
+Upscale one or many, compare before/after with a split, zoom and pan, export."""
 
 from __future__ import annotations
 
@@ -6,59 +7,149 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import QImage, QPainter, QPen
+from PySide6.QtGui import QImage, QKeySequence, QPainter, QPen, QShortcut
 from PySide6.QtWidgets import (
+    QAbstractItemView,
     QComboBox,
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
+    QInputDialog,
     QLabel,
+    QListWidget,
+    QListWidgetItem,
     QPushButton,
     QSpinBox,
+    QSplitter,
     QVBoxLayout,
     QWidget,
 )
 
+from creative_studio.core.errors import StudioError
 from creative_studio.core.jobs import Asset, Job, JobState, ModelIdentity, Request, Result
 from creative_studio.core.project import Item
 from creative_studio.ui.panel import PluginPanel
 
-IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.webp *.tif *.tiff *.bmp)"
+from .sizes import PRESETS
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp")
+IMAGE_FILTER = "Images (" + " ".join(f"*{s}" for s in IMAGE_SUFFIXES) + ")"
 MIME = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp",
         ".tif": "image/tiff", ".tiff": "image/tiff", ".bmp": "image/bmp"}
+EXPORT_FILTER = "PNG with recipe (*.png);;JPEG (*.jpg);;WebP (*.webp);;TIFF (*.tif)"
+MAX_BATCH = 500
+
+
+def image_files(paths: list[Path]) -> list[Path]:
+    """The pictures among ``paths``; folders give their pictures (not recursive), sorted."""
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found += sorted(p for p in path.iterdir()
+                            if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        elif path.is_file():
+            found.append(path)
+    return found[:MAX_BATCH]
 
 
 class CompareView(QWidget):
-    """Before (left of the split, resampled to the output size) and after (right)."""
+    """Before (left of the split, resampled to the output size) and after (right), drawn with
+    one transform, so zoom and pan move both together. Left drag moves the split; the wheel
+    zooms around the cursor; right or middle drag pans; double-click fits."""
+
+    MAX_ZOOM = 32.0
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.before: QImage | None = None
         self.after: QImage | None = None
         self.split = 0.5
+        self.zoom = 1.0  # relative to "fit in the view"
+        self.offset = QPointF(0, 0)  # pan, in view pixels
+        self._drag: tuple[str, QPointF] | None = None
         self.setMinimumSize(320, 240)
-        self.setMouseTracking(False)
 
-    def set_images(self, before: QImage | None, after: QImage | None) -> None:
+    def set_images(self, before: QImage | None, after: QImage | None,
+                   keep_view: bool = False) -> None:
         self.before, self.after = before, after
+        if not keep_view:
+            self.fit()
         self.update()
 
-    def _target(self) -> QRectF:
+    def fit(self) -> None:
+        self.zoom, self.offset = 1.0, QPointF(0, 0)
+        self.update()
+
+    def actual_pixels(self) -> None:
+        """One output pixel per screen pixel."""
+        ref = self.after or self.before
+        fit = self._fit_scale()
+        if ref is not None and fit > 0:
+            self.zoom = min(self.MAX_ZOOM, 1.0 / fit)
+            self.offset = QPointF(0, 0)
+            self.update()
+
+    def _fit_scale(self) -> float:
         ref = self.after or self.before
         if ref is None or ref.isNull():
+            return 0.0
+        return min(self.width() / ref.width(), self.height() / ref.height())
+
+    def target(self) -> QRectF:
+        """Where the image lies in the view (may extend past it when zoomed)."""
+        ref = self.after or self.before
+        scale = self._fit_scale() * self.zoom
+        if scale <= 0:
             return QRectF()
-        scale = min(self.width() / ref.width(), self.height() / ref.height())
         w, h = ref.width() * scale, ref.height() * scale
-        return QRectF((self.width() - w) / 2, (self.height() - h) / 2, w, h)
+        return QRectF((self.width() - w) / 2 + self.offset.x(),
+                      (self.height() - h) / 2 + self.offset.y(), w, h)
+
+    def zoom_at(self, factor: float, anchor: QPointF) -> None:
+        """Zoom by ``factor`` keeping the image point under ``anchor`` in place."""
+        new_zoom = min(self.MAX_ZOOM, max(1.0, self.zoom * factor))
+        if new_zoom == self.zoom:
+            return
+        centre = QPointF(self.width() / 2, self.height() / 2)
+        ratio = new_zoom / self.zoom
+        # the point under the anchor, relative to the image centre, scales with the zoom
+        self.offset = (anchor - centre) - (anchor - centre - self.offset) * ratio
+        self.zoom = new_zoom
+        if self.zoom == 1.0:
+            self.offset = QPointF(0, 0)
+        self.update()
+
+    def wheelEvent(self, event) -> None:  # noqa: N802 - Qt API
+        steps = event.angleDelta().y() / 120
+        if steps:
+            self.zoom_at(1.25 ** steps, event.position())
 
     def mousePressEvent(self, event) -> None:  # noqa: N802 - Qt API
-        self._move_split(event.position())
+        if event.button() == Qt.MouseButton.LeftButton:
+            self._drag = ("split", event.position())
+            self._move_split(event.position())
+        else:
+            self._drag = ("pan", event.position())
 
     def mouseMoveEvent(self, event) -> None:  # noqa: N802 - Qt API
-        self._move_split(event.position())
+        if self._drag is None:
+            return
+        kind, last = self._drag
+        if kind == "split":
+            self._move_split(event.position())
+        else:
+            self.offset += event.position() - last
+            self._drag = (kind, event.position())
+            self.update()
+
+    def mouseReleaseEvent(self, event) -> None:  # noqa: N802 - Qt API
+        self._drag = None
+
+    def mouseDoubleClickEvent(self, event) -> None:  # noqa: N802 - Qt API
+        self.fit()
 
     def _move_split(self, pos: QPointF) -> None:
-        target = self._target()
+        target = self.target()
         if target.width() > 0:
             self.split = min(1.0, max(0.0, (pos.x() - target.left()) / target.width()))
             self.update()
@@ -66,174 +157,406 @@ class CompareView(QWidget):
     def paintEvent(self, event) -> None:  # noqa: N802 - Qt API
         painter = QPainter(self)
         painter.fillRect(self.rect(), self.palette().base())
-        target = self._target()
+        target = self.target()
         if target.isNull():
             painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter,
-                             "Open a picture (or drop one here), then Upscale.")
+                             "Open pictures or a folder (or drop them here), then Upscale.")
             return
-        # "before" is resampled smoothly to the output size, as a bicubic enlargement would be
+        # "before" is resampled smoothly to the output size, as a bicubic enlargement would be;
+        # "after" is drawn without smoothing when zoomed in, to show its real pixels
         painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
         if self.before is not None:
             painter.drawImage(target, self.before)
         if self.after is not None:
+            painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform,
+                                  target.width() < self.after.width())
             x = target.left() + target.width() * self.split
             right = QRectF(x, target.top(), target.right() - x, target.height())
             source = QRectF(self.after.width() * self.split, 0,
                             self.after.width() * (1 - self.split), self.after.height())
             painter.drawImage(right, self.after, source)
             painter.setPen(QPen(Qt.GlobalColor.white, 2))
-            painter.drawLine(QPointF(x, target.top()), QPointF(x, target.bottom()))
-            for text, point in (("before", QPointF(target.left() + 6, target.top() + 16)),
-                                ("after", QPointF(target.right() - 40, target.top() + 16))):
+            painter.drawLine(QPointF(x, max(0, target.top())),
+                             QPointF(x, min(self.height(), target.bottom())))
+            for text, point in (("before", QPointF(8, 18)),
+                                ("after", QPointF(self.width() - 44, 18))):
                 painter.setPen(Qt.GlobalColor.black)
                 painter.drawText(point + QPointF(1, 1), text)
                 painter.setPen(Qt.GlobalColor.white)
                 painter.drawText(point, text)
+        if self.zoom > 1.0:
+            painter.setPen(self.palette().text().color())
+            ref = self.after or self.before
+            shown = self._fit_scale() * self.zoom * 100
+            painter.drawText(QPointF(8, self.height() - 8),
+                             f"{shown:.0f}% of {ref.width()}×{ref.height()}")
 
 
 class UpscalePanel(PluginPanel):
     def __init__(self, context, manifest, parent: QWidget | None = None) -> None:
         super().__init__(context, manifest, parent)
-        self.source_item: str | None = None
-        self.job: Job | None = None
+        self.jobs: dict[int, str] = {}  # running job id -> source item id
+        self.results: dict[str, str] = {}  # source item id -> latest upscaled item id
+        self.job: Job | None = None  # the latest job submitted (tests, Stop)
         self.setAcceptDrops(True)
+
+        self.sources = QListWidget()
+        self.sources.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.sources.setToolTip("Pictures to upscale: select one or many")
+        self.sources.currentItemChanged.connect(self._show_current)
+        open_files = QPushButton("Open pictures…")
+        open_folder = QPushButton("Folder…")
+        from_project = QPushButton("From project…")
+        from_project.setToolTip("Upscale an image already in this project (e.g. from Image)")
+        open_files.clicked.connect(self.open_dialog)
+        open_folder.clicked.connect(self.open_folder_dialog)
+        from_project.clicked.connect(self.choose_project_image)
+        self.open_button = open_files
+
         self.model = QComboBox()
         for offer in manifest.models:
             self.model.addItem(offer.name, f"{offer.source}:{offer.id}")
+        model_file = QPushButton("Other model file…")
+        model_file.setToolTip("A .pth or .safetensors super-resolution model (ESRGAN, DAT, "
+                              "SwinIR, Compact… anything spandrel recognizes)")
+        model_file.clicked.connect(self._choose_model_file)
+        self.size = QComboBox()
+        for key, label in PRESETS:
+            self.size.addItem(label, key)
+        self.size.setToolTip("Final size: other than the model's own factor, the result is "
+                             "resampled (Lanczos)")
         self.tile = QSpinBox()
-        self.tile.setRange(32, 2048)
+        self.tile.setRange(0, 2048)
         self.tile.setSingleStep(32)
-        self.tile.setValue(256)
+        self.tile.setValue(0)
+        self.tile.setSpecialValueText("Auto (from free memory)")
         self.tile.setToolTip("Tile size in input pixels: smaller uses less memory")
-        self.open_button = QPushButton("Open picture…")
+        self.precision = QComboBox()
+        self.precision.addItem("Fast (bfloat16 where the CPU has it)", "auto")
+        self.precision.addItem("Exact (float32)", "fp32")
         self.upscale_button = QPushButton("Upscale")
+        self.upscale_button.setToolTip("Upscale the selected pictures (Ctrl+Return)")
         self.stop_button = QPushButton("Stop")
         self.stop_button.setEnabled(False)
-        self.open_button.clicked.connect(self.open_dialog)
         self.upscale_button.clicked.connect(self.upscale)
         self.stop_button.clicked.connect(self.stop)
+        self.quality = QSpinBox()
+        self.quality.setRange(1, 100)
+        self.quality.setValue(92)
+        self.quality.setToolTip("JPEG/WebP quality when exporting")
+        self.export_button = QPushButton("Export result…")
+        self.export_button.clicked.connect(self.export_dialog)
         self.info = QLabel("No picture")
         self.info.setWordWrap(True)
+
+        row = QHBoxLayout()
+        for button in (open_files, open_folder, from_project):
+            row.addWidget(button)
         form = QFormLayout()
-        form.addRow(self.open_button)
         form.addRow("Model", self.model)
+        form.addRow("", model_file)
+        form.addRow("Size", self.size)
         form.addRow("Tile", self.tile)
+        form.addRow("Precision", self.precision)
         buttons = QHBoxLayout()
         buttons.addWidget(self.upscale_button)
         buttons.addWidget(self.stop_button)
-        form.addRow(buttons)
-        form.addRow(self.info)
-        form.addRow(self.message)
+        export_row = QHBoxLayout()
+        export_row.addWidget(self.export_button)
+        export_row.addWidget(QLabel("Quality"))
+        export_row.addWidget(self.quality)
         side = QWidget()
         side_layout = QVBoxLayout(side)
+        side_layout.addLayout(row)
+        side_layout.addWidget(self.sources, 1)
         side_layout.addLayout(form)
-        side_layout.addStretch(1)
-        side.setMaximumWidth(340)
+        side_layout.addLayout(buttons)
+        side_layout.addLayout(export_row)
+        side_layout.addWidget(self.info)
+        side_layout.addWidget(self.message)
+
         self.view = CompareView()
-        layout = QHBoxLayout(self)
-        layout.addWidget(side)
-        layout.addWidget(self.view, 1)
+        fit, one = QPushButton("Fit"), QPushButton("1:1")
+        fit.clicked.connect(self.view.fit)
+        one.clicked.connect(self.view.actual_pixels)
+        view_bar = QHBoxLayout()
+        view_bar.addWidget(QLabel("Drag: split · wheel: zoom · right-drag: pan"))
+        view_bar.addStretch(1)
+        view_bar.addWidget(fit)
+        view_bar.addWidget(one)
+        main = QWidget()
+        main_layout = QVBoxLayout(main)
+        main_layout.setContentsMargins(0, 0, 0, 0)
+        main_layout.addWidget(self.view, 1)
+        main_layout.addLayout(view_bar)
+        splitter = QSplitter()
+        splitter.addWidget(side)
+        splitter.addWidget(main)
+        splitter.setStretchFactor(1, 1)
+        splitter.setSizes([330, 800])
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(splitter)
+        QShortcut(QKeySequence("Ctrl+Return"), self, self.upscale)
 
     # -- input ---------------------------------------------------------------------
     def open_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open picture", "", IMAGE_FILTER)
-        if path:
-            self.open_file(Path(path))
+        files, _ = QFileDialog.getOpenFileNames(self, "Open pictures", "", IMAGE_FILTER)
+        if files:
+            self.open_files([Path(f) for f in files])
+
+    def open_folder_dialog(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Upscale the pictures of a folder")
+        if folder:
+            self.open_files([Path(folder)])
 
     def dragEnterEvent(self, event) -> None:  # noqa: N802 - Qt API
         if event.mimeData().hasUrls():
             event.acceptProposedAction()
 
     def dropEvent(self, event) -> None:  # noqa: N802 - Qt API
-        urls = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
-        if urls:
-            self.open_file(Path(urls[0]))
+        paths = [Path(u.toLocalFile()) for u in event.mimeData().urls() if u.isLocalFile()]
+        if paths:
+            self.open_files(paths)
+
+    def open_files(self, paths: list[Path]) -> list[str]:
+        """Import pictures (files or folders) into the project; returns the new item ids.
+        Files that are not usable pictures are skipped and named in the message."""
+        added, refused = [], []
+        for path in image_files(paths):
+            item_id, error = self._import(path)
+            if item_id:
+                added.append(item_id)
+            else:
+                refused.append(error)
+        if not added and not refused:
+            self.show_message("No pictures there (PNG, JPEG, WebP, TIFF, BMP).", error=True)
+        elif refused:
+            shown = "\n".join(refused[:5]) + ("\n…" if len(refused) > 5 else "")
+            self.show_message(f"Skipped {len(refused)} file(s):\n{shown}", error=True)
+        else:
+            self.show_message("")
+        if added:
+            self.sources.clearSelection()
+            for index in range(self.sources.count() - len(added), self.sources.count()):
+                self.sources.item(index).setSelected(True)
+            self.sources.setCurrentRow(self.sources.count() - 1)
+        return added
 
     def open_file(self, path: Path) -> str | None:
-        """Keep the picture in the project (lineage, re-runs) and show it."""
-        from creative_studio.core.errors import StudioError
+        added = self.open_files([path])
+        return added[0] if added else None
+
+    def _import(self, path: Path) -> tuple[str | None, str]:
         from creative_studio.io.images import decode_image
 
         try:
             data = path.read_bytes()
             image = decode_image(data, path.name)
+            item_id = self.context.store.add_item(
+                Request(self.manifest.id, "import", params={"filename": path.name}),
+                Result([Asset("image", MIME.get(path.suffix.lower(), "image/png"), data,
+                              path.name)], ModelIdentity("file", path.name), "none",
+                       metadata={"width": image.width, "height": image.height},
+                       title=path.name))
         except (OSError, StudioError) as exc:
-            self.show_message(str(exc), error=True)
-            return None
-        item_id = self.context.store.add_item(
-            Request(self.manifest.id, "import", params={"filename": path.name}),
-            Result([Asset("image", MIME.get(path.suffix.lower(), "image/png"), data,
-                          path.name)], ModelIdentity("file", path.name), "none",
-                   metadata={"width": image.width, "height": image.height},
-                   title=path.name))
-        self._show_source(item_id, data, f"{path.name}: {image.width}×{image.height}")
-        return item_id
+            return None, str(exc)
+        self._add_source(item_id, f"{path.name} ({image.width}×{image.height})")
+        return item_id, ""
 
-    def _show_source(self, item_id: str, data: bytes, info: str) -> None:
-        self.source_item = item_id
-        self.view.set_images(QImage.fromData(data), None)
-        self.info.setText(info)
-        self.show_message("")
+    def _add_source(self, item_id: str, label: str) -> None:
+        for index in range(self.sources.count()):
+            if self.sources.item(index).data(Qt.ItemDataRole.UserRole) == item_id:
+                self.sources.setCurrentRow(index)
+                return
+        entry = QListWidgetItem(label)
+        entry.setData(Qt.ItemDataRole.UserRole, item_id)
+        self.sources.addItem(entry)
+
+    def choose_project_image(self) -> None:
+        store = self.context.store
+        images = [i for i in store.items()
+                  if i.assets and i.assets[0].mime.startswith("image/")
+                  and not (i.plugin == self.manifest.id and i.request.task == "upscale")]
+        if not images:
+            self.show_message("This project has no images yet.", error=True)
+            return
+        labels = [f"{i.plugin}: {i.title or i.id[:8]}" for i in images]
+        choice, ok = QInputDialog.getItem(self, "Upscale a project image", "Image:", labels,
+                                          len(labels) - 1, False)
+        if ok:
+            self.add_project_image(images[labels.index(choice)])
+
+    def add_project_image(self, item: Item) -> None:
+        """Use an image already in the project as a source: its lineage is kept."""
+        meta = item.metadata
+        size = f" ({meta['width']}×{meta['height']})" if "width" in meta else ""
+        self._add_source(item.id, f"{item.plugin}: {item.title or item.id[:8]}{size}")
+        self.sources.setCurrentRow(self._row_of(item.id))
+
+    def _row_of(self, item_id: str) -> int:
+        for index in range(self.sources.count()):
+            if self.sources.item(index).data(Qt.ItemDataRole.UserRole) == item_id:
+                return index
+        return -1
+
+    def _show_current(self, *_args) -> None:
+        entry = self.sources.currentItem()
+        if entry is None:
+            return
+        source = entry.data(Qt.ItemDataRole.UserRole)
+        store = self.context.store
+        try:
+            item = store.item(source)
+            before = QImage.fromData(store.asset_bytes(item.assets[0].id))
+            after = None
+            if source in self.results:
+                result = store.item(self.results[source])
+                after = QImage.fromData(store.asset_bytes(result.assets[0].id))
+        except (StudioError, KeyError, IndexError):
+            return
+        self.view.set_images(before, after)
+        self.info.setText(entry.text())
+
+    def selected_sources(self) -> list[str]:
+        chosen = [e.data(Qt.ItemDataRole.UserRole) for e in self.sources.selectedItems()]
+        if not chosen and self.sources.currentItem() is not None:
+            chosen = [self.sources.currentItem().data(Qt.ItemDataRole.UserRole)]
+        return chosen
+
+    # -- models ------------------------------------------------------------------------
+    def _choose_model_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Choose a super-resolution model", "",
+            "Models (*.pth *.pt *.safetensors *.ckpt)")
+        if path:
+            self.add_model_ref(path, f"File: {Path(path).name}")
 
     # -- jobs --------------------------------------------------------------------------
-    def upscale(self) -> Job | None:
-        if self.source_item is None:
-            self.show_message("Open a picture first.", error=True)
-            return None
-        request = Request(self.manifest.id, "upscale", params={"tile": self.tile.value()},
-                          parents=[self.source_item], model=self.model.currentData())
-        self.job = self.try_submit(request, label="upscale")
-        if self.job is not None:
-            self.upscale_button.setEnabled(False)
-            self.stop_button.setEnabled(True)
-        return self.job
+    def params(self) -> dict[str, Any]:
+        return {"tile": self.tile.value(), "size": self.size.currentData(),
+                "precision": self.precision.currentData()}
+
+    def upscale(self) -> list[Job]:
+        """Queue one job per selected picture (a batch when several are selected)."""
+        sources = self.selected_sources()
+        if not sources:
+            self.show_message("Open a picture first (or a folder).", error=True)
+            return []
+        jobs = []
+        for source in sources:
+            request = Request(self.manifest.id, "upscale", params=self.params(),
+                              parents=[source], model=self.model.currentData())
+            job = self.try_submit(request, label="upscale")
+            if job is None:
+                break
+            self.jobs[job.id] = source
+            self.job = job
+            jobs.append(job)
+        self._update_buttons()
+        return jobs
 
     def stop(self) -> None:
-        if self.job is not None:
-            self.context.cancel(self.job.id)
+        for job_id in list(self.jobs):
+            self.context.cancel(job_id)
+
+    def _update_buttons(self) -> None:
+        self.stop_button.setEnabled(bool(self.jobs))
+        self.upscale_button.setText(f"Upscale ({len(self.jobs)} queued)" if self.jobs
+                                    else "Upscale")
 
     def on_job_event(self, event: str, job: Job, data: Any) -> None:
-        if job is not self.job:
+        source = self.jobs.get(job.id)
+        if source is None:
             return
+        current = self.sources.currentItem()
+        showing = current is not None and current.data(Qt.ItemDataRole.UserRole) == source
         if event == "progress":
-            fraction = data[0]
-            self.info.setText(job.progress.message or f"Upscaling… {fraction * 100:.0f}%")
-        elif job.state.finished:
-            self.upscale_button.setEnabled(True)
-            self.stop_button.setEnabled(False)
-            if job.state is JobState.DONE and job.result is not None:
+            if showing:
+                fraction = data[0]
+                message = job.progress.message
+                self.info.setText(f"Upscaling… {fraction * 100:.0f}%"
+                                  + (f" ({message})" if message else ""))
+            return
+        if not job.state.finished:
+            return
+        del self.jobs[job.id]
+        self._update_buttons()
+        if job.state is JobState.DONE and job.result is not None and job.item_id:
+            self.results[source] = job.item_id
+            if showing:
                 after = QImage.fromData(job.result.assets[0].data)
-                self.view.set_images(self.view.before, after)
+                self.view.set_images(self.view.before, after, keep_view=True)
                 self.info.setText(job.result.title)
-            elif job.state is JobState.FAILED:
-                self.show_message(job.error, error=True)
+        elif job.state is JobState.FAILED:
+            self.show_message(job.error, error=True)
+            if showing:
                 self.info.setText("Failed")
-            else:
-                self.info.setText("Cancelled")
+        elif showing:
+            self.info.setText("Cancelled")
+
+    # -- export -----------------------------------------------------------------------
+    def export_dialog(self) -> None:
+        current = self.sources.currentItem()
+        result_id = self.results.get(current.data(Qt.ItemDataRole.UserRole)) if current else None
+        if result_id is None:
+            self.show_message("Upscale a picture first, then export the result.", error=True)
+            return
+        item = self.context.store.item(result_id)
+        from creative_studio.io.export import suggested_name
+
+        path, _ = QFileDialog.getSaveFileName(self, "Export upscaled picture",
+                                              suggested_name(item), EXPORT_FILTER)
+        if path:
+            self.export(item, Path(path))
+
+    def export(self, item: Item, path: Path) -> bool:
+        from creative_studio.io.export import export_item
+
+        try:
+            export_item(self.context.store, item, path, quality=self.quality.value())
+        except (StudioError, OSError) as exc:
+            self.show_message(f"Export failed: {exc}", error=True)
+            return False
+        self.show_message(f"Exported {path.name}")
+        return True
 
     # -- history ---------------------------------------------------------------------------
     def recall(self, item: Item, mode: str = "all") -> None:
         self.use_output(item)
-        if item.request.task == "upscale":
+        if item.request.task == "upscale" and mode == "all":
             index = self.model.findData(item.request.model)
-            if index >= 0:
+            if index < 0 and item.request.model:
+                self.add_model_ref(item.request.model, f"File: {Path(item.request.model).name}")
+            else:
                 self.model.setCurrentIndex(index)
-            self.tile.setValue(int(item.request.params.get("tile", 256)))
+            params = item.request.params
+            self.tile.setValue(int(params.get("tile", 0)))
+            for combo, key in ((self.size, "size"), (self.precision, "precision")):
+                found = combo.findData(params.get(key))
+                if found >= 0:
+                    combo.setCurrentIndex(found)
 
     def use_output(self, item: Item) -> None:
-        store = self.context.store
-        data = store.asset_bytes(item.assets[0].id) if item.assets else b""
+        """Show an item: an upscale result beside its source, or a picture as a source."""
         if item.request.task == "upscale" and item.parents:
-            parent = store.item(item.parents[0])
-            before = QImage.fromData(store.asset_bytes(parent.assets[0].id))
-            self.source_item = parent.id
-            self.view.set_images(before, QImage.fromData(data))
-            self.info.setText(item.title)
-        elif data:
-            self._show_source(item.id, data, item.title)
+            parent = self.context.store.item(item.parents[0])
+            self.results[parent.id] = item.id
+            self.add_project_image(parent)
+            self._show_current()
+        elif item.assets and item.assets[0].mime.startswith("image/"):
+            self.add_project_image(item)
 
     def describe_item(self, item: Item, store) -> str:
         meta = item.metadata
+        lines = [item.title]
         if "width" in meta:
-            return f"{item.title} ({meta['width']}×{meta['height']})"
-        return item.title
+            lines.append(f"Size: {meta['width']}×{meta['height']}")
+        if item.request.task == "upscale":
+            lines.append(f"Model: {item.model.get('name', '')} ×{meta.get('scale', '?')}, "
+                         f"size preset {meta.get('size', 'model')}, tile {meta.get('tile')}, "
+                         f"{meta.get('precision', 'float32')}")
+            kept = [k.upper() for k in ("icc", "exif") if meta.get(k)]
+            if kept:
+                lines.append("Kept: " + ", ".join(kept))
+        return "\n".join(lines)
