@@ -1,6 +1,7 @@
 """Headless Creative Studio: the same jobs as the GUI, written into the same project file.
 
     creative-studio generate text --project my.csproj --prompt "A haiku about rain"
+    creative-studio generate upscale --project my.csproj photo.jpg folder/ --out upscaled/
     creative-studio list --project my.csproj
     creative-studio export --project my.csproj --item ID --out poem.txt
     creative-studio plugins
@@ -43,6 +44,18 @@ def _parser() -> argparse.ArgumentParser:
     text.add_argument("-n", "--alternatives", type=int, default=1)
     text.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
     text.add_argument("--quiet", action="store_true", help="do not stream tokens")
+    up = gen_sub.add_parser("upscale", help="upscale pictures (files or folders)")
+    up.add_argument("inputs", nargs="+", help="pictures or folders of pictures")
+    up.add_argument("--project", required=True, help="project file (created if missing)")
+    up.add_argument("--model", default="embedded:dat-light-x4",
+                    help="embedded:<id> (see plugins/upscale/plugin.toml) or a .pth/.safetensors")
+    up.add_argument("--size", default="model", help="model, x2, x3, x4 or long:<px>")
+    up.add_argument("--tile", type=int, default=0, help="tile size in input px (0 = auto)")
+    up.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"))
+    up.add_argument("--out", help="folder to export the results to (with their recipe)")
+    up.add_argument("--format", default="png", choices=("png", "jpg", "webp", "tif"))
+    up.add_argument("--quality", type=int, default=92, help="JPEG/WebP quality")
+    up.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
     listing = sub.add_parser("list", help="list a project's items")
     listing.add_argument("--project", required=True)
     listing.add_argument("--json", action="store_true")
@@ -50,6 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--project", required=True)
     export.add_argument("--item", required=True, help="item id (a unique prefix is enough)")
     export.add_argument("--out", required=True)
+    export.add_argument("--quality", type=int, default=92, help="JPEG/WebP quality")
     sub.add_parser("plugins", help="list plugins and their load errors")
     return parser
 
@@ -129,6 +143,65 @@ def _generate_text(args) -> int:
     return 1 if failed else 0
 
 
+def _generate_upscale(args) -> int:
+    from .io.export import export_item
+    from .io.imports import image_files, import_image
+    from .plugins import PluginRegistry
+    from .workers.runner import JobRunner
+
+    store = _open_or_create(args.project)
+    out = Path(args.out) if args.out else None
+    failed = 0
+
+    def listener(event, job, data) -> None:  # called on the worker thread
+        if event == "progress" and sys.stderr.isatty():
+            sys.stderr.write(f"\r  {job.label}: {data[0] * 100:3.0f}%")
+            sys.stderr.flush()
+
+    runner = JobRunner(PluginRegistry.discover(), listener, device_preference=args.device)
+    try:
+        jobs = []
+        for path in image_files([Path(p) for p in args.inputs]):
+            try:
+                source, _image = import_image(store, "upscale", path)
+            except (StudioError, OSError) as exc:
+                from .core.errors import describe
+
+                print(f"skipped {path}: {describe(exc)}", file=sys.stderr)
+                failed += 1
+                continue
+            request = Request("upscale", "upscale", parents=[source], model=args.model,
+                              device=args.device,
+                              params={"size": args.size, "tile": args.tile,
+                                      "precision": args.precision})
+            jobs.append((path, runner.submit(request, store=store, label=path.name)))
+        if out is not None:
+            out.mkdir(parents=True, exist_ok=True)
+        for path, job in jobs:
+            try:
+                runner.wait(job)
+            except KeyboardInterrupt:
+                runner.cancel_all()
+                runner.wait(job)
+            if sys.stderr.isatty():
+                sys.stderr.write("\r")
+            if job.state is not JobState.DONE:
+                failed += 1
+                print(f"{path.name}: error: {job.error or job.state.value}", file=sys.stderr)
+                continue
+            line = f"{path.name}: {job.result.title} [item {job.item_id}]"
+            if out is not None:
+                item = store.item(job.item_id)
+                target = out / f"{path.stem}_x{job.result.metadata['scale']}.{args.format}"
+                export_item(store, item, target, quality=args.quality)
+                line += f" → {target}"
+            print(line)
+    finally:
+        runner.shutdown(cancel=True)
+        store.close()
+    return 1 if failed else 0
+
+
 def _list(args) -> int:
     from .core.project import ProjectStore
 
@@ -156,7 +229,7 @@ def _export(args) -> int:
         matches = [item for item in store.items() if item.id.startswith(args.item)]
         if len(matches) != 1:
             raise StudioError(f"No single item matches '{args.item}' ({len(matches)} found).")
-        for path in export_item(store, matches[0], Path(args.out)):
+        for path in export_item(store, matches[0], Path(args.out), quality=args.quality):
             print(path)
     finally:
         store.close()
@@ -178,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     handler = {"list": _list, "export": _export, "plugins": _plugins}.get(args.command)
     try:
         if args.command == "generate":
-            return _generate_text(args)
+            return {"text": _generate_text, "upscale": _generate_upscale}[args.modality](args)
         return handler(args)
     except StudioError as exc:
         print(f"error: {exc}", file=sys.stderr)

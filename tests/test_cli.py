@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -60,3 +61,27 @@ def test_bad_input_gives_clear_errors(tmp_path):
 def test_plugins_command():
     result = cli("plugins")
     assert result.returncode == 0 and "text" in result.stdout and "ok" in result.stdout
+
+
+@pytest.mark.model
+def test_upscale_a_folder_from_the_command_line(tmp_path):
+    if importlib.util.find_spec("spandrel") is None:
+        pytest.skip("spandrel is not installed (tools/setup.sh installs it)")
+    from PIL import Image
+
+    folder = tmp_path / "pics"
+    folder.mkdir()
+    Image.new("RGB", (24, 16), "orange").save(folder / "a.png")
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff junk")
+    project, out = tmp_path / "up.csproj", tmp_path / "out"
+    result = cli("generate", "upscale", str(folder), "--project", str(project),
+                 "--model", "embedded:animevideov3-x2", "--out", str(out), "--format", "jpg",
+                 "--quality", "80")
+    assert result.returncode == 1  # one picture could not be read
+    assert "broken.jpg" in result.stderr and "not an image" in result.stderr
+    exported = Image.open(out / "a_x2.jpg")
+    assert exported.size == (48, 32)
+    assert b'"upscale"' in exported.getexif().get_ifd(0x8769)[0x9286]  # the recipe
+    items = json.loads(cli("list", "--project", str(project), "--json").stdout)
+    assert [i["request"]["task"] for i in items] == ["import", "upscale"]
+    assert items[1]["parents"] == [items[0]["item"]]

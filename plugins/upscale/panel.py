@@ -26,30 +26,15 @@ from PySide6.QtWidgets import (
 )
 
 from creative_studio.core.errors import StudioError
-from creative_studio.core.jobs import Asset, Job, JobState, ModelIdentity, Request, Result
+from creative_studio.core.jobs import Job, JobState, Request
 from creative_studio.core.project import Item
+from creative_studio.io.imports import IMAGE_SUFFIXES, image_files, import_image
 from creative_studio.ui.panel import PluginPanel
 
 from .sizes import PRESETS
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp")
 IMAGE_FILTER = "Images (" + " ".join(f"*{s}" for s in IMAGE_SUFFIXES) + ")"
-MIME = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp",
-        ".tif": "image/tiff", ".tiff": "image/tiff", ".bmp": "image/bmp"}
 EXPORT_FILTER = "PNG with recipe (*.png);;JPEG (*.jpg);;WebP (*.webp);;TIFF (*.tif)"
-MAX_BATCH = 500
-
-
-def image_files(paths: list[Path]) -> list[Path]:
-    """The pictures among ``paths``; folders give their pictures (not recursive), sorted."""
-    found: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            found += sorted(p for p in path.iterdir()
-                            if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-        elif path.is_file():
-            found.append(path)
-    return found[:MAX_BATCH]
 
 
 class CompareView(QWidget):
@@ -348,18 +333,13 @@ class UpscalePanel(PluginPanel):
         return added[0] if added else None
 
     def _import(self, path: Path) -> tuple[str | None, str]:
-        from creative_studio.io.images import decode_image
-
         try:
-            data = path.read_bytes()
-            image = decode_image(data, path.name)
-            item_id = self.context.store.add_item(
-                Request(self.manifest.id, "import", params={"filename": path.name}),
-                Result([Asset("image", MIME.get(path.suffix.lower(), "image/png"), data,
-                              path.name)], ModelIdentity("file", path.name), "none",
-                       metadata={"width": image.width, "height": image.height},
-                       title=path.name))
-        except (OSError, StudioError) as exc:
+            item_id, image = import_image(self.context.store, self.manifest.id, path)
+        except OSError as exc:
+            from creative_studio.core.errors import describe
+
+            return None, f"{path.name}: {describe(exc)}"
+        except StudioError as exc:
             return None, str(exc)
         self._add_source(item_id, f"{path.name} ({image.width}×{image.height})")
         return item_id, ""
