@@ -7,7 +7,7 @@ Studio: a job submitted to the JobRunner (queue → worker thread → UpscaleGen
 auto tile, autocast, 8-bit output, PNG encode with ICC/EXIF → project write), timed from
 submit to the project item. Bare: the same spandrel model on the same picture in a plain
 loop: decode the PNG, one forward pass under ``inference_mode`` with the same autocast,
-encode the PNG. CPU time is the process's user+system time (both cores count), so other
+encode the PNG (the model is channels_last, as the studio loads it). CPU time is the process's user+system time (both cores count), so other
 load on the machine changes it little. Rounds alternate studio/bare.
 """
 
@@ -90,6 +90,7 @@ def speed(args) -> None:
             start = cpu_seconds()
             rgb = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"), dtype=np.float32)
             x = torch.from_numpy(rgb / 255).permute(2, 0, 1)[None]
+            x = x.contiguous(memory_format=torch.channels_last)  # as models.load sets up
             mid = cpu_seconds()
             with torch.inference_mode(), torch.autocast("cpu", dtype=dtype,
                                                         enabled=dtype is not None):
@@ -133,6 +134,7 @@ def wins(args) -> None:
         if args.models and ref not in args.models.split(","):
             continue
         net = models.load(f"embedded:{ref}").model.model
+        net = net.to(memory_format=torch.contiguous_format)  # the plain float32 reference
         timed(net, x[:, :, :32, :32])
         base, t32 = timed(net, x)
         line = f"  {ref:20} fp32 {t32:6.2f}s"
@@ -141,6 +143,8 @@ def wins(args) -> None:
         net = net.to(memory_format=torch.channels_last)
         out, t = timed(net, x.contiguous(memory_format=torch.channels_last))
         line += f" | channels_last {t:6.2f}s ({t32 / t:.2f}x)"
+        out, t = timed(net, x.contiguous(memory_format=torch.channels_last), torch.bfloat16)
+        line += f" | both {t:6.2f}s ({t32 / t:.2f}x, {psnr(base, out):.1f} dB)"
         net = net.to(memory_format=torch.contiguous_format)
         compiled = torch.compile(net)
         start = time.perf_counter()

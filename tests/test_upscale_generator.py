@@ -247,22 +247,22 @@ def test_upscale_through_the_window(qtbot, tmp_path):
     # export with the recipe inside; the history item is the upscale result
     assert panel.export(items[1], tmp_path / "b.jpg")
     assert Image.open(tmp_path / "b.jpg").size == (40, 48)
-    # feed a project image (here: the first result) back in, lineage kept
-    panel.add_project_image(items[0])
-    panel.sources.clearSelection()
-    panel.sources.currentItem().setSelected(True)
+    # feed a project image (here: the first result) back in from the history, lineage kept
+    window.history.select(items[0].id)
+    assert window.history.send_button.isEnabled()
+    (send,) = window.history.send_button.menu().actions()
+    assert send.text() == "Upscale"
+    send.trigger()
     (again,) = panel.upscale()
-    qtbot.waitUntil(lambda: again.state.finished, timeout=60_000)
+    qtbot.waitUntil(lambda: again.state.finished and not panel.jobs, timeout=60_000)
     assert window.store.item(again.item_id).parents == [items[0].id]
     # after an upscale, a text job must still work (transformers probes torchvision)
     text = window.panels["text"]
     text.instruction.setPlainText("Say hi.")
     text.max_tokens.setValue(3)
-    count = window.store.count()
     text.generate_button.click()
-    qtbot.waitUntil(lambda: window.store.count() == count + 1
+    qtbot.waitUntil(lambda: window.store.items()[-1].plugin == "text"
                     and text.generate_button.isEnabled(), timeout=180_000)
-    assert window.store.items()[-1].plugin == "text"
     window.runner.shutdown()
 
 

@@ -24,6 +24,7 @@ _FIELDS = {
     "panel": "'module:attr' of the panel widget class (Qt)",
     "models": "list of model offers (id, name, source, locate, license, description)",
     "preload": "modules to import in the background once the window is shown",
+    "accepts": "MIME prefixes of project outputs the panel takes as input ('Send to')",
 }
 _MODEL_FIELDS = {"id", "name", "source", "locate", "license", "description", "default"}
 
@@ -56,6 +57,11 @@ class PluginManifest:
     order: int = 100
     models: tuple[ModelOffer, ...] = field(default_factory=tuple)
     preload: tuple[str, ...] = field(default_factory=tuple)
+    accepts: tuple[str, ...] = field(default_factory=tuple)
+
+    def takes(self, mime: str) -> bool:
+        """Whether the panel takes an output of this MIME type as input (e.g. "image/")."""
+        return any(mime.startswith(prefix) for prefix in self.accepts)
 
     @property
     def default_model(self) -> ModelOffer | None:
@@ -100,4 +106,5 @@ class PluginManifest:
                    generator=data["generator"], panel=data["panel"],
                    description=str(data.get("description", "")),
                    order=int(data.get("order", 100)), models=tuple(models),
-                   preload=tuple(str(m) for m in data.get("preload", ())))
+                   preload=tuple(str(m) for m in data.get("preload", ())),
+                   accepts=tuple(str(m) for m in data.get("accepts", ())))

@@ -8,9 +8,11 @@ import time
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QHBoxLayout,
+    QMenu,
     QPlainTextEdit,
     QPushButton,
     QSplitter,
+    QToolButton,
     QTreeWidget,
     QTreeWidgetItem,
     QVBoxLayout,
@@ -41,11 +43,13 @@ class HistoryView(QWidget):
     use_requested = Signal(object)
     delete_requested = Signal(object)
     selected = Signal(object)
+    send_requested = Signal(object, str)  # item, plugin id
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.store: ProjectStore | None = None
         self.describe = None  # callable(item) -> str, set by the window
+        self.targets = None  # callable(item) -> [(plugin id, name)] that take it, by the window
         self.tree = QTreeWidget()
         self.tree.setHeaderLabels(["Item", "Plugin", "Seed", "Time"])
         self.tree.setColumnWidth(0, 200)
@@ -76,6 +80,13 @@ class HistoryView(QWidget):
         self.buttons["use"].clicked.connect(lambda: self._emit(self.use_requested))
         self.buttons["rerun"].clicked.connect(lambda: self._emit(self.rerun_requested))
         self.buttons["delete"].clicked.connect(lambda: self._emit(self.delete_requested))
+        self.send_button = QToolButton()
+        self.send_button.setText("Send to")
+        self.send_button.setToolTip("Use this output as the input of another panel")
+        self.send_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.send_button.setMenu(QMenu(self.send_button))
+        self.send_button.setEnabled(False)
+        row2.addWidget(self.send_button)
         splitter = QSplitter(Qt.Orientation.Vertical)
         splitter.addWidget(self.tree)
         splitter.addWidget(self.detail)
@@ -147,6 +158,13 @@ class HistoryView(QWidget):
         item = self.current_item()
         for button in self.buttons.values():
             button.setEnabled(item is not None)
+        menu = self.send_button.menu()
+        menu.clear()
+        for plugin_id, name in (self.targets(item) if self.targets and item else []):
+            action = menu.addAction(name)
+            action.triggered.connect(
+                lambda _=False, p=plugin_id: self._emit(self.send_requested, p))
+        self.send_button.setEnabled(not menu.isEmpty())
         if item is None:
             self.detail.setPlainText("")
             return

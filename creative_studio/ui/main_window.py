@@ -88,6 +88,8 @@ class MainWindow(QMainWindow):
         self.history.use_requested.connect(self.use_output)
         self.history.rerun_requested.connect(self.rerun)
         self.history.delete_requested.connect(self.delete_item)
+        self.history.targets = self._send_targets
+        self.history.send_requested.connect(self.send_to)
         self.history_dock = self._dock("History", self.history, Qt.DockWidgetArea.RightDockWidgetArea)
         self.jobs_view = JobsView(self.runner, self.events)
         self.jobs_dock = self._dock("Jobs", self.jobs_view, Qt.DockWidgetArea.BottomDockWidgetArea)
@@ -251,6 +253,20 @@ class MainWindow(QMainWindow):
         if panel is not None:
             self.tabs.setCurrentWidget(panel)
             panel.use_output(item)
+
+    def _send_targets(self, item) -> list[tuple[str, str]]:
+        """Panels that take this item's output as their input (manifest ``accepts``)."""
+        if not item.assets:
+            return []
+        mime = item.assets[0].mime
+        return [(pid, panel.manifest.name) for pid, panel in self.panels.items()
+                if panel.manifest.takes(mime)]
+
+    def send_to(self, item, plugin_id: str) -> None:
+        panel = self.panels.get(plugin_id)
+        if panel is not None:
+            self.tabs.setCurrentWidget(panel)
+            panel.accept_input(item)
 
     def rerun(self, item) -> Job | None:
         request = Request.from_dict(item.request.to_dict())

@@ -82,6 +82,9 @@ class PluginPanel(QWidget):
     def use_output(self, item: Item) -> None:
         """Put an item's output where the user works (insert text, show image...)."""
 
+    def accept_input(self, item: Item) -> None:
+        """Take another item's output as input ("Send to"; the manifest's ``accepts``)."""
+
     def save_state(self) -> dict[str, Any]:
         """Unsaved work to keep in the project (drafts); autosaved every few seconds."""
         return {}

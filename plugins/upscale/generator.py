@@ -69,6 +69,7 @@ class UpscaleGenerator:
         device_type = "cuda" if self.device.startswith("cuda") else "cpu"
 
         def run(tile):
+            tile = tile.contiguous(memory_format=torch.channels_last)
             if dtype is None:
                 out = up.model(tile)
             else:

@@ -135,8 +135,12 @@ def load(ref: str, device: str = "cpu") -> LoadedUpscaler:
                          f"({exc}).") from exc
     if not isinstance(descriptor, spandrel.ImageModelDescriptor):
         raise ModelError(f"{path.name} is not an image-to-image model.")
+    import torch
+
     descriptor.model.eval()
     descriptor.to(device)
+    # channels_last: 1.06–1.43× faster on CPU with bf16, same results (bench/upscale_speed.py)
+    descriptor.model.to(memory_format=torch.channels_last)
     pad, align = TILE_CONTEXT.get(descriptor.architecture.name, (64, 32))
     identity = weights_sha256(path) if resize == 1.0 else f"{weights_sha256(path)}:{resize:g}"
     return LoadedUpscaler(descriptor, name, identity, source, resize, pad, align)

@@ -367,6 +367,11 @@ class UpscalePanel(PluginPanel):
         if ok:
             self.add_project_image(images[labels.index(choice)])
 
+    def accept_input(self, item: Item) -> None:
+        self.add_project_image(item)
+        self.sources.clearSelection()
+        self.sources.currentItem().setSelected(True)
+
     def add_project_image(self, item: Item) -> None:
         """Use an image already in the project as a source: its lineage is kept."""
         meta = item.metadata
