@@ -44,6 +44,9 @@ def test_broken_plugins_are_recorded_and_do_not_stop_the_others(tmp_path):
 def test_manifest_validation():
     base = {"id": "ok", "name": "Ok", "modality": "text", "generator": "a:b", "panel": "c:d"}
     assert PluginManifest.from_dict(base).id == "ok"
+    taker = PluginManifest.from_dict({**base, "accepts": ["image/"]})
+    assert taker.takes("image/png") and not taker.takes("audio/midi")
+    assert not PluginManifest.from_dict(base).takes("image/png")
     for change in ({"modality": "video"}, {"generator": "nocolon"}, {"id": "Bad Id"},
                    {"schema_version": 2}, {"models": [{"id": "m"}]}):
         with pytest.raises(ManifestError):

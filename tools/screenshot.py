@@ -1,6 +1,10 @@
 """Take the README's screenshot: the real window on an X server, after a real generation.
 
     xvfb-run -a -s "-screen 0 1280x860x24" .venv/bin/python tools/screenshot.py docs/screenshot.png [--dark]
+    xvfb-run -a -s "-screen 0 1280x860x24" .venv/bin/python tools/screenshot.py docs/upscale.png --upscale
+
+--upscale: the Upscale panel after DAT-light ×4 on a small photo (skimage's "chelsea", needs
+scikit-image; a drawn picture otherwise), the split in the middle, zoomed in.
 """
 
 from __future__ import annotations
@@ -19,7 +23,6 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 
 
 def main() -> None:
-    from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
     from creative_studio.core.settings import Settings
@@ -35,6 +38,58 @@ def main() -> None:
     window.resize(1280, 820)
     window.move(0, 0)
     window.show()
+    def shoot() -> None:
+        screen = app.primaryScreen()
+        image = screen.grabWindow(0, 0, 0, 1280, 820) if os.environ.get("DISPLAY") \
+            else window.grab()
+        image.save(str(out))
+        print(f"saved {out} ({image.width()}x{image.height()})")
+        window.close()
+        app.quit()
+
+    if "--upscale" in sys.argv:
+        upscale_scene(window, shoot)
+    else:
+        text_scene(window, shoot)
+    app.exec()
+
+
+def upscale_scene(window, shoot) -> None:
+    from PIL import Image
+    from PySide6.QtCore import QPointF, QTimer
+
+    picture = Path(tempfile.mkdtemp()) / "chelsea.png"
+    try:
+        from skimage import data
+
+        Image.fromarray(data.chelsea()).resize((150, 100), Image.Resampling.BICUBIC).save(
+            picture)
+    except ImportError:
+        from PIL import ImageDraw
+
+        image = Image.new("RGB", (150, 100), "skyblue")
+        ImageDraw.Draw(image).ellipse((40, 20, 110, 90), fill="orange", outline="black")
+        image.save(picture)
+    panel = window.panels["upscale"]
+    window.tabs.setCurrentWidget(panel)
+    panel.open_files([picture])
+    (job,) = panel.upscale()
+
+    def wait() -> None:
+        if job.state.finished and not panel.jobs:
+            window.history.select(job.item_id)
+            view = panel.view
+            view.zoom_at(1.6, QPointF(view.width() * 0.45, view.height() * 0.4))
+            QTimer.singleShot(300, shoot)
+        else:
+            QTimer.singleShot(200, wait)
+
+    QTimer.singleShot(500, wait)
+
+
+def text_scene(window, shoot) -> None:
+    from PySide6.QtCore import QTimer
+
     panel = window.panels["text"]
     panel.editor.setPlainText("The Keeper of Lisbon Light\n\n")
     cursor = panel.editor.textCursor()
@@ -54,18 +109,8 @@ def main() -> None:
         else:
             QTimer.singleShot(200, wait)
 
-    def shoot() -> None:
-        screen = app.primaryScreen()
-        image = screen.grabWindow(0, 0, 0, 1280, 820) if os.environ.get("DISPLAY") \
-            else window.grab()
-        image.save(str(out))
-        print(f"saved {out} ({image.width()}x{image.height()})")
-        window.close()
-        app.quit()
-
     QTimer.singleShot(300, panel.generate)
     QTimer.singleShot(500, wait)
-    app.exec()
 
 
 if __name__ == "__main__":

@@ -432,7 +432,9 @@ class UpscalePanel(PluginPanel):
         for source in sources:
             request = Request(self.manifest.id, "upscale", params=self.params(),
                               parents=[source], model=self.model.currentData())
-            job = self.try_submit(request, label="upscale")
+            row = self._row_of(source)
+            label = self.sources.item(row).text() if row >= 0 else "picture"
+            job = self.try_submit(request, label=label)
             if job is None:
                 break
             self.jobs[job.id] = source
@@ -538,8 +540,8 @@ class UpscalePanel(PluginPanel):
         if "width" in meta:
             lines.append(f"Size: {meta['width']}×{meta['height']}")
         if item.request.task == "upscale":
-            lines.append(f"Model: {item.model.get('name', '')} ×{meta.get('scale', '?')}, "
-                         f"size preset {meta.get('size', 'model')}, tile {meta.get('tile')}, "
+            lines.append(f"Model: {item.model.get('name', '')} (network ×{meta.get('scale')}), "
+                         f"size: {meta.get('size', 'model')}, tile {meta.get('tile')} px, "
                          f"{meta.get('precision', 'float32')}")
             kept = [k.upper() for k in ("icc", "exif") if meta.get(k)]
             if kept:
