@@ -24,7 +24,8 @@ TORCH_VERSION="2.13.0"
 APT_PACKAGES=(libegl1 libgl1 libxkbcommon0 libxkbcommon-x11-0 libfontconfig1 libdbus-1-3
               libglib2.0-0 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-shape0
               libxcb-xinerama0 libxcb-randr0 libxcb-render-util0 libxcb-image0
-              fonts-dejavu-core xvfb xauth)
+              fonts-dejavu-core xvfb xauth
+              fluidsynth timgm6mb-soundfont)  # Music audio preview (General MIDI)
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 

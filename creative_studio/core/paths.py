@@ -61,3 +61,8 @@ def autosave_dir() -> Path:
     path = data_dir() / "unsaved"
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def resources_dir() -> Path:
+    """Files that ship with the studio (embedded model weights, model cards)."""
+    return Path(__file__).resolve().parents[2] / "resources"

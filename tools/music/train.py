@@ -75,8 +75,8 @@ def make_model(vocab: int):
 def main() -> None:
     from tools.training_args import training_parser
 
-    parser = training_parser("music", batch=8, lr=1e-3,
-                             warm_start=Path(__file__).parent / "checkpoint")
+    shipped = Path(__file__).resolve().parents[2] / "resources" / "models" / "music-gpt2"
+    parser = training_parser("music", batch=8, lr=1e-3, warm_start=shipped)
     parser.add_argument("--total-steps", type=int, default=30000, help="cosine schedule length")
     parser.add_argument("--eval-every", type=int, default=200)
     parser.add_argument("--export", type=Path)

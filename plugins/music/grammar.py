@@ -1,0 +1,141 @@
+"""Grammar-masked decoding of the REMI token language (tokens.py), one state per sequence.
+
+A piece is ``BOS Style Mode`` then bars: ``Bar TimeSig (Position (Pitch Duration)+)*``.
+At each step only tokens that keep the sequence valid are allowed:
+
+- after ``Bar``: the requested ``TimeSig`` only (the meter is the user's choice);
+- after ``TimeSig``: a ``Position`` inside the bar, or ``Bar`` (an empty bar);
+- after ``Position``: a ``Pitch`` in the allowed range (in the scale with ``strict_key``);
+- after ``Pitch``: a ``Duration``;
+- after ``Duration``: another ``Pitch`` (a chord), a later ``Position``, or ``Bar``.
+
+The requested number of bars is honoured exactly: ``EOS`` is masked until the last bar has
+started, and once it has, the probability the model gives to a new ``Bar`` goes to ``EOS``.
+No torch import at module level.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .tokens import PITCH_RANGE
+
+SCALES = {  # pitch classes of each mode with tonic C
+    "major": (0, 2, 4, 5, 7, 9, 11),
+    "minor": (0, 2, 3, 5, 7, 8, 10, 11),  # natural minor + the leading tone (harmonic)
+    "dorian": (0, 2, 3, 5, 7, 9, 10),
+    "mixolydian": (0, 2, 4, 5, 7, 9, 10),
+}
+TIME_SIGNATURES = ("4/4", "3/4", "2/4", "6/8", "9/8", "2/2")  # those the data has enough of
+POSITIONS_PER_BEAT = 8  # tokenizer beat_res: 8 positions per beat of the denominator
+GENERATE_RANGE = (48, 93)  # the training data spans 52–93 with tonic C; a little room below
+
+
+def positions_per_bar(time_signature: str) -> int:
+    numerator = int(time_signature.split("/")[0])
+    return numerator * POSITIONS_PER_BEAT
+
+
+@dataclass
+class RowState:
+    phase: str = "start"  # start | bar | timesig | position | pitch | duration | done
+    position: int = -1
+    bars: int = 0  # bars started (after the prompt, if any, counting its bars too)
+    notes: int = 0
+
+
+@dataclass
+class Vocabulary:
+    """Token ids grouped by kind, read once from a miditok vocabulary."""
+
+    vocab: dict[str, int]
+    pad: int = 0
+    bos: int = 0
+    eos: int = 0
+    bar: int = 0
+    timesig: dict[str, int] = field(default_factory=dict)
+    position: dict[int, int] = field(default_factory=dict)
+    pitch: dict[int, int] = field(default_factory=dict)
+    duration: list[int] = field(default_factory=list)
+    kind: dict[int, tuple[str, str]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        v = self.vocab
+        self.pad, self.bos, self.eos, self.bar = (v["PAD_None"], v["BOS_None"], v["EOS_None"],
+                                                  v["Bar_None"])
+        for name, token_id in v.items():
+            kind, _, value = name.partition("_")
+            self.kind[token_id] = (kind, value)
+            if kind == "TimeSig":
+                self.timesig[value] = token_id
+            elif kind == "Position":
+                self.position[int(value)] = token_id
+            elif kind == "Pitch":
+                self.pitch[int(value)] = token_id
+            elif kind == "Duration":
+                self.duration.append(token_id)
+
+
+class Grammar:
+    """Allowed next tokens for each sequence of a batch, updated token by token."""
+
+    def __init__(self, vocab: Vocabulary, time_signature: str, bars: int, mode: str = "major",
+                 strict_key: bool = False, pitch_range: tuple[int, int] = GENERATE_RANGE):
+        if time_signature not in vocab.timesig:
+            raise ValueError(f"time signature {time_signature} is not in the vocabulary")
+        self.v = vocab
+        self.time_signature = time_signature
+        self.bars = bars
+        self.bar_positions = positions_per_bar(time_signature)
+        low, high = max(pitch_range[0], PITCH_RANGE[0]), min(pitch_range[1], PITCH_RANGE[1])
+        scale = SCALES.get(mode, SCALES["major"])
+        self.pitch_ids = [i for p, i in vocab.pitch.items() if low <= p <= high
+                          and (not strict_key or p % 12 in scale)]
+        self.rows: list[RowState] = []
+
+    def start(self, prompts: list[list[int]]) -> None:
+        """Read each row's prompt (BOS Style Mode [tokens of kept bars…])."""
+        self.rows = []
+        for prompt in prompts:
+            state = RowState()
+            for token in prompt[3:]:
+                self.advance(state, token)
+            self.rows.append(state)
+
+    def advance(self, state: RowState, token: int) -> None:
+        kind, value = self.v.kind.get(token, ("", ""))
+        if token == self.v.eos or token == self.v.pad:
+            state.phase = "done"
+        elif kind == "Bar":
+            state.phase, state.position = "bar", -1
+            state.bars += 1
+        elif kind == "TimeSig":
+            state.phase = "timesig"
+        elif kind == "Position":
+            state.phase, state.position = "position", int(value)
+        elif kind == "Pitch":
+            state.phase = "pitch"
+            state.notes += 1
+        elif kind == "Duration":
+            state.phase = "duration"
+
+    def allowed(self, state: RowState) -> tuple[list[int], bool]:
+        """(allowed token ids, whether the Bar probability should go to EOS instead)."""
+        v = self.v
+        last_bar = state.bars >= self.bars
+        if state.phase == "done":
+            return [v.pad], False
+        if state.phase == "start":
+            return [v.bar], False
+        if state.phase == "bar":
+            return [v.timesig[self.time_signature]], False
+        if state.phase == "position":
+            return self.pitch_ids, False
+        if state.phase == "pitch":
+            return v.duration, False
+        later = [v.position[p] for p in range(state.position + 1, self.bar_positions)
+                 if p in v.position]
+        if state.phase == "timesig":
+            return later + ([v.eos] if last_bar else [v.bar]), last_bar
+        # after a Duration: a chord note, a later position, or the next bar / the end
+        return self.pitch_ids + later + ([v.eos] if last_bar else [v.bar]), last_bar
