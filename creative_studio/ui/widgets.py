@@ -1,0 +1,41 @@
+"""Small widgets panels share."""
+
+from __future__ import annotations
+
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QSpinBox, QWidget
+
+from ..core.jobs import MAX_SEED, random_seed
+
+SEED_MODES = ("random", "fixed", "increment")
+
+
+class SeedField(QWidget):
+    """A seed and how it changes between runs: random, fixed, or +1 after each run."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.seed = QSpinBox()
+        self.seed.setRange(0, MAX_SEED)
+        self.seed.setValue(random_seed())
+        self.mode = QComboBox()
+        self.mode.addItems(SEED_MODES)
+        self.mode.setToolTip("random: a new seed each time · fixed: the same seed · "
+                             "increment: seed + 1 each time")
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.seed, 1)
+        layout.addWidget(self.mode)
+
+    def next(self, has_run: bool) -> int:
+        """The seed for the next run (``has_run``: a run was made with the current one)."""
+        mode = self.mode.currentText()
+        if mode == "random":
+            self.seed.setValue(random_seed())
+        elif mode == "increment" and has_run:
+            self.seed.setValue((self.seed.value() + 1) % (MAX_SEED + 1))
+        return self.seed.value()
+
+    def restore(self, seed: int) -> None:
+        """Show a recalled seed and keep it (fixed) for the next run."""
+        self.seed.setValue(int(seed))
+        self.mode.setCurrentText("fixed")

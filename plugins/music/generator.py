@@ -1,0 +1,332 @@
+"""MIDI ideas from the studio's own GPT-2 over REMI tokens (no Qt; torch imported lazily).
+
+Tasks:
+- ``generate``: from scratch. Params: ``tonic`` (0–11), ``mode``, ``tempo``, ``time_signature``,
+  ``bars``, ``style``, ``temperature``, ``top_p``, ``program`` (GM instrument), ``strict_key``.
+- ``continue``: ``parents = [a MIDI item]``; keeps its first ``keep_bars`` bars verbatim and adds
+  ``bars`` more. ``tonic``/``mode`` may be ``"auto"`` (found from the prompt's notes).
+
+The model writes with tonic C (its training data were moved there); the requested key is
+reached by transposing, the meter is forced by the grammar (grammar.py), the bar count is exact.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+from creative_studio.core import paths
+from creative_studio.core.errors import BadInput, ModelError
+from creative_studio.core.jobs import Asset, ModelIdentity, Request, Result
+from creative_studio.core.provenance import weights_sha256
+from creative_studio.io.midi import Note, read_notes, write_midi
+
+from .analysis import bar_length, detect_key, in_key_share, key_name, summary
+from .grammar import SCALES, TIME_SIGNATURES, Grammar, Vocabulary
+from .tokens import MODES, STYLES, tonic_shift
+
+EMBEDDED = {"music-gpt2": ("music-gpt2", "Studio folk & chorale GPT-2 (5M)")}
+CONTEXT = 512  # the training window: positions beyond it were never trained
+MAX_BARS = 64
+
+
+def model_folder(ref: str) -> tuple[Path, str, str]:
+    """(folder, name, source) of a model ref: embedded:<id>, a folder, or hub:<id>."""
+    ref = (ref or "").strip()
+    if ref.startswith("embedded:"):
+        key = ref.split(":", 1)[1]
+        if key not in EMBEDDED:
+            raise ModelError(f"Unknown embedded music model '{key}'.")
+        folder = paths.resources_dir() / "models" / EMBEDDED[key][0]
+        if not (folder / "model.safetensors").is_file():
+            raise ModelError(f"The embedded music model is missing from {folder}.")
+        return folder, EMBEDDED[key][1], "embedded"
+    if ref.startswith("hub:"):
+        from creative_studio.core.hub import snapshot
+
+        return snapshot(ref[4:], "music model"), ref[4:], "hub"
+    folder = Path(ref).expanduser()
+    if not folder.is_dir():
+        raise ModelError(f"Music model folder not found: {ref}")
+    return folder, folder.name, "local"
+
+
+class MusicGenerator:
+    def __init__(self) -> None:
+        self.model = None
+        self.tokenizer = None
+        self.vocab: Vocabulary | None = None
+        self.identity: ModelIdentity | None = None
+        self.device = "cpu"
+
+    # -- contract ----------------------------------------------------------------------
+    @staticmethod
+    def validate(request: Request) -> None:
+        p = request.params
+        if request.task not in ("generate", "continue"):
+            raise BadInput(f"Unknown music task '{request.task}'.")
+        if request.task == "continue" and len(request.parents) != 1:
+            raise BadInput("Choose one MIDI file or item to continue.")
+        if not 1 <= int(p.get("bars", 8)) <= MAX_BARS:
+            raise BadInput(f"Bars must be between 1 and {MAX_BARS}.")
+        if request.task == "generate" and p.get("time_signature", "4/4") not in TIME_SIGNATURES:
+            raise BadInput(f"Time signature must be one of {', '.join(TIME_SIGNATURES)}.")
+        if p.get("style", "folk") not in STYLES:
+            raise BadInput(f"Style must be one of {', '.join(STYLES)}.")
+        if p.get("mode", "major") not in (*MODES, "auto"):
+            raise BadInput(f"Mode must be one of {', '.join(MODES)} (or auto to continue).")
+        if not 20 <= float(p.get("tempo", 100)) <= 300:
+            raise BadInput("Tempo must be between 20 and 300 BPM.")
+        if not 0 <= float(p.get("temperature", 1.0)) <= 3:
+            raise BadInput("Temperature must be between 0 and 3.")
+        if not 0 < float(p.get("top_p", 0.95)) <= 1:
+            raise BadInput("Top-p must be above 0 and at most 1.")
+        if not 0 <= int(p.get("program", 0)) <= 127:
+            raise BadInput("The instrument must be a General MIDI program 0–127.")
+
+    def load(self, ref: str, device: str, progress) -> None:
+        import torch
+        from miditok import REMI
+        from transformers import AutoModelForCausalLM
+
+        progress.say("Loading the music model…")
+        folder, name, source = model_folder(ref)
+        if not (folder / "tokenizer.json").is_file():
+            raise ModelError(f"{folder} has no tokenizer.json (the miditok tokenizer the model "
+                             "was trained with).")
+        try:
+            tokenizer = REMI(params=folder / "tokenizer.json")
+            vocab = Vocabulary(dict(tokenizer.vocab))
+            missing = [t for t in (*(f"Style_{s}" for s in STYLES),
+                                   *(f"Mode_{m}" for m in MODES)) if t not in tokenizer.vocab]
+            if missing:
+                raise ModelError(f"{name}'s tokenizer lacks {', '.join(missing)}: it is not a "
+                                 "Creative Studio music model (tools/music/train.py makes one).")
+            model = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True,
+                                                         dtype=torch.float32)
+        except ModelError:
+            raise
+        except (OSError, ValueError, KeyError) as exc:
+            raise ModelError(f"{name} is not a usable music model: {exc}") from exc
+        model.eval().to(device)
+        self.model, self.tokenizer, self.vocab, self.device = model, tokenizer, vocab, device
+        self.identity = ModelIdentity(name, ref, weights_sha256(folder), source)
+        progress.say("")
+
+    def unload(self) -> None:
+        self.model = self.tokenizer = self.vocab = None
+
+    # -- generation ------------------------------------------------------------------------
+    def generate(self, request: Request, progress, inputs=None) -> Result:
+        p = request.params
+        started = time.perf_counter()
+        style = p.get("style", "folk")
+        bars = int(p.get("bars", 8))
+        tempo = float(p.get("tempo", 100))
+        program = int(p.get("program", 0))
+        prompt_notes: list[Note] = []
+        keep_bars = 0
+        if request.task == "continue":
+            content = self._prompt(request, inputs or {})
+            meter = content.time_signature
+            time_signature = f"{meter[0]}/{meter[1]}"
+            if time_signature not in TIME_SIGNATURES:
+                raise BadInput(f"The MIDI is in {time_signature}; the music model writes in "
+                               f"{', '.join(TIME_SIGNATURES)}.")
+            keep_bars = max(1, int(p.get("keep_bars", 4)))
+            cut = keep_bars * bar_length(meter)
+            prompt_notes = [n for n in content.notes if n.start < cut - 1e-6]
+            if not prompt_notes:
+                raise BadInput(f"The first {keep_bars} bar(s) of the MIDI have no notes.")
+            prompt_notes = [Note(n.start, min(n.duration, cut - n.start), n.pitch, n.velocity)
+                            for n in prompt_notes]
+            tonic, mode = p.get("tonic", "auto"), p.get("mode", "auto")
+            if tonic == "auto" or mode == "auto":
+                found_tonic, found_mode = detect_key(prompt_notes)
+                tonic = found_tonic if tonic == "auto" else int(tonic)
+                mode = found_mode if mode == "auto" else mode
+            tonic = int(tonic)
+            if "tempo" not in p:
+                tempo = content.tempo
+        else:
+            time_signature = p.get("time_signature", "4/4")
+            meter = tuple(int(x) for x in time_signature.split("/"))
+            tonic, mode = int(p.get("tonic", 0)) % 12, p.get("mode", "major")
+        shift = tonic_shift(tonic)  # the model writes in C: the prompt goes there, output back
+        prompt_ids = self._prompt_ids(style, mode, prompt_notes, shift, meter, keep_bars)
+        grammar = Grammar(self.vocab, time_signature, keep_bars + bars, mode,
+                          strict_key=bool(p.get("strict_key", False)))
+        grammar.start([prompt_ids])
+        with one_thread(self.device):
+            ids = sample(self.model, prompt_ids, grammar, float(p.get("temperature", 1.0)),
+                         float(p.get("top_p", 0.95)), int(request.seed), progress, keep_bars,
+                         self.device)
+        generated = self._decode(ids, -shift)
+        start_of_new = keep_bars * bar_length(meter)
+        new_notes = [n for n in generated if n.start >= start_of_new - 1e-6]
+        notes = prompt_notes + new_notes
+        if not new_notes:
+            raise BadInput("The model wrote only rests this time: try another seed or a "
+                           "higher temperature.")
+        recipe = json.dumps({"task": request.task, "seed": request.seed, "params": p,
+                             "model": self.identity.ref if self.identity else request.model},
+                            ensure_ascii=True)
+        data = write_midi(notes, tempo, meter, program, (tonic, mode), recipe)
+        figures = summary(new_notes, meter)
+        key = key_name(tonic, mode)
+        metadata = {**figures, "key": key, "tonic": tonic, "mode": mode,
+                    "in_key": round(in_key_share(new_notes, tonic, mode), 4),
+                    "time_signature": time_signature, "tempo": tempo, "program": program,
+                    "prompt_bars": keep_bars, "prompt_notes": len(prompt_notes),
+                    "tokens": len(ids) - len(prompt_ids),
+                    "seconds": round(time.perf_counter() - started, 3)}
+        verb = "Continued" if request.task == "continue" else "Generated"
+        title = f"{verb}: {bars} bars, {key}, {time_signature}, {style}"
+        return Result([Asset("midi", "audio/midi", data, "idea.mid")], self.identity,
+                      self.device, metadata=metadata, title=title)
+
+    def _prompt(self, request: Request, inputs):
+        (parent,) = request.parents
+        midis = [a for a in inputs.get(parent, []) if a.mime in ("audio/midi", "audio/x-midi")]
+        if not midis:
+            raise BadInput("The chosen item has no MIDI to continue.")
+        return read_notes(midis[0].data, midis[0].name or "The MIDI file")
+
+    def _prompt_ids(self, style: str, mode: str, notes: list[Note], shift: int,
+                    meter: tuple[int, int], keep_bars: int) -> list[int]:
+        v = self.vocab
+        head = [v.bos, v.vocab[f"Style_{style}"], v.vocab[f"Mode_{mode}"]]
+        if not notes:
+            return head
+        from symusic import Note as SymNote
+        from symusic import Score, TimeSignature, Track
+
+        tpq = 480
+        score = Score(tpq)
+        score.time_signatures.append(TimeSignature(0, meter[0], meter[1]))
+        track = Track("prompt", 0, False)
+        for n in notes:
+            pitch = n.pitch + shift
+            while pitch < 36:
+                pitch += 12
+            while pitch > 96:
+                pitch -= 12
+            track.notes.append(SymNote(round(n.start * tpq), max(1, round(n.duration * tpq)),
+                                       pitch, 90))
+        score.tracks.append(track)
+        encoded = self.tokenizer.encode(score)
+        seq = encoded[0] if isinstance(encoded, list) else encoded
+        body = [i for i in seq.ids if i not in (v.bos, v.eos, v.pad)]
+        # miditok leaves out empty bars at the end: the prompt must span exactly keep_bars
+        bars = sum(1 for i in body if i == v.bar)
+        timesig = v.timesig[f"{meter[0]}/{meter[1]}"]
+        body += [v.bar, timesig] * max(0, keep_bars - bars)
+        return head + body
+
+    def _decode(self, ids: list[int], shift: int) -> list[Note]:
+        from miditok import TokSequence
+
+        v = self.vocab
+        body = [i for i in ids[3:] if i not in (v.bos, v.eos, v.pad)]
+        if not body:
+            return []
+        score = self.tokenizer.decode([TokSequence(ids=body)])
+        tpq = score.ticks_per_quarter
+        notes = []
+        for track in score.tracks:
+            for n in track.notes:
+                notes.append(Note(n.time / tpq, n.duration / tpq, int(n.pitch) + shift, 90))
+        notes.sort(key=lambda n: (n.start, n.pitch))
+        return notes
+
+
+@contextmanager
+def one_thread(device: str):
+    """Token-by-token decoding of a 5M model is latency-bound: on CPU one thread is faster
+    than several (no cross-thread hand-off per tiny matmul). Restored afterwards."""
+    import torch
+
+    if device != "cpu":
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def sample(model, prompt: list[int], grammar: Grammar, temperature: float, top_p: float,
+           seed: int, progress, prompt_bars: int = 0, device: str = "cpu",
+           max_tokens: int = 4096) -> list[int]:
+    """Grammar-masked nucleus sampling; the window slides past CONTEXT (from a bar line)."""
+    import torch
+
+    from .decoders import decoder_for
+
+    v = grammar.v
+    state = grammar.rows[0]
+    generator = torch.Generator().manual_seed(seed)
+    tokens = list(prompt)
+    decoder = decoder_for(model, CONTEXT, device)
+    window = _slide(tokens, v.bar) if len(tokens) >= CONTEXT else tokens
+    in_context = len(window)
+    target = grammar.bars
+    with torch.inference_mode():
+        logits = decoder.prefill(window)
+        for _ in range(max_tokens):
+            allowed, bar_to_eos = grammar.mask(state)
+            masked = logits.masked_fill(~allowed, float("-inf"))
+            if bar_to_eos:  # the model's wish for a new bar ends the piece instead
+                masked[v.eos] = torch.logaddexp(logits[v.bar], logits[v.eos])
+            token = _pick(masked, temperature, top_p, generator)
+            tokens.append(token)
+            bars_before = state.bars
+            grammar.advance(state, token)
+            if state.phase == "done":
+                break
+            if state.bars != bars_before:
+                done = (state.bars - 1 - prompt_bars) / max(1, target - prompt_bars)
+                progress.update(max(0.0, min(1.0, done)))
+            progress.check()
+            if in_context + 1 > CONTEXT:  # restart from the head and the latest bars
+                window = _slide(tokens, v.bar)
+                logits = decoder.prefill(window)
+                in_context = len(window)
+            else:
+                logits = decoder.step(token)
+                in_context += 1
+        else:
+            raise BadInput("The model did not finish the piece; try a lower temperature.")
+    progress.update(1.0)
+    return tokens
+
+
+def _slide(tokens: list[int], bar: int) -> list[int]:
+    """The head (BOS Style Mode) and the tail from a bar line, about half the context."""
+    tail_start = len(tokens) - CONTEXT // 2
+    for index in range(max(3, tail_start), len(tokens)):
+        if tokens[index] == bar:
+            return tokens[:3] + tokens[index:]
+    return tokens[:3] + tokens[max(3, tail_start):]
+
+
+def _pick(logits, temperature: float, top_p: float, generator) -> int:
+    import torch
+
+    if temperature <= 0:
+        return int(torch.argmax(logits))
+    probs = torch.softmax(logits / temperature, dim=-1)
+    if top_p < 1.0:
+        sorted_probs, order = torch.sort(probs, descending=True)
+        cumulative = torch.cumsum(sorted_probs, dim=-1)
+        keep = cumulative - sorted_probs < top_p  # always keeps the most likely token
+        sorted_probs[~keep] = 0
+        probs = torch.zeros_like(probs).scatter(0, order, sorted_probs)
+    return int(torch.multinomial(probs, 1, generator=generator))
+
+
+__all__ = ["MusicGenerator", "SCALES", "sample"]
