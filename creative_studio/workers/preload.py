@@ -13,6 +13,10 @@ import os
 import threading
 
 _started = False
+# transformers' lazy module is not thread-safe: two threads resolving its attributes at once
+# can see a half-initialised module ("cannot import name AutoModelForCausalLM"). Background
+# imports and model loading (JobRunner workers) take this lock.
+IMPORT_LOCK = threading.RLock()
 
 
 def preload(modules: list[str], *, force: bool = False) -> threading.Thread | None:
@@ -27,7 +31,8 @@ def preload(modules: list[str], *, force: bool = False) -> threading.Thread | No
     def run() -> None:
         for name in modules:
             try:
-                importlib.import_module(name)
+                with IMPORT_LOCK:
+                    importlib.import_module(name)
             except Exception:
                 pass  # the job that needs it reports the error properly
 

@@ -22,6 +22,7 @@ from ..core.errors import BadInput, Cancelled, ProjectError, StudioError, descri
 from ..core.jobs import Asset, Job, JobState, Request
 from ..core.progress import Progress
 from ..plugins import PluginRegistry
+from .preload import IMPORT_LOCK
 
 Listener = Callable[[str, Job, Any], None]
 
@@ -70,7 +71,8 @@ class _Worker(threading.Thread):
             _, old = self.models.popitem(last=False)
             _unload(old)
         generator = generator_cls()
-        generator.load(job.request.model, self.device, job.progress)
+        with IMPORT_LOCK:  # no import races with the preload thread or another worker
+            generator.load(job.request.model, self.device, job.progress)
         self.models[key] = generator
         return generator
 

@@ -1,1 +1,1 @@
-"""Music plugin (in progress, issue 4): tokens shared by training and generation."""
+"""Music plugin: MIDI ideas from a small GPT-2 trained here (tools/music/)."""

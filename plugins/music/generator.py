@@ -54,6 +54,8 @@ def model_folder(ref: str) -> tuple[Path, str, str]:
 
 
 class MusicGenerator:
+    needs_inputs = True  # continue reads the MIDI of its parent item
+
     def __init__(self) -> None:
         self.model = None
         self.tokenizer = None

@@ -1,0 +1,641 @@
+"""The Music panel: new ideas or a continued MIDI, a piano roll, audio preview, drag out."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QMimeData, QObject, QPointF, QRectF, Qt, QTimer, QUrl, Signal
+from PySide6.QtGui import QColor, QDrag, QKeySequence, QPainter, QPen, QShortcut
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QSpinBox,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from creative_studio.core.errors import StudioError, describe
+from creative_studio.core.jobs import Job, JobState, Request
+from creative_studio.core.project import Item
+from creative_studio.io.midi import Note
+from creative_studio.ui.panel import PluginPanel
+from creative_studio.ui.widgets import SeedField
+
+from .grammar import TIME_SIGNATURES
+from .tokens import MODES, STYLES
+
+TONICS = ("C", "C♯/D♭", "D", "E♭", "E", "F", "F♯/G♭", "G", "A♭", "A", "B♭", "B")
+INSTRUMENTS = ((0, "Acoustic Grand Piano"), (4, "Electric Piano"), (6, "Harpsichord"),
+               (11, "Vibraphone"), (12, "Marimba"), (19, "Church Organ"), (21, "Accordion"),
+               (24, "Nylon Guitar"), (40, "Violin"), (42, "Cello"), (48, "Strings"),
+               (52, "Choir Aahs"), (56, "Trumpet"), (68, "Oboe"), (71, "Clarinet"),
+               (73, "Flute"), (74, "Recorder"), (109, "Bagpipe"), (110, "Fiddle"))
+PLAYERS = (("pw-play", []), ("paplay", []), ("aplay", ["-q"]))
+MIDI_FILTER = "MIDI files (*.mid *.midi)"
+
+
+class PianoRoll(QWidget):
+    """Notes over time (bars marked), the kept prompt shaded, a playhead while playing."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.notes: list[Note] = []
+        self.bar = 4.0  # quarter notes per bar
+        self.prompt_end = 0.0
+        self.playhead: float | None = None  # quarter notes
+        self.setMinimumSize(400, 220)
+
+    def set_notes(self, notes: list[Note], bar: float, prompt_end: float = 0.0) -> None:
+        self.notes, self.bar, self.prompt_end, self.playhead = notes, bar, prompt_end, None
+        self.update()
+
+    def length(self) -> float:
+        end = max((n.start + n.duration for n in self.notes), default=0.0)
+        bars = max(1, -(-end // self.bar))
+        return bars * self.bar
+
+    def paintEvent(self, event) -> None:  # noqa: N802 - Qt API
+        painter = QPainter(self)
+        palette = self.palette()
+        painter.fillRect(self.rect(), palette.base())
+        if not self.notes:
+            painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter,
+                             "Generate an idea, or open a MIDI file to continue.")
+            return
+        low = min(n.pitch for n in self.notes) - 2
+        high = max(n.pitch for n in self.notes) + 2
+        length = self.length()
+        margin = 28
+        width, height = self.width() - margin - 4, self.height() - 18
+        x_of = lambda q: margin + q / length * width  # noqa: E731
+        row = height / (high - low + 1)
+        for pitch in range(low, high + 1):  # black-key rows darker, C rows labelled
+            y = 4 + (high - pitch) * row
+            if pitch % 12 in (1, 3, 6, 8, 10):
+                painter.fillRect(QRectF(margin, y, width, row), palette.alternateBase())
+            if pitch % 12 == 0:
+                painter.setPen(palette.text().color())
+                painter.drawText(QPointF(2, y + row), f"C{pitch // 12 - 1}")
+        if self.prompt_end > 0:
+            painter.fillRect(QRectF(margin, 4, x_of(self.prompt_end) - margin, height),
+                             QColor(128, 128, 128, 40))
+        bar, index = 0.0, 1
+        while bar <= length + 1e-6:
+            painter.setPen(QPen(palette.mid().color(), 1))
+            painter.drawLine(QPointF(x_of(bar), 4), QPointF(x_of(bar), 4 + height))
+            if bar < length:
+                painter.setPen(palette.text().color())
+                painter.drawText(QPointF(x_of(bar) + 2, self.height() - 3), str(index))
+            bar += self.bar
+            index += 1
+        for note in self.notes:
+            colour = QColor(120, 120, 120) if note.start < self.prompt_end else \
+                QColor(52, 132, 228)
+            rect = QRectF(x_of(note.start), 4 + (high - note.pitch) * row,
+                          max(2.0, note.duration / length * width - 1), max(2.0, row - 1))
+            painter.fillRect(rect, colour)
+        if self.playhead is not None:
+            painter.setPen(QPen(QColor(230, 60, 60), 2))
+            x = x_of(min(self.playhead, length))
+            painter.drawLine(QPointF(x, 0), QPointF(x, self.height()))
+
+
+class DragMidi(QPushButton):
+    """Press and drag to drop the MIDI (with its recipe) into a DAW or a file manager."""
+
+    def __init__(self, panel: MusicPanel) -> None:
+        super().__init__("Drag MIDI ⇲")
+        self.panel = panel
+        self.setToolTip("Drag this into your DAW or a folder")
+        self._press: QPointF | None = None
+
+    def mousePressEvent(self, event) -> None:  # noqa: N802 - Qt API
+        self._press = event.position()
+        super().mousePressEvent(event)
+
+    def mouseMoveEvent(self, event) -> None:  # noqa: N802 - Qt API
+        if self._press is None or (event.position() - self._press).manhattanLength() < 8:
+            return
+        self._press = None
+        path = self.panel.midi_file_for_drag()
+        if path is None:
+            return
+        mime = QMimeData()
+        mime.setUrls([QUrl.fromLocalFile(str(path))])
+        drag = QDrag(self)
+        drag.setMimeData(mime)
+        drag.exec(Qt.DropAction.CopyAction)
+        self.setDown(False)
+
+
+class Renderer(QObject):
+    """Renders WAV previews on a plain thread; ``done(key, wav_path_or_None, message)``."""
+
+    done = Signal(object, object, str)
+
+    def render(self, key: str, data: bytes, folder: Path) -> None:
+        def work() -> None:
+            from creative_studio.io.midi import render_wav
+
+            try:
+                wav, engine = render_wav(data)
+                path = folder / f"{key}.wav"
+                path.write_bytes(wav)
+                self.done.emit(key, path, engine)
+            except Exception as exc:  # a broken soundfont, out of memory: shown, not raised
+                self.done.emit(key, None, describe(exc))
+
+        threading.Thread(target=work, name="music-render", daemon=True).start()
+
+
+class MusicPanel(PluginPanel):
+    def __init__(self, context, manifest, parent: QWidget | None = None) -> None:
+        super().__init__(context, manifest, parent)
+        self.setAcceptDrops(True)
+        self.jobs: dict[int, Job] = {}
+        self.prompt_item: str | None = None
+        self.current: Item | None = None
+        self._shown_notes: list[Note] = []
+        self._tempo = 100.0
+        self._batch_started = False
+        self._temp = Path(tempfile.mkdtemp(prefix="studio-music-"))
+        self._player: subprocess.Popen | None = None
+        self._play_started = 0.0
+        self._wav_for: dict[str, Path] = {}
+        self._pending_play: str | None = None
+        self.renderer = Renderer()
+        self.renderer.done.connect(self._rendered)
+        self.clock = QTimer(self)
+        self.clock.setInterval(40)
+        self.clock.timeout.connect(self._tick)
+
+        # -- what to make --
+        self.task = QComboBox()
+        self.task.addItem("New idea", "generate")
+        self.task.addItem("Continue a MIDI", "continue")
+        self.task.currentIndexChanged.connect(self._task_changed)
+        self.open_button = QPushButton("Open MIDI…")
+        self.open_button.clicked.connect(self.open_dialog)
+        self.prompt_label = QLabel("No MIDI chosen (open one, drop one, or Send to → Music)")
+        self.prompt_label.setWordWrap(True)
+        self.keep_bars = QSpinBox()
+        self.keep_bars.setRange(1, 32)
+        self.keep_bars.setValue(4)
+        self.keep_bars.setToolTip("Bars of your MIDI kept as they are before the continuation")
+        self.model = QComboBox()
+        for offer in manifest.models:
+            self.model.addItem(offer.name, f"{offer.source}:{offer.id}")
+        model_folder = QPushButton("Other model folder…")
+        model_folder.setToolTip("A folder made by tools/music/train.py --export (config.json, "
+                                "model.safetensors, tokenizer.json)")
+        model_folder.clicked.connect(self._choose_model_folder)
+        self.tonic = QComboBox()
+        self.tonic.addItems(TONICS)
+        self.mode = QComboBox()
+        self.mode.addItems(MODES)
+        key_row = QHBoxLayout()
+        key_row.addWidget(self.tonic)
+        key_row.addWidget(self.mode)
+        self.auto_key = QCheckBox("Key from the MIDI")
+        self.auto_key.setChecked(True)
+        self.auto_key.setToolTip("Find the key of the kept bars (Krumhansl–Schmuckler)")
+        self.time_signature = QComboBox()
+        self.time_signature.addItems(TIME_SIGNATURES)
+        self.tempo = QSpinBox()
+        self.tempo.setRange(20, 300)
+        self.tempo.setValue(100)
+        self.tempo.setSuffix(" BPM")
+        self.bars = QSpinBox()
+        self.bars.setRange(1, 64)
+        self.bars.setValue(8)
+        self.style = QComboBox()
+        self.style.addItems(STYLES)
+        self.style.setToolTip("folk: melodies (O'Neill, Ryan, Aird) · chorale: four-part "
+                              "harmony (Bach)")
+        self.temperature = QDoubleSpinBox()
+        self.temperature.setRange(0.0, 2.0)
+        self.temperature.setSingleStep(0.05)
+        self.temperature.setValue(1.0)
+        self.top_p = QDoubleSpinBox()
+        self.top_p.setRange(0.05, 1.0)
+        self.top_p.setSingleStep(0.05)
+        self.top_p.setValue(0.95)
+        self.seed_field = SeedField()
+        self.variations = QSpinBox()
+        self.variations.setRange(1, 8)
+        self.variations.setValue(1)
+        self.strict_key = QCheckBox("Only notes of the scale")
+        self.strict_key.setToolTip("Mask every note outside the key's scale while sampling")
+        self.instrument = QComboBox()
+        for program, name in INSTRUMENTS:
+            self.instrument.addItem(name, program)
+        self.generate_button = QPushButton("Generate")
+        self.generate_button.setToolTip("Ctrl+Return")
+        self.generate_button.clicked.connect(self.generate)
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.setEnabled(False)
+        self.stop_button.clicked.connect(self.stop)
+
+        form = QFormLayout()
+        form.addRow("Make", self.task)
+        form.addRow(self.open_button)
+        form.addRow(self.prompt_label)
+        form.addRow("Keep bars", self.keep_bars)
+        form.addRow("Model", self.model)
+        form.addRow("", model_folder)
+        form.addRow("Key", key_row)
+        form.addRow("", self.auto_key)
+        form.addRow("Meter", self.time_signature)
+        form.addRow("Tempo", self.tempo)
+        form.addRow("Bars", self.bars)
+        form.addRow("Style", self.style)
+        form.addRow("Temperature", self.temperature)
+        form.addRow("Top-p", self.top_p)
+        form.addRow("Seed", self.seed_field)
+        form.addRow("Variations", self.variations)
+        form.addRow("", self.strict_key)
+        form.addRow("Instrument", self.instrument)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.generate_button)
+        buttons.addWidget(self.stop_button)
+        side = QWidget()
+        side_layout = QVBoxLayout(side)
+        side_layout.addLayout(form)
+        side_layout.addLayout(buttons)
+        side_layout.addWidget(self.message)
+        side_layout.addStretch(1)
+
+        # -- results --
+        self.results = QListWidget()
+        self.results.setMaximumHeight(110)
+        self.results.currentItemChanged.connect(self._result_chosen)
+        self.roll = PianoRoll()
+        self.info = QLabel("")
+        self.info.setWordWrap(True)
+        self.play_button = QPushButton("▶ Play")
+        self.play_button.clicked.connect(self.toggle_play)
+        self.drag_button = DragMidi(self)
+        export_midi = QPushButton("Export MIDI…")
+        export_midi.clicked.connect(lambda: self.export_dialog(".mid"))
+        export_wav = QPushButton("Export WAV…")
+        export_wav.clicked.connect(lambda: self.export_dialog(".wav"))
+        self.audio_label = QLabel("")
+        bar = QHBoxLayout()
+        for widget in (self.play_button, self.drag_button, export_midi, export_wav):
+            bar.addWidget(widget)
+        bar.addStretch(1)
+        bar.addWidget(self.audio_label)
+        main = QWidget()
+        main_layout = QVBoxLayout(main)
+        main_layout.setContentsMargins(0, 0, 0, 0)
+        main_layout.addWidget(QLabel("Results (this session; all are in the History)"))
+        main_layout.addWidget(self.results)
+        main_layout.addWidget(self.roll, 1)
+        main_layout.addLayout(bar)
+        main_layout.addWidget(self.info)
+        splitter = QSplitter()
+        splitter.addWidget(side)
+        splitter.addWidget(main)
+        splitter.setStretchFactor(1, 1)
+        splitter.setSizes([320, 800])
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(splitter)
+        QShortcut(QKeySequence("Ctrl+Return"), self, self.generate)
+        self._task_changed()
+
+    # -- inputs ----------------------------------------------------------------------------
+    def _task_changed(self) -> None:
+        continuing = self.task.currentData() == "continue"
+        for widget in (self.open_button, self.prompt_label, self.keep_bars, self.auto_key):
+            widget.setVisible(continuing)
+        self.time_signature.setEnabled(not continuing)
+        self.generate_button.setText("Continue" if continuing else "Generate")
+
+    def _choose_model_folder(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Choose a music model folder")
+        if path:
+            self.add_model_ref(path, f"Folder: {Path(path).name}")
+
+    def open_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open a MIDI file", "", MIDI_FILTER)
+        if path:
+            self.open_midi(Path(path))
+
+    def dragEnterEvent(self, event) -> None:  # noqa: N802 - Qt API
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:  # noqa: N802 - Qt API
+        for url in event.mimeData().urls():
+            if url.isLocalFile():
+                self.open_midi(Path(url.toLocalFile()))
+                return
+
+    def open_midi(self, path: Path) -> str | None:
+        """Import a MIDI file into the project as the prompt to continue."""
+        from creative_studio.io.imports import import_midi
+
+        try:
+            item_id, content = import_midi(self.context.store, self.manifest.id, path)
+        except OSError as exc:
+            self.show_message(f"{path.name}: {describe(exc)}", error=True)
+            return None
+        except StudioError as exc:
+            self.show_message(str(exc), error=True)
+            return None
+        self._set_prompt(self.context.store.item(item_id), content)
+        return item_id
+
+    def _set_prompt(self, item: Item, content) -> None:
+        from .analysis import bar_length, detect_key, key_name
+
+        self.prompt_item = item.id
+        self.task.setCurrentIndex(self.task.findData("continue"))
+        tonic, mode = detect_key(content.notes)
+        meter = content.time_signature
+        bars = int(-(-max(n.start + n.duration for n in content.notes) // bar_length(meter)))
+        self.prompt_label.setText(f"{item.title}: {len(content.notes)} notes, {bars} bars, "
+                                  f"{meter[0]}/{meter[1]}, {content.tempo:.0f} BPM, "
+                                  f"key found: {key_name(tonic, mode)}")
+        self.tempo.setValue(int(round(content.tempo)))
+        self.keep_bars.setValue(max(1, min(self.keep_bars.maximum(), min(4, bars))))
+        self.roll.set_notes(content.notes, bar_length(meter))
+        self.show_message("")
+
+    def accept_input(self, item: Item) -> None:
+        """Send to → Music: continue this MIDI item."""
+        from creative_studio.io.midi import read_notes
+
+        try:
+            data = self.context.store.asset_bytes(item.assets[0].id)
+            content = read_notes(data, item.title or "The MIDI")
+        except (StudioError, IndexError) as exc:
+            self.show_message(str(exc), error=True)
+            return
+        self._set_prompt(item, content)
+
+    # -- jobs --------------------------------------------------------------------------
+    def params(self) -> dict[str, Any]:
+        continuing = self.task.currentData() == "continue"
+        params: dict[str, Any] = {
+            "bars": self.bars.value(), "style": self.style.currentText(),
+            "tempo": self.tempo.value(), "temperature": round(self.temperature.value(), 3),
+            "top_p": round(self.top_p.value(), 3), "program": self.instrument.currentData(),
+            "strict_key": self.strict_key.isChecked(),
+            "tonic": self.tonic.currentIndex(), "mode": self.mode.currentText()}
+        if continuing:
+            params["keep_bars"] = self.keep_bars.value()
+            if self.auto_key.isChecked():
+                params["tonic"] = params["mode"] = "auto"
+        else:
+            params["time_signature"] = self.time_signature.currentText()
+        return params
+
+    def generate(self) -> list[Job]:
+        task = self.task.currentData()
+        if task == "continue" and self.prompt_item is None:
+            self.show_message("Open a MIDI file to continue first.", error=True)
+            return []
+        seed = self.seed_field.next(self._batch_started)
+        count = self.variations.value()
+        group = uuid.uuid4().hex[:12] if count > 1 else ""
+        jobs = []
+        for index in range(count):
+            params = self.params()
+            if group:
+                params.update(group=group, alternative=index + 1)
+            request = Request(self.manifest.id, task, params=params, seed=seed + index,
+                              parents=[self.prompt_item] if task == "continue" else [],
+                              model=self.model.currentData() or "")
+            label = f"{'continue' if task == 'continue' else 'idea'} {index + 1}/{count}"
+            job = self.try_submit(request, label=label)
+            if job is None:
+                break
+            self.jobs[job.id] = job
+            jobs.append(job)
+        self._batch_started = bool(jobs) or self._batch_started
+        self._update_buttons()
+        return jobs
+
+    def stop(self) -> None:
+        for job_id in list(self.jobs):
+            self.context.cancel(job_id)
+
+    def _update_buttons(self) -> None:
+        self.stop_button.setEnabled(bool(self.jobs))
+
+    def on_job_event(self, event: str, job: Job, data: Any) -> None:
+        if job.id not in self.jobs:
+            return
+        if event == "progress":
+            self.info.setText(job.progress.message or f"Writing… {data[0] * 100:.0f}%")
+            return
+        if not job.state.finished:
+            return
+        del self.jobs[job.id]
+        self._update_buttons()
+        if job.state is JobState.DONE and job.item_id:
+            item = self.context.store.item(job.item_id)
+            entry = QListWidgetItem(item.title)
+            entry.setData(Qt.ItemDataRole.UserRole, item.id)
+            self.results.addItem(entry)
+            if self.results.count() == 1 or not self.jobs:
+                self.results.setCurrentItem(entry)
+        elif job.state is JobState.FAILED:
+            self.show_message(job.error, error=True)
+            self.info.setText("Failed")
+        else:
+            self.info.setText("Stopped")
+
+    # -- showing and playing ------------------------------------------------------------------
+    def _result_chosen(self, *_args) -> None:
+        entry = self.results.currentItem()
+        if entry is not None:
+            self.show_item(self.context.store.item(entry.data(Qt.ItemDataRole.UserRole)))
+
+    def show_item(self, item: Item) -> None:
+        from creative_studio.io.midi import read_notes
+
+        from .analysis import bar_length
+
+        self.stop_audio()
+        try:
+            content = read_notes(self.context.store.asset_bytes(item.assets[0].id), item.title)
+        except (StudioError, IndexError) as exc:
+            self.show_message(str(exc), error=True)
+            return
+        meta = item.metadata
+        self.current = item
+        self._shown_notes = content.notes
+        self._tempo = content.tempo
+        prompt_end = meta.get("prompt_bars", 0) * bar_length(content.time_signature)
+        self.roll.set_notes(content.notes, bar_length(content.time_signature), prompt_end)
+        self.info.setText(self.describe_item(item, self.context.store))
+
+    def midi_file_for_drag(self) -> Path | None:
+        if self.current is None:
+            self.show_message("Generate or choose a result first.", error=True)
+            return None
+        from creative_studio.io.export import export_item, suggested_name
+
+        target = self._temp / "drag" / suggested_name(self.current)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        export_item(self.context.store, self.current, target)
+        return target
+
+    def toggle_play(self) -> None:
+        if self._player is not None:
+            self.stop_audio()
+            return
+        if self.current is None:
+            self.show_message("Generate or choose a result first.", error=True)
+            return
+        key = self.current.id
+        if key in self._wav_for:
+            self._play(self._wav_for[key])
+            return
+        self._pending_play = key
+        self.audio_label.setText("Rendering audio…")
+        self.renderer.render(key, self.context.store.asset_bytes(self.current.assets[0].id),
+                             self._temp)
+
+    def _rendered(self, key: str, path: Path | None, message: str) -> None:
+        if path is None:
+            self.audio_label.setText("")
+            self.show_message(f"Could not render audio: {message}", error=True)
+            return
+        self._wav_for[key] = path
+        self.audio_label.setText(message)
+        if self._pending_play == key and self.current is not None and self.current.id == key:
+            self._pending_play = None
+            self._play(path)
+
+    def _play(self, wav: Path) -> None:
+        for program, args in PLAYERS:
+            executable = shutil.which(program)
+            if executable:
+                try:
+                    self._player = subprocess.Popen([executable, *args, str(wav)],
+                                                    stdout=subprocess.DEVNULL,
+                                                    stderr=subprocess.DEVNULL)
+                except OSError:
+                    continue
+                self._play_started = time.monotonic()
+                self.play_button.setText("■ Stop")
+                self.clock.start()
+                return
+        self.show_message("No audio player found (pw-play, paplay or aplay): export a WAV "
+                          "instead.", error=True)
+
+    def _tick(self) -> None:
+        if self._player is None:
+            return
+        if self._player.poll() is not None:
+            self.stop_audio()
+            return
+        seconds = time.monotonic() - self._play_started
+        self.roll.playhead = seconds * self._tempo / 60.0
+        self.roll.update()
+
+    def stop_audio(self) -> None:
+        self.clock.stop()
+        if self._player is not None:
+            if self._player.poll() is None:
+                self._player.terminate()
+            self._player = None
+        self.play_button.setText("▶ Play")
+        self.roll.playhead = None
+        self.roll.update()
+
+    def export_dialog(self, suffix: str) -> None:
+        if self.current is None:
+            self.show_message("Generate or choose a result first.", error=True)
+            return
+        from creative_studio.io.export import suggested_name
+
+        name = Path(suggested_name(self.current)).with_suffix(suffix).name
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Export", name, MIDI_FILTER if suffix == ".mid" else "WAV audio (*.wav)")
+        if path:
+            self.export(Path(path))
+
+    def export(self, path: Path) -> bool:
+        from creative_studio.io.export import export_item
+
+        try:
+            export_item(self.context.store, self.current, path)
+        except (StudioError, OSError) as exc:
+            self.show_message(f"Export failed: {describe(exc)}", error=True)
+            return False
+        self.show_message(f"Exported {path.name}")
+        return True
+
+    # -- history ------------------------------------------------------------------------------
+    def recall(self, item: Item, mode: str = "all") -> None:
+        if item.request.task == "import":
+            self.accept_input(item)
+            return
+        p = item.request.params
+        if mode in ("all", "seed"):
+            self.seed_field.restore(item.request.seed)
+        if mode == "all":
+            self.task.setCurrentIndex(max(0, self.task.findData(item.request.task)))
+            if item.request.task == "continue" and item.parents:
+                try:
+                    self.accept_input(self.context.store.item(item.parents[0]))
+                except StudioError:
+                    pass
+                self.keep_bars.setValue(int(p.get("keep_bars", 4)))
+                self.auto_key.setChecked(p.get("tonic") == "auto")
+            if isinstance(p.get("tonic"), int):
+                self.tonic.setCurrentIndex(p["tonic"] % 12)
+            if p.get("mode") in MODES:
+                self.mode.setCurrentText(p["mode"])
+            if p.get("time_signature") in TIME_SIGNATURES:
+                self.time_signature.setCurrentText(p["time_signature"])
+            self.tempo.setValue(int(p.get("tempo", 100)))
+            self.bars.setValue(int(p.get("bars", 8)))
+            self.style.setCurrentText(p.get("style", "folk"))
+            self.temperature.setValue(float(p.get("temperature", 1.0)))
+            self.top_p.setValue(float(p.get("top_p", 0.95)))
+            self.strict_key.setChecked(bool(p.get("strict_key", False)))
+            found = self.instrument.findData(int(p.get("program", 0)))
+            if found >= 0:
+                self.instrument.setCurrentIndex(found)
+        self.show_item(item)
+
+    def use_output(self, item: Item) -> None:
+        self.show_item(item)
+
+    def describe_item(self, item: Item, store) -> str:
+        meta = item.metadata
+        if item.request.task == "import":
+            return (f"{item.title}: {meta.get('notes', '?')} notes, "
+                    f"{meta.get('time_signature', '?')}, {meta.get('tempo', '?')} BPM")
+        lines = [item.title]
+        if "notes" in meta:
+            lines.append(f"{meta['notes']} new notes in {meta['bars']} bars "
+                         f"({meta['notes_per_bar']} per bar), pitches {meta['pitch_range'][0]}"
+                         f"–{meta['pitch_range'][1]}, {meta['in_key'] * 100:.0f}% in "
+                         f"{meta['key']}, {meta['tempo']:.0f} BPM")
+        if meta.get("prompt_bars"):
+            lines.append(f"Kept the first {meta['prompt_bars']} bar(s) "
+                         f"({meta['prompt_notes']} notes) of the MIDI it continues.")
+        return "\n".join(lines)
