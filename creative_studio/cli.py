@@ -2,6 +2,7 @@
 
     creative-studio generate text --project my.csproj --prompt "A haiku about rain"
     creative-studio generate upscale --project my.csproj photo.jpg folder/ --out upscaled/
+    creative-studio generate music --project my.csproj --key D --mode dorian --out tune.mid
     creative-studio list --project my.csproj
     creative-studio export --project my.csproj --item ID --out poem.txt
     creative-studio plugins
@@ -56,6 +57,26 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--format", default="png", choices=("png", "jpg", "webp", "tif"))
     up.add_argument("--quality", type=int, default=92, help="JPEG/WebP quality")
     up.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
+    music = gen_sub.add_parser("music", help="write MIDI ideas, or continue a MIDI file")
+    music.add_argument("--project", required=True, help="project file (created if missing)")
+    music.add_argument("--continue-midi", help="a .mid to continue (its first bars are kept)")
+    music.add_argument("--keep-bars", type=int, default=4)
+    music.add_argument("--key", default="C", help="tonic: C, C#, Db, D … B (or auto when "
+                                                   "continuing)")
+    music.add_argument("--mode", default="major",
+                       choices=("major", "minor", "dorian", "mixolydian", "auto"))
+    music.add_argument("--meter", default="4/4", help="4/4, 3/4, 2/4, 6/8, 9/8 or 2/2")
+    music.add_argument("--tempo", type=float, help="BPM (default 100, or the MIDI's)")
+    music.add_argument("--bars", type=int, default=8)
+    music.add_argument("--style", default="folk", choices=("folk", "chorale"))
+    music.add_argument("--temperature", type=float, default=1.0)
+    music.add_argument("--top-p", type=float, default=0.95)
+    music.add_argument("--seed", type=int, help="default: a random seed (printed)")
+    music.add_argument("-n", "--variations", type=int, default=1)
+    music.add_argument("--instrument", type=int, default=0, help="General MIDI program 0-127")
+    music.add_argument("--strict-key", action="store_true", help="only notes of the scale")
+    music.add_argument("--model", default="", help="embedded:music-gpt2 or a model folder")
+    music.add_argument("--out", help="write the result(s) here: .mid or .wav")
     listing = sub.add_parser("list", help="list a project's items")
     listing.add_argument("--project", required=True)
     listing.add_argument("--json", action="store_true")
@@ -202,6 +223,72 @@ def _generate_upscale(args) -> int:
     return 1 if failed else 0
 
 
+TONIC_NAMES = {"C": 0, "C#": 1, "DB": 1, "D": 2, "D#": 3, "EB": 3, "E": 4, "F": 5, "F#": 6,
+               "GB": 6, "G": 7, "G#": 8, "AB": 8, "A": 9, "A#": 10, "BB": 10, "B": 11}
+
+
+def _generate_music(args) -> int:
+    from .io.export import export_item
+    from .io.imports import import_midi
+    from .plugins import PluginRegistry
+    from .workers.runner import JobRunner
+
+    key = args.key.strip().upper()
+    if key != "AUTO" and key not in TONIC_NAMES:
+        raise StudioError(f"Unknown key '{args.key}': use C, C#, Db, D … B.")
+    store = _open_or_create(args.project)
+    runner = JobRunner(PluginRegistry.discover())
+    failed = 0
+    try:
+        parents, task = [], "generate"
+        params = {"bars": args.bars, "style": args.style, "temperature": args.temperature,
+                  "top_p": args.top_p, "program": args.instrument,
+                  "strict_key": args.strict_key, "mode": args.mode,
+                  "tonic": "auto" if key == "AUTO" else TONIC_NAMES[key]}
+        if args.tempo:
+            params["tempo"] = args.tempo
+        if args.continue_midi:
+            prompt_id, _content = import_midi(store, "music", Path(args.continue_midi))
+            parents, task = [prompt_id], "continue"
+            params["keep_bars"] = args.keep_bars
+            if args.key == "C" and args.mode == "major":  # not given: find it
+                params["tonic"] = params["mode"] = "auto"
+        else:
+            params["time_signature"] = args.meter
+            params.setdefault("tempo", 100.0)
+        seed = args.seed if args.seed is not None else random_seed()
+        count = max(1, args.variations)
+        group = os.urandom(6).hex() if count > 1 else ""
+        jobs = []
+        for index in range(count):
+            p = dict(params)
+            if group:
+                p.update(group=group, alternative=index + 1)
+            jobs.append(runner.submit(Request("music", task, params=p, seed=seed + index,
+                                              parents=parents, model=args.model),
+                                      store=store, label=f"music {index + 1}/{count}"))
+        for index, job in enumerate(jobs):
+            runner.wait(job)
+            if job.state is not JobState.DONE:
+                failed += 1
+                print(f"error: {job.error or job.state.value}", file=sys.stderr)
+                continue
+            meta = job.result.metadata
+            line = (f"{job.result.title}: {meta['notes']} notes, {meta['in_key'] * 100:.0f}% "
+                    f"in key [item {job.item_id} · seed {job.request.seed}]")
+            if args.out:
+                out = Path(args.out)
+                if count > 1:
+                    out = out.with_name(f"{out.stem}_{index + 1}{out.suffix}")
+                export_item(store, store.item(job.item_id), out)
+                line += f" → {out}"
+            print(line)
+    finally:
+        runner.shutdown(cancel=True)
+        store.close()
+    return 1 if failed else 0
+
+
 def _list(args) -> int:
     from .core.project import ProjectStore
 
@@ -251,7 +338,8 @@ def main(argv: list[str] | None = None) -> int:
     handler = {"list": _list, "export": _export, "plugins": _plugins}.get(args.command)
     try:
         if args.command == "generate":
-            return {"text": _generate_text, "upscale": _generate_upscale}[args.modality](args)
+            return {"text": _generate_text, "upscale": _generate_upscale,
+                    "music": _generate_music}[args.modality](args)
         return handler(args)
     except StudioError as exc:
         print(f"error: {exc}", file=sys.stderr)

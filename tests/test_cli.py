@@ -85,3 +85,28 @@ def test_upscale_a_folder_from_the_command_line(tmp_path):
     items = json.loads(cli("list", "--project", str(project), "--json").stdout)
     assert [i["request"]["task"] for i in items] == ["import", "upscale"]
     assert items[1]["parents"] == [items[0]["item"]]
+
+
+@pytest.mark.model
+def test_music_from_the_command_line(tmp_path):
+    if importlib.util.find_spec("miditok") is None:
+        pytest.skip("miditok is not installed")
+    from creative_studio.io.midi import read_notes, recipe_of
+
+    project = tmp_path / "tunes.csproj"
+    made = cli("generate", "music", "--project", str(project), "--key", "D", "--mode",
+               "dorian", "--meter", "6/8", "--bars", "4", "--seed", "3", "-n", "2",
+               "--out", str(tmp_path / "tune.mid"))
+    assert made.returncode == 0, made.stderr
+    assert "D dorian" in made.stdout
+    first = (tmp_path / "tune_1.mid").read_bytes()
+    assert read_notes(first).time_signature == (6, 8) and '"seed": 3' in recipe_of(first)
+    assert (tmp_path / "tune_2.mid").exists()
+    cont = cli("generate", "music", "--project", str(project), "--continue-midi",
+               str(tmp_path / "tune_1.mid"), "--keep-bars", "2", "--bars", "2",
+               "--out", str(tmp_path / "more.wav"))
+    assert cont.returncode == 0, cont.stderr
+    assert (tmp_path / "more.wav").read_bytes()[:4] == b"RIFF"
+    bad = cli("generate", "music", "--project", str(project), "--continue-midi",
+              str(tmp_path / "more.wav"))
+    assert bad.returncode == 2 and "not a MIDI file" in bad.stderr

@@ -3,6 +3,9 @@
     xvfb-run -a -s "-screen 0 1280x860x24" .venv/bin/python tools/screenshot.py docs/screenshot.png [--dark]
     xvfb-run -a -s "-screen 0 1280x860x24" .venv/bin/python tools/screenshot.py docs/upscale.png --upscale
 
+    xvfb-run -a -s "-screen 0 1280x860x24" .venv/bin/python tools/screenshot.py docs/music.png --music
+
+--music: the Music panel continuing a D-major tune (4 bars kept, 8 added, seed 11).
 --upscale: the Upscale panel after DAT-light ×4 on a small photo (skimage's "chelsea", needs
 scikit-image; a drawn picture otherwise), the split in the middle, zoomed in.
 """
@@ -49,6 +52,8 @@ def main() -> None:
 
     if "--upscale" in sys.argv:
         upscale_scene(window, shoot)
+    elif "--music" in sys.argv:
+        music_scene(window, shoot)
     else:
         text_scene(window, shoot)
     app.exec()
@@ -80,6 +85,36 @@ def upscale_scene(window, shoot) -> None:
             window.history.select(job.item_id)
             view = panel.view
             view.zoom_at(1.6, QPointF(view.width() * 0.45, view.height() * 0.4))
+            QTimer.singleShot(300, shoot)
+        else:
+            QTimer.singleShot(200, wait)
+
+    QTimer.singleShot(500, wait)
+
+
+def music_scene(window, shoot) -> None:
+    from PySide6.QtCore import QTimer
+
+    from creative_studio.io.midi import Note, write_midi
+
+    tune = [(0, 1, 62), (1, 0.5, 66), (1.5, 0.5, 69), (2, 1, 74), (3, 1, 73), (4, 0.5, 71),
+            (4.5, 0.5, 69), (5, 0.5, 67), (5.5, 0.5, 66), (6, 1, 64), (7, 1, 69),
+            (8, 0.5, 66), (8.5, 0.5, 67), (9, 0.5, 69), (9.5, 0.5, 71), (10, 1, 69),
+            (11, 1, 66), (12, 0.5, 64), (12.5, 0.5, 66), (13, 0.5, 67), (13.5, 0.5, 64),
+            (14, 2, 62)]
+    path = Path(tempfile.mkdtemp()) / "my-tune.mid"
+    path.write_bytes(write_midi([Note(s, d, p) for s, d, p in tune], 112, (4, 4)))
+    panel = window.panels["music"]
+    window.tabs.setCurrentWidget(panel)
+    panel.open_midi(path)
+    panel.keep_bars.setValue(4)
+    panel.bars.setValue(8)
+    panel.seed_field.restore(11)
+    (job,) = panel.generate()
+
+    def wait() -> None:
+        if job.state.finished and not panel.jobs:
+            window.history.select(job.item_id)
             QTimer.singleShot(300, shoot)
         else:
             QTimer.singleShot(200, wait)

@@ -176,7 +176,10 @@ class MusicGenerator:
                              "model": self.identity.ref if self.identity else request.model},
                             ensure_ascii=True)
         data = write_midi(notes, tempo, meter, program, (tonic, mode), recipe)
-        figures = summary(new_notes, meter)
+        figures = summary([Note(n.start - start_of_new, n.duration, n.pitch) for n in new_notes],
+                          meter)
+        figures["bars"] = bars
+        figures["notes_per_bar"] = round(len(new_notes) / bars, 2)
         key = key_name(tonic, mode)
         metadata = {**figures, "key": key, "tonic": tonic, "mode": mode,
                     "in_key": round(in_key_share(new_notes, tonic, mode), 4),

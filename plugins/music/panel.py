@@ -214,6 +214,7 @@ class MusicPanel(PluginPanel):
         key_row.addWidget(self.mode)
         self.auto_key = QCheckBox("Key from the MIDI")
         self.auto_key.setChecked(True)
+        self.auto_key.toggled.connect(self._task_changed)
         self.auto_key.setToolTip("Find the key of the kept bars (Krumhansl–Schmuckler)")
         self.time_signature = QComboBox()
         self.time_signature.addItems(TIME_SIGNATURES)
@@ -326,6 +327,9 @@ class MusicPanel(PluginPanel):
         for widget in (self.open_button, self.prompt_label, self.keep_bars, self.auto_key):
             widget.setVisible(continuing)
         self.time_signature.setEnabled(not continuing)
+        manual_key = not (continuing and self.auto_key.isChecked())
+        self.tonic.setEnabled(manual_key)
+        self.mode.setEnabled(manual_key)
         self.generate_button.setText("Continue" if continuing else "Generate")
 
     def _choose_model_folder(self) -> None:
