@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtWidgets import QLabel, QWidget
+from PySide6.QtWidgets import QLabel, QSplitter, QVBoxLayout, QWidget
 
 from ..core.errors import StudioError
 from ..core.jobs import Job, Request
@@ -46,6 +46,17 @@ class PluginPanel(QWidget):
         self.message.setObjectName("panelMessage")
         self.message.setWordWrap(True)
         self.message.hide()
+
+    def set_sides(self, side: QWidget, main: QWidget, side_width: int = 320) -> None:
+        """The usual panel layout: settings on the left, the work on the right (resizable)."""
+        splitter = QSplitter()
+        splitter.addWidget(side)
+        splitter.addWidget(main)
+        splitter.setStretchFactor(1, 1)
+        splitter.setSizes([side_width, 800])
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(splitter)
 
     # -- messages -------------------------------------------------------------------
     def show_message(self, text: str, error: bool = False) -> None:

@@ -25,7 +25,6 @@ from PySide6.QtWidgets import (
     QListWidgetItem,
     QPushButton,
     QSpinBox,
-    QSplitter,
     QVBoxLayout,
     QWidget,
 )
@@ -310,14 +309,7 @@ class MusicPanel(PluginPanel):
         main_layout.addWidget(self.roll, 1)
         main_layout.addLayout(bar)
         main_layout.addWidget(self.info)
-        splitter = QSplitter()
-        splitter.addWidget(side)
-        splitter.addWidget(main)
-        splitter.setStretchFactor(1, 1)
-        splitter.setSizes([320, 800])
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(splitter)
+        self.set_sides(side, main, 320)
         QShortcut(QKeySequence("Ctrl+Return"), self, self.generate)
         self._task_changed()
 

@@ -20,7 +20,6 @@ from PySide6.QtWidgets import (
     QListWidgetItem,
     QPushButton,
     QSpinBox,
-    QSplitter,
     QVBoxLayout,
     QWidget,
 )
@@ -274,14 +273,7 @@ class UpscalePanel(PluginPanel):
         main_layout.setContentsMargins(0, 0, 0, 0)
         main_layout.addWidget(self.view, 1)
         main_layout.addLayout(view_bar)
-        splitter = QSplitter()
-        splitter.addWidget(side)
-        splitter.addWidget(main)
-        splitter.setStretchFactor(1, 1)
-        splitter.setSizes([330, 800])
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(splitter)
+        self.set_sides(side, main, 330)
         QShortcut(QKeySequence("Ctrl+Return"), self, self.upscale)
 
     # -- input ---------------------------------------------------------------------
