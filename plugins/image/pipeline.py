@@ -1,0 +1,75 @@
+"""The embedded Image model as a diffusers pipeline: a pixel-space UNet2DConditionModel with
+cross-attention on all-MiniLM-L6-v2 token states and classifier-free guidance.
+
+Its folder is an ordinary diffusers pipeline folder (``model_index.json`` + ``unet/`` +
+``scheduler/`` + ``text_encoder/`` + ``tokenizer/``), loaded with
+``EmojiPipeline.from_pretrained``; its ``__call__`` takes the arguments of Stable Diffusion
+pipelines (prompt, negative_prompt, num_inference_steps, guidance_scale, height, width,
+generator, callback_on_step_end), so the studio drives both the same way.
+"""
+
+from __future__ import annotations
+
+import torch
+from diffusers import DiffusionPipeline, ImagePipelineOutput
+
+MAX_TOKENS = 16  # the captions' token length in training (tools/image/build_dataset.py)
+
+
+class EmojiPipeline(DiffusionPipeline):
+    model_cpu_offload_seq = "text_encoder->unet"
+    _callback_tensor_inputs = ["latents"]
+
+    def __init__(self, unet, scheduler, text_encoder, tokenizer) -> None:
+        super().__init__()
+        self.register_modules(unet=unet, scheduler=scheduler, text_encoder=text_encoder,
+                              tokenizer=tokenizer)
+
+    def encode(self, texts: list[str]):
+        batch = self.tokenizer(texts, padding="max_length", truncation=True,
+                               max_length=MAX_TOKENS, return_tensors="pt").to(self.device)
+        states = self.text_encoder(**batch).last_hidden_state
+        return states.to(self.unet.dtype), batch["attention_mask"].bool()
+
+    @torch.no_grad()
+    def __call__(self, prompt: str | list[str] = "", negative_prompt: str | list[str] | None = None,
+                 num_inference_steps: int = 25, guidance_scale: float = 3.0,
+                 height: int | None = None, width: int | None = None,
+                 num_images_per_prompt: int = 1, generator: torch.Generator | None = None,
+                 output_type: str = "pil", return_dict: bool = True,
+                 callback_on_step_end=None,
+                 callback_on_step_end_tensor_inputs: list[str] | None = None):
+        prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+        prompts = [p for p in prompts for _ in range(num_images_per_prompt)]
+        count = len(prompts)
+        negatives = negative_prompt or ""
+        negatives = [negatives] * count if isinstance(negatives, str) else list(negatives)
+        size = self.unet.config.sample_size
+        height, width = height or size, width or size
+        cond, cond_mask = self.encode(prompts)
+        uncond, uncond_mask = self.encode(negatives)
+        # the unconditional branch was trained on the empty caption with a full mask
+        if not any(negatives):
+            uncond_mask = torch.ones_like(uncond_mask)
+        states = torch.cat([uncond, cond])
+        masks = torch.cat([uncond_mask, cond_mask])
+        shape = (count, self.unet.config.in_channels, height, width)
+        latents = torch.randn(shape, generator=generator, dtype=torch.float32).to(self.device)
+        latents = latents.to(self.unet.dtype) * self.scheduler.init_noise_sigma
+        self.scheduler.set_timesteps(num_inference_steps, device=self.device)
+        for index, t in enumerate(self.scheduler.timesteps):
+            model_input = self.scheduler.scale_model_input(torch.cat([latents, latents]), t)
+            noise = self.unet(model_input, t, encoder_hidden_states=states,
+                              encoder_attention_mask=masks).sample
+            unconditional, conditional = noise.chunk(2)
+            noise = unconditional + guidance_scale * (conditional - unconditional)
+            latents = self.scheduler.step(noise, t, latents, generator=generator).prev_sample
+            if callback_on_step_end is not None:
+                out = callback_on_step_end(self, index, t, {"latents": latents}) or {}
+                latents = out.get("latents", latents)
+        images = ((latents.float().clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 1).cpu().numpy()
+        if output_type == "pil":
+            images = self.numpy_to_pil(images)
+        if not return_dict:
+            return (images,)
+        return ImagePipelineOutput(images=images)
