@@ -79,7 +79,7 @@ class MainWindow(QMainWindow):
         self.tabs.setDocumentMode(True)
         self.setCentralWidget(self.tabs)
         self.context = PanelContext(self.submit, lambda: self.store, settings, self.runner.cancel,
-                                    self.runner.get)
+                                    self.runner.get, self.send_to)
         self._build_panels()
 
         self.history = HistoryView()
@@ -262,11 +262,13 @@ class MainWindow(QMainWindow):
         return [(pid, panel.manifest.name) for pid, panel in self.panels.items()
                 if panel.manifest.takes(mime)]
 
-    def send_to(self, item, plugin_id: str) -> None:
+    def send_to(self, item, plugin_id: str) -> bool:
         panel = self.panels.get(plugin_id)
-        if panel is not None:
-            self.tabs.setCurrentWidget(panel)
-            panel.accept_input(item)
+        if panel is None:
+            return False
+        self.tabs.setCurrentWidget(panel)
+        panel.accept_input(item)
+        return True
 
     def rerun(self, item) -> Job | None:
         request = Request.from_dict(item.request.to_dict())

@@ -18,8 +18,10 @@ class PanelContext:
 
     def __init__(self, submit: Callable[[Request, str], Job], store: Callable[[], ProjectStore],
                  settings: Any, cancel: Callable[[int], None],
-                 get_job: Callable[[int], Job | None]) -> None:
+                 get_job: Callable[[int], Job | None],
+                 send: Callable[[Item, str], None] | None = None) -> None:
         self._submit = submit
+        self._send = send
         self._store = store
         self.settings = settings
         self.cancel = cancel
@@ -28,6 +30,12 @@ class PanelContext:
     @property
     def store(self) -> ProjectStore:
         return self._store()
+
+    def send(self, item: Item, plugin_id: str) -> bool:
+        """Hand an output to another panel (e.g. an image to Upscale); False if it is absent."""
+        if self._send is None:
+            return False
+        return bool(self._send(item, plugin_id))
 
     def submit(self, request: Request, label: str = "") -> Job:
         """Queue a request; raises StudioError (BadInput...) with a message for the user."""

@@ -99,8 +99,6 @@ def resolve(ref: str) -> tuple[Path, str, str, Path]:
 
 def load_pipeline(folder: Path, device: str):
     """A diffusers pipeline from a folder; ModelError with the reason when it cannot load."""
-    import torch
-
     try:
         index = json.loads((folder / "model_index.json").read_text())
     except (OSError, ValueError) as exc:
@@ -115,12 +113,12 @@ def load_pipeline(folder: Path, device: str):
 
             extra = {"safety_checker": None} if "safety_checker" in index else {}
             pipe = DiffusionPipeline.from_pretrained(folder, local_files_only=True,
-                                                     torch_dtype=torch.float32, **extra)
+                                                     **extra)
     except ModelError:
         raise
     except Exception as exc:  # corrupt weights, missing parts, unknown classes
         raise ModelError(f"{folder.name} is not a usable diffusers pipeline: {exc}") from exc
-    if not callable(getattr(pipe, "__call__", None)) or not hasattr(pipe, "scheduler"):
+    if not callable(pipe) or not hasattr(pipe, "scheduler"):
         raise ModelError(f"{folder.name} is not a text-to-image pipeline.")
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(device)

@@ -1,0 +1,168 @@
+"""Text-to-image with diffusers pipelines (no Qt; torch/diffusers imported lazily).
+
+One job = one image (the panel's batch count queues several, seeds +1). Params: ``negative``,
+``steps``, ``guidance``, ``width``, ``height``, ``scheduler`` (a name of SCHEDULERS or
+"default"). Progress and cancel go through ``callback_on_step_end``; every few steps a small
+preview (the current sample, or a cheap latent → RGB projection for latent models) is sent.
+The PNG carries an A1111-style ``parameters`` chunk and the studio's JSON recipe.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+
+from creative_studio.core.errors import BadInput, ModelError
+from creative_studio.core.jobs import Asset, ModelIdentity, Request, Result
+from creative_studio.core.provenance import weights_sha256
+
+SCHEDULERS = {
+    "default": "",
+    "DDIM": "DDIMScheduler",
+    "Euler": "EulerDiscreteScheduler",
+    "Euler a": "EulerAncestralDiscreteScheduler",
+    "DPM++ 2M": "DPMSolverMultistepScheduler",
+    "UniPC": "UniPCMultistepScheduler",
+    "PNDM": "PNDMScheduler",
+    "LMS": "LMSDiscreteScheduler",
+}
+MAX_SIDE = 2048
+# Stable Diffusion 1.x/2.x latent channels → approximate RGB (for step previews only)
+LATENT_RGB = ((0.298, 0.207, 0.208), (0.187, 0.286, 0.173), (-0.158, 0.189, 0.264),
+              (-0.184, -0.271, -0.473))
+
+
+def a1111_parameters(prompt: str, negative: str, steps: int, sampler: str, guidance: float,
+                     seed: int, width: int, height: int, model: str) -> str:
+    """The ``parameters`` text A1111/ComfyUI/civitai readers understand."""
+    lines = [prompt]
+    if negative:
+        lines.append(f"Negative prompt: {negative}")
+    lines.append(f"Steps: {steps}, Sampler: {sampler}, CFG scale: {guidance:g}, Seed: {seed}, "
+                 f"Size: {width}x{height}, Model: {model}")
+    return "\n".join(lines)
+
+
+class ImageGenerator:
+    def __init__(self) -> None:
+        self.pipe = None
+        self.identity: ModelIdentity | None = None
+        self.device = "cpu"
+        self.default_scheduler = None
+
+    @staticmethod
+    def validate(request: Request) -> None:
+        p = request.params
+        if request.task != "generate":
+            raise BadInput(f"Unknown image task '{request.task}'.")
+        for key in ("width", "height"):
+            value = int(p.get(key, 0))
+            if value and (value % 8 or not 8 <= value <= MAX_SIDE):
+                raise BadInput(f"The {key} must be a multiple of 8 between 8 and {MAX_SIDE} "
+                               f"(got {value}).")
+        if not 1 <= int(p.get("steps", 25)) <= 200:
+            raise BadInput("Steps must be between 1 and 200.")
+        if not 0 <= float(p.get("guidance", 3.0)) <= 30:
+            raise BadInput("Guidance must be between 0 and 30.")
+        if p.get("scheduler", "default") not in SCHEDULERS:
+            raise BadInput(f"Unknown scheduler; choose one of {', '.join(SCHEDULERS)}.")
+
+    def load(self, ref: str, device: str, progress) -> None:
+        from . import models
+
+        progress.say("Loading the image model…")
+        folder, name, source, hashed = models.resolve(ref)
+        self.pipe = models.load_pipeline(folder, device)
+        self.default_scheduler = self.pipe.scheduler
+        self.identity = ModelIdentity(name, ref, weights_sha256(hashed), source)
+        self.device = device
+        progress.say("")
+
+    def unload(self) -> None:
+        self.pipe = None
+
+    def _scheduler(self, name: str):
+        if name in ("", "default"):
+            return self.default_scheduler
+        import diffusers
+
+        cls = getattr(diffusers, SCHEDULERS[name])
+        try:
+            return cls.from_config(self.default_scheduler.config)
+        except Exception as exc:
+            raise BadInput(f"The {name} scheduler does not work with this model ({exc}).") \
+                from exc
+
+    def generate(self, request: Request, progress) -> Result:
+        import numpy as np
+        import torch
+        from PIL import Image
+
+        from creative_studio.io.images import encode_png
+
+        pipe = self.pipe
+        p = request.params
+        size = pipe.unet.config.sample_size * getattr(pipe, "vae_scale_factor", 1) \
+            if hasattr(pipe, "unet") else 512
+        width, height = int(p.get("width") or size), int(p.get("height") or size)
+        steps, guidance = int(p.get("steps", 25)), float(p.get("guidance", 3.0))
+        negative = str(p.get("negative", ""))
+        scheduler_name = str(p.get("scheduler", "default"))
+        pipe.scheduler = self._scheduler(scheduler_name)
+        every = max(1, steps // 8)
+        latent_model = getattr(pipe, "vae", None) is not None
+        started = time.perf_counter()
+
+        def on_step(pipeline, index, timestep, tensors):
+            preview = None
+            if (index + 1) % every == 0 and index + 1 < steps:
+                preview = self._preview(tensors["latents"], latent_model)
+            progress.update((index + 1) / steps, preview)
+            progress.check()  # Stop: Cancelled propagates out, nothing is saved
+            return tensors
+
+        generator = torch.Generator(device="cpu").manual_seed(int(request.seed))
+        try:
+            with torch.inference_mode():
+                out = pipe(prompt=request.prompt, negative_prompt=negative or None,
+                           num_inference_steps=steps, guidance_scale=guidance, width=width,
+                           height=height, generator=generator, output_type="np",
+                           callback_on_step_end=on_step)
+        except (RuntimeError, ValueError) as exc:
+            if "out of memory" in str(exc).lower():
+                raise
+            raise ModelError(f"The pipeline could not make this image: {exc}") from exc
+        pixels = (np.clip(out.images[0], 0, 1) * 255).round().astype(np.uint8)
+        image = Image.fromarray(pixels)
+        sampler = scheduler_name if scheduler_name != "default" else \
+            type(pipe.scheduler).__name__.replace("Scheduler", "")
+        parameters = a1111_parameters(request.prompt, negative, steps, sampler, guidance,
+                                      request.seed, image.width, image.height,
+                                      self.identity.name if self.identity else "")
+        recipe = json.dumps({"prompt": request.prompt, "seed": request.seed, "params": p,
+                             "model": request.model}, ensure_ascii=True)
+        png = encode_png(image, {"parameters": parameters, "creative-studio": recipe})
+        return Result([Asset("image", "image/png", png, "image.png")], self.identity,
+                      self.device,
+                      metadata={"width": image.width, "height": image.height, "steps": steps,
+                                "guidance": guidance, "scheduler": sampler,
+                                "seconds": round(time.perf_counter() - started, 2)},
+                      title=request.prompt[:60] or "(no prompt)")
+
+    @staticmethod
+    def _preview(latents, latent_model: bool) -> bytes:
+        import numpy as np
+        import torch
+        from PIL import Image
+
+        sample = latents[0].float().cpu()
+        if latent_model and sample.shape[0] == 4:
+            rgb = torch.einsum("chw,cr->rhw", sample, torch.tensor(LATENT_RGB))
+            rgb = (rgb + 1) / 2
+        else:
+            rgb = (sample[:3] + 1) / 2
+        pixels = (rgb.clamp(0, 1).permute(1, 2, 0).numpy() * 255).astype(np.uint8)
+        buffer = io.BytesIO()
+        Image.fromarray(pixels).save(buffer, "PNG")
+        return buffer.getvalue()
