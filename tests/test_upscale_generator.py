@@ -114,7 +114,7 @@ def test_exif_and_colour_profile_are_kept(setup, tmp_path):
         assert exported.size == (160, 120) and exported.info.get("icc_profile")
         assert exported.getexif()[0x010F] == "TestCam"
         if suffix == ".png":
-            assert item.id in exported.text["parameters"]
+            assert item.id in exported.text["creative-studio"]
         elif suffix != ".tif":
             assert item.id.encode() in exported.getexif().get_ifd(0x8769)[0x9286]
 

