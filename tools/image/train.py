@@ -75,7 +75,17 @@ def main() -> None:
     parser = training_parser("image", batch=32, lr=3e-4,
                              warm_start=Path(__file__).parent / "checkpoint")
     parser.add_argument("--sample-every", type=int, default=1000)
+    parser.add_argument("--export", type=Path,
+                        help="write <run>/unet and the scheduler here (resources/models/"
+                             "image-emoji) and stop")
     args = parser.parse_args()
+    if args.export:
+        import shutil
+
+        shutil.copytree(args.run / "unet", args.export / "unet", dirs_exist_ok=True)
+        make_scheduler().save_pretrained(args.export / "scheduler")
+        print(f"exported {args.run / 'unet'} → {args.export}")
+        return
     torch.set_num_threads(args.threads)
     args.run.mkdir(parents=True, exist_ok=True)
     data = np.load(args.data / "emoji32.npz")
