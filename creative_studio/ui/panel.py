@@ -5,7 +5,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtWidgets import QLabel, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFormLayout,
+    QHBoxLayout,
+    QInputDialog,
+    QLabel,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
 
 from ..core.errors import StudioError
 from ..core.jobs import Job, Request
@@ -81,6 +91,40 @@ class PluginPanel(QWidget):
             return None
         self.show_message("")
         return job
+
+    def model_choices(self) -> QComboBox:
+        """A combo box of the models the manifest offers (data: ``source:id`` refs)."""
+        combo = QComboBox()
+        for offer in self.manifest.models:
+            combo.addItem(offer.name, f"{offer.source}:{offer.id}")
+            if offer.description:
+                combo.setItemData(combo.count() - 1, offer.description,
+                                  Qt.ItemDataRole.ToolTipRole)
+        return combo
+
+    def ask_hub_id(self, example: str) -> None:
+        """Ask for a Hugging Face id and add it to the ``model`` choices."""
+        text, ok = QInputDialog.getText(self, "Hugging Face model", f"Model id (e.g. {example}):")
+        if ok and text.strip():
+            self.add_model_ref(f"hub:{text.strip()}", f"Hub: {text.strip()}")
+
+    def side_panel(self, form: QFormLayout, *buttons: QWidget) -> QWidget:
+        """Settings on the left: the form, a row of buttons, the message line."""
+        side = QWidget()
+        layout = QVBoxLayout(side)
+        layout.addLayout(form)
+        row = QHBoxLayout()
+        for button in buttons:
+            row.addWidget(button)
+        layout.addLayout(row)
+        layout.addWidget(self.message)
+        layout.addStretch(1)
+        return side
+
+    def cancel_jobs(self, job_ids) -> None:
+        """Stop: cancel these jobs (queued ones are dropped, running ones stop at a check)."""
+        for job_id in list(job_ids):
+            self.context.cancel(job_id)
 
     def add_model_ref(self, ref: str, name: str) -> None:
         """Add (once) and select a model choice in the panel's ``model`` combo box."""

@@ -15,7 +15,6 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
-    QInputDialog,
     QLabel,
     QLineEdit,
     QListView,
@@ -54,9 +53,7 @@ class ImagePanel(PluginPanel):
         self.current: Item | None = None
         self._batch_started = False
 
-        self.model = QComboBox()
-        for offer in manifest.models:
-            self.model.addItem(offer.name, f"{offer.source}:{offer.id}")
+        self.model = self.model_choices()
         self._mark_untrained()
         folder = QPushButton("Pipeline folder…")
         folder.setToolTip("A diffusers text-to-image pipeline folder (model_index.json): "
@@ -111,15 +108,7 @@ class ImagePanel(PluginPanel):
         form.addRow("Size", size_row)
         form.addRow("Seed", self.seed_field)
         form.addRow("Batch", self.batch)
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.generate_button)
-        buttons.addWidget(self.stop_button)
-        side = QWidget()
-        side_layout = QVBoxLayout(side)
-        side_layout.addLayout(form)
-        side_layout.addLayout(buttons)
-        side_layout.addWidget(self.message)
-        side_layout.addStretch(1)
+        side = self.side_panel(form, self.generate_button, self.stop_button)
 
         self.view = QLabel("Type a prompt and Generate.")
         self.view.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -169,10 +158,7 @@ class ImagePanel(PluginPanel):
             self.add_model_ref(path, f"Folder: {Path(path).name}")
 
     def _choose_hub(self) -> None:
-        text, ok = QInputDialog.getText(self, "Hugging Face pipeline",
-                                        "Model id (e.g. stabilityai/sd-turbo):")
-        if ok and text.strip():
-            self.add_model_ref(f"hub:{text.strip()}", f"Hub: {text.strip()}")
+        self.ask_hub_id("stabilityai/sd-turbo")
 
     # -- jobs --------------------------------------------------------------------------------
     def params(self) -> dict[str, Any]:
@@ -204,8 +190,7 @@ class ImagePanel(PluginPanel):
         return jobs
 
     def stop(self) -> None:
-        for job_id in list(self.jobs):
-            self.context.cancel(job_id)
+        self.cancel_jobs(self.jobs)
 
     def on_job_event(self, event: str, job: Job, data: Any) -> None:
         if job.id not in self.jobs:

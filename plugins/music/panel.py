@@ -197,9 +197,7 @@ class MusicPanel(PluginPanel):
         self.keep_bars.setRange(1, 32)
         self.keep_bars.setValue(4)
         self.keep_bars.setToolTip("Bars of your MIDI kept as they are before the continuation")
-        self.model = QComboBox()
-        for offer in manifest.models:
-            self.model.addItem(offer.name, f"{offer.source}:{offer.id}")
+        self.model = self.model_choices()
         model_folder = QPushButton("Other model folder…")
         model_folder.setToolTip("A folder made by tools/music/train.py --export (config.json, "
                                 "model.safetensors, tokenizer.json)")
@@ -271,15 +269,7 @@ class MusicPanel(PluginPanel):
         form.addRow("Variations", self.variations)
         form.addRow("", self.strict_key)
         form.addRow("Instrument", self.instrument)
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.generate_button)
-        buttons.addWidget(self.stop_button)
-        side = QWidget()
-        side_layout = QVBoxLayout(side)
-        side_layout.addLayout(form)
-        side_layout.addLayout(buttons)
-        side_layout.addWidget(self.message)
-        side_layout.addStretch(1)
+        side = self.side_panel(form, self.generate_button, self.stop_button)
 
         # -- results --
         self.results = QListWidget()
@@ -431,8 +421,7 @@ class MusicPanel(PluginPanel):
         return jobs
 
     def stop(self) -> None:
-        for job_id in list(self.jobs):
-            self.context.cancel(job_id)
+        self.cancel_jobs(self.jobs)
 
     def _update_buttons(self) -> None:
         self.stop_button.setEnabled(bool(self.jobs))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from PySide6.QtCore import Qt
 from PySide6.QtGui import QKeySequence, QShortcut, QTextCursor
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -14,7 +13,6 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
-    QInputDialog,
     QLabel,
     QMenu,
     QPlainTextEdit,
@@ -41,13 +39,9 @@ class TextPanel(PluginPanel):
         self._last_range: tuple[int, int] | None = None  # last generated text in the editor
 
         # -- settings column ---------------------------------------------------------
-        self.model = QComboBox()
+        self.model = self.model_choices()
         self.model.setMinimumContentsLength(18)
         self.model.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        for offer in manifest.models:
-            self.model.addItem(offer.name, f"{offer.source}:{offer.id}")
-            self.model.setItemData(self.model.count() - 1, offer.description,
-                                   Qt.ItemDataRole.ToolTipRole)
         add_model = QToolButton()
         add_model.setText("+")
         add_model.setToolTip("Use another model: a transformers folder, a GGUF file or a "
@@ -167,10 +161,7 @@ class TextPanel(PluginPanel):
             self.add_model_ref(path, f"GGUF: {path}")
 
     def _choose_hub(self) -> None:
-        text, ok = QInputDialog.getText(self, "Hugging Face model",
-                                        "Model id (e.g. HuggingFaceTB/SmolLM2-360M-Instruct):")
-        if ok and text.strip():
-            self.add_model_ref(f"hub:{text.strip()}", f"Hub: {text.strip()}")
+        self.ask_hub_id("HuggingFaceTB/SmolLM2-360M-Instruct")
 
     def _apply_preset(self, name: str) -> None:
         preset = PRESETS.get(name)
@@ -248,8 +239,7 @@ class TextPanel(PluginPanel):
                      cursor.selectionStart(), cursor.selectionEnd() - cursor.selectionStart())
 
     def stop(self) -> None:
-        for job_id in self._batch:
-            self.context.cancel(job_id)
+        self.cancel_jobs(self._batch)
 
     # -- streaming ---------------------------------------------------------------------------
     def _replace_stream_text(self, text: str) -> None:

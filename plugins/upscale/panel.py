@@ -197,9 +197,7 @@ class UpscalePanel(PluginPanel):
         from_project.clicked.connect(self.choose_project_image)
         self.open_button = open_files
 
-        self.model = QComboBox()
-        for offer in manifest.models:
-            self.model.addItem(offer.name, f"{offer.source}:{offer.id}")
+        self.model = self.model_choices()
         model_file = QPushButton("Other model file…")
         model_file.setToolTip("A .pth or .safetensors super-resolution model (ESRGAN, DAT, "
                               "SwinIR, Compact… anything spandrel recognizes)")
@@ -436,8 +434,7 @@ class UpscalePanel(PluginPanel):
         return jobs
 
     def stop(self) -> None:
-        for job_id in list(self.jobs):
-            self.context.cancel(job_id)
+        self.cancel_jobs(self.jobs)
 
     def _update_buttons(self) -> None:
         self.stop_button.setEnabled(bool(self.jobs))
