@@ -121,6 +121,23 @@ class PluginPanel(QWidget):
         layout.addStretch(1)
         return side
 
+    def run_buttons(self, label: str, run: Callable, tip: str = "") -> tuple:
+        """The (run, Stop) button pair: Ctrl+Return runs, Stop starts disabled."""
+        from PySide6.QtGui import QKeySequence, QShortcut
+        from PySide6.QtWidgets import QPushButton
+
+        run_button = QPushButton(label)
+        run_button.setToolTip(f"{tip} (Ctrl+Return)" if tip else "Ctrl+Return")
+        run_button.clicked.connect(run)
+        stop_button = QPushButton("Stop")
+        stop_button.setEnabled(False)
+        stop_button.clicked.connect(self.stop)
+        QShortcut(QKeySequence("Ctrl+Return"), self, run)
+        return run_button, stop_button
+
+    def stop(self) -> None:
+        """Stop what this panel is running (panels with run_buttons implement it)."""
+
     def cancel_jobs(self, job_ids) -> None:
         """Stop: cancel these jobs (queued ones are dropped, running ones stop at a check)."""
         for job_id in list(job_ids):

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QSize, Qt
-from PySide6.QtGui import QIcon, QImage, QKeySequence, QPixmap, QShortcut
+from PySide6.QtGui import QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
@@ -91,12 +91,7 @@ class ImagePanel(PluginPanel):
         self.batch = QSpinBox()
         self.batch.setRange(1, 16)
         self.batch.setToolTip("How many images (seeds +1 each); kept as branches in the History")
-        self.generate_button = QPushButton("Generate")
-        self.generate_button.setToolTip("Ctrl+Return")
-        self.generate_button.clicked.connect(self.generate)
-        self.stop_button = QPushButton("Stop")
-        self.stop_button.setEnabled(False)
-        self.stop_button.clicked.connect(self.stop)
+        self.generate_button, self.stop_button = self.run_buttons("Generate", self.generate)
         form = QFormLayout()
         form.addRow("Model", self.model)
         form.addRow(model_row)
@@ -141,7 +136,6 @@ class ImagePanel(PluginPanel):
         main_layout.addWidget(QLabel("Gallery (this project's images)"))
         main_layout.addWidget(self.gallery)
         self.set_sides(side, main, 330)
-        QShortcut(QKeySequence("Ctrl+Return"), self, self.generate)
 
     # -- models ----------------------------------------------------------------------------
     def _mark_untrained(self) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QMimeData, QObject, QPointF, QRectF, Qt, QTimer, QUrl, Signal
-from PySide6.QtGui import QColor, QDrag, QKeySequence, QPainter, QPen, QShortcut
+from PySide6.QtGui import QColor, QDrag, QPainter, QPen
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -243,12 +243,7 @@ class MusicPanel(PluginPanel):
         self.instrument = QComboBox()
         for program, name in INSTRUMENTS:
             self.instrument.addItem(name, program)
-        self.generate_button = QPushButton("Generate")
-        self.generate_button.setToolTip("Ctrl+Return")
-        self.generate_button.clicked.connect(self.generate)
-        self.stop_button = QPushButton("Stop")
-        self.stop_button.setEnabled(False)
-        self.stop_button.clicked.connect(self.stop)
+        self.generate_button, self.stop_button = self.run_buttons("Generate", self.generate)
 
         form = QFormLayout()
         form.addRow("Make", self.task)
@@ -300,7 +295,6 @@ class MusicPanel(PluginPanel):
         main_layout.addLayout(bar)
         main_layout.addWidget(self.info)
         self.set_sides(side, main, 320)
-        QShortcut(QKeySequence("Ctrl+Return"), self, self.generate)
         self._task_changed()
 
     # -- inputs ----------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import QImage, QKeySequence, QPainter, QPen, QShortcut
+from PySide6.QtGui import QImage, QPainter, QPen
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -216,12 +216,8 @@ class UpscalePanel(PluginPanel):
         self.precision = QComboBox()
         self.precision.addItem("Fast (bfloat16 where the CPU has it)", "auto")
         self.precision.addItem("Exact (float32)", "fp32")
-        self.upscale_button = QPushButton("Upscale")
-        self.upscale_button.setToolTip("Upscale the selected pictures (Ctrl+Return)")
-        self.stop_button = QPushButton("Stop")
-        self.stop_button.setEnabled(False)
-        self.upscale_button.clicked.connect(self.upscale)
-        self.stop_button.clicked.connect(self.stop)
+        self.upscale_button, self.stop_button = self.run_buttons(
+            "Upscale", self.upscale, "Upscale the selected pictures")
         self.quality = QSpinBox()
         self.quality.setRange(1, 100)
         self.quality.setValue(92)
@@ -272,7 +268,6 @@ class UpscalePanel(PluginPanel):
         main_layout.addWidget(self.view, 1)
         main_layout.addLayout(view_bar)
         self.set_sides(side, main, 330)
-        QShortcut(QKeySequence("Ctrl+Return"), self, self.upscale)
 
     # -- input ---------------------------------------------------------------------
     def open_dialog(self) -> None:
