@@ -121,6 +121,32 @@ class PluginPanel(QWidget):
         layout.addStretch(1)
         return side
 
+    def submit_variations(self, task: str, params: dict[str, Any], count: int, seed: int,
+                          label: str, prompt: str = "", parents: list[str] | None = None
+                          ) -> list[Job]:
+        """Queue ``count`` versions (seeds ``seed``, ``seed + 1``…) grouped as alternatives in
+        the History. All or nothing: if one is refused, the queued ones are cancelled."""
+        import uuid
+
+        from ..core.jobs import MAX_SEED
+
+        group = uuid.uuid4().hex[:12] if count > 1 else ""
+        jobs: list[Job] = []
+        for index in range(count):
+            p = dict(params)
+            if group:
+                p.update(group=group, alternative=index + 1)
+            request = Request(self.manifest.id, task, prompt=prompt, params=p,
+                              seed=(seed + index) % (MAX_SEED + 1), parents=list(parents or []),
+                              model=self.model.currentData() or "")
+            job = self.try_submit(request, f"{label} ({index + 1}/{count})" if count > 1
+                                  else label)
+            if job is None:
+                self.cancel_jobs(j.id for j in jobs)
+                return []
+            jobs.append(job)
+        return jobs
+
     def run_buttons(self, label: str, run: Callable, tip: str = "") -> tuple:
         """The (run, Stop) button pair: Ctrl+Return runs, Stop starts disabled."""
         from PySide6.QtGui import QKeySequence, QShortcut

@@ -3,7 +3,6 @@ the project's images, recall from the gallery or from a PNG's recipe, export, Up
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,7 @@ from PySide6.QtWidgets import (
 )
 
 from creative_studio.core.errors import StudioError, describe
-from creative_studio.core.jobs import Job, JobState, Request
+from creative_studio.core.jobs import Job, JobState
 from creative_studio.core.project import Item
 from creative_studio.ui.panel import PluginPanel
 from creative_studio.ui.widgets import SeedField
@@ -163,22 +162,10 @@ class ImagePanel(PluginPanel):
 
     def generate(self) -> list[Job]:
         prompt = self.prompt.toPlainText().strip()
-        seed = self.seed_field.next(self._batch_started)
-        count = self.batch.value()
-        group = uuid.uuid4().hex[:12] if count > 1 else ""
-        jobs = []
-        for index in range(count):
-            params = self.params()
-            if group:
-                params.update(group=group, alternative=index + 1)
-            request = Request(self.manifest.id, "generate", prompt=prompt, params=params,
-                              seed=seed + index, model=self.model.currentData() or "")
-            job = self.try_submit(request, label=f"{prompt[:30] or 'image'} "
-                                                 f"({index + 1}/{count})")
-            if job is None:
-                break
-            self.jobs[job.id] = job
-            jobs.append(job)
+        jobs = self.submit_variations("generate", self.params(), self.batch.value(),
+                                      self.seed_field.next(self._batch_started),
+                                      prompt[:30] or "image", prompt)
+        self.jobs.update((job.id, job) for job in jobs)
         self._batch_started = bool(jobs) or self._batch_started
         self.stop_button.setEnabled(bool(self.jobs))
         return jobs

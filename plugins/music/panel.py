@@ -7,7 +7,6 @@ import subprocess
 import tempfile
 import threading
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from creative_studio.core.errors import StudioError, describe
-from creative_studio.core.jobs import Job, JobState, Request
+from creative_studio.core.jobs import Job, JobState
 from creative_studio.core.project import Item
 from creative_studio.io.midi import Note
 from creative_studio.ui.panel import PluginPanel
@@ -393,23 +392,12 @@ class MusicPanel(PluginPanel):
         if task == "continue" and self.prompt_item is None:
             self.show_message("Open a MIDI file to continue first.", error=True)
             return []
-        seed = self.seed_field.next(self._batch_started)
-        count = self.variations.value()
-        group = uuid.uuid4().hex[:12] if count > 1 else ""
-        jobs = []
-        for index in range(count):
-            params = self.params()
-            if group:
-                params.update(group=group, alternative=index + 1)
-            request = Request(self.manifest.id, task, params=params, seed=seed + index,
-                              parents=[self.prompt_item] if task == "continue" else [],
-                              model=self.model.currentData() or "")
-            label = f"{'continue' if task == 'continue' else 'idea'} {index + 1}/{count}"
-            job = self.try_submit(request, label=label)
-            if job is None:
-                break
-            self.jobs[job.id] = job
-            jobs.append(job)
+        jobs = self.submit_variations(
+            task, self.params(), self.variations.value(),
+            self.seed_field.next(self._batch_started),
+            "continue" if task == "continue" else "idea",
+            parents=[self.prompt_item] if task == "continue" else [])
+        self.jobs.update((job.id, job) for job in jobs)
         self._batch_started = bool(jobs) or self._batch_started
         self._update_buttons()
         return jobs

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from PySide6.QtGui import QKeySequence, QShortcut, QTextCursor
@@ -23,7 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from creative_studio.core.jobs import MAX_SEED, Job, JobState, Request
+from creative_studio.core.jobs import Job, JobState
 from creative_studio.core.project import Item, ProjectStore
 from creative_studio.ui.panel import PluginPanel
 from creative_studio.ui.widgets import SeedField
@@ -187,24 +186,10 @@ class TextPanel(PluginPanel):
         if self._stream is not None:
             self.show_message("Writing already: press Stop first.", error=True)
             return
-        seed = self._next_seed()
-        count = self.alternatives.value()
-        group = uuid.uuid4().hex[:12] if count > 1 else ""
-        jobs: list[Job] = []
-        for index in range(count):
-            p = dict(params)
-            if group:
-                p["group"] = group
-                p["alternative"] = index + 1
-            request = Request(plugin=self.manifest.id, task=task, prompt=prompt, params=p,
-                              seed=(seed + index) % (MAX_SEED + 1),
-                              model=self.model.currentData() or "")
-            job = self.try_submit(request, label=self._label(task, prompt, index, count))
-            if job is None:
-                for queued in jobs:
-                    self.context.cancel(queued.id)
-                return
-            jobs.append(job)
+        jobs = self.submit_variations(task, params, self.alternatives.value(),
+                                      self._next_seed(), self._label(task, prompt), prompt)
+        if not jobs:
+            return
         self._batch = [job.id for job in jobs]
         self._stream = {"job": jobs[0].id, "start": insert_at, "length": replace_len,
                         "original": self.editor.toPlainText()[insert_at:insert_at + replace_len]}
@@ -212,10 +197,9 @@ class TextPanel(PluginPanel):
         self.status.setText("Queued…")
 
     @staticmethod
-    def _label(task: str, prompt: str, index: int, count: int) -> str:
-        base = {"generate": prompt[:40], "continue": "continue document",
+    def _label(task: str, prompt: str) -> str:
+        return {"generate": prompt[:40], "continue": "continue document",
                 "rewrite": "rewrite selection"}[task]
-        return f"{base} ({index + 1}/{count})" if count > 1 else base
 
     def generate(self) -> None:
         params = self._params()
