@@ -257,5 +257,5 @@ def test_music_through_the_window(qtbot, tmp_path):
     (send,) = [a for a in window.history.send_button.menu().actions() if a.text() == "Music"]
     send.trigger()
     assert panel.prompt_item == jobs[0].item_id
-    assert panel.export(tmp_path / "out.mid") and (tmp_path / "out.mid").exists()
+    assert panel.export(panel.current, tmp_path / "out.mid") and (tmp_path / "out.mid").exists()
     window.runner.shutdown()

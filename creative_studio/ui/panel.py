@@ -147,6 +147,24 @@ class PluginPanel(QWidget):
             jobs.append(job)
         return jobs
 
+    def export(self, item: Item | None, path, **options) -> bool:
+        """Write an item's output to ``path`` with its recipe (io.export); says how it went."""
+        from pathlib import Path
+
+        from ..core.errors import describe
+        from ..io.export import export_item
+
+        if item is None:
+            self.show_message("Choose a result first.", error=True)
+            return False
+        try:
+            export_item(self.context.store, item, Path(path), **options)
+        except (StudioError, OSError) as exc:
+            self.show_message(f"Export failed: {describe(exc)}", error=True)
+            return False
+        self.show_message(f"Exported {Path(path).name}")
+        return True
+
     def run_buttons(self, label: str, run: Callable, tip: str = "") -> tuple:
         """The (run, Stop) button pair: Ctrl+Return runs, Stop starts disabled."""
         from PySide6.QtGui import QKeySequence, QShortcut

@@ -301,17 +301,6 @@ class ImagePanel(PluginPanel):
         if path:
             self.export(self.current, Path(path))
 
-    def export(self, item: Item, path: Path) -> bool:
-        from creative_studio.io.export import export_item
-
-        try:
-            export_item(self.context.store, item, path)
-        except (StudioError, OSError) as exc:
-            self.show_message(f"Export failed: {describe(exc)}", error=True)
-            return False
-        self.show_message(f"Exported {path.name}")
-        return True
-
     # -- history -------------------------------------------------------------------------------
     def recall(self, item: Item, mode: str = "all") -> None:
         request = item.request

@@ -541,18 +541,7 @@ class MusicPanel(PluginPanel):
         path, _ = QFileDialog.getSaveFileName(
             self, "Export", name, MIDI_FILTER if suffix == ".mid" else "WAV audio (*.wav)")
         if path:
-            self.export(Path(path))
-
-    def export(self, path: Path) -> bool:
-        from creative_studio.io.export import export_item
-
-        try:
-            export_item(self.context.store, self.current, path)
-        except (StudioError, OSError) as exc:
-            self.show_message(f"Export failed: {describe(exc)}", error=True)
-            return False
-        self.show_message(f"Exported {path.name}")
-        return True
+            self.export(self.current, Path(path))
 
     # -- history ------------------------------------------------------------------------------
     def recall(self, item: Item, mode: str = "all") -> None:

@@ -479,18 +479,7 @@ class UpscalePanel(PluginPanel):
         path, _ = QFileDialog.getSaveFileName(self, "Export upscaled picture",
                                               suggested_name(item), EXPORT_FILTER)
         if path:
-            self.export(item, Path(path))
-
-    def export(self, item: Item, path: Path) -> bool:
-        from creative_studio.io.export import export_item
-
-        try:
-            export_item(self.context.store, item, path, quality=self.quality.value())
-        except (StudioError, OSError) as exc:
-            self.show_message(f"Export failed: {exc}", error=True)
-            return False
-        self.show_message(f"Exported {path.name}")
-        return True
+            self.export(item, Path(path), quality=self.quality.value())
 
     # -- history ---------------------------------------------------------------------------
     def recall(self, item: Item, mode: str = "all") -> None:
