@@ -258,4 +258,9 @@ def test_music_through_the_window(qtbot, tmp_path):
     send.trigger()
     assert panel.prompt_item == jobs[0].item_id
     assert panel.export(panel.current, tmp_path / "out.mid") and (tmp_path / "out.mid").exists()
+    # another project: nothing in the panels points into the previous one
+    window.new_project()
+    assert panel.results.count() == 0 and panel.current is None and panel.prompt_item is None
+    assert window.panels["upscale"].sources.count() == 0
+    assert window.panels["image"].gallery.count() == 0
     window.runner.shutdown()

@@ -298,6 +298,7 @@ class MainWindow(QMainWindow):
         self.project_label.setText(name)
         self._last_state = {}
         for plugin_id, panel in self.panels.items():
+            panel.project_changed()
             state = store.get_state(f"panel:{plugin_id}", None)
             if isinstance(state, dict):
                 panel.restore_state(state)

@@ -206,6 +206,9 @@ class PluginPanel(QWidget):
     def use_output(self, item: Item) -> None:
         """Put an item's output where the user works (insert text, show image...)."""
 
+    def project_changed(self) -> None:
+        """Another project was opened: forget what pointed into the previous one."""
+
     def accept_input(self, item: Item) -> None:
         """Take another item's output as input ("Send to"; the manifest's ``accepts``)."""
 

@@ -201,6 +201,12 @@ class ImagePanel(PluginPanel):
         return max(64, min(self.view.width(), self.view.height()) - 8)
 
     # -- gallery ---------------------------------------------------------------------------
+    def project_changed(self) -> None:
+        self.current = None
+        self.view.setText("Type a prompt and Generate.")
+        self.info.setText("")
+        self.refresh_gallery()
+
     def showEvent(self, event) -> None:  # noqa: N802 - Qt API
         super().showEvent(event)
         self.refresh_gallery()
@@ -229,8 +235,14 @@ class ImagePanel(PluginPanel):
 
     def _gallery_chosen(self, *_args) -> None:
         entry = self.gallery.currentItem()
-        if entry is not None:
-            self.show_item(self.context.store.item(entry.data(Qt.ItemDataRole.UserRole)))
+        if entry is None:
+            return
+        try:
+            item = self.context.store.item(entry.data(Qt.ItemDataRole.UserRole))
+        except StudioError as exc:  # deleted from the History meanwhile
+            self.show_message(str(exc), error=True)
+            return
+        self.show_item(item)
 
     def show_item(self, item: Item) -> None:
         self.current = item

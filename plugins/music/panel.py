@@ -296,6 +296,16 @@ class MusicPanel(PluginPanel):
         self.set_sides(side, main, 320)
         self._task_changed()
 
+    def project_changed(self) -> None:
+        self.stop_audio()
+        self.results.blockSignals(True)
+        self.results.clear()
+        self.results.blockSignals(False)
+        self.current = self.prompt_item = None
+        self.prompt_label.setText("No MIDI chosen (open one, drop one, or Send to → Music)")
+        self.roll.set_notes([], 4.0)
+        self.info.setText("")
+
     # -- inputs ----------------------------------------------------------------------------
     def _task_changed(self) -> None:
         continuing = self.task.currentData() == "continue"
@@ -434,8 +444,14 @@ class MusicPanel(PluginPanel):
     # -- showing and playing ------------------------------------------------------------------
     def _result_chosen(self, *_args) -> None:
         entry = self.results.currentItem()
-        if entry is not None:
-            self.show_item(self.context.store.item(entry.data(Qt.ItemDataRole.UserRole)))
+        if entry is None:
+            return
+        try:
+            item = self.context.store.item(entry.data(Qt.ItemDataRole.UserRole))
+        except StudioError as exc:  # deleted from the History meanwhile
+            self.show_message(str(exc), error=True)
+            return
+        self.show_item(item)
 
     def show_item(self, item: Item) -> None:
         from creative_studio.io.midi import read_notes

@@ -269,6 +269,14 @@ class UpscalePanel(PluginPanel):
         main_layout.addLayout(view_bar)
         self.set_sides(side, main, 330)
 
+    def project_changed(self) -> None:
+        self.sources.blockSignals(True)
+        self.sources.clear()
+        self.sources.blockSignals(False)
+        self.results.clear()
+        self.view.set_images(None, None)
+        self.info.setText("No picture")
+
     # -- input ---------------------------------------------------------------------
     def open_dialog(self) -> None:
         files, _ = QFileDialog.getOpenFileNames(self, "Open pictures", "", IMAGE_FILTER)
