@@ -258,6 +258,14 @@ def test_music_through_the_window(qtbot, tmp_path):
     send.trigger()
     assert panel.prompt_item == jobs[0].item_id
     assert panel.export(panel.current, tmp_path / "out.mid") and (tmp_path / "out.mid").exists()
+    # results and the MIDI being continued come back with the saved project
+    results = panel.results.count()
+    panel.task.setCurrentIndex(panel.task.findData("continue"))
+    saved = tmp_path / "tunes.csproj"
+    assert window.save_as(saved)
+    window.new_project()
+    assert window.open_project(saved)
+    assert panel.results.count() == results and panel.prompt_item == jobs[0].item_id
     # another project: nothing in the panels points into the previous one
     window.new_project()
     assert panel.results.count() == 0 and panel.current is None and panel.prompt_item is None

@@ -256,6 +256,13 @@ def test_upscale_through_the_window(qtbot, tmp_path):
     (again,) = panel.upscale()
     qtbot.waitUntil(lambda: again.state.finished and not panel.jobs, timeout=60_000)
     assert window.store.item(again.item_id).parents == [items[0].id]
+    # the list of pictures and their results come back with the saved project
+    saved = tmp_path / "pictures.csproj"
+    assert window.save_as(saved)
+    window.new_project()
+    assert panel.sources.count() == 0
+    assert window.open_project(saved)
+    assert panel.sources.count() == 3 and set(panel.results) >= set(sources)
     # after an upscale, a text job must still work (transformers probes torchvision)
     text = window.panels["text"]
     text.instruction.setPlainText("Say hi.")

@@ -328,6 +328,13 @@ class ImagePanel(PluginPanel):
     def use_output(self, item: Item) -> None:
         self.show_item(item)
 
+    def save_state(self) -> dict[str, Any]:
+        return {"prompt": self.prompt.toPlainText(), "negative": self.negative.text()}
+
+    def restore_state(self, state: dict[str, Any]) -> None:
+        self.prompt.setPlainText(str(state.get("prompt", "")))
+        self.negative.setText(str(state.get("negative", "")))
+
     def describe_item(self, item: Item, store) -> str:
         meta = item.metadata
         if "steps" not in meta:

@@ -596,6 +596,29 @@ class MusicPanel(PluginPanel):
     def use_output(self, item: Item) -> None:
         self.show_item(item)
 
+    def save_state(self) -> dict[str, Any]:
+        """This session's results and the MIDI being continued, kept with the project."""
+        results = [self.results.item(i).data(Qt.ItemDataRole.UserRole)
+                   for i in range(self.results.count())]
+        continuing = self.task.currentData() == "continue"
+        return {"results": results, "prompt_item": (self.prompt_item or "") if continuing else ""}
+
+    def restore_state(self, state: dict[str, Any]) -> None:
+        store = self.context.store
+        for item_id in state.get("results", []):
+            try:
+                item = store.item(str(item_id))
+            except StudioError:
+                continue
+            entry = QListWidgetItem(item.title)
+            entry.setData(Qt.ItemDataRole.UserRole, item.id)
+            self.results.addItem(entry)
+        if state.get("prompt_item"):
+            try:
+                self.accept_input(store.item(str(state["prompt_item"])))
+            except StudioError:
+                pass
+
     def describe_item(self, item: Item, store) -> str:
         meta = item.metadata
         if item.request.task == "import":

@@ -515,6 +515,24 @@ class UpscalePanel(PluginPanel):
         elif item.assets and item.assets[0].mime.startswith("image/"):
             self.add_project_image(item)
 
+    def save_state(self) -> dict[str, Any]:
+        """The pictures in the list and their latest results, kept with the project."""
+        sources = [self.sources.item(i).data(Qt.ItemDataRole.UserRole)
+                   for i in range(self.sources.count())]
+        return {"sources": sources, "results": dict(self.results)}
+
+    def restore_state(self, state: dict[str, Any]) -> None:
+        store = self.context.store
+        results = state.get("results", {})
+        for source in state.get("sources", []):
+            try:
+                item = store.item(str(source))
+            except StudioError:
+                continue  # deleted since
+            self.add_project_image(item)
+            if isinstance(results, dict) and source in results:
+                self.results[source] = str(results[source])
+
     def describe_item(self, item: Item, store) -> str:
         meta = item.metadata
         lines = [item.title]
