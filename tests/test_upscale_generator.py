@@ -173,6 +173,10 @@ def test_sixteen_bit_and_cmyk_inputs(setup):
     grey16 = Image.fromarray((np.arange(32 * 32).reshape(32, 32) * 60).astype(np.uint16))
     job = run(runner, store, add_image(store, png(grey16)))
     assert job.state is JobState.DONE, job.error
+    out = np.asarray(Image.open(io.BytesIO(store.asset_bytes(store.item(job.item_id)
+                                                             .assets[0].id))), dtype=float)
+    # scaled from 16 bits, not clipped to white: a dark-to-light ramp like the input
+    assert out[:16].mean() < 100 < out[-16:].mean() < 250
     buffer = io.BytesIO()
     Image.new("CMYK", (32, 32), (0, 200, 200, 0)).save(buffer, "JPEG")
     job = run(runner, store, add_image(store, buffer.getvalue(), "cmyk.jpg"))

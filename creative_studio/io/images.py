@@ -34,6 +34,25 @@ def decode_image(data: bytes, name: str = "image"):
     return image
 
 
+def to_rgb(image):
+    """An 8-bit RGB copy of any decoded image: 16-bit and float greys are scaled, not clipped
+    (Pillow's own convert("RGB") clips "I;16" values above 255 to white)."""
+    if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        import numpy as np
+        from PIL import Image
+
+        values = np.asarray(image, dtype=np.float64)
+        if image.mode.startswith("I;16"):
+            top = 65535.0
+        elif image.mode == "I":
+            top = 65535.0 if values.max() > 255 else 255.0
+        else:
+            top = 1.0 if values.max() <= 1.0 else float(values.max())
+        grey = np.clip(values / top * 255.0, 0, 255).round().astype(np.uint8)
+        return Image.fromarray(grey, "L").convert("RGB")
+    return image.convert("RGB")
+
+
 def colour_and_exif(image) -> tuple[bytes | None, bytes | None]:
     """The ICC profile and EXIF block of a decoded image, to carry over to what is made of it."""
     icc = image.info.get("icc_profile") or None

@@ -9,7 +9,13 @@ from __future__ import annotations
 
 from creative_studio.core.errors import BadInput
 from creative_studio.core.jobs import Asset, ModelIdentity, Request, Result
-from creative_studio.io.images import colour_and_exif, decode_image, encode_png, resized_exif
+from creative_studio.io.images import (
+    colour_and_exif,
+    decode_image,
+    encode_png,
+    resized_exif,
+    to_rgb,
+)
 
 from . import models
 from .sizes import MAX_OUTPUT_PIXELS, output_size
@@ -108,7 +114,7 @@ class UpscaleGenerator:
                            f"or crop the picture.")
         icc, exif = colour_and_exif(image)
         alpha = image.getchannel("A") if "A" in image.getbands() else None
-        rgb = image.convert("RGB")
+        rgb = to_rgb(image)
         x = torch.from_numpy(np.asarray(rgb, dtype=np.float32) / 255.0).permute(2, 0, 1)[None]
         tile = int(request.params.get("tile", 0)) or auto_tile(
             up.model.architecture.name, up.pad, up.align, device=self.device)
