@@ -94,6 +94,18 @@ def test_upscale_keeps_alpha_and_lineage(setup):
     assert abs(int(np.asarray(out)[60, 80, 3]) - 90) <= 2
 
 
+def test_palette_transparency_becomes_alpha(setup):
+    runner, store = setup
+    picture = Image.new("P", (20, 20), 0)
+    picture.putpalette([255, 0, 0, 0, 0, 255] + [0] * 762)
+    picture.paste(1, (10, 0, 20, 20))
+    job = run(runner, store, add_image(store, png(picture, transparency=0)))
+    assert job.state is JobState.DONE, job.error
+    out = Image.open(io.BytesIO(store.asset_bytes(store.item(job.item_id).assets[0].id)))
+    alpha = np.asarray(out)[..., 3]
+    assert out.mode == "RGBA" and alpha[:, :30].max() < 30 and alpha[:, 50:].min() > 225
+
+
 def test_exif_and_colour_profile_are_kept(setup, tmp_path):
     from creative_studio.io.export import export_item
 

@@ -113,6 +113,8 @@ class UpscaleGenerator:
                            f"{MAX_OUTPUT_PIXELS // 2**20} MP the studio writes: use a ×2 model "
                            f"or crop the picture.")
         icc, exif = colour_and_exif(image)
+        if "transparency" in image.info:  # palette or colour-key transparency → real alpha
+            image = image.convert("RGBA")
         alpha = image.getchannel("A") if "A" in image.getbands() else None
         rgb = to_rgb(image)
         x = torch.from_numpy(np.asarray(rgb, dtype=np.float32) / 255.0).permute(2, 0, 1)[None]
