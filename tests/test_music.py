@@ -83,6 +83,12 @@ def test_continuation_keeps_the_prompt_and_its_key(generator):
     assert new and max(n.start for n in new) < 8 + 4 * 4
     assert result.metadata["key"] == "D major" and result.metadata["prompt_notes"] == 16
     assert content.tempo == pytest.approx(90, abs=0.01)  # MIDI stores µs per beat
+    # asking to keep more bars than the MIDI has keeps what there is, with no silent gap
+    longer = generator.generate(request("continue", parents=["p"], keep_bars=9, bars=2),
+                                Progress(), inputs)
+    assert longer.metadata["prompt_bars"] == 4
+    assert min(n.start for n in read_notes(longer.assets[0].data).notes
+               if n.start >= 16) < 16 + 4
 
 
 def _asset(data: bytes, name="in.mid"):

@@ -13,6 +13,7 @@ reached by transposing, the meter is forced by the grammar (grammar.py), the bar
 from __future__ import annotations
 
 import json
+import math
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -137,7 +138,10 @@ class MusicGenerator:
             if time_signature not in TIME_SIGNATURES:
                 raise BadInput(f"The MIDI is in {time_signature}; the music model writes in "
                                f"{', '.join(TIME_SIGNATURES)}.")
-            keep_bars = max(1, int(p.get("keep_bars", 4)))
+            # never more bars than the MIDI has: no silent gap before the continuation
+            length = max(n.start + n.duration for n in content.notes)
+            midi_bars = max(1, math.ceil(length / bar_length(meter) - 1e-6))
+            keep_bars = max(1, min(int(p.get("keep_bars", 4)), midi_bars))
             cut = keep_bars * bar_length(meter)
             prompt_notes = [n for n in content.notes if n.start < cut - 1e-6]
             if not prompt_notes:
