@@ -182,6 +182,17 @@ class PluginPanel(QWidget):
     def stop(self) -> None:
         """Stop what this panel is running (panels with run_buttons implement it)."""
 
+    def chosen_item(self, entry) -> Item | None:
+        """The project item a list entry stands for (its UserRole data), or None with a
+        message when it is gone (deleted from the History meanwhile)."""
+        if entry is None:
+            return None
+        try:
+            return self.context.store.item(entry.data(Qt.ItemDataRole.UserRole))
+        except StudioError as exc:
+            self.show_message(str(exc), error=True)
+            return None
+
     def cancel_jobs(self, job_ids) -> None:
         """Stop: cancel these jobs (queued ones are dropped, running ones stop at a check)."""
         for job_id in list(job_ids):

@@ -234,15 +234,9 @@ class ImagePanel(PluginPanel):
             self.gallery.setCurrentItem(chosen)
 
     def _gallery_chosen(self, *_args) -> None:
-        entry = self.gallery.currentItem()
-        if entry is None:
-            return
-        try:
-            item = self.context.store.item(entry.data(Qt.ItemDataRole.UserRole))
-        except StudioError as exc:  # deleted from the History meanwhile
-            self.show_message(str(exc), error=True)
-            return
-        self.show_item(item)
+        item = self.chosen_item(self.gallery.currentItem())
+        if item is not None:
+            self.show_item(item)
 
     def show_item(self, item: Item) -> None:
         self.current = item

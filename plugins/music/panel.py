@@ -443,15 +443,9 @@ class MusicPanel(PluginPanel):
 
     # -- showing and playing ------------------------------------------------------------------
     def _result_chosen(self, *_args) -> None:
-        entry = self.results.currentItem()
-        if entry is None:
-            return
-        try:
-            item = self.context.store.item(entry.data(Qt.ItemDataRole.UserRole))
-        except StudioError as exc:  # deleted from the History meanwhile
-            self.show_message(str(exc), error=True)
-            return
-        self.show_item(item)
+        item = self.chosen_item(self.results.currentItem())
+        if item is not None:
+            self.show_item(item)
 
     def show_item(self, item: Item) -> None:
         from creative_studio.io.midi import read_notes
