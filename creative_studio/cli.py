@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from .core.errors import StudioError
-from .core.jobs import JobState, Request, random_seed
+from .core.jobs import JobState, Request, random_seed, variations
 
 COMMANDS = ("generate", "list", "export", "plugins")
 
@@ -107,6 +107,15 @@ def _read(path: str | None) -> str:
         raise StudioError(f"Cannot read {path}: {exc}") from exc
 
 
+def _wait(runner, job) -> None:
+    """Wait for a job; Ctrl+C cancels everything queued and still waits for this one."""
+    try:
+        runner.wait(job)
+    except KeyboardInterrupt:
+        runner.cancel_all()
+        runner.wait(job)
+
+
 def _generate_text(args) -> int:
     from .plugins import PluginRegistry
     from .workers.runner import JobRunner
@@ -130,22 +139,14 @@ def _generate_text(args) -> int:
               "max_tokens": args.max_tokens, "system": args.system,
               "context": _read(args.context_file), "selection": _read(args.selection_file)}
     jobs = []
-    group = os.urandom(6).hex() if args.alternatives > 1 else ""
     try:
-        for index in range(max(1, args.alternatives)):
-            p = dict(params)
-            if group:
-                p.update(group=group, alternative=index + 1)
-            request = Request("text", args.task, prompt=args.prompt, params=p,
-                              seed=seed + index, model=args.model, device=args.device)
+        base = Request("text", args.task, prompt=args.prompt, params=params, seed=seed,
+                       model=args.model, device=args.device)
+        for request in variations(base, args.alternatives):
             jobs.append(runner.submit(request, store=store, label=args.prompt[:40]))
         failed = 0
         for job in jobs:
-            try:
-                runner.wait(job)
-            except KeyboardInterrupt:
-                runner.cancel_all()
-                runner.wait(job)
+            _wait(runner, job)
             if job is jobs[0] and not args.quiet and streamed["text"]:
                 sys.stdout.write("\n")
             if job.state is JobState.DONE and job.error == "":
@@ -199,11 +200,7 @@ def _generate_upscale(args) -> int:
         if out is not None:
             out.mkdir(parents=True, exist_ok=True)
         for path, job in jobs:
-            try:
-                runner.wait(job)
-            except KeyboardInterrupt:
-                runner.cancel_all()
-                runner.wait(job)
+            _wait(runner, job)
             if sys.stderr.isatty():
                 sys.stderr.write("\r")
             if job.state is not JobState.DONE:
@@ -258,17 +255,12 @@ def _generate_music(args) -> int:
             params.setdefault("tempo", 100.0)
         seed = args.seed if args.seed is not None else random_seed()
         count = max(1, args.variations)
-        group = os.urandom(6).hex() if count > 1 else ""
-        jobs = []
-        for index in range(count):
-            p = dict(params)
-            if group:
-                p.update(group=group, alternative=index + 1)
-            jobs.append(runner.submit(Request("music", task, params=p, seed=seed + index,
-                                              parents=parents, model=args.model),
-                                      store=store, label=f"music {index + 1}/{count}"))
+        base = Request("music", task, params=params, seed=seed, parents=parents,
+                       model=args.model)
+        jobs = [runner.submit(request, store=store, label=f"music {index + 1}/{count}")
+                for index, request in enumerate(variations(base, count))]
         for index, job in enumerate(jobs):
-            runner.wait(job)
+            _wait(runner, job)
             if job.state is not JobState.DONE:
                 failed += 1
                 print(f"error: {job.error or job.state.value}", file=sys.stderr)

@@ -61,6 +61,23 @@ class Request:
         )
 
 
+def variations(request: Request, count: int) -> list[Request]:
+    """``count`` versions of ``request`` (seeds +1 each); several are grouped as alternatives
+    in the History (params ``group`` and ``alternative``)."""
+    import uuid
+
+    count = max(1, count)
+    group = uuid.uuid4().hex[:12] if count > 1 else ""
+    out = []
+    for index in range(count):
+        version = Request.from_dict(request.to_dict())
+        version.seed = (request.seed + index) % (MAX_SEED + 1)
+        if group:
+            version.params.update(group=group, alternative=index + 1)
+        out.append(version)
+    return out
+
+
 @dataclass
 class Asset:
     """One output: bytes plus what they are."""

@@ -126,19 +126,12 @@ class PluginPanel(QWidget):
                           ) -> list[Job]:
         """Queue ``count`` versions (seeds ``seed``, ``seed + 1``…) grouped as alternatives in
         the History. All or nothing: if one is refused, the queued ones are cancelled."""
-        import uuid
+        from ..core.jobs import variations
 
-        from ..core.jobs import MAX_SEED
-
-        group = uuid.uuid4().hex[:12] if count > 1 else ""
+        base = Request(self.manifest.id, task, prompt=prompt, params=params, seed=seed,
+                       parents=list(parents or []), model=self.model.currentData() or "")
         jobs: list[Job] = []
-        for index in range(count):
-            p = dict(params)
-            if group:
-                p.update(group=group, alternative=index + 1)
-            request = Request(self.manifest.id, task, prompt=prompt, params=p,
-                              seed=(seed + index) % (MAX_SEED + 1), parents=list(parents or []),
-                              model=self.model.currentData() or "")
+        for index, request in enumerate(variations(base, count)):
             job = self.try_submit(request, f"{label} ({index + 1}/{count})" if count > 1
                                   else label)
             if job is None:
