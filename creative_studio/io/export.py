@@ -30,14 +30,15 @@ def export_item(store: ProjectStore, item: Item, target: Path, quality: int = 92
         raise StudioError("This item has no output to export.")
     asset = item.assets[0]
     data = store.asset_bytes(asset.id)
-    recipe = json.dumps(item.recipe(), ensure_ascii=True)
+    recipe = item.recipe()
+    inside = json.dumps(recipe, ensure_ascii=True)  # the form carried inside files
     suffix = target.suffix.lower()
     if asset.mime.startswith("image/") and suffix in FORMATS:
-        data = convert_image(data, target.suffix, recipe, quality)
+        data = convert_image(data, target.suffix, inside, quality)
     elif asset.mime == "audio/midi" and suffix in (".mid", ".midi"):
         from .midi import with_recipe
 
-        data = with_recipe(data, recipe)
+        data = with_recipe(data, inside)
     elif asset.mime == "audio/midi" and suffix == ".wav":
         from .midi import render_wav
 
@@ -45,7 +46,7 @@ def export_item(store: ProjectStore, item: Item, target: Path, quality: int = 92
     target.write_bytes(data)
     written = [target]
     if asset.mime.startswith("text/") or suffix == ".wav":
-        recipe = target.with_name(target.stem + ".recipe.json")
-        recipe.write_text(json.dumps(item.recipe(), indent=2), encoding="utf-8")
-        written.append(recipe)
+        sidecar = target.with_name(target.stem + ".recipe.json")
+        sidecar.write_text(json.dumps(recipe, indent=2), encoding="utf-8")
+        written.append(sidecar)
     return written

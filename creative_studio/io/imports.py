@@ -52,13 +52,9 @@ def import_image(store: ProjectStore, plugin: str, path: Path):
 def import_midi(store: ProjectStore, plugin: str, path: Path):
     """Keep a MIDI file in the project; returns (item id, MidiContent). BadInput for files
     that are not usable MIDI (midi.read_notes says why)."""
-    from ..core.errors import BadInput
-    from .midi import MAX_MIDI_BYTES, read_notes
+    from .midi import check_size, read_notes
 
-    size = path.stat().st_size
-    if size > MAX_MIDI_BYTES:  # not read into memory at all
-        raise BadInput(f"{path.name} is {size / 2**20:.0f} MB: larger than the "
-                       f"{MAX_MIDI_BYTES // 2**20} MB of MIDI the studio reads.")
+    check_size(path.stat().st_size, path.name)  # a huge file is not read into memory at all
     data = path.read_bytes()
     content = read_notes(data, path.name)
     meter = content.time_signature

@@ -41,11 +41,16 @@ class MidiContent:
     programs: list[int]
 
 
+def check_size(size: int, name: str) -> None:
+    """BadInput for a MIDI file larger than the studio reads (checked before reading it)."""
+    if size > MAX_MIDI_BYTES:
+        raise BadInput(f"{name} is {size / 2**20:.0f} MB: larger than the "
+                       f"{MAX_MIDI_BYTES // 2**20} MB of MIDI the studio reads.")
+
+
 def read_notes(data: bytes, name: str = "The file") -> MidiContent:
     """The pitched notes of a MIDI file (all non-drum tracks merged), or BadInput."""
-    if len(data) > MAX_MIDI_BYTES:
-        raise BadInput(f"{name} is {len(data) / 2**20:.0f} MB: larger than the "
-                       f"{MAX_MIDI_BYTES // 2**20} MB of MIDI the studio reads.")
+    check_size(len(data), name)
     if len(data) < 14 or data[:4] != b"MThd":
         raise BadInput(f"{name} is not a MIDI file.")
     midi_format = int.from_bytes(data[8:10], "big")
