@@ -51,6 +51,7 @@ class ImagePanel(PluginPanel):
         self.jobs: dict[int, Job] = {}
         self.current: Item | None = None
         self._batch_started = False
+        self._icons: dict[str, QIcon] = {}  # gallery thumbnails by asset id
 
         self.model = self.model_choices()
         self._mark_untrained()
@@ -203,6 +204,7 @@ class ImagePanel(PluginPanel):
     # -- gallery ---------------------------------------------------------------------------
     def project_changed(self) -> None:
         self.current = None
+        self._icons.clear()
         self.view.setText("Type a prompt and Generate.")
         self.info.setText("")
         self.refresh_gallery()
@@ -222,8 +224,10 @@ class ImagePanel(PluginPanel):
                 continue
             if item.plugin != self.manifest.id:
                 continue
-            entry = QListWidgetItem(QIcon(pixmap_of(store.asset_bytes(item.assets[0].id), 72)),
-                                    (item.title or "")[:18])
+            asset_id = item.assets[0].id
+            if asset_id not in self._icons:  # assets never change: decode each one once
+                self._icons[asset_id] = QIcon(pixmap_of(store.asset_bytes(asset_id), 72))
+            entry = QListWidgetItem(self._icons[asset_id], (item.title or "")[:18])
             entry.setData(Qt.ItemDataRole.UserRole, item.id)
             entry.setToolTip(item.title)
             self.gallery.addItem(entry)

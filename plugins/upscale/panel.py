@@ -380,19 +380,18 @@ class UpscalePanel(PluginPanel):
 
     def _show_current(self, *_args) -> None:
         entry = self.sources.currentItem()
-        if entry is None:
+        item = self.chosen_item(entry)
+        if item is None or not item.assets:
             return
-        source = entry.data(Qt.ItemDataRole.UserRole)
         store = self.context.store
+        before = QImage.fromData(store.asset_bytes(item.assets[0].id))
+        after = None
         try:
-            item = store.item(source)
-            before = QImage.fromData(store.asset_bytes(item.assets[0].id))
-            after = None
-            if source in self.results:
-                result = store.item(self.results[source])
-                after = QImage.fromData(store.asset_bytes(result.assets[0].id))
-        except (StudioError, KeyError, IndexError):
-            return
+            result = store.item(self.results[item.id]) if item.id in self.results else None
+        except StudioError:  # the result was deleted from the History: show the source alone
+            result = None
+        if result is not None and result.assets:
+            after = QImage.fromData(store.asset_bytes(result.assets[0].id))
         self.view.set_images(before, after)
         self.info.setText(entry.text())
 
