@@ -38,7 +38,6 @@ class MidiContent:
     notes: list[Note]
     time_signature: tuple[int, int]
     tempo: float  # quarter notes per minute
-    programs: list[int]
 
 
 def check_size(size: int, name: str) -> None:
@@ -66,13 +65,11 @@ def read_notes(data: bytes, name: str = "The file") -> MidiContent:
     except Exception as exc:  # symusic raises RuntimeError/ValueError on damaged files
         raise BadInput(f"{name} is damaged or truncated ({exc}).") from exc
     tpq = score.ticks_per_quarter or 480
-    notes, programs, drums = [], [], 0
+    notes, drums = [], 0
     for track in score.tracks:
         if track.is_drum:
             drums += len(track.notes)
             continue
-        if len(track.notes):
-            programs.append(int(track.program))
         for note in track.notes:
             if note.duration <= 0:
                 continue
@@ -94,7 +91,7 @@ def read_notes(data: bytes, name: str = "The file") -> MidiContent:
     tempo = 120.0
     if len(score.tempos):
         tempo = float(score.tempos[0].qpm)
-    return MidiContent(notes, meter, tempo, programs)
+    return MidiContent(notes, meter, tempo)
 
 
 def write_midi(notes: list[Note], tempo: float, time_signature: tuple[int, int],

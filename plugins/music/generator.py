@@ -25,7 +25,7 @@ from creative_studio.core.provenance import weights_sha256
 from creative_studio.io.midi import Note, read_notes, write_midi
 
 from .analysis import bar_length, detect_key, in_key_share, key_name, summary
-from .grammar import SCALES, TIME_SIGNATURES, Grammar, Vocabulary
+from .grammar import TIME_SIGNATURES, Grammar, Vocabulary
 from .tokens import MODES, STYLES, tonic_shift
 
 EMBEDDED = {"music-gpt2": ("music-gpt2", "Studio folk & chorale GPT-2 (5M)")}
@@ -336,6 +336,3 @@ def _pick(logits, temperature: float, top_p: float, generator) -> int:
         sorted_probs[~keep] = 0
         probs = torch.zeros_like(probs).scatter(0, order, sorted_probs)
     return int(torch.multinomial(probs, 1, generator=generator))
-
-
-__all__ = ["MusicGenerator", "SCALES", "sample"]
