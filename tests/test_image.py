@@ -206,12 +206,40 @@ def test_recipes_from_pngs(tiny_sd, tmp_path):
         recipe_from_png(b"GIF89a nonsense")
 
 
-def test_embedded_model_message_until_trained(monkeypatch, tmp_path):
+def test_embedded_model_missing_weights_message(monkeypatch, tmp_path):
     from creative_studio.core import paths
 
     monkeypatch.setattr(paths, "resources_dir", lambda: tmp_path)
-    with pytest.raises(ModelError, match="not trained yet"):
+    with pytest.raises(ModelError, match="no weights"):
         make("embedded:emoji-unet")
+
+
+def _mean_rgb(data: bytes):
+    import numpy as np
+    from PIL import Image
+
+    pixels = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"), dtype=float)
+    return pixels.reshape(-1, 3).mean(axis=0)
+
+
+def test_embedded_model_draws_what_the_prompt_says():
+    """The shipped weights: 32×32 pictures whose colour follows the prompt, seeded exactly."""
+    generator = make("embedded:emoji-unet")
+    assert generator.identity.source == "embedded" and generator.identity.sha256
+    colours = {}
+    for colour in ("red", "green", "blue"):
+        result = generator.generate(request(prompt=f"{colour} heart", seed=0, steps=12),
+                                    Progress())
+        colours[colour] = _mean_rgb(result.assets[0].data)
+    def dominance(rgb, channel):  # how much one channel stands out from the other two
+        return rgb[channel] - (rgb.sum() - rgb[channel]) / 2
+
+    for channel, colour in enumerate(("red", "green", "blue")):
+        assert max(colours, key=lambda c: dominance(colours[c], channel)) == colour, colours
+    first = generator.generate(request(prompt="rocket", seed=9, steps=6), Progress())
+    again = generator.generate(request(prompt="rocket", seed=9, steps=6), Progress())
+    assert first.assets[0].data == again.assets[0].data
+    assert first.metadata["width"] == first.metadata["height"] == 32
 
 
 @pytest.mark.gui
@@ -259,4 +287,30 @@ def test_image_panel_through_the_window(qtbot, tiny_sd, tmp_path):
     upscale = window.panels["upscale"]
     assert window.tabs.currentWidget() is upscale
     assert upscale.selected_sources() == [panel.current.id]
+    window.runner.shutdown()
+
+
+@pytest.mark.gui
+def test_embedded_model_through_the_window(qtbot):
+    """A newcomer's first image: the default model, a prompt, Generate."""
+    from creative_studio.core.settings import Settings
+    from creative_studio.plugins import PluginRegistry
+    from creative_studio.ui.main_window import MainWindow
+
+    window = MainWindow(PluginRegistry.discover(), Settings())
+    qtbot.addWidget(window)
+    window.show()
+    panel = window.panels["image"]
+    assert panel.model.currentData() == "embedded:emoji-unet"
+    assert "missing" not in panel.model.currentText()
+    panel.prompt.setPlainText("smiling face with sunglasses")
+    panel.steps.setValue(10)
+    panel.seed_field.restore(4)
+    (job,) = panel.generate()
+    qtbot.waitUntil(lambda: job.state.finished and not panel.jobs, timeout=60_000)
+    assert job.state is JobState.DONE, job.error
+    item = window.store.item(job.item_id)
+    assert item.model["source"] == "embedded" and item.request.seed == 4
+    assert panel.gallery.count() == 1 and panel.current.id == item.id
+    assert panel.view.pixmap().width() >= 256  # shown enlarged, not as a 32-pixel speck
     window.runner.shutdown()

@@ -4,7 +4,10 @@
     xvfb-run -a -s "-screen 0 1280x860x24" .venv/bin/python tools/screenshot.py docs/upscale.png --upscale
 
     xvfb-run -a -s "-screen 0 1280x860x24" .venv/bin/python tools/screenshot.py docs/music.png --music
+    xvfb-run -a -s "-screen 0 1280x860x24" .venv/bin/python tools/screenshot.py docs/image.png --image
 
+--image: the Image panel after the embedded emoji model drew four prompts (seed 3); the gallery
+holds them and the last one is shown enlarged.
 --music: the Music panel continuing a D-major tune (4 bars kept, 8 added, seed 11).
 --upscale: the Upscale panel after DAT-light ×4 on a small photo (skimage's "chelsea", needs
 scikit-image; a drawn picture otherwise), the split in the middle, zoomed in.
@@ -54,6 +57,8 @@ def main() -> None:
         upscale_scene(window, shoot)
     elif "--music" in sys.argv:
         music_scene(window, shoot)
+    elif "--image" in sys.argv:
+        image_scene(window, shoot)
     else:
         text_scene(window, shoot)
     app.exec()
@@ -115,6 +120,28 @@ def music_scene(window, shoot) -> None:
     def wait() -> None:
         if job.state.finished and not panel.jobs:
             window.history.select(job.item_id)
+            QTimer.singleShot(300, shoot)
+        else:
+            QTimer.singleShot(200, wait)
+
+    QTimer.singleShot(500, wait)
+
+
+def image_scene(window, shoot) -> None:
+    from PySide6.QtCore import QTimer
+
+    panel = window.panels["image"]
+    window.tabs.setCurrentWidget(panel)
+    jobs = []
+    for prompt in ("red apple", "smiling face with sunglasses", "green heart", "rocket"):
+        panel.prompt.setPlainText(prompt)
+        panel.seed_field.restore(3)
+        panel.batch.setValue(1)
+        jobs += panel.generate()
+
+    def wait() -> None:
+        if all(job.state.finished for job in jobs) and not panel.jobs:
+            window.history.select(jobs[-1].item_id)
             QTimer.singleShot(300, shoot)
         else:
             QTimer.singleShot(200, wait)

@@ -48,8 +48,9 @@ def assemble_embedded(key: str = "emoji-unet") -> Path:
     folder = embedded_folder(key)
     weights = folder / "unet" / "diffusion_pytorch_model.safetensors"
     if not weights.is_file():
-        raise ModelError("The embedded image model is not trained yet (no weights in "
-                         f"{folder}); choose a diffusers pipeline folder.")
+        raise ModelError(f"The embedded image model's weights are missing (no weights in "
+                         f"{folder}): reinstall Creative Studio, or choose a diffusers "
+                         "pipeline folder.")
     encoder = minilm_path()
     target = paths.cache_dir() / "image" / f"{key}-{weights_sha256(weights)[:16]}"
     if (target / "complete").is_file():

@@ -54,7 +54,7 @@ class ImagePanel(PluginPanel):
         self._icons: dict[str, QIcon] = {}  # gallery thumbnails by asset id
 
         self.model = self.model_choices()
-        self._mark_untrained()
+        self._mark_missing_weights()
         folder = QPushButton("Pipeline folder…")
         folder.setToolTip("A diffusers text-to-image pipeline folder (model_index.json): "
                           "Stable Diffusion 1.5/2.x, SDXL, SD-Turbo…")
@@ -138,13 +138,13 @@ class ImagePanel(PluginPanel):
         self.set_sides(side, main, 330)
 
     # -- models ----------------------------------------------------------------------------
-    def _mark_untrained(self) -> None:
+    def _mark_missing_weights(self) -> None:
         from . import models
 
         for index in range(self.model.count()):
             ref = self.model.itemData(index)
             if ref.startswith("embedded:") and not models.embedded_available(ref.split(":")[1]):
-                self.model.setItemText(index, self.model.itemText(index) + " — training")
+                self.model.setItemText(index, self.model.itemText(index) + " — weights missing")
 
     def _choose_folder(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Choose a diffusers pipeline folder")

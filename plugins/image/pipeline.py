@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import torch
 from diffusers import DiffusionPipeline, ImagePipelineOutput
+from diffusers.utils.torch_utils import randn_tensor
 
 MAX_TOKENS = 16  # the captions' token length in training (tools/image/build_dataset.py)
 
@@ -35,7 +36,8 @@ class EmojiPipeline(DiffusionPipeline):
     def __call__(self, prompt: str | list[str] = "", negative_prompt: str | list[str] | None = None,
                  num_inference_steps: int = 25, guidance_scale: float = 3.0,
                  height: int | None = None, width: int | None = None,
-                 num_images_per_prompt: int = 1, generator: torch.Generator | None = None,
+                 num_images_per_prompt: int = 1,
+                 generator: torch.Generator | list[torch.Generator] | None = None,
                  output_type: str = "pil", return_dict: bool = True,
                  callback_on_step_end=None,
                  callback_on_step_end_tensor_inputs: list[str] | None = None):
@@ -54,7 +56,8 @@ class EmojiPipeline(DiffusionPipeline):
         states = torch.cat([uncond, cond])
         masks = torch.cat([uncond_mask, cond_mask])
         shape = (count, self.unet.config.in_channels, height, width)
-        latents = torch.randn(shape, generator=generator, dtype=torch.float32).to(self.device)
+        # one generator, or one per image as diffusers pipelines take them
+        latents = randn_tensor(shape, generator=generator, dtype=torch.float32).to(self.device)
         latents = latents.to(self.unet.dtype) * self.scheduler.init_noise_sigma
         self.scheduler.set_timesteps(num_inference_steps, device=self.device)
         for index, t in enumerate(self.scheduler.timesteps):

@@ -28,9 +28,12 @@ def grid(pipe, captions: list[str], path: Path, columns: int = 8) -> None:
     rows = -(-len(captions) // columns)
     sheet = Image.new("RGB", (columns * cell, rows * (cell + label)), "white")
     draw = ImageDraw.Draw(sheet)
-    for index, caption in enumerate(captions):
-        image = pipe(prompt=caption, num_inference_steps=25, guidance_scale=3.0,
-                     generator=torch.Generator().manual_seed(0)).images[0]
+    images = []
+    for start in range(0, len(captions), 16):  # batched, each image with its own seed-0 noise
+        chunk = captions[start:start + 16]
+        images += pipe(prompt=chunk, num_inference_steps=25, guidance_scale=3.0,
+                       generator=[torch.Generator().manual_seed(0) for _ in chunk]).images
+    for index, (caption, image) in enumerate(zip(captions, images, strict=True)):
         x, y = index % columns * cell, index // columns * (cell + label)
         sheet.paste(image.resize((cell, cell), Image.Resampling.NEAREST), (x, y))
         for line_no, line in enumerate(textwrap.wrap(caption, 16)[:2]):

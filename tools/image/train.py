@@ -4,9 +4,13 @@
         --run .cache/image-train --minutes 60 > .cache/image-train.log 2>&1 &
 
 DDPM noise prediction (squared-cosine schedule) with cross-attention on MiniLM token states;
-10% of captions dropped to the empty caption for classifier-free guidance. Checkpoints every
+10% of captions dropped to the empty caption for classifier-free guidance; Min-SNR-5 loss
+weighting (Hang et al. 2023) so the many nearly-clean timesteps do not dominate; an EMA of the
+weights (decay --ema) is what samples, exports and ships; the learning rate follows a cosine
+down to 10% over the last --decay share of the --minutes window. Checkpoints every
 few minutes to ``<run>/checkpoint.pt`` (loaded with weights_only=True) and resumes from it;
-``tools/image/checkpoint/`` (weights only) warm-starts a new machine. Every --sample-every
+on a new machine the shipped weights (``resources/models/image-emoji/unet``) warm-start it.
+``--device cuda`` (the default when a GPU is present) trains on a GPU; use a larger --batch. Every --sample-every
 steps it writes a grid of fixed-seed samples to ``<run>/samples-<step>.png``.
 """
 
@@ -52,16 +56,17 @@ def sample_grid(unet, states, masks, empty, path: Path, steps: int = 25, guidanc
     scheduler.set_timesteps(steps)
     n = states.shape[0]
     generator = torch.Generator().manual_seed(0)
-    x = torch.randn(n, 3, 32, 32, generator=generator)
-    cond = torch.cat([empty.expand(n, -1, -1), states])
-    attn = torch.cat([torch.ones(n, states.shape[1], dtype=torch.bool), masks.bool()])
+    device = unet.device
+    x = torch.randn(n, 3, 32, 32, generator=generator).to(device)
+    cond = torch.cat([empty.expand(n, -1, -1), states]).to(device)
+    attn = torch.cat([torch.ones(n, states.shape[1], dtype=torch.bool), masks.bool()]).to(device)
     for t in scheduler.timesteps:
         eps = unet(torch.cat([x, x]), t, encoder_hidden_states=cond,
                    encoder_attention_mask=attn).sample
         uncond, text = eps.chunk(2)
         x = scheduler.step(uncond + guidance * (text - uncond), t, x).prev_sample
     unet.train()
-    images = ((x.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
+    images = ((x.cpu().clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
     side = int(math.ceil(math.sqrt(n)))
     grid = np.full((side * 32, side * 32, 3), 255, np.uint8)
     for i, image in enumerate(images):
@@ -72,9 +77,14 @@ def sample_grid(unet, states, masks, empty, path: Path, steps: int = 25, guidanc
 def main() -> None:
     from tools.training_args import training_parser
 
+    root = Path(__file__).resolve().parents[2]
     parser = training_parser("image", batch=32, lr=3e-4,
-                             warm_start=Path(__file__).parent / "checkpoint")
+                             warm_start=root / "resources" / "models" / "image-emoji" / "unet")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--sample-every", type=int, default=1000)
+    parser.add_argument("--ema", type=float, default=0.999, help="EMA decay of the weights")
+    parser.add_argument("--decay", type=float, default=0.4,
+                        help="share of the window at the end where the lr decays (0: none)")
     parser.add_argument("--export", type=Path,
                         help="write <run>/unet and the scheduler here (resources/models/"
                              "image-emoji) and stop")
@@ -100,20 +110,25 @@ def main() -> None:
         batch = tokenizer([""], padding="max_length", max_length=states.shape[2],
                           return_tensors="pt")
         empty = encoder(**batch).last_hidden_state.float().clone()
-    unet, scheduler = make_unet(), make_scheduler()
+    unet, scheduler = make_unet().to(args.device), make_scheduler()
+    ema = make_unet().requires_grad_(False).to(args.device)
     optimizer = torch.optim.AdamW(unet.parameters(), lr=args.lr, weight_decay=0.01)
     step, seen = 0, 0
     checkpoint = args.run / "checkpoint.pt"
     if checkpoint.exists():
-        state = torch.load(checkpoint, weights_only=True)
+        state = torch.load(checkpoint, weights_only=True, map_location=args.device)
         unet.load_state_dict(state["unet"])
         optimizer.load_state_dict(state["optimizer"])
         step, seen = int(state["step"]), int(state["seen"])
-        print(f"resumed at step {step}", flush=True)
+        ema.load_state_dict(state.get("ema", state["unet"]))
+        print(f"resumed at step {step}" + ("" if "ema" in state else " (EMA starts here)"),
+              flush=True)
     elif (args.warm_start / "diffusion_pytorch_model.safetensors").exists():
         from safetensors.torch import load_file
 
-        unet.load_state_dict(load_file(args.warm_start / "diffusion_pytorch_model.safetensors"))
+        unet.load_state_dict(load_file(args.warm_start / "diffusion_pytorch_model.safetensors",
+                                       device=args.device))
+        ema.load_state_dict(unet.state_dict())
         print(f"warm start from {args.warm_start}", flush=True)
     print(f"unet {sum(p.numel() for p in unet.parameters()) / 1e6:.2f}M params, "
           f"{len(images)} training emoji", flush=True)
@@ -127,15 +142,21 @@ def main() -> None:
 
     def save() -> None:
         tmp = checkpoint.with_suffix(".tmp")
-        torch.save({"unet": unet.state_dict(), "optimizer": optimizer.state_dict(),
-                    "step": step, "seen": seen}, tmp)
+        torch.save({"unet": unet.state_dict(), "ema": ema.state_dict(),
+                    "optimizer": optimizer.state_dict(), "step": step, "seen": seen}, tmp)
         tmp.replace(checkpoint)
-        unet.save_pretrained(args.run / "unet")
+        ema.save_pretrained(args.run / "unet")
 
+    alphas = scheduler.alphas_cumprod
+    snr = alphas / (1 - alphas)
+    loss_weight = (snr.clamp(max=5.0) / snr).to(args.device)  # Min-SNR-5 for ε-prediction
     losses = []
-    while time.monotonic() - started < args.minutes * 60:
+    while (elapsed := time.monotonic() - started) < args.minutes * 60:
+        into_decay = (elapsed / (args.minutes * 60) - (1 - args.decay)) / max(args.decay, 1e-9)
+        scale = 0.1 + 0.45 * (1 + math.cos(math.pi * min(1.0, into_decay))) \
+            if into_decay > 0 else 1.0
         for group in optimizer.param_groups:
-            group["lr"] = args.lr * min(1.0, (step + 1) / 500)
+            group["lr"] = args.lr * min(1.0, (step + 1) / 500) * scale
         idx = torch.randint(0, len(images), (args.batch,), generator=rng)
         variant = torch.randint(0, states.shape[1], (args.batch,), generator=rng)
         x0 = images[idx]
@@ -146,30 +167,35 @@ def main() -> None:
         attn = torch.where(drop[:, None], torch.ones_like(attn), attn)
         noise = torch.randn(x0.shape, generator=rng)
         t = torch.randint(0, scheduler.config.num_train_timesteps, (args.batch,), generator=rng)
+        x0, noise, t, cond, attn = (v.to(args.device) for v in (x0, noise, t, cond, attn))
         noisy = scheduler.add_noise(x0, noise, t)
         pred = unet(noisy, t, encoder_hidden_states=cond, encoder_attention_mask=attn).sample
-        loss = torch.nn.functional.mse_loss(pred, noise)
+        loss = (loss_weight[t] * (pred - noise).pow(2).mean(dim=(1, 2, 3))).mean()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
+        with torch.no_grad():
+            for average, weight in zip(ema.parameters(), unet.parameters(), strict=True):
+                average.lerp_(weight, 1 - args.ema)
         step += 1
         seen += args.batch
         losses.append(loss.item())
         if step % 25 == 0:
             mean = sum(losses) / len(losses)
             losses.clear()
-            print(f"step {step} loss {mean:.4f} images {seen:,} "
+            print(f"step {step} loss {mean:.4f} lr {optimizer.param_groups[0]['lr']:.2e} "
+                  f"images {seen:,} "
                   f"{time.monotonic() - started:.0f}s", flush=True)
             with open(args.run / "log.jsonl", "a") as log:
                 log.write(json.dumps({"step": step, "loss": mean, "time": time.time()}) + "\n")
         if step % args.sample_every == 0:
-            sample_grid(unet, grid_states, grid_masks, empty, args.run / f"samples-{step}.png")
+            sample_grid(ema, grid_states, grid_masks, empty, args.run / f"samples-{step}.png")
         if time.monotonic() - last_save > args.save_minutes * 60:
             save()
             last_save = time.monotonic()
     save()
-    sample_grid(unet, grid_states, grid_masks, empty, args.run / f"samples-{step}.png")
+    sample_grid(ema, grid_states, grid_masks, empty, args.run / f"samples-{step}.png")
     print(f"stopped at step {step}", flush=True)
 
 
