@@ -57,3 +57,24 @@ def tiny_llama(smollm_folder, tmp_path_factory) -> Path:
     LlamaForCausalLM(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+@pytest.fixture
+def make_window(qtbot):
+    """The real main window, shown; its runner shut down after the test."""
+    from creative_studio.core.settings import Settings
+    from creative_studio.plugins import PluginRegistry
+    from creative_studio.ui.main_window import MainWindow
+
+    windows = []
+
+    def make(registry=None, store=None):
+        window = MainWindow(registry or PluginRegistry.discover(), Settings(), store)
+        qtbot.addWidget(window)
+        window.show()
+        windows.append(window)
+        return window
+
+    yield make
+    for window in windows:
+        window.runner.shutdown(cancel=True)

@@ -27,3 +27,12 @@ def write_plugin(root: Path, folder: str, *, id: str, name: str = "Fake", order:
     (path / "plugin.toml").write_text(FAKE_MANIFEST.format(
         id=id, name=name, order=order, generator=generator, panel=panel) + extra)
     return path
+
+
+def finished_item(qtbot, window, panel, job, timeout: int = 60_000):
+    """Wait for a panel's job to finish; it must be DONE. Its project item."""
+    from creative_studio.core.jobs import JobState
+
+    qtbot.waitUntil(lambda: job.state.finished and not panel.jobs, timeout=timeout)
+    assert job.state is JobState.DONE, job.error
+    return window.store.item(job.item_id)

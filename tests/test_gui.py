@@ -10,29 +10,11 @@ import pytest
 
 from creative_studio.core import project as project_mod
 from creative_studio.core.jobs import JobState, Request
-from creative_studio.core.settings import Settings
 from creative_studio.plugins import PluginRegistry
-from creative_studio.ui.main_window import MainWindow
 from tests.helpers import write_plugin
 
 pytestmark = pytest.mark.gui
 MODEL_TIMEOUT = 180_000
-
-
-@pytest.fixture
-def make_window(qtbot):
-    windows = []
-
-    def make(registry=None, store=None):
-        window = MainWindow(registry or PluginRegistry.discover(), Settings(), store)
-        qtbot.addWidget(window)
-        window.show()
-        windows.append(window)
-        return window
-
-    yield make
-    for window in windows:
-        window.runner.shutdown(cancel=True)
 
 
 def generate(qtbot, window, prompt="Write one sentence about a cat.", tokens=16, seed=7,

@@ -13,6 +13,7 @@ import pytest
 from creative_studio.core.errors import BadInput, ModelError
 from creative_studio.core.jobs import JobState, Request
 from creative_studio.core.progress import Progress
+from tests.helpers import finished_item
 
 pytest.importorskip("diffusers")
 pytestmark = pytest.mark.model
@@ -291,26 +292,16 @@ def test_image_panel_through_the_window(qtbot, tiny_sd, tmp_path):
 
 
 @pytest.mark.gui
-def test_embedded_model_through_the_window(qtbot):
+def test_embedded_model_through_the_window(qtbot, make_window):
     """A newcomer's first image: the default model, a prompt, Generate."""
-    from creative_studio.core.settings import Settings
-    from creative_studio.plugins import PluginRegistry
-    from creative_studio.ui.main_window import MainWindow
-
-    window = MainWindow(PluginRegistry.discover(), Settings())
-    qtbot.addWidget(window)
-    window.show()
+    window = make_window()
     panel = window.panels["image"]
     assert panel.model.currentData() == "embedded:emoji-unet"
     assert "missing" not in panel.model.currentText()
     panel.prompt.setPlainText("smiling face with sunglasses")
     panel.steps.setValue(10)
     panel.seed_field.restore(4)
-    (job,) = panel.generate()
-    qtbot.waitUntil(lambda: job.state.finished and not panel.jobs, timeout=60_000)
-    assert job.state is JobState.DONE, job.error
-    item = window.store.item(job.item_id)
+    item = finished_item(qtbot, window, panel, *panel.generate())
     assert item.model["source"] == "embedded" and item.request.seed == 4
     assert panel.gallery.count() == 1 and panel.current.id == item.id
     assert panel.view.pixmap().width() >= 256  # shown enlarged, not as a 32-pixel speck
-    window.runner.shutdown()

@@ -13,6 +13,7 @@ from creative_studio.core.errors import BadInput
 from creative_studio.core.jobs import JobState, Request
 from creative_studio.core.progress import Progress
 from creative_studio.io.midi import Note, read_notes, recipe_of, render_wav, write_midi
+from tests.helpers import finished_item
 
 pytest.importorskip("miditok")
 pytestmark = pytest.mark.model
@@ -252,10 +253,7 @@ def test_music_through_the_window(qtbot, tmp_path):
     assert panel.task.currentData() == "continue"
     panel.variations.setValue(1)
     panel.keep_bars.setValue(2)
-    (job,) = panel.generate()
-    qtbot.waitUntil(lambda: job.state.finished and not panel.jobs, timeout=60_000)
-    assert job.state is JobState.DONE, job.error
-    item = window.store.item(job.item_id)
+    item = finished_item(qtbot, window, panel, *panel.generate())
     assert item.parents == [prompt_id] and item.metadata["prompt_bars"] == 2
     assert panel.roll.prompt_end == 8
     # Send to → Music from the History for a MIDI item
