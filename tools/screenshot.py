@@ -6,7 +6,7 @@
     xvfb-run -a -s "-screen 0 1280x860x24" .venv/bin/python tools/screenshot.py docs/music.png --music
     xvfb-run -a -s "-screen 0 1280x860x24" .venv/bin/python tools/screenshot.py docs/image.png --image
 
---image: the Image panel after the embedded emoji model drew four prompts (seed 3); the gallery
+--image: the Image panel after the embedded emoji model drew four prompts (seed 0); the gallery
 holds them and the last one is shown enlarged.
 --music: the Music panel continuing a D-major tune (4 bars kept, 8 added, seed 11).
 --upscale: the Upscale panel after DAT-light ×4 on a small photo (skimage's "chelsea", needs
@@ -133,9 +133,10 @@ def image_scene(window, shoot) -> None:
     panel = window.panels["image"]
     window.tabs.setCurrentWidget(panel)
     jobs = []
-    for prompt in ("red apple", "smiling face with sunglasses", "green heart", "rocket"):
+    for prompt in ("red apple", "couple with heart woman man", "woman artist dark skin tone",
+                   "man light skin tone"):
         panel.prompt.setPlainText(prompt)
-        panel.seed_field.restore(3)
+        panel.seed_field.restore(0)
         panel.batch.setValue(1)
         jobs += panel.generate()
 
