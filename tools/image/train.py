@@ -10,8 +10,9 @@ weights (decay --ema) is what samples, exports and ships; the learning rate foll
 down to 10% over the last --decay share of the --minutes window. Checkpoints every
 few minutes to ``<run>/checkpoint.pt`` (loaded with weights_only=True) and resumes from it;
 on a new machine the shipped weights (``resources/models/image-emoji/unet``) warm-start it.
-``--device cuda`` (the default when a GPU is present) trains on a GPU; use a larger --batch. Every --sample-every
-steps it writes a grid of fixed-seed samples to ``<run>/samples-<step>.png``.
+``--device cuda`` (the default when a GPU is present) trains on a GPU; use a larger --batch.
+Every --sample-every steps it writes a grid of fixed-seed samples to
+``<run>/samples-<step>.png``.
 """
 
 from __future__ import annotations
