@@ -243,6 +243,32 @@ def test_embedded_model_draws_what_the_prompt_says():
     assert first.metadata["width"] == first.metadata["height"] == 32
 
 
+def test_embedded_pipeline_takes_precomputed_prompt_states():
+    """What the trainer's sample grids use: token states and masks in place of the prompts,
+    the same pictures as from the prompts' text."""
+    import numpy as np
+    import torch
+
+    from plugins.image import models
+
+    pipe = models.load_pipeline(models.resolve("embedded:emoji-unet")[0], "cpu")
+    prompts = ["red heart", "rocket"]
+
+    def run(**inputs):
+        seeds = [torch.Generator().manual_seed(seed) for seed in (0, 1)]
+        return pipe(**inputs, num_inference_steps=4, generator=seeds, output_type="np").images
+
+    with torch.no_grad():
+        states, masks = pipe.encode(prompts)
+        empty, _ = pipe.encode([""])
+    by_text = run(prompt=prompts)
+    by_states = run(prompt_embeds=states, prompt_attention_mask=masks,
+                    negative_prompt_embeds=empty)
+    assert by_text.shape == (2, 32, 32, 3)
+    assert np.abs(by_text - by_states).max() < 1e-3
+    assert np.abs(by_text[0] - by_text[1]).max() > 0.1  # the states do steer the picture
+
+
 @pytest.mark.gui
 def test_image_panel_through_the_window(qtbot, tiny_sd, tmp_path):
     from PIL import Image

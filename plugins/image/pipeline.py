@@ -40,19 +40,37 @@ class EmojiPipeline(DiffusionPipeline):
                  generator: torch.Generator | list[torch.Generator] | None = None,
                  output_type: str = "pil", return_dict: bool = True,
                  callback_on_step_end=None,
-                 callback_on_step_end_tensor_inputs: list[str] | None = None):
-        prompts = [prompt] if isinstance(prompt, str) else list(prompt)
-        prompts = [p for p in prompts for _ in range(num_images_per_prompt)]
-        count = len(prompts)
-        negatives = negative_prompt or ""
-        negatives = [negatives] * count if isinstance(negatives, str) else list(negatives)
+                 callback_on_step_end_tensor_inputs: list[str] | None = None,
+                 prompt_embeds: torch.Tensor | None = None,
+                 prompt_attention_mask: torch.Tensor | None = None,
+                 negative_prompt_embeds: torch.Tensor | None = None,
+                 negative_prompt_attention_mask: torch.Tensor | None = None):
+        """Text-to-image; ``prompt_embeds``/``negative_prompt_embeds`` (MiniLM token states,
+        with their attention masks) stand in for the prompts as in diffusers pipelines — the
+        trainer samples its grids from precomputed states that way."""
+        if prompt_embeds is None:
+            prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+            prompts = [p for p in prompts for _ in range(num_images_per_prompt)]
+            cond, cond_mask = self.encode(prompts)
+        else:
+            cond = prompt_embeds.to(self.device, self.unet.dtype)
+            cond_mask = (prompt_attention_mask if prompt_attention_mask is not None
+                         else torch.ones(cond.shape[:2])).bool().to(self.device)
+        count = len(cond)
+        if negative_prompt_embeds is None:
+            negatives = negative_prompt or ""
+            negatives = [negatives] * count if isinstance(negatives, str) else list(negatives)
+            uncond, uncond_mask = self.encode(negatives)
+            # the unconditional branch was trained on the empty caption with a full mask
+            if not any(negatives):
+                uncond_mask = torch.ones_like(uncond_mask)
+        else:
+            uncond = negative_prompt_embeds.to(self.device, self.unet.dtype).expand_as(cond)
+            uncond_mask = (negative_prompt_attention_mask
+                           if negative_prompt_attention_mask is not None
+                           else torch.ones(uncond.shape[:2])).bool().to(self.device)
         size = self.unet.config.sample_size
         height, width = height or size, width or size
-        cond, cond_mask = self.encode(prompts)
-        uncond, uncond_mask = self.encode(negatives)
-        # the unconditional branch was trained on the empty caption with a full mask
-        if not any(negatives):
-            uncond_mask = torch.ones_like(uncond_mask)
         states = torch.cat([uncond, cond])
         masks = torch.cat([uncond_mask, cond_mask])
         shape = (count, self.unet.config.in_channels, height, width)

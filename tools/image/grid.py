@@ -5,7 +5,8 @@
 
 Writes ``image-grid-train.png`` (64 training captions, evenly spread) and
 ``image-grid-heldout.png`` (16 captions kept out of training), each cell the studio's output
-enlarged ×3 with its caption, seed 0, 25 DDIM steps, guidance 3 — the panel's defaults.
+enlarged ×3 with its caption, seed 0, 25 DDIM steps, guidance 3 — the panel's defaults
+(``--guidance``, ``--steps`` to compare others).
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 
-def grid(pipe, captions: list[str], path: Path, columns: int = 8) -> None:
+def grid(pipe, captions: list[str], path: Path, columns: int = 8, guidance: float = 3.0,
+         steps: int = 25) -> None:
     import textwrap
 
     import torch
@@ -31,7 +33,7 @@ def grid(pipe, captions: list[str], path: Path, columns: int = 8) -> None:
     images = []
     for start in range(0, len(captions), 16):  # batched, each image with its own seed-0 noise
         chunk = captions[start:start + 16]
-        images += pipe(prompt=chunk, num_inference_steps=25, guidance_scale=3.0,
+        images += pipe(prompt=chunk, num_inference_steps=steps, guidance_scale=guidance,
                        generator=[torch.Generator().manual_seed(0) for _ in chunk]).images
     for index, (caption, image) in enumerate(zip(captions, images, strict=True)):
         x, y = index % columns * cell, index // columns * (cell + label)
@@ -50,6 +52,8 @@ def main() -> None:
     parser.add_argument("--model", default="embedded:emoji-unet")
     parser.add_argument("--unet", type=Path, help="measure a training checkpoint instead")
     parser.add_argument("--out", type=Path, default=ROOT / "docs")
+    parser.add_argument("--guidance", type=float, default=3.0)
+    parser.add_argument("--steps", type=int, default=25)
     args = parser.parse_args()
     from bench.image_speed import pipeline_from_unet
     from plugins.image import models
@@ -62,8 +66,10 @@ def main() -> None:
     kept_out = [c for c in captions if held_out(c)]
     step = max(1, len(train) // 64)
     args.out.mkdir(parents=True, exist_ok=True)
-    grid(pipe, train[::step][:64], args.out / "image-grid-train.png")
-    grid(pipe, kept_out[::max(1, len(kept_out) // 16)][:16], args.out / "image-grid-heldout.png")
+    settings = {"guidance": args.guidance, "steps": args.steps}
+    grid(pipe, train[::step][:64], args.out / "image-grid-train.png", **settings)
+    grid(pipe, kept_out[::max(1, len(kept_out) // 16)][:16], args.out / "image-grid-heldout.png",
+         **settings)
 
 
 if __name__ == "__main__":

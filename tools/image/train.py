@@ -47,27 +47,24 @@ def make_scheduler():
                          prediction_type="epsilon", clip_sample=True)
 
 
-@torch.no_grad()
 def sample_grid(unet, states, masks, empty, path: Path, steps: int = 25, guidance: float = 3.0):
+    """The EMA UNet through the studio's own EmojiPipeline (seed 0, DDIM, CFG) on precomputed
+    caption states, as one unlabelled grid image."""
     from diffusers import DDIMScheduler
     from PIL import Image
 
+    from plugins.image.pipeline import EmojiPipeline
+
     unet.eval()
-    scheduler = DDIMScheduler.from_config(make_scheduler().config)
-    scheduler.set_timesteps(steps)
+    pipe = EmojiPipeline(unet=unet, scheduler=DDIMScheduler.from_config(make_scheduler().config),
+                         text_encoder=None, tokenizer=None)
     n = states.shape[0]
-    generator = torch.Generator().manual_seed(0)
-    device = unet.device
-    x = torch.randn(n, 3, 32, 32, generator=generator).to(device)
-    cond = torch.cat([empty.expand(n, -1, -1), states]).to(device)
-    attn = torch.cat([torch.ones(n, states.shape[1], dtype=torch.bool), masks.bool()]).to(device)
-    for t in scheduler.timesteps:
-        eps = unet(torch.cat([x, x]), t, encoder_hidden_states=cond,
-                   encoder_attention_mask=attn).sample
-        uncond, text = eps.chunk(2)
-        x = scheduler.step(uncond + guidance * (text - uncond), t, x).prev_sample
+    images = pipe(prompt_embeds=states, prompt_attention_mask=masks,
+                  negative_prompt_embeds=empty, num_inference_steps=steps,
+                  guidance_scale=guidance, generator=torch.Generator().manual_seed(0),
+                  output_type="np").images
     unet.train()
-    images = ((x.cpu().clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
+    images = (images * 255).round().astype(np.uint8)
     side = int(math.ceil(math.sqrt(n)))
     grid = np.full((side * 32, side * 32, 3), 255, np.uint8)
     for i, image in enumerate(images):
