@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -29,6 +30,15 @@ MAX_TOKENS = 16
 
 def caption_of(name: str) -> str:
     return name.strip(":").replace("_", " ").replace("-", " ").strip()
+
+
+SKIN_TONE = re.compile(r"\b(medium light|medium dark|medium|light|dark) skin tone\b")
+
+
+def base_of(caption: str) -> str:
+    """The emoji a caption names without its skin tones: the five (or 25) tone variants of a
+    person share one base, which the trainer samples as a group."""
+    return " ".join(SKIN_TONE.sub(" ", caption).replace(",", " ").split())
 
 
 def held_out(caption: str) -> bool:

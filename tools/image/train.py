@@ -7,7 +7,8 @@ DDPM noise prediction (squared-cosine schedule) with cross-attention on MiniLM t
 10% of captions dropped to the empty caption for classifier-free guidance; Min-SNR-5 loss
 weighting (Hang et al. 2023) so the many nearly-clean timesteps do not dominate; an EMA of the
 weights (decay --ema) is what samples, exports and ships; the learning rate follows a cosine
-down to 10% over the last --decay share of the --minutes window. Checkpoints every
+down to 10% over the last --decay share of the --minutes window. Draws are balanced over
+skin-tone variants (--balance), so one-of-a-kind emoji are seen more often. Checkpoints every
 few minutes to ``<run>/checkpoint.pt`` (loaded with weights_only=True) and resumes from it;
 on a new machine the shipped weights (``resources/models/image-emoji/unet``) warm-start it.
 ``--device cuda`` (the default when a GPU is present) trains on a GPU; use a larger --batch.
@@ -83,6 +84,9 @@ def main() -> None:
     parser.add_argument("--ema", type=float, default=0.999, help="EMA decay of the weights")
     parser.add_argument("--decay", type=float, default=0.4,
                         help="share of the window at the end where the lr decays (0: none)")
+    parser.add_argument("--balance", type=float, default=0.5,
+                        help="0: every caption drawn alike; 1: every emoji alike, its skin-tone "
+                             "variants sharing one share")
     parser.add_argument("--export", type=Path,
                         help="write <run>/unet and the scheduler here (resources/models/"
                              "image-emoji) and stop")
@@ -101,6 +105,16 @@ def main() -> None:
     images = torch.from_numpy(data["images"][train]).permute(0, 3, 1, 2).float() / 127.5 - 1
     states = torch.from_numpy(data["states"][train]).float()
     masks = torch.from_numpy(data["masks"][train])
+    # balanced draws: an emoji with n skin-tone variants is drawn n^(1 - balance) times as often
+    # as one without, so the 1,485 one-of-a-kind emoji are not starved by ~2,000 tone variants
+    from collections import Counter
+
+    from tools.image.build_dataset import base_of
+
+    captions = json.loads((args.data / "captions.json").read_text())["captions"]
+    bases = [base_of(c) for c, keep in zip(captions, train, strict=True) if keep]
+    sizes = Counter(bases)
+    draw_weights = torch.tensor([sizes[b] ** -args.balance for b in bases], dtype=torch.float64)
     from plugins.image.text_encoder import load_text_encoder
 
     tokenizer, encoder = load_text_encoder()
@@ -155,7 +169,7 @@ def main() -> None:
             if into_decay > 0 else 1.0
         for group in optimizer.param_groups:
             group["lr"] = args.lr * min(1.0, (step + 1) / 500) * scale
-        idx = torch.randint(0, len(images), (args.batch,), generator=rng)
+        idx = torch.multinomial(draw_weights, args.batch, replacement=True, generator=rng)
         variant = torch.randint(0, states.shape[1], (args.batch,), generator=rng)
         x0 = images[idx]
         cond = states[idx, variant]
