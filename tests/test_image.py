@@ -270,16 +270,10 @@ def test_embedded_pipeline_takes_precomputed_prompt_states():
 
 
 @pytest.mark.gui
-def test_image_panel_through_the_window(qtbot, tiny_sd, tmp_path):
+def test_image_panel_through_the_window(qtbot, make_window, tiny_sd, tmp_path):
     from PIL import Image
 
-    from creative_studio.core.settings import Settings
-    from creative_studio.plugins import PluginRegistry
-    from creative_studio.ui.main_window import MainWindow
-
-    window = MainWindow(PluginRegistry.discover(), Settings())
-    qtbot.addWidget(window)
-    window.show()
+    window = make_window()
     panel = window.panels["image"]
     panel.add_model_ref(str(tiny_sd), "tiny")
     panel.prompt.setPlainText("green frog")
@@ -314,7 +308,6 @@ def test_image_panel_through_the_window(qtbot, tiny_sd, tmp_path):
     upscale = window.panels["upscale"]
     assert window.tabs.currentWidget() is upscale
     assert upscale.selected_sources() == [panel.current.id]
-    window.runner.shutdown()
 
 
 @pytest.mark.gui

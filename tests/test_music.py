@@ -219,14 +219,8 @@ def test_export_midi_and_wav_with_recipe(generator, tmp_path):
 
 
 @pytest.mark.gui
-def test_music_through_the_window(qtbot, tmp_path):
-    from creative_studio.core.settings import Settings
-    from creative_studio.plugins import PluginRegistry
-    from creative_studio.ui.main_window import MainWindow
-
-    window = MainWindow(PluginRegistry.discover(), Settings())
-    qtbot.addWidget(window)
-    window.show()
+def test_music_through_the_window(qtbot, make_window, tmp_path):
+    window = make_window()
     panel = window.panels["music"]
     # bad files: a message, nothing imported
     (tmp_path / "notes.mid").write_bytes(b"hello")
@@ -275,4 +269,3 @@ def test_music_through_the_window(qtbot, tmp_path):
     assert panel.results.count() == 0 and panel.current is None and panel.prompt_item is None
     assert window.panels["upscale"].sources.count() == 0
     assert window.panels["image"].gallery.count() == 0
-    window.runner.shutdown()

@@ -219,13 +219,8 @@ def test_user_model_files_are_loaded_without_unpickling_code(tmp_path):
 
 
 @pytest.mark.gui
-def test_upscale_through_the_window(qtbot, tmp_path):
-    from creative_studio.core.settings import Settings
-    from creative_studio.ui.main_window import MainWindow
-
-    window = MainWindow(PluginRegistry.discover(), Settings())
-    qtbot.addWidget(window)
-    window.show()
+def test_upscale_through_the_window(qtbot, make_window, tmp_path):
+    window = make_window()
     panel = window.panels["upscale"]
     folder = tmp_path / "batch"
     folder.mkdir()
@@ -286,16 +281,11 @@ def test_upscale_through_the_window(qtbot, tmp_path):
     text.generate_button.click()
     qtbot.waitUntil(lambda: window.store.items()[-1].plugin == "text"
                     and text.generate_button.isEnabled(), timeout=180_000)
-    window.runner.shutdown()
 
 
 @pytest.mark.gui
-def test_stop_cancels_a_batch(qtbot, tmp_path):
-    from creative_studio.core.settings import Settings
-    from creative_studio.ui.main_window import MainWindow
-
-    window = MainWindow(PluginRegistry.discover(), Settings())
-    qtbot.addWidget(window)
+def test_stop_cancels_a_batch(qtbot, make_window, tmp_path):
+    window = make_window()
     panel = window.panels["upscale"]
     for name in ("a", "b", "c"):
         Image.new("RGB", (256, 256), "gray").save(tmp_path / f"{name}.png")
@@ -310,4 +300,3 @@ def test_stop_cancels_a_batch(qtbot, tmp_path):
     assert all(j.state is JobState.CANCELLED for j in jobs[1:])
     assert window.store.count() == 3  # the imports are kept, no partial results
     assert panel.upscale_button.text() == "Upscale"
-    window.runner.shutdown()
