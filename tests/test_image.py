@@ -269,6 +269,25 @@ def test_embedded_pipeline_takes_precomputed_prompt_states():
     assert np.abs(by_text[0] - by_text[1]).max() > 0.1  # the states do steer the picture
 
 
+def test_half_precision_text_encoder_for_the_gpu_pack(tmp_path):
+    """tools/image/device.py packs MiniLM in float16 for a GPU machine: the caption states it
+    gives (what the UNet trains on there) stay within fp16 rounding of the float32 ones."""
+    import numpy as np
+
+    from tools.image.build_dataset import MAX_TOKENS, encode_captions
+    from tools.image.device import half_minilm
+
+    half_minilm(tmp_path / "minilm")
+    assert (tmp_path / "minilm" / "model.safetensors").stat().st_size < 50e6
+    texts = ["red heart", "emoji of a rocket", "a thumbs up dark skin tone icon"]
+    full, full_masks = encode_captions(texts)
+    half, half_masks = encode_captions(texts, tmp_path / "minilm")
+    assert full.shape == (3, MAX_TOKENS, 384) and np.array_equal(full_masks, half_masks)
+    full, half = full.astype(np.float32), half.astype(np.float32)
+    assert np.sqrt(((full - half) ** 2).mean()) < 0.01 * np.sqrt((full ** 2).mean())
+    assert np.abs(full[0] - full[1]).max() > 0.1  # different captions, different states
+
+
 @pytest.mark.gui
 def test_image_panel_through_the_window(qtbot, make_window, tiny_sd, tmp_path):
     from PIL import Image

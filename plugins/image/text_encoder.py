@@ -22,10 +22,15 @@ def minilm_path() -> Path:
     return path
 
 
-def load_text_encoder(device: str = "cpu"):
+def load_text_encoder(device: str = "cpu", path: Path | None = None):
+    """Tokenizer and encoder (float32) from the installed package, or from ``path`` (a copy
+    of the same files, e.g. the half-precision one tools/image/device.py packs for a GPU
+    machine)."""
+    import torch
     from transformers import AutoModel, AutoTokenizer
 
-    path = minilm_path()
+    path = path or minilm_path()
     tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-    model = AutoModel.from_pretrained(path, local_files_only=True).eval().to(device)
+    model = AutoModel.from_pretrained(path, local_files_only=True, dtype=torch.float32)
+    model = model.eval().to(device)
     return tokenizer, model

