@@ -80,7 +80,8 @@ def tiny_emoji(tmp_path_factory) -> Path:
         sample_size=16, in_channels=3, out_channels=3, layers_per_block=1,
         block_out_channels=(8, 16), norm_num_groups=8, cross_attention_dim=384,
         attention_head_dim=4, down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"))
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        class_embed_type="projection", projection_class_embeddings_input_dim=384)
     folder = tmp_path_factory.mktemp("tiny-emoji") / "pipeline"
     EmojiPipeline(unet=unet, scheduler=DDIMScheduler(clip_sample=True),
                   text_encoder=AutoModel.from_pretrained(encoder_path),
@@ -267,6 +268,42 @@ def test_embedded_pipeline_takes_precomputed_prompt_states():
     assert by_text.shape == (2, 32, 32, 3)
     assert np.abs(by_text - by_states).max() < 1e-3
     assert np.abs(by_text[0] - by_text[1]).max() > 0.1  # the states do steer the picture
+
+
+def test_warm_start_adds_the_pooled_caption_projection(tmp_path):
+    """tools/image/train.py warm-starts a UNet with the pooled-caption projection from weights
+    saved without it: at first it predicts exactly what the saved UNet did, whatever the pooled
+    caption; weights of another shape are refused with a message."""
+    import torch
+    from diffusers import UNet2DConditionModel
+    from safetensors.torch import save_file
+
+    from plugins.image.pipeline import pooled_embedding
+    from tools.image.train import load_warm_start
+
+    config = dict(sample_size=8, in_channels=3, out_channels=3, layers_per_block=1,
+                  block_out_channels=(8, 16), norm_num_groups=8, cross_attention_dim=384,
+                  attention_head_dim=4, down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+                  up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"))
+    torch.manual_seed(0)
+    old = UNet2DConditionModel(**config).eval()
+    save_file(old.state_dict(), tmp_path / "old.safetensors")
+    new = UNet2DConditionModel(**config, class_embed_type="projection",
+                               projection_class_embeddings_input_dim=384).eval()
+    assert "zero-initialised" in load_warm_start(new, tmp_path / "old.safetensors", "cpu")
+    sample, states = torch.randn(2, 3, 8, 8), torch.randn(2, 5, 384)
+    mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]]).bool()
+    pooled = pooled_embedding(states, mask)
+    assert torch.allclose(pooled.norm(dim=-1), torch.full((2,), 384 ** 0.5))
+    assert torch.allclose(pooled[0], pooled_embedding(states[:1, :3], mask[:1, :3])[0])
+    with torch.no_grad():
+        before = old(sample, 10, encoder_hidden_states=states).sample
+        after = new(sample, 10, encoder_hidden_states=states, class_labels=pooled).sample
+    assert torch.equal(before, after)
+    save_file(UNet2DConditionModel(**{**config, "block_out_channels": (8, 8)}).state_dict(),
+              tmp_path / "other.safetensors")
+    with pytest.raises((ValueError, RuntimeError)):
+        load_warm_start(new, tmp_path / "other.safetensors", "cpu")
 
 
 def test_half_precision_text_encoder_for_the_gpu_pack(tmp_path):

@@ -1,5 +1,8 @@
 """The embedded Image model as a diffusers pipeline: a pixel-space UNet2DConditionModel with
-cross-attention on all-MiniLM-L6-v2 token states and classifier-free guidance.
+cross-attention on all-MiniLM-L6-v2 token states and classifier-free guidance. A UNet built with
+``class_embed_type="projection"`` also gets the caption's pooled MiniLM sentence embedding
+added to its timestep embedding, so every ResNet block — the 32×32 ones without
+cross-attention too — knows what to draw.
 
 Its folder is an ordinary diffusers pipeline folder (``model_index.json`` + ``unet/`` +
 ``scheduler/`` + ``text_encoder/`` + ``tokenizer/``), loaded with
@@ -15,6 +18,15 @@ from diffusers import DiffusionPipeline, ImagePipelineOutput
 from diffusers.utils.torch_utils import randn_tensor
 
 MAX_TOKENS = 16  # the captions' token length in training (tools/image/build_dataset.py)
+
+
+def pooled_embedding(states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """MiniLM's sentence embedding of token states (their mean over the attention mask, at unit
+    length, as sentence-transformers pools all-MiniLM-L6-v2), scaled by √dim to unit-variance
+    entries: the UNet's ``class_labels`` when its class embedding is a projection."""
+    weight = mask.to(torch.float32).unsqueeze(-1)
+    mean = (states.float() * weight).sum(1) / weight.sum(1).clamp(min=1)
+    return (torch.nn.functional.normalize(mean, dim=-1) * states.shape[-1] ** 0.5).to(states.dtype)
 
 
 class EmojiPipeline(DiffusionPipeline):
@@ -77,11 +89,13 @@ class EmojiPipeline(DiffusionPipeline):
         # one generator, or one per image as diffusers pipelines take them
         latents = randn_tensor(shape, generator=generator, dtype=torch.float32).to(self.device)
         latents = latents.to(self.unet.dtype) * self.scheduler.init_noise_sigma
+        pooled = (pooled_embedding(states, masks)
+                  if self.unet.config.class_embed_type == "projection" else None)
         self.scheduler.set_timesteps(num_inference_steps, device=self.device)
         for index, t in enumerate(self.scheduler.timesteps):
             model_input = self.scheduler.scale_model_input(torch.cat([latents, latents]), t)
             noise = self.unet(model_input, t, encoder_hidden_states=states,
-                              encoder_attention_mask=masks).sample
+                              encoder_attention_mask=masks, class_labels=pooled).sample
             unconditional, conditional = noise.chunk(2)
             noise = unconditional + guidance_scale * (conditional - unconditional)
             latents = self.scheduler.step(noise, t, latents, generator=generator).prev_sample

@@ -3,7 +3,8 @@
     nohup .venv/bin/python tools/image/train.py --data .cache/image-data \
         --run .cache/image-train --minutes 60 > .cache/image-train.log 2>&1 &
 
-DDPM noise prediction (squared-cosine schedule) with cross-attention on MiniLM token states;
+DDPM noise prediction (squared-cosine schedule) with cross-attention on MiniLM token states
+and the pooled sentence embedding added to the timestep embedding (``class_labels``);
 10% of captions dropped to the empty caption for classifier-free guidance; Min-SNR-5 loss
 weighting (Hang et al. 2023) so the many nearly-clean timesteps do not dominate; an EMA of the
 weights (decay --ema) is what samples, exports and ships; the learning rate follows a cosine
@@ -38,7 +39,26 @@ def make_unet():
         block_out_channels=(64, 96, 128),
         down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
         up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=384, attention_head_dim=32, norm_num_groups=32)
+        cross_attention_dim=384, attention_head_dim=32, norm_num_groups=32,
+        class_embed_type="projection", projection_class_embeddings_input_dim=384)
+
+
+def load_warm_start(unet, weights: Path, device: str) -> str:
+    """Load ``weights`` into ``unet``. Weights saved before the pooled-caption projection
+    (``class_embedding``) existed load too: the projection starts with a zero output layer, so
+    the warm-started UNet first computes exactly what the saved one did and learns to use the
+    pooled caption from there."""
+    from safetensors.torch import load_file
+
+    missing, unexpected = unet.load_state_dict(load_file(weights, device=device), strict=False)
+    if unexpected or any(not key.startswith("class_embedding.") for key in missing):
+        raise ValueError(f"{weights} does not fit make_unet(): missing {missing}, "
+                         f"unexpected {unexpected}")
+    if missing:
+        torch.nn.init.zeros_(unet.class_embedding.linear_2.weight)
+        torch.nn.init.zeros_(unet.class_embedding.linear_2.bias)
+        return " (pooled-caption projection added, zero-initialised)"
+    return ""
 
 
 def make_scheduler():
@@ -117,6 +137,7 @@ def main() -> None:
     bases = [base_of(c) for c, keep in zip(captions, train, strict=True) if keep]
     sizes = Counter(bases)
     draw_weights = torch.tensor([sizes[b] ** -args.balance for b in bases], dtype=torch.float64)
+    from plugins.image.pipeline import pooled_embedding
     from plugins.image.text_encoder import load_text_encoder
 
     tokenizer, encoder = load_text_encoder(path=args.text_encoder)
@@ -138,12 +159,10 @@ def main() -> None:
         print(f"resumed at step {step}" + ("" if "ema" in state else " (EMA starts here)"),
               flush=True)
     elif (args.warm_start / "diffusion_pytorch_model.safetensors").exists():
-        from safetensors.torch import load_file
-
-        unet.load_state_dict(load_file(args.warm_start / "diffusion_pytorch_model.safetensors",
-                                       device=args.device))
+        note = load_warm_start(unet, args.warm_start / "diffusion_pytorch_model.safetensors",
+                               args.device)
         ema.load_state_dict(unet.state_dict())
-        print(f"warm start from {args.warm_start}", flush=True)
+        print(f"warm start from {args.warm_start}{note}", flush=True)
     print(f"unet {sum(p.numel() for p in unet.parameters()) / 1e6:.2f}M params, "
           f"{len(images)} training emoji", flush=True)
     held = torch.from_numpy(data["held_out"])
@@ -186,7 +205,8 @@ def main() -> None:
         t = torch.randint(0, scheduler.config.num_train_timesteps, (args.batch,), generator=rng)
         x0, noise, t, cond, attn = (v.to(args.device) for v in (x0, noise, t, cond, attn))
         noisy = scheduler.add_noise(x0, noise, t)
-        pred = unet(noisy, t, encoder_hidden_states=cond, encoder_attention_mask=attn).sample
+        pred = unet(noisy, t, encoder_hidden_states=cond, encoder_attention_mask=attn,
+                    class_labels=pooled_embedding(cond, attn)).sample
         loss = (loss_weight[t] * (pred - noise).pow(2).mean(dim=(1, 2, 3))).mean()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
