@@ -248,6 +248,31 @@ def test_embedded_model_draws_what_the_prompt_says():
     assert first.metadata["width"] == first.metadata["height"] == 32
 
 
+EMOJI_REFERENCES = ("girl", "black small square", "dollar banknote", "smiling face with halo")
+
+
+def test_embedded_model_draws_the_emoji_it_was_trained_on():
+    """Four training captions at seed 0 and the panel's defaults (25 DDIM steps, guidance 3),
+    through the studio: each picture keeps the white margin every training emoji has, and is
+    nearer its own Noto glyph (tests/data/emoji-references.png) than the other three. A
+    scheduler that clips its x0 estimates fails both: full-frame saturated squares."""
+    import numpy as np
+    from PIL import Image
+
+    strip = Image.open(Path(__file__).parent / "data" / "emoji-references.png").convert("RGB")
+    references = np.asarray(strip, dtype=float).reshape(32, 4, 32, 3).transpose(1, 0, 2, 3)
+    generator = make("embedded:emoji-unet")
+    for index, caption in enumerate(EMOJI_REFERENCES):
+        result = generator.generate(request(prompt=caption, seed=0, steps=25), Progress())
+        pixels = np.asarray(Image.open(io.BytesIO(result.assets[0].data)).convert("RGB"),
+                            dtype=float)
+        margin = np.concatenate([pixels[:2].ravel(), pixels[-2:].ravel(),
+                                 pixels[:, :2].ravel(), pixels[:, -2:].ravel()])
+        assert margin.mean() > 230, (caption, margin.mean())
+        distances = ((references - pixels) ** 2).mean(axis=(1, 2, 3))
+        assert distances.argmin() == index, (caption, distances.round())
+
+
 def test_embedded_pipeline_takes_precomputed_prompt_states():
     """What the trainer's sample grids use: token states and masks in place of the prompts,
     the same pictures as from the prompts' text."""

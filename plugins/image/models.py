@@ -9,6 +9,7 @@ No torch/diffusers import at module level.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -52,7 +53,15 @@ def assemble_embedded(key: str = "emoji-unet") -> Path:
                          f"{folder}): reinstall Creative Studio, or choose a diffusers "
                          "pipeline folder.")
     encoder = minilm_path()
-    target = paths.cache_dir() / "image" / f"{key}-{weights_sha256(weights)[:16]}"
+    # the scheduler config is part of what the folder computes: a changed one (a fix shipped
+    # with the same weights) must not reuse a folder assembled from the old one
+    try:
+        schedule = (folder / "scheduler" / "scheduler_config.json").read_bytes()
+    except OSError as exc:
+        raise ModelError(f"The embedded image model's scheduler config is missing ({exc}): "
+                         "reinstall Creative Studio.") from exc
+    stamp = hashlib.sha256(weights_sha256(weights).encode() + schedule).hexdigest()[:16]
+    target = paths.cache_dir() / "image" / f"{key}-{stamp}"
     if (target / "complete").is_file():
         return target
     tmp = target.with_name(target.name + f".{os.getpid()}.tmp")
