@@ -251,26 +251,42 @@ def test_embedded_model_draws_what_the_prompt_says():
 EMOJI_REFERENCES = ("girl", "black small square", "dollar banknote", "smiling face with halo")
 
 
-def test_embedded_model_draws_the_emoji_it_was_trained_on():
-    """Four training captions at seed 0 and the panel's defaults (25 DDIM steps, guidance 3),
-    through the studio: each picture keeps the white margin every training emoji has, and is
-    nearer its own Noto glyph (tests/data/emoji-references.png) than the other three. A
-    scheduler that clips its x0 estimates fails both: full-frame saturated squares."""
+@pytest.fixture(scope="module")
+def embedded():
+    return make("embedded:emoji-unet")
+
+
+def _emoji_checks(generator, captions, **params):
+    """Each caption at seed 0 through the studio keeps the white margin every training emoji
+    has, and is nearer its own Noto glyph (tests/data/emoji-references.png) than the others."""
     import numpy as np
     from PIL import Image
 
     strip = Image.open(Path(__file__).parent / "data" / "emoji-references.png").convert("RGB")
     references = np.asarray(strip, dtype=float).reshape(32, 4, 32, 3).transpose(1, 0, 2, 3)
-    generator = make("embedded:emoji-unet")
-    for index, caption in enumerate(EMOJI_REFERENCES):
-        result = generator.generate(request(prompt=caption, seed=0, steps=25), Progress())
+    for caption in captions:
+        result = generator.generate(request(prompt=caption, seed=0, **params), Progress())
         pixels = np.asarray(Image.open(io.BytesIO(result.assets[0].data)).convert("RGB"),
                             dtype=float)
         margin = np.concatenate([pixels[:2].ravel(), pixels[-2:].ravel(),
                                  pixels[:, :2].ravel(), pixels[:, -2:].ravel()])
-        assert margin.mean() > 230, (caption, margin.mean())
+        assert margin.mean() > 230, (caption, params, margin.mean())
         distances = ((references - pixels) ** 2).mean(axis=(1, 2, 3))
-        assert distances.argmin() == index, (caption, distances.round())
+        assert distances.argmin() == EMOJI_REFERENCES.index(caption), \
+            (caption, params, distances.round())
+
+
+def test_embedded_model_draws_the_emoji_it_was_trained_on(embedded):
+    """Four training captions with the panel's defaults (25 DDIM steps, guidance 3). A
+    scheduler that clips its x0 estimates fails: full-frame saturated squares."""
+    _emoji_checks(embedded, EMOJI_REFERENCES, steps=25)
+
+
+@pytest.mark.parametrize("scheduler", ["Euler", "Euler a", "DPM++ 2M", "UniPC", "PNDM", "LMS"])
+def test_every_scheduler_draws_with_the_embedded_model(embedded, scheduler):
+    """Each scheduler of the panel, from the model's own config: sigma schedulers start
+    from noise of their first step's sigma, UniPC and PNDM take no generator."""
+    _emoji_checks(embedded, ["girl"], steps=20, scheduler=scheduler)
 
 
 def test_embedded_pipeline_takes_precomputed_prompt_states():

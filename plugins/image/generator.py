@@ -91,7 +91,8 @@ class ImageGenerator:
         try:
             return cls.from_config(self.default_scheduler.config)
         except Exception as exc:
-            raise BadInput(f"The {name} scheduler does not work with this model ({exc}).") \
+            reason = str(exc).strip() or type(exc).__name__
+            raise BadInput(f"The {name} scheduler does not work with this model ({reason}).") \
                 from exc
 
     def generate(self, request: Request, progress) -> Result:

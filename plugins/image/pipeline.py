@@ -13,6 +13,8 @@ generator, callback_on_step_end), so the studio drives both the same way.
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 from diffusers import DiffusionPipeline, ImagePipelineOutput
 from diffusers.utils.torch_utils import randn_tensor
@@ -87,18 +89,23 @@ class EmojiPipeline(DiffusionPipeline):
         masks = torch.cat([uncond_mask, cond_mask])
         shape = (count, self.unet.config.in_channels, height, width)
         # one generator, or one per image as diffusers pipelines take them
+        # timesteps first: a sigma scheduler's init_noise_sigma is that of its first step
+        # (before set_timesteps it is that of t=999, ~20,000 for the squared-cosine schedule)
+        self.scheduler.set_timesteps(num_inference_steps, device=self.device)
+        # ancestral schedulers draw noise from the generator; UniPC, PNDM... take none
+        extra = ({"generator": generator}
+                 if "generator" in inspect.signature(self.scheduler.step).parameters else {})
         latents = randn_tensor(shape, generator=generator, dtype=torch.float32).to(self.device)
         latents = latents.to(self.unet.dtype) * self.scheduler.init_noise_sigma
         pooled = (pooled_embedding(states, masks)
                   if self.unet.config.class_embed_type == "projection" else None)
-        self.scheduler.set_timesteps(num_inference_steps, device=self.device)
         for index, t in enumerate(self.scheduler.timesteps):
             model_input = self.scheduler.scale_model_input(torch.cat([latents, latents]), t)
             noise = self.unet(model_input, t, encoder_hidden_states=states,
                               encoder_attention_mask=masks, class_labels=pooled).sample
             unconditional, conditional = noise.chunk(2)
             noise = unconditional + guidance_scale * (conditional - unconditional)
-            latents = self.scheduler.step(noise, t, latents, generator=generator).prev_sample
+            latents = self.scheduler.step(noise, t, latents, **extra).prev_sample
             if callback_on_step_end is not None:
                 out = callback_on_step_end(self, index, t, {"latents": latents}) or {}
                 latents = out.get("latents", latents)
