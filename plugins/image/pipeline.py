@@ -88,13 +88,13 @@ class EmojiPipeline(DiffusionPipeline):
         states = torch.cat([uncond, cond])
         masks = torch.cat([uncond_mask, cond_mask])
         shape = (count, self.unet.config.in_channels, height, width)
-        # one generator, or one per image as diffusers pipelines take them
         # timesteps first: a sigma scheduler's init_noise_sigma is that of its first step
         # (before set_timesteps it is that of t=999, ~20,000 for the squared-cosine schedule)
         self.scheduler.set_timesteps(num_inference_steps, device=self.device)
         # ancestral schedulers draw noise from the generator; UniPC, PNDM... take none
         extra = ({"generator": generator}
                  if "generator" in inspect.signature(self.scheduler.step).parameters else {})
+        # one generator, or one per image as diffusers pipelines take them
         latents = randn_tensor(shape, generator=generator, dtype=torch.float32).to(self.device)
         latents = latents.to(self.unet.dtype) * self.scheduler.init_noise_sigma
         pooled = (pooled_embedding(states, masks)

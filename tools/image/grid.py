@@ -48,23 +48,20 @@ def grid(pipe, captions: list[str], path: Path, columns: int = 8, guidance: floa
     return images
 
 
-def nearest_render(images: list, captions: list[str], data: Path) -> tuple[int, int]:
+def nearest_render(images: list, captions: list[str], renders, names: list[str]) -> tuple[int, int]:
     """An automatic second opinion on the count by eye: for how many pictures the nearest of
-    all 3,940 training renders (pixel distance at 16×16) is the captioned emoji — any of its
-    skin tones, and exactly. Harsher than an eye (a right emoji drawn a little off-centre
-    counts as wrong), but it needs no judgement."""
+    the training renders (``renders``, named by ``names``; pixel distance at 16×16) is the
+    captioned emoji — any of its skin tones, and exactly. Harsher than an eye (a right emoji
+    drawn a little off-centre counts as wrong), but it needs no judgement."""
     import numpy as np
 
     from tools.image.build_dataset import base_of
-
-    renders = np.load(data / "emoji32.npz")["images"].astype(np.float32)
-    names = json.loads((data / "captions.json").read_text())["captions"]
 
     def small(pixels):
         return pixels.reshape(len(pixels), 16, 2, 16, 2, 3).mean((2, 4)).reshape(len(pixels), -1)
 
     drawn = small(np.stack([np.asarray(image, np.float32) for image in images]))
-    reference = small(renders)
+    reference = small(np.asarray(renders, np.float32))
     nearest = [names[i] for i in
                ((drawn[:, None] - reference[None]) ** 2).sum(-1).argmin(axis=1)]
     same = sum(base_of(n) == base_of(c) for n, c in zip(nearest, captions, strict=True))
@@ -80,6 +77,8 @@ def main() -> None:
     parser.add_argument("--guidance", type=float, default=3.0)
     parser.add_argument("--steps", type=int, default=25)
     args = parser.parse_args()
+    import numpy as np
+
     from bench.image_speed import pipeline_from_unet
     from plugins.image import models
     from tools.image.build_dataset import held_out
@@ -92,10 +91,11 @@ def main() -> None:
     step = max(1, len(train) // 64)
     args.out.mkdir(parents=True, exist_ok=True)
     settings = {"guidance": args.guidance, "steps": args.steps}
+    renders = np.load(args.data / "emoji32.npz")["images"]
     for name, chosen in (("train", train[::step][:64]),
                          ("heldout", kept_out[::max(1, len(kept_out) // 16)][:16])):
         images = grid(pipe, chosen, args.out / f"image-grid-{name}.png", **settings)
-        same, exact = nearest_render(images, chosen, args.data)
+        same, exact = nearest_render(images, chosen, renders, captions)
         print(f"{name}: the nearest render is the captioned emoji for {same}/{len(chosen)} "
               f"(exactly, skin tone too: {exact}/{len(chosen)})")
 
