@@ -120,6 +120,7 @@ def _generate(folder: Path, **params):
 def test_tiny_stable_diffusion_folder(tiny_sd):
     generator, result, image, previews = _generate(tiny_sd, scheduler="Euler a")
     assert image.size == (16, 16) and result.metadata["scheduler"] == "Euler a"
+    assert result.metadata["scheduler_config"]["_class_name"] == "EulerAncestralDiscreteScheduler"
     assert any(isinstance(p, bytes) for p in previews)  # step previews (latent → RGB)
     again = generator.generate(request(scheduler="Euler a"), Progress())
     assert again.assets[0].data == result.assets[0].data  # seeded: bit-identical on CPU
@@ -251,6 +252,7 @@ def test_embedded_model_draws_what_the_prompt_says(embedded):
     again = generator.generate(request(prompt="rocket", seed=9, steps=6), Progress())
     assert first.assets[0].data == again.assets[0].data
     assert first.metadata["width"] == first.metadata["height"] == 32
+    assert first.metadata["scheduler_config"]["clip_sample"] is False  # what drew it, recorded
 
 
 EMOJI_REFERENCES = ("girl", "black small square", "dollar banknote", "smiling face with halo")

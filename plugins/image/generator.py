@@ -148,6 +148,9 @@ class ImageGenerator:
                       self.device,
                       metadata={"width": image.width, "height": image.height, "steps": steps,
                                 "guidance": guidance, "scheduler": sampler,
+                                # the full config: a fixed config with the same weights draws
+                                # differently, and the recipe must say which one drew this
+                                "scheduler_config": json.loads(pipe.scheduler.to_json_string()),
                                 "seconds": round(time.perf_counter() - started, 2)},
                       title=request.prompt[:60] or "(no prompt)")
 
@@ -167,3 +170,4 @@ class ImageGenerator:
         buffer = io.BytesIO()
         Image.fromarray(pixels).save(buffer, "PNG")
         return buffer.getvalue()
+
