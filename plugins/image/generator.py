@@ -170,4 +170,3 @@ class ImageGenerator:
         buffer = io.BytesIO()
         Image.fromarray(pixels).save(buffer, "PNG")
         return buffer.getvalue()
-
