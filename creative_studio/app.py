@@ -5,7 +5,6 @@ With a sub-command (`generate`, `list`, `export`, `plugins`) it runs headless (c
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 
@@ -26,18 +25,26 @@ def main(argv: list[str] | None = None) -> int:
 def run_gui(argv: list[str]) -> int:
     import argparse
 
-    parser = argparse.ArgumentParser(prog="creative-studio",
-                                     description="Creative Studio desktop application")
+    parser = argparse.ArgumentParser(
+        prog="creative-studio", description="Creative Studio desktop application",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="headless commands (the same jobs, no window):\n"
+               "  creative-studio generate PLUGIN …  run a plugin's job into a project "
+               "(generate --help lists the plugins)\n"
+               "  creative-studio list …             list a project's items\n"
+               "  creative-studio export …           write an item's output to a file\n"
+               "  creative-studio plugins            list plugins and their load errors\n"
+               "each has --help")
     parser.add_argument("project", nargs="?", help="a .csproj project file to open")
     parser.add_argument("--exit-after-paint", action="store_true",
                         help="print the time to the first painted window and quit (benchmark)")
     args, qt_args = parser.parse_known_args(argv)
 
+    from .core import logs
     from .core.settings import Settings
 
+    logs.setup()
     settings = Settings.load()
-    os.environ.setdefault("HF_HUB_OFFLINE", "0" if settings.allow_downloads else "1")
-    os.environ["CREATIVE_STUDIO_ALLOW_DOWNLOADS"] = "1" if settings.allow_downloads else "0"
 
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication

@@ -1,8 +1,15 @@
 """Headless Creative Studio: the same jobs as the GUI, written into the same project file.
 
+Every plugin gets ``creative-studio generate <plugin>``, built from its manifest: its tasks,
+its declared parameters (one option each, with the declared help, type and range) and, for
+tasks that read a file, the files or folders to read. Nothing here knows a plugin.
+
     creative-studio generate text --project my.csproj --prompt "A haiku about rain"
-    creative-studio generate upscale --project my.csproj photo.jpg folder/ --out upscaled/
+    creative-studio generate image --project my.csproj --prompt "red apple" -n 4 --out pics/
     creative-studio generate music --project my.csproj --key D --mode dorian --out tune.mid
+    creative-studio generate music --project my.csproj tune.mid --keep-bars 4 --out more.wav
+    creative-studio generate upscale --project my.csproj photo.jpg folder/ --out upscaled/
+    creative-studio generate <plugin> --help
     creative-studio list --project my.csproj
     creative-studio export --project my.csproj --item ID --out poem.txt
     creative-studio plugins
@@ -12,71 +19,35 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
+from typing import Any
 
-from .core.errors import StudioError
-from .core.jobs import JobState, Request, random_seed, variations
+from .core.errors import BadInput, StudioError, describe
+from .core.jobs import JobEventKind, JobState, Request, random_seed, variations
+from .core.params import Param
+from .core.settings import Settings
 
 COMMANDS = ("generate", "list", "export", "plugins")
+_COUNT_FLAGS = ("-n", "--count", "--variations", "--alternatives", "--batch")
 
 
-def _parser() -> argparse.ArgumentParser:
+def _registry():
+    from .plugins import PluginRegistry
+
+    return PluginRegistry.discover()
+
+
+def _parser(registry) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="creative-studio",
                                      description="Creative Studio, headless.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    gen = sub.add_parser("generate", help="run a generation job and save it in a project")
-    gen_sub = gen.add_subparsers(dest="modality", required=True)
-    text = gen_sub.add_parser("text", help="write text with a language model")
-    text.add_argument("--project", required=True, help="project file (created if missing)")
-    text.add_argument("--prompt", default="", help="instruction or prompt")
-    text.add_argument("--task", choices=("generate", "continue", "rewrite"), default="generate")
-    text.add_argument("--context-file", help="document text to continue (task continue) or "
-                                             "to give as context")
-    text.add_argument("--selection-file", help="text to rewrite (task rewrite)")
-    text.add_argument("--model", default="", help="embedded:<id>, a folder, a .gguf, or a "
-                                                  "Hugging Face id")
-    text.add_argument("--system", default="")
-    text.add_argument("--temperature", type=float, default=0.7)
-    text.add_argument("--top-p", type=float, default=0.9)
-    text.add_argument("--max-tokens", type=int, default=200)
-    text.add_argument("--seed", type=int, help="default: a random seed (printed)")
-    text.add_argument("-n", "--alternatives", type=int, default=1)
-    text.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
-    text.add_argument("--quiet", action="store_true", help="do not stream tokens")
-    up = gen_sub.add_parser("upscale", help="upscale pictures (files or folders)")
-    up.add_argument("inputs", nargs="+", help="pictures or folders of pictures")
-    up.add_argument("--project", required=True, help="project file (created if missing)")
-    up.add_argument("--model", default="embedded:dat-light-x4",
-                    help="embedded:<id> (see plugins/upscale/plugin.toml) or a .pth/.safetensors")
-    up.add_argument("--size", default="model", help="model, x2, x3, x4 or long:<px>")
-    up.add_argument("--tile", type=int, default=0, help="tile size in input px (0 = auto)")
-    up.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"))
-    up.add_argument("--out", help="folder to export the results to (with their recipe)")
-    up.add_argument("--format", default="png", choices=("png", "jpg", "webp", "tif"))
-    up.add_argument("--quality", type=int, default=92, help="JPEG/WebP quality")
-    up.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
-    music = gen_sub.add_parser("music", help="write MIDI ideas, or continue a MIDI file")
-    music.add_argument("--project", required=True, help="project file (created if missing)")
-    music.add_argument("--continue-midi", help="a .mid to continue (its first bars are kept)")
-    music.add_argument("--keep-bars", type=int, default=4)
-    music.add_argument("--key", default="C", help="tonic: C, C#, Db, D … B (or auto when "
-                                                   "continuing)")
-    music.add_argument("--mode", default="major",
-                       choices=("major", "minor", "dorian", "mixolydian", "auto"))
-    music.add_argument("--meter", default="4/4", help="4/4, 3/4, 2/4, 6/8, 9/8 or 2/2")
-    music.add_argument("--tempo", type=float, help="BPM (default 100, or the MIDI's)")
-    music.add_argument("--bars", type=int, default=8)
-    music.add_argument("--style", default="folk", choices=("folk", "chorale"))
-    music.add_argument("--temperature", type=float, default=1.0)
-    music.add_argument("--top-p", type=float, default=0.95)
-    music.add_argument("--seed", type=int, help="default: a random seed (printed)")
-    music.add_argument("-n", "--variations", type=int, default=1)
-    music.add_argument("--instrument", type=int, default=0, help="General MIDI program 0-127")
-    music.add_argument("--strict-key", action="store_true", help="only notes of the scale")
-    music.add_argument("--model", default="", help="embedded:music-gpt2 or a model folder")
-    music.add_argument("--out", help="write the result(s) here: .mid or .wav")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    gen = sub.add_parser("generate", help="run a plugin's job and save it in a project",
+                         description="Run a plugin's job and save it in a project.")
+    gen_sub = gen.add_subparsers(dest="plugin", required=True, metavar="PLUGIN")
+    for record in registry.plugins:
+        if record.ok:
+            _plugin_parser(gen_sub, record.manifest)
     listing = sub.add_parser("list", help="list a project's items")
     listing.add_argument("--project", required=True)
     listing.add_argument("--json", action="store_true")
@@ -89,6 +60,76 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _plugin_parser(gen_sub, manifest) -> None:
+    tasks = manifest.tasks
+    task_help = "; ".join(f"{t.id}: {t.help or t.title}" for t in tasks)
+    p = gen_sub.add_parser(manifest.id, help=manifest.description or manifest.name,
+                           description=f"{manifest.name}: {manifest.description}")
+    if any(t.input for t in tasks):
+        kinds = ", ".join(sorted({t.input.rstrip("/") for t in tasks if t.input}))
+        p.add_argument("inputs", nargs="*", metavar="FILE",
+                       help=f"{kinds} files or folders to read (one job each)")
+    p.add_argument("--project", required=True, help="project file (created if missing)")
+    p.add_argument("--task", choices=[t.id for t in tasks], default=None,
+                   help=f"{task_help} (default: {tasks[0].id}, or the task that reads "
+                        "files when files are given)")
+    if any(t.prompt != "none" for t in tasks):
+        p.add_argument("--prompt", default="", help="instruction or prompt")
+    models = ", ".join(f"embedded:{m.id}" for m in manifest.models)
+    p.add_argument("--model", default="",
+                   help=f"{models or 'embedded:<id>'}, a file or folder, or hub:<org>/<name>")
+    p.add_argument("--seed", type=int, help="default: a random seed (printed)")
+    p.add_argument(*_COUNT_FLAGS, dest="count", type=int, default=1,
+                   help="versions to make (seeds +1 each), kept as alternatives")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
+    p.add_argument("--out", help="export the result(s) here: a file (its suffix picks the "
+                                 "format; several results are numbered) or a folder")
+    p.add_argument("--format", help="file type for results exported to a folder (png, jpg, "
+                                    "webp, tif, mid, wav, txt…)")
+    p.add_argument("--quality", type=int, default=92, help="JPEG/WebP quality when exporting")
+    p.add_argument("--quiet", action="store_true", help="no streaming, results only")
+    group = p.add_argument_group(f"{manifest.name} parameters (declared in plugin.toml)")
+    for param in manifest.params:
+        _param_option(group, param)
+
+
+def _param_option(group, param: Param) -> None:
+    flags = [param.cli_name, *param.flags]
+    where = f" [{', '.join(param.tasks)}]" if param.tasks else ""
+    shown = ""
+    if param.type == "choice":
+        shown = " Choices: " + ", ".join(param.choice_label(c) for c in param.choices) + "."
+    elif param.type in ("int", "float") and (param.min is not None or param.max is not None):
+        shown = f" Range {param.min}…{param.max}."
+    default = param.choice_label(param.default) if param.type == "choice" else param.default
+    text = f"{param.help[:1].upper() + param.help[1:]}.{shown} Default: {default!r}{where}."
+    dest = f"param_{param.name}"
+    if param.type == "bool":
+        group.add_argument(*flags, dest=dest, action=argparse.BooleanOptionalAction,
+                           default=None, help=text)
+        return
+    group.add_argument(*flags, dest=dest, default=None, metavar=param.name.upper(), help=text)
+    if param.type == "text":
+        group.add_argument(f"{param.cli_name}-file", dest=f"{dest}__file", default=None,
+                           metavar="PATH", help=f"read {param.title.lower()} from a UTF-8 file")
+
+
+def _given_params(args, manifest) -> dict[str, Any]:
+    """The declared parameters given on the command line (typed; BadInput if wrong)."""
+    values: dict[str, Any] = {}
+    for param in manifest.params:
+        value = getattr(args, f"param_{param.name}", None)
+        path = getattr(args, f"param_{param.name}__file", None)
+        if path:
+            try:
+                value = Path(path).read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise BadInput(f"Cannot read {path}: {describe(exc)}") from exc
+        if value is not None:
+            values[param.name] = param.coerce(value)
+    return values
+
+
 def _open_or_create(path: str):
     from .core.project import ProjectStore
 
@@ -98,13 +139,25 @@ def _open_or_create(path: str):
     return ProjectStore.create(target)
 
 
-def _read(path: str | None) -> str:
-    if not path:
-        return ""
-    try:
-        return Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise StudioError(f"Cannot read {path}: {exc}") from exc
+class _Printer:
+    """Streams the first job's text as it comes (worker thread) unless --quiet."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.job_id: int | None = None
+        self.text = ""
+
+    def __call__(self, event) -> None:
+        if event.kind is JobEventKind.PROGRESS and not self.quiet \
+                and event.job.id == self.job_id and isinstance(event.preview, str) \
+                and event.preview.startswith(self.text):
+            sys.stdout.write(event.preview[len(self.text):])
+            sys.stdout.flush()
+            self.text = event.preview
+        elif event.kind is JobEventKind.PROGRESS and sys.stderr.isatty() \
+                and not isinstance(event.preview, str):
+            sys.stderr.write(f"\r  {event.job.label}: {event.fraction * 100:3.0f}%")
+            sys.stderr.flush()
 
 
 def _wait(runner, job) -> None:
@@ -116,169 +169,115 @@ def _wait(runner, job) -> None:
         runner.wait(job)
 
 
-def _generate_text(args) -> int:
-    from .plugins import PluginRegistry
-    from .workers.runner import JobRunner
+def _targets(out: Path, count: int, fmt: str | None):
+    """A function giving each result (by index) its export path."""
+    folder = out.is_dir() or not out.suffix
+    used: set[Path] = set()
 
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    store = _open_or_create(args.project)
-    registry = PluginRegistry.discover()
-    streamed = {"text": ""}
+    def target(index: int, item) -> Path:
+        from .io.export import suggested_name
 
-    def listener(event, job, data) -> None:
-        if event == "progress" and not args.quiet and job.id == jobs[0].id:
-            preview = data[2]
-            if isinstance(preview, str) and preview.startswith(streamed["text"]):
-                sys.stdout.write(preview[len(streamed["text"]):])
-                sys.stdout.flush()
-                streamed["text"] = preview
+        if not folder:
+            return out if count == 1 else out.with_name(f"{out.stem}_{index + 1}{out.suffix}")
+        out.mkdir(parents=True, exist_ok=True)
+        name = Path(suggested_name(item))
+        if fmt:
+            name = name.with_suffix("." + fmt.lstrip("."))
+        path, n = out / name.name, 2
+        while path in used:
+            path, n = out / f"{name.stem}_{n}{name.suffix}", n + 1
+        used.add(path)
+        return path
 
-    runner = JobRunner(registry, listener, device_preference=args.device)
-    seed = args.seed if args.seed is not None else random_seed()
-    params = {"temperature": args.temperature, "top_p": args.top_p,
-              "max_tokens": args.max_tokens, "system": args.system,
-              "context": _read(args.context_file), "selection": _read(args.selection_file)}
-    jobs = []
-    try:
-        base = Request("text", args.task, prompt=args.prompt, params=params, seed=seed,
-                       model=args.model, device=args.device)
-        for request in variations(base, args.alternatives):
-            jobs.append(runner.submit(request, store=store, label=args.prompt[:40]))
-        failed = 0
-        for job in jobs:
-            _wait(runner, job)
-            if job is jobs[0] and not args.quiet and streamed["text"]:
-                sys.stdout.write("\n")
-            if job.state is JobState.DONE and job.error == "":
-                if args.quiet or job is not jobs[0]:
-                    print(job.result.assets[0].data.decode("utf-8"))
-                meta = job.result.metadata
-                print(f"[item {job.item_id} · seed {job.request.seed} · {meta.get('tokens')} "
-                      f"tokens · {meta.get('tokens_per_s')} tok/s · {job.result.device}]",
-                      file=sys.stderr)
-            else:
-                failed += 1
-                print(f"error: {job.error or job.state.value}", file=sys.stderr)
-    finally:
-        runner.shutdown(cancel=True)
-        store.close()
-    return 1 if failed else 0
+    return target
 
 
-def _generate_upscale(args) -> int:
+def _generate(args, registry) -> int:
+    from .core.jobs import MAX_SEED
     from .io.export import export_item
-    from .io.imports import image_files, import_image
-    from .plugins import PluginRegistry
+    from .io.imports import import_file, input_files
     from .workers.runner import JobRunner
 
+    manifest = registry.get(args.plugin).manifest
+    inputs = [Path(p) for p in getattr(args, "inputs", None) or []]
+    task_id = args.task or next((t.id for t in manifest.tasks if t.input and inputs),
+                                manifest.tasks[0].id)
+    task = manifest.task(task_id)
+    if inputs and not task.input:
+        raise BadInput(f"The {task.id} task of {manifest.name} reads no files.")
+    if task.input and not inputs:
+        raise BadInput(f"Give the {task.input.rstrip('/')} file(s) to {task.title.lower()}.")
+    params = _given_params(args, manifest)
+    seed = args.seed if args.seed is not None else random_seed()
+    if not 0 <= seed <= MAX_SEED:
+        raise BadInput(f"The seed must be between 0 and {MAX_SEED}.")
     store = _open_or_create(args.project)
-    out = Path(args.out) if args.out else None
+    printer = _Printer(args.quiet)
+    runner = JobRunner(registry, printer, device_preference=args.device,
+                       settings=Settings.load())
     failed = 0
-
-    def listener(event, job, data) -> None:  # called on the worker thread
-        if event == "progress" and sys.stderr.isatty():
-            sys.stderr.write(f"\r  {job.label}: {data[0] * 100:3.0f}%")
-            sys.stderr.flush()
-
-    runner = JobRunner(PluginRegistry.discover(), listener, device_preference=args.device)
     try:
+        sources: list[tuple[str, list[str]]] = [("", [])]
+        if task.input:
+            sources = []
+            for path in input_files(inputs, task.input):
+                try:
+                    sources.append((path.name, [import_file(store, manifest.id, path,
+                                                            task.input)]))
+                except (StudioError, OSError) as exc:
+                    print(f"skipped {path}: {describe(exc)}", file=sys.stderr)
+                    failed += 1
+            if not sources:
+                raise BadInput("No file could be read: nothing to do.")
+        prompt = getattr(args, "prompt", "")
         jobs = []
-        for path in image_files([Path(p) for p in args.inputs]):
-            try:
-                source, _image = import_image(store, "upscale", path)
-            except (StudioError, OSError) as exc:
-                from .core.errors import describe
-
-                print(f"skipped {path}: {describe(exc)}", file=sys.stderr)
-                failed += 1
-                continue
-            request = Request("upscale", "upscale", parents=[source], model=args.model,
-                              device=args.device,
-                              params={"size": args.size, "tile": args.tile,
-                                      "precision": args.precision})
-            jobs.append((path, runner.submit(request, store=store, label=path.name)))
-        if out is not None:
-            out.mkdir(parents=True, exist_ok=True)
-        for path, job in jobs:
+        for name, parents in sources:
+            base = Request(manifest.id, task.id, prompt=prompt, params=dict(params), seed=seed,
+                           parents=parents, model=args.model, device=args.device)
+            count = max(1, args.count)
+            for index, request in enumerate(variations(base, count)):
+                label = name or prompt[:40] or task.title
+                jobs.append(runner.submit(request, store=store, label=label if count == 1
+                                          else f"{label} ({index + 1}/{count})"))
+        printer.job_id = jobs[0].id
+        target = _targets(Path(args.out), len(jobs), args.format) if args.out else None
+        for index, job in enumerate(jobs):
             _wait(runner, job)
             if sys.stderr.isatty():
                 sys.stderr.write("\r")
-            if job.state is not JobState.DONE:
-                failed += 1
-                print(f"{path.name}: error: {job.error or job.state.value}", file=sys.stderr)
-                continue
-            line = f"{path.name}: {job.result.title} [item {job.item_id}]"
-            if out is not None:
-                item = store.item(job.item_id)
-                target = out / f"{path.stem}_x{job.result.metadata['scale']}.{args.format}"
-                export_item(store, item, target, quality=args.quality)
-                line += f" → {target}"
-            print(line)
+            failed += not _report(job, index == 0 and printer.text != "", store)
+            if target is not None and job.state is JobState.DONE and job.item_id:
+                path = target(index, store.item(job.item_id))
+                for written in export_item(store, store.item(job.item_id), path,
+                                           quality=args.quality):
+                    print(f"  → {written}", file=sys.stderr)
     finally:
         runner.shutdown(cancel=True)
         store.close()
     return 1 if failed else 0
 
 
-TONIC_NAMES = {"C": 0, "C#": 1, "DB": 1, "D": 2, "D#": 3, "EB": 3, "E": 4, "F": 5, "F#": 6,
-               "GB": 6, "G": 7, "G#": 8, "AB": 8, "A": 9, "A#": 10, "BB": 10, "B": 11}
-
-
-def _generate_music(args) -> int:
-    from .io.export import export_item
-    from .io.imports import import_midi
-    from .plugins import PluginRegistry
-    from .workers.runner import JobRunner
-
-    key = args.key.strip().upper()
-    if key != "AUTO" and key not in TONIC_NAMES:
-        raise StudioError(f"Unknown key '{args.key}': use C, C#, Db, D … B.")
-    store = _open_or_create(args.project)
-    runner = JobRunner(PluginRegistry.discover())
-    failed = 0
-    try:
-        parents, task = [], "generate"
-        params = {"bars": args.bars, "style": args.style, "temperature": args.temperature,
-                  "top_p": args.top_p, "program": args.instrument,
-                  "strict_key": args.strict_key, "mode": args.mode,
-                  "tonic": "auto" if key == "AUTO" else TONIC_NAMES[key]}
-        if args.tempo:
-            params["tempo"] = args.tempo
-        if args.continue_midi:
-            prompt_id, _content = import_midi(store, "music", Path(args.continue_midi))
-            parents, task = [prompt_id], "continue"
-            params["keep_bars"] = args.keep_bars
-            if args.key == "C" and args.mode == "major":  # not given: find it
-                params["tonic"] = params["mode"] = "auto"
-        else:
-            params["time_signature"] = args.meter
-            params.setdefault("tempo", 100.0)
-        seed = args.seed if args.seed is not None else random_seed()
-        count = max(1, args.variations)
-        base = Request("music", task, params=params, seed=seed, parents=parents,
-                       model=args.model)
-        jobs = [runner.submit(request, store=store, label=f"music {index + 1}/{count}")
-                for index, request in enumerate(variations(base, count))]
-        for index, job in enumerate(jobs):
-            _wait(runner, job)
-            if job.state is not JobState.DONE:
-                failed += 1
-                print(f"error: {job.error or job.state.value}", file=sys.stderr)
-                continue
-            meta = job.result.metadata
-            line = (f"{job.result.title}: {meta['notes']} notes, {meta['in_key'] * 100:.0f}% "
-                    f"in key [item {job.item_id} · seed {job.request.seed}]")
-            if args.out:
-                out = Path(args.out)
-                if count > 1:
-                    out = out.with_name(f"{out.stem}_{index + 1}{out.suffix}")
-                export_item(store, store.item(job.item_id), out)
-                line += f" → {out}"
-            print(line)
-    finally:
-        runner.shutdown(cancel=True)
-        store.close()
-    return 1 if failed else 0
+def _report(job, streamed: bool, store) -> bool:
+    """Print a finished job: text results on stdout, a line of facts; False if it failed."""
+    if job.state is not JobState.DONE:
+        print(f"{job.label}: error: {job.error or job.state.value}", file=sys.stderr)
+        return False
+    result = job.result
+    text = result.assets and result.assets[0].mime.startswith("text/")
+    if streamed:
+        sys.stdout.write("\n")
+    elif text:
+        print(result.assets[0].data.decode("utf-8", errors="replace"))
+    facts = [f"item {job.item_id}", f"seed {job.request.seed}", result.device]
+    seconds = result.metadata.get("seconds")
+    if isinstance(seconds, int | float):
+        facts.append(f"{seconds:g} s")
+    line = f"{result.title} [{' · '.join(facts)}]"
+    print(line, file=sys.stderr if text else sys.stdout)
+    if job.error:  # done, but the project could not be written
+        print(f"warning: {job.error}", file=sys.stderr)
+        return False
+    return True
 
 
 def _list(args) -> int:
@@ -315,10 +314,7 @@ def _export(args) -> int:
     return 0
 
 
-def _plugins(_args) -> int:
-    from .plugins import PluginRegistry
-
-    registry = PluginRegistry.discover()
+def _plugins(registry) -> int:
     for record in registry.records:
         name = record.manifest.name if record.manifest else record.origin
         print(f"{record.id:<10} {name:<10} {'ERROR: ' + record.error if record.error else 'ok'}")
@@ -326,19 +322,21 @@ def _plugins(_args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    handler = {"list": _list, "export": _export, "plugins": _plugins}.get(args.command)
+    from .core import logs
+
+    registry = _registry()
+    args = _parser(registry).parse_args(argv)
+    logs.setup()
     try:
         if args.command == "generate":
-            return {"text": _generate_text, "upscale": _generate_upscale,
-                    "music": _generate_music}[args.modality](args)
-        return handler(args)
+            return _generate(args, registry)
+        if args.command == "plugins":
+            return _plugins(registry)
+        return {"list": _list, "export": _export}[args.command](args)
     except StudioError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:
-        from .core.errors import describe
-
         print(f"error: {describe(exc)}", file=sys.stderr)
         return 2
 

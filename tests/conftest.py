@@ -22,7 +22,6 @@ os.environ["CREATIVE_STUDIO_NO_DIALOGS"] = "1"
 def studio_home(tmp_path, monkeypatch):
     home = tmp_path / "studio-home"
     monkeypatch.setenv("CREATIVE_STUDIO_HOME", str(home))
-    monkeypatch.setenv("CREATIVE_STUDIO_ALLOW_DOWNLOADS", "0")
     return home
 
 
@@ -37,8 +36,15 @@ def smollm_folder() -> Path:
     from creative_studio.core.provenance import weights_sha256
     from plugins.text import models
 
-    gguf = models.locate_smollm2()
+    gguf = source_of("text").path
     return models.convert_gguf(gguf, weights_sha256(gguf))
+
+
+def source_of(plugin_id: str, ref: str = ""):
+    """The ModelSource of a plugin's model reference (its default model when empty)."""
+    from creative_studio.plugins import PluginRegistry
+
+    return PluginRegistry.discover(entry_points=False).resolve_model(plugin_id, ref)
 
 
 @pytest.fixture(scope="session")
@@ -78,3 +84,13 @@ def make_window(qtbot):
     yield make
     for window in windows:
         window.runner.shutdown(cancel=True)
+
+
+def prepared(request):
+    """The request as the runner queues it: declared parameters typed and completed, the
+    generator's own rules checked (BadInput when refused)."""
+    from creative_studio.plugins import PluginRegistry
+    from creative_studio.workers.runner import prepare_request
+
+    prepare_request(PluginRegistry.discover(entry_points=False), request)
+    return request

@@ -22,13 +22,13 @@ class ReverseGenerator:
         if not request.prompt:
             raise BadInput("empty prompt")
 
-    def load(self, ref, device, progress):
-        if ref.endswith("missing"):
-            raise ModelError(f"Model not found: {ref}")
-        LOADS.append(ref)
-        self.ref, self.device = ref, device
+    def load(self, source, device, progress):
+        if source.ref.endswith("missing"):
+            raise ModelError(f"Model not found: {source.ref}")
+        LOADS.append(source.ref)
+        self.ref, self.device = source.ref, device
 
-    def generate(self, request, progress):
+    def generate(self, request, progress, inputs):
         if request.prompt == "explode":
             raise RuntimeError("CUDA out of memory. Tried to allocate 20.00 GiB")
         out = ""

@@ -29,7 +29,7 @@ def test_generate_list_and_export(tmp_path, smollm_folder):
     second = cli(*args, "--quiet")
     assert second.returncode == 0, second.stderr
     assert first.stdout.strip() == second.stdout.strip() != ""
-    assert "seed 99" in first.stderr
+    assert "seed 99" in first.stderr and "item " in first.stderr
     listing = cli("list", "--project", str(project), "--json")
     items = json.loads(listing.stdout)
     assert len(items) == 2 and items[0]["request"]["seed"] == 99
@@ -48,6 +48,11 @@ def test_bad_input_gives_clear_errors(tmp_path):
     empty = cli("generate", "text", "--project", str(project), "--prompt", "")
     assert empty.returncode == 2 and "Write an instruction" in empty.stderr
     assert "Traceback" not in empty.stderr
+    hot = cli("generate", "text", "--project", str(project), "--prompt", "x",
+              "--temperature", "9")
+    assert hot.returncode == 2 and "Temperature must be between 0 and 2 (got 9" in hot.stderr
+    typo = cli("generate", "music", "--project", str(project), "--key", "H")
+    assert typo.returncode == 2 and "Key must be one of C, C♯/D♭" in typo.stderr
     bad = tmp_path / "bad.csproj"
     bad.write_text("hello")
     result = cli("list", "--project", str(bad))
@@ -61,6 +66,20 @@ def test_bad_input_gives_clear_errors(tmp_path):
 def test_plugins_command():
     result = cli("plugins")
     assert result.returncode == 0 and "text" in result.stdout and "ok" in result.stdout
+
+
+def test_help_is_built_from_the_declarations():
+    top = cli("--help")
+    assert top.returncode == 0 and "generate" in top.stdout
+    listing = cli("generate", "--help")
+    for plugin in ("text", "image", "music", "upscale"):
+        assert plugin in listing.stdout
+    image = cli("generate", "image", "--help")
+    assert "--guidance" in image.stdout and "Range 0.0…30.0" in image.stdout
+    assert "Choices: default, DDIM, Euler" in image.stdout
+    music = cli("generate", "music", "--help")
+    assert "--key" in music.stdout and "--tonic" in music.stdout and "--meter" in music.stdout
+    assert "--strict-key" in music.stdout and "--no-strict-key" in music.stdout
 
 
 @pytest.mark.model
@@ -96,17 +115,23 @@ def test_music_from_the_command_line(tmp_path):
     project = tmp_path / "tunes.csproj"
     made = cli("generate", "music", "--project", str(project), "--key", "D", "--mode",
                "dorian", "--meter", "6/8", "--bars", "4", "--seed", "3", "-n", "2",
-               "--out", str(tmp_path / "tune.mid"))
+               "--instrument", "40", "--out", str(tmp_path / "tune.mid"))
     assert made.returncode == 0, made.stderr
     assert "D dorian" in made.stdout
     first = (tmp_path / "tune_1.mid").read_bytes()
     assert read_notes(first).time_signature == (6, 8) and '"seed": 3' in recipe_of(first)
     assert (tmp_path / "tune_2.mid").exists()
-    cont = cli("generate", "music", "--project", str(project), "--continue-midi",
-               str(tmp_path / "tune_1.mid"), "--keep-bars", "2", "--bars", "2",
-               "--out", str(tmp_path / "more.wav"))
+    items = json.loads(cli("list", "--project", str(project), "--json").stdout)
+    assert items[0]["request"]["params"]["program"] == 40  # every value is recorded
+    assert items[0]["request"]["params"]["tonic"] == 2
+    # a file given: the task that reads files (continue) is chosen
+    cont = cli("generate", "music", str(tmp_path / "tune_1.mid"), "--project", str(project),
+               "--keep-bars", "2", "--bars", "2", "--out", str(tmp_path / "more.wav"))
     assert cont.returncode == 0, cont.stderr
     assert (tmp_path / "more.wav").read_bytes()[:4] == b"RIFF"
-    bad = cli("generate", "music", "--project", str(project), "--continue-midi",
+    items = json.loads(cli("list", "--project", str(project), "--json").stdout)
+    assert items[-1]["request"]["task"] == "continue"
+    assert "tonic" not in items[-1]["request"]["params"]  # found from the MIDI
+    bad = cli("generate", "music", "--project", str(project), "--task", "continue",
               str(tmp_path / "more.wav"))
     assert bad.returncode == 2 and "not a MIDI file" in bad.stderr

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from creative_studio.core.errors import BadInput, ModelError
-from creative_studio.core.jobs import JobState, Request
+from creative_studio.core.jobs import JobEventKind, JobState, Request
 from creative_studio.core.progress import Progress
+from tests.conftest import prepared, source_of
 from tests.helpers import finished_item
 
 pytest.importorskip("diffusers")
@@ -97,13 +98,14 @@ def make(ref: str):
     from plugins.image.generator import ImageGenerator
 
     generator = ImageGenerator()
-    generator.load(ref, "cpu", Progress())
+    generator.load(source_of("image", ref), "cpu", Progress())
     return generator
 
 
 def request(prompt="red apple", seed=5, **params):
-    return Request("image", "generate", prompt=prompt, params={"steps": 4, **params},
-                   seed=seed)
+    """A request as the runner hands it over (declared parameters typed and completed)."""
+    return prepared(Request("image", "generate", prompt=prompt, params={"steps": 4, **params},
+                            seed=seed))
 
 
 def _generate(folder: Path, **params):
@@ -112,7 +114,7 @@ def _generate(folder: Path, **params):
     generator = make(str(folder))
     previews = []
     progress = Progress(lambda f, eta, preview: previews.append(preview))
-    result = generator.generate(request(**params), progress)
+    result = generator.generate(request(**params), progress, {})
     image = Image.open(io.BytesIO(result.assets[0].data))
     return generator, result, image, previews
 
@@ -122,14 +124,14 @@ def test_tiny_stable_diffusion_folder(tiny_sd):
     assert image.size == (16, 16) and result.metadata["scheduler"] == "Euler a"
     assert result.metadata["scheduler_config"]["_class_name"] == "EulerAncestralDiscreteScheduler"
     assert any(isinstance(p, bytes) for p in previews)  # step previews (latent → RGB)
-    again = generator.generate(request(scheduler="Euler a"), Progress())
+    again = generator.generate(request(scheduler="Euler a"), Progress(), {})
     assert again.assets[0].data == result.assets[0].data  # seeded: bit-identical on CPU
-    other = generator.generate(request(seed=6, scheduler="Euler a"), Progress())
+    other = generator.generate(request(seed=6, scheduler="Euler a"), Progress(), {})
     assert other.assets[0].data != result.assets[0].data
     assert "Steps: 4, Sampler: Euler a, CFG scale: 3, Seed: 5, Size: 16x16" in \
         image.text["parameters"]
     assert json.loads(image.text["creative-studio"])["prompt"] == "red apple"
-    wide = generator.generate(request(width=24, height=16), Progress())
+    wide = generator.generate(request(width=24, height=16), Progress(), {})
     assert wide.metadata["width"] == 24
 
 
@@ -137,7 +139,7 @@ def test_tiny_embedded_style_pipeline(tiny_emoji):
     generator, result, image, _ = _generate(tiny_emoji, negative="blue")
     assert image.size == (16, 16) and image.mode == "RGB"
     assert result.model.source == "local" and result.model.sha256
-    empty = generator.generate(request(prompt=""), Progress())  # unconditional: allowed
+    empty = generator.generate(request(prompt=""), Progress(), {})  # unconditional: allowed
     assert empty.assets[0].data and empty.title == "(no prompt)"
 
 
@@ -148,24 +150,22 @@ def test_cancel_mid_run_saves_nothing(tiny_sd, tmp_path):
 
     runner = JobRunner(PluginRegistry.discover())
     store = ProjectStore.create(tmp_path / "p.csproj")
+    runner.listener = lambda event: runner.cancel(event.job.id) \
+        if event.kind is JobEventKind.PROGRESS and event.fraction >= 0.05 else None
     job = runner.submit(Request("image", "generate", prompt="apple", model=str(tiny_sd),
                                 params={"steps": 200}, seed=1), store=store)
-    while job.progress.fraction < 0.05 and not job.state.finished:
-        pass
-    runner.cancel(job.id)
-    runner.wait(job, timeout=120)
+    assert runner.wait(job, timeout=120), "the job did not stop"
     assert job.state is JobState.CANCELLED and store.count() == 0
     runner.shutdown()
     store.close()
 
 
 def test_bad_input_and_broken_models(tiny_sd, tmp_path):
-    from plugins.image.generator import ImageGenerator
-
-    for params, message in (({"width": 30}, "multiple of 8"), ({"steps": 0}, "Steps"),
-                            ({"scheduler": "Magic"}, "Unknown scheduler")):
+    for params, message in (({"width": 30}, "multiple of 8"),
+                            ({"steps": 0}, "Steps must be between 1 and 200"),
+                            ({"scheduler": "Magic"}, "Scheduler must be one of default, DDIM")):
         with pytest.raises(BadInput, match=message):
-            ImageGenerator.validate(request(**params))
+            request(**params)
     with pytest.raises(ModelError, match="not found"):
         make(str(tmp_path / "missing"))
     (tmp_path / "plain").mkdir()
@@ -217,6 +217,9 @@ def test_embedded_model_missing_weights_message(monkeypatch, tmp_path):
     from creative_studio.core import paths
 
     monkeypatch.setattr(paths, "resources_dir", lambda: tmp_path)
+    with pytest.raises(ModelError, match="missing its files"):
+        make("embedded:emoji-unet")
+    (tmp_path / "models" / "image-emoji").mkdir(parents=True)
     with pytest.raises(ModelError, match="no weights"):
         make("embedded:emoji-unet")
 
@@ -241,15 +244,15 @@ def test_embedded_model_draws_what_the_prompt_says(embedded):
     colours = {}
     for colour in ("red", "green", "blue"):
         result = generator.generate(request(prompt=f"{colour} heart", seed=0, steps=12),
-                                    Progress())
+                                    Progress(), {})
         colours[colour] = _mean_rgb(result.assets[0].data)
     def dominance(rgb, channel):  # how much one channel stands out from the other two
         return rgb[channel] - (rgb.sum() - rgb[channel]) / 2
 
     for channel, colour in enumerate(("red", "green", "blue")):
         assert max(colours, key=lambda c: dominance(colours[c], channel)) == colour, colours
-    first = generator.generate(request(prompt="rocket", seed=9, steps=6), Progress())
-    again = generator.generate(request(prompt="rocket", seed=9, steps=6), Progress())
+    first = generator.generate(request(prompt="rocket", seed=9, steps=6), Progress(), {})
+    again = generator.generate(request(prompt="rocket", seed=9, steps=6), Progress(), {})
     assert first.assets[0].data == again.assets[0].data
     assert first.metadata["width"] == first.metadata["height"] == 32
     assert first.metadata["scheduler_config"]["clip_sample"] is False  # what drew it, recorded
@@ -267,7 +270,7 @@ def _emoji_checks(generator, captions, **params):
     strip = Image.open(Path(__file__).parent / "data" / "emoji-references.png").convert("RGB")
     references = np.asarray(strip, dtype=float).reshape(32, 4, 32, 3).transpose(1, 0, 2, 3)
     for caption in captions:
-        result = generator.generate(request(prompt=caption, seed=0, **params), Progress())
+        result = generator.generate(request(prompt=caption, seed=0, **params), Progress(), {})
         pixels = np.asarray(Image.open(io.BytesIO(result.assets[0].data)).convert("RGB"),
                             dtype=float)
         margin = np.concatenate([pixels[:2].ravel(), pixels[-2:].ravel(),
@@ -299,7 +302,7 @@ def test_embedded_pipeline_takes_precomputed_prompt_states():
 
     from plugins.image import models
 
-    pipe = models.load_pipeline(models.resolve("embedded:emoji-unet")[0], "cpu")
+    pipe = models.load_pipeline(models.pipeline_folder(source_of("image"))[0], "cpu")
     prompts = ["red heart", "rocket"]
 
     def run(**inputs):

@@ -13,6 +13,7 @@ from creative_studio.core.errors import BadInput
 from creative_studio.core.jobs import JobState, Request
 from creative_studio.core.progress import Progress
 from creative_studio.io.midi import Note, read_notes, recipe_of, render_wav, write_midi
+from tests.conftest import prepared, source_of
 from tests.helpers import finished_item
 
 pytest.importorskip("miditok")
@@ -26,7 +27,7 @@ def generator():
     from plugins.music.generator import MusicGenerator
 
     g = MusicGenerator()
-    g.load(MODEL, "cpu", Progress())
+    g.load(source_of("music", MODEL), "cpu", Progress())
     return g
 
 
@@ -39,8 +40,9 @@ def melody(bars=4, tonic=0, meter=(4, 4)) -> list[Note]:
 
 
 def request(task="generate", seed=7, parents=(), **params):
-    return Request("music", task, params=params, seed=seed, parents=list(parents),
-                   model=MODEL)
+    """A request as the runner hands it over (declared parameters typed and completed)."""
+    return prepared(Request("music", task, params=params, seed=seed, parents=list(parents),
+                            model=MODEL))
 
 
 def test_tokenize_detokenize_round_trip(generator):
@@ -57,16 +59,16 @@ def test_generation_honours_bars_meter_key_and_seed(generator):
     from plugins.music.analysis import in_key_share
 
     first = generator.generate(request(bars=3, time_signature="3/4", tonic=7, mode="major",
-                                       strict_key=True), Progress())
+                                       strict_key=True), Progress(), {})
     again = generator.generate(request(bars=3, time_signature="3/4", tonic=7, mode="major",
-                                       strict_key=True), Progress())
+                                       strict_key=True), Progress(), {})
     assert first.assets[0].data == again.assets[0].data  # same seed, same MIDI
     content = read_notes(first.assets[0].data)
     assert content.time_signature == (3, 4)
     assert max(n.start for n in content.notes) < 3 * 3  # three bars of three beats
     assert first.metadata["bars"] == 3 and first.metadata["key"] == "G major"
     assert in_key_share(content.notes, 7, "major") == 1.0  # strict: only the scale
-    other = generator.generate(request(seed=8, bars=3, time_signature="3/4"), Progress())
+    other = generator.generate(request(seed=8, bars=3, time_signature="3/4"), Progress(), {})
     assert other.assets[0].data != first.assets[0].data
     assert '"seed": 7' in recipe_of(first.assets[0].data)
 
@@ -149,7 +151,7 @@ def test_audio_render_is_not_silent_with_and_without_fluidsynth(generator, monke
 
     from creative_studio.io import midi as midi_io
 
-    data = generator.generate(request(bars=2), Progress()).assets[0].data
+    data = generator.generate(request(bars=2), Progress(), {}).assets[0].data
     wav, engine = render_wav(data)
     samples, rate = soundfile.read(io.BytesIO(wav))
     assert rate == 44100 and np.sqrt(np.mean(samples ** 2)) > 0.01
@@ -190,16 +192,16 @@ def test_a_model_folder_the_user_trained(tmp_path):
                                n_head=2)).save_pretrained(folder)
     shutil.copy(shipped / "tokenizer.json", folder / "tokenizer.json")
     g = MusicGenerator()
-    g.load(str(folder), "cpu", Progress())
+    g.load(source_of("music", str(folder)), "cpu", Progress())
     assert g.identity.source == "local" and g.identity.sha256
-    result = g.generate(request(bars=2, time_signature="6/8"), Progress())
+    result = g.generate(request(bars=2, time_signature="6/8"), Progress(), {})
     content = read_notes(result.assets[0].data)
     assert content.time_signature == (6, 8) and max(n.start for n in content.notes) < 6
     (folder / "tokenizer.json").unlink()
     with pytest.raises(ModelError, match="tokenizer.json"):
-        MusicGenerator().load(str(folder), "cpu", Progress())
+        MusicGenerator().load(source_of("music", str(folder)), "cpu", Progress())
     with pytest.raises(ModelError, match="not found"):
-        MusicGenerator().load(str(tmp_path / "nothing"), "cpu", Progress())
+        source_of("music", str(tmp_path / "nothing"))
 
 
 def test_export_midi_and_wav_with_recipe(generator, tmp_path):
@@ -208,7 +210,7 @@ def test_export_midi_and_wav_with_recipe(generator, tmp_path):
 
     store = ProjectStore.create(tmp_path / "p.csproj")
     req = request(bars=2)
-    item_id = store.add_item(req, generator.generate(req, Progress()))
+    item_id = store.add_item(req, generator.generate(req, Progress(), {}))
     item = store.item(item_id)
     (mid,) = export_item(store, item, tmp_path / "idea.mid")
     assert item_id in recipe_of(mid.read_bytes())

@@ -47,8 +47,17 @@ def test_manifest_validation():
     taker = PluginManifest.from_dict({**base, "accepts": ["image/"]})
     assert taker.takes("image/png") and not taker.takes("audio/midi")
     assert not PluginManifest.from_dict(base).takes("image/png")
-    for change in ({"modality": "video"}, {"generator": "nocolon"}, {"id": "Bad Id"},
-                   {"schema_version": 2}, {"models": [{"id": "m"}]}):
+    assert PluginManifest.from_dict({**base, "modality": "speech"}).modality == "speech"
+    bad_param = {"name": "x", "type": "int", "default": 1}
+    for change in ({"modality": "Video Clips"}, {"generator": "nocolon"}, {"id": "Bad Id"},
+                   {"schema_version": 2}, {"models": [{"id": "m"}]},
+                   {"tasks": []}, {"tasks": [{"id": "a"}, {"id": "a"}]},
+                   {"tasks": [{"id": "a", "prompt": "maybe"}]},
+                   {"params": [{**bad_param, "type": "complex"}]},
+                   {"params": [{**bad_param, "tasks": ["nowhere"]}]},
+                   {"params": [bad_param, bad_param]},
+                   {"params": [{**bad_param, "default": "one"}]},
+                   {"params": [{**bad_param, "colour": "red"}]}):
         with pytest.raises(ManifestError):
             PluginManifest.from_dict({**base, **change})
 

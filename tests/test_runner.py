@@ -6,7 +6,7 @@ import time
 import pytest
 
 from creative_studio.core.errors import BadInput
-from creative_studio.core.jobs import JobState, Request
+from creative_studio.core.jobs import JobEventKind, JobState, Request
 from creative_studio.core.project import ProjectStore
 from creative_studio.plugins import PluginRegistry
 from creative_studio.workers.runner import JobRunner
@@ -25,9 +25,9 @@ def runner(registry):
     events = []
     lock = threading.Lock()
 
-    def listener(event, job, data):
+    def listener(event):
         with lock:
-            events.append((event, job.id))
+            events.append((event.kind.value, event.job.id))
 
     r = JobRunner(registry, listener, device_preference="cpu")
     r.events = events
@@ -57,18 +57,24 @@ def test_model_loaded_once_per_worker(runner):
     fake_plugin.LOADS.clear()
     for word in ("one", "two", "three"):
         runner.submit(req(word))
-    runner.wait_idle(timeout=30)
+    assert runner.wait_idle(timeout=30)
     assert fake_plugin.LOADS == ["embedded:reverse"]
 
 
 def test_cancel_running_job(runner):
+    progressed = threading.Event()
+
+    def listener(event):  # cancel from the job's own first progress: no race with its speed
+        if event.kind is JobEventKind.PROGRESS:
+            progressed.set()
+            runner.cancel(event.job.id)
+
+    runner.listener = listener
     job = runner.submit(req("x" * 400, step_seconds=0.01))
-    while job.state is JobState.QUEUED or job.progress.fraction == 0:
-        pass
-    runner.cancel(job.id)
-    runner.wait(job, timeout=10)
+    assert runner.wait(job, timeout=30), "the cancelled job did not finish"
+    assert progressed.is_set()
     assert job.state is JobState.CANCELLED
-    assert job.result is None
+    assert job.result is None and job.progress.fraction < 1
 
 
 def test_cancel_and_remove_queued_jobs_and_clear(runner):
@@ -79,23 +85,27 @@ def test_cancel_and_remove_queued_jobs_and_clear(runner):
     deadline = time.monotonic() + 30
     while first.state is JobState.QUEUED and time.monotonic() < deadline:
         time.sleep(0.005)  # clear() keeps only the running job: let the first one start
+    assert first.state is JobState.RUNNING, "the first job did not start within 30 s"
     runner.cancel(second.id)
     runner.remove(third.id)
     assert second.state is JobState.CANCELLED
     assert third not in runner.jobs
     runner.clear()  # drops queued ones (fourth), keeps the running one
     assert fourth not in runner.jobs and first in runner.jobs
-    runner.wait(first, timeout=30)
+    assert runner.wait(first, timeout=30)
     assert first.state is JobState.DONE
     assert fourth.state is JobState.CANCELLED and fourth.result is None
 
 
-def test_failures_become_clear_messages(runner):
-    missing = runner.submit(Request("rev", "generate", prompt="abc", model="embedded:missing"))
+def test_failures_become_clear_messages(runner, tmp_path):
+    missing = runner.submit(Request("rev", "generate", prompt="abc",
+                                    model=str(tmp_path / "missing")))
+    unknown = runner.submit(Request("rev", "generate", prompt="abc", model="embedded:nope"))
     oom = runner.submit(req("explode"))
     after = runner.submit(req("fine"))
-    runner.wait_idle(timeout=30)
+    assert runner.wait_idle(timeout=30)
     assert missing.state is JobState.FAILED and "Model not found" in missing.error
+    assert unknown.state is JobState.FAILED and "has no embedded model 'nope'" in unknown.error
     assert oom.state is JobState.FAILED and oom.error.startswith("Out of memory")
     assert after.state is JobState.DONE  # the worker survives failures
 
@@ -110,23 +120,22 @@ def test_bad_requests_are_refused_before_queueing(runner):
 
 def test_progress_reports_eta(runner):
     etas = []
-    runner.listener = lambda e, j, d: etas.append(d[1]) if e == "progress" else None
+    runner.listener = lambda e: etas.append(e.eta) if e.kind is JobEventKind.PROGRESS else None
     runner.submit(req("abcdefghij", step_seconds=0.01))
-    runner.wait_idle(timeout=30)
+    assert runner.wait_idle(timeout=30)
     assert etas and etas[-1] == 0.0 and all(e is not None for e in etas)
 
 
 def test_unload_models_on_demand(runner):
     fake_plugin.LOADS.clear()
-    runner.wait(runner.submit(req("one")))
+    assert runner.wait(runner.submit(req("one")), timeout=30)
     assert runner.loaded_models() == [("cpu", "rev", "embedded:reverse")]
     runner.unload_models()
-    for _ in range(200):
-        if not runner.loaded_models():
-            break
-        __import__("time").sleep(0.01)
+    deadline = time.monotonic() + 10
+    while runner.loaded_models() and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert runner.loaded_models() == []
-    runner.wait(runner.submit(req("two")))
+    assert runner.wait(runner.submit(req("two")), timeout=30)
     assert fake_plugin.LOADS == ["embedded:reverse", "embedded:reverse"]
 
 

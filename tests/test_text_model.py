@@ -11,6 +11,7 @@ from creative_studio.core.jobs import Request
 from creative_studio.core.progress import Progress
 from plugins.text import models
 from plugins.text.generator import TextGenerator
+from tests.conftest import prepared, source_of
 
 pytestmark = pytest.mark.model
 EMBEDDED = "embedded:smollm2-135m-instruct"
@@ -19,13 +20,12 @@ EMBEDDED = "embedded:smollm2-135m-instruct"
 @pytest.fixture(scope="module")
 def smollm(smollm_folder):
     generator = TextGenerator()
-    generator.load(EMBEDDED, "cpu", Progress())
+    generator.load(source_of("text", EMBEDDED), "cpu", Progress())
     return generator
 
 
 def run(generator, request, progress=None):
-    TextGenerator.validate(request)
-    return generator.generate(request, progress or Progress())
+    return generator.generate(prepared(request), progress or Progress(), {})
 
 
 def text_of(result):
@@ -34,7 +34,8 @@ def text_of(result):
 
 def test_embedded_model_identity(smollm):
     identity = smollm.identity
-    assert identity.name == "SmolLM2-135M-Instruct" and identity.source == "embedded"
+    assert identity.name == "SmolLM2 135M Instruct (embedded)"
+    assert identity.source == "embedded" and identity.ref == EMBEDDED
     assert len(identity.sha256) == 64
 
 
@@ -54,7 +55,7 @@ def test_streaming_previews_grow_to_the_final_text(smollm):
                               seed=1), progress)
     texts = [p for _, p in previews if p]
     assert len(texts) >= 3
-    assert all(texts[i + 1].startswith(texts[i]) for i in range(len(texts) - 2))
+    assert all(texts[i + 1].startswith(texts[i]) for i in range(len(texts) - 1))
     assert texts[-1] == text_of(res)
     assert res.metadata["tokens"] <= 20
 
@@ -97,19 +98,19 @@ def test_cancel_before_any_token_raises(smollm):
     (Request("text", "generate", "   "), "instruction"),
     (Request("text", "continue", "", {"context": ""}), "Nothing to continue"),
     (Request("text", "rewrite", "x", {"selection": ""}), "Select"),
-    (Request("text", "generate", "x", {"max_tokens": 0}), "Max tokens"),
-    (Request("text", "generate", "x", {"top_p": 0}), "Top-p"),
-    (Request("text", "generate", "x", {"temperature": "hot"}), "Invalid"),
-    (Request("text", "dance", "x"), "Unknown text task"),
+    (Request("text", "generate", "x", {"max_tokens": 0}), "Max tokens must be between 1"),
+    (Request("text", "generate", "x", {"top_p": 0}), "Top-p must be between 0.05 and 1"),
+    (Request("text", "generate", "x", {"temperature": "hot"}), "Temperature must be a number"),
+    (Request("text", "dance", "x"), "Text has no task 'dance'"),
 ])
 def test_bad_requests(request_, message):
     with pytest.raises(BadInput, match=message):
-        TextGenerator.validate(request_)
+        prepared(request_)
 
 
 def test_user_model_folder_loads_and_generates(tiny_llama):
     generator = TextGenerator()
-    generator.load(str(tiny_llama), "cpu", Progress())
+    generator.load(source_of("text", str(tiny_llama)), "cpu", Progress())
     assert generator.identity.source == "local" and len(generator.identity.sha256) == 64
     res = run(generator, Request("text", "generate", "hello", {"max_tokens": 5}, seed=0))
     assert res.metadata["tokens"] >= 1
@@ -121,39 +122,39 @@ def test_hub_id_resolves_from_the_local_hub_cache(tiny_llama, hub_cache):
     (snapshot.parents[1] / "refs").mkdir(exist_ok=True)
     (snapshot.parents[1] / "refs" / "main").write_text("a" * 40)
     generator = TextGenerator()
-    generator.load("tiny-org/tiny-llama", "cpu", Progress())
+    generator.load(source_of("text", "tiny-org/tiny-llama"), "cpu", Progress())
     assert generator.identity.source == "hub"
     assert generator.identity.sha256 == models.weights_sha256(snapshot)
     with pytest.raises(ModelError, match="downloads are off"):
-        TextGenerator().load("nobody/not-cached", "cpu", Progress())
+        TextGenerator().load(source_of("text", "hub:nobody/not-cached"), "cpu", Progress())
 
 
 def test_missing_and_corrupt_models_give_clear_errors(tmp_path):
     with pytest.raises(ModelError, match="Model not found"):
-        models.resolve(str(tmp_path / "nothing-here"))
+        source_of("text", str(tmp_path / "nothing-here"))
     (tmp_path / "folder").mkdir()
     with pytest.raises(ModelError, match="no config.json"):
-        models.resolve(str(tmp_path / "folder"))
+        models.kind_of(source_of("text", str(tmp_path / "folder")))
     bad = tmp_path / "broken.gguf"
     bad.write_bytes(b"GGUF" + b"\0" * 100)
     with pytest.raises(ModelError, match="not a valid GGUF"):
-        TextGenerator().load(str(bad), "cpu", Progress())
+        TextGenerator().load(source_of("text", str(bad)), "cpu", Progress())
     txt = tmp_path / "notes.txt"
     txt.write_text("hi")
     with pytest.raises(ModelError, match="not a GGUF"):
-        models.resolve(str(txt))
-    with pytest.raises(ModelError, match="Unknown embedded"):
-        models.resolve("embedded:gpt-17")
+        TextGenerator().load(source_of("text", str(txt)), "cpu", Progress())
+    with pytest.raises(ModelError, match="Text has no embedded model 'gpt-17'"):
+        source_of("text", "embedded:gpt-17")
 
 
 def test_first_use_is_announced(smollm_folder, tmp_path, monkeypatch):
-    source = models.resolve(EMBEDDED)
+    source = source_of("text", EMBEDDED)
     assert models.is_converted(source)
     monkeypatch.setenv("CREATIVE_STUDIO_CACHE", str(tmp_path / "empty-cache"))
     assert not models.is_converted(source)
     messages = []
     progress = Progress(lambda f, eta, preview: messages.append(progress.message))
     monkeypatch.setattr(models, "load", lambda source, device: (None, None, "0" * 64))
-    TextGenerator().load(EMBEDDED, "cpu", progress)
-    assert messages[0].startswith("Preparing SmolLM2-135M-Instruct (first use")
+    TextGenerator().load(source, "cpu", progress)
+    assert messages[0].startswith("Preparing SmolLM2 135M Instruct (embedded) (first use")
     assert messages[-1] == ""

@@ -12,10 +12,18 @@ from PySide6.QtCore import QPointF
 
 from creative_studio.compat.torchvision_shim import import_spandrel
 from creative_studio.core.errors import BadInput, ModelError
-from creative_studio.core.jobs import Asset, JobState, ModelIdentity, Request, Result
+from creative_studio.core.jobs import (
+    Asset,
+    JobEventKind,
+    JobState,
+    ModelIdentity,
+    Request,
+    Result,
+)
 from creative_studio.core.project import ProjectStore
 from creative_studio.plugins import PluginRegistry
 from creative_studio.workers.runner import JobRunner
+from tests.conftest import source_of
 
 try:
     import_spandrel()
@@ -24,24 +32,12 @@ except ImportError:
                 allow_module_level=True)
 pytestmark = pytest.mark.model
 
-MANIFEST = """schema_version = 1
-id = "upscale"
-name = "Upscale"
-modality = "upscale"
-generator = "plugins.upscale.generator:UpscaleGenerator"
-panel = "creative_studio.ui.panel:PluginPanel"
-[[models]]
-id = "animevideov3-x4"
-name = "fast"
-default = true
-"""
+FAST = "embedded:animevideov3-x4"  # the quickest embedded model
 
 
 @pytest.fixture
 def setup(tmp_path):
-    (tmp_path / "up").mkdir()
-    (tmp_path / "up" / "plugin.toml").write_text(MANIFEST)
-    runner = JobRunner(PluginRegistry.discover([tmp_path], entry_points=False))
+    runner = JobRunner(PluginRegistry.discover(entry_points=False))
     store = ProjectStore.create(tmp_path / "p.csproj")
     yield runner, store
     runner.shutdown()
@@ -61,7 +57,8 @@ def png(image: Image.Image, **kw) -> bytes:
 
 
 def run(runner, store, parent, **params):
-    job = runner.submit(Request("upscale", "upscale", params=params, parents=[parent]),
+    job = runner.submit(Request("upscale", "upscale", params=params, parents=[parent],
+                                 model=params.pop("model", FAST)),
                         store=store)
     runner.wait(job, timeout=120)
     return job
@@ -198,12 +195,13 @@ def test_sixteen_bit_and_cmyk_inputs(setup):
 def test_cancel_between_tiles(setup):
     runner, store = setup
     source = add_image(store, png(Image.new("RGB", (256, 256), "gray")))
-    job = runner.submit(Request("upscale", "upscale", params={"tile": 32}, parents=[source]),
+    # cancelled from its own first tile's progress: the same on a slow CPU and a fast GPU
+    runner.listener = lambda event: runner.cancel(event.job.id) \
+        if event.kind is JobEventKind.PROGRESS and event.fraction > 0 else None
+    job = runner.submit(Request("upscale", "upscale", params={"tile": 32}, parents=[source],
+                                model=FAST),
                         store=store)
-    while job.progress.fraction == 0 and not job.state.finished:
-        pass
-    runner.cancel(job.id)
-    runner.wait(job, timeout=60)
+    assert runner.wait(job, timeout=60), "the job did not stop"
     assert job.state is JobState.CANCELLED and job.item_id is None
 
 
@@ -213,9 +211,9 @@ def test_user_model_files_are_loaded_without_unpickling_code(tmp_path):
     evil = tmp_path / "evil.pth"
     evil.write_bytes(pickle.dumps({"x": Image.new("RGB", (1, 1))}))  # arbitrary objects
     with pytest.raises(ModelError, match="not a usable model file"):
-        models.load(str(evil))
+        models.load(source_of("upscale", str(evil)))
     with pytest.raises(ModelError, match="Model not found"):
-        models.load(str(tmp_path / "missing.pth"))
+        source_of("upscale", str(tmp_path / "missing.pth"))
 
 
 @pytest.mark.gui

@@ -23,15 +23,34 @@ class Cancelled(Exception):
     """Raised inside a job when the user cancelled it."""
 
 
+class OutOfMemory(StudioError):
+    """The model ran out of memory (the runner frees every loaded model)."""
+
+
+_OOM_CLASSES = ("OutOfMemoryError",)  # torch.OutOfMemoryError, torch.cuda.OutOfMemoryError
+_OOM_WORDS = ("out of memory", "can't allocate memory", "defaultcpuallocator")
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Whether an exception means memory ran out: by its type (MemoryError, OutOfMemory,
+    torch's OutOfMemoryError), or for the allocator errors torch raises as plain
+    RuntimeError on the CPU, by their message."""
+    if isinstance(exc, MemoryError | OutOfMemory):
+        return True
+    if any(cls.__name__ in _OOM_CLASSES for cls in type(exc).__mro__):
+        return True
+    if isinstance(exc, RuntimeError):
+        low = str(exc).lower()
+        return any(word in low for word in _OOM_WORDS)
+    return False
+
+
 def describe(exc: BaseException) -> str:
     """A one-paragraph message for any exception, clear enough to show to a user."""
-    if isinstance(exc, StudioError):
+    if isinstance(exc, StudioError) and not isinstance(exc, OutOfMemory):
         return str(exc)
-    if isinstance(exc, MemoryError):
-        return "Out of memory: try a smaller model, fewer tokens or a smaller batch."
     text = str(exc)
-    low = text.lower()
-    if "out of memory" in low or "can't allocate memory" in low or "defaultcpuallocator" in low:
+    if is_out_of_memory(exc):
         return ("Out of memory while running the model: try a smaller model, fewer tokens "
                 "or a smaller batch, or close other programs.")
     if isinstance(exc, FileNotFoundError):

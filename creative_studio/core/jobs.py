@@ -6,10 +6,14 @@ import enum
 import itertools
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from .progress import Progress
+
+if TYPE_CHECKING:
+    from .models import ModelSource
 
 MAX_SEED = 2**31 - 1  # fits a Qt spin box; recorded with every item
 
@@ -134,3 +138,49 @@ class Job:
     progress: Progress = field(default_factory=Progress)
     # Where the result is written; set by the submitter (a ProjectStore or None).
     store: Any = None
+
+
+class JobEventKind(enum.Enum):
+    QUEUED = "queued"
+    STARTED = "started"
+    PROGRESS = "progress"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    REMOVED = "removed"
+
+
+@dataclass(frozen=True)
+class JobEvent:
+    """What happened to a job. PROGRESS carries ``fraction``, ``eta`` (seconds or None) and
+    ``preview`` (the text so far, a PNG's bytes… whatever the generator shows)."""
+
+    kind: JobEventKind
+    job: Job
+    fraction: float = 0.0
+    eta: float | None = None
+    preview: Any = None
+
+
+JobListener = Callable[[JobEvent], None]
+Inputs = dict[str, list[Asset]]  # the assets (with bytes) of a request's parents, by item id
+
+
+@runtime_checkable
+class Generator(Protocol):
+    """What a plugin's generator class offers the runner (no Qt; heavy imports inside).
+
+    ``validate`` (a static method) runs before a job is queued, on a request whose declared
+    parameters are already typed and complete: it checks only the rules that tie several
+    fields together. ``load`` runs once per model on the worker thread; ``generate`` once per
+    job, with ``inputs`` holding the bytes of the request's parent items.
+    """
+
+    @staticmethod
+    def validate(request: Request) -> None: ...
+
+    def load(self, model: ModelSource, device: str, progress: Progress) -> None: ...
+
+    def generate(self, request: Request, progress: Progress, inputs: Inputs) -> Result: ...
+
+    def unload(self) -> None: ...

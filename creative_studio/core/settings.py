@@ -1,15 +1,37 @@
-"""User preferences, kept as JSON in the config folder (written atomically)."""
+"""User preferences, kept as JSON in the config folder (written atomically, versioned).
+
+The file carries ``version``; older files are migrated when read (``MIGRATIONS``), newer
+ones are read for the fields this version knows. Settings reach the code that needs them
+through the objects that hold them (the window, the runner), never through environment
+variables, so a change in Preferences takes effect at once.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
 import os
+import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 from . import paths
 
 MAX_RECENT = 10
+VERSION = 2
+log = logging.getLogger(__name__)
+
+
+def _from_1(data: dict[str, Any]) -> dict[str, Any]:
+    """1 → 2: ``models_dir`` was never read by anything; it is dropped."""
+    data.pop("models_dir", None)
+    return data
+
+
+# version N → N + 1
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _from_1}
 
 
 @dataclass
@@ -18,7 +40,7 @@ class Settings:
     device: str = "auto"  # see core.devices.CHOICES
     allow_downloads: bool = False  # let Hugging Face ids be fetched from the Hub
     recent_files: list[str] = field(default_factory=list)
-    models_dir: str = ""
+    version: int = VERSION
 
     @classmethod
     def path(cls) -> Path:
@@ -28,24 +50,49 @@ class Settings:
     def load(cls) -> Settings:
         try:
             data = json.loads(cls.path().read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+        except FileNotFoundError:
             return cls()
+        except (OSError, ValueError) as exc:
+            log.warning("settings unreadable, using defaults: %s", exc)
+            return cls()
+        return cls.from_dict(data)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Settings:
         if not isinstance(data, dict):
             return cls()
-        known = {f.name for f in fields(cls)}
-        values = {k: v for k, v in data.items() if k in known}
-        try:
-            settings = cls(**values)
-        except TypeError:
-            return cls()
+        version = data.get("version", 1)
+        if not isinstance(version, int) or version < 1:
+            version = 1
+        while version < VERSION:
+            data = MIGRATIONS[version](dict(data))
+            version += 1
+        defaults = cls()
+        values = {}
+        for f in fields(cls):
+            if f.name == "version" or f.name not in data:
+                continue
+            value = data[f.name]
+            if type(value) is not type(getattr(defaults, f.name)):
+                log.warning("setting %s has the wrong type; default used", f.name)
+                continue
+            values[f.name] = value
+        settings = cls(**values)
         settings.recent_files = [str(p) for p in settings.recent_files if isinstance(p, str)]
         return settings
 
     def save(self) -> None:
         target = self.path()
-        tmp = target.with_suffix(".tmp")
-        tmp.write_text(json.dumps(asdict(self), indent=2), encoding="utf-8")
-        os.replace(tmp, target)
+        fd, tmp = tempfile.mkstemp(prefix=".settings.", suffix=".tmp", dir=target.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                json.dump(asdict(self) | {"version": VERSION}, out, indent=2)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
     def add_recent(self, path: str | os.PathLike) -> None:
         value = str(Path(path).resolve())

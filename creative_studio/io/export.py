@@ -14,7 +14,12 @@ _EXT = {"text/plain": ".txt", "image/png": ".png", "audio/midi": ".mid", "audio/
 
 
 def suggested_name(item: Item) -> str:
-    base = re.sub(r"[^\w\- ]+", "", item.title or item.request.prompt or item.kind)[:40].strip()
+    """A file name for an item's output: the generator's ``file_stem`` (metadata) when it
+    gave one (``photo_x4``), else from the title or prompt; never a path."""
+    stem = item.metadata.get("file_stem")
+    text = stem if isinstance(stem, str) and stem.strip() else \
+        (item.title or item.request.prompt or item.kind)
+    base = re.sub(r"[^\w\- ]+", "", text)[:40].strip()
     mime = item.assets[0].mime.split(";")[0] if item.assets else "text/plain"
     return (base.replace(" ", "_") or item.id[:8]) + _EXT.get(mime, ".bin")
 

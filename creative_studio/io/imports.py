@@ -15,18 +15,6 @@ IMAGE_MIME = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",
 MAX_BATCH = 500
 
 
-def image_files(paths: list[Path]) -> list[Path]:
-    """The pictures among ``paths``; folders give their pictures (not recursive), sorted."""
-    found: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            found += sorted(p for p in path.iterdir()
-                            if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-        else:
-            found.append(path)  # a missing file is reported by import_image
-    return found[:MAX_BATCH]
-
-
 def import_bytes(store: ProjectStore, plugin: str, name: str, data: bytes, kind: str,
                  mime: str, metadata: dict) -> str:
     """Keep a user's file in the project as an ``import`` item (lineage, re-runs)."""
@@ -62,3 +50,45 @@ def import_midi(store: ProjectStore, plugin: str, path: Path):
                            {"notes": len(content.notes), "tempo": content.tempo,
                             "time_signature": f"{meter[0]}/{meter[1]}"})
     return item_id, content
+
+
+MIDI_SUFFIXES = (".mid", ".midi")
+
+
+def mime_of(path: Path) -> str:
+    """The MIME type a file's name says it has (pictures and MIDI by the studio's own list)."""
+    suffix = path.suffix.lower()
+    if suffix in IMAGE_MIME:
+        return IMAGE_MIME[suffix]
+    if suffix in MIDI_SUFFIXES:
+        return "audio/midi"
+    import mimetypes
+
+    return mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+
+
+def input_files(paths: list[Path], accept: str) -> list[Path]:
+    """The files among ``paths`` whose type starts with ``accept``; folders give theirs (not
+    recursive, sorted). Files named directly are kept whatever their name (a wrong one is
+    reported when it is read)."""
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found += sorted(p for p in path.iterdir()
+                            if p.is_file() and mime_of(p).startswith(accept))
+        else:
+            found.append(path)
+    return found[:MAX_BATCH]
+
+
+def import_file(store: ProjectStore, plugin: str, path: Path, accept: str) -> str:
+    """Keep a user's file in the project as an input of type ``accept`` (a MIME prefix);
+    returns the item id. Pictures and MIDI are checked by their readers (BadInput says what
+    is wrong); other types are kept as they are."""
+    if accept.startswith("image"):
+        return import_image(store, plugin, path)[0]
+    if accept.startswith("audio/midi"):
+        return import_midi(store, plugin, path)[0]
+    data = path.read_bytes()
+    kind = accept.split("/")[0] or "file"
+    return import_bytes(store, plugin, path.name, data, kind, mime_of(path), {})

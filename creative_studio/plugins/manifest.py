@@ -7,26 +7,37 @@ are rejected so that a typo never passes silently.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..core.params import ParamError, ParamSet
+
 MANIFEST_SCHEMA = 1
-MODALITIES = ("text", "image", "music", "upscale")
+# The modalities the studio ships; any other lowercase word is a new one (a fifth plugin).
+KNOWN_MODALITIES = ("text", "image", "music", "upscale")
+_WORD = re.compile(r"^[a-z][a-z0-9_-]*$")
 
 _FIELDS = {
     "schema_version": "manifest format version (currently 1)",
     "id": "unique plugin id, lowercase letters, digits, '-' and '_'",
     "name": "name shown in the panel tab",
-    "modality": "one of text, image, music, upscale",
+    "modality": "what it makes: text, image, music, upscale or a new lowercase word",
     "description": "one line shown in the plugin list",
     "order": "tab position (lower first)",
     "generator": "'module:attr' of the generator class (no Qt)",
     "panel": "'module:attr' of the panel widget class (Qt)",
-    "models": "list of model offers (id, name, source, locate, license, description)",
+    "models": "list of model offers (id, name, source, locate, install, license, "
+              "description, default)",
+    "tasks": "list of tasks (id, name, prompt, input, help); the first is the default",
+    "params": "list of declared parameters (core/params.py)",
     "preload": "modules to import in the background once the window is shown",
     "accepts": "MIME prefixes of project outputs the panel takes as input ('Send to')",
 }
-_MODEL_FIELDS = {"id", "name", "source", "locate", "license", "description", "default"}
+_MODEL_FIELDS = {"id", "name", "source", "locate", "install", "license", "description",
+                 "default"}
+_TASK_FIELDS = {"id", "name", "prompt", "input", "help"}
+PROMPT_RULES = ("required", "optional", "none")
 
 
 class ManifestError(ValueError):
@@ -35,15 +46,41 @@ class ManifestError(ValueError):
 
 @dataclass(frozen=True)
 class ModelOffer:
-    """A model a plugin offers out of the box (``locate`` finds its files, lazily)."""
+    """A model a plugin offers out of the box; ``locate`` says where its files are.
+
+    ``locate`` forms (resolved lazily by core/models.py, nothing imported):
+    ``resource:<path>`` below the studio's resources folder; ``package:<module>/<path>`` a
+    file inside an installed Python package (``install`` is the pip requirement to name when
+    it is missing); ``call:<module>:<function>`` a function returning the path.
+    """
 
     id: str
     name: str
     source: str = "embedded"
     locate: str = ""
+    install: str = ""
     license: str = ""
     description: str = ""
     default: bool = False
+
+    @property
+    def ref(self) -> str:
+        return f"{self.source}:{self.id}"
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One thing a plugin does: its prompt rule and the project items it reads."""
+
+    id: str
+    name: str = ""
+    prompt: str = "optional"  # required | optional | none
+    input: str = ""  # MIME prefix of the one item each job reads ("" = none)
+    help: str = ""
+
+    @property
+    def title(self) -> str:
+        return self.name or self.id.capitalize()
 
 
 @dataclass(frozen=True)
@@ -58,6 +95,14 @@ class PluginManifest:
     models: tuple[ModelOffer, ...] = field(default_factory=tuple)
     preload: tuple[str, ...] = field(default_factory=tuple)
     accepts: tuple[str, ...] = field(default_factory=tuple)
+    tasks: tuple[TaskSpec, ...] = field(default_factory=lambda: (TaskSpec("generate"),))
+    params: ParamSet = field(default_factory=ParamSet)
+
+    def task(self, task_id: str) -> TaskSpec | None:
+        return next((t for t in self.tasks if t.id == task_id), None)
+
+    def offer(self, model_id: str) -> ModelOffer | None:
+        return next((m for m in self.models if m.id == model_id), None)
 
     def takes(self, mime: str) -> bool:
         """Whether the panel takes an output of this MIME type as input (e.g. "image/")."""
@@ -88,9 +133,9 @@ class PluginManifest:
         plugin_id = data["id"]
         if not all(c.islower() or c.isdigit() or c in "-_" for c in plugin_id):
             raise ManifestError(f"plugin id '{plugin_id}'{where} has invalid characters")
-        if data["modality"] not in MODALITIES:
-            raise ManifestError(f"modality '{data['modality']}'{where} is not one of "
-                                f"{', '.join(MODALITIES)}")
+        if not _WORD.match(data["modality"]):
+            raise ManifestError(f"modality '{data['modality']}'{where} must be a lowercase "
+                                "word (text, image, music, upscale or a new one)")
         for key in ("generator", "panel"):
             if ":" not in data[key]:
                 raise ManifestError(f"'{key}'{where} must be 'module:attr'")
@@ -102,9 +147,36 @@ class PluginManifest:
             if extra:
                 raise ManifestError(f"unknown model field(s){where}: {', '.join(extra)}")
             models.append(ModelOffer(**{k: entry[k] for k in entry}))
+        tasks = tuple(_task(entry, where) for entry in data.get("tasks", [{"id": "generate"}]))
+        if not tasks or len({t.id for t in tasks}) != len(tasks):
+            raise ManifestError(f"tasks{where} must list each task once")
+        try:
+            params = ParamSet.from_list(data.get("params", []), where)
+        except ParamError as exc:
+            raise ManifestError(str(exc)) from exc
+        task_ids = {t.id for t in tasks}
+        for param in params:
+            stray = sorted(set(param.tasks) - task_ids)
+            if stray:
+                raise ManifestError(f"parameter '{param.name}'{where} names unknown task(s) "
+                                    f"{', '.join(stray)}")
         return cls(id=plugin_id, name=data["name"], modality=data["modality"],
                    generator=data["generator"], panel=data["panel"],
                    description=str(data.get("description", "")),
                    order=int(data.get("order", 100)), models=tuple(models),
                    preload=tuple(str(m) for m in data.get("preload", ())),
-                   accepts=tuple(str(m) for m in data.get("accepts", ())))
+                   accepts=tuple(str(m) for m in data.get("accepts", ())),
+                   tasks=tasks, params=params)
+
+
+def _task(entry: Any, where: str) -> TaskSpec:
+    if not isinstance(entry, dict) or not isinstance(entry.get("id"), str) \
+            or not _WORD.match(entry["id"]):
+        raise ManifestError(f"a task{where} needs an id (a lowercase word)")
+    extra = sorted(set(entry) - _TASK_FIELDS)
+    if extra:
+        raise ManifestError(f"unknown task field(s){where}: {', '.join(extra)}")
+    if entry.get("prompt", "optional") not in PROMPT_RULES:
+        raise ManifestError(f"task '{entry['id']}'{where}: prompt must be one of "
+                            f"{', '.join(PROMPT_RULES)}")
+    return TaskSpec(**{k: str(v) for k, v in entry.items()})

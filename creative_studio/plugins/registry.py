@@ -1,13 +1,21 @@
-"""Find plugins (built-in ``plugins/`` folder, then entry points) and load them lazily.
+"""Find plugins (built-in ``plugins/`` folder, the folders of ``CREATIVE_STUDIO_PLUGIN_PATH``,
+then entry points) and load them lazily.
 
 A plugin that fails to be found, parsed or imported is recorded with its error and never
 stops the others: the window shows the error in place of its panel.
+
+A plugin folder outside the studio (``<folder>/<plugin>/plugin.toml``) names its code from
+that folder: ``generator = "<plugin>.generator:Generator"``; the folder is put on
+``sys.path`` only when its code is first imported.
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
+import logging
+import os
+import sys
 import tomllib
 import traceback
 from dataclasses import dataclass, field
@@ -18,6 +26,8 @@ from typing import Any
 from .manifest import ManifestError, PluginManifest
 
 ENTRY_POINT_GROUP = "creative_studio.plugins"
+PATH_VARIABLE = "CREATIVE_STUDIO_PLUGIN_PATH"
+log = logging.getLogger(__name__)
 
 
 def load_attr(spec: str) -> Any:
@@ -36,6 +46,9 @@ class PluginRecord:
     origin: str
     manifest: PluginManifest | None = None
     error: str = ""
+    duplicate: bool = False  # another plugin already has this id: this one is ignored
+    root: Path | None = None  # a plugin folder's parent, put on sys.path when loading
+    traceback: str = ""
     _loaded: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
@@ -52,12 +65,15 @@ class PluginRecord:
             return self._loaded[what]
         assert self.manifest is not None
         spec = getattr(self.manifest, what)
+        if self.root is not None and str(self.root) not in sys.path:
+            sys.path.append(str(self.root))
         try:
             obj = load_attr(spec)
         except Exception as exc:
             self.error = (f"Plugin '{self.id}' could not load {what} '{spec}': "
                           f"{type(exc).__name__}: {exc}")
             self.traceback = traceback.format_exc()
+            log.error("%s\n%s", self.error, self.traceback)
             raise
         self._loaded[what] = obj
         return obj
@@ -72,10 +88,12 @@ class PluginRegistry:
                  entry_points: bool = True) -> PluginRegistry:
         registry = cls()
         if builtin_dirs is None:
-            builtin_dirs = [_builtin_root()]
+            builtin_dirs = [_builtin_root(), *extra_dirs()]
+        builtin = _builtin_root().resolve()
         for root in builtin_dirs:
-            for manifest_path in sorted(root.glob("*/plugin.toml")):
-                registry._add_file(manifest_path)
+            for manifest_path in sorted(Path(root).glob("*/plugin.toml")):
+                registry._add_file(manifest_path,
+                                   None if Path(root).resolve() == builtin else Path(root))
         if entry_points:
             for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
                 registry._add_entry_point(ep)
@@ -85,16 +103,19 @@ class PluginRegistry:
     def _add(self, record: PluginRecord) -> None:
         if record.manifest and any(r.manifest and r.manifest.id == record.manifest.id
                                    for r in self.records):
+            record.duplicate = True
             record.error = (f"Plugin id '{record.manifest.id}' from {record.origin} is already "
                             "used by another plugin; this one is ignored.")
+        if record.error:
+            log.warning("%s", record.error)
         self.records.append(record)
 
-    def _add_file(self, path: Path) -> None:
+    def _add_file(self, path: Path, root: Path | None = None) -> None:
         origin = str(path)
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
-            self._add(PluginRecord(origin, PluginManifest.from_dict(data, origin)))
-        except (OSError, tomllib.TOMLDecodeError, ManifestError) as exc:
+            self._add(PluginRecord(origin, PluginManifest.from_dict(data, origin), root=root))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, ManifestError) as exc:
             self._add(PluginRecord(origin, error=f"Plugin manifest {origin}: {exc}"))
 
     def _add_entry_point(self, ep: metadata.EntryPoint) -> None:
@@ -119,13 +140,28 @@ class PluginRegistry:
     def errors(self) -> list[PluginRecord]:
         return [r for r in self.records if r.error]
 
+    def resolve_model(self, plugin_id: str, ref: str = "", *, allow_downloads: bool = False):
+        """The ModelSource of a plugin's model reference (its default model when empty)."""
+        from ..core import models
+
+        manifest = self.get(plugin_id).manifest
+        assert manifest is not None
+        if not ref and manifest.default_model is not None:
+            ref = manifest.default_model.ref
+        return models.resolve(manifest, ref, allow_downloads=allow_downloads)
+
     def get(self, plugin_id: str) -> PluginRecord:
         for record in self.records:
-            if record.manifest and record.manifest.id == plugin_id and not record.error.startswith(
-                    "Plugin id"):
+            if record.manifest and record.manifest.id == plugin_id and not record.duplicate:
                 return record
         known = ", ".join(r.manifest.id for r in self.plugins) or "none"
         raise KeyError(f"No plugin '{plugin_id}' (available: {known})")
+
+
+def extra_dirs() -> list[Path]:
+    """The plugin folders named by ``CREATIVE_STUDIO_PLUGIN_PATH`` (os.pathsep-separated)."""
+    value = os.environ.get(PATH_VARIABLE, "")
+    return [Path(part).expanduser() for part in value.split(os.pathsep) if part.strip()]
 
 
 def _builtin_root() -> Path:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from typing import Any
 
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import (
@@ -17,7 +16,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..core.jobs import Job, JobState
+from ..core.jobs import JobEvent, JobEventKind, JobState
 from ..workers.runner import JobRunner
 
 
@@ -30,23 +29,25 @@ class JobEvents(QObject):
     generator reporting thousands of steps cannot flood the event loop.
     """
 
-    event = Signal(str, object, object)  # emitted on the GUI thread only
+    event = Signal(object)  # a core.jobs.JobEvent; emitted on the GUI thread only
     _wake = Signal()
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self._queue: deque[tuple[str, Job, Any]] = deque()
+        self._queue: deque[JobEvent] = deque()
         self._lock = threading.Lock()
         self._scheduled = False
         self._wake.connect(self._drain, Qt.ConnectionType.QueuedConnection)
 
-    def __call__(self, event: str, job: Job, data: Any) -> None:
+    def __call__(self, event: JobEvent) -> None:
+        progress = JobEventKind.PROGRESS
         with self._lock:
             last = self._queue[-1] if self._queue else None
-            if event == "progress" and last and last[0] == "progress" and last[1] is job:
-                self._queue[-1] = (event, job, data)
+            if event.kind is progress and last and last.kind is progress \
+                    and last.job is event.job:
+                self._queue[-1] = event
             else:
-                self._queue.append((event, job, data))
+                self._queue.append(event)
             wake = not self._scheduled
             self._scheduled = True
         if wake:
@@ -57,8 +58,8 @@ class JobEvents(QObject):
             items = list(self._queue)
             self._queue.clear()
             self._scheduled = False
-        for event, job, data in items:
-            self.event.emit(event, job, data)
+        for event in items:
+            self.event.emit(event)
 
 
 def format_eta(seconds: float | None) -> str:
@@ -123,8 +124,9 @@ class JobsView(QWidget):
         entry = self._rows.get(job_id)
         return entry[0] if entry else None
 
-    def on_event(self, event: str, job: Job, data: Any) -> None:
-        if event == "removed":
+    def on_event(self, event: JobEvent) -> None:
+        job = event.job
+        if event.kind is JobEventKind.REMOVED:
             entry = self._rows.pop(job.id, None)
             if entry:
                 index = self.tree.indexOfTopLevelItem(entry[0])
@@ -143,14 +145,14 @@ class JobsView(QWidget):
             self._rows[job.id] = (item, bar)
         item, bar = self._rows[job.id]
         item.setText(1, job.state.value)
-        if event == "progress":
-            fraction, eta, _ = data
+        if event.kind is JobEventKind.PROGRESS:
+            fraction, eta = event.fraction, event.eta
             bar.setValue(int(fraction * 1000))
             bar.setFormat(f"{fraction * 100:.0f}%")
             message = job.progress.message
             item.setText(1, f"running: {message}" if message else job.state.value)
             item.setText(3, format_eta(eta) if not message else "…")
-        elif event == "started":
+        elif event.kind is JobEventKind.STARTED:
             item.setText(3, "loading…")
         elif job.state.finished:
             item.setText(3, "")

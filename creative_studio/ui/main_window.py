@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 import traceback
@@ -25,7 +26,7 @@ from PySide6.QtWidgets import (
 from .. import __version__
 from ..core import project as project_mod
 from ..core.errors import ProjectError, StudioError
-from ..core.jobs import Job, Request
+from ..core.jobs import Job, JobEvent, JobEventKind, Request
 from ..core.project import ProjectStore
 from ..core.settings import Settings
 from ..plugins import PluginRecord, PluginRegistry
@@ -36,7 +37,7 @@ from .panel import PanelContext, PluginPanel
 from .settings_dialog import SettingsDialog
 from .theme import apply_theme
 
-MODALITY_TABS = ("text", "image", "music", "upscale")
+log = logging.getLogger(__name__)
 AUTOSAVE_MS = 3000
 PRELOAD_DELAY_MS = 1000
 
@@ -68,7 +69,8 @@ class MainWindow(QMainWindow):
         self.store = store or project_mod.new_untitled()
         self.errors: list[str] = []  # messages shown to the user (also kept for tests)
         self.events = JobEvents()
-        self.runner = JobRunner(registry, self.events, device_preference=settings.device)
+        self.runner = JobRunner(registry, self.events, device_preference=settings.device,
+                                settings=settings)
         self.panels: dict[str, PluginPanel] = {}
         self._painted = False
         self._last_state: dict[str, Any] = {}
@@ -135,8 +137,10 @@ class MainWindow(QMainWindow):
             except Exception as exc:
                 if not record.error:
                     record.error = f"Plugin '{record.id}': {type(exc).__name__}: {exc}"
-                self.tabs.addTab(ErrorPanel(record, getattr(record, "traceback", "")
-                                            or traceback.format_exc()),
+                    record.traceback = traceback.format_exc()
+                log.error("panel of %s failed: %s\n%s", record.id, record.error,
+                          record.traceback)
+                self.tabs.addTab(ErrorPanel(record, record.traceback),
                                  f"⚠ {record.manifest.name}")
                 continue
             self.panels[record.manifest.id] = panel
@@ -170,6 +174,7 @@ class MainWindow(QMainWindow):
         view.addAction(self.jobs_dock.toggleViewAction())
         help_menu = bar.addMenu("&Help")
         self._action(help_menu, "&Plugins…", None, self.show_plugins)
+        self._action(help_menu, "Show &log…", None, self.show_log)
         self._action(help_menu, "&About", None, self.about)
 
     def _action(self, menu, text, shortcut, slot) -> QAction:
@@ -205,13 +210,20 @@ class MainWindow(QMainWindow):
             request.device = self.settings.device
         return self.runner.submit(request, store=self.store, label=label)
 
-    def _on_job_event(self, event: str, job: Job, data: Any) -> None:
+    def _on_job_event(self, event: JobEvent) -> None:
+        job = event.job
         panel = self.panels.get(job.request.plugin)
         if panel is not None:
-            panel.on_job_event(event, job, data)
-        if event == "started":
+            try:
+                panel.handle_event(event)
+            except Exception:  # a panel's bug is logged and shown; the window goes on
+                log.exception("panel %s failed on a job event", job.request.plugin)
+                self.show_error("Panel error", f"The {panel.manifest.name} panel could not "
+                                "show a job's result (details in Help → Show log).")
+        kind = event.kind
+        if kind is JobEventKind.STARTED:
             self.statusBar().showMessage(f"Running {job.request.plugin}: {job.label}")
-        elif event == "done":
+        elif kind is JobEventKind.DONE:
             if job.store is self.store:
                 self.history.refresh(select=job.item_id)
             if job.error:
@@ -219,10 +231,10 @@ class MainWindow(QMainWindow):
             else:
                 seconds = time.monotonic() - job.progress.started
                 self.statusBar().showMessage(f"Finished {job.label} in {seconds:.1f} s", 5000)
-        elif event == "failed":
+        elif kind is JobEventKind.FAILED:
             self.statusBar().showMessage(f"Failed: {job.error}", 10000)
             self.errors.append(job.error)
-        elif event == "cancelled":
+        elif kind is JobEventKind.CANCELLED:
             self.statusBar().showMessage(f"Cancelled: {job.label}", 5000)
 
     def unload_models(self) -> None:
@@ -300,22 +312,25 @@ class MainWindow(QMainWindow):
         for plugin_id, panel in self.panels.items():
             panel.project_changed()
             state = store.get_state(f"panel:{plugin_id}", None)
-            if isinstance(state, dict):
-                panel.restore_state(state)
-                self._last_state[plugin_id] = state
+            try:
+                if isinstance(state, dict):
+                    panel.restore_state(state)
+                # what the panel shows now is what the project holds: only changes are saved
+                self._last_state[plugin_id] = panel.save_state()
+            except Exception:  # a panel's bug must not stop the project from opening
+                log.exception("panel %s could not restore its state", plugin_id)
 
     def autosave(self) -> None:
-        """Keep every panel's unsaved work (drafts) in the project file."""
+        """Keep every panel's settings and unsaved work (drafts) in the project file."""
         if self.store.closed:
             return
         for plugin_id, panel in self.panels.items():
             try:
                 state = panel.save_state()
             except Exception:
+                log.exception("panel %s could not save its state", plugin_id)
                 continue
             previous = self._last_state.get(plugin_id)
-            if previous is None and not any(state.values()):
-                continue  # nothing typed yet: an untouched project stays empty
             if state and state != previous:
                 try:
                     self.store.set_state(f"panel:{plugin_id}", state)
@@ -476,8 +491,7 @@ class MainWindow(QMainWindow):
         apply_theme(QApplication.instance(), self.settings.theme)
         self.dark_action.setChecked(self.settings.theme == "dark")
         self.runner.device_preference = self.settings.device
-        os.environ["CREATIVE_STUDIO_ALLOW_DOWNLOADS"] = "1" if self.settings.allow_downloads \
-            else "0"
+        self.runner.settings = self.settings  # downloads: read at the next model load
         self._update_device_label()
         self._save_settings()
 
@@ -489,9 +503,38 @@ class MainWindow(QMainWindow):
         lines = []
         for record in self.registry.records:
             state = "error: " + record.error if record.error else "ok"
-            name = record.manifest.name if record.manifest else record.origin
-            lines.append(f"• {name} — {state}")
+            manifest = record.manifest
+            if manifest is None:
+                lines.append(f"• {record.origin} — {state}")
+                continue
+            models = ", ".join(m.name for m in manifest.models) or "your own"
+            lines.append(f"• {manifest.name} ({manifest.modality}) — {state}\n"
+                         f"   from {record.origin}\n   tasks: "
+                         f"{', '.join(t.title for t in manifest.tasks)}; models: {models}")
         QMessageBox.information(self, "Plugins", "\n".join(lines) or "No plugins found.")
+
+    def show_log(self) -> None:
+        """Help → Show log: the end of the studio's log file, and where it is."""
+        from PySide6.QtWidgets import QDialog, QDialogButtonBox
+
+        from ..core import logs
+
+        path = logs.log_file()
+        dialog = QDialog(self)
+        dialog.setWindowTitle("Log")
+        dialog.resize(820, 520)
+        text = QPlainTextEdit(logs.tail(path))
+        text.setReadOnly(True)
+        text.moveCursor(text.textCursor().MoveOperation.End)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons.rejected.connect(dialog.reject)
+        layout = QVBoxLayout(dialog)
+        layout.addWidget(QLabel(f"The studio's log: {path}"))
+        layout.addWidget(text)
+        layout.addWidget(buttons)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self.log_dialog = dialog
+        dialog.open()
 
     def about(self) -> None:
         QMessageBox.about(self, "About Creative Studio",
@@ -525,6 +568,11 @@ class MainWindow(QMainWindow):
             return
         self._autosave.stop()
         self.runner.shutdown(cancel=True, timeout=5)
+        for plugin_id, panel in self.panels.items():
+            try:
+                panel.close_panel()
+            except Exception:
+                log.exception("panel %s did not close cleanly", plugin_id)
         QSettings("creative-studio", "window").setValue("geometry", self.saveGeometry())
         self._save_settings()
         event.accept()

@@ -1,26 +1,51 @@
-"""What every plugin panel gets from the window, and the base class panels build on."""
+"""What every plugin panel gets from the window, and the base class panels build on.
+
+The base class does what is the same in every panel, once:
+
+- **declared parameters → widgets** (``param_widget``/``param_rows``): a spin box, check box,
+  combo box or text field with the declared range, choices, default and help; their values
+  (``param_values``), recipes applied back (``apply_recipe``, History's *Use all*) and the
+  panel's settings kept with the project (``save_state``/``restore_state``);
+- **job tracking**: the panel's queued and running jobs, the queue line, the Stop button, and
+  one dispatch of the runner's events to ``on_started``/``on_progress``/``on_result``/
+  ``on_failed``/``on_cancelled``;
+- models offered by the manifest (``model_choices``), messages, export, a close hook.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
+    QDoubleSpinBox,
     QFormLayout,
     QHBoxLayout,
     QInputDialog,
     QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QPushButton,
+    QSpinBox,
     QSplitter,
     QVBoxLayout,
     QWidget,
 )
 
-from ..core.errors import StudioError
-from ..core.jobs import Job, Request
+from ..core.errors import BadInput, StudioError
+from ..core.jobs import Job, JobEvent, JobEventKind, JobState, Request
+from ..core.params import Param
 from ..core.project import Item, ProjectStore
 from ..plugins import PluginManifest
+from .widgets import SeedField
+
+log = logging.getLogger(__name__)
+_FINISHED = (JobEventKind.DONE, JobEventKind.FAILED, JobEventKind.CANCELLED,
+             JobEventKind.REMOVED)
 
 
 class PanelContext:
@@ -52,19 +77,104 @@ class PanelContext:
         return self._submit(request, label)
 
 
+# -- widgets for declared parameters -----------------------------------------------------------
+def make_widget(param: Param) -> QWidget:
+    """The usual widget for a declared parameter, set to its default, help as tooltip."""
+    widget: QWidget
+    if param.type == "bool":
+        widget = QCheckBox(param.title)
+    elif param.type == "choice":
+        widget = QComboBox()
+        for choice in param.choices:
+            widget.addItem(param.choice_label(choice), choice)
+    elif param.type == "int":
+        widget = QSpinBox()
+        widget.setRange(int(param.min if param.min is not None else -2**31),
+                        int(param.max if param.max is not None else 2**31 - 1))
+        widget.setSingleStep(int(param.step or 1))
+        if param.special:
+            widget.setSpecialValueText(param.special)
+    elif param.type == "float":
+        widget = QDoubleSpinBox()
+        step = param.step or 0.1
+        widget.setDecimals(0 if float(step).is_integer() else max(2, len(f"{step:g}") - 2))
+        widget.setRange(param.min if param.min is not None else -1e9,
+                        param.max if param.max is not None else 1e9)
+        widget.setSingleStep(step)
+    elif param.type == "text":
+        widget = QPlainTextEdit()
+        widget.setPlaceholderText(param.help[:1].upper() + param.help[1:])
+    else:
+        widget = QLineEdit()
+        widget.setPlaceholderText(param.help[:1].upper() + param.help[1:])
+    if param.help:
+        widget.setToolTip(param.help[:1].upper() + param.help[1:])
+    set_widget_value(widget, param.default)
+    return widget
+
+
+def widget_value(widget: QWidget) -> Any:
+    if isinstance(widget, QCheckBox):
+        return widget.isChecked()
+    if isinstance(widget, QSpinBox | QDoubleSpinBox):
+        return widget.value()
+    if isinstance(widget, QComboBox):
+        data = widget.currentData()
+        return widget.currentText() if data is None else data
+    if isinstance(widget, QLineEdit):
+        return widget.text()
+    if isinstance(widget, QPlainTextEdit):
+        return widget.toPlainText()
+    raise TypeError(f"no value for a {type(widget).__name__}")
+
+
+def set_widget_value(widget: QWidget, value: Any) -> None:
+    if isinstance(widget, QCheckBox):
+        widget.setChecked(bool(value))
+    elif isinstance(widget, QSpinBox | QDoubleSpinBox):
+        widget.setValue(value)
+    elif isinstance(widget, QComboBox):
+        index = next((i for i in range(widget.count())
+                      if widget.itemData(i) == value and type(widget.itemData(i)) is type(value)),
+                     widget.findText(str(value)))
+        if index < 0:  # a value the list does not show (a recipe's own size preset…)
+            widget.addItem(str(value), value)
+            index = widget.count() - 1
+        widget.setCurrentIndex(index)
+    elif isinstance(widget, QLineEdit):
+        widget.setText(str(value))
+    elif isinstance(widget, QPlainTextEdit):
+        widget.setPlainText(str(value))
+    else:
+        raise TypeError(f"cannot set a {type(widget).__name__}")
+
+
 class PluginPanel(QWidget):
-    """Base class of panels. Subclasses build requests and show results."""
+    """Base class of panels. Subclasses build their layout and show results."""
 
     def __init__(self, context: PanelContext, manifest: PluginManifest,
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.context = context
         self.manifest = manifest
+        self.jobs: dict[int, Job] = {}  # this panel's queued and running jobs
+        self._bound: dict[str, QWidget] = {}
+        self.model: QComboBox | None = None
+        self.seed_field: SeedField | None = None
+        self.count: QSpinBox | None = None  # how many versions a run makes (variations…)
+        self.prompt_box: QPlainTextEdit | QLineEdit | None = None
+        self.run_button: QPushButton | None = None
+        self.stop_button: QPushButton | None = None
+        self._ran = False  # a run was made with the seed shown (seed "increment")
         self.message = QLabel()
         self.message.setObjectName("panelMessage")
         self.message.setWordWrap(True)
         self.message.hide()
+        self.queue_label = QLabel()
+        self.queue_label.setObjectName("panelQueue")
+        self.queue_label.setToolTip("This panel's jobs (all of them are in the Jobs dock)")
 
+    # -- layout helpers -----------------------------------------------------------------
     def set_sides(self, side: QWidget, main: QWidget, side_width: int = 320) -> None:
         """The usual panel layout: settings on the left, the work on the right (resizable)."""
         splitter = QSplitter()
@@ -76,40 +186,8 @@ class PluginPanel(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(splitter)
 
-    # -- messages -------------------------------------------------------------------
-    def show_message(self, text: str, error: bool = False) -> None:
-        color = "#d9534f" if error else "palette(text)"
-        self.message.setStyleSheet(f"color: {color};")
-        self.message.setText(text)
-        self.message.setVisible(bool(text))
-
-    def try_submit(self, request: Request, label: str = "") -> Job | None:
-        try:
-            job = self.context.submit(request, label)
-        except StudioError as exc:
-            self.show_message(str(exc), error=True)
-            return None
-        self.show_message("")
-        return job
-
-    def model_choices(self) -> QComboBox:
-        """A combo box of the models the manifest offers (data: ``source:id`` refs)."""
-        combo = QComboBox()
-        for offer in self.manifest.models:
-            combo.addItem(offer.name, f"{offer.source}:{offer.id}")
-            if offer.description:
-                combo.setItemData(combo.count() - 1, offer.description,
-                                  Qt.ItemDataRole.ToolTipRole)
-        return combo
-
-    def ask_hub_id(self, example: str) -> None:
-        """Ask for a Hugging Face id and add it to the ``model`` choices."""
-        text, ok = QInputDialog.getText(self, "Hugging Face model", f"Model id (e.g. {example}):")
-        if ok and text.strip():
-            self.add_model_ref(f"hub:{text.strip()}", f"Hub: {text.strip()}")
-
     def side_panel(self, form: QFormLayout, *buttons: QWidget) -> QWidget:
-        """Settings on the left: the form, a row of buttons, the message line."""
+        """Settings on the left: the form, a row of buttons, the queue and message lines."""
         side = QWidget()
         layout = QVBoxLayout(side)
         layout.addLayout(form)
@@ -117,19 +195,172 @@ class PluginPanel(QWidget):
         for button in buttons:
             row.addWidget(button)
         layout.addLayout(row)
+        layout.addWidget(self.queue_label)
         layout.addWidget(self.message)
         layout.addStretch(1)
         return side
 
-    def submit_variations(self, task: str, params: dict[str, Any], count: int, seed: int,
-                          label: str, prompt: str = "", parents: list[str] | None = None
-                          ) -> list[Job]:
-        """Queue ``count`` versions (seeds ``seed``, ``seed + 1``…) grouped as alternatives in
-        the History. All or nothing: if one is refused, the queued ones are cancelled."""
+    def run_buttons(self, label: str, run: Callable, tip: str = "") -> tuple:
+        """The (run, Stop) button pair: Ctrl+Return runs, Stop starts disabled."""
+        from PySide6.QtGui import QKeySequence, QShortcut
+
+        run_button = QPushButton(label)
+        run_button.setToolTip(f"{tip} (Ctrl+Return)" if tip else "Ctrl+Return")
+        run_button.clicked.connect(run)
+        stop_button = QPushButton("Stop")
+        stop_button.setEnabled(False)
+        stop_button.clicked.connect(self.stop)
+        QShortcut(QKeySequence("Ctrl+Return"), self, run)
+        self.run_button, self.stop_button = run_button, stop_button
+        return run_button, stop_button
+
+    # -- declared parameters ----------------------------------------------------------------
+    def param_widget(self, name: str) -> QWidget:
+        """The widget of a declared parameter (made once, bound to its name)."""
+        if name not in self._bound:
+            self._bound[name] = make_widget(self.manifest.params.get(name))
+        return self._bound[name]
+
+    def bind(self, name: str, widget: QWidget) -> QWidget:
+        """Use the panel's own widget for a declared parameter (a combo with names…)."""
+        self.manifest.params.get(name)  # KeyError for a name nobody declared
+        self._bound[name] = widget
+        return widget
+
+    def param_rows(self, form: QFormLayout, *names: str) -> None:
+        """Add a labelled row per declared parameter (check boxes carry their own label)."""
+        for name in names:
+            widget = self.param_widget(name)
+            if isinstance(widget, QCheckBox):
+                form.addRow("", widget)
+            else:
+                form.addRow(self.manifest.params.get(name).title, widget)
+
+    def param_values(self, task: str) -> dict[str, Any]:
+        """The bound widgets' values of the parameters ``task`` reads, typed."""
+        values = {}
+        for name, widget in self._bound.items():
+            param = self.manifest.params.get(name)
+            if param.applies_to(task):
+                value = widget_value(widget)
+                values[name] = round(value, 6) if isinstance(value, float) else value
+        return values
+
+    def apply_params(self, params: dict[str, Any]) -> None:
+        """Show these values in the bound widgets; values that do not fit are skipped."""
+        for name, widget in self._bound.items():
+            if name not in params or params[name] is None:
+                continue
+            try:
+                set_widget_value(widget, self.manifest.params.get(name).coerce(params[name]))
+            except BadInput as exc:
+                log.info("recipe value of %s not applied: %s", name, exc)
+
+    def apply_recipe(self, request: Request, model_name: str = "", mode: str = "all") -> None:
+        """Fill the panel from a recipe: "prompt", "seed" or "all" (params and model too)."""
+        if mode in ("all", "prompt") and self.prompt_box is not None:
+            set_widget_value(self.prompt_box, request.prompt)
+        if mode in ("all", "seed") and self.seed_field is not None:
+            self.seed_field.restore(request.seed)
+        if mode == "all":
+            self.apply_params(request.params)
+            if self.count is not None:
+                self.count.setValue(1)
+            if request.model and self.model is not None:
+                self.add_model_ref(request.model, model_name or request.model)
+
+    # -- settings kept with the project -------------------------------------------------------
+    def settings_state(self) -> dict[str, Any]:
+        """The panel's settings (declared parameters marked ``keep``, model, seed, count)."""
+        params = {name: widget_value(widget) for name, widget in self._bound.items()
+                  if self.manifest.params.get(name).keep}
+        state: dict[str, Any] = {"params": params}
+        if self.model is not None and self.model.currentData():
+            state["model"] = [self.model.currentData(), self.model.currentText()]
+        if self.seed_field is not None:
+            state["seed"] = [self.seed_field.seed.value(), self.seed_field.mode.currentText()]
+        if self.count is not None:
+            state["count"] = self.count.value()
+        return state
+
+    def apply_settings(self, state: dict[str, Any]) -> None:
+        params = state.get("params")
+        if isinstance(params, dict):
+            self.apply_params(params)
+        model = state.get("model")
+        if self.model is not None and isinstance(model, list) and len(model) == 2 \
+                and all(isinstance(x, str) for x in model) and model[0]:
+            self.add_model_ref(model[0], model[1])
+        seed = state.get("seed")
+        if self.seed_field is not None and isinstance(seed, list) and len(seed) == 2 \
+                and isinstance(seed[0], int) and not isinstance(seed[0], bool):
+            self.seed_field.seed.setValue(seed[0])
+            index = self.seed_field.mode.findText(str(seed[1]))
+            if index >= 0:
+                self.seed_field.mode.setCurrentIndex(index)
+        count = state.get("count")
+        if self.count is not None and isinstance(count, int) and not isinstance(count, bool):
+            self.count.setValue(count)
+
+    def save_state(self) -> dict[str, Any]:
+        """What the window keeps in the project for this panel (autosaved every few seconds):
+        its settings and its unsaved work."""
+        return {"settings": self.settings_state(), "work": self.work_state()}
+
+    def restore_state(self, state: dict[str, Any]) -> None:
+        if "settings" not in state and "work" not in state:
+            self.restore_work(state)  # saved before settings were kept: work only
+            return
+        if isinstance(state.get("settings"), dict):
+            self.apply_settings(state["settings"])
+        self.restore_work(state.get("work") if isinstance(state.get("work"), dict) else {})
+
+    def work_state(self) -> dict[str, Any]:
+        """Unsaved work to keep in the project (drafts, the results shown)."""
+        return {}
+
+    def restore_work(self, state: dict[str, Any]) -> None:
+        pass
+
+    # -- messages -------------------------------------------------------------------------------
+    def show_message(self, text: str, error: bool = False) -> None:
+        color = "#d9534f" if error else "palette(text)"
+        self.message.setStyleSheet(f"color: {color};")
+        self.message.setText(text)
+        self.message.setVisible(bool(text))
+
+    # -- jobs -----------------------------------------------------------------------------------
+    def try_submit(self, request: Request, label: str = "") -> Job | None:
+        """Queue a request and track it; a refused one shows why and returns None."""
+        try:
+            job = self.context.submit(request, label)
+        except StudioError as exc:
+            self.show_message(str(exc), error=True)
+            return None
+        self.show_message("")
+        self.jobs[job.id] = job
+        self._update_queue()
+        return job
+
+    def next_seed(self) -> int:
+        """The seed for the next run (the seed field's mode says how it changes)."""
+        seed = self.seed_field.next(self._ran) if self.seed_field is not None else 0
+        self._ran = True
+        return seed
+
+    def submit_variations(self, task: str, params: dict[str, Any], label: str,
+                          prompt: str = "", parents: list[str] | None = None,
+                          count: int | None = None) -> list[Job]:
+        """Queue ``count`` versions (the count box's value by default; seeds ``seed``,
+        ``seed + 1``…) grouped as alternatives in the History. All or nothing: if one is
+        refused, the queued ones are cancelled."""
         from ..core.jobs import variations
 
-        base = Request(self.manifest.id, task, prompt=prompt, params=params, seed=seed,
-                       parents=list(parents or []), model=self.model.currentData() or "")
+        if count is None:
+            count = self.count.value() if self.count is not None else 1
+        model = self.model.currentData() if self.model is not None else ""
+        base = Request(self.manifest.id, task, prompt=prompt, params=params,
+                       seed=self.next_seed(), parents=list(parents or []), model=model or "")
         jobs: list[Job] = []
         for index, request in enumerate(variations(base, count)):
             job = self.try_submit(request, f"{label} ({index + 1}/{count})" if count > 1
@@ -140,6 +371,102 @@ class PluginPanel(QWidget):
             jobs.append(job)
         return jobs
 
+    def cancel_jobs(self, job_ids: Iterable[int]) -> None:
+        """Stop: cancel these jobs (queued ones are dropped, running ones stop at a check)."""
+        for job_id in list(job_ids):
+            self.context.cancel(job_id)
+
+    def stop(self) -> None:
+        """Stop everything this panel queued or runs."""
+        self.cancel_jobs(self.jobs)
+
+    def handle_event(self, event: JobEvent) -> None:
+        """The window hands over every event of this plugin's jobs (GUI thread); the panel's
+        own jobs go to the ``on_…`` hooks."""
+        job = event.job
+        if job.id not in self.jobs:
+            return
+        kind = event.kind
+        if kind in _FINISHED:
+            del self.jobs[job.id]
+            self._update_queue()
+        if kind is JobEventKind.STARTED:
+            self._update_queue()
+            self.on_started(job)
+        elif kind is JobEventKind.PROGRESS:
+            self.on_progress(job, event.fraction, event.eta, event.preview)
+        elif kind is JobEventKind.DONE:
+            self.on_result(job)
+        elif kind is JobEventKind.FAILED:
+            self.on_failed(job)
+        elif kind is JobEventKind.CANCELLED or job.state is JobState.CANCELLED:
+            self.on_cancelled(job)
+
+    def queue_text(self) -> str:
+        running = sum(1 for j in self.jobs.values() if j.state is JobState.RUNNING)
+        queued = len(self.jobs) - running
+        parts = [f"{running} running"] if running else []
+        if queued:
+            parts.append(f"{queued} queued")
+        return " · ".join(parts)
+
+    def _update_queue(self) -> None:
+        self.queue_label.setText(self.queue_text())
+        if self.stop_button is not None:
+            self.stop_button.setEnabled(bool(self.jobs))
+
+    # hooks: a panel overrides those it needs ------------------------------------------------
+    def on_started(self, job: Job) -> None:
+        """One of this panel's jobs started (its model may still be loading)."""
+
+    def on_progress(self, job: Job, fraction: float, eta: float | None, preview: Any) -> None:
+        """Progress of a running job; ``preview`` is what the generator shows so far."""
+
+    def on_result(self, job: Job) -> None:
+        """A job finished; its result is in ``job.result`` and the project (``job.item_id``)."""
+
+    def on_failed(self, job: Job) -> None:
+        self.show_message(job.error, error=True)
+
+    def on_cancelled(self, job: Job) -> None:
+        """A job was stopped or removed: nothing was saved."""
+
+    def close_panel(self) -> None:
+        """The window closes: stop players, threads and timers the panel started."""
+
+    # -- models --------------------------------------------------------------------------------
+    def model_choices(self) -> QComboBox:
+        """A combo box of the models the manifest offers (data: model references), kept as
+        the panel's ``model``; an embedded model whose files are missing says so."""
+        from ..core.models import available
+
+        combo = QComboBox()
+        for offer in self.manifest.models:
+            missing = "" if available(offer) else " — files missing"
+            combo.addItem(offer.name + missing, offer.ref)
+            if offer.description:
+                combo.setItemData(combo.count() - 1, offer.description,
+                                  Qt.ItemDataRole.ToolTipRole)
+        self.model = combo
+        return combo
+
+    def add_model_ref(self, ref: str, name: str) -> None:
+        """Add (once) and select a model choice in the panel's ``model`` combo box."""
+        combo = self.model
+        assert combo is not None, "call model_choices() first"
+        index = combo.findData(ref)
+        if index < 0:
+            combo.addItem(name, ref)
+            index = combo.count() - 1
+        combo.setCurrentIndex(index)
+
+    def ask_hub_id(self, example: str) -> None:
+        """Ask for a Hugging Face id and add it to the ``model`` choices."""
+        text, ok = QInputDialog.getText(self, "Hugging Face model", f"Model id (e.g. {example}):")
+        if ok and text.strip():
+            self.add_model_ref(f"hub:{text.strip()}", f"Hub: {text.strip()}")
+
+    # -- items ---------------------------------------------------------------------------------
     def export(self, item: Item | None, path, **options) -> bool:
         """Write an item's output to ``path`` with its recipe (io.export); says how it went."""
         from pathlib import Path
@@ -158,23 +485,6 @@ class PluginPanel(QWidget):
         self.show_message(f"Exported {Path(path).name}")
         return True
 
-    def run_buttons(self, label: str, run: Callable, tip: str = "") -> tuple:
-        """The (run, Stop) button pair: Ctrl+Return runs, Stop starts disabled."""
-        from PySide6.QtGui import QKeySequence, QShortcut
-        from PySide6.QtWidgets import QPushButton
-
-        run_button = QPushButton(label)
-        run_button.setToolTip(f"{tip} (Ctrl+Return)" if tip else "Ctrl+Return")
-        run_button.clicked.connect(run)
-        stop_button = QPushButton("Stop")
-        stop_button.setEnabled(False)
-        stop_button.clicked.connect(self.stop)
-        QShortcut(QKeySequence("Ctrl+Return"), self, run)
-        return run_button, stop_button
-
-    def stop(self) -> None:
-        """Stop what this panel is running (panels with run_buttons implement it)."""
-
     def chosen_item(self, entry) -> Item | None:
         """The project item a list entry stands for (its UserRole data), or None with a
         message when it is gone (deleted from the History meanwhile)."""
@@ -186,43 +496,22 @@ class PluginPanel(QWidget):
             self.show_message(str(exc), error=True)
             return None
 
-    def cancel_jobs(self, job_ids) -> None:
-        """Stop: cancel these jobs (queued ones are dropped, running ones stop at a check)."""
-        for job_id in list(job_ids):
-            self.context.cancel(job_id)
-
-    def add_model_ref(self, ref: str, name: str) -> None:
-        """Add (once) and select a model choice in the panel's ``model`` combo box."""
-        combo = self.model  # every panel with models names its combo box ``model``
-        index = combo.findData(ref)
-        if index < 0:
-            combo.addItem(name, ref)
-            index = combo.count() - 1
-        combo.setCurrentIndex(index)
-
     # -- hooks for the window ----------------------------------------------------------
-    def on_job_event(self, event: str, job: Job, data: Any) -> None:
-        """A job of this plugin changed (called on the GUI thread)."""
-
     def recall(self, item: Item, mode: str = "all") -> None:
         """Restore an item's prompt ("prompt"), seed ("seed") or everything ("all")."""
+        self.apply_recipe(item.request, item.model.get("name", ""), mode)
 
     def use_output(self, item: Item) -> None:
         """Put an item's output where the user works (insert text, show image...)."""
 
     def project_changed(self) -> None:
         """Another project was opened: forget what pointed into the previous one."""
+        self.jobs.clear()
+        self._update_queue()
 
     def accept_input(self, item: Item) -> None:
         """Take another item's output as input ("Send to"; the manifest's ``accepts``)."""
 
-    def save_state(self) -> dict[str, Any]:
-        """Unsaved work to keep in the project (drafts); autosaved every few seconds."""
-        return {}
-
-    def restore_state(self, state: dict[str, Any]) -> None:
-        pass
-
     def describe_item(self, item: Item, store: ProjectStore) -> str:
         """Plain text shown under the history for the selected item."""
-        return ""
+        return item.title

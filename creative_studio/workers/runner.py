@@ -11,36 +11,73 @@ Events: "queued", "started", "progress" (data: (fraction, eta, preview)), "done"
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
 from typing import Any
 
 from ..core import devices
-from ..core.errors import BadInput, Cancelled, ProjectError, StudioError, describe
-from ..core.jobs import Asset, Job, JobState, Request
+from ..core import models as model_refs
+from ..core.errors import (
+    BadInput,
+    Cancelled,
+    ProjectError,
+    StudioError,
+    describe,
+    is_out_of_memory,
+)
+from ..core.jobs import (
+    MAX_SEED,
+    Asset,
+    Generator,
+    Inputs,
+    Job,
+    JobEvent,
+    JobEventKind,
+    JobListener,
+    JobState,
+    Request,
+)
 from ..core.progress import Progress
 from ..plugins import PluginRegistry
 from .preload import IMPORT_LOCK
 
-Listener = Callable[[str, Job, Any], None]
+log = logging.getLogger(__name__)
+_FINISHED = {JobState.DONE: JobEventKind.DONE, JobState.FAILED: JobEventKind.FAILED,
+             JobState.CANCELLED: JobEventKind.CANCELLED}
 
 
-def prepare_request(registry: PluginRegistry, request: Request) -> type:
-    """Fill defaults (model) and validate; returns the generator class. Raises BadInput."""
+def prepare_request(registry: PluginRegistry, request: Request) -> type[Generator]:
+    """Complete and check a request; returns the generator class. Raises BadInput.
+
+    The declared parameters of the task are typed, range-checked and completed with their
+    defaults (so the project records every value used); the generator's ``validate`` then
+    checks what ties fields together; the task's prompt and input rules come last.
+    """
     record = registry.get(request.plugin)
     if not record.ok:
         raise StudioError(record.error)
+    manifest = record.manifest
+    spec = manifest.task(request.task)
+    if spec is None:
+        raise BadInput(f"{manifest.name} has no task '{request.task}' (it has: "
+                       f"{', '.join(t.id for t in manifest.tasks)}).")
     if not request.model:
-        default = record.manifest.default_model
+        default = manifest.default_model
         if default is None:
-            raise BadInput(f"Choose a model for {record.manifest.name}.")
-        request.model = f"{default.source}:{default.id}"
+            raise BadInput(f"Choose a model for {manifest.name}.")
+        request.model = default.ref
+    model_refs.split_ref(request.model)  # a malformed reference is refused before queueing
+    if not isinstance(request.seed, int) or not 0 <= request.seed <= MAX_SEED:
+        raise BadInput(f"The seed must be a whole number between 0 and {MAX_SEED}.")
+    request.params = manifest.params.resolve(request.task, request.params)
     generator_cls = record.load("generator")
-    validate = getattr(generator_cls, "validate", None)
-    if validate is not None:
-        validate(request)
+    generator_cls.validate(request)
+    if spec.prompt == "required" and not request.prompt.strip():
+        raise BadInput(f"Write a prompt for {manifest.name} first.")
+    if spec.input and len(request.parents) != 1:
+        raise BadInput(f"Choose one {spec.input.rstrip('/')} item to {spec.title.lower()}.")
     return generator_cls
 
 
@@ -62,7 +99,7 @@ class _Worker(threading.Thread):
             self._run_job(job)
         self.unload_all()
 
-    def _generator(self, job: Job, generator_cls: type) -> Any:
+    def _generator(self, job: Job, generator_cls: type[Generator]) -> Generator:
         key = (job.request.plugin, job.request.model)
         if key in self.models:
             self.models.move_to_end(key)
@@ -70,9 +107,12 @@ class _Worker(threading.Thread):
         while len(self.models) >= self.runner.max_loaded:
             _, old = self.models.popitem(last=False)
             _unload(old)
+        source = self.runner.registry.resolve_model(
+            job.request.plugin, job.request.model,
+            allow_downloads=self.runner.downloads_allowed())
         generator = generator_cls()
         with IMPORT_LOCK:  # no import races with the preload thread or another worker
-            generator.load(job.request.model, self.device, job.progress)
+            generator.load(source, self.device, job.progress)
         self.models[key] = generator
         return generator
 
@@ -80,20 +120,22 @@ class _Worker(threading.Thread):
         runner = self.runner
         try:
             generator_cls = runner.registry.get(job.request.plugin).load("generator")
+            inputs = self._inputs(job)
             generator = self._generator(job, generator_cls)
             job.progress.check()
             job.progress.restart_clock()
-            if getattr(generator, "needs_inputs", False):
-                result = generator.generate(job.request, job.progress,
-                                            self._inputs(job))
-            else:
-                result = generator.generate(job.request, job.progress)
+            result = generator.generate(job.request, job.progress, inputs)
         except Cancelled:
             runner._finish(job, JobState.CANCELLED)
             return
         except Exception as exc:  # every failure becomes a message on the job
-            if isinstance(exc, MemoryError) or "out of memory" in str(exc).lower():
+            if is_out_of_memory(exc):
+                log.warning("job %s ran out of memory: unloading every model", job.id)
                 self.unload_all()
+            if isinstance(exc, StudioError | OSError):
+                log.info("job %s failed: %s", job.id, describe(exc))
+            else:
+                log.exception("job %s (%s) failed", job.id, job.request.plugin)
             runner._finish(job, JobState.FAILED, error=describe(exc))
             return
         job.result = result
@@ -105,7 +147,7 @@ class _Worker(threading.Thread):
         runner._finish(job, JobState.DONE)
 
     @staticmethod
-    def _inputs(job: Job) -> dict[str, list[Asset]]:
+    def _inputs(job: Job) -> Inputs:
         """The assets (with bytes) of the items a request reads: its parents."""
         if job.store is None:
             if job.request.parents:
@@ -124,21 +166,23 @@ class _Worker(threading.Thread):
             _unload(generator)
 
 
-def _unload(generator: Any) -> None:
+def _unload(generator: Generator) -> None:
     try:
         generator.unload()
     except Exception:
-        pass
+        log.exception("unloading %s failed", type(generator).__name__)
 
 
 _UNLOAD: Any = object()  # handed to a worker by _take() when its models should be freed
 
 
 class JobRunner:
-    def __init__(self, registry: PluginRegistry, listener: Listener | None = None, *,
-                 device_preference: str = "auto", max_loaded: int = 2) -> None:
+    def __init__(self, registry: PluginRegistry, listener: JobListener | None = None, *,
+                 device_preference: str = "auto", max_loaded: int = 2,
+                 settings: Any = None) -> None:
         self.registry = registry
         self.listener = listener
+        self.settings = settings  # read at each model load (allow_downloads)
         self.device_preference = device_preference
         self.max_loaded = max_loaded
         self._jobs: list[Job] = []
@@ -157,7 +201,7 @@ class JobRunner:
         job = Job(request=request, label=label or request.prompt[:60], device=device,
                   store=store)
         job.progress = Progress(lambda f, eta, preview, job=job: self._emit(
-            "progress", job, (f, eta, preview)))
+            JobEventKind.PROGRESS, job, f, eta, preview))
         with self._cond:
             if self._closing:
                 raise StudioError("The studio is shutting down.")
@@ -167,8 +211,12 @@ class JobRunner:
                 self._workers[device] = worker
                 worker.start()
             self._cond.notify_all()
-        self._emit("queued", job, None)
+        self._emit(JobEventKind.QUEUED, job)
         return job
+
+    def downloads_allowed(self) -> bool:
+        """The user's current choice (Preferences), read at each model load."""
+        return bool(getattr(self.settings, "allow_downloads", False))
 
     @property
     def jobs(self) -> list[Job]:
@@ -192,7 +240,7 @@ class JobRunner:
             if queued:
                 job.state = JobState.CANCELLED
         if queued:
-            self._emit("cancelled", job, None)
+            self._emit(JobEventKind.CANCELLED, job)
 
     def remove(self, job_id: int) -> None:
         """Remove a queued or finished job from the list (a running one is cancelled)."""
@@ -207,7 +255,7 @@ class JobRunner:
                 job.state = JobState.CANCELLED
                 job.progress.cancel()
             self._jobs.remove(job)
-        self._emit("removed", job, None)
+        self._emit(JobEventKind.REMOVED, job)
 
     def clear(self) -> None:
         """Drop every queued job and forget finished ones; the running job goes on."""
@@ -274,7 +322,7 @@ class JobRunner:
                     self._cond.wait()
                     continue
                 break
-        self._emit("started", job, None)
+        self._emit(JobEventKind.STARTED, job)
         return job
 
     def _finish(self, job: Job, state: JobState, error: str = "") -> None:
@@ -283,12 +331,13 @@ class JobRunner:
             if error:
                 job.error = error
             self._cond.notify_all()
-        self._emit({JobState.DONE: "done", JobState.FAILED: "failed",
-                    JobState.CANCELLED: "cancelled"}[state], job, None)
+        self._emit(_FINISHED[state], job)
 
-    def _emit(self, event: str, job: Job, data: Any) -> None:
-        if self.listener is not None:
-            try:
-                self.listener(event, job, data)
-            except Exception:
-                pass
+    def _emit(self, kind: JobEventKind, job: Job, fraction: float = 0.0,
+              eta: float | None = None, preview: Any = None) -> None:
+        if self.listener is None:
+            return
+        try:
+            self.listener(JobEvent(kind, job, fraction, eta, preview))
+        except Exception:  # a listener's bug must not stop the worker; it is logged
+            log.exception("job listener failed on %s of job %s", kind.value, job.id)

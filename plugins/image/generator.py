@@ -1,8 +1,8 @@
 """Text-to-image with diffusers pipelines (no Qt; torch/diffusers imported lazily).
 
-One job = one image (the panel's batch count queues several, seeds +1). Params: ``negative``,
-``steps``, ``guidance``, ``width``, ``height``, ``scheduler`` (a name of SCHEDULERS or
-"default"). Progress and cancel go through ``callback_on_step_end``; every few steps a small
+One job = one image (the panel's batch count queues several, seeds +1). Params (declared in
+plugin.toml): ``negative``, ``steps``, ``guidance``, ``width``, ``height``, ``scheduler`` (a
+name of SCHEDULERS or "default"). Progress and cancel go through ``callback_on_step_end``; every few steps a small
 preview (the current sample, or a cheap latent → RGB projection for latent models) is sent.
 The PNG carries an A1111-style ``parameters`` chunk and the studio's JSON recipe.
 """
@@ -13,8 +13,10 @@ import io
 import json
 import time
 
-from creative_studio.core.errors import BadInput, ModelError
-from creative_studio.core.jobs import Asset, ModelIdentity, Request, Result
+from creative_studio.core.errors import BadInput, ModelError, is_out_of_memory
+from creative_studio.core.jobs import Asset, Inputs, ModelIdentity, Request, Result
+from creative_studio.core.models import ModelSource
+from creative_studio.core.progress import Progress
 from creative_studio.core.provenance import weights_sha256
 
 SCHEDULERS = {
@@ -53,29 +55,22 @@ class ImageGenerator:
 
     @staticmethod
     def validate(request: Request) -> None:
-        p = request.params
-        if request.task != "generate":
-            raise BadInput(f"Unknown image task '{request.task}'.")
+        """Sizes are multiples of 8 (the declarations give the range)."""
         for key in ("width", "height"):
-            value = int(p.get(key, 0))
-            if value and (value % 8 or not 8 <= value <= MAX_SIDE):
+            value = request.params[key]
+            if value and (value % 8 or value < 8):
                 raise BadInput(f"The {key} must be a multiple of 8 between 8 and {MAX_SIDE} "
                                f"(got {value}).")
-        if not 1 <= int(p.get("steps", 25)) <= 200:
-            raise BadInput("Steps must be between 1 and 200.")
-        if not 0 <= float(p.get("guidance", 3.0)) <= 30:
-            raise BadInput("Guidance must be between 0 and 30.")
-        if p.get("scheduler", "default") not in SCHEDULERS:
-            raise BadInput(f"Unknown scheduler; choose one of {', '.join(SCHEDULERS)}.")
 
-    def load(self, ref: str, device: str, progress) -> None:
+    def load(self, source: ModelSource, device: str, progress: Progress) -> None:
         from . import models
 
         progress.say("Loading the image model…")
-        folder, name, source, hashed = models.resolve(ref)
+        folder, hashed = models.pipeline_folder(source)
         self.pipe = models.load_pipeline(folder, device)
         self.default_scheduler = self.pipe.scheduler
-        self.identity = ModelIdentity(name, ref, weights_sha256(hashed), source)
+        self.identity = ModelIdentity(source.name, source.ref, weights_sha256(hashed),
+                                      source.source)
         self.device = device
         progress.say("")
 
@@ -95,7 +90,7 @@ class ImageGenerator:
             raise BadInput(f"The {name} scheduler does not work with this model ({reason}).") \
                 from exc
 
-    def generate(self, request: Request, progress) -> Result:
+    def generate(self, request: Request, progress: Progress, inputs: Inputs) -> Result:
         import numpy as np
         import torch
         from PIL import Image
@@ -106,10 +101,10 @@ class ImageGenerator:
         p = request.params
         size = pipe.unet.config.sample_size * getattr(pipe, "vae_scale_factor", 1) \
             if hasattr(pipe, "unet") else 512
-        width, height = int(p.get("width") or size), int(p.get("height") or size)
-        steps, guidance = int(p.get("steps", 25)), float(p.get("guidance", 3.0))
-        negative = str(p.get("negative", ""))
-        scheduler_name = str(p.get("scheduler", "default"))
+        width, height = p["width"] or size, p["height"] or size
+        steps, guidance = p["steps"], p["guidance"]
+        negative = p["negative"]
+        scheduler_name = p["scheduler"]
         pipe.scheduler = self._scheduler(scheduler_name)
         every = max(1, steps // 8)
         latent_model = getattr(pipe, "vae", None) is not None
@@ -131,7 +126,7 @@ class ImageGenerator:
                            height=height, generator=generator, output_type="np",
                            callback_on_step_end=on_step)
         except (RuntimeError, ValueError) as exc:
-            if "out of memory" in str(exc).lower():
+            if is_out_of_memory(exc):
                 raise
             raise ModelError(f"The pipeline could not make this image: {exc}") from exc
         pixels = (np.clip(out.images[0], 0, 1) * 255).round().astype(np.uint8)

@@ -17,23 +17,19 @@ from pathlib import Path
 
 from creative_studio.core import paths
 from creative_studio.core.errors import ModelError
+from creative_studio.core.models import ModelSource
 from creative_studio.core.provenance import weights_sha256
 
 from .text_encoder import minilm_path
 
-EMBEDDED = {"emoji-unet": ("image-emoji", "Studio emoji UNet (6M, 32×32)")}
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt",
                    "special_tokens_map.json")
+EMBEDDED_FOLDER = "image-emoji"  # resources/models/<this>: the offer's locate in plugin.toml
 
 
-def embedded_folder(key: str) -> Path:
-    if key not in EMBEDDED:
-        raise ModelError(f"Unknown embedded image model '{key}'.")
-    return paths.resources_dir() / "models" / EMBEDDED[key][0]
-
-
-def embedded_available(key: str = "emoji-unet") -> bool:
-    return (embedded_folder(key) / "unet" / "diffusion_pytorch_model.safetensors").is_file()
+def embedded_folder(key: str = "emoji-unet") -> Path:
+    """The shipped files of the embedded model (tools and benches use it)."""
+    return paths.resources_dir() / "models" / EMBEDDED_FOLDER
 
 
 def _place(source: Path, target: Path) -> None:
@@ -44,9 +40,9 @@ def _place(source: Path, target: Path) -> None:
         shutil.copy2(source, target)
 
 
-def assemble_embedded(key: str = "emoji-unet") -> Path:
-    """The embedded model as a complete pipeline folder in the cache (built once)."""
-    folder = embedded_folder(key)
+def assemble_embedded(folder: Path, key: str = "emoji-unet") -> Path:
+    """The embedded model (its shipped ``folder``) as a complete pipeline folder in the cache
+    (built once)."""
     weights = folder / "unet" / "diffusion_pytorch_model.safetensors"
     if not weights.is_file():
         raise ModelError(f"The embedded image model's weights are missing (no weights in "
@@ -86,25 +82,19 @@ def assemble_embedded(key: str = "emoji-unet") -> Path:
     return target
 
 
-def resolve(ref: str) -> tuple[Path, str, str, Path]:
-    """(pipeline folder, name, source, what to hash for the identity) of a model ref."""
-    ref = (ref or "").strip()
-    if ref.startswith("embedded:"):
-        key = ref.split(":", 1)[1]
-        folder = assemble_embedded(key)
-        return folder, EMBEDDED[key][1], "embedded", embedded_folder(key) / "unet"
-    if ref.startswith("hub:"):
-        from creative_studio.core.hub import snapshot
-
-        folder = snapshot(ref[4:], "image pipeline")
-        return folder, ref[4:], "hub", folder
-    folder = Path(ref).expanduser()
+def pipeline_folder(source: ModelSource) -> tuple[Path, Path]:
+    """(diffusers pipeline folder, what to hash for the identity) of a model source."""
+    if source.source == "embedded":
+        assert source.path is not None and source.offer is not None
+        return assemble_embedded(source.path, source.offer.id), source.path / "unet"
+    folder = source.local_path("image pipeline")
     if not folder.is_dir():
-        raise ModelError(f"Image model folder not found: {ref}")
+        raise ModelError(f"{folder.name} is not a diffusers pipeline folder (choose a folder "
+                         "with model_index.json).")
     if not (folder / "model_index.json").is_file():
         raise ModelError(f"{folder.name} is not a diffusers pipeline folder (no "
                          "model_index.json).")
-    return folder, folder.name, "local", folder
+    return folder, folder
 
 
 def load_pipeline(folder: Path, device: str):

@@ -9,13 +9,10 @@ from typing import Any
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (
-    QComboBox,
-    QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
     QLabel,
-    QLineEdit,
     QListView,
     QListWidget,
     QListWidgetItem,
@@ -27,12 +24,10 @@ from PySide6.QtWidgets import (
 )
 
 from creative_studio.core.errors import StudioError, describe
-from creative_studio.core.jobs import Job, JobState
+from creative_studio.core.jobs import Job
 from creative_studio.core.project import Item
 from creative_studio.ui.panel import PluginPanel
 from creative_studio.ui.widgets import SeedField
-
-from .generator import SCHEDULERS
 
 
 def pixmap_of(data: bytes, side: int) -> QPixmap:
@@ -48,13 +43,10 @@ def pixmap_of(data: bytes, side: int) -> QPixmap:
 class ImagePanel(PluginPanel):
     def __init__(self, context, manifest, parent: QWidget | None = None) -> None:
         super().__init__(context, manifest, parent)
-        self.jobs: dict[int, Job] = {}
         self.current: Item | None = None
-        self._batch_started = False
         self._icons: dict[str, QIcon] = {}  # gallery thumbnails by asset id
 
-        self.model = self.model_choices()
-        self._mark_missing_weights()
+        self.model_choices()
         folder = QPushButton("Pipeline folder…")
         folder.setToolTip("A diffusers text-to-image pipeline folder (model_index.json): "
                           "Stable Diffusion 1.5/2.x, SDXL, SD-Turbo…")
@@ -64,31 +56,21 @@ class ImagePanel(PluginPanel):
         model_row = QHBoxLayout()
         model_row.addWidget(folder)
         model_row.addWidget(hub)
-        self.prompt = QPlainTextEdit()
+        self.prompt = self.prompt_box = QPlainTextEdit()
         self.prompt.setPlaceholderText("Prompt, e.g. “red apple”, “smiling cat face”")
         self.prompt.setFixedHeight(70)
-        self.negative = QLineEdit()
-        self.negative.setPlaceholderText("Negative prompt (optional)")
-        self.scheduler = QComboBox()
-        self.scheduler.addItems(list(SCHEDULERS))
-        self.steps = QSpinBox()
-        self.steps.setRange(1, 200)
-        self.steps.setValue(25)
-        self.guidance = QDoubleSpinBox()
-        self.guidance.setRange(0.0, 30.0)
-        self.guidance.setSingleStep(0.5)
-        self.guidance.setValue(3.0)
-        self.width_box, self.height_box = QSpinBox(), QSpinBox()
-        for box in (self.width_box, self.height_box):
-            box.setRange(0, 2048)
-            box.setSingleStep(8)
-            box.setSpecialValueText("model's size")
+        self.negative = self.param_widget("negative")
+        self.scheduler = self.param_widget("scheduler")
+        self.steps = self.param_widget("steps")
+        self.guidance = self.param_widget("guidance")
+        self.width_box, self.height_box = self.param_widget("width"), \
+            self.param_widget("height")
         size_row = QHBoxLayout()
         size_row.addWidget(self.width_box)
         size_row.addWidget(QLabel("×"))
         size_row.addWidget(self.height_box)
         self.seed_field = SeedField()
-        self.batch = QSpinBox()
+        self.batch = self.count = QSpinBox()
         self.batch.setRange(1, 16)
         self.batch.setToolTip("How many images (seeds +1 each); kept as branches in the History")
         self.generate_button, self.stop_button = self.run_buttons("Generate", self.generate)
@@ -96,10 +78,7 @@ class ImagePanel(PluginPanel):
         form.addRow("Model", self.model)
         form.addRow(model_row)
         form.addRow("Prompt", self.prompt)
-        form.addRow("Negative", self.negative)
-        form.addRow("Scheduler", self.scheduler)
-        form.addRow("Steps", self.steps)
-        form.addRow("Guidance", self.guidance)
+        self.param_rows(form, "negative", "scheduler", "steps", "guidance")
         form.addRow("Size", size_row)
         form.addRow("Seed", self.seed_field)
         form.addRow("Batch", self.batch)
@@ -138,14 +117,6 @@ class ImagePanel(PluginPanel):
         self.set_sides(side, main, 330)
 
     # -- models ----------------------------------------------------------------------------
-    def _mark_missing_weights(self) -> None:
-        from . import models
-
-        for index in range(self.model.count()):
-            ref = self.model.itemData(index)
-            if ref.startswith("embedded:") and not models.embedded_available(ref.split(":")[1]):
-                self.model.setItemText(index, self.model.itemText(index) + " — weights missing")
-
     def _choose_folder(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Choose a diffusers pipeline folder")
         if path:
@@ -155,54 +126,36 @@ class ImagePanel(PluginPanel):
         self.ask_hub_id("stabilityai/sd-turbo")
 
     # -- jobs --------------------------------------------------------------------------------
-    def params(self) -> dict[str, Any]:
-        return {"negative": self.negative.text().strip(), "steps": self.steps.value(),
-                "guidance": round(self.guidance.value(), 3),
-                "scheduler": self.scheduler.currentText(),
-                "width": self.width_box.value(), "height": self.height_box.value()}
-
     def generate(self) -> list[Job]:
         prompt = self.prompt.toPlainText().strip()
-        jobs = self.submit_variations("generate", self.params(), self.batch.value(),
-                                      self.seed_field.next(self._batch_started),
+        return self.submit_variations("generate", self.param_values("generate"),
                                       prompt[:30] or "image", prompt)
-        self.jobs.update((job.id, job) for job in jobs)
-        self._batch_started = bool(jobs) or self._batch_started
-        self.stop_button.setEnabled(bool(self.jobs))
-        return jobs
 
-    def stop(self) -> None:
-        self.cancel_jobs(self.jobs)
+    def on_progress(self, job: Job, fraction: float, eta: float | None, preview: Any) -> None:
+        text = job.progress.message or f"Step {fraction * 100:.0f}%"
+        if eta:
+            text += f" · about {eta:.0f} s left"
+        self.info.setText(text)
+        if isinstance(preview, bytes):
+            self.view.setPixmap(pixmap_of(preview, self._view_side()))
 
-    def on_job_event(self, event: str, job: Job, data: Any) -> None:
-        if job.id not in self.jobs:
-            return
-        if event == "progress":
-            fraction, eta, preview = data
-            text = job.progress.message or f"Step {fraction * 100:.0f}%"
-            if eta:
-                text += f" · about {eta:.0f} s left"
-            self.info.setText(text)
-            if isinstance(preview, bytes):
-                self.view.setPixmap(pixmap_of(preview, self._view_side()))
-            return
-        if not job.state.finished:
-            return
-        del self.jobs[job.id]
-        self.stop_button.setEnabled(bool(self.jobs))
-        if job.state is JobState.DONE and job.item_id:
+    def on_result(self, job: Job) -> None:
+        if job.item_id:
             self.refresh_gallery(select=job.item_id)
-        elif job.state is JobState.FAILED:
-            self.show_message(job.error, error=True)
-            self.info.setText("Failed")
-        else:
-            self.info.setText("Stopped: nothing was saved")
+
+    def on_failed(self, job: Job) -> None:
+        super().on_failed(job)
+        self.info.setText("Failed")
+
+    def on_cancelled(self, job: Job) -> None:
+        self.info.setText("Stopped: nothing was saved")
 
     def _view_side(self) -> int:
         return max(64, min(self.view.width(), self.view.height()) - 8)
 
     # -- gallery ---------------------------------------------------------------------------
     def project_changed(self) -> None:
+        super().project_changed()
         self.current = None
         self._icons.clear()
         self.view.setText("Type a prompt and Generate.")
@@ -284,21 +237,15 @@ class ImagePanel(PluginPanel):
         return recipe
 
     def _apply(self, recipe: dict, mode: str) -> None:
-        if mode in ("all", "prompt"):
-            self.prompt.setPlainText(str(recipe.get("prompt", "")))
-            self.negative.setText(str(recipe.get("negative", "")))
-        if mode in ("all", "seed") and recipe.get("seed") is not None:
-            self.seed_field.restore(int(recipe["seed"]))
-        if mode != "all":
-            return
-        for box, key in ((self.steps, "steps"), (self.width_box, "width"),
-                         (self.height_box, "height")):
-            if isinstance(recipe.get(key), int):
-                box.setValue(recipe[key])
-        if isinstance(recipe.get("guidance"), int | float):
-            self.guidance.setValue(float(recipe["guidance"]))
-        if recipe.get("scheduler") in SCHEDULERS:
-            self.scheduler.setCurrentText(recipe["scheduler"])
+        """Fill the panel from a PNG's recipe (the studio's, A1111's or ComfyUI's)."""
+        from creative_studio.core.jobs import Request
+
+        params = {key: recipe[key] for key in ("negative", "steps", "guidance", "scheduler",
+                                               "width", "height") if key in recipe}
+        seed = recipe.get("seed")
+        request = Request(self.manifest.id, "generate", str(recipe.get("prompt", "")), params,
+                          seed if isinstance(seed, int) else self.seed_field.seed.value())
+        self.apply_recipe(request, mode=mode)
 
     def export_dialog(self) -> None:
         if self.current is None:
@@ -313,25 +260,19 @@ class ImagePanel(PluginPanel):
 
     # -- history -------------------------------------------------------------------------------
     def recall(self, item: Item, mode: str = "all") -> None:
-        request = item.request
-        self._apply({"prompt": request.prompt, "seed": request.seed, **request.params}, mode)
-        if mode == "all":
-            found = self.model.findData(request.model)
-            if found >= 0:
-                self.model.setCurrentIndex(found)
-            elif request.model:
-                self.add_model_ref(request.model, f"Folder: {Path(request.model).name}")
+        super().recall(item, mode)
         self.show_item(item)
 
     def use_output(self, item: Item) -> None:
         self.show_item(item)
 
-    def save_state(self) -> dict[str, Any]:
-        return {"prompt": self.prompt.toPlainText(), "negative": self.negative.text()}
+    def work_state(self) -> dict[str, Any]:
+        return {"prompt": self.prompt.toPlainText()}
 
-    def restore_state(self, state: dict[str, Any]) -> None:
+    def restore_work(self, state: dict[str, Any]) -> None:
         self.prompt.setPlainText(str(state.get("prompt", "")))
-        self.negative.setText(str(state.get("negative", "")))
+        if "negative" in state:  # projects saved before the settings were kept
+            self.negative.setText(str(state["negative"]))
 
     def describe_item(self, item: Item, store) -> str:
         meta = item.metadata

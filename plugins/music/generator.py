@@ -1,10 +1,11 @@
 """MIDI ideas from the studio's own GPT-2 over REMI tokens (no Qt; torch imported lazily).
 
-Tasks:
+Tasks (parameters declared in plugin.toml):
 - ``generate``: from scratch. Params: ``tonic`` (0–11), ``mode``, ``tempo``, ``time_signature``,
   ``bars``, ``style``, ``temperature``, ``top_p``, ``program`` (GM instrument), ``strict_key``.
 - ``continue``: ``parents = [a MIDI item]``; keeps its first ``keep_bars`` bars verbatim and adds
-  ``bars`` more. ``tonic``/``mode`` may be ``"auto"`` (found from the prompt's notes).
+  ``bars`` more. ``tonic``/``mode`` may be ``"auto"`` or left out (found from the prompt's
+  notes); ``tempo`` left out keeps the MIDI's.
 
 The model writes with tonic C (its training data were moved there); the requested key is
 reached by transposing, the meter is forced by the grammar (grammar.py), the bar count is exact.
@@ -16,11 +17,11 @@ import json
 import math
 import time
 from contextlib import contextmanager
-from pathlib import Path
 
-from creative_studio.core import paths
 from creative_studio.core.errors import BadInput, ModelError
-from creative_studio.core.jobs import Asset, ModelIdentity, Request, Result
+from creative_studio.core.jobs import Asset, Inputs, ModelIdentity, Request, Result
+from creative_studio.core.models import ModelSource
+from creative_studio.core.progress import Progress
 from creative_studio.core.provenance import weights_sha256
 from creative_studio.io.midi import Note, read_notes, write_midi
 
@@ -28,35 +29,11 @@ from .analysis import bar_length, detect_key, in_key_share, key_name, summary
 from .grammar import TIME_SIGNATURES, Grammar, Vocabulary
 from .tokens import MODES, STYLES, tonic_shift
 
-EMBEDDED = {"music-gpt2": ("music-gpt2", "Studio folk & chorale GPT-2 (5M)")}
 CONTEXT = 512  # the training window: positions beyond it were never trained
 MAX_BARS = 64
 
 
-def model_folder(ref: str) -> tuple[Path, str, str]:
-    """(folder, name, source) of a model ref: embedded:<id>, a folder, or hub:<id>."""
-    ref = (ref or "").strip()
-    if ref.startswith("embedded:"):
-        key = ref.split(":", 1)[1]
-        if key not in EMBEDDED:
-            raise ModelError(f"Unknown embedded music model '{key}'.")
-        folder = paths.resources_dir() / "models" / EMBEDDED[key][0]
-        if not (folder / "model.safetensors").is_file():
-            raise ModelError(f"The embedded music model is missing from {folder}.")
-        return folder, EMBEDDED[key][1], "embedded"
-    if ref.startswith("hub:"):
-        from creative_studio.core.hub import snapshot
-
-        return snapshot(ref[4:], "music model"), ref[4:], "hub"
-    folder = Path(ref).expanduser()
-    if not folder.is_dir():
-        raise ModelError(f"Music model folder not found: {ref}")
-    return folder, folder.name, "local"
-
-
 class MusicGenerator:
-    needs_inputs = True  # continue reads the MIDI of its parent item
-
     def __init__(self) -> None:
         self.model = None
         self.tokenizer = None
@@ -67,35 +44,22 @@ class MusicGenerator:
     # -- contract ----------------------------------------------------------------------
     @staticmethod
     def validate(request: Request) -> None:
-        p = request.params
-        if request.task not in ("generate", "continue"):
-            raise BadInput(f"Unknown music task '{request.task}'.")
-        if request.task == "continue" and len(request.parents) != 1:
-            raise BadInput("Choose one MIDI file or item to continue.")
-        if not 1 <= int(p.get("bars", 8)) <= MAX_BARS:
-            raise BadInput(f"Bars must be between 1 and {MAX_BARS}.")
-        if request.task == "generate" and p.get("time_signature", "4/4") not in TIME_SIGNATURES:
-            raise BadInput(f"Time signature must be one of {', '.join(TIME_SIGNATURES)}.")
-        if p.get("style", "folk") not in STYLES:
-            raise BadInput(f"Style must be one of {', '.join(STYLES)}.")
-        if p.get("mode", "major") not in (*MODES, "auto"):
-            raise BadInput(f"Mode must be one of {', '.join(MODES)} (or auto to continue).")
-        if not 20 <= float(p.get("tempo", 100)) <= 300:
-            raise BadInput("Tempo must be between 20 and 300 BPM.")
-        if not 0 <= float(p.get("temperature", 1.0)) <= 3:
-            raise BadInput("Temperature must be between 0 and 3.")
-        if not 0 < float(p.get("top_p", 0.95)) <= 1:
-            raise BadInput("Top-p must be above 0 and at most 1.")
-        if not 0 <= int(p.get("program", 0)) <= 127:
-            raise BadInput("The instrument must be a General MIDI program 0–127.")
+        """Only a continuation finds its key ("auto"); a new idea is told its key."""
+        if request.task == "generate" and "auto" in (request.params["tonic"],
+                                                     request.params["mode"]):
+            raise BadInput("A new idea needs a key: 'auto' finds the key of a MIDI you "
+                           "continue.")
 
-    def load(self, ref: str, device: str, progress) -> None:
+    def load(self, source: ModelSource, device: str, progress: Progress) -> None:
         import torch
         from miditok import REMI
         from transformers import AutoModelForCausalLM
 
         progress.say("Loading the music model…")
-        folder, name, source = model_folder(ref)
+        folder, name = source.local_path("music model"), source.name
+        if not folder.is_dir():
+            raise ModelError(f"{folder.name} is not a music model folder (tools/music/train.py "
+                             "--export makes one).")
         if not (folder / "tokenizer.json").is_file():
             raise ModelError(f"{folder} has no tokenizer.json (the miditok tokenizer the model "
                              "was trained with).")
@@ -115,24 +79,24 @@ class MusicGenerator:
             raise ModelError(f"{name} is not a usable music model: {exc}") from exc
         model.eval().to(device)
         self.model, self.tokenizer, self.vocab, self.device = model, tokenizer, vocab, device
-        self.identity = ModelIdentity(name, ref, weights_sha256(folder), source)
+        self.identity = ModelIdentity(name, source.ref, weights_sha256(folder), source.source)
         progress.say("")
 
     def unload(self) -> None:
         self.model = self.tokenizer = self.vocab = None
 
     # -- generation ------------------------------------------------------------------------
-    def generate(self, request: Request, progress, inputs=None) -> Result:
+    def generate(self, request: Request, progress: Progress, inputs: Inputs) -> Result:
         p = request.params
         started = time.perf_counter()
-        style = p.get("style", "folk")
-        bars = int(p.get("bars", 8))
-        tempo = float(p.get("tempo", 100))
-        program = int(p.get("program", 0))
+        style = p["style"]
+        bars = p["bars"]
+        tempo = p.get("tempo")
+        program = p["program"]
         prompt_notes: list[Note] = []
         keep_bars = 0
         if request.task == "continue":
-            content = self._prompt(request, inputs or {})
+            content = self._prompt(request, inputs)
             meter = content.time_signature
             time_signature = f"{meter[0]}/{meter[1]}"
             if time_signature not in TIME_SIGNATURES:
@@ -141,7 +105,7 @@ class MusicGenerator:
             # never more bars than the MIDI has: no silent gap before the continuation
             length = max(n.start + n.duration for n in content.notes)
             midi_bars = max(1, math.ceil(length / bar_length(meter) - 1e-6))
-            keep_bars = max(1, min(int(p.get("keep_bars", 4)), midi_bars))
+            keep_bars = max(1, min(p["keep_bars"], midi_bars))
             cut = keep_bars * bar_length(meter)
             prompt_notes = [n for n in content.notes if n.start < cut - 1e-6]
             if not prompt_notes:
@@ -154,20 +118,20 @@ class MusicGenerator:
                 tonic = found_tonic if tonic == "auto" else int(tonic)
                 mode = found_mode if mode == "auto" else mode
             tonic = int(tonic)
-            if "tempo" not in p:
+            if tempo is None:
                 tempo = content.tempo
         else:
-            time_signature = p.get("time_signature", "4/4")
+            time_signature = p["time_signature"]
             meter = tuple(int(x) for x in time_signature.split("/"))
-            tonic, mode = int(p.get("tonic", 0)) % 12, p.get("mode", "major")
+            tonic, mode = p["tonic"], p["mode"]
         shift = tonic_shift(tonic)  # the model writes in C: the prompt goes there, output back
         prompt_ids = self._prompt_ids(style, mode, prompt_notes, shift, meter, keep_bars)
         grammar = Grammar(self.vocab, time_signature, keep_bars + bars, mode,
-                          strict_key=bool(p.get("strict_key", False)))
+                          strict_key=p["strict_key"])
         grammar.start([prompt_ids])
         with one_thread(self.device):
-            ids = sample(self.model, prompt_ids, grammar, float(p.get("temperature", 1.0)),
-                         float(p.get("top_p", 0.95)), int(request.seed), progress, keep_bars,
+            ids = sample(self.model, prompt_ids, grammar, p["temperature"],
+                         p["top_p"], int(request.seed), progress, keep_bars,
                          self.device)
         generated = self._decode(ids, -shift)
         start_of_new = keep_bars * bar_length(meter)

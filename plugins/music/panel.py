@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 import subprocess
 import tempfile
@@ -15,7 +16,6 @@ from PySide6.QtGui import QColor, QDrag, QPainter, QPen
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
-    QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
@@ -29,14 +29,13 @@ from PySide6.QtWidgets import (
 )
 
 from creative_studio.core.errors import StudioError, describe
-from creative_studio.core.jobs import Job, JobState
+from creative_studio.core.jobs import Job
 from creative_studio.core.project import Item
 from creative_studio.io.midi import Note
 from creative_studio.ui.panel import PluginPanel
 from creative_studio.ui.widgets import SeedField
 
-from .grammar import TIME_SIGNATURES
-from .tokens import MODES, STYLES
+from .tokens import MODES
 
 TONICS = ("C", "C♯/D♭", "D", "E♭", "E", "F", "F♯/G♭", "G", "A♭", "A", "B♭", "B")
 INSTRUMENTS = ((0, "Acoustic Grand Piano"), (4, "Electric Piano"), (6, "Harpsichord"),
@@ -46,6 +45,7 @@ INSTRUMENTS = ((0, "Acoustic Grand Piano"), (4, "Electric Piano"), (6, "Harpsich
                (73, "Flute"), (74, "Recorder"), (109, "Bagpipe"), (110, "Fiddle"))
 PLAYERS = (("pw-play", []), ("paplay", []), ("aplay", ["-q"]))
 MIDI_FILTER = "MIDI files (*.mid *.midi)"
+log = logging.getLogger(__name__)
 
 
 class PianoRoll(QWidget):
@@ -146,6 +146,7 @@ class Renderer(QObject):
     """Renders WAV previews on a plain thread; ``done(key, wav_path_or_None, message)``."""
 
     done = Signal(object, object, str)
+    closing = False  # the window closes: finished renders are dropped, nothing is written
 
     def render(self, key: str, data: bytes, folder: Path) -> None:
         def work() -> None:
@@ -153,11 +154,15 @@ class Renderer(QObject):
 
             try:
                 wav, engine = render_wav(data)
+                if self.closing:
+                    return
                 path = folder / f"{key}.wav"
                 path.write_bytes(wav)
                 self.done.emit(key, path, engine)
             except Exception as exc:  # a broken soundfont, out of memory: shown, not raised
-                self.done.emit(key, None, describe(exc))
+                log.warning("audio preview failed", exc_info=True)
+                if not self.closing:
+                    self.done.emit(key, None, describe(exc))
 
         threading.Thread(target=work, name="music-render", daemon=True).start()
 
@@ -166,12 +171,10 @@ class MusicPanel(PluginPanel):
     def __init__(self, context, manifest, parent: QWidget | None = None) -> None:
         super().__init__(context, manifest, parent)
         self.setAcceptDrops(True)
-        self.jobs: dict[int, Job] = {}
         self.prompt_item: str | None = None
         self.current: Item | None = None
         self._shown_notes: list[Note] = []
         self._tempo = 100.0
-        self._batch_started = False
         self._temp = Path(tempfile.mkdtemp(prefix="studio-music-"))
         self._player: subprocess.Popen | None = None
         self._play_started = 0.0
@@ -192,19 +195,20 @@ class MusicPanel(PluginPanel):
         self.open_button.clicked.connect(self.open_dialog)
         self.prompt_label = QLabel("No MIDI chosen (open one, drop one, or Send to → Music)")
         self.prompt_label.setWordWrap(True)
-        self.keep_bars = QSpinBox()
-        self.keep_bars.setRange(1, 32)
-        self.keep_bars.setValue(4)
-        self.keep_bars.setToolTip("Bars of your MIDI kept as they are before the continuation")
-        self.model = self.model_choices()
+        self.keep_bars = self.param_widget("keep_bars")
+        self.model_choices()
         model_folder = QPushButton("Other model folder…")
         model_folder.setToolTip("A folder made by tools/music/train.py --export (config.json, "
                                 "model.safetensors, tokenizer.json)")
         model_folder.clicked.connect(self._choose_model_folder)
-        self.tonic = QComboBox()
-        self.tonic.addItems(TONICS)
+        self.tonic = QComboBox()  # the twelve tonics; "auto" is the check box below
+        for index, name in enumerate(TONICS):
+            self.tonic.addItem(name, index)
+        self.bind("tonic", self.tonic)
         self.mode = QComboBox()
-        self.mode.addItems(MODES)
+        for mode in MODES:
+            self.mode.addItem(mode, mode)
+        self.bind("mode", self.mode)
         key_row = QHBoxLayout()
         key_row.addWidget(self.tonic)
         key_row.addWidget(self.mode)
@@ -212,57 +216,39 @@ class MusicPanel(PluginPanel):
         self.auto_key.setChecked(True)
         self.auto_key.toggled.connect(self._task_changed)
         self.auto_key.setToolTip("Find the key of the kept bars (Krumhansl–Schmuckler)")
-        self.time_signature = QComboBox()
-        self.time_signature.addItems(TIME_SIGNATURES)
-        self.tempo = QSpinBox()
-        self.tempo.setRange(20, 300)
-        self.tempo.setValue(100)
+        self.time_signature = self.param_widget("time_signature")
+        self.tempo = self.param_widget("tempo")
         self.tempo.setSuffix(" BPM")
-        self.bars = QSpinBox()
-        self.bars.setRange(1, 64)
-        self.bars.setValue(8)
-        self.style = QComboBox()
-        self.style.addItems(STYLES)
-        self.style.setToolTip("folk: melodies (O'Neill, Ryan, Aird) · chorale: four-part "
-                              "harmony (Bach)")
-        self.temperature = QDoubleSpinBox()
-        self.temperature.setRange(0.0, 2.0)
-        self.temperature.setSingleStep(0.05)
-        self.temperature.setValue(1.0)
-        self.top_p = QDoubleSpinBox()
-        self.top_p.setRange(0.05, 1.0)
-        self.top_p.setSingleStep(0.05)
-        self.top_p.setValue(0.95)
+        self.bars = self.param_widget("bars")
+        self.style = self.param_widget("style")
+        self.temperature = self.param_widget("temperature")
+        self.top_p = self.param_widget("top_p")
         self.seed_field = SeedField()
-        self.variations = QSpinBox()
+        self.variations = self.count = QSpinBox()
         self.variations.setRange(1, 8)
         self.variations.setValue(1)
-        self.strict_key = QCheckBox("Only notes of the scale")
-        self.strict_key.setToolTip("Mask every note outside the key's scale while sampling")
+        self.strict_key = self.param_widget("strict_key")
         self.instrument = QComboBox()
         for program, name in INSTRUMENTS:
             self.instrument.addItem(name, program)
+        self.bind("program", self.instrument)
         self.generate_button, self.stop_button = self.run_buttons("Generate", self.generate)
 
         form = QFormLayout()
         form.addRow("Make", self.task)
         form.addRow(self.open_button)
         form.addRow(self.prompt_label)
-        form.addRow("Keep bars", self.keep_bars)
+        self.param_rows(form, "keep_bars")
         form.addRow("Model", self.model)
         form.addRow("", model_folder)
         form.addRow("Key", key_row)
         form.addRow("", self.auto_key)
-        form.addRow("Meter", self.time_signature)
-        form.addRow("Tempo", self.tempo)
-        form.addRow("Bars", self.bars)
-        form.addRow("Style", self.style)
-        form.addRow("Temperature", self.temperature)
-        form.addRow("Top-p", self.top_p)
+        self.param_rows(form, "time_signature", "tempo", "bars", "style", "temperature",
+                        "top_p")
         form.addRow("Seed", self.seed_field)
         form.addRow("Variations", self.variations)
-        form.addRow("", self.strict_key)
-        form.addRow("Instrument", self.instrument)
+        self.param_rows(form, "strict_key", "program")
+        self.side_form = form
         side = self.side_panel(form, self.generate_button, self.stop_button)
 
         # -- results --
@@ -297,6 +283,7 @@ class MusicPanel(PluginPanel):
         self._task_changed()
 
     def project_changed(self) -> None:
+        super().project_changed()
         self.stop_audio()
         self.results.blockSignals(True)
         self.results.clear()
@@ -311,6 +298,9 @@ class MusicPanel(PluginPanel):
         continuing = self.task.currentData() == "continue"
         for widget in (self.open_button, self.prompt_label, self.keep_bars, self.auto_key):
             widget.setVisible(continuing)
+        label = self.side_form.labelForField(self.keep_bars)
+        if label is not None:
+            label.setVisible(continuing)
         self.time_signature.setEnabled(not continuing)
         manual_key = not (continuing and self.auto_key.isChecked())
         self.tonic.setEnabled(manual_key)
@@ -381,65 +371,51 @@ class MusicPanel(PluginPanel):
         self._set_prompt(item, content)
 
     # -- jobs --------------------------------------------------------------------------
-    def params(self) -> dict[str, Any]:
-        continuing = self.task.currentData() == "continue"
-        params: dict[str, Any] = {
-            "bars": self.bars.value(), "style": self.style.currentText(),
-            "tempo": self.tempo.value(), "temperature": round(self.temperature.value(), 3),
-            "top_p": round(self.top_p.value(), 3), "program": self.instrument.currentData(),
-            "strict_key": self.strict_key.isChecked(),
-            "tonic": self.tonic.currentIndex(), "mode": self.mode.currentText()}
-        if continuing:
-            params["keep_bars"] = self.keep_bars.value()
-            if self.auto_key.isChecked():
-                params["tonic"] = params["mode"] = "auto"
-        else:
-            params["time_signature"] = self.time_signature.currentText()
+    def param_values(self, task: str) -> dict[str, Any]:
+        params = super().param_values(task)
+        if task == "continue" and self.auto_key.isChecked():
+            params["tonic"] = params["mode"] = "auto"
         return params
+
+    def apply_params(self, params: dict[str, Any]) -> None:
+        if "tonic" in params or "mode" in params:
+            self.auto_key.setChecked("auto" in (params.get("tonic"), params.get("mode")))
+        super().apply_params({k: v for k, v in params.items() if v != "auto"})
 
     def generate(self) -> list[Job]:
         task = self.task.currentData()
         if task == "continue" and self.prompt_item is None:
             self.show_message("Open a MIDI file to continue first.", error=True)
             return []
-        jobs = self.submit_variations(
-            task, self.params(), self.variations.value(),
-            self.seed_field.next(self._batch_started),
-            "continue" if task == "continue" else "idea",
+        return self.submit_variations(
+            task, self.param_values(task), "continue" if task == "continue" else "idea",
             parents=[self.prompt_item] if task == "continue" else [])
-        self.jobs.update((job.id, job) for job in jobs)
-        self._batch_started = bool(jobs) or self._batch_started
-        self._update_buttons()
-        return jobs
 
-    def stop(self) -> None:
-        self.cancel_jobs(self.jobs)
+    def on_progress(self, job: Job, fraction: float, eta: float | None, preview: Any) -> None:
+        self.info.setText(job.progress.message or f"Writing… {fraction * 100:.0f}%")
 
-    def _update_buttons(self) -> None:
-        self.stop_button.setEnabled(bool(self.jobs))
+    def on_result(self, job: Job) -> None:
+        if not job.item_id:
+            return
+        item = self.context.store.item(job.item_id)
+        entry = QListWidgetItem(item.title)
+        entry.setData(Qt.ItemDataRole.UserRole, item.id)
+        self.results.addItem(entry)
+        if self.results.count() == 1 or not self.jobs:
+            self.results.setCurrentItem(entry)
 
-    def on_job_event(self, event: str, job: Job, data: Any) -> None:
-        if job.id not in self.jobs:
-            return
-        if event == "progress":
-            self.info.setText(job.progress.message or f"Writing… {data[0] * 100:.0f}%")
-            return
-        if not job.state.finished:
-            return
-        del self.jobs[job.id]
-        self._update_buttons()
-        if job.state is JobState.DONE and job.item_id:
-            item = self.context.store.item(job.item_id)
-            entry = QListWidgetItem(item.title)
-            entry.setData(Qt.ItemDataRole.UserRole, item.id)
-            self.results.addItem(entry)
-            if self.results.count() == 1 or not self.jobs:
-                self.results.setCurrentItem(entry)
-        elif job.state is JobState.FAILED:
-            self.show_message(job.error, error=True)
-            self.info.setText("Failed")
-        else:
-            self.info.setText("Stopped")
+    def on_failed(self, job: Job) -> None:
+        super().on_failed(job)
+        self.info.setText("Failed")
+
+    def on_cancelled(self, job: Job) -> None:
+        self.info.setText("Stopped")
+
+    def close_panel(self) -> None:
+        """No player or preview files outlive the window."""
+        self.stop_audio()
+        self.renderer.closing = True
+        shutil.rmtree(self._temp, ignore_errors=True)
 
     # -- showing and playing ------------------------------------------------------------------
     def _result_chosen(self, *_args) -> None:
@@ -558,9 +534,6 @@ class MusicPanel(PluginPanel):
         if item.request.task == "import":
             self.accept_input(item)
             return
-        p = item.request.params
-        if mode in ("all", "seed"):
-            self.seed_field.restore(item.request.seed)
         if mode == "all":
             self.task.setCurrentIndex(max(0, self.task.findData(item.request.task)))
             if item.request.task == "continue" and item.parents:
@@ -568,36 +541,21 @@ class MusicPanel(PluginPanel):
                     self.accept_input(self.context.store.item(item.parents[0]))
                 except StudioError:
                     pass
-                self.keep_bars.setValue(int(p.get("keep_bars", 4)))
-                self.auto_key.setChecked(p.get("tonic") == "auto")
-            if isinstance(p.get("tonic"), int):
-                self.tonic.setCurrentIndex(p["tonic"] % 12)
-            if p.get("mode") in MODES:
-                self.mode.setCurrentText(p["mode"])
-            if p.get("time_signature") in TIME_SIGNATURES:
-                self.time_signature.setCurrentText(p["time_signature"])
-            self.tempo.setValue(int(p.get("tempo", 100)))
-            self.bars.setValue(int(p.get("bars", 8)))
-            self.style.setCurrentText(p.get("style", "folk"))
-            self.temperature.setValue(float(p.get("temperature", 1.0)))
-            self.top_p.setValue(float(p.get("top_p", 0.95)))
-            self.strict_key.setChecked(bool(p.get("strict_key", False)))
-            found = self.instrument.findData(int(p.get("program", 0)))
-            if found >= 0:
-                self.instrument.setCurrentIndex(found)
+        super().recall(item, mode)
         self.show_item(item)
 
     def use_output(self, item: Item) -> None:
         self.show_item(item)
 
-    def save_state(self) -> dict[str, Any]:
+    def work_state(self) -> dict[str, Any]:
         """This session's results and the MIDI being continued, kept with the project."""
         results = [self.results.item(i).data(Qt.ItemDataRole.UserRole)
                    for i in range(self.results.count())]
         continuing = self.task.currentData() == "continue"
-        return {"results": results, "prompt_item": (self.prompt_item or "") if continuing else ""}
+        return {"results": results, "prompt_item": (self.prompt_item or "") if continuing else "",
+                "task": self.task.currentData(), "auto_key": self.auto_key.isChecked()}
 
-    def restore_state(self, state: dict[str, Any]) -> None:
+    def restore_work(self, state: dict[str, Any]) -> None:
         store = self.context.store
         for item_id in state.get("results", []):
             try:
@@ -607,6 +565,11 @@ class MusicPanel(PluginPanel):
             entry = QListWidgetItem(item.title)
             entry.setData(Qt.ItemDataRole.UserRole, item.id)
             self.results.addItem(entry)
+        if isinstance(state.get("auto_key"), bool):
+            self.auto_key.setChecked(state["auto_key"])
+        task = self.task.findData(state.get("task"))
+        if task >= 0:
+            self.task.setCurrentIndex(task)
         if state.get("prompt_item"):
             try:
                 self.accept_input(store.item(str(state["prompt_item"])))

@@ -3,7 +3,9 @@
 Tasks: "generate" (chat reply to an instruction), "continue" (raw continuation of the
 document up to the cursor), "rewrite" (rewrite a selection following an instruction).
 Tokens stream through ``progress.update(fraction, preview=text_so_far)``; Stop ends the
-generation at the next token and keeps what was written.
+generation at the next token and keeps what was written. The parameters are declared in
+plugin.toml (typed and completed by the framework before ``generate`` runs). Sampling draws
+from a ``torch.Generator`` of the job's own, so two jobs on two workers never share a seed.
 """
 
 from __future__ import annotations
@@ -12,15 +14,12 @@ import time
 from typing import Any
 
 from creative_studio.core.errors import BadInput, Cancelled
-from creative_studio.core.jobs import MAX_SEED, Asset, ModelIdentity, Request, Result
+from creative_studio.core.jobs import Asset, Inputs, ModelIdentity, Request, Result
+from creative_studio.core.models import ModelSource
+from creative_studio.core.progress import Progress
 
 from . import models
 
-TASKS = ("generate", "continue", "rewrite")
-DEFAULTS: dict[str, Any] = {
-    "temperature": 0.7, "top_p": 0.9, "max_tokens": 200, "system": "",
-    "context": "", "selection": "", "repetition_penalty": 1.1,
-}
 PRESETS: dict[str, dict[str, float]] = {
     "Balanced": {"temperature": 0.7, "top_p": 0.9},
     "Creative": {"temperature": 1.0, "top_p": 0.95},
@@ -31,8 +30,24 @@ MAX_CONTEXT_TOKENS = 2048
 DEFAULT_REWRITE = "Rewrite the following text so that it reads better, keeping its meaning."
 
 
-def params_of(request: Request) -> dict[str, Any]:
-    return {**DEFAULTS, **request.params}
+def sampler(temperature: float, top_p: float, generator):
+    """A transformers logits processor that draws the next token itself (nucleus sampling
+    with ``generator``) and leaves only that token possible, so greedy decoding picks it."""
+    import torch
+    from transformers import LogitsProcessor
+
+    class _Draw(LogitsProcessor):
+        def __call__(self, input_ids, scores):
+            probs = torch.softmax(scores.float() / temperature, dim=-1)
+            if top_p < 1.0:
+                ordered, order = probs.sort(dim=-1, descending=True)
+                outside = ordered.cumsum(dim=-1) - ordered > top_p  # the top token stays
+                probs = torch.zeros_like(probs).scatter(-1, order, ordered.masked_fill(
+                    outside, 0.0))
+            choice = torch.multinomial(probs, 1, generator=generator)
+            return torch.full_like(scores, float("-inf")).scatter(-1, choice, 0.0)
+
+    return _Draw()
 
 
 class TextGenerator:
@@ -45,41 +60,26 @@ class TextGenerator:
     # -- checks before queueing --------------------------------------------------
     @staticmethod
     def validate(request: Request) -> None:
-        p = params_of(request)
-        if request.task not in TASKS:
-            raise BadInput(f"Unknown text task '{request.task}' (use {', '.join(TASKS)}).")
+        """What the declarations cannot say: each task's own text must not be empty."""
+        p = request.params
         if request.task == "generate" and not request.prompt.strip():
             raise BadInput("Write an instruction or prompt first.")
-        if request.task == "continue" and not str(p["context"]).strip():
+        if request.task == "continue" and not p.get("context", "").strip():
             raise BadInput("Nothing to continue: write some text, then place the cursor "
                            "after it.")
-        if request.task == "rewrite" and not str(p["selection"]).strip():
+        if request.task == "rewrite" and not p.get("selection", "").strip():
             raise BadInput("Select the text to rewrite first.")
-        try:
-            max_tokens, temperature, top_p = int(p["max_tokens"]), float(p["temperature"]), \
-                float(p["top_p"])
-        except (TypeError, ValueError) as exc:
-            raise BadInput(f"Invalid text parameters: {exc}") from exc
-        if not 1 <= max_tokens <= 8192:
-            raise BadInput("Max tokens must be between 1 and 8192.")
-        if not 0.0 <= temperature <= 5.0:
-            raise BadInput("Temperature must be between 0 and 5.")
-        if not 0.0 < top_p <= 1.0:
-            raise BadInput("Top-p must be above 0 and at most 1.")
-        if not 0 <= request.seed <= MAX_SEED:
-            raise BadInput(f"The seed must be between 0 and {MAX_SEED}.")
 
     # -- model ------------------------------------------------------------------------
-    def load(self, ref: str, device: str, progress) -> None:
-        source = models.resolve(ref)
-        if source.kind == "gguf" and not models.is_converted(source):
+    def load(self, source: ModelSource, device: str, progress: Progress) -> None:
+        if not models.is_converted(source):
             progress.say(f"Preparing {source.name} (first use: about 30 s)…")
         else:
             progress.say(f"Loading {source.name}…")
         self.model, self.tokenizer, sha = models.load(source, device)
         progress.say("")
         self.device = device
-        self.identity = ModelIdentity(source.name, ref, sha, source.source)
+        self.identity = ModelIdentity(source.name, source.ref, sha, source.source)
 
     def unload(self) -> None:
         self.model = self.tokenizer = None
@@ -87,7 +87,7 @@ class TextGenerator:
     # -- generation ---------------------------------------------------------------------
     def build_inputs(self, request: Request) -> dict[str, Any]:
         tokenizer = self.tokenizer
-        p = params_of(request)
+        p = request.params
         if request.task == "continue":
             ids = tokenizer(str(p["context"]), return_tensors="pt",
                             add_special_tokens=False)["input_ids"]
@@ -117,13 +117,18 @@ class TextGenerator:
         return {"input_ids": encoded["input_ids"][:, -MAX_CONTEXT_TOKENS:],
                 "attention_mask": encoded["attention_mask"][:, -MAX_CONTEXT_TOKENS:]}
 
-    def generate(self, request: Request, progress) -> Result:
+    def generate(self, request: Request, progress: Progress, inputs: Inputs) -> Result:
         import torch
-        from transformers import StoppingCriteria, StoppingCriteriaList, TextStreamer
+        from transformers import (
+            LogitsProcessorList,
+            StoppingCriteria,
+            StoppingCriteriaList,
+            TextStreamer,
+        )
 
         assert self.model is not None and self.identity is not None
         progress.check()
-        p = params_of(request)
+        p = request.params
         max_tokens = int(p["max_tokens"])
         inputs = {k: v.to(self.device) for k, v in self.build_inputs(request).items()}
         state = {"text": "", "tokens": 0}
@@ -145,20 +150,21 @@ class TextGenerator:
                                   device=input_ids.device)
 
         temperature = float(p["temperature"])
-        sampling: dict[str, Any] = {"do_sample": temperature > 0}
-        if temperature > 0:
-            sampling.update(temperature=temperature, top_p=float(p["top_p"]), top_k=0)
+        processors = LogitsProcessorList()
+        if temperature > 0:  # 0: greedy, the most likely token each time
+            rng = torch.Generator(device=self.device).manual_seed(int(request.seed))
+            processors.append(sampler(temperature, float(p["top_p"]), rng))
         tokenizer = self.tokenizer
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else \
             tokenizer.eos_token_id
-        torch.manual_seed(int(request.seed))
         started = time.perf_counter()
         with torch.inference_mode():
             output = self.model.generate(
                 **inputs, max_new_tokens=max_tokens, pad_token_id=pad,
                 repetition_penalty=float(p["repetition_penalty"]),
                 streamer=_Streamer(tokenizer, skip_prompt=True, skip_special_tokens=True),
-                stopping_criteria=StoppingCriteriaList([_Stop()]), **sampling)
+                stopping_criteria=StoppingCriteriaList([_Stop()]), do_sample=False,
+                logits_processor=processors)
         elapsed = time.perf_counter() - started
         new_ids = output[0, inputs["input_ids"].shape[1]:]
         text = tokenizer.decode(new_ids, skip_special_tokens=True)

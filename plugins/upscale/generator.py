@@ -1,14 +1,18 @@
 """Super-resolution with spandrel models, tiled (no Qt; torch imported lazily).
 
-Params of an ``upscale`` request: ``tile`` (input px, 0 = from free memory), ``size`` (a preset
-of sizes.py), ``precision`` (``auto`` = bfloat16 where the CPU has native bf16 / float16 on
+Params of an ``upscale`` request (declared in plugin.toml): ``tile`` (input px, 0 = from free
+memory), ``size`` (a preset of sizes.py), ``precision`` (``auto`` = bfloat16 where the CPU has native bf16 / float16 on
 CUDA, or ``fp32``). The output keeps the input's alpha, ICC profile and EXIF.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from creative_studio.core.errors import BadInput
-from creative_studio.core.jobs import Asset, ModelIdentity, Request, Result
+from creative_studio.core.jobs import Asset, Inputs, ModelIdentity, Request, Result
+from creative_studio.core.models import ModelSource
+from creative_studio.core.progress import Progress
 from creative_studio.io.images import (
     colour_and_exif,
     decode_image,
@@ -20,7 +24,10 @@ from creative_studio.io.images import (
 from . import models
 from .sizes import MAX_OUTPUT_PIXELS, output_size
 
-PRECISIONS = ("auto", "fp32", "bf16")
+
+def _factor(before: int, after: int) -> str:
+    """×2, ×3.5…: how much wider the output is, as a short name."""
+    return f"{after / before:.2f}".rstrip("0").rstrip(".")
 
 
 def fast_dtype(device: str, precision: str):
@@ -37,28 +44,21 @@ def fast_dtype(device: str, precision: str):
 
 
 class UpscaleGenerator:
-    needs_inputs = True
-
     def __init__(self) -> None:
         self.upscaler: models.LoadedUpscaler | None = None
         self.device = "cpu"
 
     @staticmethod
     def validate(request: Request) -> None:
-        if request.task != "upscale":
-            raise BadInput(f"Unknown upscale task '{request.task}'.")
-        if len(request.parents) != 1:
-            raise BadInput("Choose one image to upscale.")
-        tile = int(request.params.get("tile", 0))
+        """A tile is 0 (automatic) or at least 32 px; the size is a known preset."""
+        tile = request.params["tile"]
         if tile and tile < 32:
             raise BadInput("Tiles must be at least 32 px (or 0 for automatic).")
-        if request.params.get("precision", "auto") not in PRECISIONS:
-            raise BadInput(f"Precision must be one of {', '.join(PRECISIONS)}.")
-        output_size(100, 100, str(request.params.get("size", "model")), 4)  # known preset
+        output_size(100, 100, request.params["size"], 4)  # a known preset
 
-    def load(self, ref: str, device: str, progress) -> None:
+    def load(self, source: ModelSource, device: str, progress: Progress) -> None:
         progress.say("Loading the upscale model…")
-        self.upscaler = models.load(ref, device)
+        self.upscaler = models.load(source, device)
         self.device = device
         progress.say("")
 
@@ -90,7 +90,7 @@ class UpscaleGenerator:
         run.model = up.model.model  # tiling hooks cancel checks into its blocks
         return run, dtype
 
-    def generate(self, request: Request, progress, inputs) -> Result:
+    def generate(self, request: Request, progress: Progress, inputs: Inputs) -> Result:
         import numpy as np
         import torch
         from PIL import Image
@@ -106,7 +106,7 @@ class UpscaleGenerator:
         image = decode_image(image_assets[0].data, image_assets[0].name or "The image")
         if min(image.size) < 2:
             raise BadInput(f"The image is {image.width}×{image.height}: too small to upscale.")
-        preset = str(request.params.get("size", "model"))
+        preset = request.params["size"]
         final = output_size(image.width, image.height, preset, up.scale)
         if image.width * image.height * up.scale ** 2 > MAX_OUTPUT_PIXELS:
             raise BadInput(f"{image.width}×{image.height} ×{up.scale} is larger than the "
@@ -118,9 +118,9 @@ class UpscaleGenerator:
         alpha = image.getchannel("A") if "A" in image.getbands() else None
         rgb = to_rgb(image)
         x = torch.from_numpy(np.asarray(rgb, dtype=np.float32) / 255.0).permute(2, 0, 1)[None]
-        tile = int(request.params.get("tile", 0)) or auto_tile(
+        tile = request.params["tile"] or auto_tile(
             up.model.architecture.name, up.pad, up.align, device=self.device)
-        network, dtype = self.network(str(request.params.get("precision", "auto")))
+        network, dtype = self.network(request.params["precision"])
         pixels = run_tiled(network, x.to(self.device), up.scale, tile, up.pad, up.align,
                            progress)
         out = Image.fromarray(pixels, "RGB")
@@ -139,5 +139,8 @@ class UpscaleGenerator:
                                 "resampled": resampled, "tile": tile, "pad": up.pad,
                                 "precision": str(dtype).replace("torch.", "") if dtype
                                 else "float32",
-                                "icc": bool(icc), "exif": bool(exif)},
+                                "icc": bool(icc), "exif": bool(exif),
+                                # exported as photo_x4.png: named after the picture it enlarges
+                                "file_stem": f"{Path(image_assets[0].name or 'image').stem}"
+                                             f"_x{_factor(image.width, out.width)}"},
                       title=f"{image.width}×{image.height} → {out.width}×{out.height}")

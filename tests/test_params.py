@@ -1,0 +1,100 @@
+"""Declared parameters (core/params.py): typing, ranges, defaults per task, choices."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from creative_studio.core.errors import BadInput
+from creative_studio.core.params import Param, ParamError, ParamSet
+from creative_studio.plugins import PluginRegistry
+
+DECLARED = ParamSet.from_list([
+    {"name": "steps", "type": "int", "default": 25, "min": 1, "max": 200},
+    {"name": "guidance", "type": "float", "default": 3.0, "min": 0.0, "max": 30.0},
+    {"name": "strict", "type": "bool", "default": False},
+    {"name": "tonic", "type": "choice", "default": 0, "choices": [0, 1, 2, "auto"],
+     "labels": ["C", "C♯/D♭", "D", "auto"], "aliases": {"C#": 1, "Db": 1},
+     "no_default_for": ["continue"]},
+    {"name": "keep", "type": "int", "default": 4, "min": 1, "max": 32, "tasks": ["continue"]},
+    {"name": "note", "type": "text", "default": "", "max_length": 10},
+])
+
+
+def test_defaults_fill_only_the_params_of_the_task():
+    assert DECLARED.resolve("generate", {}) == {"steps": 25, "guidance": 3.0, "strict": False,
+                                                "tonic": 0, "note": ""}
+    # continue: tonic left to the generator (found from the MIDI), keep_bars filled in
+    assert DECLARED.resolve("continue", {}) == {"steps": 25, "guidance": 3.0, "strict": False,
+                                                "keep": 4, "note": ""}
+
+
+def test_values_are_typed_and_framework_keys_pass():
+    out = DECLARED.resolve("generate", {"steps": "30", "guidance": 7, "strict": "yes",
+                                        "tonic": "C#", "group": "g1", "alternative": 2})
+    assert out["steps"] == 30 and isinstance(out["steps"], int)
+    assert out["guidance"] == 7.0 and isinstance(out["guidance"], float)
+    assert out["strict"] is True and out["tonic"] == 1
+    assert out["group"] == "g1" and out["alternative"] == 2
+    assert DECLARED.resolve("generate", {"tonic": "d"})["tonic"] == 2  # a label
+    assert DECLARED.resolve("generate", {"tonic": "Db"})["tonic"] == 1  # an alias
+    assert DECLARED.resolve("generate", {"tonic": "auto"})["tonic"] == "auto"
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"steps": 0}, "Steps must be between 1 and 200 (got 0)"),
+    ({"steps": 2.5}, "Steps must be a whole number"),
+    ({"steps": True}, "Steps must be a number"),
+    ({"guidance": float("nan")}, "Guidance must be a finite number"),
+    ({"guidance": "lots"}, "Guidance must be a number"),
+    ({"strict": "perhaps"}, "Strict must be true or false"),
+    ({"tonic": "H"}, "Tonic must be one of C, C♯/D♭, D, auto"),
+    ({"tonic": True}, "Tonic must be one of"),
+    ({"note": "x" * 11}, "Note is too long"),
+    ({"note": 5}, "Note must be text"),
+])
+def test_wrong_values_say_what_is_wrong(values, message):
+    with pytest.raises(BadInput, match=message.replace("(", r"\(").replace(")", r"\)")):
+        DECLARED.resolve("generate", values)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(st.dictionaries(st.sampled_from(["steps", "guidance", "strict", "tonic", "note"]),
+                       st.one_of(st.integers(), st.floats(), st.text(max_size=12),
+                                 st.booleans(), st.none())))
+def test_resolve_either_refuses_or_gives_values_in_range(values):
+    try:
+        out = DECLARED.resolve("generate", values)
+    except BadInput:
+        return
+    assert 1 <= out["steps"] <= 200 and 0.0 <= out["guidance"] <= 30.0
+    assert isinstance(out["strict"], bool) and out["tonic"] in (0, 1, 2, "auto")
+    assert DECLARED.resolve("generate", out) == out  # resolving is idempotent
+
+
+def test_bad_declarations_are_refused():
+    base = {"name": "x", "type": "int", "default": 1}
+    for bad in ({**base, "name": "not an id"}, {**base, "type": "list"},
+                {k: v for k, v in base.items() if k != "default"},
+                {**base, "min": 5}, {**base, "min": "low"},
+                {"name": "c", "type": "choice", "default": "a"},
+                {"name": "c", "type": "choice", "default": "a", "choices": ["a"],
+                 "labels": ["A", "B"]},
+                {**base, "flags": ["-x"]}):
+        with pytest.raises(ParamError):
+            ParamSet.from_list([bad])
+    assert Param.from_dict(base).title == "X"
+
+
+def test_every_builtin_plugin_declares_what_its_panel_and_cli_use():
+    registry = PluginRegistry.discover(entry_points=False)
+    declared = {r.id: {p.name for p in r.manifest.params} for r in registry.plugins}
+    assert {"temperature", "top_p", "max_tokens", "system", "context"} <= declared["text"]
+    assert {"steps", "guidance", "scheduler", "width", "height"} <= declared["image"]
+    assert {"tonic", "mode", "bars", "time_signature", "keep_bars"} <= declared["music"]
+    assert {"size", "tile", "precision"} <= declared["upscale"]
+    for record in registry.plugins:  # every default passes its own declaration
+        for task in record.manifest.tasks:
+            record.manifest.params.resolve(task.id, {})
