@@ -34,13 +34,13 @@ def pipeline_from_unet(unet: Path) -> Path:
     from plugins.image import models
 
     fake = Path(tempfile.mkdtemp()) / "resources"
-    target = fake / "models" / models.EMBEDDED["emoji-unet"][0]
+    target = fake / "models" / models.EMBEDDED_FOLDER
     shutil.copytree(unet, target / "unet")
     from tools.image.train import make_scheduler
 
     make_scheduler().save_pretrained(target / "scheduler")
     paths.resources_dir = lambda: fake  # this process only
-    return models.assemble_embedded()
+    return models.assemble_embedded(target)
 
 
 def main() -> None:
@@ -60,7 +60,7 @@ def main() -> None:
     from plugins.image import models
 
     model = str(pipeline_from_unet(args.unet)) if args.unet else args.model
-    folder = models.resolve(model)[0]
+    folder = models.pipeline_folder(PluginRegistry.discover(entry_points=False).resolve_model("image", model))[0]
     pipe = models.load_pipeline(folder, "cpu")
     runner = JobRunner(PluginRegistry.discover())
     store = ProjectStore.create(Path(tempfile.mkdtemp()) / "bench.csproj")

@@ -34,15 +34,17 @@ def main() -> None:
 
     from creative_studio.core.progress import Progress
     from creative_studio.core.provenance import weights_sha256
+    from creative_studio.plugins import PluginRegistry
     from plugins.text import models
     from plugins.text.generator import TextGenerator
 
-    gguf = models.locate_smollm2()
+    source = PluginRegistry.discover(entry_points=False).resolve_model("text")
+    gguf = source.path
     folder = models.convert_gguf(gguf, weights_sha256(gguf))
 
     def studio() -> float:
         start = time.perf_counter()
-        TextGenerator().load("embedded:smollm2-135m-instruct", "cpu", Progress())
+        TextGenerator().load(source, "cpu", Progress())
         return time.perf_counter() - start
 
     def bare() -> float:

@@ -31,6 +31,21 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("CREATIVE_STUDIO_HOME", tempfile.mkdtemp(prefix="bench-home-"))
 
 MODEL = "embedded:music-gpt2"
+
+
+def prepared(request):
+    """Declared parameters typed and completed, as the runner hands a request over."""
+    from creative_studio.plugins import PluginRegistry
+    from creative_studio.workers.runner import prepare_request
+
+    prepare_request(PluginRegistry.discover(entry_points=False), request)
+    return request
+
+
+def model_source():
+    from creative_studio.plugins import PluginRegistry
+
+    return PluginRegistry.discover(entry_points=False).resolve_model("music", MODEL)
 METERS = ("6/8", "4/4", "3/4", "2/4", "2/2", "9/8")
 MODE_CYCLE = ("major", "minor", "dorian", "mixolydian")
 
@@ -101,7 +116,7 @@ def new_ideas(generator, runs: int) -> dict:
         request = Request("music", "generate", seed=1000 + run, model=MODEL, params={
             "bars": 8, "time_signature": meter, "mode": mode, "tonic": tonic, "style": style})
         try:
-            result = generator.generate(request, Progress())
+            result = generator.generate(prepared(request), Progress(), {})
             content = read_notes(result.assets[0].data)
         except Exception as exc:  # counted, never hidden
             invalid.append(f"seed {1000 + run}: {exc}")
@@ -138,7 +153,7 @@ def continuations(generator, data: Path, pieces: int) -> dict:
             request = Request("music", "continue", seed=index, parents=["p"], model=MODEL,
                               params={"keep_bars": 4, "bars": 8, "style": entry["style"],
                                       "tonic": "auto", "mode": "auto"})
-            result = generator.generate(request, Progress(),
+            result = generator.generate(prepared(request), Progress(),
                                         {"p": [Asset("midi", "audio/midi", midi, "p.mid")]})
         except Exception:
             skipped += 1  # meters the model does not write (e.g. 3/2), empty first bars
@@ -166,7 +181,7 @@ def speed(rounds: int) -> None:
     runner = JobRunner(PluginRegistry.discover())
     store = ProjectStore.create(Path(tempfile.mkdtemp()) / "bench.csproj")
     bare = MusicGenerator()
-    bare.load(MODEL, "cpu", Progress())
+    bare.load(model_source(), "cpu", Progress())
     params = {"bars": 16, "time_signature": "4/4", "mode": "major", "style": "folk"}
     studio_s, bare_s, hf_s, tokens = [], [], [], []
     for seed in range(rounds + 1):
@@ -215,7 +230,7 @@ def main() -> None:
 
     test_loss(args.data)
     generator = MusicGenerator()
-    generator.load(MODEL, "cpu", Progress())
+    generator.load(model_source(), "cpu", Progress())
     ideas = new_ideas(generator, args.runs)
     all_shares = [x for v in ideas["shares"].values() for x in v]
     print(f"\nnew ideas, {args.runs} runs (8 bars, seeds 1000+): in key "

@@ -43,7 +43,8 @@ def main() -> None:
     from creative_studio.workers.runner import JobRunner
     from plugins.text import models
 
-    gguf = models.locate_smollm2()
+
+    gguf = PluginRegistry.discover(entry_points=False).resolve_model("text").path
     folder = models.convert_gguf(gguf, weights_sha256(gguf))
     tokenizer = AutoTokenizer.from_pretrained(folder)
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()

@@ -62,7 +62,9 @@ def upscaler(ref: str):
     from plugins.upscale.generator import UpscaleGenerator
 
     generator = UpscaleGenerator()
-    generator.load(f"embedded:{ref}", "cpu", Progress())
+    from creative_studio.plugins import PluginRegistry
+
+    generator.load(PluginRegistry.discover(entry_points=False).resolve_model("upscale", f"embedded:{ref}"), "cpu", Progress())
     return generator
 
 

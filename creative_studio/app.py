@@ -5,6 +5,7 @@ With a sub-command (`generate`, `list`, `export`, `plugins`) it runs headless (c
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 
@@ -45,6 +46,9 @@ def run_gui(argv: list[str]) -> int:
 
     logs.setup()
     settings = Settings.load()
+    # the Hub is reached only for ids the user typed, and only when Preferences allow it:
+    # core/hub.py asks with local_files_only at each model load (no restart needed)
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication

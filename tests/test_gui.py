@@ -75,7 +75,7 @@ def test_recall_and_seeded_rerun_give_the_same_text(qtbot, make_window, smollm_f
     # "Re-run" from the history: identical too, with the original as parent
     window.history.select(original.id)
     job = window.rerun(original)
-    window.runner.wait(job, timeout=120)
+    assert window.runner.wait(job, timeout=120), "the re-run did not finish"
     qtbot.waitUntil(lambda: window.store.count() == 3, timeout=MODEL_TIMEOUT)
     rerun = window.store.items()[-1]
     assert rerun.parents == [original.id]

@@ -60,7 +60,7 @@ def run(runner, store, parent, **params):
     job = runner.submit(Request("upscale", "upscale", params=params, parents=[parent],
                                  model=params.pop("model", FAST)),
                         store=store)
-    runner.wait(job, timeout=120)
+    assert runner.wait(job, timeout=120), "the upscale did not finish"
     return job
 
 

@@ -74,7 +74,6 @@ install_python() {
 install_apt
 install_python
 
-export HF_HUB_OFFLINE="${HF_HUB_OFFLINE:-1}"
 case "$MODE" in
   install) log "done: start with $VENV/bin/creative-studio (or $VENV/bin/python main.py)";;
   launch)
@@ -85,6 +84,7 @@ case "$MODE" in
     exec "$VENV/bin/python" main.py "${@:2}";;
   test)
     export QT_QPA_PLATFORM=offscreen
+    export HF_HUB_OFFLINE="${HF_HUB_OFFLINE:-1}"  # the tests never reach the Hub
     log "ruff"
     "$VENV/bin/ruff" check .
     log "pytest"

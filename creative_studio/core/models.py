@@ -57,6 +57,15 @@ class ModelSource:
             return snapshot(self.hub_id, what, allow_downloads=self.allow_downloads)
         raise ModelError(f"{self.name} runs on a server, not on this computer.")
 
+    def folder_with(self, needs: str, what: str, hint: str = "") -> Path:
+        """The model's local folder, which must hold the file ``needs``; ModelError in plain
+        words otherwise (``hint``: where such a folder comes from)."""
+        folder = self.local_path(what)
+        if not folder.is_dir() or not (folder / needs).is_file():
+            raise ModelError(f"{folder.name} is not a {what} folder: it needs {needs}"
+                             f"{f' ({hint})' if hint else ''}.")
+        return folder
+
 
 def split_ref(ref: str) -> tuple[str, str]:
     """(kind, value) of a reference, without touching the file system beyond one stat."""

@@ -17,28 +17,26 @@ def _home() -> Path | None:
     return Path(value).expanduser() if value else None
 
 
-def config_dir() -> Path:
+def _user_dir(kind: str) -> Path:
+    """``<home>/<kind>`` under CREATIVE_STUDIO_HOME, else the platform's folder of that kind
+    (platformdirs' ``user_<kind>_dir``); made if missing."""
     home = _home()
     if home:
-        path = home / "config"
+        path = home / kind
     else:
         import platformdirs
 
-        path = Path(platformdirs.user_config_dir(APP))
+        path = Path(getattr(platformdirs, f"user_{kind}_dir")(APP))
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def config_dir() -> Path:
+    return _user_dir("config")
 
 
 def data_dir() -> Path:
-    home = _home()
-    if home:
-        path = home / "data"
-    else:
-        import platformdirs
-
-        path = Path(platformdirs.user_data_dir(APP))
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return _user_dir("data")
 
 
 def cache_dir() -> Path:

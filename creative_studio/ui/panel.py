@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from PySide6.QtCore import Qt
@@ -48,19 +49,16 @@ _FINISHED = (JobEventKind.DONE, JobEventKind.FAILED, JobEventKind.CANCELLED,
              JobEventKind.REMOVED)
 
 
+@dataclass
 class PanelContext:
     """The window's services, handed to panels (they never reach into the window)."""
 
-    def __init__(self, submit: Callable[[Request, str], Job], store: Callable[[], ProjectStore],
-                 settings: Any, cancel: Callable[[int], None],
-                 get_job: Callable[[int], Job | None],
-                 send: Callable[[Item, str], None] | None = None) -> None:
-        self._submit = submit
-        self._send = send
-        self._store = store
-        self.settings = settings
-        self.cancel = cancel
-        self.get_job = get_job
+    _submit: Callable[[Request, str], Job]
+    _store: Callable[[], ProjectStore]
+    settings: Any
+    cancel: Callable[[int], None]
+    get_job: Callable[[int], Job | None]
+    _send: Callable[[Item, str], bool] | None = None
 
     @property
     def store(self) -> ProjectStore:
@@ -165,6 +163,7 @@ class PluginPanel(QWidget):
         self.prompt_box: QPlainTextEdit | QLineEdit | None = None
         self.run_button: QPushButton | None = None
         self.stop_button: QPushButton | None = None
+        self.status_label: QLabel | None = None  # a line saying what the last job did
         self._ran = False  # a run was made with the seed shown (seed "increment")
         self.message = QLabel()
         self.message.setObjectName("panelMessage")
@@ -322,12 +321,32 @@ class PluginPanel(QWidget):
     def restore_work(self, state: dict[str, Any]) -> None:
         pass
 
+    def count_box(self, maximum: int, tip: str) -> QSpinBox:
+        """The "how many versions" spin box (1…``maximum``), kept as the panel's ``count``."""
+        self.count = QSpinBox()
+        self.count.setRange(1, maximum)
+        self.count.setToolTip(tip)
+        return self.count
+
     # -- messages -------------------------------------------------------------------------------
     def show_message(self, text: str, error: bool = False) -> None:
         color = "#d9534f" if error else "palette(text)"
         self.message.setStyleSheet(f"color: {color};")
         self.message.setText(text)
         self.message.setVisible(bool(text))
+
+    def attempt(self, action: Callable[[], Any], name: str = "") -> Any:
+        """Run ``action`` (reading a user's file…): its result, or None with the reason as the
+        panel's message when it raises StudioError or OSError (``name``: the file's)."""
+        from ..core.errors import describe
+
+        try:
+            return action()
+        except OSError as exc:
+            self.show_message(f"{name}: {describe(exc)}" if name else describe(exc), error=True)
+        except StudioError as exc:
+            self.show_message(str(exc), error=True)
+        return None
 
     # -- jobs -----------------------------------------------------------------------------------
     def try_submit(self, request: Request, label: str = "") -> Job | None:
@@ -427,9 +446,15 @@ class PluginPanel(QWidget):
 
     def on_failed(self, job: Job) -> None:
         self.show_message(job.error, error=True)
+        self.set_status("Failed")
 
     def on_cancelled(self, job: Job) -> None:
         """A job was stopped or removed: nothing was saved."""
+        self.set_status("Stopped: nothing was saved")
+
+    def set_status(self, text: str) -> None:
+        if self.status_label is not None:
+            self.status_label.setText(text)
 
     def close_panel(self) -> None:
         """The window closes: stop players, threads and timers the panel started."""
@@ -459,6 +484,20 @@ class PluginPanel(QWidget):
             combo.addItem(name, ref)
             index = combo.count() - 1
         combo.setCurrentIndex(index)
+
+    def choose_model_path(self, title: str, kind: str = "Folder", file_filter: str = "") -> None:
+        """Ask for a model folder (or a file, given ``file_filter``) and add it to the
+        ``model`` choices as "<kind>: <name>"."""
+        from pathlib import Path
+
+        from PySide6.QtWidgets import QFileDialog
+
+        if file_filter:
+            path, _ = QFileDialog.getOpenFileName(self, title, "", file_filter)
+        else:
+            path = QFileDialog.getExistingDirectory(self, title)
+        if path:
+            self.add_model_ref(path, f"{kind}: {Path(path).name}")
 
     def ask_hub_id(self, example: str) -> None:
         """Ask for a Hugging Face id and add it to the ``model`` choices."""

@@ -2,11 +2,9 @@
 
 One queue holds every panel's jobs; one worker thread per device takes the oldest queued
 job for its device. Each worker keeps the models it loaded (a small LRU cache) so that a
-second job on the same model starts at once. Events go to ``listener(event, job, data)``
-from worker threads; the GUI turns them into Qt signals (ui/jobs.py).
-
-Events: "queued", "started", "progress" (data: (fraction, eta, preview)), "done",
-"failed", "cancelled", "removed".
+second job on the same model starts at once. Events (core.jobs.JobEvent: QUEUED, STARTED,
+PROGRESS with fraction/eta/preview, DONE, FAILED, CANCELLED, REMOVED) go to
+``listener(event)`` from worker threads; the GUI turns them into Qt signals (ui/jobs.py).
 """
 
 from __future__ import annotations

@@ -87,13 +87,8 @@ def pipeline_folder(source: ModelSource) -> tuple[Path, Path]:
     if source.source == "embedded":
         assert source.path is not None and source.offer is not None
         return assemble_embedded(source.path, source.offer.id), source.path / "unet"
-    folder = source.local_path("image pipeline")
-    if not folder.is_dir():
-        raise ModelError(f"{folder.name} is not a diffusers pipeline folder (choose a folder "
-                         "with model_index.json).")
-    if not (folder / "model_index.json").is_file():
-        raise ModelError(f"{folder.name} is not a diffusers pipeline folder (no "
-                         "model_index.json).")
+    folder = source.folder_with("model_index.json", "diffusers pipeline",
+                                "Stable Diffusion, SDXL… saved with save_pretrained")
     return folder, folder
 
 

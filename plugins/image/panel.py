@@ -18,12 +18,10 @@ from PySide6.QtWidgets import (
     QListWidgetItem,
     QPlainTextEdit,
     QPushButton,
-    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
 
-from creative_studio.core.errors import StudioError, describe
 from creative_studio.core.jobs import Job
 from creative_studio.core.project import Item
 from creative_studio.ui.panel import PluginPanel
@@ -70,9 +68,8 @@ class ImagePanel(PluginPanel):
         size_row.addWidget(QLabel("×"))
         size_row.addWidget(self.height_box)
         self.seed_field = SeedField()
-        self.batch = self.count = QSpinBox()
-        self.batch.setRange(1, 16)
-        self.batch.setToolTip("How many images (seeds +1 each); kept as branches in the History")
+        self.batch = self.count_box(16, "How many images (seeds +1 each); kept as branches in "
+                                        "the History")
         self.generate_button, self.stop_button = self.run_buttons("Generate", self.generate)
         form = QFormLayout()
         form.addRow("Model", self.model)
@@ -87,7 +84,7 @@ class ImagePanel(PluginPanel):
         self.view = QLabel("Type a prompt and Generate.")
         self.view.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.view.setMinimumSize(320, 320)
-        self.info = QLabel("")
+        self.info = self.status_label = QLabel("")
         self.info.setWordWrap(True)
         self.gallery = QListWidget()
         self.gallery.setViewMode(QListView.ViewMode.IconMode)
@@ -118,9 +115,7 @@ class ImagePanel(PluginPanel):
 
     # -- models ----------------------------------------------------------------------------
     def _choose_folder(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Choose a diffusers pipeline folder")
-        if path:
-            self.add_model_ref(path, f"Folder: {Path(path).name}")
+        self.choose_model_path("Choose a diffusers pipeline folder")
 
     def _choose_hub(self) -> None:
         self.ask_hub_id("stabilityai/sd-turbo")
@@ -142,13 +137,6 @@ class ImagePanel(PluginPanel):
     def on_result(self, job: Job) -> None:
         if job.item_id:
             self.refresh_gallery(select=job.item_id)
-
-    def on_failed(self, job: Job) -> None:
-        super().on_failed(job)
-        self.info.setText("Failed")
-
-    def on_cancelled(self, job: Job) -> None:
-        self.info.setText("Stopped: nothing was saved")
 
     def _view_side(self) -> int:
         return max(64, min(self.view.width(), self.view.height()) - 8)
@@ -224,13 +212,8 @@ class ImagePanel(PluginPanel):
         """Fill the panel from a PNG made by the studio, A1111 or ComfyUI."""
         from .recipes import recipe_from_png
 
-        try:
-            recipe = recipe_from_png(path.read_bytes(), path.name)
-        except OSError as exc:
-            self.show_message(f"{path.name}: {describe(exc)}", error=True)
-            return None
-        except StudioError as exc:
-            self.show_message(str(exc), error=True)
+        recipe = self.attempt(lambda: recipe_from_png(path.read_bytes(), path.name), path.name)
+        if recipe is None:
             return None
         self._apply(recipe, "all")
         self.show_message(f"Recalled the {recipe.get('source', '')} recipe of {path.name}.")

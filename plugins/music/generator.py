@@ -56,13 +56,10 @@ class MusicGenerator:
         from transformers import AutoModelForCausalLM
 
         progress.say("Loading the music model…")
-        folder, name = source.local_path("music model"), source.name
-        if not folder.is_dir():
-            raise ModelError(f"{folder.name} is not a music model folder (tools/music/train.py "
-                             "--export makes one).")
-        if not (folder / "tokenizer.json").is_file():
-            raise ModelError(f"{folder} has no tokenizer.json (the miditok tokenizer the model "
-                             "was trained with).")
+        folder = source.folder_with("tokenizer.json", "music model",
+                                    "the miditok tokenizer it was trained with; "
+                                    "tools/music/train.py --export makes such a folder")
+        name = source.name
         try:
             tokenizer = REMI(params=folder / "tokenizer.json")
             vocab = Vocabulary(dict(tokenizer.vocab))

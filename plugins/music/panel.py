@@ -23,7 +23,6 @@ from PySide6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QPushButton,
-    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
@@ -224,9 +223,8 @@ class MusicPanel(PluginPanel):
         self.temperature = self.param_widget("temperature")
         self.top_p = self.param_widget("top_p")
         self.seed_field = SeedField()
-        self.variations = self.count = QSpinBox()
-        self.variations.setRange(1, 8)
-        self.variations.setValue(1)
+        self.variations = self.count_box(8, "How many ideas (seeds +1 each); kept as branches "
+                                            "in the History")
         self.strict_key = self.param_widget("strict_key")
         self.instrument = QComboBox()
         for program, name in INSTRUMENTS:
@@ -256,7 +254,7 @@ class MusicPanel(PluginPanel):
         self.results.setMaximumHeight(110)
         self.results.currentItemChanged.connect(self._result_chosen)
         self.roll = PianoRoll()
-        self.info = QLabel("")
+        self.info = self.status_label = QLabel("")
         self.info.setWordWrap(True)
         self.play_button = QPushButton("▶ Play")
         self.play_button.clicked.connect(self.toggle_play)
@@ -308,9 +306,7 @@ class MusicPanel(PluginPanel):
         self.generate_button.setText("Continue" if continuing else "Generate")
 
     def _choose_model_folder(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Choose a music model folder")
-        if path:
-            self.add_model_ref(path, f"Folder: {Path(path).name}")
+        self.choose_model_path("Choose a music model folder")
 
     def open_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open a MIDI file", "", MIDI_FILTER)
@@ -331,14 +327,11 @@ class MusicPanel(PluginPanel):
         """Import a MIDI file into the project as the prompt to continue."""
         from creative_studio.io.imports import import_midi
 
-        try:
-            item_id, content = import_midi(self.context.store, self.manifest.id, path)
-        except OSError as exc:
-            self.show_message(f"{path.name}: {describe(exc)}", error=True)
+        imported = self.attempt(lambda: import_midi(self.context.store, self.manifest.id, path),
+                                path.name)
+        if imported is None:
             return None
-        except StudioError as exc:
-            self.show_message(str(exc), error=True)
-            return None
+        item_id, content = imported
         self._set_prompt(self.context.store.item(item_id), content)
         return item_id
 
@@ -403,13 +396,6 @@ class MusicPanel(PluginPanel):
         self.results.addItem(entry)
         if self.results.count() == 1 or not self.jobs:
             self.results.setCurrentItem(entry)
-
-    def on_failed(self, job: Job) -> None:
-        super().on_failed(job)
-        self.info.setText("Failed")
-
-    def on_cancelled(self, job: Job) -> None:
-        self.info.setText("Stopped")
 
     def close_panel(self) -> None:
         """No player or preview files outlive the window."""

@@ -8,14 +8,12 @@ from PySide6.QtGui import QKeySequence, QShortcut, QTextCursor
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
-    QFileDialog,
     QFormLayout,
     QHBoxLayout,
     QLabel,
     QMenu,
     QPlainTextEdit,
     QPushButton,
-    QSpinBox,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -63,10 +61,9 @@ class TextPanel(PluginPanel):
         self.max_tokens = self.param_widget("max_tokens")
         self.seed_field = SeedField()
         self.seed, self.seed_mode = self.seed_field.seed, self.seed_field.mode
-        self.alternatives = self.count = QSpinBox()
-        self.alternatives.setRange(1, 8)
-        self.alternatives.setToolTip("How many versions to write; the first streams into the "
-                                     "editor, the others are kept as branches in the history")
+        self.alternatives = self.count_box(8, "How many versions to write; the first streams "
+                                              "into the editor, the others are kept as "
+                                              "branches in the history")
         self.use_context = QCheckBox("Give the document to the model as context")
 
         form = QFormLayout()
@@ -125,15 +122,10 @@ class TextPanel(PluginPanel):
 
     # -- models -------------------------------------------------------------------------
     def _choose_folder(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Choose a transformers model folder")
-        if path:
-            self.add_model_ref(path, f"Folder: {path}")
+        self.choose_model_path("Choose a transformers model folder")
 
     def _choose_gguf(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Choose a GGUF model", "",
-                                              "GGUF models (*.gguf)")
-        if path:
-            self.add_model_ref(path, f"GGUF: {path}")
+        self.choose_model_path("Choose a GGUF model", "GGUF", "GGUF models (*.gguf)")
 
     def _choose_hub(self) -> None:
         self.ask_hub_id("HuggingFaceTB/SmolLM2-360M-Instruct")

@@ -324,12 +324,11 @@ class UpscalePanel(PluginPanel):
     def _import(self, path: Path) -> tuple[str | None, str]:
         try:
             item_id, image = import_image(self.context.store, self.manifest.id, path)
-        except OSError as exc:
+        except (OSError, StudioError) as exc:
             from creative_studio.core.errors import describe
 
-            return None, f"{path.name}: {describe(exc)}"
-        except StudioError as exc:
-            return None, str(exc)
+            return None, describe(exc) if isinstance(exc, StudioError) else \
+                f"{path.name}: {describe(exc)}"
         self._add_source(item_id, f"{path.name} ({image.width}×{image.height})")
         return item_id, ""
 
@@ -399,13 +398,9 @@ class UpscalePanel(PluginPanel):
 
     # -- models ------------------------------------------------------------------------
     def _choose_model_file(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(
-            self, "Choose a super-resolution model", "",
-            "Models (*.pth *.pt *.safetensors *.ckpt)")
-        if path:
-            self.add_model_ref(path, f"File: {Path(path).name}")
+        self.choose_model_path("Choose a super-resolution model", "File",
+                               "Models (*.pth *.pt *.safetensors *.ckpt)")
 
-    # -- jobs --------------------------------------------------------------------------
     def upscale(self) -> list[Job]:
         """Queue one job per selected picture (a batch when several are selected)."""
         sources = self.selected_sources()

@@ -80,10 +80,12 @@ def main() -> None:
     import numpy as np
 
     from bench.image_speed import pipeline_from_unet
+    from creative_studio.plugins import PluginRegistry
     from plugins.image import models
     from tools.image.build_dataset import held_out
 
-    folder = pipeline_from_unet(args.unet) if args.unet else models.resolve(args.model)[0]
+    folder = pipeline_from_unet(args.unet) if args.unet else models.pipeline_folder(
+        PluginRegistry.discover(entry_points=False).resolve_model("image", args.model))[0]
     pipe = models.load_pipeline(folder, "cpu")
     captions = json.loads((args.data / "captions.json").read_text())["captions"]
     train = [c for c in captions if not held_out(c)]

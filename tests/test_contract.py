@@ -1,0 +1,242 @@
+"""The framework's side of the plugin contract: panel settings kept with the project, the
+downloads switch read at each job, versioned settings, the log, per-job random generators,
+one dispatch of typed job events, the close hook."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+
+import pytest
+
+from creative_studio.core.jobs import JobEventKind, JobState, Request
+from creative_studio.core.settings import VERSION, Settings
+from creative_studio.plugins import PluginRegistry
+from creative_studio.workers.runner import JobRunner
+from tests.helpers import write_plugin
+
+
+@pytest.mark.gui
+def test_settings_of_all_four_panels_come_back_with_the_project(make_window, tmp_path):
+    window = make_window()
+    text, image = window.panels["text"], window.panels["image"]
+    music, upscale = window.panels["music"], window.panels["upscale"]
+    text.max_tokens.setValue(40)
+    text.alternatives.setValue(3)
+    text.temperature.setValue(1.25)
+    text.system.setPlainText("You are terse.")
+    text.add_model_ref(str(tmp_path / "my-model"), "Folder: my-model")
+    image.batch.setValue(3)
+    image.steps.setValue(12)
+    image.scheduler.setCurrentText("Euler a")
+    image.negative.setText("blurry")
+    image.width_box.setValue(64)
+    music.tonic.setCurrentIndex(2)  # D
+    music.mode.setCurrentText("dorian")
+    music.time_signature.setCurrentText("3/4")
+    music.instrument.setCurrentIndex(music.instrument.findData(40))
+    music.strict_key.setChecked(True)
+    music.tempo.setValue(132)
+    upscale.tile.setValue(256)
+    upscale.size.setCurrentIndex(upscale.size.findData("x2"))
+    upscale.precision.setCurrentIndex(upscale.precision.findData("fp32"))
+    upscale.model.setCurrentIndex(upscale.model.findData("embedded:realesrgan-x4plus"))
+    saved = tmp_path / "settings.csproj"
+    assert window.save_as(saved)
+    window.new_project()
+    for panel in (text, image, music, upscale):  # a new project shows other values…
+        for name in list(panel._bound):
+            param = panel.manifest.params.get(name)
+            from creative_studio.ui.panel import set_widget_value
+
+            set_widget_value(panel._bound[name], param.default)
+    text.alternatives.setValue(1)
+    image.batch.setValue(1)
+    assert window.open_project(saved)  # …and the saved ones come back
+    assert text.max_tokens.value() == 40 and text.alternatives.value() == 3
+    assert text.temperature.value() == pytest.approx(1.25)
+    assert text.system.toPlainText() == "You are terse."
+    assert text.model.currentData() == str(tmp_path / "my-model")
+    assert image.batch.value() == 3 and image.steps.value() == 12
+    assert image.scheduler.currentText() == "Euler a" and image.negative.text() == "blurry"
+    assert image.width_box.value() == 64
+    assert music.tonic.currentText() == "D" and music.mode.currentText() == "dorian"
+    assert music.time_signature.currentText() == "3/4" and music.instrument.currentData() == 40
+    assert music.strict_key.isChecked() and music.tempo.value() == 132
+    assert upscale.tile.value() == 256 and upscale.size.currentData() == "x2"
+    assert upscale.precision.currentData() == "fp32"
+    assert upscale.model.currentData() == "embedded:realesrgan-x4plus"
+
+
+@pytest.mark.gui
+def test_old_project_state_is_read_as_work(make_window):
+    """Projects saved before settings were kept hold the drafts alone."""
+    window = make_window()
+    text = window.panels["text"]
+    text.restore_state({"document": "old draft", "instruction": "go", "system": "be kind"})
+    assert text.editor.toPlainText() == "old draft" and text.system.toPlainText() == "be kind"
+
+
+def test_downloads_switch_takes_effect_at_the_next_job(monkeypatch, tmp_path):
+    import huggingface_hub
+
+    asked = []
+
+    def snapshot_download(repo_id, local_files_only=False, **kwargs):
+        asked.append(local_files_only)
+        raise OSError("offline here")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
+    settings = Settings(allow_downloads=False)
+    runner = JobRunner(PluginRegistry.discover(entry_points=False), settings=settings)
+    try:
+        request = dict(plugin="text", task="generate", prompt="hi", model="hub:org/some-model")
+        first = runner.submit(Request(**request))
+        assert runner.wait(first, timeout=60)
+        assert first.state is JobState.FAILED and "downloads are off" in first.error
+        settings.allow_downloads = True  # Preferences → Allow model downloads, no restart
+        second = runner.submit(Request(**request))
+        assert runner.wait(second, timeout=60)
+        assert second.state is JobState.FAILED and "Could not download" in second.error
+        assert asked == [True, False]
+    finally:
+        runner.shutdown()
+
+
+@pytest.mark.gui
+def test_the_window_hands_its_settings_to_the_runner(make_window):
+    window = make_window()
+    assert window.runner.settings is window.settings
+    window.settings.allow_downloads = True
+    window.apply_settings()
+    assert window.runner.downloads_allowed()
+
+
+def test_settings_are_versioned_and_migrated(tmp_path):
+    Settings.path().write_text(json.dumps({"theme": "dark", "models_dir": "/x",
+                                           "recent_files": ["a", 3], "device": 5}))
+    settings = Settings.load()  # version 1: models_dir dropped, wrong types ignored
+    assert settings.theme == "dark" and settings.device == "auto"
+    assert settings.recent_files == ["a"] and not hasattr(settings, "models_dir")
+    settings.save()
+    data = json.loads(Settings.path().read_text())
+    assert data["version"] == VERSION and "models_dir" not in data
+    assert list(Settings.path().parent.glob("*.tmp")) == []  # no temp file left behind
+    Settings.path().write_text("{broken")
+    assert Settings.load() == Settings()
+
+
+def test_failures_are_logged_with_their_traceback(tmp_path):
+    from creative_studio.core import logs
+
+    path = logs.setup()
+    write_plugin(tmp_path, "rev", id="rev")
+    runner = JobRunner(PluginRegistry.discover([tmp_path], entry_points=False))
+    try:
+        job = runner.submit(Request("rev", "generate", "explode"))
+        assert runner.wait(job, timeout=30) and job.state is JobState.FAILED
+    finally:
+        runner.shutdown()
+    for handler in logging.getLogger("creative_studio").handlers:
+        handler.flush()
+    text = path.read_text()
+    assert "ran out of memory: unloading every model" in text
+    assert logs.tail(path, limit=100) == text[-100:]
+
+
+@pytest.mark.gui
+def test_show_log_dialog(make_window):
+    from creative_studio.core import logs
+
+    path = logs.setup()
+    logging.getLogger("creative_studio.test").warning("a line for the log dialog")
+    window = make_window()
+    window.show_log()
+    shown = window.log_dialog.findChild(__import__("PySide6.QtWidgets").QtWidgets
+                                        .QPlainTextEdit).toPlainText()
+    assert "a line for the log dialog" in shown and str(path) in str(logs.log_file())
+    window.log_dialog.close()
+
+
+def test_job_events_are_typed_and_ordered(tmp_path):
+    write_plugin(tmp_path, "rev", id="rev")
+    events = []
+    runner = JobRunner(PluginRegistry.discover([tmp_path], entry_points=False),
+                       lambda e: events.append(e))
+    try:
+        job = runner.submit(Request("rev", "generate", "abc"))
+        assert runner.wait(job, timeout=30)
+    finally:
+        runner.shutdown()
+    kinds = [e.kind for e in events]
+    assert kinds[:2] == [JobEventKind.QUEUED, JobEventKind.STARTED]
+    assert kinds[-1] is JobEventKind.DONE
+    progress = [e for e in events if e.kind is JobEventKind.PROGRESS]
+    assert [e.preview for e in progress] == ["c", "cb", "cba"]
+    assert [e.fraction for e in progress] == pytest.approx([1 / 3, 2 / 3, 1.0])
+
+
+@pytest.mark.gui
+def test_a_panel_tracks_its_jobs_and_dispatches_once(qtbot, make_window, tmp_path):
+    write_plugin(tmp_path, "rev", id="rev")
+    window = make_window(PluginRegistry.discover([tmp_path], entry_points=False))
+    panel = window.panels["rev"]
+    seen = []
+    panel.on_started = lambda job: seen.append(("started", job.id))
+    panel.on_result = lambda job: seen.append(("result", job.id))
+    panel.on_cancelled = lambda job: seen.append(("cancelled", job.id))
+    slow = panel.try_submit(Request("rev", "generate", "x" * 50, {"step_seconds": 0.05}))
+    queued = panel.try_submit(Request("rev", "generate", "abc"))
+    assert "queued" in panel.queue_label.text()
+    qtbot.waitUntil(lambda: ("started", slow.id) in seen, timeout=10_000)
+    assert panel.queue_label.text() == "1 running · 1 queued"
+    panel.cancel_jobs([queued.id])
+    with qtbot.waitSignal(window.events.event, timeout=30_000,
+                          check_params_cb=lambda e: e.job is slow and e.kind.value == "done"):
+        pass
+    assert seen == [("started", slow.id), ("cancelled", queued.id), ("result", slow.id)]
+    assert panel.jobs == {} and panel.queue_label.text() == ""
+    assert not panel.stop_button or not panel.stop_button.isEnabled()
+
+
+@pytest.mark.gui
+def test_close_hook_stops_the_music_player(make_window, monkeypatch):
+    window = make_window()
+    music = window.panels["music"]
+    closed = []
+    monkeypatch.setattr(music, "close_panel", lambda: closed.append(True))
+    window.close()
+    assert closed == [True]
+
+
+@pytest.mark.model
+def test_text_seeds_hold_with_jobs_on_two_threads(smollm_folder):
+    """Each job draws from its own torch.Generator: two jobs at once on two threads give
+    what each gives alone (the process-global RNG would interleave them)."""
+    from creative_studio.core.progress import Progress
+    from plugins.text.generator import TextGenerator
+    from tests.conftest import prepared, source_of
+
+    generators = [TextGenerator(), TextGenerator()]
+    for generator in generators:
+        generator.load(source_of("text"), "cpu", Progress())
+
+    def request(seed):
+        return prepared(Request("text", "generate", "Write a sentence about rain.",
+                                {"max_tokens": 16, "temperature": 1.0}, seed=seed))
+
+    alone = [generators[0].generate(request(s), Progress(), {}).assets[0].data
+             for s in (11, 12)]
+    together = [b"", b""]
+
+    def run(index):
+        together[index] = generators[index].generate(request(11 + index), Progress(),
+                                                     {}).assets[0].data
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in (0, 1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert together == alone and alone[0] != alone[1]
