@@ -13,6 +13,8 @@ tasks that read a file, the files or folders to read. Nothing here knows a plugi
     creative-studio list --project my.csproj
     creative-studio export --project my.csproj --item ID --out poem.txt
     creative-studio plugins
+    creative-studio servers add gpu-box http://10.0.0.5:8000 --key-stdin < key.txt
+    creative-studio generate text --model server:gpu-box/meta-llama/Llama-3.1-8B-Instruct …
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from .core.jobs import JobEventKind, JobState, Request, random_seed, variations
 from .core.params import Param
 from .core.settings import Settings
 
-COMMANDS = ("generate", "list", "export", "plugins")
+COMMANDS = ("generate", "list", "export", "plugins", "servers")
 _COUNT_FLAGS = ("-n", "--count", "--variations", "--alternatives", "--batch")
 
 
@@ -57,6 +59,19 @@ def _parser(registry) -> argparse.ArgumentParser:
     export.add_argument("--out", required=True)
     export.add_argument("--quality", type=int, default=92, help="JPEG/WebP quality")
     sub.add_parser("plugins", help="list plugins and their load errors")
+    servers = sub.add_parser("servers", help="the text servers the studio can use "
+                                             "(OpenAI-compatible: vLLM, llama.cpp, Ollama…)")
+    servers_sub = servers.add_subparsers(dest="action", required=True, metavar="ACTION")
+    servers_sub.add_parser("list", help="the servers and whether each has a key")
+    add = servers_sub.add_parser("add", help="add or change a server")
+    add.add_argument("name")
+    add.add_argument("url", help="http://host:port (the /v1 is added)")
+    add.add_argument("--key-stdin", action="store_true",
+                     help="read the API key from standard input (kept in the OS keyring)")
+    remove = servers_sub.add_parser("remove", help="forget a server and its key")
+    remove.add_argument("name")
+    test = servers_sub.add_parser("test", help="reach a server, check its key, list models")
+    test.add_argument("name")
     return parser
 
 
@@ -321,6 +336,50 @@ def _plugins(registry) -> int:
     return 1 if registry.errors else 0
 
 
+def _servers(args) -> int:
+    from .core import secrets
+    from .core.servers import ServerConfig, find, servers_of
+    from .engines.openai import OpenAIClient
+
+    settings = Settings.load()
+    if args.action == "list":
+        for server in servers_of(settings):
+            key = "key in the keyring" if server.api_key() else "no key"
+            print(f"{server.name:<16} {server.url:<40} {server.kind} · {key}")
+        return 0
+    if args.action == "add":
+        server = ServerConfig.checked(args.name, args.url)
+        if args.key_stdin:
+            try:
+                secrets.put(server.secret_name, sys.stdin.readline().strip())
+            except secrets.NoKeyring as exc:
+                print(f"warning: {exc}", file=sys.stderr)
+        settings.servers = [s for s in settings.servers if s.get("name") != server.name] \
+            + [server.to_dict()]
+        settings.save()
+        print(f"{server.name}: {server.url}")
+        return 0
+    server = find(settings, args.name)
+    if server is None:
+        raise BadInput(f"No server named '{args.name}' (creative-studio servers list).")
+    if args.action == "remove":
+        settings.servers = [s for s in settings.servers if s.get("name") != server.name]
+        settings.save()
+        try:
+            secrets.put(server.secret_name, "")
+        except secrets.NoKeyring:
+            pass
+        return 0
+    client = OpenAIClient(server.url, server.api_key())
+    try:
+        models = client.models()
+    finally:
+        client.close()
+    shown = ", ".join(models[:10]) + (f" … ({len(models)} in all)" if len(models) > 10 else "")
+    print(f"{server.name}: reachable, key accepted, {len(models)} model(s): {shown}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     from .core import logs
 
@@ -332,6 +391,8 @@ def main(argv: list[str] | None = None) -> int:
             return _generate(args, registry)
         if args.command == "plugins":
             return _plugins(registry)
+        if args.command == "servers":
+            return _servers(args)
         return {"list": _list, "export": _export}[args.command](args)
     except StudioError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -16,6 +16,8 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("CREATIVE_STUDIO_CACHE", str(ROOT / ".cache" / "models"))
 os.environ["CREATIVE_STUDIO_NO_DIALOGS"] = "1"
+# API keys go to a file in each test's studio home, never to the developer's keyring
+os.environ["PYTHON_KEYRING_BACKEND"] = "tests.keyring_file.FileKeyring"
 
 
 @pytest.fixture(autouse=True)

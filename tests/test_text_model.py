@@ -34,7 +34,7 @@ def text_of(result):
 
 def test_embedded_model_identity(smollm):
     identity = smollm.identity
-    assert identity.name == "SmolLM2 135M Instruct (embedded)"
+    assert identity.name == "SmolLM2 135M Instruct"
     assert identity.source == "embedded" and identity.ref == EMBEDDED
     assert len(identity.sha256) == 64
 
@@ -156,5 +156,5 @@ def test_first_use_is_announced(smollm_folder, tmp_path, monkeypatch):
     progress = Progress(lambda f, eta, preview: messages.append(progress.message))
     monkeypatch.setattr(models, "load", lambda source, device: (None, None, "0" * 64))
     TextGenerator().load(source, "cpu", progress)
-    assert messages[0].startswith("Preparing SmolLM2 135M Instruct (embedded) (first use")
+    assert messages[0].startswith("Preparing SmolLM2 135M Instruct (first use")
     assert messages[-1] == ""

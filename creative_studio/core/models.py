@@ -19,9 +19,10 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import paths
 from .errors import ModelError
@@ -43,6 +44,7 @@ class ModelSource:
     path: Path | None = None  # embedded and local: the file or folder
     hub_id: str = ""
     server: str = ""  # server: the server's name; hub_id holds the model id there
+    url: str = ""  # server: its address (from the settings; its key stays in the keyring)
     offer: ModelOffer | None = None
     allow_downloads: bool = False
 
@@ -84,9 +86,10 @@ def split_ref(ref: str) -> tuple[str, str]:
     return "local", str(path)
 
 
-def resolve(manifest: PluginManifest, ref: str, *, allow_downloads: bool = False
-            ) -> ModelSource:
-    """The ModelSource of ``ref`` for a plugin; ModelError says in plain words what is wrong."""
+def resolve(manifest: PluginManifest, ref: str, *, allow_downloads: bool = False,
+            servers: Iterable[Any] = ()) -> ModelSource:
+    """The ModelSource of ``ref`` for a plugin; ModelError says in plain words what is wrong.
+    ``servers``: the user's servers (core/servers.ServerConfig), for ``server:`` references."""
     kind, value = split_ref(ref)
     if kind == "embedded":
         offer = manifest.offer(value)
@@ -100,7 +103,14 @@ def resolve(manifest: PluginManifest, ref: str, *, allow_downloads: bool = False
         return ModelSource(ref, "hub", value, hub_id=value, allow_downloads=allow_downloads)
     if kind == "server":
         server, _, model = value.partition("/")
-        return ModelSource(ref, "server", value, hub_id=model, server=server)
+        if not model:
+            raise ModelError(f"'{ref}' names no model: use server:<server>/<model id>.")
+        config = next((s for s in servers if s.name == server), None)
+        if config is None:
+            raise ModelError(f"No server named '{server}': add it in Preferences → Servers "
+                             "(or `creative-studio servers add`).")
+        return ModelSource(ref, "server", f"{model} on {server}", hub_id=model, server=server,
+                           url=config.url)
     path = Path(value)
     if not path.exists():
         raise ModelError(f"Model not found: {ref}")

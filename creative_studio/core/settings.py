@@ -20,7 +20,7 @@ from typing import Any
 from . import paths
 
 MAX_RECENT = 10
-VERSION = 2
+VERSION = 3
 log = logging.getLogger(__name__)
 
 
@@ -30,8 +30,14 @@ def _from_1(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
+def _from_2(data: dict[str, Any]) -> dict[str, Any]:
+    """2 → 3: ``servers`` (none yet)."""
+    data.setdefault("servers", [])
+    return data
+
+
 # version N → N + 1
-MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _from_1}
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _from_1, 2: _from_2}
 
 
 @dataclass
@@ -40,6 +46,8 @@ class Settings:
     device: str = "auto"  # see core.devices.CHOICES
     allow_downloads: bool = False  # let Hugging Face ids be fetched from the Hub
     recent_files: list[str] = field(default_factory=list)
+    # engines elsewhere: [{"name", "url", "kind"}] (core/servers.py); keys in the OS keyring
+    servers: list[dict] = field(default_factory=list)
     version: int = VERSION
 
     @classmethod

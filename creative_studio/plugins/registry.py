@@ -140,15 +140,19 @@ class PluginRegistry:
     def errors(self) -> list[PluginRecord]:
         return [r for r in self.records if r.error]
 
-    def resolve_model(self, plugin_id: str, ref: str = "", *, allow_downloads: bool = False):
-        """The ModelSource of a plugin's model reference (its default model when empty)."""
+    def resolve_model(self, plugin_id: str, ref: str = "", *, settings: Any = None):
+        """The ModelSource of a plugin's model reference (its default model when empty);
+        ``settings`` (the user's): whether downloads are allowed, which servers exist."""
         from ..core import models
+        from ..core.servers import servers_of
 
         manifest = self.get(plugin_id).manifest
         assert manifest is not None
         if not ref and manifest.default_model is not None:
             ref = manifest.default_model.ref
-        return models.resolve(manifest, ref, allow_downloads=allow_downloads)
+        return models.resolve(manifest, ref,
+                              allow_downloads=bool(getattr(settings, "allow_downloads", False)),
+                              servers=servers_of(settings))
 
     def get(self, plugin_id: str) -> PluginRecord:
         for record in self.records:

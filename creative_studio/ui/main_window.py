@@ -230,7 +230,11 @@ class MainWindow(QMainWindow):
                 self.show_error("Result not saved", job.error)
             else:
                 seconds = time.monotonic() - job.progress.started
-                self.statusBar().showMessage(f"Finished {job.label} in {seconds:.1f} s", 5000)
+                same = job.result.metadata.get("rerun_matches") if job.result else None
+                said = "" if same is None else " — the same output as the original" if same \
+                    else " — the output differs from the original"
+                self.statusBar().showMessage(f"Finished {job.label} in {seconds:.1f} s{said}",
+                                             8000)
         elif kind is JobEventKind.FAILED:
             self.statusBar().showMessage(f"Failed: {job.error}", 10000)
             self.errors.append(job.error)
@@ -284,8 +288,12 @@ class MainWindow(QMainWindow):
 
     def rerun(self, item) -> Job | None:
         request = Request.from_dict(item.request.to_dict())
-        request.parents = [item.id]
-        request.params = {k: v for k, v in request.params.items() if k != "group"}
+        panel = self.panels.get(item.plugin)
+        spec = panel.manifest.task(request.task) if panel else None
+        if not (spec and spec.input):  # a job that reads an item keeps reading that item
+            request.parents = [item.id]
+        request.params = {k: v for k, v in request.params.items()
+                          if k not in ("group", "alternative")}
         request.params["rerun_of"] = item.id
         try:
             return self.submit(request, label=f"re-run {item.title or item.request.prompt[:40]}")
@@ -493,6 +501,8 @@ class MainWindow(QMainWindow):
         self.runner.device_preference = self.settings.device
         self.runner.settings = self.settings  # downloads: read at the next model load
         self._update_device_label()
+        for panel in self.panels.values():
+            panel.settings_changed()
         self._save_settings()
 
     def toggle_theme(self) -> None:

@@ -459,6 +459,9 @@ class PluginPanel(QWidget):
     def close_panel(self) -> None:
         """The window closes: stop players, threads and timers the panel started."""
 
+    def settings_changed(self) -> None:
+        """The user changed the preferences (servers, downloads…): ``context.settings``."""
+
     # -- models --------------------------------------------------------------------------------
     def model_choices(self) -> QComboBox:
         """A combo box of the models the manifest offers (data: model references), kept as

@@ -1,4 +1,4 @@
-"""Preferences: device, theme, model downloads."""
+"""Preferences: device, theme, model downloads (General) and the servers (Servers)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,14 @@ from PySide6.QtWidgets import (
     QDialogButtonBox,
     QFormLayout,
     QLabel,
+    QTabWidget,
+    QVBoxLayout,
     QWidget,
 )
 
 from ..core import devices
 from ..core.settings import Settings
+from .servers import ServersPage
 from .theme import THEMES
 
 
@@ -37,18 +40,26 @@ class SettingsDialog(QDialog):
         note = QLabel("Embedded models always work offline. Downloads only matter for "
                       "Hugging Face ids you type in a panel.")
         note.setWordWrap(True)
-        form = QFormLayout(self)
+        general = QWidget()
+        form = QFormLayout(general)
         form.addRow("Run models on", self.device)
         form.addRow("Theme", self.theme)
         form.addRow(self.downloads)
         form.addRow(note)
+        self.servers = ServersPage(settings)
+        self.tabs = QTabWidget()
+        self.tabs.addTab(general, "General")
+        self.tabs.addTab(self.servers, "Servers")
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
                                    | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
-        form.addRow(buttons)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.tabs)
+        layout.addWidget(buttons)
 
     def apply(self) -> None:
         self.settings.device = self.device.currentData()
         self.settings.theme = self.theme.currentData()
         self.settings.allow_downloads = self.downloads.isChecked()
+        self.settings.servers = self.servers.servers()

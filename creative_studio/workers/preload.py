@@ -9,6 +9,7 @@ user is not interacting yet, and makes the first job start ~3 s sooner.
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import threading
 
@@ -33,8 +34,9 @@ def preload(modules: list[str], *, force: bool = False) -> threading.Thread | No
             try:
                 with IMPORT_LOCK:
                     importlib.import_module(name)
-            except Exception:
-                pass  # the job that needs it reports the error properly
+            except Exception:  # the job that needs it reports the error to the user
+                logging.getLogger(__name__).warning("preloading %s failed", name,
+                                                    exc_info=True)
 
     thread = threading.Thread(target=run, name="studio-preload", daemon=True)
     thread.start()

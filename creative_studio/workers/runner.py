@@ -105,9 +105,8 @@ class _Worker(threading.Thread):
         while len(self.models) >= self.runner.max_loaded:
             _, old = self.models.popitem(last=False)
             _unload(old)
-        source = self.runner.registry.resolve_model(
-            job.request.plugin, job.request.model,
-            allow_downloads=self.runner.downloads_allowed())
+        source = self.runner.registry.resolve_model(job.request.plugin, job.request.model,
+                                                    settings=self.runner.settings)
         generator = generator_cls()
         with IMPORT_LOCK:  # no import races with the preload thread or another worker
             generator.load(source, self.device, job.progress)
@@ -137,12 +136,31 @@ class _Worker(threading.Thread):
             runner._finish(job, JobState.FAILED, error=describe(exc))
             return
         job.result = result
+        self._compare_rerun(job, result)
         if job.store is not None:
             try:
                 job.item_id = job.store.add_item(job.request, result)
             except ProjectError as exc:
                 job.error = str(exc)  # result kept in store.pending; the GUI offers Save As
         runner._finish(job, JobState.DONE)
+
+    @staticmethod
+    def _compare_rerun(job: Job, result) -> None:
+        """A re-run (params ``rerun_of``) says whether it made the same output as the item
+        it re-runs (``rerun_matches`` in the result's metadata): local engines are seeded,
+        servers do not all promise it."""
+        original_id = job.request.params.get("rerun_of")
+        if job.store is None or not isinstance(original_id, str) or not result.assets:
+            return
+        import hashlib
+
+        try:
+            original = job.store.item(original_id)
+        except StudioError:
+            return
+        if original.assets:
+            made = hashlib.sha256(result.assets[0].data).hexdigest()
+            result.metadata["rerun_matches"] = made == original.assets[0].sha256
 
     @staticmethod
     def _inputs(job: Job) -> Inputs:

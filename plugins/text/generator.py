@@ -56,6 +56,7 @@ class TextGenerator:
         self.tokenizer = None
         self.identity: ModelIdentity | None = None
         self.device = "cpu"
+        self.remote = None  # a RemoteText when the model is on a server
 
     # -- checks before queueing --------------------------------------------------
     @staticmethod
@@ -72,6 +73,13 @@ class TextGenerator:
 
     # -- model ------------------------------------------------------------------------
     def load(self, source: ModelSource, device: str, progress: Progress) -> None:
+        if source.source == "server":  # a model on an OpenAI-compatible server
+            from .remote import RemoteText
+
+            self.remote = RemoteText(source)
+            self.identity = self.remote.identity
+            self.device = "server"
+            return
         if not models.is_converted(source):
             progress.say(f"Preparing {source.name} (first use: about 30 s)…")
         else:
@@ -83,18 +91,15 @@ class TextGenerator:
 
     def unload(self) -> None:
         self.model = self.tokenizer = None
+        if self.remote is not None:
+            self.remote.close()
+            self.remote = None
 
     # -- generation ---------------------------------------------------------------------
-    def build_inputs(self, request: Request) -> dict[str, Any]:
-        tokenizer = self.tokenizer
+    @staticmethod
+    def messages(request: Request) -> list[dict[str, str]]:
+        """The chat messages of a generate or rewrite request (system prompt first)."""
         p = request.params
-        if request.task == "continue":
-            ids = tokenizer(str(p["context"]), return_tensors="pt",
-                            add_special_tokens=False)["input_ids"]
-            ids = ids[:, -MAX_CONTEXT_TOKENS:]
-            import torch
-
-            return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
         if request.task == "rewrite":
             instruction = request.prompt.strip() or DEFAULT_REWRITE
             user = (f"{instruction}\n\nText:\n{p['selection']}\n\n"
@@ -108,6 +113,19 @@ class TextGenerator:
         if str(p["system"]).strip():
             messages.append({"role": "system", "content": str(p["system"]).strip()})
         messages.append({"role": "user", "content": user})
+        return messages
+
+    def build_inputs(self, request: Request) -> dict[str, Any]:
+        tokenizer = self.tokenizer
+        p = request.params
+        if request.task == "continue":
+            ids = tokenizer(str(p["context"]), return_tensors="pt",
+                            add_special_tokens=False)["input_ids"]
+            ids = ids[:, -MAX_CONTEXT_TOKENS:]
+            import torch
+
+            return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+        messages = self.messages(request)
         if getattr(tokenizer, "chat_template", None):
             encoded = tokenizer.apply_chat_template(messages, add_generation_prompt=True,
                                                     return_tensors="pt", return_dict=True)
@@ -118,6 +136,9 @@ class TextGenerator:
                 "attention_mask": encoded["attention_mask"][:, -MAX_CONTEXT_TOKENS:]}
 
     def generate(self, request: Request, progress: Progress, inputs: Inputs) -> Result:
+        if self.remote is not None:
+            progress.check()
+            return self.remote.generate(request, progress, self.messages(request))
         import torch
         from transformers import (
             LogitsProcessorList,

@@ -1,0 +1,236 @@
+"""Preferences → Servers, and choosing a model on a server (Qt).
+
+Server calls (test connection, model lists) run on a plain thread and report back through a
+queued signal: a slow or dead server never freezes the window.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..core import secrets
+from ..core.errors import StudioError, describe
+from ..core.servers import KINDS, ServerConfig, servers_of
+
+
+class Background(QObject):
+    """Runs ``work()`` on a thread; ``done(result, error_message)`` on the GUI thread."""
+
+    done = Signal(object, str)
+
+    def run(self, work: Callable[[], Any]) -> None:
+        def target() -> None:
+            try:
+                result = work()
+            except (StudioError, OSError) as exc:
+                self.done.emit(None, describe(exc))
+            except Exception as exc:  # a bug: shown plainly, details in the log
+                import logging
+
+                logging.getLogger(__name__).exception("server call failed")
+                self.done.emit(None, describe(exc))
+            else:
+                self.done.emit(result, "")
+
+        threading.Thread(target=target, name="studio-server-call", daemon=True).start()
+
+
+def list_models(server: ServerConfig, key: str | None = None) -> list[str]:
+    from ..engines.openai import OpenAIClient
+
+    client = OpenAIClient(server.url, server.api_key() if key is None else key,
+                          read_timeout=15.0)
+    try:
+        return client.models()
+    finally:
+        client.close()
+
+
+class ServersPage(QWidget):
+    """The user's servers: name, address, kind, API key (OS keyring), Test connection."""
+
+    def __init__(self, settings: Any, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._servers = {s.name: s for s in servers_of(settings)}
+        self.list = QListWidget()
+        self.list.currentTextChanged.connect(self._chosen)
+        self.name = QLineEdit()
+        self.name.setPlaceholderText("e.g. gpu-box")
+        self.url = QLineEdit()
+        self.url.setPlaceholderText("http://192.168.1.20:8000 (vLLM, llama.cpp, Ollama, "
+                                    "LM Studio…)")
+        self.kind = QComboBox()
+        for kind, label in KINDS.items():
+            self.kind.addItem(label, kind)
+        self.key = QLineEdit()
+        self.key.setEchoMode(QLineEdit.EchoMode.Password)
+        self.key.setPlaceholderText("optional; kept in the OS keyring, never in a file")
+        self.save_button = QPushButton("Save server")
+        self.remove_button = QPushButton("Remove")
+        self.test_button = QPushButton("Test connection")
+        self.save_button.clicked.connect(self.save_server)
+        self.remove_button.clicked.connect(self.remove_server)
+        self.test_button.clicked.connect(self.test_connection)
+        self.result = QLabel("")
+        self.result.setWordWrap(True)
+        self.result.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self._background = Background(self)
+        self._background.done.connect(self._tested)
+        form = QFormLayout()
+        form.addRow("Name", self.name)
+        form.addRow("Address", self.url)
+        form.addRow("Kind", self.kind)
+        form.addRow("API key", self.key)
+        buttons = QHBoxLayout()
+        for button in (self.save_button, self.remove_button, self.test_button):
+            buttons.addWidget(button)
+        layout = QVBoxLayout(self)
+        layout.addWidget(QLabel("Servers run the models elsewhere; the project, History and "
+                                "recipes stay here."))
+        layout.addWidget(self.list)
+        layout.addLayout(form)
+        layout.addLayout(buttons)
+        layout.addWidget(self.result)
+        self._refresh()
+
+    def servers(self) -> list[dict]:
+        return [s.to_dict() for s in self._servers.values()]
+
+    def _refresh(self) -> None:
+        self.list.clear()
+        self.list.addItems(sorted(self._servers))
+
+    def _chosen(self, name: str) -> None:
+        server = self._servers.get(name)
+        if server is None:
+            return
+        self.name.setText(server.name)
+        self.url.setText(server.url)
+        self.key.clear()
+        self.key.setPlaceholderText("a key is stored (type to replace it)" if server.api_key()
+                                    else "optional; kept in the OS keyring, never in a file")
+
+    def _typed(self) -> ServerConfig:
+        return ServerConfig.checked(self.name.text(), self.url.text(), self.kind.currentData())
+
+    def save_server(self) -> bool:
+        try:
+            server = self._typed()
+        except StudioError as exc:
+            self.result.setText(str(exc))
+            return False
+        self._servers[server.name] = server
+        said = f"Saved {server.name}."
+        if self.key.text():
+            try:
+                secrets.put(server.secret_name, self.key.text())
+                said += " Its key is in the OS keyring."
+            except secrets.NoKeyring as exc:
+                said += f" {exc}"
+            self.key.clear()
+        self.result.setText(said)
+        self._refresh()
+        return True
+
+    def remove_server(self) -> None:
+        name = self.name.text().strip()
+        if self._servers.pop(name, None) is not None:
+            try:
+                secrets.put(f"server:{name}", "")
+            except secrets.NoKeyring:
+                pass
+            self.result.setText(f"Removed {name}.")
+            self._refresh()
+
+    def test_connection(self) -> None:
+        try:
+            server = self._typed()
+        except StudioError as exc:
+            self.result.setText(str(exc))
+            return
+        self.result.setText(f"Testing {server.url}…")
+        self.test_button.setEnabled(False)
+        key = self.key.text() or None
+        self._background.run(lambda: (server, list_models(server, key)))
+
+    def _tested(self, result: Any, error: str) -> None:
+        self.test_button.setEnabled(True)
+        if error:
+            self.result.setText(f"✗ {error}")
+            return
+        server, models = result
+        shown = ", ".join(models[:8]) + (" …" if len(models) > 8 else "")
+        self.result.setText(f"✓ {server.url} answered; key accepted; {len(models)} model(s): "
+                            f"{shown or 'none listed'}")
+
+
+class ServerModelDialog(QDialog):
+    """Choose a model on one of the user's servers; ``ref`` is ``server:<name>/<model>``."""
+
+    def __init__(self, settings: Any, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Model on a server")
+        self.ref = ""
+        self.servers = servers_of(settings)
+        self.server = QComboBox()
+        for server in self.servers:
+            self.server.addItem(f"{server.name} ({server.url})", server.name)
+        self.models = QListWidget()
+        self.models.itemDoubleClicked.connect(lambda *_: self.accept())
+        self.status = QLabel("" if self.servers else
+                             "No servers yet: add one in Edit → Preferences → Servers.")
+        self.status.setWordWrap(True)
+        self._background = Background(self)
+        self._background.done.connect(self._listed)
+        self.server.currentIndexChanged.connect(self.refresh)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
+                                   | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.server)
+        layout.addWidget(self.models)
+        layout.addWidget(self.status)
+        layout.addWidget(buttons)
+        self.refresh()
+
+    def refresh(self) -> None:
+        self.models.clear()
+        server = next((s for s in self.servers if s.name == self.server.currentData()), None)
+        if server is None:
+            return
+        self.status.setText(f"Asking {server.url} for its models…")
+        self._background.run(lambda: (server.name, list_models(server)))
+
+    def _listed(self, result: Any, error: str) -> None:
+        if error:
+            self.status.setText(f"✗ {error}")
+            return
+        name, models = result
+        if name != self.server.currentData():
+            return  # an answer for a server no longer chosen
+        self.models.addItems(models)
+        self.status.setText(f"{len(models)} model(s) on {name}.")
+
+    def accept(self) -> None:
+        item = self.models.currentItem()
+        if item is not None:
+            self.ref = f"server:{self.server.currentData()}/{item.text()}"
+        super().accept()
