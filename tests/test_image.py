@@ -193,7 +193,7 @@ def test_recipes_from_pngs(tiny_sd, tmp_path):
                         "Model: sd15")
     assert a1111 == {"prompt": "a castle, sunset\nmisty", "negative": "ugly, lowres",
                      "steps": 30, "scheduler": "DPM++ 2M", "guidance": 7.5, "seed": 1234,
-                     "width": 512, "height": 768}
+                     "width": 512, "height": 768, "model": "sd15"}
     graph = {"3": {"class_type": "KSampler", "inputs": {
         "seed": 42, "steps": 20, "cfg": 8.0, "positive": ["6", 0], "negative": ["7", 0]}},
         "6": {"class_type": "CLIPTextEncode", "inputs": {"text": "a fox"}},

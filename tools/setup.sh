@@ -80,12 +80,19 @@ install_test_servers() {
     APT_PACKAGES=(cmake g++ make); install_apt
   fi
   log "building llama-cpp-python[server] (once; about 5 minutes on 2 cores)"
-  "$VENV/bin/python" -m pip -q --disable-pip-version-check install "llama-cpp-python[server]==0.3.36"
+  # A -march=native build segfaults at the first token on CPUs with AMX (seen here with the
+  # embedded Q4_1 GGUF: ggml's AMX repack); AVX2 without native flags runs everywhere.
+  CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON}" \
+    "$VENV/bin/python" -m pip -q --disable-pip-version-check install "llama-cpp-python[server]==0.3.36"
 }
 
 install_apt
 install_python
-[[ "$MODE" == test ]] && install_test_servers
+if [[ "$MODE" == test ]]; then
+  # the readers the tests check exports with: exiftool, soxi, the sqlite3 shell
+  APT_PACKAGES=(libimage-exiftool-perl sox sqlite3); install_apt
+  install_test_servers
+fi
 
 case "$MODE" in
   install) log "done: start with $VENV/bin/creative-studio (or $VENV/bin/python main.py)";;

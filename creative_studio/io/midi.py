@@ -2,8 +2,8 @@
 
 - ``read_notes``: a user's MIDI file → pitched notes in quarter notes, with clear messages for
   what is not usable (not a MIDI file, type 2, empty, drums only, too large).
-- ``write_midi``: notes → a type-1 MIDI file with tempo, meter, key, instrument and the
-  recipe in a text meta event.
+- ``write_midi``: notes → a type-1 MIDI file (a conductor track with tempo, meter, key and
+  the recipe in a text meta event; a named instrument track), ending on the bar line.
 - ``with_recipe``: replace the recipe text event of a MIDI file (export).
 - ``render_wav``: MIDI → 16-bit WAV with FluidSynth and a General MIDI SoundFont, or
   pretty_midi's sine synthesis when FluidSynth or the SoundFont is missing.
@@ -94,30 +94,92 @@ def read_notes(data: bytes, name: str = "The file") -> MidiContent:
     return MidiContent(notes, meter, tempo)
 
 
+TICKS = 480  # per quarter note
+# semitones from a mode's tonic down to the major key with the same notes (its signature)
+MODE_TO_MAJOR = {"major": 0, "minor": -9, "dorian": -2, "mixolydian": -7}
+SHARPS_OF_MAJOR = {0: 0, 7: 1, 2: 2, 9: 3, 4: 4, 11: 5, 6: 6, 5: -1, 10: -2, 3: -3, 8: -4,
+                   1: -5}
+MAJOR_NAMES = ("C", "Db", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
+MINOR_NAMES = ("Cm", "C#m", "Dm", "Ebm", "Em", "Fm", "F#m", "Gm", "G#m", "Am", "Bbm", "Bm")
+
+
+def key_signature_name(tonic: int, mode: str) -> str:
+    """The MIDI key signature of a key: minor as minor; other modes as the major key with the
+    same notes (D dorian → C: no sharps, as a score writes it)."""
+    if mode == "minor":
+        return MINOR_NAMES[tonic % 12]
+    return MAJOR_NAMES[(tonic + MODE_TO_MAJOR.get(mode, 0)) % 12]
+
+
 def write_midi(notes: list[Note], tempo: float, time_signature: tuple[int, int],
                program: int = 0, key: tuple[int, str] | None = None, recipe: str = "",
-               name: str = "Creative Studio") -> bytes:
-    """A type-1 MIDI file of ``notes`` (one instrument track)."""
-    import pretty_midi
+               name: str = "Creative Studio", length: float | None = None,
+               instrument: str = "") -> bytes:
+    """A type-1 MIDI file: a conductor track (name, tempo, meter, key, recipe) and one named
+    instrument track. ``length`` (quarter notes, e.g. bars × bar length) puts the end of both
+    tracks on that bar line and cuts notes that would ring past it, so 8 bars read as 8 bars
+    in any meter."""
+    import mido
 
-    midi = pretty_midi.PrettyMIDI(initial_tempo=float(tempo), resolution=480)
-    midi.time_signature_changes.append(pretty_midi.TimeSignature(*time_signature, 0.0))
+    tempo = float(tempo)
+    end = None if length is None else round(length * TICKS)
+    conductor = [mido.MetaMessage("track_name", name=name[:120], time=0),
+                 mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(tempo), time=0),
+                 mido.MetaMessage("time_signature", numerator=int(time_signature[0]),
+                                  denominator=int(time_signature[1]), time=0)]
     if key is not None:
-        tonic, mode = key
-        number = tonic % 12 + (12 if mode == "minor" else 0)
-        midi.key_signature_changes.append(pretty_midi.KeySignature(number, 0.0))
-    instrument = pretty_midi.Instrument(program=int(program), name=name)
-    seconds = 60.0 / float(tempo)
-    for note in notes:
-        instrument.notes.append(pretty_midi.Note(
-            velocity=max(1, min(127, note.velocity)), pitch=max(0, min(127, note.pitch)),
-            start=note.start * seconds, end=(note.start + max(note.duration, 1 / 16)) * seconds))
-    midi.instruments.append(instrument)
+        conductor.append(mido.MetaMessage("key_signature",
+                                          key=key_signature_name(key[0], key[1]), time=0))
     if recipe:
-        midi.text_events.append(pretty_midi.Text(RECIPE_PREFIX + recipe, 0.0))
+        conductor.append(mido.MetaMessage("text", text=RECIPE_PREFIX + recipe, time=0))
+    events = []  # (tick, order, message): note-offs before note-ons at the same tick
+    for note in notes:
+        on = max(0, round(note.start * TICKS))
+        off = round((note.start + max(note.duration, 1 / 16)) * TICKS)
+        if end is not None:
+            if on >= end:
+                continue
+            off = min(off, end)
+        if off <= on:
+            continue
+        pitch, velocity = max(0, min(127, note.pitch)), max(1, min(127, note.velocity))
+        events.append((on, 1, mido.Message("note_on", note=pitch, velocity=velocity)))
+        events.append((off, 0, mido.Message("note_off", note=pitch, velocity=0)))
+    events.sort(key=lambda e: (e[0], e[1]))
+    label = instrument or _program_name(program)
+    track = [mido.MetaMessage("track_name", name=label, time=0),
+             mido.MetaMessage("instrument_name", name=label, time=0),
+             mido.Message("program_change", program=int(program) % 128, time=0)]
+    now = 0
+    for tick, _, message in events:
+        track.append(message.copy(time=tick - now))
+        now = tick
+    last = max(now, end or 0)
+    track.append(mido.MetaMessage("end_of_track", time=last - now))
+    conductor.append(mido.MetaMessage("end_of_track", time=last))
+    midi = mido.MidiFile(type=1, ticks_per_beat=TICKS)
+    midi.tracks.append(mido.MidiTrack(conductor))
+    midi.tracks.append(mido.MidiTrack(track))
     buffer = io.BytesIO()
-    midi.write(buffer)
+    midi.save(file=buffer)
     return buffer.getvalue()
+
+
+def _program_name(program: int) -> str:
+    """General MIDI's name of a program (pretty_midi has the table)."""
+    try:
+        import pretty_midi
+
+        return pretty_midi.program_to_instrument_name(int(program) % 128)
+    except (ImportError, ValueError):
+        return f"Program {program}"
+
+
+def length_seconds(data: bytes) -> float:
+    """How long a MIDI file lasts, to its end-of-track (tempo changes included)."""
+    import mido
+
+    return float(mido.MidiFile(file=io.BytesIO(data)).length)
 
 
 def recipe_of(data: bytes) -> str:
@@ -184,11 +246,23 @@ def render(data: bytes, rate: int = 44100):
     return samples.astype(np.float32), rate, engine
 
 
+RELEASE = 1.0  # seconds of sound after the MIDI's end (the last notes' release)
+
+
 def render_wav(data: bytes, rate: int = 44100) -> tuple[bytes, str]:
-    """(WAV bytes, engine) for a MIDI file."""
+    """(WAV bytes, engine) for a MIDI file: exactly as long as the MIDI plus RELEASE seconds
+    (cut with a short fade, or padded with silence), so it lines up with the bars in a DAW."""
+    import numpy as np
     import soundfile
 
     samples, rate, engine = render(data, rate)
+    frames = round((length_seconds(data) + RELEASE) * rate)
+    if len(samples) > frames:
+        samples = samples[:frames].copy()
+        fade = min(len(samples), rate // 20)
+        samples[len(samples) - fade:] *= np.linspace(1.0, 0.0, fade, dtype=np.float32)
+    else:
+        samples = np.pad(samples, (0, frames - len(samples)))
     buffer = io.BytesIO()
     soundfile.write(buffer, samples, rate, format="WAV", subtype="PCM_16")
     return buffer.getvalue(), engine

@@ -35,15 +35,44 @@ LATENT_RGB = ((0.298, 0.207, 0.208), (0.187, 0.286, 0.173), (-0.158, 0.189, 0.26
               (-0.184, -0.271, -0.473))
 
 
+def a1111_quote(value) -> str:
+    """A value as A1111 writes it in ``parameters``: JSON-quoted when it holds a comma, a
+    colon or a line break (readers split the settings line on those)."""
+    text = str(value)
+    if "," not in text and ":" not in text and "\n" not in text and '"' not in text:
+        return text
+    return json.dumps(text, ensure_ascii=False)
+
+
 def a1111_parameters(prompt: str, negative: str, steps: int, sampler: str, guidance: float,
-                     seed: int, width: int, height: int, model: str) -> str:
-    """The ``parameters`` text A1111/ComfyUI/civitai readers understand."""
+                     seed: int, width: int, height: int, model: str, model_sha256: str = ""
+                     ) -> str:
+    """The ``parameters`` text A1111/ComfyUI/civitai readers understand (A1111's own order
+    and quoting; ``Model hash`` is the first 10 hex digits of the weights' SHA-256)."""
     lines = [prompt]
     if negative:
         lines.append(f"Negative prompt: {negative}")
-    lines.append(f"Steps: {steps}, Sampler: {sampler}, CFG scale: {guidance:g}, Seed: {seed}, "
-                 f"Size: {width}x{height}, Model: {model}")
+    fields = [("Steps", steps), ("Sampler", sampler), ("CFG scale", f"{guidance:g}"),
+              ("Seed", seed), ("Size", f"{width}x{height}")]
+    if model_sha256:
+        fields.append(("Model hash", model_sha256[:10]))
+    fields.append(("Model", model))
+    lines.append(", ".join(f"{key}: {a1111_quote(value)}" for key, value in fields))
     return "\n".join(lines)
+
+
+def a1111_model_name(identity: ModelIdentity | None) -> str:
+    """The ``Model:`` of the parameters text: a checkpoint-like name as A1111 writes it (the
+    embedded model's id, a folder's name, a Hub id), which readers that split on commas and
+    colons recover whole; the full display name is in the studio's own recipe."""
+    if identity is None:
+        return ""
+    for prefix in ("embedded:", "hub:"):
+        if identity.ref.startswith(prefix):
+            return identity.ref[len(prefix):]
+    from pathlib import Path
+
+    return Path(identity.ref).name or identity.name
 
 
 class ImageGenerator:
@@ -135,7 +164,8 @@ class ImageGenerator:
             type(pipe.scheduler).__name__.replace("Scheduler", "")
         parameters = a1111_parameters(request.prompt, negative, steps, sampler, guidance,
                                       request.seed, image.width, image.height,
-                                      self.identity.name if self.identity else "")
+                                      a1111_model_name(self.identity),
+                                      self.identity.sha256 if self.identity else "")
         recipe = json.dumps({"prompt": request.prompt, "seed": request.seed, "params": p,
                              "model": request.model}, ensure_ascii=True)
         png = encode_png(image, {"parameters": parameters, "creative-studio": recipe})

@@ -10,7 +10,20 @@ import re
 from creative_studio.core.errors import BadInput
 
 A1111_KEYS = {"Steps": ("steps", int), "CFG scale": ("guidance", float), "Seed": ("seed", int),
-              "Sampler": ("scheduler", str)}
+              "Sampler": ("scheduler", str), "Model": ("model", str),
+              "Model hash": ("model_hash", str)}
+# A1111's own settings-line pattern: a key, then a JSON-quoted value or one up to the comma
+A1111_PARAM = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
+
+
+def _unquote(value: str) -> str:
+    if len(value) >= 2 and value[0] == '"' and value[-1] == '"':
+        try:
+            unquoted = json.loads(value)
+        except ValueError:
+            return value
+        return unquoted if isinstance(unquoted, str) else value
+    return value
 
 
 def parse_a1111(text: str) -> dict:
@@ -27,8 +40,8 @@ def parse_a1111(text: str) -> dict:
             line = line[len("Negative prompt:"):].strip()
         (negative if in_negative else prompt).append(line)
     recipe: dict = {"prompt": "\n".join(prompt).strip(), "negative": "\n".join(negative).strip()}
-    for part in re.findall(r"([A-Za-z ][\w ]*?): ([^,]+)", settings_line):
-        key, value = part[0].strip(), part[1].strip()
+    for key, value in A1111_PARAM.findall(settings_line):
+        key, value = key.strip(), _unquote(value.strip())
         if key in A1111_KEYS:
             name, cast = A1111_KEYS[key]
             try:

@@ -140,7 +140,9 @@ class MusicGenerator:
         recipe = json.dumps({"task": request.task, "seed": request.seed, "params": p,
                              "model": self.identity.ref if self.identity else request.model},
                             ensure_ascii=True)
-        data = write_midi(notes, tempo, meter, program, (tonic, mode), recipe)
+        data = write_midi(notes, tempo, meter, program, (tonic, mode), recipe,
+                          name=f"{key_name(tonic, mode)} {style} idea",
+                          length=(keep_bars + bars) * bar_length(meter))
         figures = summary([Note(n.start - start_of_new, n.duration, n.pitch) for n in new_notes],
                           meter)
         figures["bars"] = bars
