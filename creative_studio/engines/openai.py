@@ -195,12 +195,7 @@ def _sse_chunk(line: str, url: str) -> Chunk | None:
         return _DONE
     if not payload:
         return None
-    try:
-        data = json.loads(payload)
-    except (ValueError, RecursionError):
-        raise _garbage(url, "a line that is not JSON") from None
-    if not isinstance(data, dict):
-        raise _garbage(url, "a reply that is not a JSON object")
+    data = _json_object(payload.encode("utf-8"), url, "a line that is not JSON")
     if isinstance(data.get("error"), dict | str):
         raise ServerError(f"The server stopped with an error: {_error_detail(data)}")
     choices = data.get("choices")
@@ -239,11 +234,11 @@ def _read_bounded(response, limit: int) -> bytes:
     return data
 
 
-def _json_object(data: bytes, url: str) -> dict:
+def _json_object(data: bytes, url: str, what: str = "a reply that is not JSON") -> dict:
     try:
         value = json.loads(data)
     except (ValueError, RecursionError):
-        raise _garbage(url, "a reply that is not JSON") from None
+        raise _garbage(url, what) from None
     if not isinstance(value, dict):
         raise _garbage(url, "a reply that is not a JSON object")
     return value

@@ -14,7 +14,6 @@ from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
-    QDialogButtonBox,
     QFormLayout,
     QHBoxLayout,
     QLabel,
@@ -28,6 +27,7 @@ from PySide6.QtWidgets import (
 from ..core import secrets
 from ..core.errors import StudioError, describe
 from ..core.servers import KINDS, ServerConfig, servers_of
+from .widgets import dialog_layout
 
 
 class Background(QObject):
@@ -200,15 +200,7 @@ class ServerModelDialog(QDialog):
         self._background = Background(self)
         self._background.done.connect(self._listed)
         self.server.currentIndexChanged.connect(self.refresh)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
-                                   | QDialogButtonBox.StandardButton.Cancel)
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
-        layout = QVBoxLayout(self)
-        layout.addWidget(self.server)
-        layout.addWidget(self.models)
-        layout.addWidget(self.status)
-        layout.addWidget(buttons)
+        dialog_layout(self, self.server, self.models, self.status)
         self.refresh()
 
     def refresh(self) -> None:

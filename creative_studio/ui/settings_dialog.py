@@ -6,11 +6,9 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDialog,
-    QDialogButtonBox,
     QFormLayout,
     QLabel,
     QTabWidget,
-    QVBoxLayout,
     QWidget,
 )
 
@@ -18,6 +16,7 @@ from ..core import devices
 from ..core.settings import Settings
 from .servers import ServersPage
 from .theme import THEMES
+from .widgets import dialog_layout
 
 
 class SettingsDialog(QDialog):
@@ -50,13 +49,7 @@ class SettingsDialog(QDialog):
         self.tabs = QTabWidget()
         self.tabs.addTab(general, "General")
         self.tabs.addTab(self.servers, "Servers")
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
-                                   | QDialogButtonBox.StandardButton.Cancel)
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
-        layout = QVBoxLayout(self)
-        layout.addWidget(self.tabs)
-        layout.addWidget(buttons)
+        dialog_layout(self, self.tabs)
 
     def apply(self) -> None:
         self.settings.device = self.device.currentData()

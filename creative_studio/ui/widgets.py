@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QSpinBox, QWidget
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QHBoxLayout,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
 
 from ..core.jobs import MAX_SEED, random_seed
 
@@ -39,3 +47,16 @@ class SeedField(QWidget):
         """Show a recalled seed and keep it (fixed) for the next run."""
         self.seed.setValue(int(seed))
         self.mode.setCurrentText("fixed")
+
+
+def dialog_layout(dialog: QDialog, *widgets: QWidget) -> QVBoxLayout:
+    """A dialog's widgets one under the other, then OK and Cancel (accept / reject)."""
+    buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
+                               | QDialogButtonBox.StandardButton.Cancel)
+    buttons.accepted.connect(dialog.accept)
+    buttons.rejected.connect(dialog.reject)
+    layout = QVBoxLayout(dialog)
+    for widget in widgets:
+        layout.addWidget(widget)
+    layout.addWidget(buttons)
+    return layout
