@@ -72,7 +72,7 @@ def speed(args) -> None:
         source = store.add_item(Request("upscale", "import"),
                                 Result([Asset("image", "image/png", data, "in.png")],
                                        ModelIdentity("file", "in.png"), "none"))
-        up = models.load(source(ref))
+        up = models.load(embedded_source(ref))
         megapixels = side * side / 1e6
         studio, bare, forward = [], [], []
 
@@ -133,7 +133,7 @@ def wins(args) -> None:
     for ref, _ in CASES:
         if args.models and ref not in args.models.split(","):
             continue
-        net = models.load(source(ref)).model.model
+        net = models.load(embedded_source(ref)).model.model
         net = net.to(memory_format=torch.contiguous_format)  # the plain float32 reference
         timed(net, x[:, :, :32, :32])
         base, t32 = timed(net, x)
@@ -155,7 +155,7 @@ def wins(args) -> None:
         print(line, flush=True)
 
 
-def source(ref: str):
+def embedded_source(ref: str):
     """The ModelSource of an embedded upscale model."""
     from creative_studio.plugins import PluginRegistry
 
