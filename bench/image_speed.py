@@ -34,7 +34,10 @@ def pipeline_from_unet(unet: Path) -> Path:
     from plugins.image import models
 
     fake = Path(tempfile.mkdtemp()) / "resources"
-    target = fake / "models" / models.EMBEDDED_FOLDER
+    from creative_studio.plugins import PluginRegistry
+
+    shipped = PluginRegistry.discover(entry_points=False).resolve_model("image").path
+    target = fake / shipped.relative_to(paths.resources_dir())  # where plugin.toml says
     shutil.copytree(unet, target / "unet")
     from tools.image.train import make_scheduler
 

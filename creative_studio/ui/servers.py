@@ -168,16 +168,18 @@ class ServersPage(QWidget):
         self.result.setText(f"Testing {server.url}…")
         self.test_button.setEnabled(False)
         key = self.key.text() or None
-        self._background.run(lambda: (server, list_models(server, key)))
+        keyed = bool(key or server.api_key())
+        self._background.run(lambda: (server, keyed, list_models(server, key)))
 
     def _tested(self, result: Any, error: str) -> None:
         self.test_button.setEnabled(True)
         if error:
             self.result.setText(f"✗ {error}")
             return
-        server, models = result
+        server, keyed, models = result
         shown = ", ".join(models[:8]) + (" …" if len(models) > 8 else "")
-        self.result.setText(f"✓ {server.url} answered; key accepted; {len(models)} model(s): "
+        access = "key accepted" if keyed else "no key needed"
+        self.result.setText(f"✓ {server.url} answered; {access}; {len(models)} model(s): "
                             f"{shown or 'none listed'}")
 
 

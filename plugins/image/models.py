@@ -24,12 +24,6 @@ from .text_encoder import minilm_path
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt",
                    "special_tokens_map.json")
-EMBEDDED_FOLDER = "image-emoji"  # resources/models/<this>: the offer's locate in plugin.toml
-
-
-def embedded_folder(key: str = "emoji-unet") -> Path:
-    """The shipped files of the embedded model (tools and benches use it)."""
-    return paths.resources_dir() / "models" / EMBEDDED_FOLDER
 
 
 def _place(source: Path, target: Path) -> None:
