@@ -1,0 +1,124 @@
+"""The Interpolate model: a variational autoencoder of 4-bar melodies in the MusicVAE manner
+(Roberts et al., "A Hierarchical Latent Vector Model for Learning Long-Term Structure in
+Music", 2018). No Qt at all; torch is imported by the functions that build the network.
+
+A melody is 64 sixteenth-note events: REST (nothing sounds), HOLD (the note before goes on)
+or a note-on of pitch LOW…HIGH. A bidirectional LSTM encodes the events into a Gaussian
+latent of LATENT dimensions; an LSTM decoder, started from the latent and fed it at every
+step, writes the events back. Interpolation moves along the sphere between two latents
+(slerp); variations are small moves around one latent.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+REST, HOLD = 0, 1
+LOW, HIGH = 36, 96
+EVENTS = 2 + HIGH - LOW + 1
+STEPS = 64  # 4 bars of 4/4 in sixteenths
+LATENT = 32
+
+
+def melody_events(notes, shift: int = 0, steps_per_quarter: int = 4) -> np.ndarray | None:
+    """Notes (core io.midi.Note) → events on the sixteenth grid, moved by ``shift``
+    semitones; the highest note wins where notes overlap. None for an empty melody."""
+    if not notes:
+        return None
+    end = max(n.start + n.duration for n in notes)
+    events = np.full(int(round(end * steps_per_quarter)) + 1, REST, dtype=np.int16)
+    for note in sorted(notes, key=lambda n: (n.start, n.pitch)):
+        start = int(round(note.start * steps_per_quarter))
+        stop = max(start + 1, int(round((note.start + note.duration) * steps_per_quarter)))
+        pitch = note.pitch + shift
+        if not LOW <= pitch <= HIGH:
+            continue
+        events[start] = 2 + pitch - LOW
+        events[start + 1:stop] = HOLD
+    return events
+
+
+def events_to_notes(events, steps_per_quarter: int = 4) -> list[tuple[float, float, int]]:
+    """Events → (start, duration, pitch) in quarter notes."""
+    notes, current = [], None
+    for step, event in enumerate(list(events) + [REST]):
+        event = int(event)
+        if event == HOLD and current is not None:
+            continue
+        if current is not None:
+            start, pitch = current
+            notes.append((start / steps_per_quarter, (step - start) / steps_per_quarter, pitch))
+            current = None
+        if event >= 2:
+            current = (step, event - 2 + LOW)
+    return notes
+
+
+def build(hidden: int = 256, embed: int = 64, latent: int = LATENT):
+    """The network (a torch Module): ``encode(events) -> (mu, logvar)``,
+    ``forward(events) -> (logits, mu, logvar)`` with teacher forcing, ``decode(z, ...)``."""
+    import torch
+    from torch import nn
+
+    class MelodyVAE(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.config = {"hidden": hidden, "embed": embed, "latent": latent,
+                           "events": EVENTS, "steps": STEPS, "low": LOW, "high": HIGH}
+            self.embed = nn.Embedding(EVENTS + 1, embed)  # + a start token
+            self.encoder = nn.LSTM(embed, hidden, batch_first=True, bidirectional=True)
+            self.to_latent = nn.Linear(2 * hidden, 2 * latent)
+            self.to_state = nn.Linear(latent, 4 * hidden)
+            self.decoder = nn.LSTM(embed + latent, hidden, num_layers=2, batch_first=True)
+            self.out = nn.Linear(hidden, EVENTS)
+
+        def encode(self, events: torch.Tensor):
+            _, (h, _) = self.encoder(self.embed(events))
+            mu, logvar = self.to_latent(torch.cat([h[0], h[1]], dim=-1)).chunk(2, dim=-1)
+            return mu, logvar.clamp(-8, 8)
+
+        def _state(self, z: torch.Tensor):
+            h0, h1, c0, c1 = torch.tanh(self.to_state(z)).chunk(4, dim=-1)
+            return torch.stack([h0, h1]), torch.stack([c0, c1])
+
+        def forward(self, events: torch.Tensor, z: torch.Tensor | None = None):
+            mu, logvar = self.encode(events)
+            if z is None:
+                z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if self.training \
+                    else mu
+            start = torch.full_like(events[:, :1], EVENTS)
+            inputs = self.embed(torch.cat([start, events[:, :-1]], dim=1))
+            inputs = torch.cat([inputs, z[:, None].expand(-1, events.shape[1], -1)], dim=-1)
+            output, _ = self.decoder(inputs, self._state(z))
+            return self.out(output), mu, logvar
+
+        @torch.no_grad()
+        def decode(self, z: torch.Tensor, steps: int = STEPS, temperature: float = 0.0,
+                   generator: torch.Generator | None = None) -> torch.Tensor:
+            """Events from latents (B, latent): greedy at temperature 0, else sampled."""
+            state = self._state(z)
+            token = torch.full((z.shape[0], 1), EVENTS, dtype=torch.long, device=z.device)
+            out = []
+            for _ in range(steps):
+                step_in = torch.cat([self.embed(token), z[:, None]], dim=-1)
+                output, state = self.decoder(step_in, state)
+                logits = self.out(output[:, -1])
+                if temperature <= 0:
+                    token = logits.argmax(-1, keepdim=True)
+                else:
+                    probs = torch.softmax(logits / temperature, dim=-1)
+                    token = torch.multinomial(probs, 1, generator=generator)
+                out.append(token)
+            return torch.cat(out, dim=1)
+
+    return MelodyVAE()
+
+
+def slerp(a, b, t: float):
+    """Spherical interpolation between latents ``a`` and ``b`` (torch tensors)."""
+    import torch
+
+    omega = torch.arccos(torch.clamp((a / a.norm()) @ (b / b.norm()), -1.0, 1.0))
+    if float(omega) < 1e-4:
+        return (1 - t) * a + t * b
+    return (torch.sin((1 - t) * omega) * a + torch.sin(t * omega) * b) / torch.sin(omega)

@@ -1,0 +1,142 @@
+"""Train the Interpolate model (plugins/music/melody_vae.py) on folk melodies, resumably.
+
+    .venv/bin/python tools/music/melody_data.py --out .cache/melody-data     # once
+    nohup .venv/bin/python tools/music/vae_train.py --minutes 90 --threads 1 > vae.log &
+
+Loss: reconstruction (cross-entropy of each event, teacher forcing) + β · max(KL − free
+bits, 0), β raised linearly to ``--beta`` over ``--anneal`` steps, so the decoder learns to
+use the latent before the KL term pulls it toward the prior. Melodies are moved by a random
+-3…+3 semitones while training (they are stored in C). Every ``--save-minutes``: a
+checkpoint (``<run>/checkpoint.pt``, committed so a new machine resumes), an export to
+``--export`` (``model.safetensors`` + ``config.json``) and the validation figures: events
+reconstructed right from the mean latent (greedy), and notes right (note-ons).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+
+def shifted(windows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Each window moved by -3…+3 semitones where it stays in range (REST/HOLD unchanged)."""
+    from plugins.music.melody_vae import EVENTS
+
+    out = windows.astype(np.int64).copy()
+    for row in out:
+        notes = row[row >= 2]
+        shift = int(rng.integers(-3, 4))
+        if notes.size and 2 <= notes.min() + shift and notes.max() + shift < EVENTS:
+            row[row >= 2] += shift
+    return out
+
+
+def reconstruction(model, windows: np.ndarray) -> tuple[float, float]:
+    """(share of events right, share of note-ons right) decoding each mean latent greedily."""
+    import torch
+
+    model.eval()
+    with torch.inference_mode():
+        events = torch.from_numpy(windows.astype(np.int64))
+        mu, _ = model.encode(events)
+        decoded = model.decode(mu, events.shape[1])
+    model.train()
+    right = decoded == events
+    onsets = events >= 2
+    return float(right.float().mean()), float(right[onsets].float().mean())
+
+
+def export(model, folder: Path, step: int, figures: dict) -> None:
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / "model.safetensors.tmp"
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
+    tmp.replace(folder / "model.safetensors")
+    (folder / "config.json").write_text(json.dumps({**model.config, "step": step, **figures},
+                                                   indent=2))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--data", type=Path, default=ROOT / ".cache" / "melody-data")
+    parser.add_argument("--run", type=Path,
+                        default=ROOT / "tools" / "music" / "checkpoints" / "interpolate")
+    parser.add_argument("--export", type=Path, default=ROOT / "resources" / "models" /
+                        "music-vae")
+    parser.add_argument("--minutes", type=float, default=60)
+    parser.add_argument("--save-minutes", type=float, default=5)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--beta", type=float, default=0.2)
+    parser.add_argument("--anneal", type=int, default=4000)
+    parser.add_argument("--free-bits", type=float, default=16.0, help="nats per melody")
+    parser.add_argument("--hidden", type=int, default=256)
+    parser.add_argument("--threads", type=int, default=0)
+    args = parser.parse_args()
+    import torch
+
+    from plugins.music.melody_vae import build
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    train = np.load(args.data / "train.npz")["windows"]
+    validation = np.load(args.data / "validation.npz")["windows"][:256]
+    model = build(hidden=args.hidden)
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
+    step, seed = 0, 0
+    checkpoint = args.run / "checkpoint.pt"
+    if checkpoint.is_file():
+        state = torch.load(checkpoint, weights_only=True)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        step, seed = int(state["step"]), int(state["seed"]) + 1
+        print(f"resumed at step {step}", flush=True)
+    args.run.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(2000 + seed)
+    print(f"{len(train):,} train windows; {sum(p.numel() for p in model.parameters()):,} "
+          "parameters", flush=True)
+    stop, saved = time.monotonic() + args.minutes * 60, time.monotonic()
+    history: list[tuple[float, float]] = []
+    model.train()
+    while time.monotonic() < stop:
+        rows = rng.integers(len(train), size=args.batch)
+        events = torch.from_numpy(shifted(train[rows], rng))
+        logits, mu, logvar = model(events)
+        recon = torch.nn.functional.cross_entropy(logits.transpose(1, 2), events,
+                                                  reduction="none").sum(1).mean()
+        kl = (-0.5 * (1 + logvar - mu ** 2 - logvar.exp()).sum(1)).mean()
+        beta = args.beta * min(1.0, step / max(1, args.anneal))
+        loss = recon + beta * torch.clamp(kl - args.free_bits, min=0)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        step += 1
+        history.append((float(recon.detach()), float(kl.detach())))
+        if step % 50 == 0:
+            r, k = np.mean(history[-50:], axis=0)
+            print(f"step {step} recon {r:.3f} kl {k:.2f} beta {beta:.3f}", flush=True)
+        if time.monotonic() - saved > args.save_minutes * 60 or time.monotonic() >= stop:
+            events_right, notes_right = reconstruction(model, validation)
+            figures = {"validation_events_right": round(events_right, 4),
+                       "validation_notes_right": round(notes_right, 4)}
+            torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                        "step": step, "seed": seed}, args.run / "checkpoint.tmp")
+            (args.run / "checkpoint.tmp").replace(checkpoint)
+            export(model, args.export, step, figures)
+            print(f"step {step}: validation events right {events_right:.3f}, note-ons right "
+                  f"{notes_right:.3f}; saved", flush=True)
+            saved = time.monotonic()
+
+
+if __name__ == "__main__":
+    main()
