@@ -244,6 +244,12 @@ def _generate(args, registry) -> int:
                     failed += 1
             if not sources:
                 raise BadInput("No file could be read: nothing to do.")
+            if task.inputs > 1:  # one job reads them all, in the order given
+                if len(sources) != task.inputs or failed:
+                    raise BadInput(f"{task.title} reads {task.inputs} files together "
+                                   f"({len(sources)} could be read).")
+                sources = [(" + ".join(n for n, _ in sources),
+                            [ids[0] for _, ids in sources])]
         prompt = getattr(args, "prompt", "")
         jobs = []
         for name, parents in sources:

@@ -31,6 +31,7 @@ class Note:
     duration: float  # quarter notes
     pitch: int
     velocity: int = 90
+    voice: int = 0  # which pitched track of the file it came from (0 = the first)
 
 
 @dataclass
@@ -65,16 +66,18 @@ def read_notes(data: bytes, name: str = "The file") -> MidiContent:
     except Exception as exc:  # symusic raises RuntimeError/ValueError on damaged files
         raise BadInput(f"{name} is damaged or truncated ({exc}).") from exc
     tpq = score.ticks_per_quarter or 480
-    notes, drums = [], 0
+    notes, drums, voice = [], 0, -1
     for track in score.tracks:
         if track.is_drum:
             drums += len(track.notes)
             continue
+        if len(track.notes):
+            voice += 1
         for note in track.notes:
             if note.duration <= 0:
                 continue
             notes.append(Note(note.time / tpq, note.duration / tpq, int(note.pitch),
-                              int(note.velocity) or 90))
+                              int(note.velocity) or 90, voice))
             if len(notes) > MAX_NOTES:
                 raise BadInput(f"{name} has more than {MAX_NOTES:,} notes: too large to "
                                "continue.")
@@ -111,14 +114,31 @@ def key_signature_name(tonic: int, mode: str) -> str:
     return MAJOR_NAMES[(tonic + MODE_TO_MAJOR.get(mode, 0)) % 12]
 
 
+@dataclass
+class Part:
+    """One instrument track of a file to write: its name, General MIDI program and notes."""
+
+    notes: list[Note]
+    program: int = 0
+    name: str = ""
+
+
 def write_midi(notes: list[Note], tempo: float, time_signature: tuple[int, int],
                program: int = 0, key: tuple[int, str] | None = None, recipe: str = "",
                name: str = "Creative Studio", length: float | None = None,
                instrument: str = "") -> bytes:
+    """A type-1 MIDI file of one instrument track (see write_parts)."""
+    return write_parts([Part(notes, program, instrument)], tempo, time_signature, key, recipe,
+                       name, length)
+
+
+def write_parts(parts: list[Part], tempo: float, time_signature: tuple[int, int],
+                key: tuple[int, str] | None = None, recipe: str = "",
+                name: str = "Creative Studio", length: float | None = None) -> bytes:
     """A type-1 MIDI file: a conductor track (name, tempo, meter, key, recipe) and one named
-    instrument track. ``length`` (quarter notes, e.g. bars × bar length) puts the end of both
-    tracks on that bar line and cuts notes that would ring past it, so 8 bars read as 8 bars
-    in any meter."""
+    track per part on its own channel (a DAW opens them as separate tracks). ``length``
+    (quarter notes, e.g. bars × bar length) puts the end of every track on that bar line and
+    cuts notes that would ring past it, so 8 bars read as 8 bars in any meter."""
     import mido
 
     tempo = float(tempo)
@@ -132,34 +152,43 @@ def write_midi(notes: list[Note], tempo: float, time_signature: tuple[int, int],
                                           key=key_signature_name(key[0], key[1]), time=0))
     if recipe:
         conductor.append(mido.MetaMessage("text", text=RECIPE_PREFIX + recipe, time=0))
-    events = []  # (tick, order, message): note-offs before note-ons at the same tick
-    for note in notes:
-        on = max(0, round(note.start * TICKS))
-        off = round((note.start + max(note.duration, 1 / 16)) * TICKS)
-        if end is not None:
-            if on >= end:
+    tracks, last = [], end or 0
+    channels = [c for c in range(16) if c != 9]  # channel 10 is the drums
+    for index, part in enumerate(parts):
+        channel = channels[index % len(channels)]
+        events = []  # (tick, order, message): note-offs before note-ons at the same tick
+        for note in part.notes:
+            on = max(0, round(note.start * TICKS))
+            off = round((note.start + max(note.duration, 1 / 16)) * TICKS)
+            if end is not None:
+                if on >= end:
+                    continue
+                off = min(off, end)
+            if off <= on:
                 continue
-            off = min(off, end)
-        if off <= on:
-            continue
-        pitch, velocity = max(0, min(127, note.pitch)), max(1, min(127, note.velocity))
-        events.append((on, 1, mido.Message("note_on", note=pitch, velocity=velocity)))
-        events.append((off, 0, mido.Message("note_off", note=pitch, velocity=0)))
-    events.sort(key=lambda e: (e[0], e[1]))
-    label = instrument or _program_name(program)
-    track = [mido.MetaMessage("track_name", name=label, time=0),
-             mido.MetaMessage("instrument_name", name=label, time=0),
-             mido.Message("program_change", program=int(program) % 128, time=0)]
-    now = 0
-    for tick, _, message in events:
-        track.append(message.copy(time=tick - now))
-        now = tick
-    last = max(now, end or 0)
-    track.append(mido.MetaMessage("end_of_track", time=last - now))
-    conductor.append(mido.MetaMessage("end_of_track", time=last))
+            pitch, velocity = max(0, min(127, note.pitch)), max(1, min(127, note.velocity))
+            events.append((on, 1, mido.Message("note_on", channel=channel, note=pitch,
+                                               velocity=velocity)))
+            events.append((off, 0, mido.Message("note_off", channel=channel, note=pitch,
+                                                velocity=0)))
+        events.sort(key=lambda e: (e[0], e[1]))
+        label = part.name or _program_name(part.program)
+        track = [mido.MetaMessage("track_name", name=label[:120], time=0),
+                 mido.MetaMessage("instrument_name", name=label[:120], time=0),
+                 mido.Message("program_change", channel=channel,
+                              program=int(part.program) % 128, time=0)]
+        now = 0
+        for tick, _, message in events:
+            track.append(message.copy(time=tick - now))
+            now = tick
+        tracks.append((track, now))
+        last = max(last, now)
     midi = mido.MidiFile(type=1, ticks_per_beat=TICKS)
+    conductor.append(mido.MetaMessage("end_of_track", time=last))
     midi.tracks.append(mido.MidiTrack(conductor))
-    midi.tracks.append(mido.MidiTrack(track))
+    for track, now in tracks:
+        track.append(mido.MetaMessage("end_of_track", time=last - now))
+        midi.tracks.append(mido.MidiTrack(track))
     buffer = io.BytesIO()
     midi.save(file=buffer)
     return buffer.getvalue()

@@ -36,7 +36,7 @@ _FIELDS = {
 }
 _MODEL_FIELDS = {"id", "name", "source", "locate", "install", "license", "description",
                  "default"}
-_TASK_FIELDS = {"id", "name", "prompt", "input", "help"}
+_TASK_FIELDS = {"id", "name", "prompt", "input", "inputs", "model", "help"}
 PROMPT_RULES = ("required", "optional", "none")
 
 
@@ -75,7 +75,9 @@ class TaskSpec:
     id: str
     name: str = ""
     prompt: str = "optional"  # required | optional | none
-    input: str = ""  # MIME prefix of the one item each job reads ("" = none)
+    input: str = ""  # MIME prefix of the items each job reads ("" = none)
+    inputs: int = 1  # how many such items a job reads (with ``input``)
+    model: str = ""  # the offer this task uses when the request names no model
     help: str = ""
 
     @property
@@ -155,6 +157,11 @@ class PluginManifest:
         except ParamError as exc:
             raise ManifestError(str(exc)) from exc
         task_ids = {t.id for t in tasks}
+        offers = {m.id for m in models}
+        for task in tasks:
+            if task.model and task.model not in offers:
+                raise ManifestError(f"task '{task.id}'{where} names a model the plugin does "
+                                    f"not offer: {task.model}")
         for param in params:
             stray = sorted(set(param.tasks) - task_ids)
             if stray:
@@ -179,4 +186,7 @@ def _task(entry: Any, where: str) -> TaskSpec:
     if entry.get("prompt", "optional") not in PROMPT_RULES:
         raise ManifestError(f"task '{entry['id']}'{where}: prompt must be one of "
                             f"{', '.join(PROMPT_RULES)}")
-    return TaskSpec(**{k: str(v) for k, v in entry.items()})
+    inputs = entry.get("inputs", 1)
+    if not isinstance(inputs, int) or isinstance(inputs, bool) or not 1 <= inputs <= 16:
+        raise ManifestError(f"task '{entry['id']}'{where}: inputs must be 1 to 16")
+    return TaskSpec(**{k: (v if k == "inputs" else str(v)) for k, v in entry.items()})

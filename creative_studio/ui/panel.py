@@ -157,6 +157,7 @@ class PluginPanel(QWidget):
         self.manifest = manifest
         self.jobs: dict[int, Job] = {}  # this panel's queued and running jobs
         self._bound: dict[str, QWidget] = {}
+        self._forms: dict[str, QFormLayout] = {}  # the form each parameter's row is in
         self.model: QComboBox | None = None
         self.seed_field: SeedField | None = None
         self.count: QSpinBox | None = None  # how many versions a run makes (variations…)
@@ -234,6 +235,17 @@ class PluginPanel(QWidget):
                 form.addRow("", widget)
             else:
                 form.addRow(self.manifest.params.get(name).title, widget)
+            self._forms[name] = form
+
+    def show_params_for(self, task: str) -> None:
+        """Show the rows of the parameters ``task`` reads, hide the others."""
+        for name, form in self._forms.items():
+            shown = self.manifest.params.get(name).applies_to(task)
+            widget = self._bound[name]
+            widget.setVisible(shown)
+            label = form.labelForField(widget)
+            if label is not None:
+                label.setVisible(shown)
 
     def param_values(self, task: str) -> dict[str, Any]:
         """The bound widgets' values of the parameters ``task`` reads, typed."""
@@ -369,15 +381,17 @@ class PluginPanel(QWidget):
 
     def submit_variations(self, task: str, params: dict[str, Any], label: str,
                           prompt: str = "", parents: list[str] | None = None,
-                          count: int | None = None) -> list[Job]:
+                          count: int | None = None, model: str | None = None) -> list[Job]:
         """Queue ``count`` versions (the count box's value by default; seeds ``seed``,
         ``seed + 1``…) grouped as alternatives in the History. All or nothing: if one is
-        refused, the queued ones are cancelled."""
+        refused, the queued ones are cancelled. ``model``: the panel's choice by default;
+        "" lets the task's own model (plugin.toml) be used."""
         from ..core.jobs import variations
 
         if count is None:
             count = self.count.value() if self.count is not None else 1
-        model = self.model.currentData() if self.model is not None else ""
+        if model is None:
+            model = self.model.currentData() if self.model is not None else ""
         base = Request(self.manifest.id, task, prompt=prompt, params=params,
                        seed=self.next_seed(), parents=list(parents or []), model=model or "")
         jobs: list[Job] = []

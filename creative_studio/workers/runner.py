@@ -62,7 +62,7 @@ def prepare_request(registry: PluginRegistry, request: Request) -> type[Generato
         raise BadInput(f"{manifest.name} has no task '{request.task}' (it has: "
                        f"{', '.join(t.id for t in manifest.tasks)}).")
     if not request.model:
-        default = manifest.default_model
+        default = manifest.offer(spec.model) if spec.model else manifest.default_model
         if default is None:
             raise BadInput(f"Choose a model for {manifest.name}.")
         request.model = default.ref
@@ -74,8 +74,12 @@ def prepare_request(registry: PluginRegistry, request: Request) -> type[Generato
     generator_cls.validate(request)
     if spec.prompt == "required" and not request.prompt.strip():
         raise BadInput(f"Write a prompt for {manifest.name} first.")
-    if spec.input and len(request.parents) != 1:
-        raise BadInput(f"Choose one {spec.input.rstrip('/')} item to {spec.title.lower()}.")
+    if spec.input and len(request.parents) != spec.inputs:
+        what = spec.input.rstrip("/").split("/")[-1].upper() if "/" in spec.input.rstrip("/") \
+            else spec.input.rstrip("/")
+        count = "one" if spec.inputs == 1 else str(spec.inputs)
+        raise BadInput(f"Choose {count} {what} item{'s' if spec.inputs > 1 else ''} to "
+                       f"{spec.title.lower()}.")
     return generator_cls
 
 

@@ -30,6 +30,9 @@ from .grammar import TIME_SIGNATURES, Grammar, Vocabulary
 from .tokens import MODES, STYLES, tonic_shift
 
 CONTEXT = 512  # the training window: positions beyond it were never trained
+TASK_MODELS = {"harmonize": "harmonize", "interpolate": "vae", "vary": "vae"}
+MODEL_KINDS = {"gpt2": "GPT-2 music model", "harmonize": "chorale harmonizer",
+               "vae": "melody VAE"}
 MAX_BARS = 64
 
 
@@ -40,6 +43,7 @@ class MusicGenerator:
         self.vocab: Vocabulary | None = None
         self.identity: ModelIdentity | None = None
         self.device = "cpu"
+        self.kind = "gpt2"  # or "harmonize", "vae": which network is loaded
 
     # -- contract ----------------------------------------------------------------------
     @staticmethod
@@ -55,7 +59,18 @@ class MusicGenerator:
         from miditok import REMI
         from transformers import AutoModelForCausalLM
 
+        from . import reworks
+
         progress.say("Loading the music model…")
+        self.kind = reworks.kind_of(source.local_path("music model"))
+        if self.kind != "gpt2":  # the harmonizer or the melody VAE
+            folder = source.folder_with("model.safetensors", f"{self.kind} model")
+            self.model = reworks.load(folder, self.kind, device)
+            self.device = device
+            self.identity = ModelIdentity(source.name, source.ref, weights_sha256(folder),
+                                          source.source)
+            progress.say("")
+            return
         folder = source.folder_with("tokenizer.json", "music model",
                                     "the miditok tokenizer it was trained with; "
                                     "tools/music/train.py --export makes such a folder")
@@ -84,6 +99,19 @@ class MusicGenerator:
 
     # -- generation ------------------------------------------------------------------------
     def generate(self, request: Request, progress: Progress, inputs: Inputs) -> Result:
+        from . import reworks
+
+        needs = TASK_MODELS.get(request.task, "gpt2")
+        if needs != self.kind:
+            raise BadInput(f"The {request.task} task needs the {MODEL_KINDS[needs]} "
+                           f"({self.identity.name if self.identity else 'this model'} is "
+                           f"the {MODEL_KINDS[self.kind]}).")
+        if request.task == "harmonize":
+            return reworks.harmonize(self.model, self.identity, self.device, request, progress,
+                                     inputs)
+        if request.task in ("interpolate", "vary"):
+            return reworks.rework(self.model, self.identity, self.device, request, progress,
+                                  inputs)
         p = request.params
         started = time.perf_counter()
         style = p["style"]

@@ -43,6 +43,9 @@ INSTRUMENTS = ((0, "Acoustic Grand Piano"), (4, "Electric Piano"), (6, "Harpsich
                (52, "Choir Aahs"), (56, "Trumpet"), (68, "Oboe"), (71, "Clarinet"),
                (73, "Flute"), (74, "Recorder"), (109, "Bagpipe"), (110, "Fiddle"))
 PLAYERS = (("pw-play", []), ("paplay", []), ("aplay", ["-q"]))
+# soprano (or the one melody), alto, tenor, bass: told apart at a glance
+VOICE_COLOURS = (QColor(52, 132, 228), QColor(224, 112, 40), QColor(60, 160, 90),
+                 QColor(150, 90, 200))
 MIDI_FILTER = "MIDI files (*.mid *.midi)"
 log = logging.getLogger(__name__)
 
@@ -55,11 +58,15 @@ class PianoRoll(QWidget):
         self.notes: list[Note] = []
         self.bar = 4.0  # quarter notes per bar
         self.prompt_end = 0.0
+        self.sections: list[str] = []  # interpolation steps, side by side
+        self.section = 0.0  # quarter notes per section
         self.playhead: float | None = None  # quarter notes
         self.setMinimumSize(400, 220)
 
-    def set_notes(self, notes: list[Note], bar: float, prompt_end: float = 0.0) -> None:
+    def set_notes(self, notes: list[Note], bar: float, prompt_end: float = 0.0,
+                  sections: list[str] | None = None, section: float = 0.0) -> None:
         self.notes, self.bar, self.prompt_end, self.playhead = notes, bar, prompt_end, None
+        self.sections, self.section = list(sections or []), section
         self.update()
 
     def length(self) -> float:
@@ -101,9 +108,15 @@ class PianoRoll(QWidget):
                 painter.drawText(QPointF(x_of(bar) + 2, self.height() - 3), str(index))
             bar += self.bar
             index += 1
+        if self.sections and self.section > 0:  # interpolation steps: named, separated
+            for index, name in enumerate(self.sections):
+                x = x_of(index * self.section)
+                painter.setPen(QPen(palette.text().color(), 2))
+                painter.drawLine(QPointF(x, 4), QPointF(x, 4 + height))
+                painter.drawText(QPointF(x + 4, 16), name)
         for note in self.notes:
             colour = QColor(120, 120, 120) if note.start < self.prompt_end else \
-                QColor(52, 132, 228)
+                VOICE_COLOURS[note.voice % len(VOICE_COLOURS)]
             rect = QRectF(x_of(note.start), 4 + (high - note.pitch) * row,
                           max(2.0, note.duration / length * width - 1), max(2.0, row - 1))
             painter.fillRect(rect, colour)
@@ -187,16 +200,23 @@ class MusicPanel(PluginPanel):
 
         # -- what to make --
         self.task = QComboBox()
-        self.task.addItem("New idea", "generate")
-        self.task.addItem("Continue a MIDI", "continue")
+        for spec in manifest.tasks:
+            self.task.addItem(spec.title, spec.id)
+            self.task.setItemData(self.task.count() - 1, spec.help,
+                                  Qt.ItemDataRole.ToolTipRole)
         self.task.currentIndexChanged.connect(self._task_changed)
+        self.second_item: str | None = None  # Interpolate: the melody to arrive at
+        self.second_button = QPushButton("Open second MIDI…")
+        self.second_button.clicked.connect(self.open_second_dialog)
+        self.second_label = QLabel("No second MIDI (the melody to arrive at)")
+        self.second_label.setWordWrap(True)
         self.open_button = QPushButton("Open MIDI…")
         self.open_button.clicked.connect(self.open_dialog)
         self.prompt_label = QLabel("No MIDI chosen (open one, drop one, or Send to → Music)")
         self.prompt_label.setWordWrap(True)
         self.keep_bars = self.param_widget("keep_bars")
         self.model_choices()
-        model_folder = QPushButton("Other model folder…")
+        self.model_folder = model_folder = QPushButton("Other model folder…")
         model_folder.setToolTip("A folder made by tools/music/train.py --export (config.json, "
                                 "model.safetensors, tokenizer.json)")
         model_folder.clicked.connect(self._choose_model_folder)
@@ -208,7 +228,7 @@ class MusicPanel(PluginPanel):
         for mode in MODES:
             self.mode.addItem(mode, mode)
         self.bind("mode", self.mode)
-        key_row = QHBoxLayout()
+        self.key_row = key_row = QHBoxLayout()
         key_row.addWidget(self.tonic)
         key_row.addWidget(self.mode)
         self.auto_key = QCheckBox("Key from the MIDI")
@@ -226,16 +246,17 @@ class MusicPanel(PluginPanel):
         self.variations = self.count_box(8, "How many ideas (seeds +1 each); kept as branches "
                                             "in the History")
         self.strict_key = self.param_widget("strict_key")
-        self.instrument = QComboBox()
-        for program, name in INSTRUMENTS:
-            self.instrument.addItem(name, program)
-        self.bind("program", self.instrument)
+        self.instrument = self._instrument_choice("program")
+        for voice in ("alto", "tenor", "bass"):  # Harmonize: an instrument per voice
+            self._instrument_choice(f"{voice}_program")
         self.generate_button, self.stop_button = self.run_buttons("Generate", self.generate)
 
         form = QFormLayout()
         form.addRow("Make", self.task)
         form.addRow(self.open_button)
         form.addRow(self.prompt_label)
+        form.addRow(self.second_button)
+        form.addRow(self.second_label)
         self.param_rows(form, "keep_bars")
         form.addRow("Model", self.model)
         form.addRow("", model_folder)
@@ -245,7 +266,8 @@ class MusicPanel(PluginPanel):
                         "top_p")
         form.addRow("Seed", self.seed_field)
         form.addRow("Variations", self.variations)
-        self.param_rows(form, "strict_key", "program")
+        self.param_rows(form, "strict_key", "program", "voices", "iterations", "alto_program",
+                        "tenor_program", "bass_program", "steps", "spread", "sampling")
         self.side_form = form
         side = self.side_panel(form, self.generate_button, self.stop_button)
 
@@ -280,30 +302,49 @@ class MusicPanel(PluginPanel):
         self.set_sides(side, main, 320)
         self._task_changed()
 
+    def _instrument_choice(self, param: str) -> QComboBox:
+        """A General MIDI instrument list bound to a declared program parameter."""
+        combo = QComboBox()
+        for program, name in INSTRUMENTS:
+            combo.addItem(name, program)
+        self.bind(param, combo)
+        return combo
+
     def project_changed(self) -> None:
         super().project_changed()
         self.stop_audio()
         self.results.blockSignals(True)
         self.results.clear()
         self.results.blockSignals(False)
-        self.current = self.prompt_item = None
+        self.current = self.prompt_item = self.second_item = None
         self.prompt_label.setText("No MIDI chosen (open one, drop one, or Send to → Music)")
+        self.second_label.setText("No second MIDI (the melody to arrive at)")
         self.roll.set_notes([], 4.0)
         self.info.setText("")
 
     # -- inputs ----------------------------------------------------------------------------
     def _task_changed(self) -> None:
-        continuing = self.task.currentData() == "continue"
-        for widget in (self.open_button, self.prompt_label, self.keep_bars, self.auto_key):
-            widget.setVisible(continuing)
-        label = self.side_form.labelForField(self.keep_bars)
-        if label is not None:
-            label.setVisible(continuing)
-        self.time_signature.setEnabled(not continuing)
+        task = self.task.currentData()
+        spec = self.manifest.task(task)
+        continuing = task == "continue"
+        self.show_params_for(task)
+        for widget in (self.open_button, self.prompt_label):
+            widget.setVisible(bool(spec and spec.input))
+        for widget in (self.second_button, self.second_label):
+            widget.setVisible(task == "interpolate")
+        self.auto_key.setVisible(continuing)
+        reads_key = task in ("generate", "continue")  # the GPT-2 tasks: model, key
+        for widget in (self.tonic, self.mode, self.model, self.model_folder):
+            widget.setVisible(reads_key)
+        for field in (self.model, self.model_folder, self.key_row):
+            label = self.side_form.labelForField(field)
+            if label is not None:
+                label.setVisible(reads_key)
         manual_key = not (continuing and self.auto_key.isChecked())
         self.tonic.setEnabled(manual_key)
         self.mode.setEnabled(manual_key)
-        self.generate_button.setText("Continue" if continuing else "Generate")
+        self.generate_button.setText(spec.title.split()[0] if spec and task != "generate"
+                                     else "Generate")
 
     def _choose_model_folder(self) -> None:
         self.choose_model_path("Choose a music model folder")
@@ -312,6 +353,25 @@ class MusicPanel(PluginPanel):
         path, _ = QFileDialog.getOpenFileName(self, "Open a MIDI file", "", MIDI_FILTER)
         if path:
             self.open_midi(Path(path))
+
+    def open_second_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "The melody to arrive at", "", MIDI_FILTER)
+        if path:
+            self.open_second(Path(path))
+
+    def open_second(self, path: Path) -> str | None:
+        """Interpolate: import the MIDI whose melody the steps arrive at."""
+        from creative_studio.io.imports import import_midi
+
+        imported = self.attempt(lambda: import_midi(self.context.store, self.manifest.id, path),
+                                path.name)
+        if imported is None:
+            return None
+        item_id, content = imported
+        self.second_item = item_id
+        self.second_label.setText(f"Arrive at {path.name}: {len(content.notes)} notes")
+        self.show_message("")
+        return item_id
 
     def dragEnterEvent(self, event) -> None:  # noqa: N802 - Qt API
         if event.mimeData().hasUrls():
@@ -339,7 +399,9 @@ class MusicPanel(PluginPanel):
         from .analysis import bar_length, detect_key, key_name
 
         self.prompt_item = item.id
-        self.task.setCurrentIndex(self.task.findData("continue"))
+        spec = self.manifest.task(self.task.currentData())
+        if spec is None or not spec.input:  # a MIDI given to New idea: continue it
+            self.task.setCurrentIndex(self.task.findData("continue"))
         tonic, mode = detect_key(content.notes)
         meter = content.time_signature
         bars = int(-(-max(n.start + n.duration for n in content.notes) // bar_length(meter)))
@@ -377,12 +439,24 @@ class MusicPanel(PluginPanel):
 
     def generate(self) -> list[Job]:
         task = self.task.currentData()
-        if task == "continue" and self.prompt_item is None:
-            self.show_message("Open a MIDI file to continue first.", error=True)
-            return []
-        return self.submit_variations(
-            task, self.param_values(task), "continue" if task == "continue" else "idea",
-            parents=[self.prompt_item] if task == "continue" else [])
+        spec = self.manifest.task(task)
+        parents = []
+        if spec is not None and spec.input:
+            if self.prompt_item is None:
+                self.show_message(f"Open a MIDI file to {spec.title.lower()} first.",
+                                  error=True)
+                return []
+            parents = [self.prompt_item]
+            if task == "interpolate":
+                if self.second_item is None:
+                    self.show_message("Open the second MIDI (the melody to arrive at) first.",
+                                      error=True)
+                    return []
+                parents.append(self.second_item)
+        model = None if task in ("generate", "continue") else ""  # "": the task's own model
+        return self.submit_variations(task, self.param_values(task),
+                                      task if task != "generate" else "idea",
+                                      parents=parents, model=model)
 
     def on_progress(self, job: Job, fraction: float, eta: float | None, preview: Any) -> None:
         self.info.setText(job.progress.message or f"Writing… {fraction * 100:.0f}%")
@@ -425,7 +499,11 @@ class MusicPanel(PluginPanel):
         self._shown_notes = content.notes
         self._tempo = content.tempo
         prompt_end = meta.get("prompt_bars", 0) * bar_length(content.time_signature)
-        self.roll.set_notes(content.notes, bar_length(content.time_signature), prompt_end)
+        sections = meta.get("sections") if isinstance(meta.get("sections"), list) else None
+        section = meta.get("section_quarters")
+        self.roll.set_notes(content.notes, bar_length(content.time_signature), prompt_end,
+                            [str(x) for x in sections or []],
+                            float(section) if isinstance(section, int | float) else 0.0)
         self.info.setText(self.describe_item(item, self.context.store))
 
     def midi_file_for_drag(self) -> Path | None:
@@ -520,14 +598,25 @@ class MusicPanel(PluginPanel):
         if item.request.task == "import":
             self.accept_input(item)
             return
+        task = item.request.task
         if mode == "all":
-            self.task.setCurrentIndex(max(0, self.task.findData(item.request.task)))
-            if item.request.task == "continue" and item.parents:
-                try:
+            self.task.setCurrentIndex(max(0, self.task.findData(task)))
+            try:
+                if item.parents and task != "generate":
                     self.accept_input(self.context.store.item(item.parents[0]))
-                except StudioError:
-                    pass
-        super().recall(item, mode)
+                if task == "interpolate" and len(item.parents) > 1:
+                    second = self.context.store.item(item.parents[1])
+                    self.second_item = second.id
+                    self.second_label.setText(f"Arrive at {second.title}")
+            except StudioError:
+                pass
+        if task in ("generate", "continue"):
+            super().recall(item, mode)
+        else:  # the harmonizer and the VAE are the tasks' own: the model choice stays
+            from creative_studio.core.jobs import Request
+
+            request = Request.from_dict({**item.request.to_dict(), "model": ""})
+            self.apply_recipe(request, mode=mode)
         self.show_item(item)
 
     def use_output(self, item: Item) -> None:
@@ -537,9 +626,11 @@ class MusicPanel(PluginPanel):
         """This session's results and the MIDI being continued, kept with the project."""
         results = [self.results.item(i).data(Qt.ItemDataRole.UserRole)
                    for i in range(self.results.count())]
-        continuing = self.task.currentData() == "continue"
-        return {"results": results, "prompt_item": (self.prompt_item or "") if continuing else "",
-                "task": self.task.currentData(), "auto_key": self.auto_key.isChecked()}
+        spec = self.manifest.task(self.task.currentData())
+        reads = bool(spec and spec.input)
+        return {"results": results, "prompt_item": (self.prompt_item or "") if reads else "",
+                "second_item": self.second_item or "", "task": self.task.currentData(),
+                "auto_key": self.auto_key.isChecked()}
 
     def restore_work(self, state: dict[str, Any]) -> None:
         store = self.context.store
@@ -561,6 +652,13 @@ class MusicPanel(PluginPanel):
                 self.accept_input(store.item(str(state["prompt_item"])))
             except StudioError:
                 pass
+        if state.get("second_item"):
+            try:
+                second = store.item(str(state["second_item"]))
+                self.second_item = second.id
+                self.second_label.setText(f"Arrive at {second.title}")
+            except StudioError:
+                pass
 
     def describe_item(self, item: Item, store) -> str:
         meta = item.metadata
@@ -568,7 +666,18 @@ class MusicPanel(PluginPanel):
             return (f"{item.title}: {meta.get('notes', '?')} notes, "
                     f"{meta.get('time_signature', '?')}, {meta.get('tempo', '?')} BPM")
         lines = [item.title]
-        if "notes" in meta:
+        task = item.request.task
+        if task == "harmonize":
+            lines.append(f"{meta.get('notes', '?')} notes in the lower voices, "
+                         f"{meta.get('in_key', 0) * 100:.0f}% in {meta.get('key', '?')}; "
+                         f"{meta.get('parallels_per_100_moves', '?')} parallel fifths/octaves "
+                         f"per 100 voice-pair moves; {meta.get('seconds', '?')} s")
+        elif task in ("interpolate", "vary"):
+            sections = meta.get("sections") or []
+            lines.append(f"{' → '.join(str(s) for s in sections)}; {meta.get('notes', '?')} "
+                         f"new notes, {meta.get('in_key', 0) * 100:.0f}% in "
+                         f"{meta.get('key', '?')}; {meta.get('seconds', '?')} s")
+        elif "notes" in meta and "bars" in meta:
             lines.append(f"{meta['notes']} new notes in {meta['bars']} bars "
                          f"({meta['notes_per_bar']} per bar), pitches {meta['pitch_range'][0]}"
                          f"–{meta['pitch_range'][1]}, {meta['in_key'] * 100:.0f}% in "

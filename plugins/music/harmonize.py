@@ -1,0 +1,119 @@
+"""Harmonize a melody: alto, tenor and bass under a fixed soprano by blocked Gibbs sampling
+with the Coconet-style model (plugins/music/coconet.py), and the figures that judge a
+four-part result (voice ranges, parallel fifths and octaves). No Qt; torch imported lazily.
+
+Sampling (Huang et al. 2017, blocked Gibbs): start with every lower-voice cell unknown; at
+each of ``iterations`` steps hide a share of the lower-voice cells that falls from 100 % to
+5 %, let the model predict them all at once, and draw the hidden ones from its distribution
+(``temperature``). The soprano is never touched. Each voice is kept inside its range and the
+alto and tenor never above the soprano, by masking the model's choices before drawing.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# SATB ranges (MIDI), as hymnals give them, a step wider: what the chorales use
+RANGES = ((60, 81), (53, 74), (48, 69), (36, 64))
+PERFECT = (0, 7)  # octave/unison and fifth, as interval classes
+
+
+def soprano_roll(notes, steps_per_quarter: int = 4) -> np.ndarray:
+    """A monophonic melody (core io.midi.Note) → MIDI pitch per sixteenth (-1 = rest); the
+    highest note wins where notes overlap."""
+    end = max(n.start + n.duration for n in notes)
+    roll = np.full(int(round(end * steps_per_quarter)), -1, dtype=np.int16)
+    for note in sorted(notes, key=lambda n: n.pitch):
+        start = int(round(note.start * steps_per_quarter))
+        stop = max(start + 1, int(round((note.start + note.duration) * steps_per_quarter)))
+        roll[start:stop] = note.pitch
+    return roll
+
+
+def allowed(soprano: np.ndarray):
+    """(4, T, P) bool: which rows each cell may take (range; not above the soprano; rests
+    only where the soprano rests)."""
+    import torch
+
+    from .coconet import LOW, PITCHES, REST
+
+    steps = len(soprano)
+    pitch = torch.arange(PITCHES - 1) + LOW
+    ok = torch.zeros((4, steps, PITCHES), dtype=torch.bool)
+    top = torch.from_numpy(soprano.astype(np.int64))
+    resting = top < 0
+    for voice, (low, high) in enumerate(RANGES):
+        in_range = (pitch >= low) & (pitch <= high)
+        ok[voice, :, :REST] = in_range
+        if voice in (1, 2):  # alto and tenor never above the soprano
+            ok[voice, :, :REST] &= (pitch[None, :] <= top[:, None]) | resting[:, None]
+    ok[:, :, REST] = resting  # a rest with the soprano's rests, nowhere else
+    ok[1:, resting, :REST] = False
+    return ok
+
+
+def harmonize(model, soprano: np.ndarray, *, temperature: float = 0.8, iterations: int = 48,
+              seed: int = 0, voices: int = 4, progress=None) -> np.ndarray:
+    """(4, T) MIDI pitches: the soprano as given and the lower voices drawn under it (with
+    ``voices`` = 3 the bass is left silent)."""
+    import torch
+
+    from .coconet import PITCHES, REST, to_index, to_pitch
+
+    generator = torch.Generator().manual_seed(int(seed))
+    steps = len(soprano)
+    ok = allowed(soprano)
+    rolls = torch.full((1, 4, steps), REST, dtype=torch.long)
+    rolls[0, 0] = to_index(torch.from_numpy(soprano.astype(np.int64)))
+    lower = torch.zeros((4, steps), dtype=torch.bool)
+    lower[1:voices] = True
+    hidden = lower.clone()
+    model.eval()
+    with torch.inference_mode():
+        for iteration in range(iterations):
+            share = max(0.05, 1.0 - iteration / max(1, iterations - 1) * 0.95)
+            if iteration:
+                hidden = lower & (torch.rand((4, steps), generator=generator) < share)
+                if not hidden.any():
+                    continue
+            logits = model(rolls, hidden[None].long())[0]  # (4, T, P)
+            logits = logits.masked_fill(~ok, float("-inf")) / max(temperature, 1e-3)
+            probs = torch.softmax(logits, dim=-1).reshape(-1, PITCHES)
+            drawn = torch.multinomial(probs, 1, generator=generator).reshape(4, steps)
+            rolls[0] = torch.where(hidden, drawn, rolls[0])
+            if progress is not None:
+                progress.update((iteration + 1) / iterations)
+                progress.check()
+    out = to_pitch(rolls[0]).numpy().astype(np.int16)
+    out[voices:] = -1
+    return out
+
+
+def parallels(rolls: np.ndarray) -> tuple[int, int]:
+    """(parallel fifths and octaves, voice-pair moves) over every pair of voices: a move is
+    a step where both voices of the pair change pitch; a parallel keeps a perfect fifth or
+    octave while both move the same way."""
+    count = moves = 0
+    voices = [v for v in range(rolls.shape[0]) if (rolls[v] >= 0).any()]
+    for a_index, a in enumerate(voices):
+        for b in voices[a_index + 1:]:
+            for t in range(1, rolls.shape[1]):
+                a0, a1, b0, b1 = rolls[a, t - 1], rolls[a, t], rolls[b, t - 1], rolls[b, t]
+                if min(a0, a1, b0, b1) < 0 or a0 == a1 or b0 == b1:
+                    continue
+                moves += 1
+                before, after = (a0 - b0) % 12, (a1 - b1) % 12
+                if before == after and before in PERFECT and (a1 - a0) * (b1 - b0) > 0:
+                    count += 1
+    return count, moves
+
+
+def in_ranges(rolls: np.ndarray) -> float:
+    """Share of sounding lower-voice cells inside their voice's range."""
+    inside = total = 0
+    for voice in range(1, rolls.shape[0]):
+        low, high = RANGES[voice]
+        sounding = rolls[voice][rolls[voice] >= 0]
+        inside += int(((sounding >= low) & (sounding <= high)).sum())
+        total += sounding.size
+    return inside / total if total else 1.0

@@ -1,0 +1,228 @@
+"""Harmonize, interpolate and vary: the Music plugin's tasks that rework melodies the user
+gives, with the Coconet-style harmonizer (coconet.py) and the melody VAE (melody_vae.py).
+No Qt; torch imported lazily. MusicGenerator loads these models and hands the tasks here.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from creative_studio.core.errors import BadInput, ModelError
+from creative_studio.core.jobs import Asset, Inputs, ModelIdentity, Request, Result
+from creative_studio.io.midi import MidiContent, Note, Part, read_notes, write_parts
+
+from .analysis import bar_length, detect_key, in_key_share, key_name
+
+VOICE_NAMES = ("Soprano", "Alto", "Tenor", "Bass")
+MAX_MELODY_BARS = 16
+
+
+def kind_of(folder: Path) -> str:
+    """"harmonize", "vae" or "gpt2": what a music model folder holds (its config.json)."""
+    try:
+        config = json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError):
+        return "gpt2"
+    if isinstance(config, dict) and "voices" in config and "blocks" in config:
+        return "harmonize"
+    if isinstance(config, dict) and "latent" in config and "hidden" in config:
+        return "vae"
+    return "gpt2"
+
+
+def load(folder: Path, kind: str, device: str):
+    """The network of a harmonize or VAE folder (safetensors only), in eval mode."""
+    import torch
+    from safetensors.torch import load_file
+
+    try:
+        config = json.loads((folder / "config.json").read_text())
+        state = load_file(str(folder / "model.safetensors"))
+        if kind == "harmonize":
+            from .coconet import Coconet
+
+            model = Coconet(int(config["blocks"]), int(config["channels"]))
+        else:
+            from .melody_vae import build
+
+            model = build(hidden=int(config["hidden"]), embed=int(config.get("embed", 64)),
+                          latent=int(config["latent"]))
+        model.load_state_dict(state)
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        raise ModelError(f"{folder.name} is not a usable {kind} model: {exc}") from exc
+    model.eval().to(device)
+    if kind == "harmonize":
+        model.to(memory_format=torch.channels_last)
+    return model
+
+
+def melody_of(request: Request, inputs: Inputs, index: int = 0) -> MidiContent:
+    """The MIDI a request reads (its ``index``-th parent), as notes."""
+    parent = request.parents[index]
+    midis = [a for a in inputs.get(parent, []) if a.mime in ("audio/midi", "audio/x-midi")]
+    if not midis:
+        raise BadInput("The chosen item has no MIDI to read.")
+    content = read_notes(midis[0].data, midis[0].name or "The MIDI file")
+    bars = max(n.start + n.duration for n in content.notes) / bar_length(content.time_signature)
+    if bars > MAX_MELODY_BARS + 1e-6:
+        raise BadInput(f"{midis[0].name or 'The MIDI'} is {bars:.0f} bars long: choose at most "
+                       f"{MAX_MELODY_BARS} bars to rework.")
+    return content
+
+
+def top_line(notes: list[Note]) -> list[Note]:
+    """The melody of notes that may be chords: the highest note of each onset."""
+    by_start: dict[float, Note] = {}
+    for note in notes:
+        if note.start not in by_start or note.pitch > by_start[note.start].pitch:
+            by_start[note.start] = note
+    return [by_start[k] for k in sorted(by_start)]
+
+
+def _recipe(request: Request, identity: ModelIdentity) -> str:
+    return json.dumps({"task": request.task, "seed": request.seed, "params": request.params,
+                       "model": identity.ref}, ensure_ascii=True)
+
+
+def harmonize(model, identity: ModelIdentity, device: str, request: Request, progress,
+              inputs: Inputs) -> Result:
+    import torch
+
+    from .harmonize import harmonize as draw
+    from .harmonize import in_ranges, parallels, soprano_roll
+
+    p = request.params
+    started = time.perf_counter()
+    content = melody_of(request, inputs)
+    melody = top_line(content.notes)
+    soprano = soprano_roll(melody)
+    bf16 = device == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        rolls = draw(model, soprano, temperature=max(p["temperature"], 0.05),
+                     iterations=p["iterations"], seed=request.seed, voices=p["voices"],
+                     progress=progress)
+    programs = (p["program"], p["alto_program"], p["tenor_program"], p["bass_program"])
+    parts = [Part(melody, programs[0], VOICE_NAMES[0])]
+    for voice in range(1, p["voices"]):
+        parts.append(Part(_notes_of_row(rolls[voice], voice), programs[voice],
+                          VOICE_NAMES[voice]))
+    tonic, mode = detect_key(melody)
+    tempo = float(p.get("tempo") or content.tempo)
+    meter = content.time_signature
+    length = len(soprano) / 4
+    bars = -(-length // bar_length(meter))
+    data = write_parts(parts, tempo, meter, (tonic, mode), _recipe(request, identity),
+                       name=f"{key_name(tonic, mode)} chorale harmonization",
+                       length=bars * bar_length(meter))
+    lower = [n for part in parts[1:] for n in part.notes]
+    count, moves = parallels(rolls[:p["voices"]])
+    metadata = {"voices": p["voices"], "key": key_name(tonic, mode), "tonic": tonic,
+                "mode": mode, "bars": int(bars), "notes": len(lower),
+                "in_key": round(in_key_share(lower, tonic, mode), 4),
+                "parallels_per_100_moves": round(100 * count / moves, 2) if moves else 0.0,
+                "in_ranges": round(in_ranges(rolls[:p["voices"]]), 4),
+                "time_signature": f"{meter[0]}/{meter[1]}", "tempo": tempo,
+                "seconds": round(time.perf_counter() - started, 3)}
+    return Result([Asset("midi", "audio/midi", data, "harmonized.mid")], identity, device,
+                  metadata=metadata,
+                  title=f"Harmonized in {p['voices']} parts: {int(bars)} bars, "
+                        f"{key_name(tonic, mode)}")
+
+
+def _notes_of_row(row: np.ndarray, voice: int) -> list[Note]:
+    """A voice's roll → notes: equal pitches on consecutive sixteenths make one note."""
+    notes, start = [], None
+    for step, pitch in enumerate(list(row) + [-1]):
+        if start is not None and pitch != row[start]:
+            notes.append(Note(start / 4, (step - start) / 4, int(row[start]), 80, voice))
+            start = None
+        if start is None and pitch >= 0 and step < len(row):
+            start = step
+    return notes
+
+
+def _events(notes: list[Note], tonic: int, windows: int):
+    """A melody moved to tonic C → (windows, STEPS) VAE events (padded with rests)."""
+    from .melody_vae import REST, STEPS, melody_events
+    from .tokens import tonic_shift
+
+    events = melody_events(top_line(notes), tonic_shift(tonic))
+    out = np.full(windows * STEPS, REST, dtype=np.int64)
+    out[:min(len(events), len(out))] = events[:len(out)]
+    return out.reshape(windows, STEPS)
+
+
+def rework(model, identity: ModelIdentity, device: str, request: Request, progress,
+           inputs: Inputs) -> Result:
+    """interpolate (two parents → the melodies between) or vary (one parent → a variation)."""
+    import torch
+
+    from .melody_vae import STEPS, events_to_notes, slerp
+    from .tokens import tonic_shift
+
+    p = request.params
+    started = time.perf_counter()
+    melodies = [melody_of(request, inputs, i) for i in range(len(request.parents))]
+    first = melodies[0]
+    meter = first.time_signature
+    spans = [max(n.start + n.duration for n in m.notes) for m in melodies]
+    windows = max(1, int(-(-max(spans) * 4 // STEPS)))
+    keys = [detect_key(top_line(m.notes)) for m in melodies]
+    tonic, mode = keys[0]
+    generator = torch.Generator().manual_seed(int(request.seed))
+    with torch.inference_mode():
+        latents = [model.encode(torch.from_numpy(_events(m.notes, k[0], windows)))[0]
+                   for m, k in zip(melodies, keys, strict=True)]
+        if request.task == "interpolate":
+            count = p["steps"]
+            zs = [slerp_rows(latents[0], latents[1], (i + 1) / (count + 1), slerp)
+                  for i in range(count)]
+        else:
+            noise = torch.randn(latents[0].shape, generator=generator)
+            zs = [latents[0] + p["spread"] * noise]
+        sections = []
+        for index, z in enumerate(zs):
+            decoded = model.decode(z, STEPS, p["sampling"], generator)
+            sections.append(decoded.reshape(-1).numpy())
+            progress.update((index + 1) / len(zs))
+            progress.check()
+    back = -tonic_shift(tonic)  # the model writes in C: back to the first melody's key
+    section = windows * STEPS / 4  # quarter notes per section
+    notes: list[Note] = []
+    layout = [("first", first.notes)] if request.task == "interpolate" else []
+    layout += [(f"step {i + 1}", [Note(s, d, pitch + back, 85)
+                                  for s, d, pitch in events_to_notes(events)])
+               for i, events in enumerate(sections)]
+    if request.task == "interpolate":
+        into_first = tonic_shift(keys[1][0]) + back  # the second melody in the first's key
+        layout.append(("second", [Note(n.start, n.duration, n.pitch + into_first, n.velocity)
+                                  for n in melodies[1].notes]))
+    for index, (_, part) in enumerate(layout):
+        notes += [Note(n.start + index * section, n.duration, n.pitch, n.velocity, index)
+                  for n in part if n.start < section]
+    tempo = float(p.get("tempo") or first.tempo)
+    data = write_parts([Part(notes, p["program"], "Melody")], tempo, meter, (tonic, mode),
+                       _recipe(request, identity),
+                       name=f"{key_name(tonic, mode)} {request.task}",
+                       length=section * len(layout))
+    made = [n for n in notes if layout[n.voice][0].startswith("step")]
+    metadata = {"sections": [name for name, _ in layout], "section_quarters": section,
+                "key": key_name(tonic, mode), "tonic": tonic, "mode": mode,
+                "in_key": round(in_key_share(made, tonic, mode), 4) if made else 0.0,
+                "notes": len(made), "time_signature": f"{meter[0]}/{meter[1]}",
+                "tempo": tempo, "seconds": round(time.perf_counter() - started, 3)}
+    title = (f"Interpolated: {p['steps']} steps, {key_name(tonic, mode)}"
+             if request.task == "interpolate" else f"Variation, spread {p['spread']:g}")
+    return Result([Asset("midi", "audio/midi", data, f"{request.task}.mid")], identity,
+                  device, metadata=metadata, title=title)
+
+
+def slerp_rows(a, b, t: float, slerp):
+    """slerp of each row (one 4-bar window each) of two latent batches."""
+    import torch
+
+    return torch.stack([slerp(a[i], b[i], t) for i in range(a.shape[0])])

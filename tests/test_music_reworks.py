@@ -1,0 +1,127 @@
+"""Harmonize, interpolate and vary (issue "Music beyond Magenta Studio", models in training):
+the structure of what they write, through the CLI and the Music panel, with the shipped
+weights. Quality figures are bench/music_reworks.py's, not asserted here."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from creative_studio.core import paths
+from creative_studio.io.midi import Note, read_notes, write_midi
+from tests.helpers import finished_item
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.model
+for folder in ("music-harmonize", "music-vae"):
+    if not (paths.resources_dir() / "models" / folder / "model.safetensors").is_file():
+        pytest.skip(f"resources/models/{folder} is not there yet (tools/music/README.md)",
+                    allow_module_level=True)
+SCALE = (0, 2, 4, 5, 7, 9, 11, 12)
+
+
+def melody(path: Path, base: int = 60, tempo: float = 90) -> list[Note]:
+    notes = [Note(i * 1.0, 1.0, base + SCALE[i % 8 if (i // 8) % 2 == 0 else 7 - i % 8])
+             for i in range(16)]
+    path.write_bytes(write_midi(notes, tempo, (4, 4)))
+    return notes
+
+
+def cli(*args):
+    return subprocess.run([sys.executable, "main.py", *args], capture_output=True, text=True,
+                          cwd=ROOT, timeout=300, env={**os.environ})
+
+
+def test_harmonize_keeps_the_melody_and_writes_four_named_tracks(tmp_path):
+    import mido
+
+    source = melody(tmp_path / "tune.mid")
+    project, out = tmp_path / "h.csproj", tmp_path / "satb.mid"
+    made = cli("generate", "music", "--task", "harmonize", str(tmp_path / "tune.mid"),
+               "--project", str(project), "--seed", "3", "--iterations", "8", "--out",
+               str(out), "--bass-program", "32")
+    assert made.returncode == 0, made.stderr
+    content = read_notes(out.read_bytes())
+    soprano = [(n.start, n.duration, n.pitch) for n in content.notes if n.voice == 0]
+    assert soprano == [(n.start, n.duration, n.pitch) for n in source]  # exactly as given
+    by_step = {}
+    for note in content.notes:  # alto and tenor never above the soprano
+        for step in range(int(note.start * 4), int((note.start + note.duration) * 4)):
+            by_step.setdefault(step, {})[note.voice] = note.pitch
+    assert all(v.get(1, 0) <= v[0] and v.get(2, 0) <= v[0] for v in by_step.values() if 0 in v)
+    assert {n.voice for n in content.notes} == {0, 1, 2, 3}
+    midi = mido.MidiFile(str(out))
+    names = [m.name for t in midi.tracks[1:] for m in t if m.type == "track_name"]
+    assert names == ["Soprano", "Alto", "Tenor", "Bass"]
+    programs = [m.program for t in midi.tracks[1:] for m in t if m.type == "program_change"]
+    assert programs == [0, 0, 0, 32]
+    (item,) = json.loads(cli("list", "--project", str(project), "--json").stdout)[1:]
+    assert item["request"]["model"] == "embedded:music-harmonize"
+    assert item["result"]["in_ranges"] == 1.0 and item["result"]["voices"] == 4
+    again = cli("generate", "music", "--task", "harmonize", str(tmp_path / "tune.mid"),
+                "--project", str(project), "--seed", "3", "--iterations", "8", "--voices",
+                "3", "--out", str(tmp_path / "satb3.mid"))
+    assert again.returncode == 0, again.stderr
+    assert {n.voice for n in read_notes((tmp_path / "satb3.mid").read_bytes()).notes} == \
+        {0, 1, 2}
+
+
+def test_interpolate_and_vary_lay_out_their_melodies(tmp_path):
+    melody(tmp_path / "a.mid", 60)
+    melody(tmp_path / "b.mid", 67)
+    project = tmp_path / "i.csproj"
+    made = cli("generate", "music", "--task", "interpolate", str(tmp_path / "a.mid"),
+               str(tmp_path / "b.mid"), "--project", str(project), "--steps", "3",
+               "--out", str(tmp_path / "between.mid"))
+    assert made.returncode == 0, made.stderr
+    items = json.loads(cli("list", "--project", str(project), "--json").stdout)
+    result = items[-1]["result"]
+    assert result["sections"] == ["first", "step 1", "step 2", "step 3", "second"]
+    assert len(items[-1]["parents"]) == 2
+    content = read_notes((tmp_path / "between.mid").read_bytes())
+    section = result["section_quarters"]
+    first = [(n.start, n.pitch) for n in content.notes if n.start < section]
+    assert first == [(float(i), 60 + SCALE[i % 8 if i < 8 else 7 - i % 8]) for i in range(16)]
+    assert max(n.start for n in content.notes) < 5 * section
+    one = cli("generate", "music", "--task", "interpolate", str(tmp_path / "a.mid"),
+              "--project", str(project))
+    assert one.returncode == 2 and "reads 2 files together" in one.stderr
+    vary = cli("generate", "music", "--task", "vary", str(tmp_path / "a.mid"), "--project",
+               str(project), "-n", "2", "--spread", "0.8", "--seed", "5")
+    assert vary.returncode == 0, vary.stderr
+    items = json.loads(cli("list", "--project", str(project), "--json").stdout)
+    assert [i["request"]["seed"] for i in items[-2:]] == [5, 6]
+    assert all(i["result"]["sections"] == ["step 1"] for i in items[-2:])
+
+
+@pytest.mark.gui
+def test_harmonize_and_interpolate_in_the_music_panel(qtbot, make_window, tmp_path):
+    window = make_window()
+    panel = window.panels["music"]
+    melody(tmp_path / "a.mid", 60)
+    melody(tmp_path / "b.mid", 64)
+    panel.task.setCurrentIndex(panel.task.findData("harmonize"))
+    window.tabs.setCurrentWidget(panel)
+    assert not panel.param_widget("voices").isHidden() and panel.bars.isHidden()
+    assert panel.generate() == [] and "Open a MIDI file to harmonize" in panel.message.text()
+    assert panel.open_midi(tmp_path / "a.mid")
+    assert panel.task.currentData() == "harmonize"  # opening a MIDI keeps the mode
+    panel.param_widget("iterations").setValue(6)
+    item = finished_item(qtbot, window, panel, *panel.generate())
+    assert item.request.task == "harmonize" and item.parents == [panel.prompt_item]
+    assert {n.voice for n in panel.roll.notes} == {0, 1, 2, 3}  # coloured by voice
+    panel.task.setCurrentIndex(panel.task.findData("interpolate"))
+    assert not panel.second_button.isHidden()
+    assert panel.generate() == [] and "second MIDI" in panel.message.text()
+    assert panel.open_second(tmp_path / "b.mid")
+    panel.param_widget("steps").setValue(2)
+    item = finished_item(qtbot, window, panel, *panel.generate())
+    assert panel.roll.sections == ["first", "step 1", "step 2", "second"]
+    assert item.model["name"].startswith("Studio melody VAE")
+    panel.task.setCurrentIndex(panel.task.findData("generate"))
+    assert panel.model.currentData() == "embedded:music-gpt2"  # New idea keeps its model
