@@ -27,13 +27,13 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-MODES = {"major": (0, 2, 4, 5, 7, 9, 11), "minor": (0, 2, 3, 5, 7, 8, 10, 11)}
 
 
 def harmonize_figures(data: Path, count: int) -> None:
     import torch
 
     from plugins.music.coconet import masked_nll, to_index
+    from plugins.music.grammar import SCALES
     from plugins.music.harmonize import harmonize, in_ranges, parallels
     from plugins.music.reworks import load
 
@@ -56,7 +56,7 @@ def harmonize_figures(data: Path, count: int) -> None:
             drawn = harmonize(model, real[0].astype(np.int16), iterations=32, seed=0)
         seconds.append((time.perf_counter() - start) * 128 / real.shape[1])
         tonic = info[index]["tonic"]
-        scale = {(tonic + s) % 12 for s in MODES.get(info[index]["mode"], MODES["major"])}
+        scale = {(tonic + s) % 12 for s in SCALES.get(info[index]["mode"], SCALES["major"])}
         lower = drawn[1:][drawn[1:] >= 0]
         in_key.append(float(np.isin(lower % 12, list(scale)).mean()) if lower.size else 1.0)
         for source, out in ((drawn, ours), (real, bachs)):
@@ -96,6 +96,7 @@ def interpolate_figures(data: Path, count: int) -> None:
     import torch
     from safetensors.torch import load_file
 
+    from plugins.music.grammar import SCALES
     from plugins.music.melody_vae import build, slerp
 
     folder = ROOT / "resources" / "models" / "music-vae"
@@ -131,7 +132,7 @@ def interpolate_figures(data: Path, count: int) -> None:
             far = min(overlap(path[i], path[0]), overlap(path[i], path[-1]))
             closer.append(near >= far)
         notes = np.concatenate([s[s >= 2] for s in steps]) - 2 + 36
-        in_key.append(float(np.isin(notes % 12, MODES["major"] + (10,)).mean())
+        in_key.append(float(np.isin(notes % 12, SCALES["major"] + (10,)).mean())
                       if notes.size else 1.0)
     print(f"  each step closer to a neighbour than to the far end: "
           f"{np.mean(closer) * 100:.0f}% of steps")

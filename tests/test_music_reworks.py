@@ -125,3 +125,16 @@ def test_harmonize_and_interpolate_in_the_music_panel(qtbot, make_window, tmp_pa
     assert item.model["name"].startswith("Studio melody VAE")
     panel.task.setCurrentIndex(panel.task.findData("generate"))
     assert panel.model.currentData() == "embedded:music-gpt2"  # New idea keeps its model
+
+
+def test_harmonize_in_a_set_key_with_only_its_notes(tmp_path):
+    melody(tmp_path / "tune.mid", 67)  # G major scale
+    out = tmp_path / "g.mid"
+    made = cli("generate", "music", "--task", "harmonize", str(tmp_path / "tune.mid"),
+               "--project", str(tmp_path / "g.csproj"), "--key", "G", "--mode", "major",
+               "--strict-key", "--iterations", "6", "--seed", "1", "--out", str(out))
+    assert made.returncode == 0, made.stderr
+    g_major = {(7 + s) % 12 for s in SCALE}
+    lower = [n for n in read_notes(out.read_bytes()).notes if n.voice > 0]
+    assert lower and all(n.pitch % 12 in g_major for n in lower)
+    assert "G major" in made.stdout

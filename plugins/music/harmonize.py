@@ -30,9 +30,9 @@ def soprano_roll(notes, steps_per_quarter: int = 4) -> np.ndarray:
     return roll
 
 
-def allowed(soprano: np.ndarray):
+def allowed(soprano: np.ndarray, scale: set[int] | None = None):
     """(4, T, P) bool: which rows each cell may take (range; not above the soprano; rests
-    only where the soprano rests)."""
+    only where the soprano rests; with ``scale``, lower voices on its pitch classes only)."""
     import torch
 
     from .coconet import LOW, PITCHES, REST
@@ -42,8 +42,11 @@ def allowed(soprano: np.ndarray):
     ok = torch.zeros((4, steps, PITCHES), dtype=torch.bool)
     top = torch.from_numpy(soprano.astype(np.int64))
     resting = top < 0
+    in_scale = torch.tensor([int(p) % 12 in scale for p in pitch]) if scale else None
     for voice, (low, high) in enumerate(RANGES):
         in_range = (pitch >= low) & (pitch <= high)
+        if in_scale is not None and voice:
+            in_range &= in_scale
         ok[voice, :, :REST] = in_range
         if voice in (1, 2):  # alto and tenor never above the soprano
             ok[voice, :, :REST] &= (pitch[None, :] <= top[:, None]) | resting[:, None]
@@ -53,7 +56,8 @@ def allowed(soprano: np.ndarray):
 
 
 def harmonize(model, soprano: np.ndarray, *, temperature: float = 0.8, iterations: int = 48,
-              seed: int = 0, voices: int = 4, progress=None) -> np.ndarray:
+              seed: int = 0, voices: int = 4, scale: set[int] | None = None,
+              progress=None) -> np.ndarray:
     """(4, T) MIDI pitches: the soprano as given and the lower voices drawn under it (with
     ``voices`` = 3 the bass is left silent)."""
     import torch
@@ -62,7 +66,7 @@ def harmonize(model, soprano: np.ndarray, *, temperature: float = 0.8, iteration
 
     generator = torch.Generator().manual_seed(int(seed))
     steps = len(soprano)
-    ok = allowed(soprano)
+    ok = allowed(soprano, scale)
     rolls = torch.full((1, 4, steps), REST, dtype=torch.long)
     rolls[0, 0] = to_index(torch.from_numpy(soprano.astype(np.int64)))
     lower = torch.zeros((4, steps), dtype=torch.bool)

@@ -326,21 +326,24 @@ class MusicPanel(PluginPanel):
     def _task_changed(self) -> None:
         task = self.task.currentData()
         spec = self.manifest.task(task)
-        continuing = task == "continue"
         self.show_params_for(task)
         for widget in (self.open_button, self.prompt_label):
             widget.setVisible(bool(spec and spec.input))
         for widget in (self.second_button, self.second_label):
             widget.setVisible(task == "interpolate")
-        self.auto_key.setVisible(continuing)
-        reads_key = task in ("generate", "continue")  # the GPT-2 tasks: model, key
-        for widget in (self.tonic, self.mode, self.model, self.model_folder):
-            widget.setVisible(reads_key)
-        for field in (self.model, self.model_folder, self.key_row):
+        finds_key = task in ("continue", "harmonize")  # the key may come from the MIDI
+        self.auto_key.setVisible(finds_key)
+        reads_key = self.manifest.params.get("tonic").applies_to(task)
+        gpt2 = task in ("generate", "continue")  # the other tasks use their own models
+        for widget, shown in ((self.tonic, reads_key), (self.mode, reads_key),
+                              (self.model, gpt2), (self.model_folder, gpt2)):
+            widget.setVisible(shown)
+        for field, shown in ((self.model, gpt2), (self.model_folder, gpt2),
+                             (self.key_row, reads_key)):
             label = self.side_form.labelForField(field)
             if label is not None:
-                label.setVisible(reads_key)
-        manual_key = not (continuing and self.auto_key.isChecked())
+                label.setVisible(shown)
+        manual_key = not (finds_key and self.auto_key.isChecked())
         self.tonic.setEnabled(manual_key)
         self.mode.setEnabled(manual_key)
         self.generate_button.setText(spec.title.split()[0] if spec and task != "generate"
@@ -428,7 +431,7 @@ class MusicPanel(PluginPanel):
     # -- jobs --------------------------------------------------------------------------
     def param_values(self, task: str) -> dict[str, Any]:
         params = super().param_values(task)
-        if task == "continue" and self.auto_key.isChecked():
+        if task in ("continue", "harmonize") and self.auto_key.isChecked():
             params["tonic"] = params["mode"] = "auto"
         return params
 

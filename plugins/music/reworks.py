@@ -16,6 +16,7 @@ from creative_studio.core.jobs import Asset, Inputs, ModelIdentity, Request, Res
 from creative_studio.io.midi import MidiContent, Note, Part, read_notes, write_parts
 
 from .analysis import bar_length, detect_key, in_key_share, key_name
+from .grammar import SCALES
 
 VOICE_NAMES = ("Soprano", "Alto", "Tenor", "Bass")
 MAX_MELODY_BARS = 16
@@ -100,17 +101,20 @@ def harmonize(model, identity: ModelIdentity, device: str, request: Request, pro
     content = melody_of(request, inputs)
     melody = top_line(content.notes)
     soprano = soprano_roll(melody)
+    found_tonic, found_mode = detect_key(melody)
+    tonic = found_tonic if p.get("tonic", "auto") == "auto" else p["tonic"]
+    mode = found_mode if p.get("mode", "auto") == "auto" else p["mode"]
+    scale = {(tonic + step) % 12 for step in SCALES[mode]} if p["strict_key"] else None
     bf16 = device == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported()
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
         rolls = draw(model, soprano, temperature=max(p["temperature"], 0.05),
                      iterations=p["iterations"], seed=request.seed, voices=p["voices"],
-                     progress=progress)
+                     scale=scale, progress=progress)
     programs = (p["program"], p["alto_program"], p["tenor_program"], p["bass_program"])
     parts = [Part(melody, programs[0], VOICE_NAMES[0])]
     for voice in range(1, p["voices"]):
         parts.append(Part(_notes_of_row(rolls[voice], voice), programs[voice],
                           VOICE_NAMES[voice]))
-    tonic, mode = detect_key(melody)
     tempo = float(p.get("tempo") or content.tempo)
     meter = content.time_signature
     length = len(soprano) / 4
