@@ -36,3 +36,11 @@ def finished_item(qtbot, window, panel, job, timeout: int = 60_000):
     qtbot.waitUntil(lambda: job.state.finished and not panel.jobs, timeout=timeout)
     assert job.state is JobState.DONE, job.error
     return window.store.item(job.item_id)
+
+
+def window_with_server(make_window, name: str, url: str):
+    """The real window with one OpenAI-compatible server in its preferences."""
+    window = make_window()
+    window.settings.servers = [{"name": name, "url": url, "kind": "openai"}]
+    window.apply_settings()
+    return window

@@ -19,6 +19,7 @@ from creative_studio.core.settings import Settings
 from creative_studio.plugins import PluginRegistry
 from creative_studio.workers.runner import JobRunner
 from tests.conftest import source_of
+from tests.helpers import window_with_server
 
 ROOT = Path(__file__).resolve().parents[1]
 if importlib.util.find_spec("llama_cpp") is None:
@@ -161,9 +162,7 @@ def test_a_server_killed_mid_stream_keeps_what_was_written(tmp_path):
 
 @pytest.mark.gui
 def test_the_text_panel_streams_from_the_server_and_reruns(qtbot, make_window, server):
-    window = make_window()
-    window.settings.servers = [{"name": "local", "url": server.url, "kind": "openai"}]
-    window.apply_settings()
+    window = window_with_server(make_window, "local", server.url)
     panel = window.panels["text"]
     qtbot.waitUntil(lambda: panel.model.findData(f"server:local/{ALIAS}") >= 0,
                     timeout=20_000)  # listed beside the local models

@@ -19,6 +19,7 @@ from creative_studio.core.settings import Settings
 from creative_studio.plugins import PluginRegistry
 from creative_studio.workers.runner import JobRunner
 from tests.fake_openai import FakeOpenAI
+from tests.helpers import window_with_server
 
 ROOT = Path(__file__).resolve().parents[1]
 pytest.importorskip("httpx")
@@ -243,9 +244,7 @@ def test_preferences_servers_page(qtbot, fake):
 
 @pytest.mark.gui
 def test_a_server_model_streams_into_the_text_panel(qtbot, make_window, fake):
-    window = make_window()
-    window.settings.servers = [{"name": "fake", "url": fake.url, "kind": "openai"}]
-    window.apply_settings()
+    window = window_with_server(make_window, "fake", fake.url)
     panel = window.panels["text"]
     # the server's models are listed beside the local ones once it answers
     qtbot.waitUntil(lambda: panel.model.findData("server:fake/slow-ok") >= 0, timeout=20_000)

@@ -362,12 +362,16 @@ class MusicPanel(PluginPanel):
         if path:
             self.open_second(Path(path))
 
-    def open_second(self, path: Path) -> str | None:
-        """Interpolate: import the MIDI whose melody the steps arrive at."""
+    def _import_midi(self, path: Path):
+        """(item id, content) of a MIDI file kept in the project, or None (said why)."""
         from creative_studio.io.imports import import_midi
 
-        imported = self.attempt(lambda: import_midi(self.context.store, self.manifest.id, path),
-                                path.name)
+        return self.attempt(lambda: import_midi(self.context.store, self.manifest.id, path),
+                            path.name)
+
+    def open_second(self, path: Path) -> str | None:
+        """Interpolate: import the MIDI whose melody the steps arrive at."""
+        imported = self._import_midi(path)
         if imported is None:
             return None
         item_id, content = imported
@@ -387,11 +391,8 @@ class MusicPanel(PluginPanel):
                 return
 
     def open_midi(self, path: Path) -> str | None:
-        """Import a MIDI file into the project as the prompt to continue."""
-        from creative_studio.io.imports import import_midi
-
-        imported = self.attempt(lambda: import_midi(self.context.store, self.manifest.id, path),
-                                path.name)
+        """Import a MIDI file into the project as the melody to continue or rework."""
+        imported = self._import_midi(path)
         if imported is None:
             return None
         item_id, content = imported

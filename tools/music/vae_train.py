@@ -14,8 +14,6 @@ reconstructed right from the mean latent (greedy), and notes right (note-ons).
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -54,37 +52,19 @@ def reconstruction(model, windows: np.ndarray) -> tuple[float, float]:
     return float(right.float().mean()), float(right[onsets].float().mean())
 
 
-def export(model, folder: Path, step: int, figures: dict) -> None:
-    from safetensors.torch import save_file
-
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / "model.safetensors.tmp"
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
-    tmp.replace(folder / "model.safetensors")
-    (folder / "config.json").write_text(json.dumps({**model.config, "step": step, **figures},
-                                                   indent=2))
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--data", type=Path, default=ROOT / ".cache" / "melody-data")
-    parser.add_argument("--run", type=Path,
-                        default=ROOT / "tools" / "music" / "checkpoints" / "interpolate")
-    parser.add_argument("--export", type=Path, default=ROOT / "resources" / "models" /
-                        "music-vae")
-    parser.add_argument("--minutes", type=float, default=60)
-    parser.add_argument("--save-minutes", type=float, default=5)
-    parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=1e-3)
+    from tools.music.runs import arguments
+
+    parser = arguments("interpolate", "melody-data", "music-vae", batch=64)
     parser.add_argument("--beta", type=float, default=0.2)
     parser.add_argument("--anneal", type=int, default=4000)
     parser.add_argument("--free-bits", type=float, default=16.0, help="nats per melody")
     parser.add_argument("--hidden", type=int, default=256)
-    parser.add_argument("--threads", type=int, default=0)
     args = parser.parse_args()
     import torch
 
     from plugins.music.melody_vae import build
+    from tools.music.runs import export, resume, save
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -92,15 +72,7 @@ def main() -> None:
     validation = np.load(args.data / "validation.npz")["windows"][:256]
     model = build(hidden=args.hidden)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
-    step, seed = 0, 0
-    checkpoint = args.run / "checkpoint.pt"
-    if checkpoint.is_file():
-        state = torch.load(checkpoint, weights_only=True)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        step, seed = int(state["step"]), int(state["seed"]) + 1
-        print(f"resumed at step {step}", flush=True)
-    args.run.mkdir(parents=True, exist_ok=True)
+    step, seed = resume(model, optimizer, args.run)
     rng = np.random.default_rng(2000 + seed)
     print(f"{len(train):,} train windows; {sum(p.numel() for p in model.parameters()):,} "
           "parameters", flush=True)
@@ -129,9 +101,7 @@ def main() -> None:
             events_right, notes_right = reconstruction(model, validation)
             figures = {"validation_events_right": round(events_right, 4),
                        "validation_notes_right": round(notes_right, 4)}
-            torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                        "step": step, "seed": seed}, args.run / "checkpoint.tmp")
-            (args.run / "checkpoint.tmp").replace(checkpoint)
+            save(model, optimizer, args.run, step, seed)
             export(model, args.export, step, figures)
             print(f"step {step}: validation events right {events_right:.3f}, note-ons right "
                   f"{notes_right:.3f}; saved", flush=True)

@@ -1,0 +1,63 @@
+"""What the music trainers share: resuming a run, saving its checkpoint and exporting the
+weights the studio loads (safetensors + config.json), each written atomically."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def arguments(name: str, data: str, export: str, batch: int) -> argparse.ArgumentParser:
+    """The options every trainer has: data, run (checkpoints), export, time, batch, lr."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--data", type=Path, default=ROOT / ".cache" / data)
+    parser.add_argument("--run", type=Path, default=ROOT / "tools" / "music" / "checkpoints" /
+                        name, help="where checkpoint.pt lives (committed: a new machine "
+                                   "resumes)")
+    parser.add_argument("--export", type=Path, default=ROOT / "resources" / "models" / export)
+    parser.add_argument("--minutes", type=float, default=60)
+    parser.add_argument("--save-minutes", type=float, default=5)
+    parser.add_argument("--batch", type=int, default=batch)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    return parser
+
+
+def resume(model, optimizer, run: Path) -> tuple[int, int]:
+    """(step, seed) of ``run``'s checkpoint loaded into model and optimizer; (0, 0) if none.
+    The seed counts the sessions, so each one draws different batches."""
+    import torch
+
+    checkpoint = run / "checkpoint.pt"
+    run.mkdir(parents=True, exist_ok=True)
+    if not checkpoint.is_file():
+        return 0, 0
+    state = torch.load(checkpoint, weights_only=True)
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    print(f"resumed at step {int(state['step'])}", flush=True)
+    return int(state["step"]), int(state["seed"]) + 1
+
+
+def save(model, optimizer, run: Path, step: int, seed: int) -> None:
+    import torch
+
+    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "step": step, "seed": seed}, run / "checkpoint.tmp")
+    (run / "checkpoint.tmp").replace(run / "checkpoint.pt")
+
+
+def export(model, folder: Path, step: int, figures: dict) -> None:
+    """The weights and the model's config (with the step and its figures) for the studio."""
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / "model.safetensors.tmp"
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
+    tmp.replace(folder / "model.safetensors")
+    config = folder / "config.json.tmp"
+    config.write_text(json.dumps({**model.config, "step": step, **figures}, indent=2))
+    config.replace(folder / "config.json")
