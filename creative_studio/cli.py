@@ -223,6 +223,12 @@ def _generate(args, registry) -> int:
     if task.input and not inputs:
         raise BadInput(f"Give the {task.input.rstrip('/')} file(s) to {task.title.lower()}.")
     params = _given_params(args, manifest)
+    unused = [manifest.params.get(n).cli_name for n in params
+              if not manifest.params.get(n).applies_to(task.id)]
+    if unused:
+        raise BadInput(f"The {task.id} task does not use {', '.join(unused)} "
+                       f"(creative-studio generate {manifest.id} --help says which task uses "
+                       "what).")
     seed = args.seed if args.seed is not None else random_seed()
     if not 0 <= seed <= MAX_SEED:
         raise BadInput(f"The seed must be between 0 and {MAX_SEED}.")

@@ -53,6 +53,9 @@ def test_bad_input_gives_clear_errors(tmp_path):
     assert hot.returncode == 2 and "Temperature must be between 0 and 2 (got 9" in hot.stderr
     typo = cli("generate", "music", "--project", str(project), "--key", "H")
     assert typo.returncode == 2 and "Key must be one of C, C♯/D♭" in typo.stderr
+    unused = cli("generate", "music", "--project", str(project), "--voices", "3")
+    assert unused.returncode == 2 and "The generate task does not use --voices" in \
+        unused.stderr
     bad = tmp_path / "bad.csproj"
     bad.write_text("hello")
     result = cli("list", "--project", str(bad))
