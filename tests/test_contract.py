@@ -240,3 +240,17 @@ def test_text_seeds_hold_with_jobs_on_two_threads(smollm_folder):
     for thread in threads:
         thread.join(timeout=120)
     assert together == alone and alone[0] != alone[1]
+
+
+@pytest.mark.gui
+def test_an_untitled_project_with_only_a_setting_changed_stays_empty(make_window):
+    window = make_window()
+    text = window.panels["text"]
+    text.temperature.setValue(1.3)
+    window.autosave()
+    assert window.store.is_empty()  # nothing to save or recover yet
+    text.editor.setPlainText("a first line")
+    window.autosave()
+    assert not window.store.is_empty()
+    state = window.store.get_state("panel:text", None)
+    assert state["settings"]["params"]["temperature"] == pytest.approx(1.3)

@@ -328,10 +328,14 @@ class MainWindow(QMainWindow):
             except Exception:  # a panel's bug must not stop the project from opening
                 log.exception("panel %s could not restore its state", plugin_id)
 
-    def autosave(self) -> None:
+    def autosave(self, everything: bool = False) -> None:
         """Keep every panel's settings and unsaved work (drafts) in the project file."""
         if self.store.closed:
             return
+        # an untitled project with no work yet stays empty (nothing to save or recover) when
+        # only a setting changed; its settings are kept with its first draft or item, or
+        # when the user saves it (``everything``)
+        idle = self.store.untitled and self.store.count() == 0 and not everything
         for plugin_id, panel in self.panels.items():
             try:
                 state = panel.save_state()
@@ -339,6 +343,9 @@ class MainWindow(QMainWindow):
                 log.exception("panel %s could not save its state", plugin_id)
                 continue
             previous = self._last_state.get(plugin_id)
+            if idle and previous is not None and state.get("work") == previous.get("work") \
+                    and self.store.get_state(f"panel:{plugin_id}", None) is None:
+                continue  # only settings changed: nothing of the user's to keep yet
             if state and state != previous:
                 try:
                     self.store.set_state(f"panel:{plugin_id}", state)
@@ -429,7 +436,7 @@ class MainWindow(QMainWindow):
         return bool(path) and self.save_as(path)
 
     def save_as(self, path: str | os.PathLike) -> bool:
-        self.autosave()
+        self.autosave(everything=True)
         try:
             self.store.save_as(path)
         except ProjectError as exc:
