@@ -115,7 +115,7 @@ def main() -> None:
     model = Coconet(args.blocks, args.channels).to(memory_format=torch.channels_last)
     bf16 = not args.fp32 and torch.ops.mkldnn._is_mkldnn_bf16_supported()
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
-    step, seed = resume(model, optimizer, args.run)
+    step, seed = resume(model, optimizer, args.run, args.lr)
     rng = np.random.default_rng(1000 + seed)
     print(f"{len(train)} train / {len(validation)} validation chorales; "
           f"{sum(p.numel() for p in model.parameters()):,} parameters; bf16 {bf16}",

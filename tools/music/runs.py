@@ -26,9 +26,10 @@ def arguments(name: str, data: str, export: str, batch: int) -> argparse.Argumen
     return parser
 
 
-def resume(model, optimizer, run: Path) -> tuple[int, int]:
+def resume(model, optimizer, run: Path, lr: float | None = None) -> tuple[int, int]:
     """(step, seed) of ``run``'s checkpoint loaded into model and optimizer; (0, 0) if none.
-    The seed counts the sessions, so each one draws different batches."""
+    The seed counts the sessions, so each one draws different batches; ``lr`` (the one this
+    session asks for) replaces the checkpoint's."""
     import torch
 
     checkpoint = run / "checkpoint.pt"
@@ -38,6 +39,9 @@ def resume(model, optimizer, run: Path) -> tuple[int, int]:
     state = torch.load(checkpoint, weights_only=True)
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
+    if lr is not None:
+        for group in optimizer.param_groups:
+            group["lr"] = lr
     print(f"resumed at step {int(state['step'])}", flush=True)
     return int(state["step"]), int(state["seed"]) + 1
 

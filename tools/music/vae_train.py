@@ -76,7 +76,7 @@ def main() -> None:
     model = build(hidden=args.hidden)
     bf16 = not args.fp32 and torch.ops.mkldnn._is_mkldnn_bf16_supported()
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
-    step, seed = resume(model, optimizer, args.run)
+    step, seed = resume(model, optimizer, args.run, args.lr)
     rng = np.random.default_rng(2000 + seed)
     print(f"{len(train):,} train windows; {sum(p.numel() for p in model.parameters()):,} "
           f"parameters; bf16 {bf16}", flush=True)
