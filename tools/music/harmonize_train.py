@@ -100,20 +100,15 @@ def main() -> None:
     parser = arguments("harmonize", "harmonize-data", "music-harmonize", batch=24)
     parser.add_argument("--blocks", type=int, default=8)
     parser.add_argument("--channels", type=int, default=64)
-    parser.add_argument("--fp32", action="store_true",
-                        help="no bfloat16 autocast (default: on where the CPU has native bf16; "
-                             "5x faster with AMX, measured 1.78 → 0.35 s a step)")
     args = parser.parse_args()
     import torch
 
     from plugins.music.coconet import Coconet, masked_nll, to_index
-    from tools.music.runs import export, resume, save
+    from tools.music.runs import export, resume, save, torch_setup
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    bf16 = torch_setup(args)  # 1.78 → 0.35 s a step with AMX
     train, validation = load_split(args.data, "train"), load_split(args.data, "validation")
     model = Coconet(args.blocks, args.channels).to(memory_format=torch.channels_last)
-    bf16 = not args.fp32 and torch.ops.mkldnn._is_mkldnn_bf16_supported()
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     step, seed = resume(model, optimizer, args.run, args.lr)
     rng = np.random.default_rng(1000 + seed)
