@@ -31,7 +31,6 @@ if TYPE_CHECKING:
     from ..plugins.manifest import ModelOffer, PluginManifest
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-KINDS = ("embedded", "local", "hub", "server")
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,12 @@ MAX_CONTEXT_TOKENS = 2048
 DEFAULT_REWRITE = "Rewrite the following text so that it reads better, keeping its meaning."
 
 
+def title_of(text: str) -> str:
+    """A result's title: its first eight words."""
+    words = text.split()
+    return " ".join(words[:8]) + ("…" if len(words) > 8 else "")
+
+
 def sampler(temperature: float, top_p: float, generator):
     """A transformers logits processor that draws the next token itself (nucleus sampling
     with ``generator``) and leaves only that token possible, so greedy decoding picks it."""
@@ -195,8 +201,7 @@ class TextGenerator:
         n = int(new_ids.numel())
         finish = "stopped" if stopped else ("length" if n >= max_tokens else "eos")
         progress.update(1.0, text)
-        words = text.split()
-        title = " ".join(words[:8]) + ("…" if len(words) > 8 else "")
+        title = title_of(text)
         return Result(
             assets=[Asset("text", "text/plain; charset=utf-8", text.encode("utf-8"))],
             model=self.identity, device=self.device, title=title,

@@ -23,9 +23,6 @@ def kind_of(source: ModelSource) -> str:
     """"gguf" (a GGUF file), "folder" (a transformers folder) or "hub" (a Hub id)."""
     if source.source == "hub":
         return "hub"
-    if source.source == "server":
-        raise ModelError(f"{source.name} is on a server: the Text panel runs models on this "
-                         "computer for now.")
     path = source.path
     assert path is not None
     if path.is_file():

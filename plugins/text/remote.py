@@ -16,11 +16,13 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from creative_studio.core.errors import Cancelled, ModelError
+from creative_studio.core.errors import Cancelled
 from creative_studio.core.jobs import Asset, ModelIdentity, Request, Result
 from creative_studio.core.models import ModelSource
 from creative_studio.core.progress import Progress
 from creative_studio.engines.openai import OpenAIClient, ServerError, StreamCut
+
+from .generator import title_of
 
 CONTINUE_INSTRUCTION = ("Continue the following text. Reply with the continuation only, "
                         "without repeating the text.")
@@ -33,13 +35,9 @@ class RemoteText:
     def __init__(self, source: ModelSource) -> None:
         from creative_studio.core import secrets
 
-        if not source.url:
-            raise ModelError(f"No server named '{source.server}': add it in Preferences → "
-                             "Servers.")
-        self.source = source
+        self.source = source  # the resolver found the server's address (or refused)
         self.client = OpenAIClient(source.url, secrets.get(f"server:{source.server}"))
-        self.identity = ModelIdentity(f"{source.hub_id} on {source.server}", source.ref, "",
-                                      "server")
+        self.identity = ModelIdentity(source.name, source.ref, "", "server")
 
     def close(self) -> None:
         self.client.close()
@@ -59,13 +57,12 @@ class RemoteText:
             body.pop("messages")
             body["prompt"] = str(p["context"])[-MAX_CONTEXT_CHARS:]
         state = {"text": "", "chunks": 0, "fingerprint": None, "usage": None,
-                 "finish": None}
+                 "finish": None, "first": None}
         started = time.perf_counter()
-        first: float | None = None
         cut = ""
         try:
             try:
-                chunks = list(self._stream(endpoint, body, progress, state))
+                self._stream(endpoint, body, progress, state)
             except ServerError as exc:
                 if request.task != "continue" or exc.status != 404 or state["text"]:
                     raise
@@ -73,8 +70,7 @@ class RemoteText:
                 body = self.body(request, [
                     *messages[:-1],
                     {"role": "user", "content": f"{CONTINUE_INSTRUCTION}\n\n{body['prompt']}"}])
-                chunks = list(self._stream("/chat/completions", body, progress, state))
-            first = chunks[0] if chunks else None
+                self._stream("/chat/completions", body, progress, state)
         except StreamCut as exc:
             if not state["text"]:
                 raise
@@ -86,23 +82,20 @@ class RemoteText:
         tokens = state["usage"] if isinstance(state["usage"], int) else state["chunks"]
         finish = "stopped" if stopped else "interrupted" if cut else (state["finish"] or "eos")
         progress.update(1.0, text)
-        words = text.split()
-        title = " ".join(words[:8]) + ("…" if len(words) > 8 else "")
-        if cut:
-            title = "(cut off) " + title
+        title = ("(cut off) " if cut else "") + title_of(text)
         return Result(
             assets=[Asset("text", "text/plain; charset=utf-8", text.encode("utf-8"))],
             model=self.identity, device="server", title=title,
             metadata={"tokens": tokens, "seconds": round(elapsed, 3),
                       "tokens_per_s": round(tokens / elapsed, 2) if elapsed > 0 else None,
-                      "first_token_s": round(first, 3) if first is not None else None,
+                      "first_token_s": state["first"],
                       "finish_reason": finish, "stopped": stopped,
                       "interrupted": cut, "engine": "openai-compatible",
                       "server_url": self.source.url, "server_model": self.source.hub_id,
                       "endpoint": endpoint, "system_fingerprint": state["fingerprint"]})
 
-    def _stream(self, endpoint: str, body: dict, progress: Progress, state: dict):
-        """Stream into ``state``; yields the time to the first text once."""
+    def _stream(self, endpoint: str, body: dict, progress: Progress, state: dict) -> None:
+        """Stream into ``state`` (text, counts, fingerprint, seconds to the first text)."""
         started = time.perf_counter()
         max_tokens = max(1, int(body.get("max_tokens") or 1))
         for chunk in self.client.stream(endpoint, body, lambda: progress.cancelled):
@@ -113,8 +106,8 @@ class RemoteText:
             if chunk.finish_reason:
                 state["finish"] = chunk.finish_reason
             if chunk.text:
-                if not state["text"]:
-                    yield time.perf_counter() - started
+                if state["first"] is None:
+                    state["first"] = round(time.perf_counter() - started, 3)
                 state["text"] += chunk.text
                 state["chunks"] += 1
                 progress.update(min(1.0, state["chunks"] / max_tokens), state["text"])
