@@ -234,8 +234,9 @@ def _generate(args, registry) -> int:
         raise BadInput(f"The seed must be between 0 and {MAX_SEED}.")
     store = _open_or_create(args.project)
     printer = _Printer(args.quiet)
-    runner = JobRunner(registry, printer, device_preference=args.device,
-                       settings=Settings.load())
+    settings = Settings.load()
+    runner = JobRunner(registry, printer, device_preference=args.device, settings=settings,
+                       isolate=settings.model_process)
     failed = 0
     try:
         sources: list[tuple[str, list[str]]] = [("", [])]

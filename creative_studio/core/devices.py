@@ -30,11 +30,13 @@ def available() -> list[str]:
     return found
 
 
-def resolve(preference: str) -> str:
+def resolve(preference: str, probe: bool = True) -> str:
     """Turn a preference ("auto", "cpu", "cuda", "mps") into the device a job uses.
 
     An explicit device that is not present falls back to the CPU, so that a project made
     on a GPU machine re-runs elsewhere; the device used is recorded with the result.
+    ``probe=False``: never import torch to look (the studio's own process, whose models run
+    in a model process); a possible accelerator then leaves the preference as it is.
     """
     preference = (preference or "auto").lower()
     if preference not in CHOICES:
@@ -43,6 +45,8 @@ def resolve(preference: str) -> str:
         return "cpu"
     if "torch" not in sys.modules and not _might_have_accelerator():
         return "cpu"
+    if not probe and "torch" not in sys.modules:
+        return preference  # "auto", "cuda" or "mps": the process that runs the model decides
     found = available()
     if preference == "auto":
         return found[0]

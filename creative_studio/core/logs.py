@@ -17,19 +17,20 @@ MAX_BYTES = 1_000_000
 BACKUPS = 3
 
 
-def log_file() -> Path:
+def log_file(name: str = "studio.log") -> Path:
+    """The window's and CLI's log (``studio.log``), or the model process's (``models.log``)."""
     folder = paths.data_dir() / "logs"
     folder.mkdir(parents=True, exist_ok=True)
-    return folder / "studio.log"
+    return folder / name
 
 
-def setup(level: int = logging.INFO) -> Path | None:
+def setup(level: int = logging.INFO, name: str = "studio.log") -> Path | None:
     """Send the ``creative_studio`` and ``plugins`` loggers to the rotating file (once).
 
     Returns the file, or None when it cannot be written (then nothing is logged to disk and
     the studio runs on)."""
     try:
-        path = log_file()
+        path = log_file(name)
         handler = logging.handlers.RotatingFileHandler(path, maxBytes=MAX_BYTES,
                                                        backupCount=BACKUPS, encoding="utf-8")
     except OSError:

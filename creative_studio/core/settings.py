@@ -20,7 +20,7 @@ from typing import Any
 from . import paths
 
 MAX_RECENT = 10
-VERSION = 3
+VERSION = 4
 log = logging.getLogger(__name__)
 
 
@@ -36,8 +36,16 @@ def _from_2(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
+def _from_3(data: dict[str, Any]) -> dict[str, Any]:
+    """3 → 4: models run in a model process (on), CPU threads chosen automatically (0)."""
+    data.setdefault("model_process", True)
+    data.setdefault("cpu_threads", 0)
+    return data
+
+
 # version N → N + 1
-MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _from_1, 2: _from_2}
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    1: _from_1, 2: _from_2, 3: _from_3}
 
 
 @dataclass
@@ -48,6 +56,9 @@ class Settings:
     recent_files: list[str] = field(default_factory=list)
     # engines elsewhere: [{"name", "url", "kind"}] (core/servers.py); keys in the OS keyring
     servers: list[dict] = field(default_factory=list)
+    # models run in a child process, so a native crash there never takes the window down
+    model_process: bool = True
+    cpu_threads: int = 0  # threads of the local text engine; 0 = chosen from the machine
     version: int = VERSION
 
     @classmethod

@@ -140,6 +140,11 @@ class PluginRegistry:
     def errors(self) -> list[PluginRecord]:
         return [r for r in self.records if r.error]
 
+    def preload_modules(self) -> list[str]:
+        """The modules every working plugin asks to import before its first job."""
+        modules = [m for r in self.plugins if r.ok for m in r.manifest.preload]
+        return list(dict.fromkeys(modules))
+
     def resolve_model(self, plugin_id: str, ref: str = "", *, settings: Any = None):
         """The ModelSource of a plugin's model reference (its default model when empty);
         ``settings`` (the user's): whether downloads are allowed, which servers exist."""

@@ -70,7 +70,7 @@ class MainWindow(QMainWindow):
         self.errors: list[str] = []  # messages shown to the user (also kept for tests)
         self.events = JobEvents()
         self.runner = JobRunner(registry, self.events, device_preference=settings.device,
-                                settings=settings)
+                                settings=settings, isolate=settings.model_process)
         self.panels: dict[str, PluginPanel] = {}
         self._painted = False
         self._last_state: dict[str, Any] = {}
@@ -567,10 +567,11 @@ class MainWindow(QMainWindow):
             QTimer.singleShot(PRELOAD_DELAY_MS, self._preload)
 
     def _preload(self) -> None:
-        from ..workers.preload import preload
-
-        modules = [m for r in self.registry.plugins if r.ok for m in r.manifest.preload]
-        preload(list(dict.fromkeys(modules)))
+        """Start the engine (the model process, with the plugins' libraries imported there)
+        while the user looks at the window, so the first job starts sooner."""
+        if os.environ.get("CREATIVE_STUDIO_NO_PRELOAD") == "1":
+            return
+        self.runner.warm_up(self.registry.preload_modules())
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt API
         if self.runner.active():

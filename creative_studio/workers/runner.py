@@ -5,6 +5,11 @@ job for its device. Each worker keeps the models it loaded (a small LRU cache) s
 second job on the same model starts at once. Events (core.jobs.JobEvent: QUEUED, STARTED,
 PROGRESS with fraction/eta/preview, DONE, FAILED, CANCELLED, REMOVED) go to
 ``listener(event)`` from worker threads; the GUI turns them into Qt signals (ui/jobs.py).
+
+With ``isolate=True`` (the window and the CLI, ``Settings.model_process``) each worker
+drives a child process that holds its models (workers/model_process.py): a native crash
+there fails one job with a plain message and the next job starts a new child; the studio's
+own process never imports torch.
 """
 
 from __future__ import annotations
@@ -89,6 +94,11 @@ class _Worker(threading.Thread):
         self.runner = runner
         self.device = device
         self.models: OrderedDict[tuple[str, str], Any] = OrderedDict()
+        self.process = None
+        if runner.isolate:
+            from .model_process import ModelProcess
+
+            self.process = ModelProcess(device)
 
     def run(self) -> None:
         while True:
@@ -98,11 +108,31 @@ class _Worker(threading.Thread):
             if job is _UNLOAD:
                 self.unload_all()
                 continue
+            if isinstance(job, _WarmUp):
+                self._warm_up(job.modules)
+                continue
             self._run_job(job)
         self.unload_all()
+        if self.process is not None:
+            self.process.stop()
+
+    def _warm_up(self, modules: list[str]) -> None:
+        """Start the model process and import the plugins' libraries there (in-process
+        runners import them on a background thread)."""
+        if self.process is None:
+            from .preload import preload
+
+            preload(modules)
+            return
+        try:
+            self.process.preload(modules)
+        except OSError:
+            log.exception("the model process could not be started")
 
     def _generator(self, job: Job, generator_cls: type[Generator]) -> Generator:
         key = (job.request.plugin, job.request.model)
+        if self.process is not None and not self.process.alive():
+            self.models.clear()  # a child that died took its models with it
         if key in self.models:
             self.models.move_to_end(key)
             return self.models[key]
@@ -111,9 +141,19 @@ class _Worker(threading.Thread):
             _unload(old)
         source = self.runner.registry.resolve_model(job.request.plugin, job.request.model,
                                                     settings=self.runner.settings)
-        generator = generator_cls()
-        with IMPORT_LOCK:  # no import races with the preload thread or another worker
+        if self.process is not None:
+            from .model_process import ProcessGenerator
+
+            record = self.runner.registry.get(job.request.plugin)
+            assert record.manifest is not None
+            generator = ProcessGenerator(self.process, "\0".join(key),
+                                         record.manifest.generator,
+                                         str(record.root) if record.root else None)
             generator.load(source, self.device, job.progress)
+        else:
+            generator = generator_cls()
+            with IMPORT_LOCK:  # no import races with the preload thread or another worker
+                generator.load(source, self.device, job.progress)
         self.models[key] = generator
         return generator
 
@@ -196,10 +236,15 @@ def _unload(generator: Generator) -> None:
 _UNLOAD: Any = object()  # handed to a worker by _take() when its models should be freed
 
 
+class _WarmUp:  # handed to a worker by _take() to start its engine before the first job
+    def __init__(self, modules: list[str]) -> None:
+        self.modules = modules
+
+
 class JobRunner:
     def __init__(self, registry: PluginRegistry, listener: JobListener | None = None, *,
                  device_preference: str = "auto", max_loaded: int = 2,
-                 settings: Any = None) -> None:
+                 settings: Any = None, isolate: bool = False) -> None:
         self.registry = registry
         self.listener = listener
         self.settings = settings  # read at each model load (allow_downloads)
@@ -209,15 +254,15 @@ class JobRunner:
         self._cond = threading.Condition()
         self._workers: dict[str, _Worker] = {}
         self._unload: set[str] = set()
+        self._warm: dict[str, list[str]] = {}
         self._closing = False
+        self.isolate = isolate  # models in a child process per device
 
     # -- public API --------------------------------------------------------------
     def submit(self, request: Request, *, store: Any = None, label: str = "") -> Job:
         """Validate and queue a request. Raises BadInput/StudioError for bad requests."""
         prepare_request(self.registry, request)
-        preference = request.device if request.device not in ("", "auto") else \
-            self.device_preference
-        device = devices.resolve(preference)
+        device = self._device(request.device)
         job = Job(request=request, label=label or request.prompt[:60], device=device,
                   store=store)
         job.progress = Progress(lambda f, eta, preview, job=job: self._emit(
@@ -226,13 +271,34 @@ class JobRunner:
             if self._closing:
                 raise StudioError("The studio is shutting down.")
             self._jobs.append(job)
-            if device not in self._workers:
-                worker = _Worker(self, device)
-                self._workers[device] = worker
-                worker.start()
+            self._worker(device)
             self._cond.notify_all()
         self._emit(JobEventKind.QUEUED, job)
         return job
+
+    def _device(self, requested: str = "auto") -> str:
+        """The worker a request goes to. With a model process the studio's own process does
+        not import torch to look: the child resolves "auto" to the real device."""
+        preference = requested if requested not in ("", "auto") else self.device_preference
+        return devices.resolve(preference, probe=not self.isolate)
+
+    def _worker(self, device: str) -> _Worker:
+        worker = self._workers.get(device)
+        if worker is None:
+            worker = self._workers[device] = _Worker(self, device)
+            worker.start()
+        return worker
+
+    def warm_up(self, modules: list[str]) -> None:
+        """Start the default device's engine now (the model process, and ``modules``
+        imported there), so the first job does not wait for it."""
+        device = self._device()
+        with self._cond:
+            if self._closing:
+                return
+            self._warm[device] = list(modules)
+            self._worker(device)
+            self._cond.notify_all()
 
     def downloads_allowed(self) -> bool:
         """The user's current choice (Preferences), read at each model load."""
@@ -331,6 +397,8 @@ class JobRunner:
                 if device in self._unload:
                     self._unload.discard(device)
                     return _UNLOAD
+                if device in self._warm:
+                    return _WarmUp(self._warm.pop(device))
                 for job in self._jobs:
                     if job.device == device and job.state is JobState.QUEUED:
                         job.state = JobState.RUNNING

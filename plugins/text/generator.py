@@ -1,11 +1,19 @@
-"""Text generation with a transformers causal LM (no Qt here).
+"""Text generation (no Qt here): one generator, three engines.
+
+- GGUF files on the CPU run on **llama.cpp** (plugins/text/llama_engine.py): quantized, as
+  the file is, at the speed LM Studio and Ollama get;
+- transformers model folders, Hub ids and CUDA/MPS run on **transformers** (below); so do
+  GGUF files where llama-cpp-python is not installed (converted once, and the result says
+  why it is slower: ``engine_note``);
+- ``server:`` models run on an OpenAI-compatible server (plugins/text/remote.py).
 
 Tasks: "generate" (chat reply to an instruction), "continue" (raw continuation of the
 document up to the cursor), "rewrite" (rewrite a selection following an instruction).
 Tokens stream through ``progress.update(fraction, preview=text_so_far)``; Stop ends the
-generation at the next token and keeps what was written. The parameters are declared in
+generation at the next token and keeps what was written. Local engines fit each request
+into the model's context (plugins/text/context.py). The parameters are declared in
 plugin.toml (typed and completed by the framework before ``generate`` runs). Sampling draws
-from a ``torch.Generator`` of the job's own, so two jobs on two workers never share a seed.
+from a generator of the job's own seed, so two jobs on two workers never share one.
 """
 
 from __future__ import annotations
@@ -26,7 +34,7 @@ PRESETS: dict[str, dict[str, float]] = {
     "Precise": {"temperature": 0.2, "top_p": 0.8},
     "Deterministic": {"temperature": 0.0, "top_p": 1.0},
 }
-MAX_CONTEXT_TOKENS = 2048
+MAX_CONTEXT_TOKENS = 8192  # local engines: the model's own context, at most this
 DEFAULT_REWRITE = "Rewrite the following text so that it reads better, keeping its meaning."
 
 
@@ -36,15 +44,33 @@ def title_of(text: str) -> str:
     return " ".join(words[:8]) + ("…" if len(words) > 8 else "")
 
 
-def sampler(temperature: float, top_p: float, generator):
-    """A transformers logits processor that draws the next token itself (nucleus sampling
-    with ``generator``) and leaves only that token possible, so greedy decoding picks it."""
+def text_result(text: str, identity: ModelIdentity, device: str, tokens: int, elapsed: float,
+                finish: str, *, title_prefix: str = "", **metadata: Any) -> Result:
+    """The Result of a text job (every engine): the text, its title and the figures."""
+    return Result(
+        assets=[Asset("text", "text/plain; charset=utf-8", text.encode("utf-8"))],
+        model=identity, device=device, title=title_prefix + title_of(text),
+        metadata={"tokens": tokens, "seconds": round(elapsed, 3),
+                  "tokens_per_s": round(tokens / elapsed, 2) if elapsed > 0 else None,
+                  "finish_reason": finish, "stopped": finish == "stopped", **metadata})
+
+
+def sampler(temperature: float, top_p: float, generator, top_k: int = 0, min_p: float = 0.0):
+    """A transformers logits processor that draws the next token itself (top-k, min-p and
+    nucleus sampling with ``generator``) and leaves only that token possible, so greedy
+    decoding picks it."""
     import torch
     from transformers import LogitsProcessor
 
     class _Draw(LogitsProcessor):
         def __call__(self, input_ids, scores):
             probs = torch.softmax(scores.float() / temperature, dim=-1)
+            if top_k > 0 and top_k < probs.shape[-1]:
+                kth = probs.topk(top_k, dim=-1).values[..., -1:]
+                probs = probs.masked_fill(probs < kth, 0.0)
+            if min_p > 0.0:
+                floor = probs.max(dim=-1, keepdim=True).values * min_p
+                probs = probs.masked_fill(probs < floor, 0.0)
             if top_p < 1.0:
                 ordered, order = probs.sort(dim=-1, descending=True)
                 outside = ordered.cumsum(dim=-1) - ordered > top_p  # the top token stays
@@ -58,11 +84,9 @@ def sampler(temperature: float, top_p: float, generator):
 
 class TextGenerator:
     def __init__(self) -> None:
-        self.model = None
-        self.tokenizer = None
+        self.engine: Any = None  # LlamaEngine, TransformersEngine or RemoteText
         self.identity: ModelIdentity | None = None
         self.device = "cpu"
-        self.remote = None  # a RemoteText when the model is on a server
 
     # -- checks before queueing --------------------------------------------------
     @staticmethod
@@ -82,10 +106,68 @@ class TextGenerator:
         if source.source == "server":  # a model on an OpenAI-compatible server
             from .remote import RemoteText
 
-            self.remote = RemoteText(source)
-            self.identity = self.remote.identity
+            self.engine = RemoteText(source)
+            self.identity = self.engine.identity
             self.device = "server"
             return
+        gguf = models.kind_of(source) == "gguf"
+        note = ""
+        if gguf and device == "cpu":
+            from . import llama_engine
+
+            if llama_engine.available():
+                progress.say(f"Loading {source.name}…")
+                self.engine = llama_engine.LlamaEngine(source)
+                self.identity, self.device = self.engine.identity, device
+                progress.say("")
+                return
+            note = llama_engine.MISSING_NOTE
+        self.engine = TransformersEngine(source, device, progress)
+        self.engine.note = note
+        self.identity, self.device = self.engine.identity, device
+
+    def unload(self) -> None:
+        if self.engine is not None:
+            self.engine.close()
+        self.engine = None
+
+    # -- generation ---------------------------------------------------------------------
+    @staticmethod
+    def messages(request: Request, context_chars: int | None = None) -> list[dict[str, str]]:
+        """The chat messages of a generate or rewrite request (system prompt first);
+        ``context_chars``: keep at most that much of the document (servers; local engines
+        fit the document to the context themselves)."""
+        p = request.params
+        if request.task == "rewrite":
+            instruction = request.prompt.strip() or DEFAULT_REWRITE
+            user = (f"{instruction}\n\nText:\n{p['selection']}\n\n"
+                    "Reply with the rewritten text only.")
+        else:
+            user = request.prompt.strip()
+            context = str(p.get("context", ""))
+            if context.strip():
+                if context_chars is not None:
+                    context = context[-context_chars:]
+                user = f"{user}\n\nThe text so far, for context:\n{context}"
+        messages = []
+        if str(p["system"]).strip():
+            messages.append({"role": "system", "content": str(p["system"]).strip()})
+        messages.append({"role": "user", "content": user})
+        return messages
+
+    def generate(self, request: Request, progress: Progress, inputs: Inputs) -> Result:
+        assert self.engine is not None
+        progress.check()
+        return self.engine.generate(request, progress)
+
+
+class TransformersEngine:
+    """A transformers causal LM: model folders, Hub ids, CUDA/MPS, and GGUF files converted
+    once where llama.cpp is not installed."""
+
+    name = "transformers"
+
+    def __init__(self, source: ModelSource, device: str, progress: Progress) -> None:
         if not models.is_converted(source):
             progress.say(f"Preparing {source.name} (first use: about 30 s)…")
         else:
@@ -94,57 +176,28 @@ class TextGenerator:
         progress.say("")
         self.device = device
         self.identity = ModelIdentity(source.name, source.ref, sha, source.source)
+        self.note = ""  # why this engine runs a GGUF (shown in the status line)
+        config = self.model.config
+        self.n_ctx = min(int(getattr(config, "max_position_embeddings", 2048) or 2048),
+                         MAX_CONTEXT_TOKENS)
 
-    def unload(self) -> None:
+    def close(self) -> None:
         self.model = self.tokenizer = None
-        if self.remote is not None:
-            self.remote.close()
-            self.remote = None
 
-    # -- generation ---------------------------------------------------------------------
-    @staticmethod
-    def messages(request: Request) -> list[dict[str, str]]:
-        """The chat messages of a generate or rewrite request (system prompt first)."""
-        p = request.params
-        if request.task == "rewrite":
-            instruction = request.prompt.strip() or DEFAULT_REWRITE
-            user = (f"{instruction}\n\nText:\n{p['selection']}\n\n"
-                    "Reply with the rewritten text only.")
-        else:
-            user = request.prompt.strip()
-            if str(p.get("context", "")).strip():
-                user = (f"{user}\n\nThe text so far, for context:\n"
-                        f"{str(p['context'])[-4000:]}")
-        messages = []
-        if str(p["system"]).strip():
-            messages.append({"role": "system", "content": str(p["system"]).strip()})
-        messages.append({"role": "user", "content": user})
-        return messages
-
-    def build_inputs(self, request: Request) -> dict[str, Any]:
+    def prompt_ids(self, request: Request) -> list[int]:
         tokenizer = self.tokenizer
-        p = request.params
         if request.task == "continue":
-            ids = tokenizer(str(p["context"]), return_tensors="pt",
-                            add_special_tokens=False)["input_ids"]
-            ids = ids[:, -MAX_CONTEXT_TOKENS:]
-            import torch
-
-            return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
-        messages = self.messages(request)
+            return list(tokenizer(str(request.params["context"]),
+                                  add_special_tokens=False)["input_ids"])
+        messages = TextGenerator.messages(request)
         if getattr(tokenizer, "chat_template", None):
-            encoded = tokenizer.apply_chat_template(messages, add_generation_prompt=True,
-                                                    return_tensors="pt", return_dict=True)
-        else:
-            text = "\n\n".join(m["content"] for m in messages) + "\n\n"
-            encoded = tokenizer(text, return_tensors="pt")
-        return {"input_ids": encoded["input_ids"][:, -MAX_CONTEXT_TOKENS:],
-                "attention_mask": encoded["attention_mask"][:, -MAX_CONTEXT_TOKENS:]}
+            return list(tokenizer.apply_chat_template(messages, add_generation_prompt=True,
+                                                      tokenize=True, return_dict=True)
+                        ["input_ids"])
+        text = "\n\n".join(m["content"] for m in messages) + "\n\n"
+        return list(tokenizer(text)["input_ids"])
 
-    def generate(self, request: Request, progress: Progress, inputs: Inputs) -> Result:
-        if self.remote is not None:
-            progress.check()
-            return self.remote.generate(request, progress, self.messages(request))
+    def generate(self, request: Request, progress: Progress) -> Result:
         import torch
         from transformers import (
             LogitsProcessorList,
@@ -153,11 +206,12 @@ class TextGenerator:
             TextStreamer,
         )
 
-        assert self.model is not None and self.identity is not None
-        progress.check()
-        p = request.params
-        max_tokens = int(p["max_tokens"])
-        inputs = {k: v.to(self.device) for k, v in self.build_inputs(request).items()}
+        from .context import fit
+
+        fitted = fit(request, self.n_ctx, lambda r: len(self.prompt_ids(r)))
+        p = fitted.request.params
+        max_tokens = fitted.max_tokens
+        ids = torch.tensor([self.prompt_ids(fitted.request)], device=self.device)
         state = {"text": "", "tokens": 0}
 
         class _Streamer(TextStreamer):
@@ -180,20 +234,21 @@ class TextGenerator:
         processors = LogitsProcessorList()
         if temperature > 0:  # 0: greedy, the most likely token each time
             rng = torch.Generator(device=self.device).manual_seed(int(request.seed))
-            processors.append(sampler(temperature, float(p["top_p"]), rng))
+            processors.append(sampler(temperature, float(p["top_p"]), rng,
+                                      int(p.get("top_k", 0)), float(p.get("min_p", 0.0))))
         tokenizer = self.tokenizer
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else \
             tokenizer.eos_token_id
         started = time.perf_counter()
         with torch.inference_mode():
             output = self.model.generate(
-                **inputs, max_new_tokens=max_tokens, pad_token_id=pad,
-                repetition_penalty=float(p["repetition_penalty"]),
+                input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_tokens,
+                pad_token_id=pad, repetition_penalty=float(p["repetition_penalty"]),
                 streamer=_Streamer(tokenizer, skip_prompt=True, skip_special_tokens=True),
                 stopping_criteria=StoppingCriteriaList([_Stop()]), do_sample=False,
                 logits_processor=processors)
         elapsed = time.perf_counter() - started
-        new_ids = output[0, inputs["input_ids"].shape[1]:]
+        new_ids = output[0, ids.shape[1]:]
         text = tokenizer.decode(new_ids, skip_special_tokens=True)
         stopped = progress.cancelled
         if stopped and not text:
@@ -201,11 +256,7 @@ class TextGenerator:
         n = int(new_ids.numel())
         finish = "stopped" if stopped else ("length" if n >= max_tokens else "eos")
         progress.update(1.0, text)
-        title = title_of(text)
-        return Result(
-            assets=[Asset("text", "text/plain; charset=utf-8", text.encode("utf-8"))],
-            model=self.identity, device=self.device, title=title,
-            metadata={"tokens": n, "seconds": round(elapsed, 3),
-                      "tokens_per_s": round(n / elapsed, 2) if elapsed > 0 else None,
-                      "finish_reason": finish, "stopped": stopped,
-                      "prompt_tokens": int(inputs["input_ids"].shape[1])})
+        return text_result(text, self.identity, self.device, n, elapsed, finish,
+                           prompt_tokens=fitted.prompt_tokens, engine=self.name,
+                           context_tokens=self.n_ctx, context_notes=fitted.notes,
+                           words_left_out=fitted.words_left_out, engine_note=self.note)

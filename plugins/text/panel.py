@@ -72,7 +72,8 @@ class TextPanel(PluginPanel):
         form.addRow("Model", model_row)
         form.addRow("Preset", self.preset)
         form.addRow("System", self.system)
-        self.param_rows(form, "temperature", "top_p", "max_tokens", "repetition_penalty")
+        self.param_rows(form, "temperature", "top_p", "top_k", "min_p", "max_tokens",
+                        "repetition_penalty")
         form.addRow("Seed", self.seed_field)
         form.addRow("Alternatives", self.alternatives)
         form.addRow(self.use_context)

@@ -17,16 +17,17 @@ import time
 from typing import Any
 
 from creative_studio.core.errors import Cancelled
-from creative_studio.core.jobs import Asset, ModelIdentity, Request, Result
+from creative_studio.core.jobs import ModelIdentity, Request, Result
 from creative_studio.core.models import ModelSource
 from creative_studio.core.progress import Progress
 from creative_studio.engines.openai import OpenAIClient, ServerError, StreamCut
 
-from .generator import title_of
+from .generator import TextGenerator, text_result
 
 CONTINUE_INSTRUCTION = ("Continue the following text. Reply with the continuation only, "
                         "without repeating the text.")
 MAX_CONTEXT_CHARS = 64_000
+CHAT_CONTEXT_CHARS = 4000  # of the document given as context to a reply
 
 
 class RemoteText:
@@ -48,8 +49,9 @@ class RemoteText:
                 "temperature": p["temperature"], "top_p": p["top_p"],
                 "max_tokens": p["max_tokens"], "seed": request.seed}
 
-    def generate(self, request: Request, progress: Progress, messages: list[dict]) -> Result:
+    def generate(self, request: Request, progress: Progress) -> Result:
         p = request.params
+        messages = TextGenerator.messages(request, context_chars=CHAT_CONTEXT_CHARS)
         endpoint = "/chat/completions"
         body = self.body(request, messages)
         if request.task == "continue":
@@ -82,17 +84,12 @@ class RemoteText:
         tokens = state["usage"] if isinstance(state["usage"], int) else state["chunks"]
         finish = "stopped" if stopped else "interrupted" if cut else (state["finish"] or "eos")
         progress.update(1.0, text)
-        title = ("(cut off) " if cut else "") + title_of(text)
-        return Result(
-            assets=[Asset("text", "text/plain; charset=utf-8", text.encode("utf-8"))],
-            model=self.identity, device="server", title=title,
-            metadata={"tokens": tokens, "seconds": round(elapsed, 3),
-                      "tokens_per_s": round(tokens / elapsed, 2) if elapsed > 0 else None,
-                      "first_token_s": state["first"],
-                      "finish_reason": finish, "stopped": stopped,
-                      "interrupted": cut, "engine": "openai-compatible",
-                      "server_url": self.source.url, "server_model": self.source.hub_id,
-                      "endpoint": endpoint, "system_fingerprint": state["fingerprint"]})
+        return text_result(text, self.identity, "server", tokens, elapsed, finish,
+                           title_prefix="(cut off) " if cut else "",
+                           first_token_s=state["first"], interrupted=cut,
+                           engine="openai-compatible", server_url=self.source.url,
+                           server_model=self.source.hub_id, endpoint=endpoint,
+                           system_fingerprint=state["fingerprint"])
 
     def _stream(self, endpoint: str, body: dict, progress: Progress, state: dict) -> None:
         """Stream into ``state`` (text, counts, fingerprint, seconds to the first text)."""

@@ -1,0 +1,254 @@
+"""GGUF text on llama.cpp (llama-cpp-python): the file as it is, quantized, no conversion.
+
+- **Chat template** from the GGUF (``tokenizer.chat_template``), rendered by
+  llama-cpp-python's sandboxed Jinja; a GGUF without one gets llama.cpp's own format for its
+  architecture (Gemma, ChatML, Phi-3…), else plain paragraphs. Which one is recorded.
+- **Context**: the model's own, at most 8,192 tokens; every request is fitted into it
+  (plugins/text/context.py: the instruction stays, the document keeps the text nearest the
+  cursor and says how much was left out).
+- **Same seed, same text, cache or not**: prompts are evaluated in 64-token blocks aligned
+  to absolute positions, the last prompt token alone, so a prompt meets the same matrix
+  shapes whether a cached prefix was reused or not. A second Continue on a long document
+  reuses the KV cache up to the last whole block it shares with the previous request.
+- **Stop** is checked after every token and between prompt blocks.
+- **Threads**: Preferences → CPU threads, or automatic: the physical cores less the load
+  (measured: beside one busy process two threads fall to a third of one thread's speed).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import time
+from pathlib import Path
+
+from creative_studio.core.errors import Cancelled, ModelError
+from creative_studio.core.jobs import ModelIdentity, Request, Result
+from creative_studio.core.models import ModelSource
+from creative_studio.core.progress import Progress
+from creative_studio.core.provenance import weights_sha256
+
+log = logging.getLogger(__name__)
+BLOCK = 64  # prompt tokens per evaluation block (aligned to absolute positions)
+MAX_CONTEXT = 8192
+MISSING_NOTE = ("llama.cpp (llama-cpp-python) is not installed — run `bash tools/setup.sh "
+                "install` to build it (about 5 minutes, once); until then GGUF models run on "
+                "the slower transformers engine.")
+# GGUFs without a chat template: llama.cpp's own format for their architecture
+_ARCH_FORMATS = {"gemma": "format_gemma", "gemma2": "format_gemma", "gemma3": "format_gemma",
+                 "qwen2": "format_chatml", "qwen3": "format_chatml", "phi3": "format_chatml"}
+
+
+def available() -> bool:
+    """Whether llama-cpp-python is installed (looked up without importing it)."""
+    return importlib.util.find_spec("llama_cpp") is not None
+
+
+def physical_cores() -> int:
+    """Cores, not hardware threads (two threads of one core share its vector units)."""
+    try:
+        cores = set()
+        physical = core = ""
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            key = key.strip()
+            if key == "physical id":
+                physical = value.strip()
+            elif key == "core id":
+                core = value.strip()
+                cores.add((physical, core))
+        if cores:
+            return len(cores)
+    except OSError:
+        pass
+    return max(1, (os.cpu_count() or 2) // 2)
+
+
+def choose_threads(setting: int = 0) -> int:
+    """``setting`` when the user set one (Preferences → CPU threads), else the physical
+    cores less the 1-minute load average: a core another program keeps busy slows every
+    thread of a llama.cpp matrix product to the pace of the slowest."""
+    if setting and setting > 0:
+        return int(setting)
+    cores = physical_cores()
+    try:
+        busy = int(os.getloadavg()[0] + 0.5)
+    except OSError:
+        busy = 0
+    return max(1, min(cores, cores - busy + 1 if busy else cores))
+
+
+def _user_threads() -> int:
+    from creative_studio.core.settings import Settings
+
+    return Settings.load().cpu_threads
+
+
+class LlamaEngine:
+    """One GGUF opened by llama.cpp, with its KV cache kept between jobs."""
+
+    name = "llama.cpp"
+
+    def __init__(self, source: ModelSource, threads: int | None = None,
+                 max_context: int = MAX_CONTEXT) -> None:
+        import llama_cpp
+        from llama_cpp import Llama
+
+        path = source.path
+        assert path is not None
+        self.threads = threads or choose_threads(_user_threads())
+        try:
+            from llama_cpp._utils import suppress_stdout_stderr
+
+            with suppress_stdout_stderr(disable=False):  # a harmless context warning
+                probe = Llama(str(path), vocab_only=True, verbose=False)
+                trained = int(probe._model.n_ctx_train())
+                probe.close()
+            self.llm = Llama(str(path), n_ctx=min(trained or max_context, max_context),
+                             n_threads=self.threads, n_threads_batch=self.threads,
+                             n_batch=512, seed=0, verbose=False)
+        except (ValueError, RuntimeError, OSError) as exc:
+            log.warning("llama.cpp could not load %s: %s", path, exc)
+            raise ModelError(f"{path.name} is not a valid GGUF language model: llama.cpp "
+                             "could not load it (details in the log).") from exc
+        self.version = getattr(llama_cpp, "__version__", "")
+        self.n_ctx = int(self.llm.n_ctx())
+        self.identity = ModelIdentity(source.name, source.ref, weights_sha256(path),
+                                      source.source)
+        self.metadata = dict(self.llm.metadata)
+        self.architecture = self.metadata.get("general.architecture", "")
+        self._formatter, self.template_source = self._chat_formatter()
+        # cached tokens that were evaluated as whole aligned blocks: only those are reused
+        # (a partial block, the prompt's last token and generated tokens were evaluated in
+        # other shapes, which round differently)
+        self._whole = 0
+
+    def close(self) -> None:
+        llm, self.llm = getattr(self, "llm", None), None
+        if llm is not None:
+            llm.close()
+
+    # -- prompts -------------------------------------------------------------------
+    def _chat_formatter(self):
+        from llama_cpp import llama_chat_format as chat
+
+        template = self.metadata.get("tokenizer.chat_template")
+        if template:
+            model = self.llm._model
+            eos, bos = self.llm.token_eos(), self.llm.token_bos()
+            formatter = chat.Jinja2ChatFormatter(
+                template, model.token_get_text(eos) if eos != -1 else "",
+                model.token_get_text(bos) if bos != -1 else "", add_generation_prompt=True)
+            return formatter, "the model's own chat template"
+        name = _ARCH_FORMATS.get(self.architecture)
+        if name and hasattr(chat, name):
+            return getattr(chat, name), f"llama.cpp's {name.removeprefix('format_')} format"
+        return None, "plain paragraphs (the model has no chat template)"
+
+    def prompt(self, request: Request) -> tuple[list[int], list[str]]:
+        """The prompt's tokens and the stop strings of its chat format."""
+        from .generator import TextGenerator
+
+        llm = self.llm
+        if request.task == "continue":
+            return llm.tokenize(str(request.params["context"]).encode("utf-8"),
+                                add_bos=True, special=False), []
+        messages = TextGenerator.messages(request)
+        if self._formatter is None:
+            text = "\n\n".join(m["content"] for m in messages) + "\n\n"
+            return llm.tokenize(text.encode("utf-8"), add_bos=True, special=False), []
+        formatted = self._formatter(messages=messages)
+        stop = formatted.stop or []
+        stop = [stop] if isinstance(stop, str) else list(stop)
+        tokens = llm.tokenize(formatted.prompt.encode("utf-8"),
+                              add_bos=not formatted.added_special, special=True)
+        return tokens, stop
+
+    # -- evaluation -------------------------------------------------------------------
+    def _evaluate(self, tokens: list[int], progress: Progress) -> int:
+        """Bring the KV cache to ``tokens``; returns how many were reused from the cache."""
+        llm = self.llm
+        cached = list(llm.input_ids[:llm.n_tokens])
+        common = 0
+        for a, b in zip(cached, tokens, strict=False):
+            if a != b:
+                break
+            common += 1
+        end = len(tokens) - 1
+        reuse = min(common, self._whole, end) // BLOCK * BLOCK
+        llm.n_tokens = reuse
+        llm._ctx.kv_cache_seq_rm(-1, reuse, -1)
+        self._whole = reuse
+        for start in range(reuse, end, BLOCK):
+            if progress.cancelled:
+                raise Cancelled()
+            llm.eval(tokens[start:min(start + BLOCK, end)])
+            if start + BLOCK <= end:
+                self._whole = start + BLOCK
+        llm.eval(tokens[end:])
+        return reuse
+
+    def generate(self, request: Request, progress: Progress) -> Result:
+        from llama_cpp import llama_cpp as capi
+
+        from .context import fit
+        from .generator import text_result
+
+        fitted = fit(request, self.n_ctx, lambda r: len(self.prompt(r)[0]))
+        p = fitted.request.params
+        tokens, stops = self.prompt(fitted.request)
+        max_tokens = fitted.max_tokens
+        llm = self.llm
+        started = time.perf_counter()
+        reused = self._evaluate(tokens, progress)
+        first_token = None
+        temperature = float(p["temperature"])
+        llm.set_seed(int(request.seed))
+        sampler = llm._init_sampler(top_k=int(p.get("top_k", 0)), top_p=float(p["top_p"]),
+                                    min_p=float(p.get("min_p", 0.0)), temp=temperature,
+                                    repeat_penalty=float(p["repetition_penalty"]))
+        for token in tokens[-llm.last_n_tokens_size:]:  # the penalty sees the prompt too
+            sampler.accept(token)
+        vocab = llm._model.vocab
+        out = bytearray()
+        text = ""
+        n = 0
+        finish = "length"
+        generated: list[int] = []
+        while n < max_tokens:
+            if progress.cancelled:
+                finish = "stopped"
+                break
+            token = sampler.sample(llm._ctx, -1)
+            if capi.llama_vocab_is_eog(vocab, token):
+                finish = "eos"
+                break
+            out += llm.detokenize([token], prev_tokens=tokens + generated)
+            generated.append(token)
+            n += 1
+            if first_token is None:
+                first_token = time.perf_counter() - started
+            text = out.decode("utf-8", errors="ignore")
+            cut = min((text.find(s) for s in stops if s in text), default=-1)
+            if cut >= 0:
+                text = text[:cut]
+                finish = "eos"
+                break
+            progress.update(min(1.0, n / max_tokens), text)
+            if llm.n_tokens >= self.n_ctx:
+                break
+            llm.eval([token])
+        elapsed = time.perf_counter() - started
+        if finish != "eos":
+            text = out.decode("utf-8", errors="replace")
+        if finish == "stopped" and not text:
+            raise Cancelled()
+        progress.update(1.0, text)
+        return text_result(
+            text, self.identity, "cpu", n, elapsed, finish,
+            prompt_tokens=len(tokens), cached_tokens=reused, first_token_s=first_token,
+            engine=self.name, engine_version=self.version, threads=self.threads,
+            context_tokens=self.n_ctx, context_notes=fitted.notes,
+            words_left_out=fitted.words_left_out, chat_template=self.template_source,
+            architecture=self.architecture)
