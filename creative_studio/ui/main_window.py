@@ -497,8 +497,11 @@ class MainWindow(QMainWindow):
     def preferences(self) -> None:
         dialog = SettingsDialog(self.settings, self)
         if dialog.exec():
+            threads = self.settings.cpu_threads
             dialog.apply()
             self.apply_settings()
+            if self.settings.cpu_threads != threads:
+                self.runner.unload_models()  # the next job loads with the new thread count
 
     def apply_settings(self) -> None:
         from PySide6.QtWidgets import QApplication
@@ -537,10 +540,14 @@ class MainWindow(QMainWindow):
         from ..core import logs
 
         path = logs.log_file()
+        models_log = logs.log_file("models.log")
         dialog = QDialog(self)
         dialog.setWindowTitle("Log")
         dialog.resize(820, 520)
-        text = QPlainTextEdit(logs.tail(path))
+        shown = logs.tail(path)
+        if models_log.is_file():  # what the model process logged (engines, crashes)
+            shown += f"\n\n--- the model process ({models_log}) ---\n" + logs.tail(models_log)
+        text = QPlainTextEdit(shown)
         text.setReadOnly(True)
         text.moveCursor(text.textCursor().MoveOperation.End)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)

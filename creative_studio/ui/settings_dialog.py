@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
+
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDialog,
     QFormLayout,
     QLabel,
+    QSpinBox,
     QTabWidget,
     QWidget,
 )
@@ -39,9 +42,22 @@ class SettingsDialog(QDialog):
         note = QLabel("Embedded models always work offline. Downloads only matter for "
                       "Hugging Face ids you type in a panel.")
         note.setWordWrap(True)
+        self.threads = QSpinBox()
+        self.threads.setRange(0, max(64, os.cpu_count() or 1))
+        self.threads.setSpecialValueText("Automatic")
+        self.threads.setValue(max(0, settings.cpu_threads))
+        self.threads.setToolTip("Threads of the local text engine (llama.cpp). Automatic: "
+                                "the physical cores not kept busy by other programs. "
+                                "Changing it reloads the model at the next job.")
+        self.model_process = QCheckBox("Run models in a separate process (a crash in a "
+                                       "model never closes the window)")
+        self.model_process.setChecked(settings.model_process)
+        self.model_process.setToolTip("Takes effect the next time the studio starts.")
         general = QWidget()
         form = QFormLayout(general)
         form.addRow("Run models on", self.device)
+        form.addRow("CPU threads", self.threads)
+        form.addRow(self.model_process)
         form.addRow("Theme", self.theme)
         form.addRow(self.downloads)
         form.addRow(note)
@@ -55,4 +71,6 @@ class SettingsDialog(QDialog):
         self.settings.device = self.device.currentData()
         self.settings.theme = self.theme.currentData()
         self.settings.allow_downloads = self.downloads.isChecked()
+        self.settings.cpu_threads = self.threads.value()
+        self.settings.model_process = self.model_process.isChecked()
         self.settings.servers = self.servers.servers()

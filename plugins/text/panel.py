@@ -28,6 +28,22 @@ from creative_studio.ui.widgets import SeedField
 from .generator import PRESETS
 
 
+def status_line(meta: dict[str, Any]) -> str:
+    """What the status line says after a job: speed, engine, context and what was left
+    out or lowered to fit it, and why a GGUF runs on the slower engine."""
+    parts = [f"{meta.get('tokens', 0)} tokens, {meta.get('tokens_per_s') or 0:.1f} tok/s"
+             + (" (stopped)" if meta.get("stopped") else "")]
+    engine = meta.get("engine")
+    if engine == "llama.cpp":
+        parts.append(f"llama.cpp {meta.get('engine_version', '')}".strip())
+    if meta.get("context_tokens"):
+        parts.append(f"context {int(meta['context_tokens']):,} tokens")
+    parts += [str(n) for n in meta.get("context_notes") or []]
+    if meta.get("engine_note"):
+        parts.append(str(meta["engine_note"]))
+    return " · ".join(parts)
+
+
 class TextPanel(PluginPanel):
     def __init__(self, context, manifest, parent: QWidget | None = None) -> None:
         super().__init__(context, manifest, parent)
@@ -280,10 +296,7 @@ class TextPanel(PluginPanel):
             text = job.result.assets[0].data.decode("utf-8")
             self._replace_stream_text(text)
             self._last_range = (stream["start"], stream["length"])
-            meta = job.result.metadata
-            note = " (stopped)" if meta.get("stopped") else ""
-            self.status.setText(f"{meta.get('tokens', 0)} tokens, "
-                                f"{meta.get('tokens_per_s') or 0:.1f} tok/s{note}")
+            self.status.setText(status_line(job.result.metadata))
         else:
             self._replace_stream_text(stream["original"])  # give back what was there
             if job.state is JobState.FAILED:

@@ -4,6 +4,8 @@ formants depend on the letter; the seed varies the pitch contour. No Qt, numpy o
 from __future__ import annotations
 
 import io
+import os
+import signal
 import time
 import wave
 
@@ -35,6 +37,11 @@ class SpeechGenerator:
         self.identity = None
 
     def generate(self, request: Request, progress: Progress, inputs: Inputs) -> Result:
+        # faults on demand, for the model-process tests: a native crash, memory running out
+        if request.prompt == "segfault":
+            os.kill(os.getpid(), signal.SIGSEGV)
+        if request.prompt == "out of memory":
+            raise MemoryError("test: no memory left")
         p = request.params
         started = time.perf_counter()
         rng = np.random.default_rng(request.seed)
