@@ -302,6 +302,11 @@ def _report(job, streamed: bool, store) -> bool:
         facts.append(f"{seconds:g} s")
     line = f"{result.title} [{' · '.join(facts)}]"
     print(line, file=sys.stderr if text else sys.stdout)
+    notes = result.metadata.get("context_notes")
+    for note in [*(notes if isinstance(notes, list) else []),
+                 result.metadata.get("engine_note")]:
+        if note:  # what was left out or lowered to fit, why an engine is slower
+            print(f"note: {note}", file=sys.stderr)
     if job.error:  # done, but the project could not be written
         print(f"warning: {job.error}", file=sys.stderr)
         return False
