@@ -126,6 +126,8 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=128)
     parser.add_argument("--gguf", help="another GGUF file (default: the embedded SmolLM2)")
     parser.add_argument("--no-busy", action="store_true")
+    parser.add_argument("--threads", default="1,2", help="thread counts of the rows")
+    parser.add_argument("--busy-only", action="store_true")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
     from creative_studio.plugins import PluginRegistry
@@ -135,8 +137,8 @@ def main() -> None:
     else:
         source = PluginRegistry.discover(entry_points=False).resolve_model("text")
         path, ref = source.path, source.ref
-    rows = [(t, busy) for busy in ([False] if args.no_busy else [False, True])
-            for t in (1, 2)]
+    loads = [False] if args.no_busy else [True] if args.busy_only else [False, True]
+    rows = [(int(t), busy) for busy in loads for t in args.threads.split(",")]
     print(f"{path.name} ({path.stat().st_size / 1e6:.0f} MB), {args.tokens} greedy tokens, "
           f"{args.runs} runs of fresh processes per side and row\n")
     print(f"{'row':<18}{'bare tok/s':>11}{'studio':>9}{'ratio':>7}"

@@ -30,7 +30,7 @@ from .core.jobs import JobEventKind, JobState, Request, random_seed, variations
 from .core.params import Param
 from .core.settings import Settings
 
-COMMANDS = ("generate", "list", "export", "plugins", "servers")
+COMMANDS = ("generate", "list", "export", "check", "plugins", "servers")
 _COUNT_FLAGS = ("-n", "--count", "--variations", "--alternatives", "--batch")
 
 
@@ -58,6 +58,14 @@ def _parser(registry) -> argparse.ArgumentParser:
     export.add_argument("--item", required=True, help="item id (a unique prefix is enough)")
     export.add_argument("--out", required=True)
     export.add_argument("--quality", type=int, default=92, help="JPEG/WebP quality")
+    export.add_argument("--damaged", action="store_true",
+                        help="export an item whose output no longer matches its checksum "
+                             "(as it is now)")
+    check = sub.add_parser("check", help="check every item and output of a project against "
+                                         "its checksums (nothing is written)")
+    check.add_argument("--project", required=True)
+    check.add_argument("--repair", metavar="NEW.csproj",
+                       help="copy every intact item into this new project file")
     sub.add_parser("plugins", help="list plugins and their load errors")
     servers = sub.add_parser("servers", help="the text servers the studio can use "
                                              "(OpenAI-compatible: vLLM, llama.cpp, Ollama…)")
@@ -340,11 +348,32 @@ def _export(args) -> int:
         matches = [item for item in store.items() if item.id.startswith(args.item)]
         if len(matches) != 1:
             raise StudioError(f"No single item matches '{args.item}' ({len(matches)} found).")
-        for path in export_item(store, matches[0], Path(args.out), quality=args.quality):
+        for path in export_item(store, matches[0], Path(args.out), quality=args.quality,
+                                damaged_ok=args.damaged):
             print(path)
     finally:
         store.close()
     return 0
+
+
+def _check(args) -> int:
+    from .core.project import ProjectStore
+
+    store = ProjectStore.open(args.project)
+    try:
+        problems = store.check()
+        items = store.count()
+        for item_id, what in sorted(problems.items()):
+            print(f"damaged: {'the file' if not item_id else 'item ' + item_id}: {what}")
+        print(f"{args.project}: {items} item(s), {len([k for k in problems if k])} damaged",
+              file=sys.stderr)
+        if args.repair:
+            copied, skipped = store.repair(args.repair)
+            print(f"repaired: {copied} intact item(s) copied to {args.repair}, {skipped} left "
+                  "out", file=sys.stderr)
+    finally:
+        store.close()
+    return 1 if problems else 0
 
 
 def _plugins(registry) -> int:
@@ -411,7 +440,7 @@ def main(argv: list[str] | None = None) -> int:
             return _plugins(registry)
         if args.command == "servers":
             return _servers(args)
-        return {"list": _list, "export": _export}[args.command](args)
+        return {"list": _list, "export": _export, "check": _check}[args.command](args)
     except StudioError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

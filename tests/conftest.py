@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -11,6 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 # Before anything imports huggingface_hub (it reads these once).
 _HUB = Path(tempfile.mkdtemp(prefix="studio-hub-"))
+atexit.register(shutil.rmtree, _HUB, ignore_errors=True)
 os.environ["HF_HUB_CACHE"] = str(_HUB)
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")

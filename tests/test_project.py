@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -62,7 +63,8 @@ def _make_v1(path: Path) -> None:
                      (item_id, time.time(), "text", "text", "t", req, "{}", "cpu", "{}",
                       parents))
         conn.execute("INSERT INTO assets (item_id, role, mime, name, sha256, size, data) "
-                     "VALUES (?, 'text', 'text/plain', '', '', 3, ?)", (item_id, b"old"))
+                     "VALUES (?, 'text', 'text/plain', '', ?, 3, ?)",
+                     (item_id, hashlib.sha256(b"old").hexdigest(), b"old"))
     conn.commit()
     conn.close()
 

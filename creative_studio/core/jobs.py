@@ -52,16 +52,29 @@ class Request:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Request:
+    def from_dict(cls, data: Any) -> Request:
+        """A request from stored JSON. Total: values of the wrong type (a damaged or hostile
+        file) become their defaults instead of raising."""
+        data = data if isinstance(data, dict) else {}
+
+        def text(key: str, default: str = "") -> str:
+            value = data.get(key, default)
+            return value if isinstance(value, str) else default
+
+        seed = data.get("seed", 0)
+        params = data.get("params")
+        parents = data.get("parents")
         return cls(
-            plugin=str(data.get("plugin", "")),
-            task=str(data.get("task", "")),
-            prompt=str(data.get("prompt", "")),
-            params=dict(data.get("params") or {}),
-            seed=int(data.get("seed", 0)),
-            model=str(data.get("model", "")),
-            parents=[str(p) for p in data.get("parents") or []],
-            device=str(data.get("device", "auto")),
+            plugin=text("plugin"),
+            task=text("task"),
+            prompt=text("prompt"),
+            params=dict(params) if isinstance(params, dict) else {},
+            seed=seed if isinstance(seed, int) and not isinstance(seed, bool)
+            and 0 <= seed <= MAX_SEED else 0,
+            model=text("model"),
+            parents=[p for p in parents if isinstance(p, str)] if isinstance(parents, list)
+            else [],
+            device=text("device", "auto"),
         )
 
 

@@ -17,15 +17,17 @@ import json
 import os
 import shutil
 import sqlite3
+import tempfile
 import threading
 import time
+import urllib.parse
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import paths
+from . import files, paths
 from .errors import ProjectError
 from .jobs import Request, Result
 from .provenance import library_versions
@@ -89,11 +91,6 @@ CREATE TABLE assets (
 CREATE INDEX assets_item ON assets(item_id);
 """
 
-_ALLOWED_OBJECTS = {
-    ("table", "meta"), ("table", "items"), ("table", "item_parents"), ("table", "assets"),
-    ("table", "state"), ("index", "assets_item"), ("index", "parents_parent"),
-}
-
 
 def _migrate_1_to_2(conn: sqlite3.Connection) -> None:
     # one statement at a time: executescript() would commit the migration's transaction
@@ -142,6 +139,7 @@ class Item:
     metadata: dict[str, Any]
     parents: list[str] = field(default_factory=list)
     assets: list[AssetInfo] = field(default_factory=list)
+    damaged: str = ""  # what is wrong with it ("" when nothing was found wrong)
 
     def recipe(self) -> dict[str, Any]:
         """Everything needed to make this item again (what exported files carry)."""
@@ -168,14 +166,64 @@ class PendingItem:
     error: str
 
 
-def _json_loads(text: str, default: Any) -> Any:
-    if text is None or len(text) > MAX_FIELD_BYTES:
+def _json_loads(text: Any, default: Any) -> Any:
+    """A stored JSON field, or ``default`` when it is missing, too big, not JSON, nested
+    beyond Python's limits, or not of the default's type."""
+    if not isinstance(text, str) or len(text) > MAX_FIELD_BYTES:
         return default
     try:
         value = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return default
+    if default is None:  # any JSON object will do
+        return value if isinstance(value, dict) else None
     return value if isinstance(value, type(default)) else default
+
+
+def _text(raw: bytes) -> str:
+    """SQLite TEXT as str: bytes that are not UTF-8 (a damaged file) are replaced, never
+    raised on."""
+    return raw.decode("utf-8", errors="replace")
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _objects(schema: str) -> set[tuple[str, str]]:
+    """(type, name) of each object a schema script creates."""
+    found = set()
+    for statement in schema.split(";"):
+        words = statement.split()
+        if len(words) >= 3 and words[0].upper() == "CREATE":
+            found.add((words[1].lower(), words[2]))
+    return found
+
+
+# the objects of each major format: a file with anything else (a changed column, a generated
+# column, an expression or partial index, a trigger, a view) is refused
+_EXPECTED = {1: _objects(SCHEMA_V1), 2: _objects(_SCHEMA_V2)}
+# the type every stored value must have (SQLite's typeof), per table and major format
+_TYPES_V2 = {
+    "meta": {"key": ("text",), "value": ("text",)},
+    "items": {"id": ("text",), "created": ("real", "integer"), "plugin": ("text",),
+              "kind": ("text",), "title": ("text",), "request": ("text",), "model": ("text",),
+              "device": ("text",), "versions": ("text",), "metadata": ("text",)},
+    "item_parents": {"item_id": ("text",), "parent_id": ("text",)},
+    "assets": {"item_id": ("text",), "role": ("text",), "mime": ("text",), "name": ("text",),
+               "sha256": ("text",), "size": ("integer",), "data": ("blob",)},
+    "state": {"key": ("text",), "value": ("text",)},
+}
+_TYPES_V1 = {
+    "meta": _TYPES_V2["meta"], "assets": _TYPES_V2["assets"],
+    "items": {**{k: v for k, v in _TYPES_V2["items"].items() if k != "metadata"},
+              "parents": ("text",)},
+}
+_TYPES = {1: _TYPES_V1, 2: _TYPES_V2}
+
+
+class DamagedAsset(ProjectError):
+    """A stored output whose bytes no longer match its recorded size and SHA-256."""
 
 
 def _friendly_sqlite_error(exc: sqlite3.Error, path: Path) -> ProjectError:
@@ -206,6 +254,9 @@ def check_project_file(path: Path) -> None:
         raise ProjectError(f"{path.name} is empty: it is not a Creative Studio project.")
     if not head.startswith(_SQLITE_MAGIC):
         raise ProjectError(f"{path.name} is not a Creative Studio project (unknown format).")
+    if len(head) < 100 or head[18:20] != b"\x01\x01":  # rollback journal, as projects are
+        raise ProjectError(f"{path.name} is damaged or not a Creative Studio project (its "
+                           "header is not a project's).")
 
 
 class ProjectStore:
@@ -219,19 +270,23 @@ class ProjectStore:
         self.pending: list[PendingItem] = []
         self.closed = False
         self.listeners: list[Callable[[str], None]] = []  # called with the new item id
+        self.damaged: dict[str, str] = {}  # item id → what is wrong with it (found on read)
 
     # -- opening ------------------------------------------------------------
     @staticmethod
-    def _connect(path: Path) -> sqlite3.Connection:
+    def _connect(path: Path, *, uri: str = "", readonly: bool = False) -> sqlite3.Connection:
         try:
-            conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None,
-                                   timeout=5.0)
+            conn = sqlite3.connect(uri or str(path), uri=bool(uri), check_same_thread=False,
+                                   isolation_level=None, timeout=5.0)
         except sqlite3.Error as exc:
             raise ProjectError(f"Cannot open {path.name}: {exc}") from exc
+        conn.text_factory = _text
+        pragmas = ["trusted_schema=OFF", "cell_size_check=ON", "mmap_size=0",
+                   "cache_size=-16000"]
+        if not readonly:
+            pragmas += ["foreign_keys=ON", "journal_mode=DELETE", "synchronous=FULL"]
         try:
-            for pragma in ("trusted_schema=OFF", "cell_size_check=ON", "mmap_size=0",
-                           "cache_size=-16000", "foreign_keys=ON", "journal_mode=DELETE",
-                           "synchronous=FULL"):
+            for pragma in pragmas:
                 conn.execute(f"PRAGMA {pragma}")
         except sqlite3.DatabaseError as exc:
             conn.close()
@@ -241,32 +296,52 @@ class ProjectStore:
 
     @classmethod
     def create(cls, path: str | os.PathLike, *, untitled: bool = False) -> ProjectStore:
+        """A new, empty project at ``path`` (replacing a file there), made atomically: it is
+        built beside, synced, then renamed into place, so a kill leaves either nothing or a
+        whole project."""
         path = Path(path)
-        if path.exists():
-            path.unlink()
         path.parent.mkdir(parents=True, exist_ok=True)
-        conn = cls._connect(path)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
         try:
-            conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-            conn.executescript(
-                "BEGIN;" + _SCHEMA_V2
-                + f"PRAGMA user_version = {USER_VERSION};"
-                + "INSERT INTO meta VALUES ('format', 'creative-studio-project');"
-                + f"INSERT INTO meta VALUES ('created', '{time.time()}');"
-                + f"INSERT INTO meta VALUES ('id', '{uuid.uuid4().hex}');"
-                + "COMMIT;")
+            conn = cls._connect(tmp)
+            try:
+                conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+                conn.executescript(
+                    "BEGIN;" + _SCHEMA_V2
+                    + f"PRAGMA user_version = {USER_VERSION};"
+                    + "INSERT INTO meta VALUES ('format', 'creative-studio-project');"
+                    + f"INSERT INTO meta VALUES ('created', '{time.time()}');"
+                    + f"INSERT INTO meta VALUES ('id', '{uuid.uuid4().hex}');"
+                    + "COMMIT;")
+            finally:
+                conn.close()
+            files.fsync_file(tmp)
+            # a journal left beside the target would be "rolled back" into the new file
+            path.with_name(path.name + "-journal").unlink(missing_ok=True)
+            os.replace(tmp, path)
+            files.fsync_dir(path.parent)
         except sqlite3.Error as exc:
-            conn.close()
             raise _friendly_sqlite_error(exc, path) from exc
-        return cls(path, conn, untitled=untitled)
+        except OSError as exc:
+            raise ProjectError(f"Could not create {path}: {exc.strerror or exc}") from exc
+        finally:
+            tmp.unlink(missing_ok=True)
+            tmp.with_name(tmp.name + "-journal").unlink(missing_ok=True)
+        return cls(path, cls._connect(path), untitled=untitled)
 
     @classmethod
     def open(cls, path: str | os.PathLike) -> ProjectStore:
+        """Open a project: looked at read-only first (nothing written, no journal applied to
+        it), refused with a plain message unless it is a whole, valid project; then opened
+        for writing (an older format is migrated after a backup copy)."""
         path = Path(path)
-        check_project_file(path)
+        major = cls.inspect(path)
         conn = cls._connect(path)
         try:
-            cls._validate(conn, path)
+            if conn.execute("PRAGMA application_id").fetchone()[0] != APPLICATION_ID:
+                raise ProjectError(f"{path.name} changed while it was being opened.")
+            if major < FORMAT_MAJOR:
+                cls._migrate(conn, path, major)
         except sqlite3.DatabaseError as exc:
             conn.close()
             raise ProjectError(f"{path.name} is damaged or not a Creative Studio project "
@@ -277,14 +352,50 @@ class ProjectStore:
         return cls(path, conn, untitled=path.parent == paths.autosave_dir())
 
     @classmethod
-    def _validate(cls, conn: sqlite3.Connection, path: Path) -> None:
+    def inspect(cls, path: str | os.PathLike) -> int:
+        """Validate a project file without changing it; returns its format's major version.
+
+        Without a journal beside it the file is read with ``immutable=1`` (read-only, no
+        locks, nothing written). With one (a crash mid-write, or a foreign file planted
+        there) a private copy of both is opened, so SQLite rolls the journal back into the
+        copy, and the copy is checked: a journal that would damage the file is refused before
+        it can touch the original."""
+        path = Path(path)
+        check_project_file(path)
+        journal = path.with_name(path.name + "-journal")
+        try:
+            if journal.exists():
+                with tempfile.TemporaryDirectory(prefix="studio-check-") as folder:
+                    copy = Path(folder) / path.name
+                    shutil.copyfile(path, copy)
+                    shutil.copyfile(journal, copy.with_name(journal.name))
+                    conn = cls._connect(copy)
+                    try:
+                        return cls._check(conn, path)
+                    finally:
+                        conn.close()
+            uri = f"file:{urllib.parse.quote(str(path.resolve()))}?mode=ro&immutable=1"
+            conn = cls._connect(path, uri=uri, readonly=True)
+            try:
+                return cls._check(conn, path)
+            finally:
+                conn.close()
+        except sqlite3.DatabaseError as exc:
+            raise ProjectError(f"{path.name} is damaged or not a Creative Studio project "
+                               f"({exc}).") from exc
+        except OSError as exc:
+            raise ProjectError(f"Cannot read {path}: {exc.strerror or exc}") from exc
+
+    @classmethod
+    def _check(cls, conn: sqlite3.Connection, path: Path) -> int:
+        """The read-only checks: id, integrity, version, exact schema, value types."""
         app_id = conn.execute("PRAGMA application_id").fetchone()[0]
         if app_id != APPLICATION_ID:
             raise ProjectError(f"{path.name} is an SQLite database but not a Creative Studio "
                                "project.")
         check = conn.execute("PRAGMA quick_check").fetchone()[0]
         if check != "ok":
-            raise ProjectError(f"{path.name} is damaged ({check}).")
+            raise ProjectError(f"{path.name} is damaged ({str(check)[:200]}).")
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         major = version // 1000
         if major > FORMAT_MAJOR:
@@ -293,19 +404,42 @@ class ProjectStore:
                 f"; this version reads up to {FORMAT_MAJOR}.x). Update the studio to open it.")
         if major < 1:
             raise ProjectError(f"{path.name} has an unknown format version ({version}).")
-        objects = conn.execute(
-            "SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite_autoindex_%'"
-        ).fetchall()
+        found = {(str(t), str(n)): str(tbl) for t, n, tbl in conn.execute(
+            "SELECT type, name, tbl_name FROM sqlite_master "
+            "WHERE name NOT LIKE 'sqlite_autoindex_%'")}
+        expected = _EXPECTED[major]
         newer_minor = major == FORMAT_MAJOR and version % 1000 > FORMAT_MINOR
-        foreign = [f"{t} {n}" for t, n in objects
-                   if t in ("trigger", "view")
-                   or (major == FORMAT_MAJOR and not newer_minor
-                       and (t, n) not in _ALLOWED_OBJECTS)]
-        if foreign:
+        extra = [f"{t} {n}" for (t, n) in found if (t, n) not in expected
+                 and (not newer_minor or t not in ("table", "index"))]
+        if extra:
             raise ProjectError(f"{path.name} contains objects a project never has "
-                               f"({', '.join(foreign[:5])}): refusing to open it.")
-        if major < FORMAT_MAJOR:
-            cls._migrate(conn, path, major)
+                               f"({', '.join(extra[:5])}): refusing to open it.")
+        wrong = [f"{t} {n}" for (t, n) in expected if (t, n) not in found]
+        for table, columns in _TYPES[major].items():  # the columns, none generated
+            have = {str(r[1]): int(r[6]) for r in conn.execute(
+                f"PRAGMA table_xinfo({table})")}
+            if set(have) != set(columns) | ({"id"} if table == "assets" else set()) or \
+                    any(have.values()):
+                wrong.append(f"table {table}")
+        for (kind, name), table in found.items():  # indexes on plain columns only
+            if kind == "index":
+                keys = conn.execute(f"PRAGMA index_xinfo({_quote(name)})").fetchall()
+                partial = [r for r in conn.execute(f"PRAGMA index_list({_quote(table)})")
+                           if r[1] == name and r[4]]
+                if partial or any(r[5] and r[1] < 0 for r in keys):
+                    wrong.append(f"index {name}")
+        if wrong:
+            raise ProjectError(f"{path.name} is damaged or not a Creative Studio project: "
+                               f"{', '.join(wrong[:5])} differ from a project's.")
+        for table, columns in _TYPES[major].items():
+            condition = " OR ".join(
+                f"typeof({column}) NOT IN ({', '.join(repr(t) for t in types)})"
+                for column, types in columns.items())
+            bad = conn.execute(f"SELECT count(*) FROM {table} WHERE {condition}").fetchone()[0]
+            if bad:
+                raise ProjectError(f"{path.name} is damaged: {bad:,} row(s) of its {table} "
+                                   "table hold values of the wrong type.")
+        return major
 
     @classmethod
     def _migrate(cls, conn: sqlite3.Connection, path: Path, major: int) -> None:
@@ -432,6 +566,7 @@ class ProjectStore:
                 with open(tmp, "rb+") as handle:
                     os.fsync(handle.fileno())
                 os.replace(tmp, target)
+                files.fsync_dir(target.parent)
                 old_path, was_untitled = self.path, self.untitled
                 self._conn.close()
                 self._conn = self._connect(target)
@@ -446,36 +581,62 @@ class ProjectStore:
         self.flush_pending()
 
     # -- reading --------------------------------------------------------------
-    def items(self, only: str | None = None) -> list[Item]:
-        """All items (or the one with id ``only``), oldest first, with their asset
-        descriptions (not their bytes)."""
-        where, key = ("", ()) if only is None else (" WHERE {} = ?", (only,))
+    def items(self, only: str | None = None, *, kind: str | None = None,
+              limit: int | None = None) -> list[Item]:
+        """Items, oldest first, with their asset descriptions (not their bytes): all, the one
+        with id ``only``, those of ``kind`` (a role such as "image"), or the newest
+        ``limit`` of them. Values of unexpected shape (a damaged file) never raise: the item
+        is marked damaged instead."""
+        where, key = [], []
+        if only is not None:
+            where.append("id = ?")
+            key.append(only)
+        if kind is not None:
+            where.append("kind = ?")
+            key.append(kind)
+        sql = ("SELECT id, created, plugin, kind, title, request, model, device, versions,"
+               " metadata FROM items" + (" WHERE " + " AND ".join(where) if where else "")
+               + " ORDER BY created DESC, rowid DESC")
+        if limit is not None:
+            sql += f" LIMIT {max(0, int(limit))}"
         with self._lock:
-            rows = self._conn.execute(
-                "SELECT id, created, plugin, kind, title, request, model, device, versions,"
-                " metadata FROM items" + where.format("id") + " ORDER BY created, rowid",
-                key).fetchall()
-            parent_rows = self._conn.execute(
-                "SELECT item_id, parent_id FROM item_parents" + where.format("item_id"),
-                key).fetchall()
-            asset_rows = self._conn.execute(
-                "SELECT id, item_id, role, mime, name, sha256, size FROM assets"
-                + where.format("item_id") + " ORDER BY id", key).fetchall()
+            rows = self._conn.execute(sql, key).fetchall()[::-1]
+            ids = [row[0] for row in rows]
+            parent_rows, asset_rows = [], []
+            for start in range(0, len(ids), 500):
+                chunk = ids[start:start + 500]
+                marks = ",".join("?" * len(chunk))
+                parent_rows += self._conn.execute(
+                    f"SELECT item_id, parent_id FROM item_parents WHERE item_id IN ({marks})",
+                    chunk).fetchall()
+                asset_rows += self._conn.execute(
+                    "SELECT id, item_id, role, mime, name, sha256, size FROM assets WHERE "
+                    f"item_id IN ({marks}) ORDER BY id", chunk).fetchall()
         parents: dict[str, list[str]] = {}
         for item_id, parent in parent_rows:
-            parents.setdefault(item_id, []).append(parent)
+            parents.setdefault(item_id, []).append(str(parent))
         assets: dict[str, list[AssetInfo]] = {}
         for aid, item_id, role, mime, name, sha, size in asset_rows:
-            assets.setdefault(item_id, []).append(AssetInfo(aid, role, mime, name, sha, size))
-        items = []
-        for row in rows:
-            item_id, created, plugin, kind, title, req, model, device, versions, meta = row
-            request = Request.from_dict(_json_loads(req, {}))
-            items.append(Item(str(item_id), float(created), str(plugin), str(kind), str(title),
-                              request, _json_loads(model, {}), str(device),
-                              _json_loads(versions, {}), _json_loads(meta, {}),
-                              parents.get(item_id, []), assets.get(item_id, [])))
-        return items
+            assets.setdefault(item_id, []).append(
+                AssetInfo(int(aid), str(role), str(mime), str(name), str(sha),
+                          size if isinstance(size, int) else -1))
+        return [self._item(row, parents, assets) for row in rows]
+
+    def _item(self, row: tuple, parents: dict, assets: dict) -> Item:
+        item_id, created, plugin, kind, title, req, model, device, versions, meta = row
+        item_id = str(item_id)
+        request = _json_loads(req, {})
+        damaged = self.damaged.get(item_id, "")
+        if not request and not damaged:
+            damaged = "its recipe cannot be read"
+        try:
+            when = float(created)
+        except (TypeError, ValueError, OverflowError):
+            when = 0.0
+        return Item(item_id, when, str(plugin), str(kind), str(title),
+                    Request.from_dict(request), _json_loads(model, {}), str(device),
+                    _json_loads(versions, {}), _json_loads(meta, {}),
+                    parents.get(item_id, []), assets.get(item_id, []), damaged)
 
     def item(self, item_id: str) -> Item:
         found = self.items(only=item_id)
@@ -483,16 +644,107 @@ class ProjectStore:
             return found[0]
         raise ProjectError(f"No item {item_id} in {self.path.name}.")
 
-    def asset_bytes(self, asset_id: int) -> bytes:
+    def asset_bytes(self, asset_id: int, *, verify: bool = True) -> bytes:
+        """An output's bytes, checked against its recorded size and SHA-256: a mismatch
+        marks the item damaged and raises DamagedAsset (``verify=False``: the bytes as they
+        are, for an export the user asked for knowing it is damaged)."""
+        import hashlib
+
         with self._lock:
             row = self._conn.execute(
-                "SELECT length(data) FROM assets WHERE id = ?", (asset_id,)).fetchone()
+                "SELECT item_id, size, sha256, length(data) FROM assets WHERE id = ?",
+                (asset_id,)).fetchone()
             if row is None:
                 raise ProjectError(f"No asset {asset_id} in {self.path.name}.")
-            if row[0] is None or row[0] > MAX_ASSET_BYTES:
+            item_id, size, sha, length = row
+            if length is None or length > MAX_ASSET_BYTES:
                 raise ProjectError(f"Asset {asset_id} in {self.path.name} is too large to load.")
-            return bytes(self._conn.execute(
+            data = bytes(self._conn.execute(
                 "SELECT data FROM assets WHERE id = ?", (asset_id,)).fetchone()[0])
+        if verify and (len(data) != size or hashlib.sha256(data).hexdigest() != sha):
+            self.damaged[str(item_id)] = "its stored output does not match its checksum"
+            raise DamagedAsset(
+                f"The output of item {str(item_id)[:8]} in {self.path.name} is damaged: it no "
+                "longer matches its checksum. File → Check project lists the damaged items; "
+                "Repair copies everything intact into a new file.")
+        return data
+
+    def check(self, progress: Callable[[float], None] | None = None) -> dict[str, str]:
+        """Read every item and every output and compare each with its checksum; returns
+        {item id: what is wrong} (also kept in ``damaged``). Nothing is written."""
+        import hashlib
+
+        problems: dict[str, str] = {}
+        with self._lock:
+            integrity = self._conn.execute("PRAGMA integrity_check").fetchone()[0]
+            rows = self._conn.execute(
+                "SELECT id, request, model, versions, metadata FROM items").fetchall()
+            assets = self._conn.execute(
+                "SELECT id, item_id, size, sha256 FROM assets ORDER BY id").fetchall()
+        if integrity != "ok":
+            problems[""] = f"the file's structure: {str(integrity)[:200]}"
+        for item_id, *fields in rows:
+            if not all(_json_loads(f, None) is not None for f in fields):
+                problems[str(item_id)] = "its recipe cannot be read"
+        for index, (asset_id, item_id, size, sha) in enumerate(assets):
+            with self._lock:
+                data = self._conn.execute("SELECT data FROM assets WHERE id = ?",
+                                          (asset_id,)).fetchone()[0]
+            if not isinstance(data, bytes) or len(data) != size or \
+                    hashlib.sha256(data).hexdigest() != sha:
+                problems.setdefault(str(item_id), "its stored output does not match its "
+                                                  "checksum")
+            if progress is not None:
+                progress((index + 1) / len(assets))
+        self.damaged.update({k: v for k, v in problems.items() if k})
+        return problems
+
+    def repair(self, target: str | os.PathLike) -> tuple[int, int]:
+        """Copy every intact item (recipe, lineage, outputs) and the panels' state into a new
+        project at ``target``; returns (items copied, items left out). This file is not
+        changed."""
+        problems = self.check()
+        if "" in problems and len(problems) == 1:
+            problems = {}
+        target = Path(target)
+        if target.resolve() == self.path.resolve():
+            raise ProjectError("Repair writes a new file: choose another name.")
+        copy = ProjectStore.create(target)
+        copied = skipped = 0
+        try:
+            with self._lock:
+                rows = self._conn.execute(
+                    "SELECT id, created, plugin, kind, title, request, model, device, "
+                    "versions, metadata FROM items ORDER BY created, rowid").fetchall()
+                states = self._conn.execute("SELECT key, value FROM state").fetchall()
+            with copy._lock:
+                conn = copy._conn
+                conn.execute("BEGIN IMMEDIATE")
+                for row in rows:
+                    if str(row[0]) in problems:
+                        skipped += 1
+                        continue
+                    conn.execute("INSERT INTO items VALUES (?,?,?,?,?,?,?,?,?,?)", row)
+                    with self._lock:
+                        parents = self._conn.execute(
+                            "SELECT item_id, parent_id FROM item_parents WHERE item_id = ?",
+                            (row[0],)).fetchall()
+                        assets = self._conn.execute(
+                            "SELECT item_id, role, mime, name, sha256, size, data FROM assets "
+                            "WHERE item_id = ? ORDER BY id", (row[0],)).fetchall()
+                    conn.executemany("INSERT OR IGNORE INTO item_parents VALUES (?, ?)",
+                                     parents)
+                    conn.executemany("INSERT INTO assets (item_id, role, mime, name, sha256, "
+                                     "size, data) VALUES (?,?,?,?,?,?,?)", assets)
+                    copied += 1
+                conn.executemany("INSERT OR REPLACE INTO state VALUES (?, ?)", states)
+                conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            copy.close()
+            target.unlink(missing_ok=True)
+            raise _friendly_sqlite_error(exc, target) from exc
+        copy.close()
+        return copied, skipped
 
     def item_text(self, item: Item) -> str:
         """The text output of a text item ('' when it has none)."""
@@ -514,6 +766,7 @@ class ProjectStore:
 # -- unsaved (untitled) projects and crash recovery --------------------------------
 def new_untitled() -> ProjectStore:
     """A fresh project kept in the autosave folder until the user saves it elsewhere."""
+    files.remove_stale(paths.autosave_dir(), ".*.tmp")  # creations a kill interrupted
     stamp = time.strftime("%Y%m%d-%H%M%S")
     path = paths.autosave_dir() / f"untitled-{stamp}-{uuid.uuid4().hex[:6]}{SUFFIX}"
     store = ProjectStore.create(path, untitled=True)

@@ -11,7 +11,7 @@ from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 
-from . import paths
+from . import files, paths
 
 _lock = threading.Lock()
 _LIBRARIES = ("torch", "transformers", "diffusers", "accelerate", "gguf", "safetensors",
@@ -81,7 +81,8 @@ def _cached_file_hash(file: Path) -> str:
         except (OSError, ValueError):
             index = {}
         index[key] = value
-        tmp = index_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(index))
-        os.replace(tmp, index_path)
+        try:
+            files.atomic_write(index_path, json.dumps(index))
+        except OSError:  # a cache: the hash is computed again next time
+            pass
     return value

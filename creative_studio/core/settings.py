@@ -11,13 +11,12 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from . import paths
+from . import files, paths
 
 MAX_RECENT = 10
 VERSION = 4
@@ -101,17 +100,8 @@ class Settings:
         return settings
 
     def save(self) -> None:
-        target = self.path()
-        fd, tmp = tempfile.mkstemp(prefix=".settings.", suffix=".tmp", dir=target.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as out:
-                json.dump(asdict(self) | {"version": VERSION}, out, indent=2)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        files.atomic_write(self.path(), json.dumps(asdict(self) | {"version": VERSION},
+                                                   indent=2))
 
     def add_recent(self, path: str | os.PathLike) -> None:
         value = str(Path(path).resolve())

@@ -6,6 +6,7 @@ import json
 import re
 from pathlib import Path
 
+from ..core import files
 from ..core.errors import StudioError
 from ..core.project import Item, ProjectStore
 from .images import FORMATS, convert_image
@@ -24,17 +25,20 @@ def suggested_name(item: Item) -> str:
     return (base.replace(" ", "_") or item.id[:8]) + _EXT.get(mime, ".bin")
 
 
-def export_item(store: ProjectStore, item: Item, target: Path, quality: int = 92) -> list[Path]:
+def export_item(store: ProjectStore, item: Item, target: Path, quality: int = 92, *,
+                damaged_ok: bool = False) -> list[Path]:
     """Export the item's first asset to ``target``.
 
     Images are written in the format the suffix names (PNG, JPEG/WebP with ``quality``, TIFF)
     with the recipe inside; MIDI as .mid (recipe in a text meta event) or rendered to .wav;
-    text and audio get a ``.recipe.json`` beside them.
+    text and audio get a ``.recipe.json`` beside them. Files are written atomically (an
+    existing file is replaced whole or not at all). A damaged output (its bytes no longer
+    match its checksum) raises DamagedAsset unless ``damaged_ok``.
     """
     if not item.assets:
         raise StudioError("This item has no output to export.")
     asset = item.assets[0]
-    data = store.asset_bytes(asset.id)
+    data = store.asset_bytes(asset.id, verify=not damaged_ok)
     recipe = item.recipe()
     inside = json.dumps(recipe, ensure_ascii=True)  # the form carried inside files
     suffix = target.suffix.lower()
@@ -48,10 +52,10 @@ def export_item(store: ProjectStore, item: Item, target: Path, quality: int = 92
         from .midi import render_wav
 
         data, _engine = render_wav(data)
-    target.write_bytes(data)
+    files.atomic_write(target, data)
     written = [target]
     if asset.mime.startswith("text/") or suffix == ".wav":
         sidecar = target.with_name(target.stem + ".recipe.json")
-        sidecar.write_text(json.dumps(recipe, indent=2), encoding="utf-8")
+        files.atomic_write(sidecar, json.dumps(recipe, indent=2))
         written.append(sidecar)
     return written

@@ -27,11 +27,69 @@ def decode_image(data: bytes, name: str = "image"):
         raise BadInput(f"{name} is too large to open safely ({exc}).") from exc
     except UnidentifiedImageError as exc:
         raise BadInput(f"{name} is not an image the studio can read.") from exc
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise BadInput(f"{name} is damaged or truncated ({exc}).") from exc
+    except BadInput:
+        raise
+    except Exception as exc:  # Pillow raises many kinds for damaged files
+        raise BadInput(f"{name} is damaged or truncated ({type(exc).__name__}).") from exc
     finally:
         Image.MAX_IMAGE_PIXELS = previous
     return image
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+MAX_TEXT_BYTES = 4 << 20  # all text chunks of one PNG together, after decompression
+MAX_CHUNKS = 100_000
+
+
+def png_text(data: bytes, name: str = "The file") -> dict[str, str]:
+    """The text chunks (tEXt, zTXt, iTXt) of a PNG, read without decoding any pixel and
+    bounded (4 MiB of text in all, compressed chunks inflated only that far); BadInput when
+    it is not a PNG. A damaged chunk ends the reading; what came before is kept."""
+    import struct
+    import zlib
+
+    if not data.startswith(PNG_SIGNATURE):
+        raise BadInput(f"{name} is not a PNG the studio can read.")
+    found: dict[str, str] = {}
+    budget = MAX_TEXT_BYTES
+    offset = len(PNG_SIGNATURE)
+    for _ in range(MAX_CHUNKS):
+        if offset + 8 > len(data):
+            break
+        length, kind = struct.unpack(">I4s", data[offset:offset + 8])
+        body = data[offset + 8:offset + 8 + length]
+        offset += 12 + length
+        if len(body) < length or kind == b"IEND":
+            break
+        if kind not in (b"tEXt", b"zTXt", b"iTXt") or b"\0" not in body:
+            continue
+        key_bytes, _, rest = body.partition(b"\0")
+        key = key_bytes[:79].decode("latin-1")
+        try:
+            if kind == b"tEXt":
+                raw, encoding = rest, "latin-1"
+            elif kind == b"zTXt":
+                raw, encoding = _inflate(rest[1:], budget), "latin-1"
+            else:
+                flag, rest = rest[:1], rest[2:]
+                _lang, _, rest = rest.partition(b"\0")
+                _translated, _, rest = rest.partition(b"\0")
+                raw = _inflate(rest, budget) if flag == b"\x01" else rest
+                encoding = "utf-8"
+        except zlib.error:
+            continue
+        if len(raw) > budget:
+            break
+        budget -= len(raw)
+        found.setdefault(key, raw.decode(encoding, errors="replace"))
+    return found
+
+
+def _inflate(data: bytes, limit: int) -> bytes:
+    """zlib data inflated to at most ``limit`` + 1 bytes (a bomb stops there)."""
+    import zlib
+
+    return zlib.decompressobj().decompress(data, limit + 1)
 
 
 def to_rgb(image):

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import io
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,8 @@ from ..core.errors import BadInput
 
 MAX_MIDI_BYTES = 8 * 1024 * 1024
 MAX_NOTES = 200_000
+MAX_BEATS = 100_000  # a note later or longer than this is a damaged file
+MIN_TEMPO, MAX_TEMPO = 20.0, 300.0  # BPM, as the Music panel's tempo (plugin.toml)
 RECIPE_PREFIX = "creative-studio recipe: "
 SOUNDFONTS = ("/usr/share/sounds/sf2/TimGM6mb.sf2", "/usr/share/sounds/sf2/FluidR3_GM.sf2",
               "/usr/share/sounds/sf2/default-GM.sf2", "/usr/share/soundfonts/default.sf2")
@@ -76,6 +79,9 @@ def read_notes(data: bytes, name: str = "The file") -> MidiContent:
         for note in track.notes:
             if note.duration <= 0:
                 continue
+            if not 0 <= note.time <= MAX_BEATS * tpq or note.duration > MAX_BEATS * tpq:
+                raise BadInput(f"{name} has notes at impossible times (beyond "
+                               f"{MAX_BEATS:,} beats): it is damaged or not a song.")
             notes.append(Note(note.time / tpq, note.duration / tpq, int(note.pitch),
                               int(note.velocity) or 90, voice))
             if len(notes) > MAX_NOTES:
@@ -90,10 +96,13 @@ def read_notes(data: bytes, name: str = "The file") -> MidiContent:
     meter = (4, 4)
     if len(score.time_signatures):
         first = score.time_signatures[0]
-        meter = (int(first.numerator), int(first.denominator))
+        if 1 <= int(first.numerator) <= 32 and int(first.denominator) in (1, 2, 4, 8, 16, 32):
+            meter = (int(first.numerator), int(first.denominator))
     tempo = 120.0
     if len(score.tempos):
-        tempo = float(score.tempos[0].qpm)
+        qpm = float(score.tempos[0].qpm)
+        if math.isfinite(qpm) and qpm > 0:  # a tempo of 0 or infinity says nothing usable
+            tempo = min(MAX_TEMPO, max(MIN_TEMPO, qpm))
     return MidiContent(notes, meter, tempo)
 
 

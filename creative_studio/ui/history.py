@@ -19,18 +19,30 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..core.errors import StudioError
 from ..core.project import Item, ProjectStore
+
+PAGE = 500  # items shown at once; "Show older" adds as many (a project can hold 200,000)
+MAX_TITLE = 120  # characters of a title shown in the list
+MAX_SHOWN = 4000  # characters of a prompt or parameter list shown in the recipe
+
+
+def shorten(text: str, limit: int) -> str:
+    text = str(text)
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 def recipe_text(item: Item) -> str:
     lines = [
-        f"Prompt: {item.request.prompt}" if item.request.prompt else "",
+        f"DAMAGED: {item.damaged}" if item.damaged else "",
+        f"Prompt: {shorten(item.request.prompt, MAX_SHOWN)}" if item.request.prompt else "",
         f"Task: {item.request.task}   Seed: {item.request.seed}   Device: {item.device}",
         f"Model: {item.model.get('name', '')} ({item.model.get('source', '')})",
         f"SHA-256: {item.model.get('sha256', '') or 'n/a'}",
-        "Parameters: " + json.dumps({k: v for k, v in item.request.params.items()
-                                     if k not in ("context", "selection")}),
-        "Result: " + json.dumps(item.metadata),
+        "Parameters: " + shorten(json.dumps({k: v for k, v in item.request.params.items()
+                                             if k not in ("context", "selection")}),
+                                 MAX_SHOWN),
+        "Result: " + shorten(json.dumps(item.metadata), MAX_SHOWN),
     ]
     return "\n".join(line for line in lines if line)
 
@@ -94,12 +106,22 @@ class HistoryView(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(splitter)
+        self.older = QPushButton("Show older items")
+        self.older.setVisible(False)
+        self.older.clicked.connect(self._show_older)
+        layout.addWidget(self.older)
         layout.addLayout(row1)
         layout.addLayout(row2)
         self._items: dict[str, Item] = {}
+        self.limit = PAGE
+
+    def _show_older(self) -> None:
+        self.limit += PAGE
+        self.refresh()
 
     def set_store(self, store: ProjectStore | None) -> None:
         self.store = store
+        self.limit = PAGE
         self.refresh()
 
     def refresh(self, select: str | None = None) -> None:
@@ -108,14 +130,22 @@ class HistoryView(QWidget):
         self._items = {}
         if self.store is None:
             return
-        items = self.store.items()
+        items = self.store.items(limit=self.limit)
+        total = self.store.count()
+        self.older.setVisible(total > len(items))
+        self.older.setText(f"Show older items ({total - len(items):,} more)")
         self._items = {item.id: item for item in items}
         nodes: dict[str, QTreeWidgetItem] = {}
         group_heads: dict[str, str] = {}
         for item in items:
-            title = item.title or item.request.prompt[:50] or "(untitled)"
+            title = shorten(item.title or item.request.prompt[:50] or "(untitled)",
+                            MAX_TITLE)
             if item.metadata.get("stopped"):
                 title += "  [stopped]"
+            damaged = item.damaged or self.store.damaged.get(item.id, "")
+            if damaged:
+                item.damaged = damaged
+                title = "⚠ damaged · " + title
             node = QTreeWidgetItem([title, item.plugin, str(item.request.seed),
                                     time.strftime("%H:%M:%S", time.localtime(item.created))])
             node.setData(0, Qt.ItemDataRole.UserRole, item.id)
@@ -168,6 +198,9 @@ class HistoryView(QWidget):
         if item is None:
             self.detail.setPlainText("")
             return
-        body = self.describe(item) if self.describe else ""
+        try:
+            body = self.describe(item) if self.describe else ""
+        except StudioError as exc:  # a damaged output: said, and marked at the next refresh
+            body = str(exc)
         self.detail.setPlainText((body + "\n\n" if body else "") + recipe_text(item))
         self.selected.emit(item)

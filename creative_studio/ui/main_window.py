@@ -157,6 +157,7 @@ class MainWindow(QMainWindow):
         file_menu.addSeparator()
         self._action(file_menu, "&Export selected item…", QKeySequence("Ctrl+E"),
                      self.export_dialog)
+        self._action(file_menu, "&Check project…", None, self.check_project)
         file_menu.addSeparator()
         self._action(file_menu, "&Quit", QKeySequence.StandardKey.Quit, self.close)
         edit = bar.addMenu("&Edit")
@@ -318,9 +319,9 @@ class MainWindow(QMainWindow):
         self.project_label.setText(name)
         self._last_state = {}
         for plugin_id, panel in self.panels.items():
-            panel.project_changed()
-            state = store.get_state(f"panel:{plugin_id}", None)
             try:
+                panel.project_changed()
+                state = store.get_state(f"panel:{plugin_id}", None)
                 if isinstance(state, dict):
                     panel.restore_state(state)
                 # what the panel shows now is what the project holds: only changes are saved
@@ -406,10 +407,18 @@ class MainWindow(QMainWindow):
             self.open_project(path)
 
     def open_project(self, path: str | os.PathLike) -> bool:
+        """Open a project; a file that cannot be opened is told plainly (and not added to
+        Open Recent), and the window goes on with the project it had."""
         try:
             store = ProjectStore.open(path)
         except ProjectError as exc:
             self.show_error("Cannot open project", str(exc))
+            return False
+        except Exception as exc:  # never a crash for a file: the details go to the log
+            log.exception("opening %s failed", path)
+            self.show_error("Cannot open project", f"{Path(path).name} could not be opened "
+                            f"({type(exc).__name__}); details are in the log (Help → Show "
+                            "log).")
             return False
         if not self._can_switch() or not self._leave_store():
             store.close()
@@ -453,14 +462,75 @@ class MainWindow(QMainWindow):
         if item is None:
             self.show_error("Export", "Select an item in the history first.")
             return
-        from ..io.export import export_item, suggested_name
+        from ..io.export import suggested_name
 
         path, _ = QFileDialog.getSaveFileName(self, "Export item", suggested_name(item))
         if path:
-            try:
-                export_item(self.store, item, Path(path))
-            except (StudioError, OSError) as exc:
-                self.show_error("Export failed", str(exc))
+            self.export_item(item, Path(path))
+
+    def export_item(self, item, path: Path) -> bool:
+        """Export one item; a damaged one only after the user says yes to a warning."""
+        from ..io.export import export_item
+
+        damaged_ok = False
+        if item.damaged or item.id in self.store.damaged:
+            answer = self.ask("Damaged item", f"This item is damaged "
+                              f"({item.damaged or self.store.damaged[item.id]}): what would be "
+                              "exported may not be what was made. Export it anyway?",
+                              QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                              QMessageBox.StandardButton.No)
+            if answer != QMessageBox.StandardButton.Yes:
+                return False
+            damaged_ok = True
+        try:
+            export_item(self.store, item, path, damaged_ok=damaged_ok)
+        except (StudioError, OSError) as exc:
+            self.show_error("Export failed", str(exc))
+            self.history.refresh()
+            return False
+        return True
+
+    def check_project(self) -> dict[str, str]:
+        """File → Check project: every output compared with its checksum; the damaged items
+        are marked in the History, and Repair offers to copy the intact ones to a new file."""
+        from PySide6.QtWidgets import QApplication
+
+        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
+        try:
+            problems = self.store.check()
+        except ProjectError as exc:
+            problems = {"": str(exc)}
+        finally:
+            QApplication.restoreOverrideCursor()
+        self.history.refresh()
+        if not problems:
+            self.statusBar().showMessage(f"{self.store.path.name}: every item is intact "
+                                         f"({self.store.count()} checked).", 8000)
+            return problems
+        lines = [f"• {'the file' if not k else k[:8]}: {v}" for k, v in list(problems.items())[:20]]
+        answer = self.ask("Check project", f"{len([k for k in problems if k])} damaged "
+                          "item(s):\n" + "\n".join(lines) + "\n\nCopy every intact item into "
+                          "a new project file (Repair)?",
+                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                          QMessageBox.StandardButton.No)
+        if answer == QMessageBox.StandardButton.Yes:
+            path, _ = QFileDialog.getSaveFileName(
+                self, "Repair into", str(self.store.path.with_name(
+                    self.store.path.stem + "-repaired.csproj")),
+                "Creative Studio projects (*.csproj)")
+            if path:
+                self.repair_project(path)
+        return problems
+
+    def repair_project(self, path: str | os.PathLike) -> bool:
+        try:
+            copied, skipped = self.store.repair(path)
+        except (ProjectError, OSError) as exc:
+            self.show_error("Repair failed", str(exc))
+            return False
+        self.statusBar().showMessage(f"Repaired: {copied} intact item(s) copied to {path}; "
+                                     f"{skipped} damaged left out.", 10000)
+        return True
 
     def offer_recovery(self) -> None:
         """After a crash: reopen the unsaved projects that hold work."""

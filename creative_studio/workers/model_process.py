@@ -96,8 +96,9 @@ class ModelProcess:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "creative_studio.workers.model_process",
                  str(child.fileno()), self.device],
-                pass_fds=(child.fileno(),), env=env, stdin=subprocess.DEVNULL,
-                start_new_session=True)
+                # the same session as the studio: a new one would be its own scheduling
+                # group (autogroup), halving its CPU share beside any busy program
+                pass_fds=(child.fileno(),), env=env, stdin=subprocess.DEVNULL)
         finally:
             child.close()
         self.conn = Connection(parent.detach())
@@ -374,6 +375,9 @@ def main(argv: list[str]) -> int:
     from ..core import logs
 
     fd, device = int(argv[0]), argv[1]
+    # Ctrl+C in the studio's terminal is the studio's to handle (it stops the jobs); the
+    # model process goes away when the studio does
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     logs.setup(name="models.log")
     conn = Connection(fd)
     child = _Child(conn, device)

@@ -15,7 +15,7 @@ import os
 import shutil
 from pathlib import Path
 
-from creative_studio.core import paths
+from creative_studio.core import files, paths
 from creative_studio.core.errors import ModelError
 from creative_studio.core.models import ModelSource
 from creative_studio.core.provenance import weights_sha256
@@ -54,6 +54,7 @@ def assemble_embedded(folder: Path, key: str = "emoji-unet") -> Path:
     target = paths.cache_dir() / "image" / f"{key}-{stamp}"
     if (target / "complete").is_file():
         return target
+    files.remove_stale(target.parent, "*.tmp")  # an assembly a kill interrupted
     tmp = target.with_name(target.name + f".{os.getpid()}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     for sub in ("unet", "scheduler"):

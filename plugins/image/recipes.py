@@ -3,8 +3,8 @@ or ComfyUI's ``prompt`` graph. No Qt, no torch."""
 
 from __future__ import annotations
 
-import io
 import json
+import math
 import re
 
 from creative_studio.core.errors import BadInput
@@ -63,11 +63,16 @@ def parse_comfyui(graph_text: str) -> dict:
     for node in graph.values():
         if not isinstance(node, dict) or "KSampler" not in str(node.get("class_type", "")):
             continue
-        inputs = node.get("inputs", {})
+        inputs = node.get("inputs")
+        if not isinstance(inputs, dict):
+            continue
 
         def text_of(link) -> str:
             if isinstance(link, list) and link and str(link[0]) in graph:
-                return str(graph[str(link[0])].get("inputs", {}).get("text", ""))
+                node = graph[str(link[0])]
+                inputs = node.get("inputs") if isinstance(node, dict) else None
+                if isinstance(inputs, dict) and isinstance(inputs.get("text"), str):
+                    return inputs["text"]
             return ""
 
         recipe = {"prompt": text_of(inputs.get("positive")),
@@ -80,33 +85,61 @@ def parse_comfyui(graph_text: str) -> dict:
     return {}
 
 
-def recipe_from_png(data: bytes, name: str = "The file") -> dict:
-    """What a PNG says about how it was made, or BadInput when it says nothing."""
-    from PIL import Image, UnidentifiedImageError
+# what a recall may fill, with the type each must have; anything else in a file is dropped
+FIELDS = {"prompt": str, "negative": str, "steps": int, "guidance": float, "seed": int,
+          "scheduler": str, "width": int, "height": int, "model": str, "model_hash": str}
+MAX_TEXT = 20_000  # characters of a prompt taken from a file
 
+
+def clean(recipe: dict) -> dict:
+    """Only the known fields, each of its type and in sane bounds (a hostile PNG's recipe
+    can hold anything)."""
+    out = {}
+    for key, kind in FIELDS.items():
+        value = recipe.get(key)
+        if kind is str and isinstance(value, str):
+            out[key] = value[:MAX_TEXT]
+        elif kind is int and isinstance(value, int) and not isinstance(value, bool) \
+                and 0 <= value < 2**31:
+            out[key] = value
+        elif kind is float and isinstance(value, int | float) and not isinstance(value, bool) \
+                and math.isfinite(value) and abs(value) < 1e6:
+            out[key] = float(value)
+    if isinstance(recipe.get("source"), str):
+        out["source"] = recipe["source"]
+    return out
+
+
+def _studio(text: str) -> dict:
     try:
-        image = Image.open(io.BytesIO(data))
-        text = dict(getattr(image, "text", {}) or {})
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise BadInput(f"{name} is not a PNG the studio can read ({exc}).") from exc
+        studio = json.loads(text)
+    except (ValueError, RecursionError):
+        return {}
+    if not isinstance(studio, dict):
+        return {}
+    if isinstance(studio.get("request"), dict):  # an exported item's recipe
+        studio = studio["request"]
+    params = studio.get("params")
+    return {**(params if isinstance(params, dict) else {}), "prompt": studio.get("prompt"),
+            "seed": studio.get("seed")}
+
+
+def recipe_from_png(data: bytes, name: str = "The file") -> dict:
+    """What a PNG says about how it was made, or BadInput when it says nothing. Only the
+    text chunks are read (no pixel is decoded), bounded in size."""
+    from creative_studio.io.images import png_text
+
+    text = png_text(data, name)
     if "creative-studio" in text:
-        try:
-            studio = json.loads(text["creative-studio"])
-        except ValueError:
-            studio = None
-        if isinstance(studio, dict) and "request" in studio:  # an exported item's recipe
-            request = studio["request"]
-            return {"prompt": request.get("prompt", ""), "seed": request.get("seed"),
-                    **request.get("params", {}), "source": "Creative Studio"}
-        if isinstance(studio, dict) and "prompt" in studio:
-            return {"prompt": studio["prompt"], "seed": studio.get("seed"),
-                    **studio.get("params", {}), "source": "Creative Studio"}
+        recipe = clean(_studio(text["creative-studio"]))
+        if recipe.get("prompt") is not None or "seed" in recipe:
+            return {**recipe, "source": "Creative Studio"}
     if "parameters" in text:
-        return {**parse_a1111(text["parameters"]), "source": "A1111"}
+        return {**clean(parse_a1111(text["parameters"])), "source": "A1111"}
     if "prompt" in text:
         try:
-            recipe = parse_comfyui(text["prompt"])
-        except ValueError:
+            recipe = clean(parse_comfyui(text["prompt"]))
+        except (ValueError, RecursionError):
             recipe = {}
         if recipe:
             return {**recipe, "source": "ComfyUI"}

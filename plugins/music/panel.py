@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from creative_studio.core import files
 from creative_studio.core.errors import StudioError, describe
 from creative_studio.core.jobs import Job
 from creative_studio.core.project import Item
@@ -168,8 +169,9 @@ class Renderer(QObject):
                 wav, engine = render_wav(data)
                 if self.closing:
                     return
-                path = folder / f"{key}.wav"
-                path.write_bytes(wav)
+                # the item id comes from the project file: never a path of its own
+                path = files.contained(folder, f"{key}.wav")
+                files.atomic_write(path, wav)
                 self.done.emit(key, path, engine)
             except Exception as exc:  # a broken soundfont, out of memory: shown, not raised
                 log.warning("audio preview failed", exc_info=True)
@@ -187,6 +189,8 @@ class MusicPanel(PluginPanel):
         self.current: Item | None = None
         self._shown_notes: list[Note] = []
         self._tempo = 100.0
+        # audio previews; what killed runs left behind is removed first
+        files.remove_stale(Path(tempfile.gettempdir()), "studio-music-*")
         self._temp = Path(tempfile.mkdtemp(prefix="studio-music-"))
         self._player: subprocess.Popen | None = None
         self._play_started = 0.0

@@ -13,7 +13,7 @@ import shutil
 import time
 from pathlib import Path
 
-from creative_studio.core import paths
+from creative_studio.core import files, paths
 from creative_studio.core.errors import ModelError
 from creative_studio.core.models import ModelSource
 from creative_studio.core.provenance import weights_sha256
@@ -80,6 +80,7 @@ def convert_gguf(gguf: Path, sha: str) -> Path:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    files.remove_stale(target.parent, "*.tmp-*")  # a conversion a kill interrupted
     work = target.with_name(f"{target.name}.tmp-{os.getpid()}-{int(time.time())}")
     shutil.rmtree(work, ignore_errors=True)
     try:

@@ -11,11 +11,10 @@ No torch import at module level.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from creative_studio.core import paths
+from creative_studio.core import files, paths
 from creative_studio.core.errors import ModelError
 from creative_studio.core.models import ModelSource
 from creative_studio.core.provenance import weights_sha256
@@ -70,15 +69,19 @@ def _converted_ncnn(stem: Path) -> tuple[Path, float]:
     target = folder / f"{sha[:24]}.safetensors"
     meta = target.with_suffix(".json")
     if target.exists() and meta.exists():
-        return target, float(json.loads(meta.read_text())["output_resize"])
+        try:  # a cache that fails its check is rebuilt, not trusted
+            resize = json.loads(meta.read_text())["output_resize"]
+            if isinstance(resize, int | float) and 0 < resize <= 16:
+                return target, float(resize)
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
     try:
         state, resize = convert(param, binary)
     except (OSError, ConversionError) as exc:
         raise ModelError(f"Could not convert {stem.name}: {exc}") from exc
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    save_file({k: v.copy() for k, v in state.items()}, str(tmp))
-    os.replace(tmp, target)
-    meta.write_text(json.dumps({"source": str(stem), "output_resize": resize}))
+    with files.atomic_path(target) as tmp:
+        save_file({k: v.copy() for k, v in state.items()}, str(tmp))
+    files.atomic_write(meta, json.dumps({"source": str(stem), "output_resize": resize}))
     return target, resize
 
 
