@@ -447,6 +447,12 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         print(f"error: {describe(exc)}", file=sys.stderr)
         return 2
+    except Exception as exc:  # never a traceback: one line here, the details in the log
+        import logging
+
+        logging.getLogger(__name__).exception("%s failed", args.command)
+        print(f"error: {describe(exc)} (details in {logs.log_file()})", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -39,6 +39,8 @@ USER_VERSION = FORMAT_MAJOR * 1000 + FORMAT_MINOR
 SUFFIX = ".csproj"
 MAX_ASSET_BYTES = 1 << 30  # 1 GiB: a bigger blob in a file is refused, not read
 MAX_FIELD_BYTES = 16 << 20  # JSON fields above this are treated as corrupt
+MAX_TITLE = 500  # characters of an item's title read (a hostile file's can be 50 MB)
+MAX_PROMPT = 1_000_000  # the longest text a declared parameter accepts (core/params.py)
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
 _SCHEMA_V2 = """
@@ -288,7 +290,7 @@ class ProjectStore:
         try:
             for pragma in pragmas:
                 conn.execute(f"PRAGMA {pragma}")
-        except sqlite3.DatabaseError as exc:
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:  # a message in bad bytes
             conn.close()
             raise ProjectError(f"{path.name} is damaged or not a Creative Studio project "
                                f"({exc}).") from exc
@@ -342,7 +344,7 @@ class ProjectStore:
                 raise ProjectError(f"{path.name} changed while it was being opened.")
             if major < FORMAT_MAJOR:
                 cls._migrate(conn, path, major)
-        except sqlite3.DatabaseError as exc:
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:  # a message in bad bytes
             conn.close()
             raise ProjectError(f"{path.name} is damaged or not a Creative Studio project "
                                f"({exc}).") from exc
@@ -380,7 +382,7 @@ class ProjectStore:
                 return cls._check(conn, path)
             finally:
                 conn.close()
-        except sqlite3.DatabaseError as exc:
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
             raise ProjectError(f"{path.name} is damaged or not a Creative Studio project "
                                f"({exc}).") from exc
         except OSError as exc:
@@ -629,11 +631,18 @@ class ProjectStore:
         damaged = self.damaged.get(item_id, "")
         if not request and not damaged:
             damaged = "its recipe cannot be read"
+        prompt = request.get("prompt")
+        if isinstance(prompt, str) and len(prompt) > MAX_PROMPT:  # never one the studio wrote
+            request["prompt"] = prompt[:MAX_PROMPT]
+            damaged = damaged or "its prompt is longer than any the studio writes (cut)"
+        title = str(title)
+        if len(title) > MAX_TITLE:
+            title = title[:MAX_TITLE - 1] + "…"
         try:
             when = float(created)
         except (TypeError, ValueError, OverflowError):
             when = 0.0
-        return Item(item_id, when, str(plugin), str(kind), str(title),
+        return Item(item_id, when, str(plugin), str(kind), title,
                     Request.from_dict(request), _json_loads(model, {}), str(device),
                     _json_loads(versions, {}), _json_loads(meta, {}),
                     parents.get(item_id, []), assets.get(item_id, []), damaged)

@@ -132,6 +132,13 @@ class Part:
     name: str = ""
 
 
+def _latin1(text: str) -> str:
+    """A name MIDI meta events can hold (mido writes them as latin-1): flats and sharps
+    spelled as a score would, anything else left out."""
+    text = text.replace("♭", "b").replace("♯", "#")
+    return text.encode("latin-1", errors="ignore").decode("latin-1")[:120]
+
+
 def write_midi(notes: list[Note], tempo: float, time_signature: tuple[int, int],
                program: int = 0, key: tuple[int, str] | None = None, recipe: str = "",
                name: str = "Creative Studio", length: float | None = None,
@@ -152,7 +159,7 @@ def write_parts(parts: list[Part], tempo: float, time_signature: tuple[int, int]
 
     tempo = float(tempo)
     end = None if length is None else round(length * TICKS)
-    conductor = [mido.MetaMessage("track_name", name=name[:120], time=0),
+    conductor = [mido.MetaMessage("track_name", name=_latin1(name), time=0),
                  mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(tempo), time=0),
                  mido.MetaMessage("time_signature", numerator=int(time_signature[0]),
                                   denominator=int(time_signature[1]), time=0)]
@@ -182,8 +189,8 @@ def write_parts(parts: list[Part], tempo: float, time_signature: tuple[int, int]
                                                 velocity=0)))
         events.sort(key=lambda e: (e[0], e[1]))
         label = part.name or _program_name(part.program)
-        track = [mido.MetaMessage("track_name", name=label[:120], time=0),
-                 mido.MetaMessage("instrument_name", name=label[:120], time=0),
+        track = [mido.MetaMessage("track_name", name=_latin1(label), time=0),
+                 mido.MetaMessage("instrument_name", name=_latin1(label), time=0),
                  mido.Message("program_change", channel=channel,
                               program=int(part.program) % 128, time=0)]
         now = 0

@@ -540,7 +540,8 @@ class MainWindow(QMainWindow):
                 continue
             try:
                 store = ProjectStore.open(path)
-            except ProjectError:
+            except Exception:  # a damaged leftover is not offered (and never crashes)
+                log.warning("unsaved project %s cannot be recovered", path, exc_info=True)
                 continue
             empty = store.is_empty()
             count = store.count()

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from creative_studio.core.errors import StudioError
 from creative_studio.core.jobs import Job
 from creative_studio.core.project import Item
 from creative_studio.ui.panel import PluginPanel
@@ -37,6 +38,8 @@ def pixmap_of(data: bytes, side: int) -> QPixmap:
         Qt.TransformationMode.SmoothTransformation
     return QPixmap.fromImage(image.scaled(side, side, Qt.AspectRatioMode.KeepAspectRatio, mode))
 
+
+GALLERY_LIMIT = 300  # the newest images shown in the gallery (all are in the History)
 
 class ImagePanel(PluginPanel):
     def __init__(self, context, manifest, parent: QWidget | None = None) -> None:
@@ -160,17 +163,21 @@ class ImagePanel(PluginPanel):
         self.gallery.blockSignals(True)
         self.gallery.clear()
         chosen = None
-        for item in store.items():
+        for item in store.items(kind="image", limit=GALLERY_LIMIT):
             if not item.assets or not item.assets[0].mime.startswith("image/"):
                 continue
             if item.plugin != self.manifest.id:
                 continue
             asset_id = item.assets[0].id
             if asset_id not in self._icons:  # assets never change: decode each one once
-                self._icons[asset_id] = QIcon(pixmap_of(store.asset_bytes(asset_id), 72))
-            entry = QListWidgetItem(self._icons[asset_id], (item.title or "")[:18])
+                try:
+                    self._icons[asset_id] = QIcon(pixmap_of(store.asset_bytes(asset_id), 72))
+                except StudioError:  # a damaged output: listed, marked, not shown
+                    self._icons[asset_id] = QIcon()
+            label = ("⚠ " if item.id in store.damaged else "") + (item.title or "")[:18]
+            entry = QListWidgetItem(self._icons[asset_id], label)
             entry.setData(Qt.ItemDataRole.UserRole, item.id)
-            entry.setToolTip(item.title)
+            entry.setToolTip(item.title[:500])
             self.gallery.addItem(entry)
             if item.id == current:
                 chosen = entry

@@ -343,7 +343,7 @@ class UpscalePanel(PluginPanel):
 
     def choose_project_image(self) -> None:
         store = self.context.store
-        images = [i for i in store.items()
+        images = [i for i in store.items(kind="image", limit=2000)
                   if i.assets and i.assets[0].mime.startswith("image/")
                   and not (i.plugin == self.manifest.id and i.request.task == "upscale")]
         if not images:
