@@ -52,10 +52,10 @@ def make_project(path: Path) -> tuple[Path, dict[str, bytes]]:
     store = ProjectStore.create(path)
     originals: dict[str, bytes] = {}
     model = ModelIdentity("m", "embedded:m", "ab" * 32, "embedded")
-    outputs = [("text", "text/plain; charset=utf-8", "Once upon a time. ".encode() * 40),
+    outputs = [("text", "text/plain; charset=utf-8", b"Once upon a time. " * 40),
                ("image", "image/png", make_picture()),
                ("midi", "audio/midi", make_midi()),
-               ("text", "text/plain; charset=utf-8", "A second draft, longer. ".encode() * 300)]
+               ("text", "text/plain; charset=utf-8", b"A second draft, longer. " * 300)]
     parent = None
     for index, (role, mime, data) in enumerate(outputs * 2):
         request = Request("text" if role == "text" else role, "generate", f"prompt {index}",
