@@ -192,7 +192,7 @@ def test_without_llama_cpp_a_gguf_is_converted_and_the_slower_engine_is_said(
 
 
 LONG = " ".join(f"Day {i}: the river ran past the old mill, and the children counted the "
-                f"boats until the bell rang." for i in range(110))
+                f"boats until the bell rang." for i in range(88))
 
 
 @needs_llama

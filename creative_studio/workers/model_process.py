@@ -156,7 +156,12 @@ class ModelProcess:
         Stop."""
         self._seq += 1
         seq = self._seq
-        self._send((message[0], seq, *message[1:]))
+        try:
+            self._send((message[0], seq, *message[1:]))
+        except OSError:  # it died between the look and the send
+            if self.proc is None:
+                raise
+            self._died(self.proc, what)
         conn = self.conn
         proc = self.proc
         assert conn is not None and proc is not None
@@ -319,7 +324,10 @@ class _Child:
                 continue
             self.current = None
             self.flush(progress.pending)  # type: ignore[attr-defined]
-            self.send(("ok", value))
+            try:
+                self.send(("ok", value))
+            except (TypeError, AttributeError, ValueError) as exc:  # not picklable
+                self._fail(StudioError(f"The plugin's result cannot be sent back ({exc})."))
         for key in list(self.models):
             self._unload(key)
 
