@@ -217,7 +217,8 @@ def kill_trial(rng: random.Random, work: Path, index: int) -> tuple[str, str, st
     time.sleep(0.4 + rng.random() * 1.2)
     proc.send_signal(signal.SIGKILL)
     out, _ = proc.communicate()
-    lines = [line.split() for line in out.splitlines() if line.strip()]
+    # only whole lines are promises: the kill can cut the last one
+    lines = [line.split() for line in out.split("\n")[:-1] if line.strip()]
     if mode == "cache":
         if not target.exists():
             return "read", mode, "nothing yet"
@@ -296,10 +297,10 @@ def run(seed: int = 1, projects: int = 300, pictures: int = 200, midis: int = 20
 
 def print_table(table: dict[str, Counter]) -> int:
     columns = ("trials", "read", "refused", *BAD)
-    print(f"{'':<12}" + "".join(f"{c:>9}" for c in columns))
+    print(f"{'':<12}" + "".join(f"{c:>10}" for c in columns))
     bad = 0
     for kind, counts in table.items():
-        print(f"{kind:<12}" + "".join(f"{counts.get(c, 0):>9}" for c in columns))
+        print(f"{kind:<12}" + "".join(f"{counts.get(c, 0):>10}" for c in columns))
         bad += sum(counts.get(c, 0) for c in BAD)
     for line in getattr(run, "details", [])[:30]:
         print("  " + line)
