@@ -29,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -125,6 +126,41 @@ STUDIO = textwrap.dedent("""
 """)
 
 
+def engine_alone(ref: str, threads: int, tokens: int, rounds: int = 8) -> tuple[float, float]:
+    """Median tokens/s of the studio's LlamaEngine and of a bare ``llm.generate`` loop on
+    the same loaded model, alternated in this process (no process-to-process noise)."""
+    from creative_studio.core.jobs import Request
+    from creative_studio.core.progress import Progress
+    from creative_studio.plugins import PluginRegistry
+    from creative_studio.workers.runner import prepare_request
+    from plugins.text.llama_engine import LlamaEngine
+
+    registry = PluginRegistry.discover(entry_points=False)
+    engine = LlamaEngine(registry.resolve_model("text", ref), threads=threads)
+    request = Request("text", "generate", PROMPT, {
+        "max_tokens": tokens, "temperature": 0.0, "top_k": 0, "top_p": 1.0, "min_p": 0.0,
+        "repetition_penalty": 1.0}, seed=1, model=ref)
+    prepare_request(registry, request)
+    llm, ids = engine.llm, engine.prompt(request)[0]
+    studio, bare = [], []
+    for _ in range(rounds):
+        llm.reset()
+        engine._whole = 0
+        t0 = time.perf_counter()
+        result = engine.generate(request, Progress(lambda *_: None))
+        studio.append(result.metadata["tokens"] / (time.perf_counter() - t0))
+        llm.reset()
+        t0, n = time.perf_counter(), 0
+        for token in llm.generate(ids, temp=0.0, top_k=0, top_p=1.0, min_p=0.0,
+                                  repeat_penalty=1.0):
+            if token == llm.token_eos() or n >= tokens:
+                break
+            n += 1
+        bare.append(n / (time.perf_counter() - t0))
+    engine.close()
+    return statistics.median(studio), statistics.median(bare)
+
+
 def run_side(code: str, args: list[str], home: str) -> dict:
     env = dict(os.environ, CREATIVE_STUDIO_HOME=home, PYTHONPATH=str(ROOT))
     out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
@@ -184,7 +220,10 @@ def main() -> None:
         name = f"{'busy' if busy else 'idle'}, {threads} thread{'s' if threads > 1 else ''}"
         print(f"{name:<18}{b_tps:>11.1f}{s_tps:>9.1f}{s_tps / b_tps:>7.3f}"
               f"{b_cpu:>16.4f}{s_cpu:>9.4f}{b_cpu / s_cpu:>7.3f}", flush=True)
-    kv = 8192 * 2 * 2  # tokens x (K and V) x f16 bytes, per layer and head width below
+    for threads in sorted({t for t, _ in rows}):
+        engine, loop = engine_alone(ref, threads, args.tokens)
+        print(f"engine alone, {threads} thread(s), one process, 8 alternated rounds: "
+              f"{engine:.1f} vs bare {loop:.1f} tok/s, ratio {engine / loop:.3f}", flush=True)
     from llama_cpp import Llama
 
     probe = Llama(str(path), vocab_only=True, verbose=False)

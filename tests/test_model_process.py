@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -44,6 +43,20 @@ def say(prompt="hello", **params):
 def finished(runner, job, timeout=120):
     assert runner.wait(job, timeout), f"job {job.id} did not finish in {timeout} s"
     return job
+
+
+def on_first_token(runner, job, action) -> None:
+    """Run ``action`` once, from the event of the job's first streamed text (so the test
+    does not race a sleeping job, on a slow CPU or a fast GPU)."""
+    done = []
+
+    def listener(event):
+        if event.job is job and event.kind is JobEventKind.PROGRESS and event.preview \
+                and not done:
+            done.append(True)
+            action()
+
+    runner.listener = listener
 
 
 def child_of(runner):
@@ -86,15 +99,8 @@ def test_a_killed_child_says_memory_may_have_run_out(runner):
     finished(runner, runner.submit(say("warm")))
     job = runner.submit(Request("text", "generate", "Write a long story about a ship.",
                                 {"max_tokens": 400}, seed=2))
-    killed = []
-
-    def kill_on_first_token(event):
-        if event.job is job and event.kind is JobEventKind.PROGRESS and event.preview \
-                and not killed:
-            killed.append(True)
-            os.kill(runner._workers["cpu"].process.proc.pid, signal.SIGKILL)
-
-    runner.listener = kill_on_first_token
+    on_first_token(runner, job, lambda: os.kill(runner._workers["cpu"].process.proc.pid,
+                                                signal.SIGKILL))
     finished(runner, job)
     assert job.state is JobState.FAILED
     assert "(SIGKILL)" in job.error and "out of memory" in job.error
@@ -122,15 +128,7 @@ def test_out_of_memory_in_the_child_unloads_every_model(runner):
 def test_stop_on_the_first_streamed_token_and_before_the_job_runs(runner):
     job = runner.submit(Request("text", "generate", "Write a long story about a dragon.",
                                 {"max_tokens": 400}, seed=5))
-    stopped_at = []
-
-    def stop_on_first_token(event):
-        if event.job is job and event.kind is JobEventKind.PROGRESS and event.preview \
-                and not stopped_at:
-            stopped_at.append(time.monotonic())
-            runner.cancel(job.id)
-
-    runner.listener = stop_on_first_token
+    on_first_token(runner, job, lambda: runner.cancel(job.id))
     finished(runner, job)
     assert job.state is JobState.DONE and job.result.metadata["finish_reason"] == "stopped"
     assert job.result.metadata["tokens"] < 40

@@ -25,6 +25,7 @@ from ..core.project import Item, ProjectStore
 PAGE = 500  # items shown at once; "Show older" adds as many (a project can hold 200,000)
 MAX_TITLE = 120  # characters of a title shown in the list
 MAX_SHOWN = 4000  # characters of a prompt or parameter list shown in the recipe
+MAX_DETAIL = 20_000  # characters of an output shown under the list (export shows it all)
 
 
 def shorten(text: str, limit: int) -> str:
@@ -202,5 +203,6 @@ class HistoryView(QWidget):
             body = self.describe(item) if self.describe else ""
         except StudioError as exc:  # a damaged output: said, and marked at the next refresh
             body = str(exc)
+        body = shorten(body, MAX_DETAIL)
         self.detail.setPlainText((body + "\n\n" if body else "") + recipe_text(item))
         self.selected.emit(item)
