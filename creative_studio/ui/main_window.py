@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QDockWidget,
     QFileDialog,
     QLabel,
+    QLineEdit,
     QMainWindow,
     QMessageBox,
     QPlainTextEdit,
@@ -161,6 +162,11 @@ class MainWindow(QMainWindow):
         file_menu.addSeparator()
         self._action(file_menu, "&Quit", QKeySequence.StandardKey.Quit, self.close)
         edit = bar.addMenu("&Edit")
+        self._action(edit, "&Undo", QKeySequence.StandardKey.Undo,
+                     lambda: self._current_panel_call("undo"))
+        self._action(edit, "&Redo", QKeySequence.StandardKey.Redo,
+                     lambda: self._current_panel_call("redo"))
+        edit.addSeparator()
         self._action(edit, "&Preferences…", QKeySequence.StandardKey.Preferences,
                      self.preferences)
         if QKeySequence(QKeySequence.StandardKey.Preferences).isEmpty():
@@ -185,6 +191,20 @@ class MainWindow(QMainWindow):
         action.triggered.connect(lambda *_: slot())
         menu.addAction(action)
         return action
+
+    def _current_panel_call(self, name: str) -> None:
+        """Edit → Undo/Redo: the focused text field's, else the current panel's."""
+        from PySide6.QtWidgets import QApplication
+
+        focused = QApplication.focusWidget()
+        if focused is not None and hasattr(focused, name) and \
+                isinstance(focused, QPlainTextEdit | QLineEdit):
+            getattr(focused, name)()
+            return
+        panel = self.tabs.currentWidget()
+        action = getattr(panel, name, None)
+        if callable(action):
+            action()
 
     # -- messages -------------------------------------------------------------------
     def show_error(self, title: str, text: str) -> None:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
-from PySide6.QtGui import QKeySequence, QShortcut, QTextCursor
+from PySide6.QtGui import QColor, QKeySequence, QShortcut, QTextCursor
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -15,6 +16,7 @@ from PySide6.QtWidgets import (
     QMenu,
     QPlainTextEdit,
     QPushButton,
+    QTextEdit,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -48,7 +50,9 @@ class TextPanel(PluginPanel):
     def __init__(self, context, manifest, parent: QWidget | None = None) -> None:
         super().__init__(context, manifest, parent)
         self._stream: dict[str, Any] | None = None  # the job whose tokens go in the editor
-        self._last_range: tuple[int, int] | None = None  # last generated text in the editor
+        # whether the user placed the cursor in the document since it was opened: replies go
+        # there, else at the end as a new paragraph
+        self._placed = False
 
         # -- settings column ---------------------------------------------------------
         self.model_choices()
@@ -115,12 +119,22 @@ class TextPanel(PluginPanel):
                        self.stop_button):
             buttons.addWidget(button)
         buttons.addStretch(1)
+        self.document_button = QToolButton()
+        self.document_button.setText("Document")
+        self.document_button.setToolTip("Export the document (.txt, .md, .docx) or copy it")
+        document_menu = QMenu(self.document_button)
+        document_menu.addAction("Export as…", self.export_document_dialog)
+        document_menu.addAction("Copy as plain text", self.copy_document)
+        self.document_button.setMenu(document_menu)
+        self.document_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        buttons.addWidget(self.document_button)
         self.editor = QPlainTextEdit()
         self.editor.setPlaceholderText("Your document. Generated text appears at the cursor.")
         font = self.editor.font()
         font.setPointSize(font.pointSize() + 2)
         self.editor.setFont(font)
         self.editor.textChanged.connect(self._update_count)
+        self.editor.cursorPositionChanged.connect(self._cursor_moved)
         self.word_count = QLabel("0 words")
         self.status = QLabel("")
         footer = QHBoxLayout()
@@ -201,7 +215,7 @@ class TextPanel(PluginPanel):
 
     # -- building requests -----------------------------------------------------------------
     def _submit(self, task: str, prompt: str, params: dict[str, Any],
-                insert_at: int, replace_len: int = 0) -> None:
+                insert_at: int, replace_len: int = 0, prefix: str = "") -> None:
         if self._stream is not None:
             self.show_message("Writing already: press Stop first.", error=True)
             return
@@ -210,7 +224,8 @@ class TextPanel(PluginPanel):
         if not jobs:
             return
         self._stream = {"job": jobs[0].id, "start": insert_at, "length": replace_len,
-                        "original": self.editor.toPlainText()[insert_at:insert_at + replace_len]}
+                        "original": self.editor.toPlainText()[insert_at:insert_at + replace_len],
+                        "prefix": prefix, "edits": 0}
         self._set_running(True)
         self.status.setText("Queued…")
 
@@ -219,18 +234,33 @@ class TextPanel(PluginPanel):
         return {"generate": prompt[:40], "continue": "continue document",
                 "rewrite": "rewrite selection"}[task]
 
+    def _cursor_moved(self) -> None:
+        if self._stream is None and self.editor.hasFocus():
+            self._placed = True
+
+    def insertion(self, paragraph: bool = True) -> tuple[int, str]:
+        """Where new text goes, and what separates it from the text before: at the cursor
+        when the user placed one in the document, else at the end — as a new paragraph
+        (``paragraph``) or right after the text (a continuation)."""
+        text = self.editor.toPlainText()
+        if self._placed:
+            return self.editor.textCursor().position(), ""
+        if not paragraph or not text.strip():
+            return len(text), ""
+        return len(text), "" if text.endswith("\n\n") else \
+            "\n" if text.endswith("\n") else "\n\n"
+
     def generate(self) -> None:
         params = {}
-        cursor = self.editor.textCursor()
+        at, prefix = self.insertion()
         if self.use_context.isChecked():
-            params["context"] = self.editor.toPlainText()[:cursor.position()]
-        self._submit("generate", self.instruction.toPlainText(), params,
-                     cursor.position())
+            params["context"] = self.editor.toPlainText()[:at]
+        self._submit("generate", self.instruction.toPlainText(), params, at, prefix=prefix)
 
     def continue_text(self) -> None:
-        cursor = self.editor.textCursor()
-        params = {"context": self.editor.toPlainText()[:cursor.position()]}
-        self._submit("continue", self.instruction.toPlainText(), params, cursor.position())
+        at, _ = self.insertion(paragraph=False)
+        params = {"context": self.editor.toPlainText()[:at]}
+        self._submit("continue", self.instruction.toPlainText(), params, at)
 
     def rewrite(self) -> None:
         cursor = self.editor.textCursor()
@@ -239,16 +269,33 @@ class TextPanel(PluginPanel):
                      cursor.selectionStart(), cursor.selectionEnd() - cursor.selectionStart())
 
     # -- streaming ---------------------------------------------------------------------------
-    def _replace_stream_text(self, text: str) -> None:
+    def _replace_stream_text(self, text: str, raw: bool = False) -> None:
+        """Put the streamed text (after its separator; ``raw``: exactly ``text``) in place
+        of what the stream wrote so far. Every change of one job joins one edit block: a
+        generation, continuation or rewrite is one undo step. The text being written is
+        highlighted, with the cursor after it."""
         stream = self._stream
         assert stream is not None
+        full = text if raw else stream["prefix"] + text
         cursor = QTextCursor(self.editor.document())
+        if stream["edits"]:
+            cursor.joinPreviousEditBlock()
+        else:
+            cursor.beginEditBlock()
         cursor.setPosition(stream["start"])
         cursor.setPosition(stream["start"] + stream["length"], QTextCursor.MoveMode.KeepAnchor)
-        cursor.insertText(text)
-        stream["length"] = len(text)
+        cursor.insertText(full)
+        cursor.endEditBlock()
+        stream["edits"] += 1
+        stream["length"] = len(full)
         self.editor.setTextCursor(cursor)
         self.editor.ensureCursorVisible()
+        mark = QTextEdit.ExtraSelection()
+        mark.cursor = QTextCursor(self.editor.document())
+        mark.cursor.setPosition(stream["start"])
+        mark.cursor.setPosition(stream["start"] + len(full), QTextCursor.MoveMode.KeepAnchor)
+        mark.format.setBackground(QColor(255, 214, 102, 90))
+        self.editor.setExtraSelections([mark])
 
     def _set_running(self, running: bool) -> None:
         self.stop_button.setEnabled(running)
@@ -295,16 +342,24 @@ class TextPanel(PluginPanel):
         if job.state is JobState.DONE and job.result is not None:
             text = job.result.assets[0].data.decode("utf-8")
             self._replace_stream_text(text)
-            self._last_range = (stream["start"], stream["length"])
-            self.status.setText(status_line(job.result.metadata))
+            meta = job.result.metadata
+            self.status.setText(status_line(meta))
+            if job.request.task == "rewrite" and meta.get("finish_reason") in ("length",
+                                                                                "stopped"):
+                why = "was stopped" if meta.get("finish_reason") == "stopped" else \
+                    f"reached Max tokens ({job.request.params.get('max_tokens')})"
+                self.show_message(f"The rewrite {why} before it was finished: the selection "
+                                  "is only partly rewritten. Edit → Undo (Ctrl+Z) brings the "
+                                  "original back; the History keeps both.", error=True)
         else:
-            self._replace_stream_text(stream["original"])  # give back what was there
+            self._replace_stream_text(stream["original"], raw=True)  # give back what was there
             if job.state is JobState.FAILED:
                 self.show_message(job.error, error=True)
                 self.status.setText("Failed")
             else:
                 self.status.setText("Cancelled")
         self._stream = None
+        self.editor.setExtraSelections([])
         self.editor.setReadOnly(False)
 
     def _update_count(self) -> None:
@@ -321,18 +376,52 @@ class TextPanel(PluginPanel):
                               f"“{item.title or item.request.prompt[:40]}”.")
 
     def use_output(self, item: Item) -> None:
-        """Insert an item's text: it replaces the last generated text, else goes at the cursor."""
+        """History → Insert: the item's text at the cursor (else at the end, as a new
+        paragraph), one undo step; nothing already in the document is replaced."""
         text = self.context.store.item_text(item)
-        cursor = self.editor.textCursor()
-        if self._last_range is not None:
-            start, length = self._last_range
-            if start + length <= len(self.editor.toPlainText()):
-                cursor.setPosition(start)
-                cursor.setPosition(start + length, QTextCursor.MoveMode.KeepAnchor)
-        start = cursor.selectionStart()
-        cursor.insertText(text)
-        self._last_range = (start, len(text))
+        at, prefix = self.insertion()
+        cursor = QTextCursor(self.editor.document())
+        cursor.setPosition(at)
+        cursor.beginEditBlock()
+        cursor.insertText(prefix + text)
+        cursor.endEditBlock()
         self.editor.setTextCursor(cursor)
+
+    def undo(self) -> None:
+        self.editor.undo()
+
+    def redo(self) -> None:
+        self.editor.redo()
+
+    # -- the document as a file -----------------------------------------------------------
+    def export_document_dialog(self) -> None:
+        from PySide6.QtWidgets import QFileDialog
+
+        from .document import FORMATS
+
+        filters = ";;".join(f"{name} (*{suffix})" for suffix, name in FORMATS.items())
+        path, chosen = QFileDialog.getSaveFileName(self, "Export the document",
+                                                   "document.txt", filters)
+        if path:
+            suffix = next((s for s, n in FORMATS.items() if chosen.startswith(n)), ".txt")
+            target = Path(path) if Path(path).suffix.lower() in FORMATS else \
+                Path(path + suffix)
+            self.export_document(target)
+
+    def export_document(self, path: Path) -> Path | None:
+        from .document import write_document
+
+        written = self.attempt(lambda: write_document(self.editor.toPlainText(), path),
+                               path.name)
+        if written is not None:
+            self.show_message(f"Exported the document to {written}.")
+        return written
+
+    def copy_document(self) -> None:
+        from PySide6.QtGui import QGuiApplication
+
+        QGuiApplication.clipboard().setText(self.editor.toPlainText())
+        self.show_message("Copied the document as plain text.")
 
     def describe_item(self, item: Item, store: ProjectStore) -> str:
         return store.item_text(item)
@@ -346,6 +435,7 @@ class TextPanel(PluginPanel):
 
     def restore_work(self, state: dict[str, Any]) -> None:
         self.editor.setPlainText(str(state.get("document", "")))
+        self._placed = False  # reopened: replies go at the end until the user places one
         self.instruction.setPlainText(str(state.get("instruction", "")))
         if "system" in state:  # projects saved before the settings were kept
             self.system.setPlainText(str(state["system"]))
