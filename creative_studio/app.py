@@ -71,7 +71,12 @@ def run_gui(argv: list[str]) -> int:
         window.first_painted.connect(painted)
     window.show()
     if args.project:
-        window.open_project(args.project)
+        from pathlib import Path
+
+        if Path(args.project).exists():
+            window.open_project(args.project)
+        else:  # a new project there, as editors make a new file
+            window.create_project(args.project)
     elif not args.exit_after_paint:
         QTimer.singleShot(200, window.offer_recovery)
     return app.exec()

@@ -762,6 +762,11 @@ class ProjectStore:
                 return self.asset_bytes(asset.id).decode("utf-8", errors="replace")
         return ""
 
+    def state_keys(self) -> list[str]:
+        """The keys of the kept panel state ("panel:text"…): drafts and settings."""
+        with self._lock:
+            return [str(k) for (k,) in self._conn.execute("SELECT key FROM state ORDER BY key")]
+
     def count(self) -> int:
         with self._lock:
             return int(self._conn.execute("SELECT count(*) FROM items").fetchone()[0])

@@ -19,7 +19,7 @@ from typing import Any
 from . import files, paths
 
 MAX_RECENT = 10
-VERSION = 4
+VERSION = 5
 log = logging.getLogger(__name__)
 
 
@@ -42,9 +42,15 @@ def _from_3(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
+def _from_4(data: dict[str, Any]) -> dict[str, Any]:
+    """4 → 5: the folder last used by each kind of file dialog."""
+    data.setdefault("folders", {})
+    return data
+
+
 # version N → N + 1
 MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {
-    1: _from_1, 2: _from_2, 3: _from_3}
+    1: _from_1, 2: _from_2, 3: _from_3, 4: _from_4}
 
 
 @dataclass
@@ -58,6 +64,7 @@ class Settings:
     # models run in a child process, so a native crash there never takes the window down
     model_process: bool = True
     cpu_threads: int = 0  # threads of the local text engine; 0 = chosen from the machine
+    folders: dict = field(default_factory=dict)  # kind of file → the folder last used
     version: int = VERSION
 
     @classmethod
@@ -97,6 +104,8 @@ class Settings:
             values[f.name] = value
         settings = cls(**values)
         settings.recent_files = [str(p) for p in settings.recent_files if isinstance(p, str)]
+        settings.folders = {k: v for k, v in settings.folders.items()
+                            if isinstance(k, str) and isinstance(v, str)}
         return settings
 
     def save(self) -> None:

@@ -13,7 +13,6 @@ from PySide6.QtCore import QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
-    QFileDialog,
     QLabel,
     QLineEdit,
     QMainWindow,
@@ -37,6 +36,7 @@ from .jobs import JobEvents, JobsView
 from .panel import PanelContext, PluginPanel
 from .settings_dialog import SettingsDialog
 from .theme import apply_theme
+from .widgets import ask_path
 
 log = logging.getLogger(__name__)
 AUTOSAVE_MS = 3000
@@ -154,6 +154,7 @@ class MainWindow(QMainWindow):
         self._action(file_menu, "&Open…", QKeySequence.StandardKey.Open, self.open_dialog)
         self.recent_menu = file_menu.addMenu("Open &Recent")
         self.recent_menu.aboutToShow.connect(self._fill_recent)
+        self._action(file_menu, "&Save", QKeySequence.StandardKey.Save, self.save)
         self._action(file_menu, "Save &As…", QKeySequence.StandardKey.SaveAs, self.save_as_dialog)
         file_menu.addSeparator()
         self._action(file_menu, "&Export selected item…", QKeySequence("Ctrl+E"),
@@ -421,8 +422,8 @@ class MainWindow(QMainWindow):
         self._set_store(project_mod.new_untitled())
 
     def open_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open project", "",
-                                              "Creative Studio projects (*.csproj);;All files (*)")
+        path = ask_path(self, self.settings, "project", "open", "Open project",
+                        file_filter="Creative Studio projects (*.csproj);;All files (*)")
         if path:
             self.open_project(path)
 
@@ -459,9 +460,24 @@ class MainWindow(QMainWindow):
         if not self.settings.recent_files:
             self.recent_menu.addAction("(none)").setEnabled(False)
 
+    def save(self) -> bool:
+        """File → Save (Ctrl+S): an untitled project asks where; a saved one is written
+        already (every job and draft goes in as it comes): its drafts are kept now."""
+        if self.store.untitled:
+            return self.save_as_dialog()
+        self.autosave(everything=True)
+        try:
+            self.store.flush_pending()
+        except ProjectError as exc:
+            self.show_error("Cannot save project", str(exc))
+            return False
+        self.statusBar().showMessage(f"Saved {self.store.path.name}", 4000)
+        return True
+
     def save_as_dialog(self) -> bool:
-        path, _ = QFileDialog.getSaveFileName(self, "Save project as", "project.csproj",
-                                              "Creative Studio projects (*.csproj)")
+        name = "project.csproj" if self.store.untitled else self.store.path.name
+        path, _ = ask_path(self, self.settings, "project", "save", "Save project as", name,
+                           "Creative Studio projects (*.csproj)")
         return bool(path) and self.save_as(path)
 
     def save_as(self, path: str | os.PathLike) -> bool:
@@ -484,7 +500,8 @@ class MainWindow(QMainWindow):
             return
         from ..io.export import suggested_name
 
-        path, _ = QFileDialog.getSaveFileName(self, "Export item", suggested_name(item))
+        path, _ = ask_path(self, self.settings, "export", "save", "Export item",
+                           suggested_name(item))
         if path:
             self.export_item(item, Path(path))
 
@@ -534,10 +551,9 @@ class MainWindow(QMainWindow):
                           QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
                           QMessageBox.StandardButton.No)
         if answer == QMessageBox.StandardButton.Yes:
-            path, _ = QFileDialog.getSaveFileName(
-                self, "Repair into", str(self.store.path.with_name(
-                    self.store.path.stem + "-repaired.csproj")),
-                "Creative Studio projects (*.csproj)")
+            path, _ = ask_path(self, self.settings, "project", "save", "Repair into",
+                               self.store.path.stem + "-repaired.csproj",
+                               "Creative Studio projects (*.csproj)")
             if path:
                 self.repair_project(path)
         return problems
@@ -552,6 +568,37 @@ class MainWindow(QMainWindow):
                                      f"{skipped} damaged left out.", 10000)
         return True
 
+    def recovery_summary(self, store: ProjectStore) -> str:
+        """What an unsaved project holds, in words: "2 items and drafts in Text, Music"."""
+        count = store.count()
+        names = {pid: panel.manifest.name for pid, panel in self.panels.items()}
+        drafts = [names.get(k.removeprefix("panel:"), k.removeprefix("panel:"))
+                  for k in store.state_keys() if k.startswith("panel:")]
+        parts = [f"{count} item{'s' if count != 1 else ''}"] if count else []
+        if drafts:
+            parts.append(f"drafts in {', '.join(drafts)}")
+        return " and ".join(parts) or "nothing"
+
+    def create_project(self, path: str | os.PathLike) -> bool:
+        """A new project at ``path`` (``creative-studio new.csproj`` on a path that does not
+        exist yet), opened at once."""
+        path = Path(path)
+        if path.suffix.lower() != project_mod.SUFFIX:
+            path = path.with_name(path.name + project_mod.SUFFIX)
+        if not self._can_switch() or not self._leave_store():
+            return False
+        try:
+            store = ProjectStore.create(path)
+        except ProjectError as exc:
+            self.show_error("Cannot create project", str(exc))
+            self._set_store(project_mod.new_untitled())
+            return False
+        self.settings.add_recent(store.path)
+        self._save_settings()
+        self._set_store(store)
+        self.statusBar().showMessage(f"Created {store.path}", 5000)
+        return True
+
     def offer_recovery(self) -> None:
         """After a crash: reopen the unsaved projects that hold work."""
         current = self.store.path
@@ -564,14 +611,14 @@ class MainWindow(QMainWindow):
                 log.warning("unsaved project %s cannot be recovered", path, exc_info=True)
                 continue
             empty = store.is_empty()
-            count = store.count()
+            what = self.recovery_summary(store)
             store.close()
             if empty:
                 project_mod.discard_unsaved(path)
                 continue
             answer = self.ask("Recover unsaved work",
-                              f"Creative Studio did not close properly. An unsaved project with "
-                              f"{count} item(s) was found. Recover it?",
+                              f"Creative Studio did not close properly. An unsaved project "
+                              f"was found with {what}. Recover it?",
                               QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
                               QMessageBox.StandardButton.Yes)
             if answer == QMessageBox.StandardButton.Yes:

@@ -507,12 +507,13 @@ class PluginPanel(QWidget):
         ``model`` choices as "<kind>: <name>"."""
         from pathlib import Path
 
-        from PySide6.QtWidgets import QFileDialog
+        from .widgets import ask_path
 
         if file_filter:
-            path, _ = QFileDialog.getOpenFileName(self, title, "", file_filter)
+            path = ask_path(self, self.context.settings, "model", "open", title,
+                            file_filter=file_filter)
         else:
-            path = QFileDialog.getExistingDirectory(self, title)
+            path = ask_path(self, self.context.settings, "model", "folder", title)
         if path:
             self.add_model_ref(path, f"{kind}: {Path(path).name}")
 

@@ -60,3 +60,33 @@ def dialog_layout(dialog: QDialog, *widgets: QWidget) -> QVBoxLayout:
         layout.addWidget(widget)
     layout.addWidget(buttons)
     return layout
+
+
+def ask_path(parent: QWidget, settings, kind: str, mode: str, title: str, name: str = "",
+             file_filter: str = ""):
+    """A file dialog that opens in the folder last used for ``kind`` (projects, exports,
+    pictures, MIDI…) and remembers the folder chosen. ``mode``: "open", "open_many",
+    "save" or "folder". Returns what the dialog returns ('' or [] when cancelled); "save"
+    returns (path, chosen filter)."""
+    from pathlib import Path
+
+    from PySide6.QtWidgets import QFileDialog
+
+    folders = getattr(settings, "folders", None)
+    start = folders.get(kind, "") if isinstance(folders, dict) else ""
+    if start and not Path(start).is_dir():
+        start = ""
+    start_at = str(Path(start) / name) if start and name else (name or start)
+    if mode == "open":
+        chosen = QFileDialog.getOpenFileName(parent, title, start_at, file_filter)[0]
+    elif mode == "open_many":
+        chosen = QFileDialog.getOpenFileNames(parent, title, start_at, file_filter)[0]
+    elif mode == "folder":
+        chosen = QFileDialog.getExistingDirectory(parent, title, start)
+    else:
+        chosen = QFileDialog.getSaveFileName(parent, title, start_at, file_filter)
+    first = chosen[0] if isinstance(chosen, tuple | list) and chosen else chosen
+    if first and isinstance(folders, dict):
+        path = Path(first)
+        folders[kind] = str(path if mode == "folder" else path.parent)
+    return chosen

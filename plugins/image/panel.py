@@ -9,7 +9,6 @@ from typing import Any
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (
-    QFileDialog,
     QFormLayout,
     QHBoxLayout,
     QLabel,
@@ -26,7 +25,7 @@ from creative_studio.core.errors import StudioError
 from creative_studio.core.jobs import Job
 from creative_studio.core.project import Item
 from creative_studio.ui.panel import PluginPanel
-from creative_studio.ui.widgets import SeedField
+from creative_studio.ui.widgets import SeedField, ask_path
 
 
 def pixmap_of(data: bytes, side: int) -> QPixmap:
@@ -210,8 +209,8 @@ class ImagePanel(PluginPanel):
 
     # -- files -----------------------------------------------------------------------------
     def open_png_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Recall the recipe of a PNG", "",
-                                              "PNG images (*.png)")
+        path = ask_path(self, self.context.settings, "picture", "open",
+                        "Recall the recipe of a PNG", file_filter="PNG images (*.png)")
         if path:
             self.recall_png(Path(path))
 
@@ -243,8 +242,8 @@ class ImagePanel(PluginPanel):
             return
         from creative_studio.io.export import suggested_name
 
-        path, _ = QFileDialog.getSaveFileName(self, "Export image", suggested_name(self.current),
-                                              "PNG with recipe (*.png)")
+        path, _ = ask_path(self, self.context.settings, "export", "save", "Export image",
+                           suggested_name(self.current), "PNG with recipe (*.png)")
         if path:
             self.export(self.current, Path(path))
 

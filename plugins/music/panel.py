@@ -16,7 +16,6 @@ from PySide6.QtGui import QColor, QDrag, QPainter, QPen
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
-    QFileDialog,
     QFormLayout,
     QHBoxLayout,
     QLabel,
@@ -33,7 +32,7 @@ from creative_studio.core.jobs import Job
 from creative_studio.core.project import Item
 from creative_studio.io.midi import Note
 from creative_studio.ui.panel import PluginPanel
-from creative_studio.ui.widgets import SeedField
+from creative_studio.ui.widgets import SeedField, ask_path
 
 from .tokens import MODES
 
@@ -357,12 +356,14 @@ class MusicPanel(PluginPanel):
         self.choose_model_path("Choose a music model folder")
 
     def open_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open a MIDI file", "", MIDI_FILTER)
+        path = ask_path(self, self.context.settings, "midi", "open", "Open a MIDI file",
+                        file_filter=MIDI_FILTER)
         if path:
             self.open_midi(Path(path))
 
     def open_second_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "The melody to arrive at", "", MIDI_FILTER)
+        path = ask_path(self, self.context.settings, "midi", "open", "The melody to arrive at",
+                        file_filter=MIDI_FILTER)
         if path:
             self.open_second(Path(path))
 
@@ -596,8 +597,8 @@ class MusicPanel(PluginPanel):
         from creative_studio.io.export import suggested_name
 
         name = Path(suggested_name(self.current)).with_suffix(suffix).name
-        path, _ = QFileDialog.getSaveFileName(
-            self, "Export", name, MIDI_FILTER if suffix == ".mid" else "WAV audio (*.wav)")
+        path, _ = ask_path(self, self.context.settings, "export", "save", "Export", name,
+                           MIDI_FILTER if suffix == ".mid" else "WAV audio (*.wav)")
         if path:
             self.export(self.current, Path(path))
 

@@ -395,13 +395,13 @@ class TextPanel(PluginPanel):
 
     # -- the document as a file -----------------------------------------------------------
     def export_document_dialog(self) -> None:
-        from PySide6.QtWidgets import QFileDialog
+        from creative_studio.ui.widgets import ask_path
 
         from .document import FORMATS
 
         filters = ";;".join(f"{name} (*{suffix})" for suffix, name in FORMATS.items())
-        path, chosen = QFileDialog.getSaveFileName(self, "Export the document",
-                                                   "document.txt", filters)
+        path, chosen = ask_path(self, self.context.settings, "document", "save",
+                                "Export the document", "document.txt", filters)
         if path:
             suffix = next((s for s, n in FORMATS.items() if chosen.startswith(n)), ".txt")
             target = Path(path) if Path(path).suffix.lower() in FORMATS else \

@@ -11,7 +11,6 @@ from PySide6.QtGui import QImage, QPainter, QPen
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
-    QFileDialog,
     QFormLayout,
     QHBoxLayout,
     QInputDialog,
@@ -29,6 +28,7 @@ from creative_studio.core.jobs import Job, Request
 from creative_studio.core.project import Item
 from creative_studio.io.imports import IMAGE_SUFFIXES, import_image, input_files
 from creative_studio.ui.panel import PluginPanel
+from creative_studio.ui.widgets import ask_path
 
 from .sizes import PRESETS
 
@@ -275,12 +275,14 @@ class UpscalePanel(PluginPanel):
 
     # -- input ---------------------------------------------------------------------
     def open_dialog(self) -> None:
-        files, _ = QFileDialog.getOpenFileNames(self, "Open pictures", "", IMAGE_FILTER)
+        files = ask_path(self, self.context.settings, "picture", "open_many", "Open pictures",
+                         file_filter=IMAGE_FILTER)
         if files:
             self.open_files([Path(f) for f in files])
 
     def open_folder_dialog(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Upscale the pictures of a folder")
+        folder = ask_path(self, self.context.settings, "picture", "folder",
+                          "Upscale the pictures of a folder")
         if folder:
             self.open_files([Path(folder)])
 
@@ -468,8 +470,8 @@ class UpscalePanel(PluginPanel):
         item = self.context.store.item(result_id)
         from creative_studio.io.export import suggested_name
 
-        path, _ = QFileDialog.getSaveFileName(self, "Export upscaled picture",
-                                              suggested_name(item), EXPORT_FILTER)
+        path, _ = ask_path(self, self.context.settings, "export", "save",
+                           "Export upscaled picture", suggested_name(item), EXPORT_FILTER)
         if path:
             self.export(item, Path(path), quality=self.quality.value())
 
