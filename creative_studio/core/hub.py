@@ -26,3 +26,12 @@ def snapshot(hub_id: str, what: str = "model", *, allow_downloads: bool = False)
             raise ModelError(f"'{hub_id}' is not in the local Hugging Face cache and downloads "
                              "are off (Preferences → Allow model downloads).") from exc
         raise ModelError(f"Could not download the {what} '{hub_id}': {exc}") from exc
+
+
+def is_cached(hub_id: str) -> bool:
+    """Whether a Hub repository is in the local cache (nothing is downloaded)."""
+    try:
+        snapshot(hub_id)
+    except ModelError:
+        return False
+    return True

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import math
 import os
 from dataclasses import dataclass
@@ -67,7 +68,8 @@ def read_notes(data: bytes, name: str = "The file") -> MidiContent:
     try:
         score = Score.from_midi(data)
     except Exception as exc:  # symusic raises RuntimeError/ValueError on damaged files
-        raise BadInput(f"{name} is damaged or truncated ({exc}).") from exc
+        logging.getLogger(__name__).info("%s: MIDI reader: %s", name, exc)  # details: log
+        raise BadInput(f"{name} is damaged or truncated: it cannot be read as MIDI.") from exc
     tpq = score.ticks_per_quarter or 480
     notes, drums, voice = [], 0, -1
     for track in score.tracks:

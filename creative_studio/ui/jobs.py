@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 
 from PySide6.QtCore import QObject, Qt, Signal
@@ -64,7 +65,7 @@ class JobEvents(QObject):
 
 def format_eta(seconds: float | None) -> str:
     if seconds is None:
-        return "…"
+        return "estimating…"
     seconds = int(round(seconds))
     if seconds < 60:
         return f"{seconds} s"
@@ -82,7 +83,7 @@ class JobsView(QWidget):
         super().__init__(parent)
         self.runner = runner
         self.tree = QTreeWidget()
-        self.tree.setHeaderLabels(["Job", "State", "Progress", "ETA", "Device"])
+        self.tree.setHeaderLabels(["Job", "State", "Progress", "ETA", "Elapsed", "Device"])
         self.tree.setRootIsDecorated(False)
         self.tree.setColumnWidth(0, 220)
         self.tree.setColumnWidth(2, 120)
@@ -133,7 +134,7 @@ class JobsView(QWidget):
                 self.tree.takeTopLevelItem(index)
             return
         if job.id not in self._rows:
-            item = QTreeWidgetItem([f"{job.request.plugin}: {job.label}", "", "", "",
+            item = QTreeWidgetItem([f"{job.request.plugin}: {job.label}", "", "", "", "",
                                     job.device])
             item.setData(0, Qt.ItemDataRole.UserRole, job.id)
             item.setToolTip(0, job.label)
@@ -143,8 +144,11 @@ class JobsView(QWidget):
             bar.setTextVisible(True)
             self.tree.setItemWidget(item, 2, bar)
             self._rows[job.id] = (item, bar)
+            self.tree.scrollToItem(item)  # a new job is always in view
         item, bar = self._rows[job.id]
         item.setText(1, job.state.value)
+        if job.state is not JobState.QUEUED:
+            item.setText(4, format_eta(time.monotonic() - job.progress.started))
         if event.kind is JobEventKind.PROGRESS:
             fraction, eta = event.fraction, event.eta
             bar.setValue(int(fraction * 1000))
@@ -157,8 +161,11 @@ class JobsView(QWidget):
         elif job.state.finished:
             item.setText(3, "")
             if job.state is JobState.DONE:
+                stopped = bool(job.result and job.result.metadata.get("stopped"))
                 bar.setValue(1000)
-                bar.setFormat("done")
+                bar.setFormat("stopped" if stopped else "done")
+                if stopped:  # Stop kept what was written: it ended, but not by itself
+                    item.setText(1, "stopped")
             if job.error:
                 item.setText(1, f"{job.state.value}: {job.error}")
                 item.setToolTip(1, job.error)

@@ -521,7 +521,19 @@ class PluginPanel(QWidget):
         """Ask for a Hugging Face id and add it to the ``model`` choices."""
         text, ok = QInputDialog.getText(self, "Hugging Face model", f"Model id (e.g. {example}):")
         if ok and text.strip():
-            self.add_model_ref(f"hub:{text.strip()}", f"Hub: {text.strip()}")
+            self.add_hub_id(text.strip())
+
+    def add_hub_id(self, hub_id: str) -> None:
+        """Add a Hugging Face id to the model choices; said at once when downloads are off
+        and the model is not on this computer (rather than at Generate)."""
+        from ..core.hub import is_cached
+
+        self.add_model_ref(f"hub:{hub_id}", f"Hub: {hub_id}")
+        if not getattr(self.context.settings, "allow_downloads", False) and \
+                not is_cached(hub_id):
+            self.show_message(f"{hub_id} is not on this computer and model downloads are off: "
+                              "allow them in Edit → Preferences, or choose a model folder.",
+                              error=True)
 
     # -- items ---------------------------------------------------------------------------------
     def export(self, item: Item | None, path, **options) -> bool:
