@@ -74,14 +74,15 @@ class HistoryView(QWidget):
         self.detail.setReadOnly(True)
         self.detail.setPlaceholderText("Select an item to see its output and recipe.")
         self.buttons: dict[str, QPushButton] = {}
-        row1, row2 = QHBoxLayout(), QHBoxLayout()
+        # three buttons a row: the dock stays narrow enough for a 1024-pixel-wide window
+        row1, row2, row3 = QHBoxLayout(), QHBoxLayout(), QHBoxLayout()
         for key, label, tip, row in (
                 ("all", "Use all", "Restore prompt, parameters and seed", row1),
                 ("prompt", "Use prompt", "Restore the prompt only", row1),
                 ("seed", "Use seed", "Restore the seed only", row1),
                 ("use", "Insert", "Put this output where you work", row2),
                 ("rerun", "Re-run", "Run the same recipe again (same seed)", row2),
-                ("delete", "Delete", "Delete this item from the project", row2)):
+                ("delete", "Delete", "Delete this item from the project", row3)):
             button = QPushButton(label)
             button.setToolTip(tip)
             button.setEnabled(False)
@@ -99,7 +100,7 @@ class HistoryView(QWidget):
         self.send_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         self.send_button.setMenu(QMenu(self.send_button))
         self.send_button.setEnabled(False)
-        row2.addWidget(self.send_button)
+        row3.addWidget(self.send_button)
         splitter = QSplitter(Qt.Orientation.Vertical)
         splitter.addWidget(self.tree)
         splitter.addWidget(self.detail)
@@ -113,6 +114,7 @@ class HistoryView(QWidget):
         layout.addWidget(self.older)
         layout.addLayout(row1)
         layout.addLayout(row2)
+        layout.addLayout(row3)
         self._items: dict[str, Item] = {}
         self.limit = PAGE
 

@@ -166,10 +166,11 @@ class PluginPanel(QWidget):
         self.stop_button: QPushButton | None = None
         self.status_label: QLabel | None = None  # a line saying what the last job did
         self._ran = False  # a run was made with the seed shown (seed "increment")
-        self.message = QLabel()
+        from .widgets import StatusLine
+
+        # room for three lines, always: a message appearing moves nothing
+        self.message = StatusLine("", lines=3)
         self.message.setObjectName("panelMessage")
-        self.message.setWordWrap(True)
-        self.message.hide()
         self.queue_label = QLabel()
         self.queue_label.setObjectName("panelQueue")
         self.queue_label.setToolTip("This panel's jobs (all of them are in the Jobs dock)")
@@ -177,11 +178,24 @@ class PluginPanel(QWidget):
     # -- layout helpers -----------------------------------------------------------------
     def set_sides(self, side: QWidget, main: QWidget, side_width: int = 320) -> None:
         """The usual panel layout: settings on the left, the work on the right (resizable)."""
+        from PySide6.QtWidgets import QFrame, QScrollArea
+
+        # the settings scroll when the window is small (1024×700 and up, any scale): nothing
+        # is clipped, and a message appearing there never moves the panel's buttons
+        scroll = QScrollArea()
+        scroll.setWidget(side)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
+        scroll.setMinimumWidth(min(side_width, 170))
+        self.side_scroll = scroll
         splitter = QSplitter()
-        splitter.addWidget(side)
+        splitter.addWidget(scroll)
         splitter.addWidget(main)
+        splitter.setChildrenCollapsible(False)
         splitter.setStretchFactor(1, 1)
-        splitter.setSizes([side_width, 800])
+        # the settings get their natural width where the window has room for it
+        splitter.setSizes([max(side_width, side.sizeHint().width() + 16), 800])
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(splitter)
@@ -345,7 +359,6 @@ class PluginPanel(QWidget):
         color = "#d9534f" if error else "palette(text)"
         self.message.setStyleSheet(f"color: {color};")
         self.message.setText(text)
-        self.message.setVisible(bool(text))
 
     def attempt(self, action: Callable[[], Any], name: str = "") -> Any:
         """Run ``action`` (reading a user's file…): its result, or None with the reason as the
@@ -483,6 +496,10 @@ class PluginPanel(QWidget):
         from ..core.models import available
 
         combo = QComboBox()
+        # long model names never widen the settings column (the list shows them whole)
+        combo.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        combo.setMinimumContentsLength(16)
         for offer in self.manifest.models:
             missing = "" if available(offer) else " — files missing"
             combo.addItem(offer.name + missing, offer.ref)

@@ -7,6 +7,7 @@ from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
     QHBoxLayout,
+    QLabel,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -90,3 +91,24 @@ def ask_path(parent: QWidget, settings, kind: str, mode: str, title: str, name: 
         path = Path(first)
         folders[kind] = str(path if mode == "folder" else path.parent)
     return chosen
+
+
+class StatusLine(QLabel):
+    """A status or info line that keeps its place: room for ``lines`` lines is reserved,
+    long text never widens the window (the whole text is in the tooltip), so a message
+    appearing or changing never moves the buttons around it."""
+
+    def __init__(self, text: str = "", lines: int = 1, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        from PySide6.QtWidgets import QSizePolicy
+
+        self.setWordWrap(lines > 1)
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        margins = self.contentsMargins()
+        self.setFixedHeight(self.fontMetrics().lineSpacing() * lines + margins.top()
+                            + margins.bottom() + 2)
+        self.setText(text)
+
+    def setText(self, text: str) -> None:  # noqa: N802 - Qt API
+        super().setText(text)
+        self.setToolTip(text if len(text) > 40 else "")

@@ -10,6 +10,7 @@ from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (
     QFormLayout,
+    QGridLayout,
     QHBoxLayout,
     QLabel,
     QListView,
@@ -25,7 +26,7 @@ from creative_studio.core.errors import StudioError
 from creative_studio.core.jobs import Job
 from creative_studio.core.project import Item
 from creative_studio.ui.panel import PluginPanel
-from creative_studio.ui.widgets import SeedField, ask_path
+from creative_studio.ui.widgets import SeedField, StatusLine, ask_path
 
 
 def pixmap_of(data: bytes, side: int) -> QPixmap:
@@ -85,9 +86,8 @@ class ImagePanel(PluginPanel):
 
         self.view = QLabel("Type a prompt and Generate.")
         self.view.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.view.setMinimumSize(320, 320)
-        self.info = self.status_label = QLabel("")
-        self.info.setWordWrap(True)
+        self.view.setMinimumSize(240, 240)
+        self.info = self.status_label = StatusLine("", lines=3)
         self.gallery = QListWidget()
         self.gallery.setViewMode(QListView.ViewMode.IconMode)
         self.gallery.setIconSize(QSize(72, 72))
@@ -95,16 +95,17 @@ class ImagePanel(PluginPanel):
         self.gallery.setMaximumHeight(120)
         self.gallery.currentItemChanged.connect(self._gallery_chosen)
         self.gallery.itemDoubleClicked.connect(lambda *_: self._recall_current("all"))
-        actions = QHBoxLayout()
-        for label, slot in (("Use all", lambda: self._recall_current("all")),
-                            ("Use prompt", lambda: self._recall_current("prompt")),
-                            ("Use seed", lambda: self._recall_current("seed")),
-                            ("Open PNG…", self.open_png_dialog),
-                            ("Export PNG…", self.export_dialog),
-                            ("Upscale ▸", self.upscale_current)):
+        actions = QGridLayout()  # two rows of three: room for the settings at 1024 px
+        for index, (label, slot) in enumerate((
+                ("Use all", lambda: self._recall_current("all")),
+                ("Use prompt", lambda: self._recall_current("prompt")),
+                ("Use seed", lambda: self._recall_current("seed")),
+                ("Open PNG…", self.open_png_dialog),
+                ("Export PNG…", self.export_dialog),
+                ("Upscale ▸", self.upscale_current))):
             button = QPushButton(label)
             button.clicked.connect(slot)
-            actions.addWidget(button)
+            actions.addWidget(button, index // 3, index % 3)
         main = QWidget()
         main_layout = QVBoxLayout(main)
         main_layout.setContentsMargins(0, 0, 0, 0)

@@ -32,7 +32,7 @@ from creative_studio.core.jobs import Job
 from creative_studio.core.project import Item
 from creative_studio.io.midi import Note
 from creative_studio.ui.panel import PluginPanel
-from creative_studio.ui.widgets import SeedField, ask_path
+from creative_studio.ui.widgets import SeedField, StatusLine, ask_path
 
 from .tokens import MODES
 
@@ -279,8 +279,7 @@ class MusicPanel(PluginPanel):
         self.results.setMaximumHeight(110)
         self.results.currentItemChanged.connect(self._result_chosen)
         self.roll = PianoRoll()
-        self.info = self.status_label = QLabel("")
-        self.info.setWordWrap(True)
+        self.info = self.status_label = StatusLine("", lines=3)
         self.play_button = QPushButton("▶ Play")
         self.play_button.clicked.connect(self.toggle_play)
         self.drag_button = DragMidi(self)

@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 from creative_studio.core.jobs import Job, JobState
 from creative_studio.core.project import Item, ProjectStore
 from creative_studio.ui.panel import PluginPanel
-from creative_studio.ui.widgets import SeedField
+from creative_studio.ui.widgets import SeedField, StatusLine
 
 from .generator import PRESETS
 
@@ -106,10 +106,10 @@ class TextPanel(PluginPanel):
         self.instruction.setFixedHeight(80)
         self.generate_button, self.stop_button = self.run_buttons(
             "Generate", self.generate, "Write from the instruction at the cursor")
-        self.continue_button = QPushButton("Continue from cursor")
+        self.continue_button = QPushButton("Continue")
         self.continue_button.setToolTip("Continue the document from the cursor "
                                         "(Ctrl+Shift+Return)")
-        self.rewrite_button = QPushButton("Rewrite selection")
+        self.rewrite_button = QPushButton("Rewrite")
         self.rewrite_button.setToolTip("Rewrite the selected text following the instruction")
         self.stop_button.setToolTip("Stop writing and keep what was written (Esc)")
         self.continue_button.clicked.connect(self.continue_text)
@@ -136,7 +136,7 @@ class TextPanel(PluginPanel):
         self.editor.textChanged.connect(self._update_count)
         self.editor.cursorPositionChanged.connect(self._cursor_moved)
         self.word_count = QLabel("0 words")
-        self.status = QLabel("")
+        self.status = StatusLine("")
         footer = QHBoxLayout()
         footer.addWidget(self.word_count)
         footer.addStretch(1)

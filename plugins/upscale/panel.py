@@ -12,6 +12,7 @@ from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
     QFormLayout,
+    QGridLayout,
     QHBoxLayout,
     QInputDialog,
     QLabel,
@@ -28,7 +29,7 @@ from creative_studio.core.jobs import Job, Request
 from creative_studio.core.project import Item
 from creative_studio.io.imports import IMAGE_SUFFIXES, import_image, input_files
 from creative_studio.ui.panel import PluginPanel
-from creative_studio.ui.widgets import ask_path
+from creative_studio.ui.widgets import StatusLine, ask_path
 
 from .sizes import PRESETS
 
@@ -218,12 +219,12 @@ class UpscalePanel(PluginPanel):
         self.quality.setToolTip("JPEG/WebP quality when exporting")
         self.export_button = QPushButton("Export result…")
         self.export_button.clicked.connect(self.export_dialog)
-        self.info = QLabel("No picture")
-        self.info.setWordWrap(True)
+        self.info = StatusLine("No picture", lines=3)
 
-        row = QHBoxLayout()
-        for button in (open_files, open_folder, from_project):
-            row.addWidget(button)
+        row = QGridLayout()  # the three ways in, in two rows: the column stays narrow
+        row.addWidget(open_files, 0, 0, 1, 2)
+        row.addWidget(open_folder, 1, 0)
+        row.addWidget(from_project, 1, 1)
         form = QFormLayout()
         form.addRow("Model", self.model)
         form.addRow("", model_file)

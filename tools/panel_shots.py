@@ -1,0 +1,60 @@
+"""Screenshots of every panel at 1024×700 and 1400×900, light and dark (docs/panels/).
+
+    QT_QPA_PLATFORM=offscreen .venv/bin/python tools/panel_shots.py [docs/panels]
+
+The real window (models in the model process), each tab shown in turn, grabbed with
+QWidget.grab(); a long message is shown in each panel, so that a clipped label or a
+layout that jumps would be seen.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("CREATIVE_STUDIO_HOME", tempfile.mkdtemp(prefix="shot-home-"))
+os.environ["CREATIVE_STUDIO_NO_DIALOGS"] = "1"
+os.environ["CREATIVE_STUDIO_NO_PRELOAD"] = "1"
+SIZES = ((1024, 700), (1400, 900))
+
+
+def main() -> None:
+    from PySide6.QtWidgets import QApplication
+
+    from creative_studio.core.settings import Settings
+    from creative_studio.plugins import PluginRegistry
+    from creative_studio.ui.main_window import MainWindow
+    from creative_studio.ui.theme import apply_theme
+
+    out = Path(sys.argv[1] if len(sys.argv) > 1 else ROOT / "docs" / "panels")
+    out.mkdir(parents=True, exist_ok=True)
+    app = QApplication([])
+    for theme in ("light", "dark"):
+        apply_theme(app, theme)
+        window = MainWindow(PluginRegistry.discover(), Settings(theme=theme))
+        window.show()
+        window.panels["text"].editor.setPlainText(
+            "The Keeper of Lisbon Light\n\nThe fog rolled in against the lighthouse as the "
+            "keeper climbed the stairs, one lantern in his hand.")
+        for width, height in SIZES:
+            window.resize(width, height)
+            for plugin_id, panel in window.panels.items():
+                window.tabs.setCurrentWidget(panel)
+                panel.show_message("Messages appear here and move nothing: this one is long "
+                                   "enough to wrap onto a second line.")
+                app.processEvents()
+                size = window.size()
+                name = out / f"{plugin_id}-{width}x{height}-{theme}.png"
+                window.grab().save(str(name))
+                print(f"{name.name}: window {size.width()}×{size.height()}")
+        window.runner.shutdown()
+        window.close()
+
+
+if __name__ == "__main__":
+    main()
