@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 from ..core.errors import StudioError
 from ..core.project import Item, ProjectStore
 
+SEEDLESS_TASKS = ("import", "upscale")  # their seed means nothing: shown as "—"
 PAGE = 500  # items shown at once; "Show older" adds as many (a project can hold 200,000)
 MAX_TITLE = 120  # characters of a title shown in the list
 MAX_SHOWN = 4000  # characters of a prompt or parameter list shown in the recipe
@@ -149,7 +150,8 @@ class HistoryView(QWidget):
             if damaged:
                 item.damaged = damaged
                 title = "⚠ damaged · " + title
-            node = QTreeWidgetItem([title, item.plugin, str(item.request.seed),
+            seed = "—" if item.request.task in SEEDLESS_TASKS else str(item.request.seed)
+            node = QTreeWidgetItem([title, item.plugin, seed,
                                     time.strftime("%H:%M:%S", time.localtime(item.created))])
             node.setData(0, Qt.ItemDataRole.UserRole, item.id)
             node.setToolTip(0, recipe_text(item))

@@ -112,3 +112,56 @@ class StatusLine(QLabel):
     def setText(self, text: str) -> None:  # noqa: N802 - Qt API
         super().setText(text)
         self.setToolTip(text if len(text) > 40 else "")
+
+
+def pixmap_of(data: bytes, side: int):
+    """An image enlarged (small ones with sharp pixels) or reduced to fit ``side``."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtGui import QImage, QPixmap
+
+    image = QImage.fromData(data)
+    if image.isNull():
+        return QPixmap()
+    mode = Qt.TransformationMode.FastTransformation if image.width() * 2 <= side else \
+        Qt.TransformationMode.SmoothTransformation
+    return QPixmap.fromImage(image.scaled(side, side, Qt.AspectRatioMode.KeepAspectRatio, mode))
+
+
+def item_label(item) -> str:
+    """A project item as a list shows it: what differs between two items of one prompt
+    (the model, the seed, the time) is in the label."""
+    import time as _time
+
+    title = (item.title or item.request.prompt or item.id[:8])[:60]
+    parts = [f"{item.plugin}: {title}"]
+    if item.request.task not in ("import", "upscale"):
+        parts.append(f"seed {item.request.seed}")
+    parts.append(_time.strftime("%H:%M:%S", _time.localtime(item.created)))
+    return " · ".join(parts)
+
+
+def choose_item(parent: QWidget, title: str, items: list, thumbnail) -> int | None:
+    """A list of project items with thumbnails (``thumbnail(item)`` → bytes or None) and
+    labels that tell them apart; returns the chosen index or None."""
+    import os
+
+    from PySide6.QtCore import QSize
+    from PySide6.QtGui import QIcon
+    from PySide6.QtWidgets import QListWidget, QListWidgetItem
+
+    if os.environ.get("CREATIVE_STUDIO_NO_DIALOGS") == "1":
+        return len(items) - 1 if items else None
+    dialog = QDialog(parent)
+    dialog.setWindowTitle(title)
+    listing = QListWidget()
+    listing.setIconSize(QSize(64, 64))
+    for item in items:
+        data = thumbnail(item)
+        entry = QListWidgetItem(QIcon(pixmap_of(data, 64)) if data else QIcon(),
+                                item_label(item))
+        listing.addItem(entry)
+    listing.setCurrentRow(len(items) - 1)
+    listing.itemDoubleClicked.connect(lambda *_: dialog.accept())
+    dialog_layout(dialog, listing)
+    dialog.resize(460, 420)
+    return listing.currentRow() if dialog.exec() and listing.currentRow() >= 0 else None

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QSize, Qt
-from PySide6.QtGui import QIcon, QImage, QPixmap
+from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import (
     QFormLayout,
     QGridLayout,
@@ -26,18 +26,7 @@ from creative_studio.core.errors import StudioError
 from creative_studio.core.jobs import Job
 from creative_studio.core.project import Item
 from creative_studio.ui.panel import PluginPanel
-from creative_studio.ui.widgets import SeedField, StatusLine, ask_path
-
-
-def pixmap_of(data: bytes, side: int) -> QPixmap:
-    """An image enlarged (small ones with sharp pixels) or reduced to fit ``side``."""
-    image = QImage.fromData(data)
-    if image.isNull():
-        return QPixmap()
-    mode = Qt.TransformationMode.FastTransformation if image.width() * 2 <= side else \
-        Qt.TransformationMode.SmoothTransformation
-    return QPixmap.fromImage(image.scaled(side, side, Qt.AspectRatioMode.KeepAspectRatio, mode))
-
+from creative_studio.ui.widgets import SeedField, StatusLine, ask_path, pixmap_of
 
 GALLERY_LIMIT = 300  # the newest images shown in the gallery (all are in the History)
 
@@ -166,7 +155,7 @@ class ImagePanel(PluginPanel):
         for item in store.items(kind="image", limit=GALLERY_LIMIT):
             if not item.assets or not item.assets[0].mime.startswith("image/"):
                 continue
-            if item.plugin != self.manifest.id:
+            if item.plugin not in (self.manifest.id, "upscale"):  # its upscales too
                 continue
             asset_id = item.assets[0].id
             if asset_id not in self._icons:  # assets never change: decode each one once

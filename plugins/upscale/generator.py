@@ -143,4 +143,7 @@ class UpscaleGenerator:
                                 # exported as photo_x4.png: named after the picture it enlarges
                                 "file_stem": f"{Path(image_assets[0].name or 'image').stem}"
                                              f"_x{_factor(image.width, out.width)}"},
-                      title=f"{image.width}×{image.height} → {out.width}×{out.height}")
+                      # what tells two upscales apart: the picture, the model, the sizes
+                      title=f"{Path(image_assets[0].name or 'image').stem} ×"
+                            f"{_factor(image.width, out.width)} · {up.name} "
+                            f"({image.width}×{image.height} → {out.width}×{out.height})")

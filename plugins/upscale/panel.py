@@ -14,7 +14,6 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QGridLayout,
     QHBoxLayout,
-    QInputDialog,
     QLabel,
     QListWidget,
     QListWidgetItem,
@@ -29,7 +28,7 @@ from creative_studio.core.jobs import Job, Request
 from creative_studio.core.project import Item
 from creative_studio.io.imports import IMAGE_SUFFIXES, import_image, input_files
 from creative_studio.ui.panel import PluginPanel
-from creative_studio.ui.widgets import StatusLine, ask_path
+from creative_studio.ui.widgets import StatusLine, ask_path, choose_item
 
 from .sizes import PRESETS
 
@@ -352,11 +351,15 @@ class UpscalePanel(PluginPanel):
         if not images:
             self.show_message("This project has no images yet.", error=True)
             return
-        labels = [f"{i.plugin}: {i.title or i.id[:8]}" for i in images]
-        choice, ok = QInputDialog.getItem(self, "Upscale a project image", "Image:", labels,
-                                          len(labels) - 1, False)
-        if ok:
-            self.add_project_image(images[labels.index(choice)])
+        def thumbnail(item):
+            try:
+                return store.asset_bytes(item.assets[0].id)
+            except StudioError:
+                return None
+
+        index = choose_item(self, "Upscale a project image", images, thumbnail)
+        if index is not None:
+            self.add_project_image(images[index])
 
     def accept_input(self, item: Item) -> None:
         self.add_project_image(item)
