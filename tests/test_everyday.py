@@ -50,3 +50,65 @@ def test_a_truncated_midi_is_told_in_plain_words():
     with pytest.raises(BadInput) as caught:
         read_notes(make_midi()[:30], "tune.mid")
     assert str(caught.value) == "tune.mid is damaged or truncated: it cannot be read as MIDI."
+
+
+def test_help_plugins_says_version_folder_models_and_errors(make_window, monkeypatch,
+                                                            tmp_path):
+    from pathlib import Path
+
+    from creative_studio.plugins import PluginRegistry
+    from creative_studio.plugins.registry import PATH_VARIABLE
+
+    broken = tmp_path / "plugins" / "broken"
+    broken.mkdir(parents=True)
+    (broken / "plugin.toml").write_text("id = 'broken'\nname = 3\n")
+    folder = Path(__file__).parent / "fifth_plugin"
+    monkeypatch.setenv(PATH_VARIABLE, f"{folder}:{tmp_path / 'plugins'}")
+    window = make_window(PluginRegistry.discover(entry_points=False))
+    text = window.plugins_text()
+    assert "Text (text), version built in, " in text and "SmolLM2 135M Instruct" in text
+    assert "Speech (speech), version 0.3 — ok" in text and str(folder) in text
+    assert "broken" in text and "error:" in text
+
+
+def test_preferences_default_folder_starts_the_dialogs(make_window, monkeypatch, tmp_path):
+    from PySide6.QtWidgets import QFileDialog
+
+    from creative_studio.ui.settings_dialog import SettingsDialog
+
+    window = make_window()
+    dialog = SettingsDialog(window.settings, window)
+    dialog.default_folder.setText(str(tmp_path))
+    dialog.apply()
+    asked = []
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", staticmethod(
+        lambda parent, title, start, file_filter="": (asked.append(start), ("", ""))[1]))
+    window.open_dialog()
+    assert asked == [str(tmp_path)]
+
+
+def test_play_without_an_audio_output_says_why_and_offers_wav(qtbot, make_window,
+                                                              monkeypatch, tmp_path):
+    from plugins.music import panel as music_panel
+
+    monkeypatch.setattr(music_panel, "PLAYERS", (
+        ("sh", ["-c", "echo 'aplay: main:831: audio open error: No such file' >&2; exit 1",
+                "player"]),))
+    window = make_window()
+    panel = window.panels["music"]
+    wav = tmp_path / "x.wav"
+    wav.write_bytes(b"RIFF")
+    panel._play(wav)
+    qtbot.waitUntil(lambda: panel._player is None, timeout=10_000)
+    assert "no audio output" in panel.message.text() and "Export WAV" in panel.message.text()
+    assert "audio open error" in panel.message.text()
+    assert panel.play_button.text() == "▶ Play"
+
+
+def test_eight_bars_of_three_four_are_drawn_as_eight(make_window):
+    from creative_studio.io.midi import Note
+
+    window = make_window()
+    roll = window.panels["music"].roll
+    roll.set_notes([Note(0.0, 1.0, 60), Note(22.0, 2.002, 62)], bar=3.0)  # a tick past
+    assert roll.length() == 24.0

@@ -43,8 +43,9 @@ def _from_3(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def _from_4(data: dict[str, Any]) -> dict[str, Any]:
-    """4 → 5: the folder last used by each kind of file dialog."""
+    """4 → 5: the folder last used by each kind of file dialog; a default folder."""
     data.setdefault("folders", {})
+    data.setdefault("default_folder", "")
     return data
 
 
@@ -65,6 +66,7 @@ class Settings:
     model_process: bool = True
     cpu_threads: int = 0  # threads of the local text engine; 0 = chosen from the machine
     folders: dict = field(default_factory=dict)  # kind of file → the folder last used
+    default_folder: str = ""  # where file dialogs start before a kind has its own folder
     version: int = VERSION
 
     @classmethod

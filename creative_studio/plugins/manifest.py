@@ -24,6 +24,7 @@ _FIELDS = {
     "name": "name shown in the panel tab",
     "modality": "what it makes: text, image, music, upscale or a new lowercase word",
     "description": "one line shown in the plugin list",
+    "version": "the plugin's own version (Help → Plugins); built-in ones are the studio's",
     "order": "tab position (lower first)",
     "generator": "'module:attr' of the generator class (no Qt)",
     "panel": "'module:attr' of the panel widget class (Qt)",
@@ -93,6 +94,7 @@ class PluginManifest:
     generator: str
     panel: str
     description: str = ""
+    version: str = ""
     order: int = 100
     models: tuple[ModelOffer, ...] = field(default_factory=tuple)
     preload: tuple[str, ...] = field(default_factory=tuple)
@@ -170,6 +172,7 @@ class PluginManifest:
         return cls(id=plugin_id, name=data["name"], modality=data["modality"],
                    generator=data["generator"], panel=data["panel"],
                    description=str(data.get("description", "")),
+                   version=str(data.get("version", "")),
                    order=int(data.get("order", 100)), models=tuple(models),
                    preload=tuple(str(m) for m in data.get("preload", ())),
                    accepts=tuple(str(m) for m in data.get("accepts", ())),

@@ -657,7 +657,11 @@ class MainWindow(QMainWindow):
         self.settings.theme = "light" if self.settings.theme == "dark" else "dark"
         self.apply_settings()
 
-    def show_plugins(self) -> None:
+    def plugins_text(self) -> str:
+        """Help → Plugins: each plugin's version, where it comes from, its tasks, models
+        (and whether their files are there) and its error, if any."""
+        from ..core.models import available
+
         lines = []
         for record in self.registry.records:
             state = "error: " + record.error if record.error else "ok"
@@ -665,11 +669,17 @@ class MainWindow(QMainWindow):
             if manifest is None:
                 lines.append(f"• {record.origin} — {state}")
                 continue
-            models = ", ".join(m.name for m in manifest.models) or "your own"
-            lines.append(f"• {manifest.name} ({manifest.modality}) — {state}\n"
-                         f"   from {record.origin}\n   tasks: "
-                         f"{', '.join(t.title for t in manifest.tasks)}; models: {models}")
-        QMessageBox.information(self, "Plugins", "\n".join(lines) or "No plugins found.")
+            version = manifest.version or (f"built in, {__version__}" if record.root is None
+                                           and "entry point" not in record.origin else "—")
+            models = ", ".join(m.name + ("" if available(m) else " (files missing)")
+                               for m in manifest.models) or "your own"
+            lines.append(f"• {manifest.name} ({manifest.modality}), version {version} — "
+                         f"{state}\n   from {record.origin}\n   tasks: "
+                         f"{', '.join(t.title for t in manifest.tasks)}\n   models: {models}")
+        return "\n".join(lines) or "No plugins found."
+
+    def show_plugins(self) -> None:
+        QMessageBox.information(self, "Plugins", self.plugins_text())
 
     def show_log(self) -> None:
         """Help → Show log: the end of the studio's log file, and where it is."""

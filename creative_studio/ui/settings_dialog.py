@@ -9,7 +9,10 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
     QFormLayout,
+    QHBoxLayout,
     QLabel,
+    QLineEdit,
+    QPushButton,
     QSpinBox,
     QTabWidget,
     QWidget,
@@ -53,9 +56,19 @@ class SettingsDialog(QDialog):
                                        "model never closes the window)")
         self.model_process.setChecked(settings.model_process)
         self.model_process.setToolTip("Takes effect the next time the studio starts.")
+        self.default_folder = QLineEdit(settings.default_folder)
+        self.default_folder.setPlaceholderText("the folder the studio was started in")
+        self.default_folder.setToolTip("Where Open, Save and Export dialogs start until each "
+                                       "has a folder of its own")
+        choose = QPushButton("Choose…")
+        choose.clicked.connect(self._choose_folder)
+        folder_row = QHBoxLayout()
+        folder_row.addWidget(self.default_folder, 1)
+        folder_row.addWidget(choose)
         general = QWidget()
         form = QFormLayout(general)
         form.addRow("Run models on", self.device)
+        form.addRow("Default folder", folder_row)
         form.addRow("CPU threads", self.threads)
         form.addRow(self.model_process)
         form.addRow("Theme", self.theme)
@@ -67,10 +80,19 @@ class SettingsDialog(QDialog):
         self.tabs.addTab(self.servers, "Servers")
         dialog_layout(self, self.tabs)
 
+    def _choose_folder(self) -> None:
+        from PySide6.QtWidgets import QFileDialog
+
+        folder = QFileDialog.getExistingDirectory(self, "Default folder",
+                                                  self.default_folder.text())
+        if folder:
+            self.default_folder.setText(folder)
+
     def apply(self) -> None:
         self.settings.device = self.device.currentData()
         self.settings.theme = self.theme.currentData()
         self.settings.allow_downloads = self.downloads.isChecked()
         self.settings.cpu_threads = self.threads.value()
+        self.settings.default_folder = self.default_folder.text().strip()
         self.settings.model_process = self.model_process.isChecked()
         self.settings.servers = self.servers.servers()

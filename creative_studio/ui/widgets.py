@@ -75,6 +75,8 @@ def ask_path(parent: QWidget, settings, kind: str, mode: str, title: str, name: 
 
     folders = getattr(settings, "folders", None)
     start = folders.get(kind, "") if isinstance(folders, dict) else ""
+    if not start or not Path(start).is_dir():
+        start = str(getattr(settings, "default_folder", "") or "")
     if start and not Path(start).is_dir():
         start = ""
     start_at = str(Path(start) / name) if start and name else (name or start)

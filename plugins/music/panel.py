@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import shutil
 import subprocess
 import tempfile
@@ -71,7 +72,8 @@ class PianoRoll(QWidget):
 
     def length(self) -> float:
         end = max((n.start + n.duration for n in self.notes), default=0.0)
-        bars = max(1, -(-end // self.bar))
+        # a note ending a tick past the bar line (MIDI rounding) opens no extra bar
+        bars = max(1, math.ceil(end / self.bar - 0.02))
         return bars * self.bar
 
     def paintEvent(self, event) -> None:  # noqa: N802 - Qt API
@@ -559,7 +561,7 @@ class MusicPanel(PluginPanel):
                 try:
                     self._player = subprocess.Popen([executable, *args, str(wav)],
                                                     stdout=subprocess.DEVNULL,
-                                                    stderr=subprocess.DEVNULL)
+                                                    stderr=subprocess.PIPE)
                 except OSError:
                     continue
                 self._play_started = time.monotonic()
@@ -573,7 +575,17 @@ class MusicPanel(PluginPanel):
         if self._player is None:
             return
         if self._player.poll() is not None:
+            failed = self._player.returncode != 0
+            reason = ""
+            if failed and self._player.stderr is not None:
+                reason = self._player.stderr.read(400).decode("utf-8", "replace").strip()
+                log.info("audio player failed: %s", reason)
             self.stop_audio()
+            if failed:  # no sound card, the audio server not running…
+                self.show_message("Could not play: this computer has no audio output the "
+                                  "studio can use" + (f" ({reason.splitlines()[0][:80]})"
+                                                      if reason else "")
+                                  + ". Export WAV… and play it elsewhere.", error=True)
             return
         seconds = time.monotonic() - self._play_started
         self.roll.playhead = seconds * self._tempo / 60.0
@@ -584,6 +596,8 @@ class MusicPanel(PluginPanel):
         if self._player is not None:
             if self._player.poll() is None:
                 self._player.terminate()
+            if self._player.stderr is not None:
+                self._player.stderr.close()
             self._player = None
         self.play_button.setText("▶ Play")
         self.roll.playhead = None
