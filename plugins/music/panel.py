@@ -652,7 +652,8 @@ class MusicPanel(PluginPanel):
         reads = bool(spec and spec.input)
         return {"results": results, "prompt_item": (self.prompt_item or "") if reads else "",
                 "second_item": self.second_item or "", "task": self.task.currentData(),
-                "auto_key": self.auto_key.isChecked()}
+                "auto_key": self.auto_key.isChecked(),
+                "current": self.current.id if self.current is not None else ""}
 
     def restore_work(self, state: dict[str, Any]) -> None:
         store = self.context.store
@@ -681,6 +682,10 @@ class MusicPanel(PluginPanel):
                 self.second_label.setText(f"Arrive at {second.title}")
             except StudioError:
                 pass
+        current = str(state.get("current") or "")
+        for row in range(self.results.count()):  # the piano roll shows what it showed
+            if current and self.results.item(row).data(Qt.ItemDataRole.UserRole) == current:
+                self.results.setCurrentRow(row)
 
     def describe_item(self, item: Item, store) -> str:
         meta = item.metadata

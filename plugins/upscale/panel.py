@@ -370,7 +370,9 @@ class UpscalePanel(PluginPanel):
         """Use an image already in the project as a source: its lineage is kept."""
         meta = item.metadata
         size = f" ({meta['width']}×{meta['height']})" if "width" in meta else ""
-        self._add_source(item.id, f"{item.plugin}: {item.title or item.id[:8]}{size}")
+        # a picture of this panel's own is named as it is; others say where they come from
+        owner = "" if item.plugin == self.manifest.id else f"{item.plugin}: "
+        self._add_source(item.id, f"{owner}{item.title or item.id[:8]}{size}")
         self.sources.setCurrentRow(self._row_of(item.id))
 
     def _row_of(self, item_id: str) -> int:
@@ -385,14 +387,18 @@ class UpscalePanel(PluginPanel):
         if item is None or not item.assets:
             return
         store = self.context.store
-        before = QImage.fromData(store.asset_bytes(item.assets[0].id))
+        try:
+            before = QImage.fromData(store.asset_bytes(item.assets[0].id))
+        except StudioError as exc:  # a damaged picture: said, not shown
+            self.show_message(str(exc), error=True)
+            return
         after = None
         try:
             result = store.item(self.results[item.id]) if item.id in self.results else None
-        except StudioError:  # the result was deleted from the History: show the source alone
-            result = None
-        if result is not None and result.assets:
-            after = QImage.fromData(store.asset_bytes(result.assets[0].id))
+            if result is not None and result.assets:
+                after = QImage.fromData(store.asset_bytes(result.assets[0].id))
+        except StudioError:  # the result was deleted or damaged: show the source alone
+            after = None
         self.view.set_images(before, after)
         self.info.setText(entry.text())
 
@@ -499,7 +505,11 @@ class UpscalePanel(PluginPanel):
         """The pictures in the list and their latest results, kept with the project."""
         sources = [self.sources.item(i).data(Qt.ItemDataRole.UserRole)
                    for i in range(self.sources.count())]
-        return {"sources": sources, "results": dict(self.results)}
+        current = self.sources.currentItem()
+        return {"sources": sources, "results": dict(self.results),
+                "selected": [e.data(Qt.ItemDataRole.UserRole)
+                             for e in self.sources.selectedItems()],
+                "current": current.data(Qt.ItemDataRole.UserRole) if current else None}
 
     def restore_work(self, state: dict[str, Any]) -> None:
         store = self.context.store
@@ -512,6 +522,20 @@ class UpscalePanel(PluginPanel):
             self.add_project_image(item)
             if isinstance(results, dict) and source in results:
                 self.results[source] = str(results[source])
+        if not state.get("sources"):
+            return
+        # the view as it was: the same pictures selected, the same one compared
+        selected = state.get("selected")
+        if isinstance(selected, list):
+            current = self._row_of(str(state.get("current")))
+            if current >= 0:
+                self.sources.setCurrentRow(current)
+            self.sources.clearSelection()
+            for item_id in selected:
+                row = self._row_of(str(item_id))
+                if row >= 0:
+                    self.sources.item(row).setSelected(True)
+        self._show_current()
 
     def describe_item(self, item: Item, store) -> str:
         meta = item.metadata
