@@ -64,3 +64,23 @@ def test_labels_and_the_gallery(make_window):
     upscale = window.panels["upscale"]
     upscale.choose_project_image()  # headless: the newest non-upscale image is taken
     assert upscale.sources.count() == 1
+
+
+def test_an_image_exports_at_x8_with_sharp_pixels_and_its_recipe(make_window, tmp_path):
+    from plugins.image.recipes import recipe_from_png
+
+    window = make_window()
+    store = window.store
+    item_id = store.add_item(Request("image", "generate", "a red dot", seed=5),
+                             Result([Asset("image", "image/png", _png("red"))],
+                                    ModelIdentity("emoji", "embedded:emoji"), "cpu",
+                                    title="a red dot"))
+    panel = window.panels["image"]
+    panel.export_scale.setCurrentIndex(panel.export_scale.findData(8))
+    assert panel.export(store.item(item_id), tmp_path / "dot.png",
+                        scale=panel.export_scale.currentData())
+    exported = Image.open(tmp_path / "dot.png")
+    assert exported.size == (128, 128) and len(exported.getcolors()) == 1  # no blur
+    recipe = recipe_from_png((tmp_path / "dot.png").read_bytes())
+    assert recipe["prompt"] == "a red dot" and recipe["seed"] == 5
+    assert panel.work_state()["export_scale"] == 8

@@ -26,7 +26,7 @@ def suggested_name(item: Item) -> str:
 
 
 def export_item(store: ProjectStore, item: Item, target: Path, quality: int = 92, *,
-                damaged_ok: bool = False) -> list[Path]:
+                damaged_ok: bool = False, scale: int = 1) -> list[Path]:
     """Export the item's first asset to ``target``.
 
     Images are written in the format the suffix names (PNG, JPEG/WebP with ``quality``, TIFF)
@@ -43,7 +43,7 @@ def export_item(store: ProjectStore, item: Item, target: Path, quality: int = 92
     inside = json.dumps(recipe, ensure_ascii=True)  # the form carried inside files
     suffix = target.suffix.lower()
     if asset.mime.startswith("image/") and suffix in FORMATS:
-        data = convert_image(data, target.suffix, inside, quality)
+        data = convert_image(data, target.suffix, inside, quality, scale)
     elif asset.mime == "audio/midi" and suffix in (".mid", ".midi"):
         from .midi import with_recipe
 

@@ -149,9 +149,12 @@ FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".ti
            ".tiff": "TIFF"}
 
 
-def convert_image(data: bytes, suffix: str, recipe: str = "", quality: int = 92) -> bytes:
+def convert_image(data: bytes, suffix: str, recipe: str = "", quality: int = 92,
+                  scale: int = 1) -> bytes:
     """Re-encode a stored image for export: PNG (recipe in an iTXt chunk), JPEG/WebP (quality,
-    recipe in the EXIF UserComment) or TIFF, keeping the ICC profile and EXIF."""
+    recipe in the EXIF UserComment) or TIFF, keeping the ICC profile and EXIF; ``scale``
+    enlarges it that many times with sharp pixels (nearest neighbour: pixel art stays pixel
+    art; the Upscale panel enlarges with models)."""
     from PIL import Image
 
     fmt = FORMATS.get(suffix.lower())
@@ -159,6 +162,14 @@ def convert_image(data: bytes, suffix: str, recipe: str = "", quality: int = 92)
         raise BadInput(f"Cannot export images as '{suffix}': choose .png, .jpg, .webp or .tif.")
     image = decode_image(data, "The stored image")
     icc, exif_bytes = colour_and_exif(image)
+    if scale > 1:
+        if image.width * image.height * scale * scale > MAX_PIXELS:
+            raise BadInput(f"×{scale} would make {image.width * scale}×{image.height * scale}: "
+                           "too large to export.")
+        text = dict(getattr(image, "text", None) or {})
+        image = image.resize((image.width * scale, image.height * scale),
+                             Image.Resampling.NEAREST)
+        image.text = text  # type: ignore[attr-defined] - the parameters chunk goes along
     if fmt == "PNG":
         # an A1111-style "parameters" text (Image panel outputs) stays as it is; the studio's
         # full JSON recipe goes beside it

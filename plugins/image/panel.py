@@ -9,6 +9,7 @@ from typing import Any
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import (
+    QComboBox,
     QFormLayout,
     QGridLayout,
     QHBoxLayout,
@@ -28,6 +29,7 @@ from creative_studio.core.project import Item
 from creative_studio.ui.panel import PluginPanel
 from creative_studio.ui.widgets import SeedField, StatusLine, ask_path, pixmap_of
 
+EXPORT_SCALES = (1, 4, 8)  # a 32×32 emoji exported ×8 is 256×256
 GALLERY_LIMIT = 300  # the newest images shown in the gallery (all are in the History)
 
 class ImagePanel(PluginPanel):
@@ -95,6 +97,12 @@ class ImagePanel(PluginPanel):
             button = QPushButton(label)
             button.clicked.connect(slot)
             actions.addWidget(button, index // 3, index % 3)
+        self.export_scale = QComboBox()
+        for factor in EXPORT_SCALES:
+            self.export_scale.addItem(f"Export at ×{factor}", factor)
+        self.export_scale.setToolTip("Export PNG… enlarges the picture this many times with "
+                                     "sharp pixels (Upscale ▸ enlarges it with a model)")
+        actions.addWidget(self.export_scale, 2, 0, 1, 3)
         main = QWidget()
         main_layout = QVBoxLayout(main)
         main_layout.setContentsMargins(0, 0, 0, 0)
@@ -235,7 +243,7 @@ class ImagePanel(PluginPanel):
         path, _ = ask_path(self, self.context.settings, "export", "save", "Export image",
                            suggested_name(self.current), "PNG with recipe (*.png)")
         if path:
-            self.export(self.current, Path(path))
+            self.export(self.current, Path(path), scale=self.export_scale.currentData())
 
     # -- history -------------------------------------------------------------------------------
     def recall(self, item: Item, mode: str = "all") -> None:
@@ -246,10 +254,13 @@ class ImagePanel(PluginPanel):
         self.show_item(item)
 
     def work_state(self) -> dict[str, Any]:
-        return {"prompt": self.prompt.toPlainText()}
+        return {"prompt": self.prompt.toPlainText(),
+                "export_scale": self.export_scale.currentData()}
 
     def restore_work(self, state: dict[str, Any]) -> None:
         self.prompt.setPlainText(str(state.get("prompt", "")))
+        scale = self.export_scale.findData(state.get("export_scale", 1))
+        self.export_scale.setCurrentIndex(max(0, scale))
         if "negative" in state:  # projects saved before the settings were kept
             self.negative.setText(str(state["negative"]))
 
