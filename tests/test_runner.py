@@ -123,7 +123,9 @@ def test_progress_reports_eta(runner):
     runner.listener = lambda e: etas.append(e.eta) if e.kind is JobEventKind.PROGRESS else None
     runner.submit(req("abcdefghij", step_seconds=0.01))
     assert runner.wait_idle(timeout=30)
-    assert etas and etas[-1] == 0.0 and all(e is not None for e in etas)
+    assert etas and etas[-1] == 0.0
+    assert etas[0] is None  # "estimating…" at the first step: no pace yet, no earlier job
+    assert all(e is not None for e in etas[1:])
 
 
 def test_unload_models_on_demand(runner):
@@ -146,3 +148,29 @@ def test_progress_messages_reach_the_listener():
     progress = Progress(lambda f, eta, preview: seen.append((f, preview)))
     progress.say("Loading model…")
     assert progress.message == "Loading model…" and seen == [(0.0, None)]
+
+
+def test_eta_is_estimating_then_from_the_pace_after_the_first_step():
+    import time as clock
+
+    from creative_studio.core.progress import Progress
+
+    progress = Progress()
+    assert progress.eta() is None  # "estimating…": nothing is known
+    progress.prior_rate = 0.5  # an earlier job on the same model: half the work a second
+    assert progress.eta() == pytest.approx(2.0)
+    clock.sleep(0.3)  # loading the model: not counted in the pace
+    progress.update(0.1)
+    assert progress.eta() == pytest.approx(1.8)  # still the earlier pace (< 5 % done here)
+    clock.sleep(0.2)
+    progress.update(0.3)
+    assert progress.eta() == pytest.approx(0.2 * 0.7 / 0.2, rel=0.3)  # its own pace
+    assert progress.measured_rate() == pytest.approx(0.2 / 0.2, rel=0.3)
+
+
+def test_a_second_job_on_the_same_model_starts_with_an_eta(runner):
+    first = runner.submit(req("abcdefghij", step_seconds=0.02))
+    assert runner.wait(first, timeout=30)
+    second = runner.submit(req("abcdefghij", step_seconds=0.02))
+    assert second.progress.prior_rate and second.progress.eta() is not None
+    assert runner.wait(second, timeout=30)

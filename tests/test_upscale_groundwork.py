@@ -122,8 +122,13 @@ def test_tiling_with_enough_context_matches_the_whole_image():
     progress = Progress(lambda f, eta, preview: fractions.append(f))
     exact = run_tiled(model, image, 2, tile=16, pad=5, progress=progress)
     assert np.abs(exact.astype(int) - whole).max() <= 1  # float noise may flip a rounding
-    ticks = sorted(set(fractions) - {0.0})  # messages ("Tile 3 of 15") call back too
-    assert len(ticks) == len(plan(45, 70, 16)) == 15 and fractions[-1] == 1.0
+    tiles = len(plan(45, 70, 16))
+    assert tiles == 15 and fractions[-1] == 1.0
+    ends = {round((i + 1) / tiles, 9) for i in range(tiles)}
+    assert ends <= {round(f, 9) for f in fractions}  # every tile's end is reported…
+    inside = [f for f in fractions if 0 < f < 1 / tiles]
+    assert inside and inside == sorted(inside)  # …and progress inside the first tile too
+    assert fractions == sorted(fractions)  # never backwards
     seamy = run_tiled(model, image, 2, tile=16, pad=1)
     assert (np.abs(seamy.astype(int) - whole) > 1).any()  # too little context shows seams
     progress = Progress()

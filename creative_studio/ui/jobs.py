@@ -155,7 +155,7 @@ class JobsView(QWidget):
             bar.setFormat(f"{fraction * 100:.0f}%")
             message = job.progress.message
             item.setText(1, f"running: {message}" if message else job.state.value)
-            item.setText(3, format_eta(eta) if not message else "…")
+            item.setText(3, format_eta(eta))
         elif event.kind is JobEventKind.STARTED:
             item.setText(3, "loading…")
         elif job.state.finished:

@@ -255,6 +255,8 @@ class JobRunner:
         self._workers: dict[str, _Worker] = {}
         self._unload: set[str] = set()
         self._warm: dict[str, list[str]] = {}
+        # (plugin, model) → fraction per second of its last finished job: the next job's ETA
+        self._rates: dict[tuple[str, str], float] = {}
         self._closing = False
         self.isolate = isolate  # models in a child process per device
 
@@ -267,6 +269,7 @@ class JobRunner:
                   store=store)
         job.progress = Progress(lambda f, eta, preview, job=job: self._emit(
             JobEventKind.PROGRESS, job, f, eta, preview))
+        job.progress.prior_rate = self._rates.get((request.plugin, request.model))
         with self._cond:
             if self._closing:
                 raise StudioError("The studio is shutting down.")
@@ -414,7 +417,10 @@ class JobRunner:
         return job
 
     def _finish(self, job: Job, state: JobState, error: str = "") -> None:
+        rate = job.progress.measured_rate() if state is JobState.DONE else None
         with self._cond:
+            if rate:
+                self._rates[(job.request.plugin, job.request.model)] = rate
             job.state = state
             if error:
                 job.error = error

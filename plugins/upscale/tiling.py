@@ -58,16 +58,26 @@ def auto_tile(architecture: str, pad: int, align: int = 1, budget: int | None = 
     return max(MIN_TILE, min(MAX_TILE, side // step * step))
 
 
-def _cancel_hooks(model, progress) -> list:
-    """Check for cancel before each top-level block: a DAT tile can take tens of seconds."""
+def _block_hooks(model, progress, state: dict) -> list:
+    """Before each top-level block: check for cancel (a DAT tile can take tens of seconds)
+    and report progress inside the tile (blocks run / blocks a tile runs, counted on the
+    first tile)."""
     module = getattr(model, "model", model)
     if progress is None or not hasattr(module, "modules"):
         return []
+
+    def before(*_args) -> None:
+        progress.check()
+        state["fired"] += 1
+        inside = min(0.99, state["fired"] / max(1, state["per_tile"]))
+        progress.update(state["base"] + state["span"] * inside)
+
     hooks = []
     for child in list(module.children())[:64]:
-        hooks.append(child.register_forward_pre_hook(lambda *_: progress.check()))
+        hooks.append(child.register_forward_pre_hook(before))
         for grandchild in list(child.children())[:64]:
-            hooks.append(grandchild.register_forward_pre_hook(lambda *_: progress.check()))
+            hooks.append(grandchild.register_forward_pre_hook(before))
+    state["per_tile"] = len(hooks)  # until the first tile has counted the real number
     return hooks
 
 
@@ -89,7 +99,8 @@ def run_tiled(model: Callable, image, scale: int, tile: int, pad: int, align: in
     import torch
 
     _, channels, height, width = image.shape
-    hooks = _cancel_hooks(model, progress)
+    state = {"fired": 0, "per_tile": 1, "base": 0.0, "span": 1.0}
+    hooks = _block_hooks(model, progress, state)
     try:
         if tile >= max(height, width):
             if progress is not None:
@@ -102,7 +113,11 @@ def run_tiled(model: Callable, image, scale: int, tile: int, pad: int, align: in
         pad = int(math.ceil(pad / align) * align)
         boxes = plan(height, width, tile, align)
         out = np.empty((height * scale, width * scale, channels), dtype=np.uint8)
+        state["span"] = 1.0 / len(boxes)
         for index, (y0, y1, x0, x1) in enumerate(boxes):
+            if index == 1 and state["fired"]:
+                state["per_tile"] = state["fired"]  # measured on the first tile
+            state["fired"], state["base"] = 0, index / len(boxes)
             if progress is not None:
                 progress.check()
                 progress.say(f"Tile {index + 1} of {len(boxes)}")
