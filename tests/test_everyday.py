@@ -79,7 +79,10 @@ def test_preferences_default_folder_starts_the_dialogs(make_window, monkeypatch,
     window = make_window()
     dialog = SettingsDialog(window.settings, window)
     dialog.default_folder.setText(str(tmp_path))
+    dialog.threads.setValue(1)
+    dialog.model_process.setChecked(False)
     dialog.apply()
+    assert window.settings.cpu_threads == 1 and window.settings.model_process is False
     asked = []
     monkeypatch.setattr(QFileDialog, "getOpenFileName", staticmethod(
         lambda parent, title, start, file_filter="": (asked.append(start), ("", ""))[1]))
@@ -112,3 +115,69 @@ def test_eight_bars_of_three_four_are_drawn_as_eight(make_window):
     roll = window.panels["music"].roll
     roll.set_notes([Note(0.0, 1.0, 60), Note(22.0, 2.002, 62)], bar=3.0)  # a tick past
     assert roll.length() == 24.0
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("plugin_id", ["image", "music"])
+def test_image_and_music_show_their_queued_jobs(qtbot, make_window, plugin_id):
+    window = make_window()
+    panel = window.panels[plugin_id]
+    window.tabs.setCurrentWidget(panel)
+    if plugin_id == "image":
+        panel.prompt.setPlainText("a red heart")
+    first = panel.generate()
+    second = panel.generate()
+    assert first and second
+    assert "queued" in panel.queue_label.text()  # said at once, before any job runs
+    qtbot.waitUntil(lambda: not panel.jobs, timeout=120_000)
+    assert panel.queue_label.text() == ""
+    assert all(j.state is JobState.DONE for j in first + second), \
+        [j.error for j in first + second]
+
+
+def test_keep_bars_is_hidden_with_its_label_for_a_new_idea(make_window):
+    from PySide6.QtWidgets import QLabel
+
+    window = make_window()
+    panel = window.panels["music"]
+    window.tabs.setCurrentWidget(panel)
+    panel.task.setCurrentIndex(panel.task.findData("generate"))
+    shown = [label.text() for label in panel.side_scroll.widget().findChildren(QLabel)
+             if label.isVisible()]
+    assert not panel.keep_bars.isVisible() and not any("Keep" in t for t in shown)
+    panel.task.setCurrentIndex(panel.task.findData("continue"))
+    assert panel.keep_bars.isVisible()
+
+
+def test_open_png_on_a_text_file_says_it_plainly(make_window, tmp_path):
+    window = make_window()
+    panel = window.panels["image"]
+    notes = tmp_path / "notes.png"
+    notes.write_text("not a picture at all")
+    assert panel.recall_png(notes) is None
+    assert panel.message.text() == "notes.png is not a PNG the studio can read."
+    assert "BytesIO" not in panel.message.text()
+
+
+def test_the_window_fits_1024_by_700_at_150_and_200_percent(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    script = ("from PySide6.QtWidgets import QApplication; app = QApplication([]);"
+              "from creative_studio.core.settings import Settings;"
+              "from creative_studio.plugins import PluginRegistry;"
+              "from creative_studio.ui.main_window import MainWindow;"
+              "w = MainWindow(PluginRegistry.discover(entry_points=False), "
+              "Settings(model_process=False)); w.show();"
+              "h = w.minimumSizeHint(); print('MIN', h.width(), h.height())")
+    for factor in ("1.5", "2"):
+        env = dict(os.environ, QT_QPA_PLATFORM="offscreen", QT_SCALE_FACTOR=factor,
+                   CREATIVE_STUDIO_HOME=str(tmp_path / factor), PYTHONPATH=str(root),
+                   CREATIVE_STUDIO_NO_PRELOAD="1")
+        out = subprocess.run([sys.executable, "-c", script], env=env, cwd=root,
+                             capture_output=True, text=True, timeout=120)
+        width, height = map(int, out.stdout.split("MIN")[1].split())
+        assert width <= 1024 and height <= 700, (factor, width, height)

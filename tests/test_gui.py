@@ -44,7 +44,8 @@ def test_text_panel_generates_with_the_embedded_model(qtbot, make_window, smollm
     item = window.store.items()[-1]
     text = window.store.item_text(item)
     assert text.strip()
-    assert panel.editor.toPlainText() == "Notes:\n" + text
+    # no cursor placed by the user: the reply is a new paragraph at the end
+    assert panel.editor.toPlainText() == "Notes:\n\n" + text
     assert item.request.seed == 7 and item.model["source"] == "embedded"
     assert window.history.tree.topLevelItemCount() == 1
     row = window.jobs_view.tree.topLevelItem(0)
