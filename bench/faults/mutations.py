@@ -118,6 +118,21 @@ def _foreign_journal(path: Path, work: Path) -> None:
     path.with_name(path.name + "-journal").write_bytes(jdata)
 
 
+# hostile schemas and values of the wrong type: one statement each
+STATEMENTS = {
+    "trigger": "CREATE TRIGGER t AFTER INSERT ON items BEGIN DELETE FROM assets; END",
+    "view": "CREATE VIEW v AS SELECT * FROM items",
+    "generated column": "ALTER TABLE items ADD COLUMN g TEXT GENERATED ALWAYS AS (title) "
+                        "VIRTUAL",
+    "expression index": "CREATE INDEX ex ON items(length(title))",
+    "changed column": "ALTER TABLE items RENAME COLUMN title TO heading",
+    "text created": "UPDATE items SET created = 'yesterday'",
+    "blob request": "UPDATE items SET request = X'00ff10'",
+    "text asset data": "UPDATE assets SET data = CAST(data AS TEXT) WHERE id = 1",
+    "text size": "UPDATE assets SET size = 'big'",
+}
+
+
 def damage_project(path: Path, rng: random.Random, work: Path,
                    kind: str | None = None) -> tuple[str, list[str]]:
     """Damage ``path`` in one of many ways (or the one named ``kind``); returns (how, ids of
@@ -150,24 +165,8 @@ def damage_project(path: Path, rng: random.Random, work: Path,
         _foreign_journal(path, work)
     elif kind == "garbage journal":
         path.with_name(path.name + "-journal").write_bytes(rng.randbytes(rng.randint(1, 9000)))
-    elif kind == "trigger":
-        _sql(path, "CREATE TRIGGER t AFTER INSERT ON items BEGIN DELETE FROM assets; END")
-    elif kind == "view":
-        _sql(path, "CREATE VIEW v AS SELECT * FROM items")
-    elif kind == "generated column":
-        _sql(path, "ALTER TABLE items ADD COLUMN g TEXT GENERATED ALWAYS AS (title) VIRTUAL")
-    elif kind == "expression index":
-        _sql(path, "CREATE INDEX ex ON items(length(title))")
-    elif kind == "changed column":
-        _sql(path, "ALTER TABLE items RENAME COLUMN title TO heading")
-    elif kind == "text created":
-        _sql(path, "UPDATE items SET created = 'yesterday'")
-    elif kind == "blob request":
-        _sql(path, "UPDATE items SET request = X'00ff10'")
-    elif kind == "text asset data":
-        _sql(path, "UPDATE assets SET data = CAST(data AS TEXT) WHERE id = 1")
-    elif kind == "text size":
-        _sql(path, "UPDATE assets SET size = 'big'")
+    elif kind in STATEMENTS:
+        _sql(path, STATEMENTS[kind])
     elif kind == "deep json":
         depth = rng.choice([2000, 100_000])
         _sql(path, "UPDATE items SET request = ?", params=("[" * depth + "]" * depth,))
