@@ -276,7 +276,9 @@ class _Child:
                 continue
             self.commands.put(message)
 
-    def progress(self) -> Progress:
+    def progress(self) -> tuple[Progress, list[Any]]:
+        """A job's Progress, sending at most every PROGRESS_INTERVAL, and the list holding
+        the update not sent yet (flushed before the answer)."""
         last = [0.0]
         pending: list[Any] = []
 
@@ -288,8 +290,7 @@ class _Child:
                 self.flush(pending)
 
         progress = Progress(listener)
-        progress.pending = pending  # type: ignore[attr-defined]
-        return progress
+        return progress, pending
 
     def flush(self, pending: list[Any]) -> None:
         if pending:
@@ -311,7 +312,7 @@ class _Child:
             if kind == "unload":
                 self._unload(message[1])
                 continue
-            progress = self.progress()
+            progress, pending = self.progress()
             seq = message[1]
             self.current = (seq, progress)
             if seq in self.cancelled:
@@ -323,7 +324,7 @@ class _Child:
                 self._fail(exc)
                 continue
             self.current = None
-            self.flush(progress.pending)  # type: ignore[attr-defined]
+            self.flush(pending)
             try:
                 self.send(("ok", value))
             except (TypeError, AttributeError, ValueError) as exc:  # not picklable
