@@ -163,7 +163,8 @@ class ImagePanel(PluginPanel):
         for item in store.items(kind="image", limit=GALLERY_LIMIT):
             if not item.assets or not item.assets[0].mime.startswith("image/"):
                 continue
-            if item.plugin not in (self.manifest.id, "upscale"):  # its upscales too
+            upscaled = item.plugin == "upscale" and item.request.task == "upscale"
+            if item.plugin != self.manifest.id and not upscaled:  # upscales too, not photos
                 continue
             asset_id = item.assets[0].id
             if asset_id not in self._icons:  # assets never change: decode each one once
