@@ -97,7 +97,7 @@ class MainWindow(QMainWindow):
         self.jobs_view = JobsView(self.runner, self.events)
         self.jobs_dock = self._dock("Jobs", self.jobs_view, Qt.DockWidgetArea.BottomDockWidgetArea)
         self.events.event.connect(self._on_job_event)
-        self.resizeDocks([self.history_dock], [380], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.history_dock], [320], Qt.Orientation.Horizontal)
         self.resizeDocks([self.jobs_dock], [150], Qt.Orientation.Vertical)
 
         self.device_label = QLabel()

@@ -143,7 +143,8 @@ class CompareView(QWidget):
         painter.fillRect(self.rect(), self.palette().base())
         target = self.target()
         if target.isNull():
-            painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter,
+            painter.drawText(self.rect().adjusted(12, 0, -12, 0),
+                             Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
                              "Open pictures or a folder (or drop them here), then Upscale.")
             return
         # "before" is resampled smoothly to the output size, as a bicubic enlargement would be;
@@ -252,7 +253,7 @@ class UpscalePanel(PluginPanel):
         fit.clicked.connect(self.view.fit)
         one.clicked.connect(self.view.actual_pixels)
         view_bar = QHBoxLayout()
-        view_bar.addWidget(QLabel("Drag: split · wheel: zoom · right-drag: pan"))
+        view_bar.addWidget(StatusLine("Drag: split · wheel: zoom · right-drag: pan"), 1)
         view_bar.addStretch(1)
         view_bar.addWidget(fit)
         view_bar.addWidget(one)
