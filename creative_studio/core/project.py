@@ -241,6 +241,18 @@ def _friendly_sqlite_error(exc: sqlite3.Error, path: Path) -> ProjectError:
     return ProjectError(f"Project file {path.name}: {text}")
 
 
+def _write_new(path: Path, write: Callable[[Path], None]) -> None:
+    """A whole database file written beside ``path`` (``write(tmp)``), then put in place
+    atomically (core/files.atomic_path: synced, renamed, folder synced). A journal left
+    beside ``path`` is removed first: SQLite would "roll it back" into the new file."""
+    with files.atomic_path(path) as tmp:
+        try:
+            write(tmp)
+        finally:
+            tmp.with_name(tmp.name + "-journal").unlink(missing_ok=True)
+        path.with_name(path.name + "-journal").unlink(missing_ok=True)
+
+
 def check_project_file(path: Path) -> None:
     """Raise ProjectError with a clear message unless ``path`` looks like a project file."""
     if not path.exists():
@@ -302,9 +314,8 @@ class ProjectStore:
         built beside, synced, then renamed into place, so a kill leaves either nothing or a
         whole project."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-        try:
+
+        def build(tmp: Path) -> None:
             conn = cls._connect(tmp)
             try:
                 conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
@@ -317,18 +328,13 @@ class ProjectStore:
                     + "COMMIT;")
             finally:
                 conn.close()
-            files.fsync_file(tmp)
-            # a journal left beside the target would be "rolled back" into the new file
-            path.with_name(path.name + "-journal").unlink(missing_ok=True)
-            os.replace(tmp, path)
-            files.fsync_dir(path.parent)
+
+        try:
+            _write_new(path, build)
         except sqlite3.Error as exc:
             raise _friendly_sqlite_error(exc, path) from exc
         except OSError as exc:
             raise ProjectError(f"Could not create {path}: {exc.strerror or exc}") from exc
-        finally:
-            tmp.unlink(missing_ok=True)
-            tmp.with_name(tmp.name + "-journal").unlink(missing_ok=True)
         return cls(path, cls._connect(path), untitled=untitled)
 
     @classmethod
@@ -557,18 +563,16 @@ class ProjectStore:
         if target.resolve() == self.path.resolve():
             self.flush_pending()
             return
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        def copy(tmp: Path) -> None:
+            dest = sqlite3.connect(str(tmp))
+            try:
+                self._conn.backup(dest)
+            finally:
+                dest.close()
+
         try:
             with self._lock:
-                dest = sqlite3.connect(str(tmp))
-                try:
-                    self._conn.backup(dest)
-                finally:
-                    dest.close()
-                with open(tmp, "rb+") as handle:
-                    os.fsync(handle.fileno())
-                os.replace(tmp, target)
-                files.fsync_dir(target.parent)
+                _write_new(target, copy)
                 old_path, was_untitled = self.path, self.untitled
                 self._conn.close()
                 self._conn = self._connect(target)
@@ -576,7 +580,6 @@ class ProjectStore:
             if was_untitled:
                 discard_unsaved(old_path)
         except (OSError, sqlite3.Error) as exc:
-            tmp.unlink(missing_ok=True)
             if isinstance(exc, sqlite3.Error):
                 raise _friendly_sqlite_error(exc, target) from exc
             raise ProjectError(f"Could not save to {target}: {exc.strerror or exc}") from exc

@@ -72,9 +72,8 @@ class ModelProcess:
     """The parent's handle on one child (per device). Used from the worker thread only;
     ``cancel`` may come from any thread."""
 
-    def __init__(self, device: str, env: dict[str, str] | None = None) -> None:
+    def __init__(self, device: str) -> None:
         self.device = device
-        self.env = env
         self.proc: subprocess.Popen | None = None
         self.conn: Connection | None = None
         self.loaded: set[str] = set()  # keys of the models the child holds
@@ -88,7 +87,7 @@ class ModelProcess:
     def start(self) -> None:
         self.stop()
         parent, child = socket.socketpair()
-        env = dict(os.environ if self.env is None else self.env)
+        env = dict(os.environ)
         env.setdefault("PYTHONUNBUFFERED", "1")
         root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
