@@ -21,8 +21,8 @@ from PySide6.QtWidgets import (
 
 from ..core.errors import StudioError
 from ..core.project import Item, ProjectStore
+from .widgets import SEEDLESS_TASKS
 
-SEEDLESS_TASKS = ("import", "upscale")  # their seed means nothing: shown as "—"
 PAGE = 500  # items shown at once; "Show older" adds as many (a project can hold 200,000)
 MAX_TITLE = 120  # characters of a title shown in the list
 MAX_SHOWN = 4000  # characters of a prompt or parameter list shown in the recipe

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
 from ..core.jobs import MAX_SEED, random_seed
 
 SEED_MODES = ("random", "fixed", "increment")
+SEEDLESS_TASKS = ("import", "upscale")  # their seed means nothing: shown as "—" or left out
 
 
 class SeedField(QWidget):
@@ -136,7 +137,7 @@ def item_label(item) -> str:
 
     title = (item.title or item.request.prompt or item.id[:8])[:60]
     parts = [f"{item.plugin}: {title}"]
-    if item.request.task not in ("import", "upscale"):
+    if item.request.task not in SEEDLESS_TASKS:
         parts.append(f"seed {item.request.seed}")
     parts.append(_time.strftime("%H:%M:%S", _time.localtime(item.created)))
     return " · ".join(parts)
