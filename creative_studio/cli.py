@@ -67,18 +67,23 @@ def _parser(registry) -> argparse.ArgumentParser:
     check.add_argument("--repair", metavar="NEW.csproj",
                        help="copy every intact item into this new project file")
     sub.add_parser("plugins", help="list plugins and their load errors")
-    servers = sub.add_parser("servers", help="the text servers the studio can use "
-                                             "(OpenAI-compatible: vLLM, llama.cpp, Ollama…)")
+    servers = sub.add_parser("servers", help="the servers the studio can use (OpenAI-"
+                                             "compatible text: vLLM, llama.cpp, Ollama…; "
+                                             "ComfyUI for images)")
     servers_sub = servers.add_subparsers(dest="action", required=True, metavar="ACTION")
     servers_sub.add_parser("list", help="the servers and whether each has a key")
     add = servers_sub.add_parser("add", help="add or change a server")
     add.add_argument("name")
-    add.add_argument("url", help="http://host:port (the /v1 is added)")
+    add.add_argument("url", help="http://host:port (for OpenAI-compatible servers the /v1 "
+                                 "is added)")
+    add.add_argument("--kind", default="openai", choices=["openai", "comfyui"],
+                     help="openai (text, default) or comfyui (images)")
     add.add_argument("--key-stdin", action="store_true",
                      help="read the API key from standard input (kept in the OS keyring)")
     remove = servers_sub.add_parser("remove", help="forget a server and its key")
     remove.add_argument("name")
-    test = servers_sub.add_parser("test", help="reach a server, check its key, list models")
+    test = servers_sub.add_parser("test", help="reach a server, check its key, list models "
+                                               "(a ComfyUI server: version, device, memory)")
     test.add_argument("name")
     return parser
 
@@ -386,7 +391,7 @@ def _plugins(registry) -> int:
 def _servers(args) -> int:
     from .core import secrets
     from .core.servers import ServerConfig, find, servers_of
-    from .engines.openai import OpenAIClient
+    from .engines import catalog
 
     settings = Settings.load()
     if args.action == "list":
@@ -395,7 +400,7 @@ def _servers(args) -> int:
             print(f"{server.name:<16} {server.url:<40} {server.kind} · {key}")
         return 0
     if args.action == "add":
-        server = ServerConfig.checked(args.name, args.url)
+        server = ServerConfig.checked(args.name, args.url, args.kind)
         if args.key_stdin:
             try:
                 secrets.put(server.secret_name, sys.stdin.readline().strip())
@@ -417,13 +422,7 @@ def _servers(args) -> int:
         except secrets.NoKeyring:
             pass
         return 0
-    client = OpenAIClient(server.url, server.api_key())
-    try:
-        models = client.models()
-    finally:
-        client.close()
-    shown = ", ".join(models[:10]) + (f" … ({len(models)} in all)" if len(models) > 10 else "")
-    print(f"{server.name}: reachable, key accepted, {len(models)} model(s): {shown}")
+    print(f"{server.name}: {catalog.describe(server)}")
     return 0
 
 

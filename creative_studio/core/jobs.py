@@ -151,6 +151,9 @@ class Job:
     progress: Progress = field(default_factory=Progress)
     # Where the result is written; set by the submitter (a ProjectStore or None).
     store: Any = None
+    # server:*/<model>: the servers that may run it, and those it failed on (went away)
+    pool: tuple[str, ...] = ()
+    tried: list[str] = field(default_factory=list)
 
 
 class JobEventKind(enum.Enum):

@@ -104,6 +104,9 @@ def resolve(manifest: PluginManifest, ref: str, *, allow_downloads: bool = False
         server, _, model = value.partition("/")
         if not model:
             raise ModelError(f"'{ref}' names no model: use server:<server>/<model id>.")
+        if server == "*":  # any of the user's servers that has it (the runner chooses)
+            return ModelSource(ref, "server", f"{model} on any server", hub_id=model,
+                               server="*")
         config = next((s for s in servers if s.name == server), None)
         if config is None:
             raise ModelError(f"No server named '{server}': add it in Preferences → Servers "

@@ -1,9 +1,11 @@
 """The engines a user runs elsewhere: named servers kept in the settings (no Qt).
 
-A server is a name, a base URL and a kind ("openai": any OpenAI-compatible text server —
-vLLM, llama.cpp's llama-server, Ollama, LM Studio, TGI, SGLang). Its API key is a secret in
+A server is a name, a base URL and a kind: "openai" (any OpenAI-compatible text server —
+vLLM, llama.cpp's llama-server, Ollama, LM Studio, TGI, SGLang) or "comfyui" (a ComfyUI
+server: images). A plugin's manifest says which kinds its generator drives (``servers``). Its API key is a secret in
 the OS keyring (core/secrets.py) under ``server:<name>``, never in the settings file. Models
-on a server are referenced as ``server:<name>/<model id>``.
+on a server are referenced as ``server:<name>/<model id>``; ``server:*/<model id>`` is "any
+of my servers that has it" (a batch is spread over them: workers/runner.py).
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from urllib.parse import urlsplit
 from . import secrets
 from .errors import BadInput
 
-KINDS = {"openai": "OpenAI-compatible (vLLM, llama.cpp, Ollama, LM Studio…)"}
+KINDS = {"openai": "OpenAI-compatible text (vLLM, llama.cpp, Ollama, LM Studio…)",
+         "comfyui": "ComfyUI (images)"}
+ANY = "*"  # server:*/<model>: any server of the plugin's kinds
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,39}$")
 
 
@@ -71,3 +75,8 @@ def servers_of(settings: Any) -> list[ServerConfig]:
 
 def find(settings: Any, name: str) -> ServerConfig | None:
     return next((s for s in servers_of(settings) if s.name == name), None)
+
+
+def of_kinds(settings: Any, kinds: Any) -> list[ServerConfig]:
+    """The user's servers of these kinds (all of them when ``kinds`` is empty)."""
+    return [s for s in servers_of(settings) if not kinds or s.kind in kinds]

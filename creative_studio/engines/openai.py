@@ -39,6 +39,11 @@ class ServerError(StudioError):
         self.retry_after = retry_after
 
 
+class ServerGone(ServerError):
+    """The server cannot be reached, or stopped answering mid-job: nothing of the job was
+    kept, so it may run again elsewhere (workers/runner.py re-queues pool jobs)."""
+
+
 class StreamCut(ServerError):
     """The stream ended before the server said it was done: what came is kept."""
 
@@ -91,7 +96,7 @@ class OpenAIClient:
                 break
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 if attempt == CONNECT_TRIES - 1:
-                    raise ServerError(f"Cannot reach the server at {self.url} ({_reason(exc)})."
+                    raise ServerGone(f"Cannot reach the server at {self.url} ({_reason(exc)})."
                                       " Is it running, and is the address right?") from exc
                 time.sleep(delay)
                 delay *= 2

@@ -34,6 +34,8 @@ _FIELDS = {
     "params": "list of declared parameters (core/params.py)",
     "preload": "modules to import in the background once the window is shown",
     "accepts": "MIME prefixes of project outputs the panel takes as input ('Send to')",
+    "servers": "kinds of server engines the generator drives (core/servers.KINDS: "
+               "openai, comfyui)",
 }
 _MODEL_FIELDS = {"id", "name", "source", "locate", "install", "license", "description",
                  "default"}
@@ -99,6 +101,7 @@ class PluginManifest:
     models: tuple[ModelOffer, ...] = field(default_factory=tuple)
     preload: tuple[str, ...] = field(default_factory=tuple)
     accepts: tuple[str, ...] = field(default_factory=tuple)
+    servers: tuple[str, ...] = field(default_factory=tuple)
     tasks: tuple[TaskSpec, ...] = field(default_factory=lambda: (TaskSpec("generate"),))
     params: ParamSet = field(default_factory=ParamSet)
 
@@ -176,6 +179,7 @@ class PluginManifest:
                    order=int(data.get("order", 100)), models=tuple(models),
                    preload=tuple(str(m) for m in data.get("preload", ())),
                    accepts=tuple(str(m) for m in data.get("accepts", ())),
+                   servers=tuple(str(k) for k in data.get("servers", ())),
                    tasks=tasks, params=params)
 
 

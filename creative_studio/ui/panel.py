@@ -552,6 +552,53 @@ class PluginPanel(QWidget):
                               "allow them in Edit → Preferences, or choose a model folder.",
                               error=True)
 
+    # -- models on servers ----------------------------------------------------------------
+    def list_server_models(self) -> None:
+        """Add the models of the user's servers (of the kinds the plugin drives: manifest
+        ``servers``) to the model choices; asked on a thread, a server that does not answer
+        is left out."""
+        from ..core.servers import of_kinds
+        from ..engines import catalog
+        from .servers import Background
+
+        servers = of_kinds(self.context.settings, self.manifest.servers) \
+            if self.manifest.servers else []
+        if not servers or self.model is None:
+            return
+        if getattr(self, "_listing", None) is None:
+            self._listing = Background(self)
+            self._listing.done.connect(self._server_models_listed)
+
+        def ask() -> list[tuple[str, list[str]]]:
+            found = []
+            for server in servers:
+                try:
+                    found.append((server.name, catalog.models(server)))
+                except Exception as exc:  # an unreachable server: its models are not listed
+                    log.info("models of %s not listed: %s", server.name, exc)
+            return found
+
+        self._listing.run(ask)
+
+    def _server_models_listed(self, found, error: str) -> None:
+        current = self.model.currentIndex()
+        for server, models in found or []:
+            for model in models[:200]:
+                ref = f"server:{server}/{model}"
+                if self.model.findData(ref) < 0:
+                    self.model.addItem(f"{model} — {server}", ref)
+        self.model.setCurrentIndex(current)
+
+    def choose_server_model(self) -> None:
+        """Ask for a model on one of the user's servers (or on any of them)."""
+        from .servers import ServerModelDialog
+
+        dialog = ServerModelDialog(self.context.settings, self, self.manifest.servers)
+        if dialog.exec() and dialog.ref:
+            server, _, model = dialog.ref[len("server:"):].partition("/")
+            where = "any server" if server == "*" else server
+            self.add_model_ref(dialog.ref, f"{model} — {where}")
+
     # -- items ---------------------------------------------------------------------------------
     def export(self, item: Item | None, path, **options) -> bool:
         """Write an item's output to ``path`` with its recipe (io.export); says how it went."""

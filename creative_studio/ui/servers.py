@@ -26,7 +26,8 @@ from PySide6.QtWidgets import (
 
 from ..core import secrets
 from ..core.errors import StudioError, describe
-from ..core.servers import KINDS, ServerConfig, servers_of
+from ..core.servers import ANY, KINDS, ServerConfig, of_kinds, servers_of
+from ..engines import catalog
 from .widgets import dialog_layout
 
 
@@ -52,17 +53,6 @@ class Background(QObject):
         threading.Thread(target=target, name="studio-server-call", daemon=True).start()
 
 
-def list_models(server: ServerConfig, key: str | None = None) -> list[str]:
-    from ..engines.openai import OpenAIClient
-
-    client = OpenAIClient(server.url, server.api_key() if key is None else key,
-                          read_timeout=15.0)
-    try:
-        return client.models()
-    finally:
-        client.close()
-
-
 class ServersPage(QWidget):
     """The user's servers: name, address, kind, API key (OS keyring), Test connection."""
 
@@ -75,7 +65,7 @@ class ServersPage(QWidget):
         self.name.setPlaceholderText("e.g. gpu-box")
         self.url = QLineEdit()
         self.url.setPlaceholderText("http://192.168.1.20:8000 (vLLM, llama.cpp, Ollama, "
-                                    "LM Studio…)")
+                                    "LM Studio…) or http://gpu-box:8188 (ComfyUI)")
         self.kind = QComboBox()
         for kind, label in KINDS.items():
             self.kind.addItem(label, kind)
@@ -123,6 +113,7 @@ class ServersPage(QWidget):
             return
         self.name.setText(server.name)
         self.url.setText(server.url)
+        self.kind.setCurrentIndex(max(0, self.kind.findData(server.kind)))
         self.key.clear()
         self.key.setPlaceholderText("a key is stored (type to replace it)" if server.api_key()
                                     else "optional; kept in the OS keyring, never in a file")
@@ -168,32 +159,30 @@ class ServersPage(QWidget):
         self.result.setText(f"Testing {server.url}…")
         self.test_button.setEnabled(False)
         key = self.key.text() or None
-        keyed = bool(key or server.api_key())
-        self._background.run(lambda: (server, keyed, list_models(server, key)))
+        self._background.run(lambda: catalog.describe(server, key))
 
     def _tested(self, result: Any, error: str) -> None:
         self.test_button.setEnabled(True)
-        if error:
-            self.result.setText(f"✗ {error}")
-            return
-        server, keyed, models = result
-        shown = ", ".join(models[:8]) + (" …" if len(models) > 8 else "")
-        access = "key accepted" if keyed else "no key needed"
-        self.result.setText(f"✓ {server.url} answered; {access}; {len(models)} model(s): "
-                            f"{shown or 'none listed'}")
+        self.result.setText(f"✗ {error}" if error else f"✓ {result}")
 
 
 class ServerModelDialog(QDialog):
-    """Choose a model on one of the user's servers; ``ref`` is ``server:<name>/<model>``."""
+    """Choose a model on one of the user's servers of ``kinds``; ``ref`` is
+    ``server:<name>/<model>``, or ``server:*/<model>`` for "any of them that has it" (a
+    batch is spread over those servers)."""
 
-    def __init__(self, settings: Any, parent: QWidget | None = None) -> None:
+    def __init__(self, settings: Any, parent: QWidget | None = None,
+                 kinds: tuple[str, ...] = ()) -> None:
         super().__init__(parent)
         self.setWindowTitle("Model on a server")
         self.ref = ""
-        self.servers = servers_of(settings)
+        self.servers = of_kinds(settings, kinds)
         self.server = QComboBox()
         for server in self.servers:
             self.server.addItem(f"{server.name} ({server.url})", server.name)
+        if len(self.servers) > 1:
+            self.server.addItem(f"Any of these {len(self.servers)} servers (a batch is spread "
+                                "over those that have the model)", ANY)
         self.models = QListWidget()
         self.models.itemDoubleClicked.connect(lambda *_: self.accept())
         self.status = QLabel("" if self.servers else
@@ -207,21 +196,40 @@ class ServerModelDialog(QDialog):
 
     def refresh(self) -> None:
         self.models.clear()
-        server = next((s for s in self.servers if s.name == self.server.currentData()), None)
-        if server is None:
+        chosen = self.server.currentData()
+        servers = self.servers if chosen == ANY else \
+            [s for s in self.servers if s.name == chosen]
+        if not servers:
             return
-        self.status.setText(f"Asking {server.url} for its models…")
-        self._background.run(lambda: (server.name, list_models(server)))
+        self.status.setText(f"Asking {', '.join(s.url for s in servers)} for their models…")
+
+        def ask() -> tuple[str, list[str], list[str]]:
+            found: dict[str, None] = {}
+            failed = []
+            for server in servers:
+                try:
+                    found.update(dict.fromkeys(catalog.models(server)))
+                except StudioError as exc:
+                    if len(servers) == 1:
+                        raise
+                    failed.append(f"{server.name}: {exc}")
+            return chosen, list(found), failed
+
+        self._background.run(ask)
 
     def _listed(self, result: Any, error: str) -> None:
         if error:
             self.status.setText(f"✗ {error}")
             return
-        name, models = result
+        name, models, failed = result
         if name != self.server.currentData():
             return  # an answer for a server no longer chosen
         self.models.addItems(models)
-        self.status.setText(f"{len(models)} model(s) on {name}.")
+        where = "on these servers" if name == ANY else f"on {name}"
+        said = f"{len(models)} model(s) {where}."
+        if failed:
+            said += " Not answering: " + "; ".join(failed)
+        self.status.setText(said)
 
     def accept(self) -> None:
         item = self.models.currentItem()

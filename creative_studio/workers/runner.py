@@ -10,6 +10,13 @@ With ``isolate=True`` (the window and the CLI, ``Settings.model_process``) each 
 drives a child process that holds its models (workers/model_process.py): a native crash
 there fails one job with a plain message and the next job starts a new child; the studio's
 own process never imports torch.
+
+Models on servers (``server:<name>/<model>``) have a worker per server, in this process (no
+torch there): jobs on two servers run at the same time, and a local job never waits behind a
+server's. ``server:*/<model>`` jobs form a pool: each server worker of the plugin's kinds
+takes the next one, so a batch is spread over the servers that are up; a job whose server
+goes away mid-job (``ServerGone``, nothing saved) is queued again for the others, and the
+server is left out of the pool for ``DOWN_S`` seconds.
 """
 
 from __future__ import annotations
@@ -47,6 +54,7 @@ from ..plugins import PluginRegistry
 from .preload import IMPORT_LOCK
 
 log = logging.getLogger(__name__)
+DOWN_S = 30.0  # a server that went away takes no pool job for this long
 _FINISHED = {JobState.DONE: JobEventKind.DONE, JobState.FAILED: JobEventKind.FAILED,
              JobState.CANCELLED: JobEventKind.CANCELLED}
 
@@ -95,7 +103,8 @@ class _Worker(threading.Thread):
         self.device = device
         self.models: OrderedDict[tuple[str, str], Any] = OrderedDict()
         self.process = None
-        if runner.isolate:
+        self.server = device[len("server:"):] if device.startswith("server:") else ""
+        if runner.isolate and not self.server:  # server clients need no model process
             from .model_process import ModelProcess
 
             self.process = ModelProcess(device)
@@ -129,8 +138,14 @@ class _Worker(threading.Thread):
         except OSError:
             log.exception("the model process could not be started")
 
+    def _model_ref(self, job: Job) -> str:
+        """The job's model reference; a pool job's names this worker's server."""
+        if job.pool and self.server:
+            return f"server:{self.server}/{job.request.model.partition('/')[2]}"
+        return job.request.model
+
     def _generator(self, job: Job, generator_cls: type[Generator]) -> Generator:
-        key = (job.request.plugin, job.request.model)
+        key = (job.request.plugin, self._model_ref(job))
         if self.process is not None and not self.process.alive():
             self.models.clear()  # a child that died took its models with it
         if key in self.models:
@@ -139,7 +154,7 @@ class _Worker(threading.Thread):
         while len(self.models) >= self.runner.max_loaded:
             _, old = self.models.popitem(last=False)
             _unload(old)
-        source = self.runner.registry.resolve_model(job.request.plugin, job.request.model,
+        source = self.runner.registry.resolve_model(job.request.plugin, key[1],
                                                     settings=self.runner.settings)
         if self.process is not None:
             from .model_process import ProcessGenerator
@@ -170,6 +185,8 @@ class _Worker(threading.Thread):
             runner._finish(job, JobState.CANCELLED)
             return
         except Exception as exc:  # every failure becomes a message on the job
+            if job.pool and self.server and runner._requeue(job, self.server, exc):
+                return
             if is_out_of_memory(exc):
                 log.warning("job %s ran out of memory: unloading every model", job.id)
                 self.unload_all()
@@ -255,6 +272,7 @@ class JobRunner:
         self._workers: dict[str, _Worker] = {}
         self._unload: set[str] = set()
         self._warm: dict[str, list[str]] = {}
+        self._down_until: dict[str, float] = {}  # server → when it may take pool jobs again
         # (plugin, model) → fraction per second of its last finished job: the next job's ETA
         self._rates: dict[tuple[str, str], float] = {}
         self._closing = False
@@ -264,9 +282,9 @@ class JobRunner:
     def submit(self, request: Request, *, store: Any = None, label: str = "") -> Job:
         """Validate and queue a request. Raises BadInput/StudioError for bad requests."""
         prepare_request(self.registry, request)
-        device = self._device(request.device)
+        device, pool = self._route(request)
         job = Job(request=request, label=label or request.prompt[:60], device=device,
-                  store=store)
+                  store=store, pool=pool)
         job.progress = Progress(lambda f, eta, preview, job=job: self._emit(
             JobEventKind.PROGRESS, job, f, eta, preview))
         job.progress.prior_rate = self._rates.get((request.plugin, request.model))
@@ -274,10 +292,53 @@ class JobRunner:
             if self._closing:
                 raise StudioError("The studio is shutting down.")
             self._jobs.append(job)
-            self._worker(device)
+            for name in pool:
+                self._worker(f"server:{name}")
+            if not pool:
+                self._worker(device)
             self._cond.notify_all()
         self._emit(JobEventKind.QUEUED, job)
         return job
+
+    def _route(self, request: Request) -> tuple[str, tuple[str, ...]]:
+        """The worker a request goes to, and a pool job's servers: a server's own worker
+        for its models, the device's for the others."""
+        kind, value = model_refs.split_ref(request.model)
+        if kind != "server":
+            return self._device(request.device), ()
+        server = value.partition("/")[0]
+        if server != "*":
+            return f"server:{server}", ()
+        from ..core.servers import of_kinds
+
+        manifest = self.registry.get(request.plugin).manifest
+        kinds = manifest.servers if manifest is not None else ()
+        pool = tuple(s.name for s in of_kinds(self.settings, kinds)) if kinds else ()
+        if not pool:
+            raise BadInput("There is no server to run this on: add one in Edit → "
+                           "Preferences → Servers.")
+        return "server:*", pool
+
+    def _requeue(self, job: Job, server: str, exc: Exception) -> bool:
+        """A pool job whose server went away goes back to the queue for the others (True),
+        unless none is left to try."""
+        from ..engines.openai import ServerGone
+
+        if not isinstance(exc, ServerGone):
+            return False
+        with self._cond:
+            self._down_until[server] = time.monotonic() + DOWN_S
+            job.tried.append(server)
+            if not [name for name in job.pool if name not in job.tried] or self._closing \
+                    or job.progress.cancelled:
+                return False
+            job.state, job.device = JobState.QUEUED, "server:*"
+            self._cond.notify_all()
+        log.info("job %s: %s went away (%s); queued again for the other servers", job.id,
+                 server, exc)
+        job.progress.say(f"{server} went away; trying another server…")
+        self._emit(JobEventKind.QUEUED, job)
+        return True
 
     def _device(self, requested: str = "auto") -> str:
         """The worker a request goes to. With a model process the studio's own process does
@@ -402,16 +463,28 @@ class JobRunner:
                     return _UNLOAD
                 if device in self._warm:
                     return _WarmUp(self._warm.pop(device))
+                server = device[len("server:"):] if device.startswith("server:") else ""
+                resting = self._down_until.get(server, 0.0) - time.monotonic()
+                waiting_pool = False
                 for job in self._jobs:
-                    if job.device == device and job.state is JobState.QUEUED:
-                        job.state = JobState.RUNNING
-                        job.progress.restart_clock()
+                    if job.state is not JobState.QUEUED:
+                        continue
+                    if job.device == device:
                         break
+                    if server and job.pool and server in job.pool and \
+                            server not in job.tried:
+                        if resting <= 0 or all(n in job.tried or n == server
+                                               for n in job.pool):
+                            job.device = device
+                            break
+                        waiting_pool = True
                 else:
                     if self._closing:
                         return None
-                    self._cond.wait()
+                    self._cond.wait(resting if waiting_pool else None)
                     continue
+                job.state = JobState.RUNNING
+                job.progress.restart_clock()
                 break
         self._emit(JobEventKind.STARTED, job)
         return job

@@ -1,4 +1,5 @@
-"""Text-to-image with diffusers pipelines (no Qt; torch/diffusers imported lazily).
+"""Text-to-image with diffusers pipelines, or on a ComfyUI server (plugins/image/comfy.py)
+(no Qt; torch/diffusers imported lazily).
 
 One job = one image (the panel's batch count queues several, seeds +1). Params (declared in
 plugin.toml): ``negative``, ``steps``, ``guidance``, ``width``, ``height``, ``scheduler`` (a
@@ -81,6 +82,7 @@ class ImageGenerator:
         self.identity: ModelIdentity | None = None
         self.device = "cpu"
         self.default_scheduler = None
+        self.remote = None  # a ComfyUI server's checkpoint (plugins/image/comfy.py)
 
     @staticmethod
     def validate(request: Request) -> None:
@@ -94,6 +96,12 @@ class ImageGenerator:
     def load(self, source: ModelSource, device: str, progress: Progress) -> None:
         from . import models
 
+        if source.source == "server":
+            from .comfy import ComfyImage
+
+            self.remote = ComfyImage(source)
+            self.identity = self.remote.identity
+            return
         progress.say("Loading the image model…")
         folder, hashed = models.pipeline_folder(source)
         self.pipe = models.load_pipeline(folder, device)
@@ -105,6 +113,9 @@ class ImageGenerator:
 
     def unload(self) -> None:
         self.pipe = None
+        if self.remote is not None:
+            self.remote.close()
+            self.remote = None
 
     def _scheduler(self, name: str):
         if name in ("", "default"):
@@ -126,6 +137,11 @@ class ImageGenerator:
 
         from creative_studio.io.images import encode_png
 
+        if self.remote is not None:
+            return self.remote.generate(request, progress)
+        if request.params.get("workflow"):
+            raise BadInput("An own ComfyUI workflow runs on a ComfyUI server: choose a model on "
+                           "a server, or clear the workflow.")
         pipe = self.pipe
         p = request.params
         size = pipe.unet.config.sample_size * getattr(pipe, "vae_scale_factor", 1) \

@@ -66,7 +66,7 @@ class TextPanel(PluginPanel):
         menu.addAction("Model folder…", self._choose_folder)
         menu.addAction("GGUF file…", self._choose_gguf)
         menu.addAction("Hugging Face id…", self._choose_hub)
-        menu.addAction("Model on a server…", self._choose_server_model)
+        menu.addAction("Model on a server…", self.choose_server_model)
         add_model.setMenu(menu)
         add_model.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         model_row = QHBoxLayout()
@@ -152,42 +152,12 @@ class TextPanel(PluginPanel):
 
         QShortcut(QKeySequence("Ctrl+Shift+Return"), self, self.continue_text)
         QShortcut(QKeySequence("Escape"), self, self.stop)
-        self._listing = None
         self.settings_changed()  # the servers' models join the list when they answer
 
     # -- servers ----------------------------------------------------------------------------
     def settings_changed(self) -> None:
-        """List the models of the user's servers beside the local ones (asked on a thread)."""
-        from creative_studio.core.servers import servers_of
-        from creative_studio.ui.servers import Background, list_models
-
-        servers = servers_of(self.context.settings)
-        if not servers:
-            return
-        if self._listing is None:
-            self._listing = Background(self)
-            self._listing.done.connect(self._servers_listed)
-
-        def ask() -> list[tuple[str, list[str]]]:
-            found = []
-            for server in servers:
-                try:
-                    found.append((server.name, list_models(server)))
-                except Exception as exc:  # an unreachable server: its models are not listed
-                    logging.getLogger(__name__).info("models of %s not listed: %s",
-                                                     server.name, exc)
-            return found
-
-        self._listing.run(ask)
-
-    def _servers_listed(self, found, error: str) -> None:
-        current = self.model.currentIndex()
-        for server, models in found or []:
-            for model in models[:200]:
-                ref = f"server:{server}/{model}"
-                if self.model.findData(ref) < 0:
-                    self.model.addItem(f"{model} — {server}", ref)
-        self.model.setCurrentIndex(current)
+        """The servers' models join the model list when they answer."""
+        self.list_server_models()
 
     # -- models -------------------------------------------------------------------------
     def _choose_folder(self) -> None:
@@ -195,14 +165,6 @@ class TextPanel(PluginPanel):
 
     def _choose_gguf(self) -> None:
         self.choose_model_path("Choose a GGUF model", "GGUF", "GGUF models (*.gguf)")
-
-    def _choose_server_model(self) -> None:
-        from creative_studio.ui.servers import ServerModelDialog
-
-        dialog = ServerModelDialog(self.context.settings, self)
-        if dialog.exec() and dialog.ref:
-            server, _, model = dialog.ref[len("server:"):].partition("/")
-            self.add_model_ref(dialog.ref, f"{model} — {server}")
 
     def _choose_hub(self) -> None:
         self.ask_hub_id("HuggingFaceTB/SmolLM2-360M-Instruct")

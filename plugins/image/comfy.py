@@ -1,0 +1,161 @@
+"""Images on a ComfyUI server (made by ImageGenerator.load for ``server:`` references; no Qt,
+no torch).
+
+The panel's prompt, negative prompt, steps, guidance, seed and size go into ComfyUI's
+standard text-to-image workflow (plugins/image/workflows.py), or into the user's own
+workflow through the inputs chosen for them. The sampler and noise schedule are the server's
+own (``sampler``/``schedule``; empty: the ones matching the panel's Scheduler), checked
+against what the server offers. Progress and live previews come over the websocket; Stop
+interrupts the job or takes it out of the server's queue. The picture is stored with the
+studio's recipe (server, ComfyUI version, checkpoint and its hash when declared, the whole
+workflow) and ComfyUI's own ``prompt``/``workflow`` chunks, so it opens again in ComfyUI.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from creative_studio.core.errors import BadInput, Cancelled, ModelError
+from creative_studio.core.jobs import Asset, ModelIdentity, Request, Result
+from creative_studio.core.models import ModelSource
+from creative_studio.core.progress import Progress
+
+from . import workflows
+
+DEFAULT_SIDE, XL_SIDE = 512, 1024
+MAX_OUTPUTS = 64  # pictures kept from one job
+CHOICES_TTL = 60.0  # seconds a server's checkpoint/sampler lists are trusted
+
+
+class ComfyImage:
+    """One checkpoint on one ComfyUI server."""
+
+    def __init__(self, source: ModelSource) -> None:
+        from creative_studio.core import secrets
+        from creative_studio.engines.comfyui import ComfyClient
+
+        self.source = source
+        self.checkpoint = source.hub_id
+        self.client = ComfyClient(source.url, secrets.get(f"server:{source.server}"))
+        self.identity = ModelIdentity(source.name, source.ref, "", "server")
+        self._choices: dict[str, list[str]] = {}
+        self._choices_at = 0.0
+        self._info = None
+
+    def close(self) -> None:
+        self.client.close()
+
+    def _offered(self, what: str) -> list[str]:
+        """The server's checkpoints/samplers/schedulers (asked again after a minute)."""
+        if time.monotonic() - self._choices_at > CHOICES_TTL:
+            self._choices = {"checkpoints": self.client.checkpoints(),
+                             "samplers": self.client.samplers(),
+                             "schedulers": self.client.schedulers()}
+            self._choices_at = time.monotonic()
+        return self._choices[what]
+
+    def _check(self, value: str, what: str, label: str) -> None:
+        offered = self._offered(what)
+        if offered and value not in offered:
+            shown = ", ".join(offered[:12]) + (" …" if len(offered) > 12 else "")
+            raise BadInput(f"{self.source.server} has no {label} '{value}' (it has: {shown}).")
+
+    def workflow(self, request: Request) -> tuple[dict, str, dict[str, Any]]:
+        """(the API workflow to queue, its name, the values the panel put in)."""
+        p = request.params
+        side = XL_SIDE if "xl" in self.checkpoint.lower() else DEFAULT_SIDE
+        values: dict[str, Any] = {
+            "prompt": request.prompt, "negative": p["negative"], "seed": int(request.seed),
+            "steps": p["steps"], "guidance": p["guidance"],
+            "width": p["width"] or None, "height": p["height"] or None,
+            "checkpoint": self.checkpoint}
+        if p.get("workflow"):
+            name, graph, inputs = workflows.load_document(p["workflow"])
+            return workflows.apply(graph, inputs, values), name, values
+        sampler, schedule = workflows.SAMPLERS.get(p["scheduler"], (None, None))
+        sampler, schedule = p.get("sampler") or sampler, p.get("schedule") or schedule
+        if sampler is None:
+            raise BadInput(f"ComfyUI has no {p['scheduler']} sampler: choose another "
+                           "Scheduler, or a Server sampler.")
+        self._check(sampler, "samplers", "sampler")
+        self._check(schedule, "schedulers", "noise schedule")
+        values.update(width=values["width"] or side, height=values["height"] or side,
+                      sampler=sampler, schedule=schedule)
+        graph = workflows.standard(self.checkpoint, request.prompt, p["negative"],
+                                   int(request.seed), p["steps"], p["guidance"], sampler,
+                                   schedule, values["width"], values["height"])
+        return graph, workflows.STANDARD_NAME, values
+
+    def generate(self, request: Request, progress: Progress) -> Result:
+        from creative_studio.io.images import decode_image, encode_png, png_text
+
+        from .generator import a1111_parameters
+
+        if self._info is None:
+            self._info = self.client.system_stats()
+        self._check(self.checkpoint, "checkpoints", "checkpoint")
+        graph, name, values = self.workflow(request)
+        sha256 = self.client.checkpoint_sha256(self.checkpoint)
+        progress.say(f"Queued on {self.source.server}")
+
+        def on_progress(value: int, total: int, node: str) -> None:
+            progress.update(0.95 * value / total)
+
+        def on_preview(data: bytes) -> None:
+            try:  # an untrusted frame: decoded with the bomb limits, shown as a small PNG
+                image = decode_image(data, "a preview")
+            except BadInput:
+                return
+            image.thumbnail((512, 512))
+            progress.update(progress.fraction, encode_png(image.convert("RGB")))
+
+        run = self.client.run(graph, cancelled=lambda: progress.cancelled,
+                              on_progress=on_progress, on_preview=on_preview,
+                              on_status=progress.say)
+        if progress.cancelled:
+            raise Cancelled()
+        if not run.outputs:
+            raise ModelError(f"The workflow ran on {self.source.server} but saved no picture: "
+                             "it needs a Save Image (or Preview Image) node.")
+        p = request.params
+        sampler = values.get("sampler") or p["scheduler"]
+        recipe = {"prompt": request.prompt, "seed": request.seed, "params": p,
+                  "model": request.model}
+        assets, sizes = [], []
+        for output in run.outputs[:MAX_OUTPUTS]:
+            progress.check()
+            data = self.client.image(output)
+            image = decode_image(data, f"The picture {output.filename}")
+            theirs = png_text(data) if data.startswith(b"\x89PNG") else {}
+            chunks = {"parameters": a1111_parameters(
+                request.prompt, p["negative"], p["steps"], sampler, p["guidance"],
+                request.seed, image.width, image.height, self.checkpoint, sha256),
+                "creative-studio": json.dumps(recipe, ensure_ascii=True),
+                # ComfyUI's own: the API graph (and the UI graph when the server wrote one)
+                "prompt": theirs.get("prompt") or json.dumps(graph, ensure_ascii=False)}
+            if "workflow" in theirs:
+                chunks["workflow"] = theirs["workflow"]
+            if image.mode not in ("RGB", "RGBA", "L", "LA", "I;16"):
+                image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
+            assets.append(Asset("image", "image/png", encode_png(image, chunks),
+                                f"image-{len(assets) + 1}.png" if assets else "image.png"))
+            sizes.append((image.width, image.height))
+        progress.update(1.0)
+        identity = ModelIdentity(self.identity.name, self.identity.ref, sha256, "server")
+        device = self._info.devices[0] if self._info.devices else {}
+        width, height = sizes[0]
+        metadata = {
+            "engine": "comfyui", "server": self.source.server, "server_url": self.source.url,
+            "comfyui_version": self._info.version or "not given by the server",
+            "server_device": f"{device.get('type', '?')}: {device.get('name', '?')}",
+            "checkpoint": self.checkpoint, "workflow_name": name, "workflow": graph,
+            "prompt_id": run.prompt_id, "width": width, "height": height,
+            "steps": p["steps"], "guidance": p["guidance"], "scheduler": sampler,
+            "schedule": values.get("schedule", ""), "seconds": run.seconds,
+            "queued_seconds": run.queued_s, "pictures": len(assets)}
+        if len(run.outputs) > MAX_OUTPUTS:
+            metadata["pictures_left_out"] = len(run.outputs) - MAX_OUTPUTS
+        return Result(assets, identity, f"server:{self.source.server}", metadata=metadata,
+                      title=request.prompt[:60] or "(no prompt)")

