@@ -38,9 +38,9 @@ def finished_item(qtbot, window, panel, job, timeout: int = 60_000):
     return window.store.item(job.item_id)
 
 
-def window_with_server(make_window, name: str, url: str):
-    """The real window with one OpenAI-compatible server in its preferences."""
+def window_with_server(make_window, name: str, url: str, kind: str = "openai"):
+    """The real window with one server (OpenAI-compatible by default) in its preferences."""
     window = make_window()
-    window.settings.servers = [{"name": name, "url": url, "kind": "openai"}]
+    window.settings.servers = [{"name": name, "url": url, "kind": kind}]
     window.apply_settings()
     return window

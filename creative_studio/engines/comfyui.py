@@ -374,7 +374,12 @@ class ComfyClient:
             return None
         except PayloadTooBig as exc:
             raise _garbage(self.url, "an event larger than the studio reads") from exc
-        except (ConnectionClosed, ProtocolError, OSError) as exc:
+        except ConnectionClosed as exc:
+            if exc.sent is not None and exc.sent.code == 1009:  # we closed it: too big
+                raise _garbage(self.url, "an event larger than the studio reads") from exc
+            raise ServerGone(f"The ComfyUI server at {self.url} went away mid-job "
+                             f"({_reason(exc)}); nothing of this job was saved.") from exc
+        except (ProtocolError, OSError) as exc:
             raise ServerGone(f"The ComfyUI server at {self.url} went away mid-job "
                              f"({_reason(exc)}); nothing of this job was saved.") from exc
 

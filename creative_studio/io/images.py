@@ -145,6 +145,7 @@ def encode_png(image, text: dict[str, str] | None = None, icc: bytes | None = No
     return buffer.getvalue()
 
 
+CARRIED_CHUNKS = ("parameters", "prompt", "workflow")  # kept by PNG exports
 FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".tif": "TIFF",
            ".tiff": "TIFF"}
 
@@ -171,10 +172,11 @@ def convert_image(data: bytes, suffix: str, recipe: str = "", quality: int = 92,
                              Image.Resampling.NEAREST)
         image.text = text  # type: ignore[attr-defined] - the parameters chunk goes along
     if fmt == "PNG":
-        # an A1111-style "parameters" text (Image panel outputs) stays as it is; the studio's
-        # full JSON recipe goes beside it
-        text = {k: v for k, v in (getattr(image, "text", None) or {}).items()
-                if k == "parameters"}
+        # what other tools read stays as it is: A1111's "parameters" text, ComfyUI's
+        # "prompt" and "workflow" graphs (pictures made on a ComfyUI server open there
+        # again); the studio's full JSON recipe goes beside them
+        found = png_text(data) if data.startswith(PNG_SIGNATURE) else {}
+        text = {k: found[k] for k in CARRIED_CHUNKS if k in found}
         if recipe:
             text["creative-studio"] = recipe
         return encode_png(image, text, icc, exif_bytes)

@@ -45,14 +45,29 @@ class ImagePanel(PluginPanel):
         folder.clicked.connect(self._choose_folder)
         hub = QPushButton("Hugging Face id…")
         hub.clicked.connect(self._choose_hub)
+        server = QPushButton("Server…")
+        server.setToolTip("A checkpoint on one of your ComfyUI servers (Edit → Preferences → "
+                          "Servers), or on any of them: a batch is then spread over them")
+        server.clicked.connect(self.choose_server_model)
         model_row = QHBoxLayout()
         model_row.addWidget(folder)
         model_row.addWidget(hub)
+        model_row.addWidget(server)
         self.prompt = self.prompt_box = QPlainTextEdit()
         self.prompt.setPlaceholderText("Prompt, e.g. “red apple”, “smiling cat face”")
         self.prompt.setFixedHeight(70)
         self.negative = self.param_widget("negative")
         self.scheduler = self.param_widget("scheduler")
+        # on a ComfyUI server: its own samplers and schedules, and own workflows
+        self.sampler = self.bind("sampler", self._server_combo("as Scheduler"))
+        self.schedule = self.bind("schedule", self._server_combo("as Scheduler"))
+        self.workflow_text = self.bind("workflow", QPlainTextEdit(self))  # its dialog shows it
+        self.workflow_text.hide()
+        self.workflow_button = QPushButton("Standard text-to-image")
+        self.workflow_button.setToolTip("Your own ComfyUI workflow (API format) and the inputs "
+                                        "the panel fills in it")
+        self.workflow_button.clicked.connect(self.workflow_dialog)
+        self.workflow_text.textChanged.connect(self._show_workflow_name)
         self.steps = self.param_widget("steps")
         self.guidance = self.param_widget("guidance")
         self.width_box, self.height_box = self.param_widget("width"), \
@@ -69,7 +84,10 @@ class ImagePanel(PluginPanel):
         form.addRow("Model", self.model)
         form.addRow(model_row)
         form.addRow("Prompt", self.prompt)
-        self.param_rows(form, "negative", "scheduler", "steps", "guidance")
+        self.param_rows(form, "negative", "scheduler", "sampler", "schedule", "steps",
+                        "guidance")
+        form.addRow("Workflow", self.workflow_button)
+        self._server_rows = (form, [self.sampler, self.schedule, self.workflow_button])
         form.addRow("Size", size_row)
         form.addRow("Seed", self.seed_field)
         form.addRow("Batch", self.batch)
@@ -112,6 +130,97 @@ class ImagePanel(PluginPanel):
         main_layout.addWidget(QLabel("Gallery (this project's images)"))
         main_layout.addWidget(self.gallery)
         self.set_sides(side, main, 330)
+        self._server_info = None
+        self.model.currentIndexChanged.connect(self._model_changed)
+        self._model_changed()
+        self.settings_changed()
+
+    # -- servers ------------------------------------------------------------------------------
+    @staticmethod
+    def _server_combo(first: str) -> QComboBox:
+        combo = QComboBox()
+        combo.addItem(first, "")
+        return combo
+
+    def settings_changed(self) -> None:
+        """The ComfyUI servers' checkpoints join the model list when they answer."""
+        self.list_server_models()
+
+    def on_server(self) -> bool:
+        return str(self.model.currentData() or "").startswith("server:")
+
+    def _model_changed(self, *_args) -> None:
+        """Server rows show for a model on a server, filled with that server's choices."""
+        on_server = self.on_server()
+        form, widgets = self._server_rows
+        for widget in widgets:
+            widget.setVisible(on_server)
+            label = form.labelForField(widget)
+            if label is not None:
+                label.setVisible(on_server)
+        if on_server:
+            self._ask_server_choices()
+
+    def _ask_server_choices(self) -> None:
+        from creative_studio.core.servers import of_kinds
+        from creative_studio.engines.comfyui import ComfyClient
+        from creative_studio.ui.servers import Background
+
+        name = str(self.model.currentData())[len("server:"):].partition("/")[0]
+        servers = [s for s in of_kinds(self.context.settings, self.manifest.servers)
+                   if name in ("*", s.name)]
+        if not servers:
+            return
+        server = servers[0]
+        if self._server_info is None:
+            self._server_info = Background(self)
+            self._server_info.done.connect(self._server_choices)
+
+        def ask():
+            client = ComfyClient(server.url, server.api_key(), read_timeout=15.0)
+            try:
+                return client.samplers(), client.schedulers()
+            finally:
+                client.close()
+
+        self._server_info.run(ask)
+
+    def _server_choices(self, result, error: str) -> None:
+        if error:
+            self.info.setText(f"The server did not list its samplers: {error}")
+            return
+        for combo, names in zip((self.sampler, self.schedule), result, strict=True):
+            current = combo.currentData()
+            combo.blockSignals(True)
+            while combo.count() > 1:
+                combo.removeItem(1)
+            for name in names[:500]:
+                combo.addItem(name, name)
+            index = combo.findData(current)
+            if index < 0 and current:
+                combo.addItem(f"{current} (not on this server)", current)
+                index = combo.count() - 1
+            combo.setCurrentIndex(max(0, index))
+            combo.blockSignals(False)
+
+    def workflow_dialog(self) -> None:
+        from .workflow_dialog import WorkflowDialog
+
+        dialog = WorkflowDialog(self.context.settings, self.workflow_text.toPlainText(), self)
+        if dialog.exec():
+            self.workflow_text.setPlainText(dialog.text)
+
+    def _show_workflow_name(self) -> None:
+        from .workflows import load_document
+
+        text = self.workflow_text.toPlainText()
+        name = "Standard text-to-image"
+        if text:
+            try:
+                name = f"Own: {load_document(text)[0]}"
+            except StudioError:
+                name = "Own workflow (damaged: open it again)"
+        self.workflow_button.setText(name)
 
     # -- models ----------------------------------------------------------------------------
     def _choose_folder(self) -> None:
@@ -269,6 +378,8 @@ class ImagePanel(PluginPanel):
         meta = item.metadata
         if "steps" not in meta:
             return item.title
+        where = f" on {meta['server']} (ComfyUI, {meta.get('workflow_name', '')})" \
+            if meta.get("engine") == "comfyui" else ""
         return (f"{item.title} — {meta['width']}×{meta['height']}, {meta['steps']} steps, "
                 f"{meta['scheduler']}, guidance {meta['guidance']:g}, seed {item.request.seed}, "
-                f"{meta.get('seconds', '?')} s")
+                f"{meta.get('seconds', '?')} s{where}")

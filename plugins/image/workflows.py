@@ -100,7 +100,7 @@ def guess_inputs(workflow: dict) -> dict[str, list[str]]:
         inputs = workflow[sampler_id]["inputs"]
         for role, names in (("seed", ("seed", "noise_seed")), ("steps", ("steps",)),
                             ("guidance", ("cfg",))):
-            name = next((n for n in names if n in inputs and _is_value(inputs[n])), None)
+            name = next((n for n in names if _literal(workflow[sampler_id], n)), None)
             if name:
                 found[role] = [sampler_id, name]
         for role, wire in (("prompt", "positive"), ("negative", "negative"),
@@ -112,16 +112,16 @@ def guess_inputs(workflow: dict) -> dict[str, list[str]]:
             if role == "width":
                 if node["class_type"] in _LATENT_NODES or "width" in node["inputs"]:
                     for key in ("width", "height"):
-                        if _is_value(node["inputs"].get(key)):
+                        if _literal(node, key):
                             found[key] = [source, key]
-            elif "text" in node["inputs"] and _is_value(node["inputs"]["text"]):
+            elif _literal(node, "text"):
                 found[role] = [source, "text"]
     if "prompt" not in found:  # no sampler wiring to follow: the first text encoder
-        text_id = next((i for i, n in workflow.items() if n["class_type"] in _TEXT_NODES),
-                       None)
+        text_id = next((i for i, n in workflow.items() if n["class_type"] in _TEXT_NODES
+                        and _literal(n, "text")), None)
         if text_id is not None:
             found["prompt"] = [text_id, "text"]
-    loader = next((i for i, n in workflow.items() if "ckpt_name" in n["inputs"]), None)
+    loader = next((i for i, n in workflow.items() if _literal(n, "ckpt_name")), None)
     if loader is not None:
         found["checkpoint"] = [loader, "ckpt_name"]
     return found
@@ -130,6 +130,11 @@ def guess_inputs(workflow: dict) -> dict[str, list[str]]:
 def _is_value(value: Any) -> bool:
     """A literal input (not a wire from another node: [node id, output index])."""
     return not (isinstance(value, list) and len(value) == 2 and isinstance(value[1], int))
+
+
+def _literal(node: dict, key: str) -> bool:
+    """Whether a node has input ``key`` set to a value (that the panel may replace)."""
+    return key in node["inputs"] and _is_value(node["inputs"][key])
 
 
 def _source(workflow: dict, wire: Any) -> str | None:

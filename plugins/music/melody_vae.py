@@ -81,13 +81,18 @@ def build(hidden: int = 256, embed: int = 64, latent: int = LATENT):
             h0, h1, c0, c1 = torch.tanh(self.to_state(z)).chunk(4, dim=-1)
             return torch.stack([h0, h1]), torch.stack([c0, c1])
 
-        def forward(self, events: torch.Tensor, z: torch.Tensor | None = None):
+        def forward(self, events: torch.Tensor, z: torch.Tensor | None = None,
+                    word_dropout: float = 0.0):
             mu, logvar = self.encode(events)
             if z is None:
                 z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if self.training \
                     else mu
             start = torch.full_like(events[:, :1], EVENTS)
-            inputs = self.embed(torch.cat([start, events[:, :-1]], dim=1))
+            previous = torch.cat([start, events[:, :-1]], dim=1)
+            if self.training and word_dropout > 0:  # hidden inputs read as the start token
+                hidden = torch.rand(previous.shape, device=previous.device) < word_dropout
+                previous = previous.masked_fill(hidden, EVENTS)
+            inputs = self.embed(previous)
             inputs = torch.cat([inputs, z[:, None].expand(-1, events.shape[1], -1)], dim=-1)
             output, _ = self.decoder(inputs, self._state(z))
             return self.out(output), mu, logvar

@@ -5,7 +5,8 @@
 
 Loss: reconstruction (cross-entropy of each event, teacher forcing) + β · max(KL − free
 bits, 0), β raised linearly to ``--beta`` over ``--anneal`` steps, so the decoder learns to
-use the latent before the KL term pulls it toward the prior. Melodies are moved by a random
+use the latent before the KL term pulls it toward the prior; ``--word-dropout`` hides a share
+of the decoder's teacher-forced inputs so it cannot rely on them alone. Melodies are moved by a random
 -3…+3 semitones while training (they are stored in C). Every ``--save-minutes``: a
 checkpoint (``<run>/checkpoint.pt``, committed so a new machine resumes), an export to
 ``--export`` (``model.safetensors`` + ``config.json``) and the validation figures: events
@@ -60,6 +61,9 @@ def main() -> None:
     parser.add_argument("--anneal", type=int, default=4000)
     parser.add_argument("--free-bits", type=float, default=16.0, help="nats per melody")
     parser.add_argument("--hidden", type=int, default=256)
+    parser.add_argument("--word-dropout", type=float, default=0.0,
+                        help="share of the decoder's teacher-forced inputs replaced by the "
+                             "start token, so that it leans on the latent (Bowman et al.)")
     args = parser.parse_args()
     import torch
 
@@ -82,7 +86,7 @@ def main() -> None:
         rows = rng.integers(len(train), size=args.batch)
         events = torch.from_numpy(shifted(train[rows], rng))
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            logits, mu, logvar = model(events)
+            logits, mu, logvar = model(events, word_dropout=args.word_dropout)
         logits, mu, logvar = logits.float(), mu.float(), logvar.float()
         recon = torch.nn.functional.cross_entropy(logits.transpose(1, 2), events,
                                                   reduction="none").sum(1).mean()
