@@ -30,7 +30,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-CHECKPOINT = "tiny-sd15.safetensors"
 
 
 def bare(url: str, workflow: dict) -> tuple[float, float | None, bytes]:
@@ -74,12 +73,10 @@ def main() -> None:
     from creative_studio.workers.runner import JobRunner
     from plugins.image import workflows
     from tools import comfyui_server
-    from tools.comfyui_server import ComfyServer
+    from tools.comfyui_server import CHECKPOINT, ComfyServer
 
     comfyui_server.setup()
-    models = comfyui_server.CACHE / "models"
-    if not (models / CHECKPOINT).exists():
-        comfyui_server.make_checkpoint(models / CHECKPOINT)
+    models = comfyui_server.models_folder()
     tmp = Path(tempfile.mkdtemp(prefix="bench-comfy-"))
     servers = [ComfyServer(models=models, tmp=tmp, threads=1) for _ in range(2)]
     registry = PluginRegistry.discover(entry_points=False)

@@ -23,7 +23,7 @@ from creative_studio.workers.runner import JobRunner
 from tools import comfyui_server
 from tools.comfyui_server import ComfyServer
 
-CHECKPOINT = "tiny-sd15.safetensors"
+CHECKPOINT, UPSCALER = comfyui_server.CHECKPOINT, comfyui_server.UPSCALER
 
 
 @pytest.fixture(scope="session")
@@ -32,10 +32,7 @@ def comfy_models() -> Path:
         if os.environ.get("CI"):
             pytest.fail("ComfyUI is not set up: tools/setup.sh test makes it")
         pytest.skip("ComfyUI is not set up (python tools/comfyui_server.py setup)")
-    folder = comfyui_server.CACHE / "models"
-    if not (folder / CHECKPOINT).exists():
-        comfyui_server.make_checkpoint(folder / CHECKPOINT)
-    return folder
+    return comfyui_server.models_folder()
 
 
 @pytest.fixture(scope="module")
@@ -362,3 +359,61 @@ def test_preferences_test_connection_tells_what_comfyui_runs_on(qtbot, comfy):
     text = page.result.text()
     assert text.startswith("✓") and "ComfyUI" in text and "cpu" in text and "GB free" in text
     assert f"1 checkpoint(s): {CHECKPOINT}" in text
+
+
+def test_the_command_line_adds_tests_and_draws_on_a_comfyui_server(comfy, tmp_path, capsys):
+    from creative_studio import cli
+    from creative_studio.io.images import png_text
+    from plugins.image import workflows
+
+    assert cli.main(["servers", "add", "farm-a", comfy.url, "--kind", "comfyui"]) == 0
+    assert cli.main(["servers", "test", "farm-a"]) == 0
+    said = capsys.readouterr().out
+    assert "ComfyUI" in said and f"1 checkpoint(s): {CHECKPOINT}" in said
+    api = tmp_path / "api.json"  # as ComfyUI exports it: a bare API-format graph
+    api.write_text(json.dumps(workflows.standard("x", "p", "", 1, 2, 3.0, "euler", "normal",
+                                                 64, 64)))
+    out = tmp_path / "cli.png"
+    assert cli.main(["generate", "image", "--project", str(tmp_path / "p.csproj"),
+                     "--model", f"server:farm-a/{CHECKPOINT}", "--prompt", "a plum",
+                     "--seed", "5", "--steps", "3", "--workflow-file", str(api),
+                     "--out", str(out), "--quiet"]) == 0
+    graph = json.loads(png_text(out.read_bytes())["prompt"])
+    assert graph["6"]["inputs"]["text"] == "a plum" and graph["3"]["inputs"]["seed"] == 5
+    assert graph["4"]["inputs"]["ckpt_name"] == CHECKPOINT
+
+
+def test_upscale_runs_on_the_server_and_finishes_here(comfy, tmp_path):
+    """The picture goes up with /upload/image under a neutral name; the studio still picks
+    the final size and keeps the alpha, as for a local model."""
+    from PIL import Image
+
+    from creative_studio.core.project import ProjectStore
+    from creative_studio.io.imports import import_file
+    from creative_studio.io.images import decode_image
+
+    picture = tmp_path / "holiday photo.png"
+    Image.new("RGBA", (40, 30), (10, 200, 30, 128)).save(picture)
+    store = ProjectStore.create(tmp_path / "p.csproj")
+    try:
+        source = import_file(store, "upscale", picture, "image/")
+        ref = f"server:farm-a/{UPSCALER}"
+        settings = settings_for(("farm-a", comfy))
+        twice, wide = run(settings, Request("upscale", "upscale", model=ref,
+                                            parents=[source], params={"size": "model"}),
+                          Request("upscale", "upscale", model=ref, parents=[source],
+                                  params={"size": "x4"}), store=store)
+        assert twice.state is JobState.DONE and wide.state is JobState.DONE, \
+            (twice.error, wide.error)
+        out = decode_image(twice.result.assets[0].data)
+        assert out.size == (80, 60) and out.mode == "RGBA"
+        assert decode_image(wide.result.assets[0].data).size == (160, 120)
+        meta = twice.result.metadata
+        assert meta["engine"] == "comfyui" and meta["scale"] == 2 and meta["server"] == "farm-a"
+        uploaded = meta["workflow"]["1"]["inputs"]["image"]
+        assert uploaded.startswith("creative-studio-") and "holiday" not in uploaded
+        missing, = run(settings, Request("upscale", "upscale", model="server:farm-a/nope.pth",
+                                         parents=[source]), store=store)
+        assert "no upscale model 'nope.pth'" in missing.error and UPSCALER in missing.error
+    finally:
+        store.close()

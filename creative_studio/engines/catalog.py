@@ -7,16 +7,17 @@ from __future__ import annotations
 from typing import Any
 
 
-def models(server: Any, key: str | None = None, timeout: float = 15.0) -> list[str]:
-    """The models a server offers: an OpenAI-compatible server's model ids, a ComfyUI
-    server's checkpoints."""
+def models(server: Any, key: str | None = None, timeout: float = 15.0,
+           modality: str = "") -> list[str]:
+    """The models a server offers for a plugin of ``modality``: an OpenAI-compatible
+    server's model ids; a ComfyUI server's checkpoints, or its upscale models for Upscale."""
     token = server.api_key() if key is None else key
     if server.kind == "comfyui":
         from .comfyui import ComfyClient
 
         client = ComfyClient(server.url, token, read_timeout=timeout)
         try:
-            return client.checkpoints()
+            return client.upscale_models() if modality == "upscale" else client.checkpoints()
         finally:
             client.close()
     from .openai import OpenAIClient
@@ -40,10 +41,11 @@ def describe(server: Any, key: str | None = None, timeout: float = 15.0) -> str:
         try:
             info = client.system_stats()
             found = client.checkpoints()
+            upscalers = client.upscale_models()
         finally:
             client.close()
         return (f"{server.url} answered: {info.describe()}; {access}; "
-                f"{_listed(found, 'checkpoint')}")
+                f"{_listed(found, 'checkpoint')}; {_listed(upscalers, 'upscale model')}")
     found = models(server, key, timeout)
     return f"{server.url} answered; {access}; {_listed(found, 'model')}"
 

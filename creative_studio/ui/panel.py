@@ -573,7 +573,8 @@ class PluginPanel(QWidget):
             found = []
             for server in servers:
                 try:
-                    found.append((server.name, catalog.models(server)))
+                    found.append((server.name, catalog.models(
+                        server, modality=self.manifest.modality)))
                 except Exception as exc:  # an unreachable server: its models are not listed
                     log.info("models of %s not listed: %s", server.name, exc)
             return found
@@ -593,7 +594,8 @@ class PluginPanel(QWidget):
         """Ask for a model on one of the user's servers (or on any of them)."""
         from .servers import ServerModelDialog
 
-        dialog = ServerModelDialog(self.context.settings, self, self.manifest.servers)
+        dialog = ServerModelDialog(self.context.settings, self, self.manifest.servers,
+                                   self.manifest.modality)
         if dialog.exec() and dialog.ref:
             server, _, model = dialog.ref[len("server:"):].partition("/")
             where = "any server" if server == "*" else server

@@ -172,10 +172,11 @@ class ServerModelDialog(QDialog):
     batch is spread over those servers)."""
 
     def __init__(self, settings: Any, parent: QWidget | None = None,
-                 kinds: tuple[str, ...] = ()) -> None:
+                 kinds: tuple[str, ...] = (), modality: str = "") -> None:
         super().__init__(parent)
         self.setWindowTitle("Model on a server")
         self.ref = ""
+        self.modality = modality  # what the plugin makes: which of a server's models fit
         self.servers = of_kinds(settings, kinds)
         self.server = QComboBox()
         for server in self.servers:
@@ -208,7 +209,8 @@ class ServerModelDialog(QDialog):
             failed = []
             for server in servers:
                 try:
-                    found.update(dict.fromkeys(catalog.models(server)))
+                    found.update(dict.fromkeys(catalog.models(server,
+                                                              modality=self.modality)))
                 except StudioError as exc:
                     if len(servers) == 1:
                         raise

@@ -150,7 +150,9 @@ def document(name: str, workflow: dict, inputs: dict[str, list[str]]) -> str:
 
 
 def load_document(text: str) -> tuple[str, dict, dict[str, list[str]]]:
-    """(name, workflow, inputs) of a ``workflow`` parameter; BadInput when it is damaged."""
+    """(name, workflow, inputs) of a ``workflow`` parameter; BadInput when it is damaged.
+    A bare API-format workflow (``--workflow-file`` on the command line) is taken with the
+    inputs guessed from its graph."""
     try:
         data = json.loads(text)
     except (ValueError, RecursionError):
@@ -158,6 +160,9 @@ def load_document(text: str) -> tuple[str, dict, dict[str, list[str]]]:
                        "it again with Workflow….") from None
     if not isinstance(data, dict):
         raise BadInput("The workflow kept with these settings is damaged: open it again.")
+    if "workflow" not in data:
+        graph = parse_workflow(text)
+        return "workflow", graph, guess_inputs(graph)
     workflow = data.get("workflow")
     check_workflow(workflow, "The kept workflow")
     inputs = data.get("inputs") if isinstance(data.get("inputs"), dict) else {}

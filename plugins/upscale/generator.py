@@ -1,4 +1,5 @@
-"""Super-resolution with spandrel models, tiled (no Qt; torch imported lazily).
+"""Super-resolution with spandrel models, tiled, or on a ComfyUI server
+(plugins/upscale/comfy.py) (no Qt; torch imported lazily).
 
 Params of an ``upscale`` request (declared in plugin.toml): ``tile`` (input px, 0 = from free
 memory), ``size`` (a preset of sizes.py), ``precision`` (``auto`` = bfloat16 where the CPU has native bf16 / float16 on
@@ -47,6 +48,7 @@ class UpscaleGenerator:
     def __init__(self) -> None:
         self.upscaler: models.LoadedUpscaler | None = None
         self.device = "cpu"
+        self.remote = None  # an upscale model on a ComfyUI server (plugins/upscale/comfy.py)
 
     @staticmethod
     def validate(request: Request) -> None:
@@ -57,6 +59,11 @@ class UpscaleGenerator:
         output_size(100, 100, request.params["size"], 4)  # a known preset
 
     def load(self, source: ModelSource, device: str, progress: Progress) -> None:
+        if source.source == "server":
+            from .comfy import ComfyUpscale
+
+            self.remote = ComfyUpscale(source)
+            return
         progress.say("Loading the upscale model…")
         self.upscaler = models.load(source, device)
         self.device = device
@@ -64,6 +71,9 @@ class UpscaleGenerator:
 
     def unload(self) -> None:
         self.upscaler = None
+        if self.remote is not None:
+            self.remote.close()
+            self.remote = None
 
     def network(self, precision: str):
         """The callable run on each tile: the network (+ its fixed resize), maybe autocast."""
@@ -92,13 +102,8 @@ class UpscaleGenerator:
 
     def generate(self, request: Request, progress: Progress, inputs: Inputs) -> Result:
         import numpy as np
-        import torch
         from PIL import Image
 
-        from .tiling import auto_tile, run_tiled
-
-        up = self.upscaler
-        assert up is not None
         (parent,) = request.parents
         image_assets = [a for a in inputs.get(parent, []) if a.mime.startswith("image/")]
         if not image_assets:
@@ -107,24 +112,40 @@ class UpscaleGenerator:
         if min(image.size) < 2:
             raise BadInput(f"The image is {image.width}×{image.height}: too small to upscale.")
         preset = request.params["size"]
-        final = output_size(image.width, image.height, preset, up.scale)
-        if image.width * image.height * up.scale ** 2 > MAX_OUTPUT_PIXELS:
-            raise BadInput(f"{image.width}×{image.height} ×{up.scale} is larger than the "
-                           f"{MAX_OUTPUT_PIXELS // 2**20} MP the studio writes: use a ×2 model "
-                           f"or crop the picture.")
         icc, exif = colour_and_exif(image)
         if "transparency" in image.info:  # palette or colour-key transparency → real alpha
             image = image.convert("RGBA")
         alpha = image.getchannel("A") if "A" in image.getbands() else None
         rgb = to_rgb(image)
-        x = torch.from_numpy(np.asarray(rgb, dtype=np.float32) / 255.0).permute(2, 0, 1)[None]
-        tile = request.params["tile"] or auto_tile(
-            up.model.architecture.name, up.pad, up.align, device=self.device)
-        network, dtype = self.network(request.params["precision"])
-        pixels = run_tiled(network, x.to(self.device), up.scale, tile, up.pad, up.align,
-                           progress)
-        out = Image.fromarray(pixels, "RGB")
-        del pixels
+        if self.remote is not None:  # the network runs on the server; the rest stays here
+            out, identity, where = self.remote.upscale(request, rgb, progress)
+            scale = max(1, round(out.width / image.width))
+            details = {"engine": "comfyui", **where}
+        else:
+            import torch
+
+            from .tiling import auto_tile, run_tiled
+
+            up = self.upscaler
+            assert up is not None
+            scale = up.scale
+            if image.width * image.height * up.scale ** 2 > MAX_OUTPUT_PIXELS:
+                raise BadInput(f"{image.width}×{image.height} ×{up.scale} is larger than the "
+                               f"{MAX_OUTPUT_PIXELS // 2**20} MP the studio writes: use a ×2 "
+                               "model or crop the picture.")
+            x = torch.from_numpy(np.asarray(rgb, dtype=np.float32) / 255.0) \
+                .permute(2, 0, 1)[None]
+            tile = request.params["tile"] or auto_tile(
+                up.model.architecture.name, up.pad, up.align, device=self.device)
+            network, dtype = self.network(request.params["precision"])
+            pixels = run_tiled(network, x.to(self.device), up.scale, tile, up.pad, up.align,
+                               progress)
+            out = Image.fromarray(pixels, "RGB")
+            del pixels
+            identity = ModelIdentity(up.name, request.model, up.sha256, up.source)
+            details = {"tile": tile, "pad": up.pad,
+                       "precision": str(dtype).replace("torch.", "") if dtype else "float32"}
+        final = output_size(image.width, image.height, preset, scale)
         resampled = out.size != final
         if resampled:
             out = out.resize(final, Image.Resampling.LANCZOS)
@@ -132,18 +153,16 @@ class UpscaleGenerator:
             out.putalpha(alpha.resize(out.size, Image.Resampling.BICUBIC))
         png = encode_png(out, {"creative-studio": "upscale"}, icc,
                          resized_exif(exif, out.width, out.height))
-        return Result([Asset("image", "image/png", png, "upscaled.png")],
-                      ModelIdentity(up.name, request.model, up.sha256, up.source), self.device,
-                      metadata={"width": out.width, "height": out.height, "scale": up.scale,
+        device = f"server:{self.remote.source.server}" if self.remote else self.device
+        return Result([Asset("image", "image/png", png, "upscaled.png")], identity, device,
+                      metadata={"width": out.width, "height": out.height, "scale": scale,
                                 "input": [image.width, image.height], "size": preset,
-                                "resampled": resampled, "tile": tile, "pad": up.pad,
-                                "precision": str(dtype).replace("torch.", "") if dtype
-                                else "float32",
+                                "resampled": resampled, **details,
                                 "icc": bool(icc), "exif": bool(exif),
                                 # exported as photo_x4.png: named after the picture it enlarges
                                 "file_stem": f"{Path(image_assets[0].name or 'image').stem}"
                                              f"_x{_factor(image.width, out.width)}"},
                       # what tells two upscales apart: the picture, the model, the sizes
                       title=f"{Path(image_assets[0].name or 'image').stem} ×"
-                            f"{_factor(image.width, out.width)} · {up.name} "
+                            f"{_factor(image.width, out.width)} · {identity.name} "
                             f"({image.width}×{image.height} → {out.width}×{out.height})")

@@ -199,10 +199,15 @@ class UpscalePanel(PluginPanel):
         self.open_button = open_files
 
         self.model_choices()
+        self.settings_changed()  # the servers' upscale models join the list when they answer
         model_file = QPushButton("Other model file…")
         model_file.setToolTip("A .pth or .safetensors super-resolution model (ESRGAN, DAT, "
                               "SwinIR, Compact… anything spandrel recognizes)")
         model_file.clicked.connect(self._choose_model_file)
+        on_server = QPushButton("Server…")
+        on_server.setToolTip("An upscale model on one of your ComfyUI servers (Edit → "
+                             "Preferences → Servers)")
+        on_server.clicked.connect(self.choose_server_model)
         self.size = QComboBox()  # the presets by name; a recipe's own size is added when recalled
         for key, label in PRESETS:
             self.size.addItem(label, key)
@@ -227,7 +232,10 @@ class UpscalePanel(PluginPanel):
         row.addWidget(from_project, 1, 1)
         form = QFormLayout()
         form.addRow("Model", self.model)
-        form.addRow("", model_file)
+        model_buttons = QHBoxLayout()
+        model_buttons.addWidget(model_file)
+        model_buttons.addWidget(on_server)
+        form.addRow("", model_buttons)
         form.addRow("Size", self.size)
         self.param_rows(form, "tile", "precision")
         buttons = QHBoxLayout()
@@ -538,12 +546,20 @@ class UpscalePanel(PluginPanel):
                     self.sources.item(row).setSelected(True)
         self._show_current()
 
+    def settings_changed(self) -> None:
+        """The ComfyUI servers' upscale models join the model list when they answer."""
+        self.list_server_models()
+
     def describe_item(self, item: Item, store) -> str:
         meta = item.metadata
         lines = [item.title]
         if "width" in meta:
             lines.append(f"Size: {meta['width']}×{meta['height']}")
-        if item.request.task == "upscale":
+        if item.request.task == "upscale" and meta.get("engine") == "comfyui":
+            lines.append(f"Model: {item.model.get('name', '')} (network ×{meta.get('scale')}), "
+                         f"size: {meta.get('size', 'model')}, on the ComfyUI server "
+                         f"{meta.get('server')}")
+        elif item.request.task == "upscale":
             lines.append(f"Model: {item.model.get('name', '')} (network ×{meta.get('scale')}), "
                          f"size: {meta.get('size', 'model')}, tile {meta.get('tile')} px, "
                          f"{meta.get('precision', 'float32')}")
