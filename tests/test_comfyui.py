@@ -389,8 +389,8 @@ def test_upscale_runs_on_the_server_and_finishes_here(comfy, tmp_path):
     from PIL import Image
 
     from creative_studio.core.project import ProjectStore
-    from creative_studio.io.imports import import_file
     from creative_studio.io.images import decode_image
+    from creative_studio.io.imports import import_file
 
     picture = tmp_path / "holiday photo.png"
     Image.new("RGBA", (40, 30), (10, 200, 30, 128)).save(picture)
