@@ -417,3 +417,22 @@ def test_upscale_runs_on_the_server_and_finishes_here(comfy, tmp_path):
         assert "no upscale model 'nope.pth'" in missing.error and UPSCALER in missing.error
     finally:
         store.close()
+
+
+def test_a_pool_job_goes_to_a_server_that_has_the_checkpoint(comfy):
+    """A server of the pool without the checkpoint hands the job on (not a failure)."""
+    from tests.fake_comfyui import FakeComfy
+
+    lacking = FakeComfy()
+    lacking.set("/object_info/CheckpointLoaderSimple", {"CheckpointLoaderSimple": {
+        "input": {"required": {"ckpt_name": [["other.safetensors"]]}}}})
+    settings = Settings(servers=[{"name": "farm-a", "url": comfy.url, "kind": "comfyui"},
+                                 {"name": "lacking", "url": lacking.url, "kind": "comfyui"}])
+    try:
+        jobs = run(settings, *[image_request(f"server:*/{CHECKPOINT}", seed=70 + i)
+                               for i in range(3)])
+    finally:
+        lacking.stop()
+    assert all(j.state is JobState.DONE for j in jobs), [j.error for j in jobs]
+    assert {j.result.metadata["server"] for j in jobs} == {"farm-a"}
+    assert any(j.tried == ["lacking"] for j in jobs)  # the lacking server took one first

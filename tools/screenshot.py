@@ -5,9 +5,13 @@
 
     xvfb-run -a -s "-screen 0 1280x860x24" .venv/bin/python tools/screenshot.py docs/music.png --music
     xvfb-run -a -s "-screen 0 1280x860x24" .venv/bin/python tools/screenshot.py docs/image.png --image
+    xvfb-run -a -s "-screen 0 1280x860x24" .venv/bin/python tools/screenshot.py docs/comfyui.png --comfyui
 
 --image: the Image panel after the embedded emoji model drew four prompts (seed 0); the gallery
 holds them and the last one is shown enlarged.
+--comfyui: the Image panel drawing a batch of four on two ComfyUI servers started here
+(tools/comfyui_server.py: its test checkpoint has random weights, so the pictures are noise
+shaped by ComfyUI's whole pipeline), the Jobs dock showing where each ran.
 --music: the Music panel continuing a D-major tune (4 bars kept, 8 added, seed 11).
 --upscale: the Upscale panel after DAT-light ×4 on a small photo (skimage's "chelsea", needs
 scikit-image; a drawn picture otherwise), the split in the middle, zoomed in.
@@ -39,6 +43,15 @@ def main() -> None:
     out = Path(sys.argv[1] if len(sys.argv) > 1 else "docs/screenshot.png")
     app = QApplication([])
     settings = Settings(theme="dark" if "--dark" in sys.argv else "light")
+    servers = []
+    if "--comfyui" in sys.argv:
+        from tools import comfyui_server
+
+        comfyui_server.setup()
+        models = comfyui_server.models_folder()
+        servers = [comfyui_server.ComfyServer(models=models, threads=1) for _ in range(2)]
+        settings.servers = [{"name": f"render-{n}", "url": server.url, "kind": "comfyui"}
+                            for n, server in enumerate(servers, 1)]
     apply_theme(app, settings.theme)
     window = MainWindow(PluginRegistry.discover(), settings)
     window.resize(1280, 820)
@@ -59,9 +72,52 @@ def main() -> None:
         music_scene(window, shoot)
     elif "--image" in sys.argv:
         image_scene(window, shoot)
+    elif "--comfyui" in sys.argv:
+        comfyui_scene(window, shoot)
     else:
         text_scene(window, shoot)
-    app.exec()
+    try:
+        app.exec()
+    finally:
+        for server in servers:
+            server.stop()
+
+
+def comfyui_scene(window, shoot) -> None:
+    from PySide6.QtCore import QTimer
+
+    from tools.comfyui_server import CHECKPOINT
+
+    panel = window.panels["image"]
+    window.tabs.setCurrentWidget(panel)
+    panel.add_model_ref(f"server:*/{CHECKPOINT}", f"{CHECKPOINT} — any server")
+    panel.prompt.setPlainText("a lighthouse at dusk")
+    panel.negative.setText("blurry")
+    panel.width_box.setValue(256)
+    panel.height_box.setValue(256)
+    panel.steps.setValue(12)
+    panel.seed_field.restore(7)
+    panel.batch.setValue(4)
+    jobs = []
+
+    def start() -> None:
+        index = panel.sampler.findData("dpmpp_2m")
+        if index < 0:
+            QTimer.singleShot(200, start)
+            return
+        panel.sampler.setCurrentIndex(index)
+        panel.schedule.setCurrentIndex(panel.schedule.findData("karras"))
+        jobs.extend(panel.generate())
+        QTimer.singleShot(500, wait)
+
+    def wait() -> None:
+        if jobs and all(job.state.finished for job in jobs) and not panel.jobs:
+            window.history.select(jobs[-1].item_id)
+            QTimer.singleShot(300, shoot)
+        else:
+            QTimer.singleShot(200, wait)
+
+    QTimer.singleShot(500, start)
 
 
 def upscale_scene(window, shoot) -> None:

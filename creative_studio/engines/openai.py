@@ -44,6 +44,10 @@ class ServerGone(ServerError):
     kept, so it may run again elsewhere (workers/runner.py re-queues pool jobs)."""
 
 
+class NotOnServer(ServerError):
+    """The server does not have the model (another server of a pool may)."""
+
+
 class StreamCut(ServerError):
     """The stream ended before the server said it was done: what came is kept."""
 

@@ -147,6 +147,7 @@ class JobsView(QWidget):
             self.tree.scrollToItem(item)  # a new job is always in view
         item, bar = self._rows[job.id]
         item.setText(1, job.state.value)
+        item.setText(5, job.device)  # a server:* job shows the server that took it
         if job.state is not JobState.QUEUED:
             item.setText(4, format_eta(time.monotonic() - job.progress.started))
         if event.kind is JobEventKind.PROGRESS:

@@ -146,8 +146,12 @@ class _Worker(threading.Thread):
 
     def _generator(self, job: Job, generator_cls: type[Generator]) -> Generator:
         key = (job.request.plugin, self._model_ref(job))
-        if self.process is not None and not self.process.alive():
-            self.models.clear()  # a child that died took its models with it
+        if self.process is not None:
+            # a child that died took its models with it; one started since (a warm-up after
+            # a crash) has none of them
+            for stale in [k for k in self.models if not self.process.alive()
+                          or "\0".join(k) not in self.process.loaded]:
+                del self.models[stale]
         if key in self.models:
             self.models.move_to_end(key)
             return self.models[key]
@@ -320,23 +324,26 @@ class JobRunner:
         return "server:*", pool
 
     def _requeue(self, job: Job, server: str, exc: Exception) -> bool:
-        """A pool job whose server went away goes back to the queue for the others (True),
-        unless none is left to try."""
-        from ..engines.openai import ServerGone
+        """A pool job whose server went away, or does not have the model, goes back to the
+        queue for the others (True), unless none is left to try. A server that went away
+        takes no pool job for DOWN_S seconds."""
+        from ..engines.openai import NotOnServer, ServerGone
 
-        if not isinstance(exc, ServerGone):
+        if not isinstance(exc, ServerGone | NotOnServer):
             return False
         with self._cond:
-            self._down_until[server] = time.monotonic() + DOWN_S
+            if isinstance(exc, ServerGone):
+                self._down_until[server] = time.monotonic() + DOWN_S
             job.tried.append(server)
             if not [name for name in job.pool if name not in job.tried] or self._closing \
                     or job.progress.cancelled:
                 return False
             job.state, job.device = JobState.QUEUED, "server:*"
             self._cond.notify_all()
-        log.info("job %s: %s went away (%s); queued again for the other servers", job.id,
+        log.info("job %s: %s cannot run it (%s); queued again for the other servers", job.id,
                  server, exc)
-        job.progress.say(f"{server} went away; trying another server…")
+        why = "went away" if isinstance(exc, ServerGone) else "does not have the model"
+        job.progress.say(f"{server} {why}; trying another server…")
         self._emit(JobEventKind.QUEUED, job)
         return True
 

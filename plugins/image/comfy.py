@@ -40,8 +40,7 @@ class ComfyImage:
         self.checkpoint = source.hub_id
         self.client = ComfyClient(source.url, secrets.get(f"server:{source.server}"))
         self.identity = ModelIdentity(source.name, source.ref, "", "server")
-        self._choices: dict[str, list[str]] = {}
-        self._choices_at = 0.0
+        self._choices: dict[str, tuple[float, list[str]]] = {}  # what → (asked at, names)
         self._info = None
 
     def close(self) -> None:
@@ -49,15 +48,20 @@ class ComfyImage:
 
     def _offered(self, what: str) -> list[str]:
         """The server's checkpoints/samplers/schedulers (asked again after a minute)."""
-        if time.monotonic() - self._choices_at > CHOICES_TTL:
-            self._choices = {"checkpoints": self.client.checkpoints(),
-                             "samplers": self.client.samplers(),
-                             "schedulers": self.client.schedulers()}
-            self._choices_at = time.monotonic()
-        return self._choices[what]
+        asked, names = self._choices.get(what, (0.0, []))
+        if not asked or time.monotonic() - asked > CHOICES_TTL:
+            names = getattr(self.client, what)()
+            self._choices[what] = (time.monotonic(), names)
+        return names
 
     def _check(self, value: str, what: str, label: str) -> None:
+        from creative_studio.engines.openai import NotOnServer
+
         offered = self._offered(what)
+        if what == "checkpoints" and value not in offered:  # another server may have it
+            shown = ", ".join(offered[:12]) + (" …" if len(offered) > 12 else "")
+            raise NotOnServer(f"{self.source.server} has no checkpoint '{value}' (it has: "
+                              f"{shown or 'none'}).")
         if offered and value not in offered:
             shown = ", ".join(offered[:12]) + (" …" if len(offered) > 12 else "")
             raise BadInput(f"{self.source.server} has no {label} '{value}' (it has: {shown}).")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import io
 import uuid
 
-from creative_studio.core.errors import BadInput, Cancelled, ModelError
+from creative_studio.core.errors import Cancelled, ModelError
 from creative_studio.core.jobs import ModelIdentity, Request
 from creative_studio.core.models import ModelSource
 from creative_studio.core.progress import Progress
@@ -41,13 +41,14 @@ class ComfyUpscale:
 
     def upscale(self, request: Request, rgb, progress: Progress):
         """(the enlarged RGB picture, the model's identity, where it ran) for ``rgb``."""
+        from creative_studio.engines.openai import NotOnServer
         from creative_studio.io.images import decode_image, to_rgb
 
         offered = self.client.upscale_models()
-        if self.model not in offered:
+        if self.model not in offered:  # another server of a pool may have it
             shown = ", ".join(offered[:12]) or "none"
-            raise BadInput(f"{self.source.server} has no upscale model '{self.model}' (it "
-                           f"has: {shown}).")
+            raise NotOnServer(f"{self.source.server} has no upscale model '{self.model}' (it "
+                              f"has: {shown}).")
         info = self.client.system_stats()
         buffer = io.BytesIO()
         rgb.save(buffer, "PNG")
