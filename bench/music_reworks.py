@@ -29,13 +29,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def harmonize_figures(data: Path, count: int) -> None:
+def harmonize_figures(data: Path, count: int, parallel_penalty: float = 8.0,
+                      out_of_key: float = 2.0) -> None:
     import torch
 
     from plugins.music.coconet import masked_nll, to_index
     from plugins.music.grammar import SCALES
     from plugins.music.harmonize import harmonize, in_ranges, parallels
-    from plugins.music.reworks import load
+    from plugins.music.analysis import detect_key
+    from plugins.music.reworks import _notes_of_row, load
 
     model = load(ROOT / "resources" / "models" / "music-harmonize", "harmonize", "cpu")
     arrays = np.load(data / "test.npz")
@@ -52,8 +54,13 @@ def harmonize_figures(data: Path, count: int) -> None:
             nll.append(float(masked_nll(model(cells, hidden), cells, hidden)))
         start = time.perf_counter()
         bf16 = torch.ops.mkldnn._is_mkldnn_bf16_supported()
+        # as the panel does: the key found in the melody weighs against other notes
+        found = detect_key(_notes_of_row(real[0].astype(np.int16), 0))
+        key = {(found[0] + s) % 12 for s in SCALES[found[1]]}
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            drawn = harmonize(model, real[0].astype(np.int16), iterations=32, seed=0)
+            drawn = harmonize(model, real[0].astype(np.int16), iterations=32, seed=0,
+                              key=key, parallel_penalty=parallel_penalty,
+                              out_of_key=out_of_key)
         seconds.append((time.perf_counter() - start) * 128 / real.shape[1])
         tonic = info[index]["tonic"]
         scale = {(tonic + s) % 12 for s in SCALES.get(info[index]["mode"], SCALES["major"])}
@@ -66,7 +73,8 @@ def harmonize_figures(data: Path, count: int) -> None:
         soprano = drawn[0]
         above.append(int(sum(((drawn[v] > soprano) & (soprano >= 0)).sum() for v in (1, 2))))
     rate = lambda pairs: 100 * sum(f for f, _ in pairs) / max(1, sum(m for _, m in pairs))  # noqa: E731
-    print(f"Harmonize, {len(nll)} test chorales (first 8 bars):")
+    print(f"Harmonize, {len(nll)} test chorales (first 8 bars; parallel penalty "
+          f"{parallel_penalty:g}, out of key {out_of_key:g} nats):")
     print(f"  NLL of A, T, B given S: {statistics.mean(nll):.3f} nats per cell "
           f"({statistics.mean(nll) / np.log(2):.3f} bits)")
     print(f"  lower-voice notes in the chorale's key: {statistics.mean(in_key) * 100:.1f}% "
@@ -148,9 +156,16 @@ def main() -> None:
     parser.add_argument("--harmonize-data", type=Path,
                         default=ROOT / ".cache" / "harmonize-data")
     parser.add_argument("--melody-data", type=Path, default=ROOT / ".cache" / "melody-data")
+    parser.add_argument("--parallel-penalty", type=float, default=8.0,
+                        help="nats off a note that makes parallel fifths/octaves (0: none)")
+    parser.add_argument("--out-of-key", type=float, default=2.0,
+                        help="nats off a note outside the melody's key (0: none)")
     args = parser.parse_args()
-    harmonize_figures(args.harmonize_data, args.chorales)
-    interpolate_figures(args.melody_data, args.melodies)
+    if args.chorales:
+        harmonize_figures(args.harmonize_data, args.chorales, args.parallel_penalty,
+                          args.out_of_key)
+    if args.melodies:
+        interpolate_figures(args.melody_data, args.melodies)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 torch = pytest.importorskip("torch")
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,3 +66,42 @@ def test_the_trainer_learns_checkpoints_and_exports(tmp_path):
     cmd[cmd.index("--minutes") + 1] = "0.02"
     again = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert again.returncode == 0 and f"resumed at step {config['step']}" in again.stdout
+
+
+def marks_at(rolls):
+    """leading_penalties() read at each lower-voice cell's own pitch."""
+    import torch
+
+    from plugins.music.coconet import LOW, PITCHES
+    from plugins.music.harmonize import leading_penalties
+
+    pitches = torch.from_numpy(rolls.astype(np.int64))
+    marks = leading_penalties(pitches, torch.arange(PITCHES - 1) + LOW)
+    found = []
+    for voice in range(1, 4):
+        for t, pitch in enumerate(rolls[voice]):
+            if pitch >= 0 and marks[voice, t, pitch - LOW] > 0:
+                found.append((voice, t))
+    return found
+
+
+def test_a_parallel_fifth_with_the_soprano_is_marked_and_a_sixth_is_not():
+    rest = [-1, -1]
+    rolls = np.array([[72, 74], [65, 67], rest, rest], dtype=np.int16)  # C5→D5 over F4→G4
+    assert marks_at(rolls) == [(1, 0), (1, 1)]  # the move out of t=0 and into t=1
+    rolls[1] = [65, 69]  # F4→A4: a fifth, then a fourth below
+    assert marks_at(rolls) == []
+    rolls[1] = [60, 62]  # C4→D4: parallel octaves
+    assert marks_at(rolls) == [(1, 0), (1, 1)]
+    rolls[1] = [60, 50]  # octave → contrary motion: fine
+    assert marks_at(rolls) == []
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(*[st.integers(36, 81) | st.just(-1)] * 4), min_size=2, max_size=8))
+def test_penalties_see_exactly_the_parallels_the_figure_counts(columns):
+    """No mark at any cell's own pitch ⟺ parallels() finds none (any voices, any rests)."""
+    from plugins.music.harmonize import parallels
+
+    rolls = np.array(columns, dtype=np.int16).T
+    assert (parallels(rolls)[0] == 0) == (marks_at(rolls) == [])

@@ -7,6 +7,12 @@ each of ``iterations`` steps hide a share of the lower-voice cells that falls fr
 5 %, let the model predict them all at once, and draw the hidden ones from its distribution
 (``temperature``). The soprano is never touched. Each voice is kept inside its range and the
 alto and tenor never above the soprano, by masking the model's choices before drawing.
+
+Voice leading, as a chorale teacher marks it, weighs on each draw (not a hard mask: a
+choice the model is sure of may still win): a note that would make parallel fifths or
+octaves with another voice, against the notes around it at that moment, loses
+``parallel_penalty`` nats; with ``key`` (the melody's key, found or set), a note outside it
+loses ``out_of_key`` nats (passing chromatic notes stay possible; ``scale`` masks them).
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import numpy as np
 # SATB ranges (MIDI), as hymnals give them, a step wider: what the chorales use
 RANGES = ((60, 81), (53, 74), (48, 69), (36, 64))
 PERFECT = (0, 7)  # octave/unison and fifth, as interval classes
+REPAIRS = 12  # passes that draw again the cells still in parallels (harmonize)
 
 
 def soprano_roll(notes, steps_per_quarter: int = 4) -> np.ndarray:
@@ -55,18 +62,61 @@ def allowed(soprano: np.ndarray, scale: set[int] | None = None):
     return ok
 
 
-def harmonize(model, soprano: np.ndarray, *, temperature: float = 0.8, iterations: int = 48,
-              seed: int = 0, voices: int = 4, scale: set[int] | None = None,
-              progress=None) -> np.ndarray:
-    """(4, T) MIDI pitches: the soprano as given and the lower voices drawn under it (with
-    ``voices`` = 3 the bass is left silent)."""
+def leading_penalties(pitches, candidates, voices: int = 4) -> "torch.Tensor":
+    """(4, T, P) how many parallel fifths/octaves each candidate pitch of each lower-voice
+    cell would make with the other voices' current ``pitches`` (4, T; -1 = rest), counting
+    the move into the cell and the move out of it."""
     import torch
 
-    from .coconet import PITCHES, REST, to_index, to_pitch
+    steps = pitches.shape[1]
+    out = torch.zeros((4, steps, candidates.numel()), dtype=torch.float32)
+    if steps < 2:
+        return out
+    cand = candidates[None, :]
+    perfect = torch.tensor(PERFECT)
+    for v in range(1, voices):
+        for u in range(voices):
+            if u == v:
+                continue
+            up = 1 if v < u else -1  # intervals from the upper voice down, as parallels() does
+            # into the cell at t (t ≥ 1): from a0 (this voice at t-1), the other b0 → b1
+            a0, b0, b1 = pitches[v, :-1, None], pitches[u, :-1, None], pitches[u, 1:, None]
+            before = (up * (a0 - b0)) % 12
+            valid = (a0 >= 0) & (b0 >= 0) & (b1 >= 0) & (b0 != b1) & \
+                torch.isin(before, perfect)
+            same = ((up * (cand - b1)) % 12 == before) & (cand != a0) & \
+                (torch.sign(cand - a0) == torch.sign(b1 - b0))
+            out[v, 1:] += (valid & same).float()
+            # out of the cell at t (t ≤ T-2): to a2 (this voice at t+1), the other b1 → b2
+            a2, b1, b2 = pitches[v, 1:, None], pitches[u, :-1, None], pitches[u, 1:, None]
+            after = (up * (a2 - b2)) % 12
+            valid = (a2 >= 0) & (b1 >= 0) & (b2 >= 0) & (b1 != b2) & \
+                torch.isin(after, perfect)
+            same = ((up * (cand - b1)) % 12 == after) & (cand != a2) & \
+                (torch.sign(a2 - cand) == torch.sign(b2 - b1))
+            out[v, :-1] += (valid & same).float()
+    return out
+
+
+def harmonize(model, soprano: np.ndarray, *, temperature: float = 0.8, iterations: int = 48,
+              seed: int = 0, voices: int = 4, scale: set[int] | None = None,
+              key: set[int] | None = None, parallel_penalty: float = 8.0,
+              out_of_key: float = 2.0, progress=None) -> np.ndarray:
+    """(4, T) MIDI pitches: the soprano as given and the lower voices drawn under it (with
+    ``voices`` = 3 the bass is left silent). ``scale`` masks notes outside it; ``key``
+    weighs against them (module docstring)."""
+    import torch
+
+    from .coconet import LOW, PITCHES, REST, to_index, to_pitch
 
     generator = torch.Generator().manual_seed(int(seed))
     steps = len(soprano)
     ok = allowed(soprano, scale)
+    candidates = torch.arange(PITCHES - 1) + LOW
+    bias = torch.zeros((4, steps, PITCHES))
+    if key:
+        outside = torch.tensor([int(p) % 12 not in key for p in candidates])
+        bias[1:, :, :REST] -= out_of_key * outside.float()
     rolls = torch.full((1, 4, steps), REST, dtype=torch.long)
     rolls[0, 0] = to_index(torch.from_numpy(soprano.astype(np.int64)))
     lower = torch.zeros((4, steps), dtype=torch.bool)
@@ -80,14 +130,43 @@ def harmonize(model, soprano: np.ndarray, *, temperature: float = 0.8, iteration
                 hidden = lower & (torch.rand((4, steps), generator=generator) < share)
                 if not hidden.any():
                     continue
-            logits = model(rolls, hidden[None].long())[0]  # (4, T, P)
-            logits = logits.masked_fill(~ok, float("-inf")) / max(temperature, 1e-3)
+            logits = model(rolls, hidden[None].long())[0].float()  # (4, T, P)
+            if parallel_penalty and iteration:  # against the voices as they stand now
+                logits[:, :, :REST] -= parallel_penalty * leading_penalties(
+                    to_pitch(rolls[0]), candidates, voices)
+            logits = (logits + bias).masked_fill(~ok, float("-inf")) / max(temperature, 1e-3)
             probs = torch.softmax(logits, dim=-1).reshape(-1, PITCHES)
             drawn = torch.multinomial(probs, 1, generator=generator).reshape(4, steps)
             rolls[0] = torch.where(hidden, drawn, rolls[0])
             if progress is not None:
-                progress.update((iteration + 1) / iterations)
+                progress.update((iteration + 1) / (iterations + REPAIRS))
                 progress.check()
+        clean = 0  # voices in a row found without parallels
+        if parallel_penalty:  # blocked draws change both notes of a parallel at once: the
+            for repair in range(REPAIRS):  # cells still in one are drawn again, a voice a time
+                voice = 1 + repair % max(1, voices - 1)
+                if clean >= voices - 1:
+                    break
+                pitches = to_pitch(rolls[0])
+                current = rolls[0].clamp(max=REST - 1)  # rests: any index (not faulty)
+                marks = leading_penalties(pitches, candidates, voices)
+                faulty = marks[voice].gather(1, current[voice][:, None]).squeeze(1) > 0
+                faulty &= pitches[voice] >= 0
+                faulty[1:] &= ~faulty[:-1].clone()  # never two neighbours at once: each is
+                # weighed against the other as it stands
+                if not faulty.any():
+                    clean += 1
+                    continue
+                clean = 0
+                hidden = torch.zeros((4, steps), dtype=torch.bool)
+                hidden[voice] = faulty
+                logits = model(rolls, hidden[None].long())[0].float()
+                logits[:, :, :REST] -= parallel_penalty * marks
+                logits = (logits + bias).masked_fill(~ok, float("-inf")) / \
+                    max(min(temperature, 0.5), 1e-3)
+                probs = torch.softmax(logits, dim=-1).reshape(-1, PITCHES)
+                drawn = torch.multinomial(probs, 1, generator=generator).reshape(4, steps)
+                rolls[0] = torch.where(hidden, drawn, rolls[0])
     out = to_pitch(rolls[0]).numpy().astype(np.int16)
     out[voices:] = -1
     return out

@@ -104,12 +104,13 @@ def harmonize(model, identity: ModelIdentity, device: str, request: Request, pro
     found_tonic, found_mode = detect_key(melody)
     tonic = found_tonic if p.get("tonic", "auto") == "auto" else p["tonic"]
     mode = found_mode if p.get("mode", "auto") == "auto" else p["mode"]
-    scale = {(tonic + step) % 12 for step in SCALES[mode]} if p["strict_key"] else None
+    key = {(tonic + step) % 12 for step in SCALES[mode]}
+    scale = key if p["strict_key"] else None  # masked; else weighed against (harmonize.py)
     bf16 = device == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported()
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
         rolls = draw(model, soprano, temperature=max(p["temperature"], 0.05),
                      iterations=p["iterations"], seed=request.seed, voices=p["voices"],
-                     scale=scale, progress=progress)
+                     scale=scale, key=key, progress=progress)
     programs = (p["program"], p["alto_program"], p["tenor_program"], p["bass_program"])
     parts = [Part(melody, programs[0], VOICE_NAMES[0])]
     for voice in range(1, p["voices"]):
