@@ -33,10 +33,10 @@ def harmonize_figures(data: Path, count: int, parallel_penalty: float = 8.0,
                       out_of_key: float = 2.0) -> None:
     import torch
 
+    from plugins.music.analysis import detect_key
     from plugins.music.coconet import masked_nll, to_index
     from plugins.music.grammar import SCALES
     from plugins.music.harmonize import harmonize, in_ranges, parallels
-    from plugins.music.analysis import detect_key
     from plugins.music.reworks import _notes_of_row, load
 
     model = load(ROOT / "resources" / "models" / "music-harmonize", "harmonize", "cpu")

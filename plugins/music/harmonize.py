@@ -62,7 +62,7 @@ def allowed(soprano: np.ndarray, scale: set[int] | None = None):
     return ok
 
 
-def leading_penalties(pitches, candidates, voices: int = 4) -> "torch.Tensor":
+def leading_penalties(pitches, candidates, voices: int = 4) -> torch.Tensor:
     """(4, T, P) how many parallel fifths/octaves each candidate pitch of each lower-voice
     cell would make with the other voices' current ``pitches`` (4, T; -1 = rest), counting
     the move into the cell and the move out of it."""
