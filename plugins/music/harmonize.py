@@ -17,7 +17,12 @@ loses ``out_of_key`` nats (passing chromatic notes stay possible; ``scale`` mask
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
+
+if TYPE_CHECKING:
+    import torch
 
 # SATB ranges (MIDI), as hymnals give them, a step wider: what the chorales use
 RANGES = ((60, 81), (53, 74), (48, 69), (36, 64))
