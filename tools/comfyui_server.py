@@ -228,17 +228,14 @@ class ComfyServer:
 
     def kill(self) -> None:
         """SIGKILL at once (a server that goes away mid-job)."""
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=15)
+        from tools.llama_server import stop_group
+
+        stop_group(self.proc, signal.SIGKILL)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        from tools.llama_server import stop_group
+
+        stop_group(self.proc)
 
 
 def main() -> None:

@@ -55,10 +55,17 @@ class LlamaServer:
         raise RuntimeError("the llama.cpp server did not start within 120 s")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=15)
+        stop_group(self.proc)
+
+
+def stop_group(proc: subprocess.Popen, signum: int = signal.SIGTERM) -> None:
+    """End a server started in its own session (``start_new_session``) and whatever it
+    started: ``signum`` to the group, SIGKILL after 15 s."""
+    if proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signum)
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=15)
