@@ -70,3 +70,25 @@ def test_the_trainer_learns_checkpoints_and_exports(tmp_path):
     cmd[cmd.index("--minutes") + 1] = "0.02"
     again = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert again.returncode == 0 and f"resumed at step {config['step']}" in again.stdout
+
+
+def test_a_decoder_without_feedback_writes_from_the_latent_alone():
+    """feedback=False: what the decoder wrote before never changes what it writes next, in
+    training (teacher forcing) and in decoding alike."""
+    from plugins.music.melody_vae import EVENTS, build
+
+    torch.manual_seed(0)
+    model = build(hidden=32, embed=8, latent=4, feedback=False).eval()
+    assert model.config["feedback"] is False
+    z = torch.randn(1, 4)
+    a = torch.randint(0, EVENTS, (1, 16))
+    b = torch.randint(0, EVENTS, (1, 16))
+    with torch.no_grad():
+        logits_a, *_ = model(a, z=z)
+        logits_b, *_ = model(b, z=z)
+        decoded = model.decode(z, 16)
+    assert torch.equal(logits_a, logits_b)
+    assert torch.equal(decoded[0], logits_a[0].argmax(-1))
+    with_feedback = build(hidden=32, embed=8, latent=4).eval()
+    with torch.no_grad():
+        assert not torch.equal(with_feedback(a, z=z)[0], with_feedback(b, z=z)[0])

@@ -81,7 +81,13 @@ def test_migration_from_version_1_keeps_items_and_backs_up(tmp_path):
     conn = sqlite3.connect(path)
     assert conn.execute("PRAGMA user_version").fetchone()[0] == project_mod.USER_VERSION
     conn.close()
-    ProjectStore.open(path).close()  # opens again without migrating
+    backup = tmp_path / "old.v1-backup.csproj"
+    backup_time = backup.stat().st_mtime_ns
+    store = ProjectStore.open(path)  # opens again without migrating
+    assert {i.id for i in store.items()} == {"p", "c"}
+    store.close()
+    assert backup.stat().st_mtime_ns == backup_time  # no second backup
+    assert not list(tmp_path.glob("old.v*-backup*.csproj"))[1:]
 
 
 def test_newer_major_version_is_refused(tmp_path):
@@ -102,7 +108,15 @@ def test_newer_minor_version_opens(tmp_path):
     conn.execute(f"PRAGMA user_version = {project_mod.USER_VERSION + 1}")
     conn.commit()
     conn.close()
-    ProjectStore.open(path).close()
+    store = ProjectStore.open(path)
+    item_id = store.add_item(Request("text", "generate", "new"), result("made"))
+    assert store.item_text(store.item(item_id)) == "made"
+    store.close()
+    conn = sqlite3.connect(path)  # the newer file keeps its version and its own table
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == project_mod.USER_VERSION + 1
+    assert conn.execute("SELECT name FROM sqlite_master WHERE name = 'future_feature'") \
+        .fetchone() == ("future_feature",)
+    conn.close()
 
 
 @pytest.mark.parametrize("content, message", [
@@ -126,7 +140,7 @@ def test_truncated_project_is_refused(tmp_path):
     store.close()
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
-    with pytest.raises(ProjectError):
+    with pytest.raises(ProjectError, match="damaged|truncated|not a Creative Studio"):
         store = ProjectStore.open(path)
         store.items()
 

@@ -54,9 +54,11 @@ def events_to_notes(events, steps_per_quarter: int = 4) -> list[tuple[float, flo
     return notes
 
 
-def build(hidden: int = 256, embed: int = 64, latent: int = LATENT):
+def build(hidden: int = 256, embed: int = 64, latent: int = LATENT, feedback: bool = True):
     """The network (a torch Module): ``encode(events) -> (mu, logvar)``,
-    ``forward(events) -> (logits, mu, logvar)`` with teacher forcing, ``decode(z, ...)``."""
+    ``forward(events) -> (logits, mu, logvar)`` with teacher forcing, ``decode(z, ...)``.
+    ``feedback=False``: the decoder never reads the events it wrote (only the latent and its
+    own state), so everything it writes must come from the latent."""
     import torch
     from torch import nn
 
@@ -64,7 +66,8 @@ def build(hidden: int = 256, embed: int = 64, latent: int = LATENT):
         def __init__(self) -> None:
             super().__init__()
             self.config = {"hidden": hidden, "embed": embed, "latent": latent,
-                           "events": EVENTS, "steps": STEPS, "low": LOW, "high": HIGH}
+                           "events": EVENTS, "steps": STEPS, "low": LOW, "high": HIGH,
+                           "feedback": feedback}
             self.embed = nn.Embedding(EVENTS + 1, embed)  # + a start token
             self.encoder = nn.LSTM(embed, hidden, batch_first=True, bidirectional=True)
             self.to_latent = nn.Linear(2 * hidden, 2 * latent)
@@ -89,7 +92,9 @@ def build(hidden: int = 256, embed: int = 64, latent: int = LATENT):
                     else mu
             start = torch.full_like(events[:, :1], EVENTS)
             previous = torch.cat([start, events[:, :-1]], dim=1)
-            if self.training and word_dropout > 0:  # hidden inputs read as the start token
+            if not feedback:
+                previous = torch.full_like(previous, EVENTS)
+            elif self.training and word_dropout > 0:  # hidden inputs read as the start token
                 hidden = torch.rand(previous.shape, device=previous.device) < word_dropout
                 previous = previous.masked_fill(hidden, EVENTS)
             inputs = self.embed(previous)
@@ -114,6 +119,8 @@ def build(hidden: int = 256, embed: int = 64, latent: int = LATENT):
                     probs = torch.softmax(logits / temperature, dim=-1)
                     token = torch.multinomial(probs, 1, generator=generator)
                 out.append(token)
+                if not feedback:
+                    token = torch.full_like(token, EVENTS)
             return torch.cat(out, dim=1)
 
     return MelodyVAE()

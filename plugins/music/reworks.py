@@ -51,7 +51,8 @@ def load(folder: Path, kind: str, device: str):
             from .melody_vae import build
 
             model = build(hidden=int(config["hidden"]), embed=int(config.get("embed", 64)),
-                          latent=int(config["latent"]))
+                          latent=int(config["latent"]),
+                          feedback=bool(config.get("feedback", True)))
         model.load_state_dict(state)
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
         raise ModelError(f"{folder.name} is not a usable {kind} model: {exc}") from exc
