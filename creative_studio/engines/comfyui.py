@@ -305,12 +305,6 @@ class ComfyClient:
             raise _garbage(self.url, "no prompt_id for the queued job")
         return prompt_id
 
-    def interrupt(self, prompt_id: str) -> None:
-        """Stop the running job — only if it is ours (the older servers' /interrupt stops
-        whatever runs)."""
-        if self.queue_state(prompt_id) == "running":
-            self._send("POST", "/interrupt", body={"prompt_id": prompt_id})
-
     def delete(self, prompt_id: str) -> None:
         self._send("POST", "/queue", body={"delete": [prompt_id]})
 
@@ -448,8 +442,9 @@ class ComfyClient:
                                  "queue was cleared, or it restarted); nothing was saved.")
 
     def _stop(self, prompt_id: str, socket) -> None:
-        """Stop: out of the queue if it waits, interrupted if it runs (then wait briefly
-        for the server to say so, so the next job does not start under a dying one)."""
+        """Stop: out of the queue if it waits, interrupted if it runs — only when it is the
+        running one (older servers' /interrupt stops whatever runs) — then wait briefly for
+        the server to say so, so the next job does not start under a dying one."""
         try:
             state = self.queue_state(prompt_id)
             if state == "pending":
