@@ -29,6 +29,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .openai import (
+    NotOnServer,
     ServerError,
     ServerGone,
     _error_detail,
@@ -44,6 +45,8 @@ MAX_MESSAGE = 32 << 20  # one websocket message (previews are small JPEG/PNG fra
 MAX_NAMES = 20_000  # entries of a list of checkpoints/samplers
 POLL = 0.05  # how often a waiting job looks at Stop (s)
 SILENCE_CHECK = 10.0  # seconds without a message for our job before asking /queue
+CHOICES_TTL = 60.0  # seconds a server's lists of models, samplers… are trusted
+MODEL_LISTS = ("checkpoints", "upscale_models")  # a model missing here may be on another
 PREVIEW_IMAGE = 1  # server.BinaryEventTypes
 _SAFE_NAME = re.compile(r"^[^\x00-\x1f]{1,255}$")
 _SAFE_FOLDER = re.compile(r"^[^\x00-\x1f]{0,255}$")
@@ -104,6 +107,8 @@ class ComfyClient:
                                   timeout=httpx.Timeout(read_timeout, connect=connect_timeout))
         self.read_timeout = read_timeout
         self.connect_timeout = connect_timeout
+        self._lists: dict[str, tuple[float, list[str]]] = {}  # what → (asked at, names)
+        self._info: ServerInfo | None = None
 
     def close(self) -> None:
         self._http.close()
@@ -220,6 +225,34 @@ class ComfyClient:
             if isinstance(value, str) and re.fullmatch(r"(0x)?[0-9a-fA-F]{64}", value):
                 return value.lower().removeprefix("0x")
         return ""
+
+    def info(self) -> ServerInfo:
+        """``system_stats()``, asked once per client."""
+        if self._info is None:
+            self._info = self.system_stats()
+        return self._info
+
+    def offered(self, what: str) -> list[str]:
+        """``checkpoints``, ``samplers``, ``schedulers`` or ``upscale_models``, asked again
+        after CHOICES_TTL seconds."""
+        asked, names = self._lists.get(what, (0.0, []))
+        if not asked or time.monotonic() - asked > CHOICES_TTL:
+            names = getattr(self, what)()
+            self._lists[what] = (time.monotonic(), names)
+        return names
+
+    def require(self, value: str, what: str, label: str, server: str) -> None:
+        """Refuse a ``value`` the server does not offer, saying what it has: a missing model
+        is NotOnServer (another server of a pool may have it), a missing sampler or schedule
+        BadInput (checked only when the server lists any)."""
+        from ..core.errors import BadInput
+
+        offered = self.offered(what)
+        if value in offered or (what not in MODEL_LISTS and not offered):
+            return
+        shown = ", ".join(offered[:12]) + (" …" if len(offered) > 12 else "")
+        error = NotOnServer if what in MODEL_LISTS else BadInput
+        raise error(f"{server} has no {label} '{value}' (it has: {shown or 'none'}).")
 
     def queue_state(self, prompt_id: str) -> str:
         """"running", "pending" or "absent"."""

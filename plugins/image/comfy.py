@@ -14,7 +14,6 @@ workflow) and ComfyUI's own ``prompt``/``workflow`` chunks, so it opens again in
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 from creative_studio.core.errors import BadInput, Cancelled, ModelError
@@ -26,7 +25,6 @@ from . import workflows
 
 DEFAULT_SIDE, XL_SIDE = 512, 1024
 MAX_OUTPUTS = 64  # pictures kept from one job
-CHOICES_TTL = 60.0  # seconds a server's checkpoint/sampler lists are trusted
 
 
 class ComfyImage:
@@ -40,31 +38,12 @@ class ComfyImage:
         self.checkpoint = source.hub_id
         self.client = ComfyClient(source.url, secrets.get(f"server:{source.server}"))
         self.identity = ModelIdentity(source.name, source.ref, "", "server")
-        self._choices: dict[str, tuple[float, list[str]]] = {}  # what → (asked at, names)
-        self._info = None
 
     def close(self) -> None:
         self.client.close()
 
-    def _offered(self, what: str) -> list[str]:
-        """The server's checkpoints/samplers/schedulers (asked again after a minute)."""
-        asked, names = self._choices.get(what, (0.0, []))
-        if not asked or time.monotonic() - asked > CHOICES_TTL:
-            names = getattr(self.client, what)()
-            self._choices[what] = (time.monotonic(), names)
-        return names
-
     def _check(self, value: str, what: str, label: str) -> None:
-        from creative_studio.engines.openai import NotOnServer
-
-        offered = self._offered(what)
-        if what == "checkpoints" and value not in offered:  # another server may have it
-            shown = ", ".join(offered[:12]) + (" …" if len(offered) > 12 else "")
-            raise NotOnServer(f"{self.source.server} has no checkpoint '{value}' (it has: "
-                              f"{shown or 'none'}).")
-        if offered and value not in offered:
-            shown = ", ".join(offered[:12]) + (" …" if len(offered) > 12 else "")
-            raise BadInput(f"{self.source.server} has no {label} '{value}' (it has: {shown}).")
+        self.client.require(value, what, label, self.source.server)
 
     def workflow(self, request: Request) -> tuple[dict, str, dict[str, Any]]:
         """(the API workflow to queue, its name, the values the panel put in)."""
@@ -97,8 +76,7 @@ class ComfyImage:
 
         from .generator import a1111_parameters
 
-        if self._info is None:
-            self._info = self.client.system_stats()
+        info = self.client.info()
         self._check(self.checkpoint, "checkpoints", "checkpoint")
         graph, name, values = self.workflow(request)
         sha256 = self.client.checkpoint_sha256(self.checkpoint)
@@ -148,11 +126,11 @@ class ComfyImage:
             sizes.append((image.width, image.height))
         progress.update(1.0)
         identity = ModelIdentity(self.identity.name, self.identity.ref, sha256, "server")
-        device = self._info.devices[0] if self._info.devices else {}
+        device = info.devices[0] if info.devices else {}
         width, height = sizes[0]
         metadata = {
             "engine": "comfyui", "server": self.source.server, "server_url": self.source.url,
-            "comfyui_version": self._info.version or "not given by the server",
+            "comfyui_version": info.version or "not given by the server",
             "server_device": f"{device.get('type', '?')}: {device.get('name', '?')}",
             "checkpoint": self.checkpoint, "workflow_name": name, "workflow": graph,
             "prompt_id": run.prompt_id, "width": width, "height": height,

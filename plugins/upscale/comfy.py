@@ -41,15 +41,10 @@ class ComfyUpscale:
 
     def upscale(self, request: Request, rgb, progress: Progress):
         """(the enlarged RGB picture, the model's identity, where it ran) for ``rgb``."""
-        from creative_studio.engines.openai import NotOnServer
         from creative_studio.io.images import decode_image, to_rgb
 
-        offered = self.client.upscale_models()
-        if self.model not in offered:  # another server of a pool may have it
-            shown = ", ".join(offered[:12]) or "none"
-            raise NotOnServer(f"{self.source.server} has no upscale model '{self.model}' (it "
-                              f"has: {shown}).")
-        info = self.client.system_stats()
+        self.client.require(self.model, "upscale_models", "upscale model", self.source.server)
+        info = self.client.info()
         buffer = io.BytesIO()
         rgb.save(buffer, "PNG")
         progress.say(f"Sending the picture to {self.source.server}")
