@@ -12,6 +12,7 @@ from creative_studio.core.errors import BadInput, ModelError
 from creative_studio.core.jobs import Asset, ModelIdentity, Result
 
 LOADS: list[str] = []
+UNLOADS: list[str] = []
 
 
 class ReverseGenerator:
@@ -43,7 +44,9 @@ class ReverseGenerator:
                       title=out[:20])
 
     def unload(self):
-        pass
+        UNLOADS.append(self.ref)
+        if self.ref.endswith("unload-fails"):
+            raise RuntimeError("the driver refused to free it")
 
 
 class BrokenPanel:

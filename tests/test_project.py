@@ -241,3 +241,165 @@ def test_killed_while_writing_loses_nothing_finished(tmp_path):
     assert len(ids) - len(written) <= 1  # at most the one in flight when killed
     for item in store.items():
         assert store.item_text(item) == str(item.request.seed) * 2000
+
+
+# -- failure paths and durability (issue 26) ----------------------------------------------
+def test_a_failed_migration_rolls_back_and_leaves_the_file_unchanged(tmp_path, monkeypatch):
+    path = tmp_path / "old.csproj"
+    _make_v1(path)
+    before = path.read_bytes()
+
+    def half_then_fail(conn):
+        conn.execute("CREATE TABLE state (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        conn.execute("DELETE FROM assets")  # work done before the failure is rolled back
+        raise sqlite3.OperationalError("no more room")
+
+    monkeypatch.setitem(project_mod.MIGRATIONS, 1, half_then_fail)
+    with pytest.raises(ProjectError, match="Could not upgrade old.csproj.*unchanged"):
+        ProjectStore.open(path)
+    assert path.read_bytes() == before
+    monkeypatch.undo()
+    store = ProjectStore.open(path)  # the real migration still works on it afterwards
+    assert sorted(i.id for i in store.items()) == ["c", "p"]
+
+
+def test_a_missing_migration_step_is_refused_unchanged(tmp_path, monkeypatch):
+    path = tmp_path / "old.csproj"
+    _make_v1(path)
+    before = path.read_bytes()
+    monkeypatch.delitem(project_mod.MIGRATIONS, 1)
+    with pytest.raises(ProjectError, match="unchanged"):
+        ProjectStore.open(path)
+    assert path.read_bytes() == before
+
+
+def test_save_as_onto_itself_keeps_the_project_and_writes_pending(tmp_path):
+    store = ProjectStore.create(tmp_path / "same.csproj")
+    store.add_item(Request("text", "generate", "p"), result("one"))
+    store.pending.append(project_mod.PendingItem("late", Request("text", "generate", "q"),
+                                                 result("two"), "disk was full"))
+    store.save_as(tmp_path / "same")  # the suffix is added: the same file
+    assert store.path == tmp_path / "same.csproj" and store.pending == []
+    assert [store.item_text(i) for i in store.items()] == ["one", "two"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["same.csproj"]
+
+
+def test_a_failed_save_as_keeps_working_on_the_old_file(tmp_path):
+    store = ProjectStore.create(tmp_path / "here.csproj")
+    store.add_item(Request("text", "generate", "p"), result("one"))
+    (tmp_path / "a-file").write_text("not a folder")
+    with pytest.raises(ProjectError, match="Could not save to .*a-file/there.csproj"):
+        store.save_as(tmp_path / "a-file" / "there.csproj")
+    assert store.path == tmp_path / "here.csproj"
+    store.add_item(Request("text", "generate", "q"), result("two"))
+    assert store.count() == 2
+    assert (tmp_path / "a-file").read_text() == "not a folder"
+
+
+def test_a_read_only_project_keeps_the_result_and_says_so(tmp_path):
+    store = ProjectStore.create(tmp_path / "ro.csproj")
+    store._conn.execute("PRAGMA query_only = ON")  # what a read-only file or folder gives
+    with pytest.raises(ProjectError, match="read-only. Use Save As"):
+        store.add_item(Request("text", "generate", "p"), result("kept"))
+    assert [p.result.assets[0].data for p in store.pending] == [b"kept"]
+    with pytest.raises(ProjectError, match="read-only"):
+        store.set_state("panel:text", "draft")
+    with pytest.raises(ProjectError, match="read-only"):
+        store.delete_item("anything")
+    store.save_as(tmp_path / "elsewhere.csproj")  # Save As writes the kept result there
+    assert store.pending == [] and store.count() == 1
+
+
+def test_a_locked_project_says_which_program_holds_it(tmp_path):
+    store = ProjectStore.create(tmp_path / "locked.csproj")
+    store._conn.execute("PRAGMA busy_timeout = 50")
+    other = sqlite3.connect(tmp_path / "locked.csproj", isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(ProjectError, match="locked.csproj is locked by another program"):
+            store.add_item(Request("text", "generate", "p"), result("kept"))
+        assert len(store.pending) == 1
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert store.flush_pending() == 1 and store.count() == 1
+
+
+def test_delete_item_removes_its_assets_and_links_only(tmp_path):
+    store = ProjectStore.create(tmp_path / "d.csproj")
+    parent = store.add_item(Request("text", "generate", "p"), result("parent"))
+    child = store.add_item(Request("text", "continue", "c", parents=[parent]), result("child"))
+    store.delete_item(child)
+    assert [i.id for i in store.items()] == [parent]
+    counts = [store._conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+              for t in ("assets", "item_parents")]
+    assert counts == [1, 0]
+    store.delete_item("no-such-item")  # nothing to delete: no error
+    assert store.count() == 1
+
+
+def test_recovery_skips_projects_whose_owner_is_alive_and_takes_garbage_owners():
+    store = project_mod.new_untitled()
+    store.add_item(Request("text", "generate", "p"), result())
+    store.close()
+    owner = store.path.with_name(store.path.name + ".owner")
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        owner.write_text(str(alive.pid))  # another studio still has it open
+        assert project_mod.recoverable() == []
+    finally:
+        alive.kill()
+        alive.wait(10)
+    for garbage in ("not a pid", "", "-5", "0"):
+        owner.write_text(garbage)
+        assert project_mod.recoverable() == [store.path], garbage
+    owner.unlink()  # no owner file at all
+    assert project_mod.recoverable() == [store.path]
+
+
+def test_a_reopened_autosave_is_still_untitled(tmp_path):
+    store = project_mod.new_untitled()
+    path = store.path
+    store.close()
+    assert ProjectStore.open(path).untitled
+    ProjectStore.create(tmp_path / "named.csproj").close()
+    assert not ProjectStore.open(tmp_path / "named.csproj").untitled
+
+
+def test_writes_are_durable_full_sync_and_fsync_of_file_and_folder(tmp_path, monkeypatch):
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        return real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    store = ProjectStore.create(tmp_path / "sync.csproj")
+    assert store._conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    assert store._conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+    created = set(synced)
+    # the file, synced under its temporary name before the rename, and then its folder
+    assert any(Path(p).parent == tmp_path and Path(p).name.startswith(".studio-")
+               for p in created), created
+    assert str(tmp_path) in created
+    synced.clear()
+    (tmp_path / "moved").mkdir()
+    store.save_as(tmp_path / "moved" / "copy.csproj")
+    assert str(tmp_path / "moved") in synced
+    assert any(Path(p).parent == tmp_path / "moved" and Path(p).name != "copy.csproj"
+               for p in synced), synced
+    assert store._conn.execute("PRAGMA synchronous").fetchone()[0] == 2
+    reopened = ProjectStore.open(tmp_path / "moved" / "copy.csproj")
+    assert reopened._conn.execute("PRAGMA synchronous").fetchone()[0] == 2
+
+
+def test_a_current_version_file_with_a_foreign_table_is_refused(tmp_path):
+    path = tmp_path / "extra.csproj"
+    ProjectStore.create(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE sneaky (x)")
+    conn.commit()
+    conn.close()
+    with pytest.raises(ProjectError, match="objects a project never has .*table sneaky"):
+        ProjectStore.open(path)

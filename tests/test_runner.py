@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from creative_studio.core.errors import BadInput
+from creative_studio.core.errors import BadInput, StudioError
 from creative_studio.core.jobs import JobEventKind, JobState, Request
 from creative_studio.core.project import ProjectStore
 from creative_studio.plugins import PluginRegistry
@@ -174,3 +174,132 @@ def test_a_second_job_on_the_same_model_starts_with_an_eta(runner):
     second = runner.submit(req("abcdefghij", step_seconds=0.02))
     assert second.progress.prior_rate and second.progress.eta() is not None
     assert runner.wait(second, timeout=30)
+
+
+# -- failure paths (issue 26) -------------------------------------------------------------
+def model_folders(tmp_path, *names):
+    folders = []
+    for name in names:
+        (tmp_path / name).mkdir(exist_ok=True)
+        (tmp_path / name / "weights.bin").write_bytes(b"w")
+        folders.append(str(tmp_path / name))
+    return folders
+
+
+def test_the_least_recently_used_model_is_evicted_at_the_limit(registry, tmp_path):
+    first, second, third = model_folders(tmp_path, "m1", "m2", "m3")
+    runner = JobRunner(registry, device_preference="cpu", max_loaded=2)
+    try:
+        fake_plugin.LOADS.clear()
+        fake_plugin.UNLOADS.clear()
+        for model in (first, second, first, third):  # first used again: second is the oldest
+            job = runner.submit(Request("rev", "generate", prompt="ab", model=model))
+            assert runner.wait(job, timeout=30) and job.state is JobState.DONE, job.error
+        assert sorted(ref for _, _, ref in runner.loaded_models()) == sorted([first, third])
+        assert fake_plugin.UNLOADS == [second]
+        assert fake_plugin.LOADS == [first, second, third]
+    finally:
+        runner.shutdown()
+    assert fake_plugin.UNLOADS == [second, third, first]  # shutdown frees the rest, newest first
+
+
+def test_out_of_memory_unloads_every_model(runner, tmp_path):
+    (folder,) = model_folders(tmp_path, "big")
+    fake_plugin.UNLOADS.clear()
+    assert runner.wait(runner.submit(Request("rev", "generate", prompt="a", model=folder)), 30)
+    assert runner.wait(runner.submit(req("fine")), timeout=30)
+    assert len(runner.loaded_models()) == 2
+    oom = runner.submit(req("explode"))
+    assert runner.wait(oom, timeout=30) and oom.state is JobState.FAILED
+    assert oom.error.startswith("Out of memory")
+    assert runner.loaded_models() == []
+    assert sorted(fake_plugin.UNLOADS) == sorted([folder, "embedded:reverse"])
+
+
+def test_a_model_whose_unload_fails_is_still_dropped(registry, tmp_path, caplog):
+    models = model_folders(tmp_path, "unload-fails", "other")
+    runner = JobRunner(registry, device_preference="cpu", max_loaded=1)
+    try:
+        for model in models:
+            job = runner.submit(Request("rev", "generate", prompt="a", model=model))
+            assert runner.wait(job, timeout=30) and job.state is JobState.DONE, job.error
+        assert [ref for _, _, ref in runner.loaded_models()] == [models[1]]
+        assert "unloading ReverseGenerator failed" in caplog.text
+    finally:
+        runner.shutdown()
+
+
+def test_submit_after_shutdown_is_refused(registry):
+    runner = JobRunner(registry, device_preference="cpu")
+    runner.shutdown()
+    with pytest.raises(StudioError, match="shutting down"):
+        runner.submit(req("late"))
+    assert runner.jobs == []
+
+
+def test_shutdown_cancels_running_and_queued_jobs(registry):
+    runner = JobRunner(registry, device_preference="cpu")
+    started = threading.Event()
+    runner.listener = lambda e: started.set() if e.kind is JobEventKind.PROGRESS else None
+    running = runner.submit(req("x" * 1000, step_seconds=0.01))
+    queued = runner.submit(req("queued"))
+    assert started.wait(30), "the first job never reported progress"
+    runner.shutdown(timeout=30)
+    assert running.state is JobState.CANCELLED and queued.state is JobState.CANCELLED
+    assert not any(w.is_alive() for w in runner._workers.values())
+
+
+def test_removing_a_running_job_cancels_it(runner):
+    removed = []
+
+    def listener(event):
+        if event.kind is JobEventKind.PROGRESS and not removed:
+            removed.append(event.job.id)
+            runner.remove(event.job.id)
+
+    runner.listener = listener
+    job = runner.submit(req("y" * 400, step_seconds=0.01))
+    assert runner.wait(job, timeout=30), "the removed job did not stop"
+    assert job.state is JobState.CANCELLED and job.result is None
+    assert job in runner.jobs  # it stays listed as cancelled until removed again
+    runner.remove(job.id)
+    assert job not in runner.jobs
+
+
+def test_a_failing_listener_never_stops_the_worker(registry, caplog):
+    calls = []
+
+    def listener(event):
+        calls.append(event.kind)
+        raise ValueError("a buggy panel")
+
+    runner = JobRunner(registry, listener, device_preference="cpu")
+    try:
+        jobs = [runner.submit(req(word)) for word in ("ab", "cd")]
+        assert runner.wait_idle(timeout=30)
+        assert [j.state for j in jobs] == [JobState.DONE, JobState.DONE]
+        assert [j.result.assets[0].data for j in jobs] == [b"ba", b"dc"]
+    finally:
+        runner.shutdown()
+    assert JobEventKind.DONE in calls and "job listener failed" in caplog.text
+
+
+def test_cancel_and_remove_of_unknown_or_finished_jobs_do_nothing(runner):
+    job = runner.submit(req("ab"))
+    assert runner.wait(job, timeout=30) and job.state is JobState.DONE
+    runner.cancel(job.id)  # finished: stays DONE
+    runner.cancel(10 ** 9)
+    runner.remove(10 ** 9)
+    assert job.state is JobState.DONE and runner.get(job.id) is job
+    assert runner.active() == []
+
+
+def test_wait_times_out_with_false_on_a_job_that_is_still_running(runner):
+    started = threading.Event()
+    runner.listener = lambda e: started.set() if e.kind is JobEventKind.PROGRESS else None
+    job = runner.submit(req("z" * 1000, step_seconds=0.01))
+    assert started.wait(30)
+    assert runner.wait(job, timeout=0.01) is False
+    assert runner.wait_idle(timeout=0.01) is False
+    runner.cancel(job.id)
+    assert runner.wait(job, timeout=30) and job.state is JobState.CANCELLED

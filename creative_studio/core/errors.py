@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+
 
 class StudioError(Exception):
     """An error whose message is shown to the user as is."""
@@ -57,6 +59,9 @@ def describe(exc: BaseException) -> str:
         return f"File not found: {exc.filename or text}"
     if isinstance(exc, PermissionError):
         return f"Permission denied: {exc.filename or text}"
-    if isinstance(exc, OSError) and "No space left" in text:
+    if isinstance(exc, OSError) and (exc.errno == errno.ENOSPC or "No space left" in text):
         return "The disk is full: free some space and try again."
+    if isinstance(exc, OSError) and exc.errno == errno.EROFS:
+        return (f"The disk is read-only: {exc.filename or text}. Choose a folder you can "
+                "write to.")
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -531,8 +531,12 @@ class ProjectStore:
         return written
 
     def delete_item(self, item_id: str) -> None:
-        with self._lock, self._conn:
-            self._conn.execute("DELETE FROM items WHERE id = ?", (item_id,))
+        """Remove an item with its assets and parent links (its children keep their own)."""
+        try:
+            with self._lock, self._conn:
+                self._conn.execute("DELETE FROM items WHERE id = ?", (item_id,))
+        except sqlite3.Error as exc:
+            raise _friendly_sqlite_error(exc, self.path) from exc
 
     def set_state(self, key: str, value: Any) -> None:
         """Remember panel state (drafts...) so that nothing typed is lost on a crash."""

@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 
 from .. import __version__
 from ..core import project as project_mod
-from ..core.errors import ProjectError, StudioError
+from ..core.errors import ProjectError, StudioError, describe
 from ..core.jobs import Job, JobEvent, JobEventKind, Request
 from ..core.project import ProjectStore
 from ..core.settings import Settings
@@ -522,7 +522,7 @@ class MainWindow(QMainWindow):
         try:
             export_item(self.store, item, path, damaged_ok=damaged_ok)
         except (StudioError, OSError) as exc:
-            self.show_error("Export failed", str(exc))
+            self.show_error("Export failed", describe(exc))
             self.history.refresh()
             return False
         return True
@@ -562,7 +562,7 @@ class MainWindow(QMainWindow):
         try:
             copied, skipped = self.store.repair(path)
         except (ProjectError, OSError) as exc:
-            self.show_error("Repair failed", str(exc))
+            self.show_error("Repair failed", describe(exc))
             return False
         self.statusBar().showMessage(f"Repaired: {copied} intact item(s) copied to {path}; "
                                      f"{skipped} damaged left out.", 10000)

@@ -90,10 +90,11 @@ def to_uint8(tensor):
 
 
 def run_tiled(model: Callable, image, scale: int, tile: int, pad: int, align: int = 1,
-              progress=None):
+              progress=None, convert: Callable = to_uint8):
     """Upscale ``image`` (1, C, H, W float tensor in [0, 1]) tile by tile.
 
-    Returns an (H·scale, W·scale, C) uint8 array.
+    Returns an (H·scale, W·scale, C) array: uint8 by default, or whatever ``convert`` makes
+    of each (1, C, h, w) output tensor (an (h, w, C) numpy array).
     """
     import numpy as np
     import torch
@@ -106,13 +107,13 @@ def run_tiled(model: Callable, image, scale: int, tile: int, pad: int, align: in
             if progress is not None:
                 progress.check()
             with torch.inference_mode():
-                out = to_uint8(model(image))
+                out = convert(model(image))
             if progress is not None:
                 progress.update(1.0)
             return out
         pad = int(math.ceil(pad / align) * align)
         boxes = plan(height, width, tile, align)
-        out = np.empty((height * scale, width * scale, channels), dtype=np.uint8)
+        out = None
         state["span"] = 1.0 / len(boxes)
         for index, (y0, y1, x0, x1) in enumerate(boxes):
             if index == 1 and state["fired"]:
@@ -127,7 +128,10 @@ def run_tiled(model: Callable, image, scale: int, tile: int, pad: int, align: in
                 result = model(image[:, :, ry0:ry1, rx0:rx1])
                 core = result[:, :, (y0 - ry0) * scale:(y1 - ry0) * scale,
                               (x0 - rx0) * scale:(x1 - rx0) * scale]
-                out[y0 * scale:y1 * scale, x0 * scale:x1 * scale] = to_uint8(core)
+                pixels = convert(core)
+                if out is None:
+                    out = np.empty((height * scale, width * scale, channels), pixels.dtype)
+                out[y0 * scale:y1 * scale, x0 * scale:x1 * scale] = pixels
             if progress is not None:
                 progress.update((index + 1) / len(boxes))
         return out

@@ -1,0 +1,226 @@
+"""Properties that must hold for every input (hypothesis), where a few examples would let a
+one-line mistake through: the music grammar, seam-free tiling and its memory budget, and
+project round trips."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.test_upscale_groundwork import _conv_sr
+
+FAST = settings(max_examples=40, deadline=None,
+                suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+# -- the music grammar ----------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def vocab():
+    from plugins.music.grammar import Vocabulary
+    from plugins.music.tokens import make_tokenizer
+
+    return Vocabulary(dict(make_tokenizer().vocab))
+
+
+@FAST
+@given(data=st.data(), meter=st.sampled_from(["4/4", "3/4", "2/4", "6/8", "9/8", "2/2"]),
+       bars=st.integers(1, 4), mode=st.sampled_from(["major", "minor", "dorian", "x"]),
+       strict=st.booleans())
+def test_every_walk_of_the_grammar_is_a_valid_piece(vocab, data, meter, bars, mode, strict):
+    """Any path through the allowed tokens: positions strictly increase inside a bar, a
+    Duration follows each Pitch, EOS comes exactly after the requested bars (Bar's
+    probability goes to EOS once the last bar has started), and mask() says what allowed()
+    says at every reachable state."""
+    import torch
+
+    from plugins.music.grammar import SCALES, Grammar, RowState, positions_per_bar
+
+    grammar = Grammar(vocab, meter, bars, mode, strict_key=strict)
+    state, tokens = RowState(), []
+    position, bar_count = -1, 0
+    for _ in range(400):
+        allowed, bar_to_eos = grammar.allowed(state)
+        flags, mask_to_eos = grammar.mask(state)
+        assert flags.dtype == torch.bool and flags.nonzero().flatten().tolist() == \
+            sorted(set(allowed)) and mask_to_eos == bar_to_eos
+        assert bar_to_eos == (state.bars >= bars and state.phase in ("timesig", "duration"))
+        assert (vocab.eos in allowed) == bar_to_eos
+        if state.phase == "done":
+            break
+        # mostly a later position or a note, sometimes the end of the bar
+        token = data.draw(st.sampled_from(sorted(set(allowed))))
+        kind, value = vocab.kind[token]
+        if kind == "Position":
+            assert int(value) > position and int(value) < positions_per_bar(meter)
+            position = int(value)
+        elif kind == "Bar":
+            position, bar_count = -1, bar_count + 1
+            assert bar_count <= bars
+        elif kind == "Pitch":
+            assert tokens and vocab.kind[tokens[-1]][0] in ("Position", "Duration")
+            if strict:
+                assert int(value) % 12 in SCALES.get(mode, SCALES["major"])
+        elif kind == "Duration":
+            assert vocab.kind[tokens[-1]][0] == "Pitch"
+        elif token == vocab.eos:
+            assert bar_count == bars
+        tokens.append(token)
+        grammar.advance(state, token)
+    if state.phase == "done":
+        assert tokens[-1] == vocab.eos and tokens.count(vocab.bar) == bars
+
+
+def test_the_grammar_can_always_finish(vocab):
+    """From any state the shortest path ends: the walk that always takes the last allowed
+    token (the next bar, or EOS) ends after exactly the requested bars."""
+    from plugins.music.grammar import Grammar, RowState
+
+    for bars in (1, 3, 8):
+        grammar = Grammar(vocab, "3/4", bars)
+        state, steps = RowState(), 0
+        while state.phase != "done" and steps < 1000:
+            allowed, _ = grammar.allowed(state)
+            grammar.advance(state, allowed[-1])
+            steps += 1
+        assert state.phase == "done" and state.bars == bars
+
+
+def test_masks_are_cached_per_state_and_stay_right(vocab):
+    """The mask cache is keyed so that two states with different later positions never
+    share a mask (a position could otherwise go backwards inside a bar)."""
+    from plugins.music.grammar import Grammar, RowState
+
+    grammar = Grammar(vocab, "4/4", 2)
+    early = RowState(phase="duration", position=2, bars=1)
+    late = RowState(phase="duration", position=20, bars=1)
+    early_flags, _ = grammar.mask(early)
+    late_flags, _ = grammar.mask(late)
+    assert early_flags[vocab.position[10]] and not late_flags[vocab.position[10]]
+    last = RowState(phase="duration", position=20, bars=2)
+    flags, to_eos = grammar.mask(last)
+    assert to_eos and flags[vocab.eos] and not flags[vocab.bar]
+    assert grammar.mask(early)[0] is early_flags  # cached
+
+
+# -- tiling ---------------------------------------------------------------------------------
+def _float(tensor):
+    return tensor[0].float().permute(1, 2, 0).numpy()
+
+
+@settings(max_examples=12, deadline=None)
+@given(height=st.integers(9, 40), width=st.integers(9, 40), tile=st.integers(4, 24),
+       layers=st.integers(1, 4))
+def test_tiles_with_their_context_equal_the_whole_image(height, width, tile, layers):
+    """A conv network of receptive radius ``layers``: tiles with ``layers`` px of context
+    give the whole image's float output (1e-4), one pixel less does not (where any tile
+    edge is inside the image)."""
+    import numpy as np
+    import torch
+
+    from plugins.upscale.tiling import run_tiled
+
+    model = _conv_sr(layers=layers)
+    image = torch.rand(1, 3, height, width, generator=torch.Generator().manual_seed(height))
+    whole = run_tiled(model, image, 2, tile=10 ** 6, pad=0, convert=_float)
+    tiled = run_tiled(model, image, 2, tile=tile, pad=layers, convert=_float)
+    assert tiled.dtype == np.float32 and tiled.shape == whole.shape == (2 * height,
+                                                                         2 * width, 3)
+    assert np.abs(tiled - whole).max() < 1e-4
+    if tile < max(height, width):
+        short = run_tiled(model, image, 2, tile=tile, pad=layers - 1, convert=_float)
+        assert np.abs(short - whole).max() > 1e-3
+
+
+@given(architecture=st.sampled_from(["RealESRGAN Compact", "ESRGAN", "DAT", "other"]),
+       pad=st.integers(0, 64), align=st.sampled_from([1, 8, 16, 32, 64]),
+       budget=st.integers(1 << 20, 8 << 30))
+def test_auto_tile_with_its_context_stays_within_the_budget(architecture, pad, align,
+                                                             budget):
+    from plugins.upscale.tiling import (
+        BYTES_PER_PIXEL,
+        DEFAULT_BYTES_PER_PIXEL,
+        MAX_TILE,
+        MIN_TILE,
+        auto_tile,
+    )
+
+    tile = auto_tile(architecture, pad, align, budget=budget)
+    per_pixel = BYTES_PER_PIXEL.get(architecture, DEFAULT_BYTES_PER_PIXEL)
+    assert MIN_TILE <= tile <= MAX_TILE and tile % max(32, align) == 0 or tile == MIN_TILE
+    if tile > MIN_TILE:  # the floor may exceed a tiny budget; anything above it may not
+        assert (tile + 2 * pad) ** 2 * per_pixel <= budget
+    bigger = tile + max(32, align)
+    if tile < MAX_TILE and bigger <= MAX_TILE:  # and it is the largest that fits
+        assert (bigger + 2 * pad) ** 2 * per_pixel > budget or tile == MIN_TILE and \
+            bigger > math.isqrt(budget // per_pixel)
+
+
+def test_tiling_leaves_no_cancel_hook_on_the_model():
+    """A cancelled job's hooks must not stay on the loaded model: the next job on it would
+    be cancelled by the old job's progress."""
+    import torch
+
+    from creative_studio.core.errors import Cancelled
+    from creative_studio.core.progress import Progress
+    from plugins.upscale.tiling import run_tiled
+
+    model = _conv_sr(layers=3)
+    image = torch.rand(1, 3, 30, 30)
+    for tile in (10 ** 6, 8):
+        cancelled = Progress()
+        cancelled.cancel()
+        with pytest.raises(Cancelled):
+            run_tiled(model, image, 2, tile=tile, pad=3, progress=cancelled)
+        assert all(not m._forward_pre_hooks for m in model.modules())
+        run_tiled(model, image, 2, tile=tile, pad=3, progress=Progress())  # not cancelled
+        assert all(not m._forward_pre_hooks for m in model.modules())
+
+
+# -- project round trips --------------------------------------------------------------------
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-2 ** 53, 2 ** 53)
+    | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=30),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
+                                                                max_size=4),
+    max_leaves=12)
+
+
+@settings(max_examples=30, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(prompt=st.text(max_size=200), params=st.dictionaries(st.text(min_size=1, max_size=12),
+                                                            json_values, max_size=5),
+       seed=st.integers(0, 2 ** 31 - 1), data=st.binary(max_size=3000),
+       title=st.text(max_size=80), state=json_values)
+def test_what_is_written_is_read_back(tmp_path_factory, prompt, params, seed, data, title,
+                                      state):
+    import hashlib
+
+    from creative_studio.core.jobs import MAX_SEED, Asset, ModelIdentity, Request, Result
+    from creative_studio.core.project import ProjectStore
+
+    assert seed <= MAX_SEED  # the runner refuses others; a file's are read as 0
+    path = tmp_path_factory.mktemp("round") / "p.csproj"
+    store = ProjectStore.create(path)
+    parent = store.add_item(Request("text", "generate", "p"), Result(
+        [Asset("text", "text/plain", b"x")], ModelIdentity("m", "r"), "cpu"))
+    request = Request("image", "generate", prompt, params, seed=seed, parents=[parent])
+    item_id = store.add_item(request, Result([Asset("image", "image/png", data, "a.png")],
+                                             ModelIdentity("m", "r", "cd" * 32), "cpu",
+                                             metadata={"v": state}, title=title))
+    store.set_state("panel", state)
+    store.close()
+    store = ProjectStore.open(path)
+    try:
+        item = store.item(item_id)
+        assert item.request.prompt == prompt and item.request.params == params
+        assert item.request.seed == seed and item.parents == [parent]
+        assert item.title == title[:500] and item.metadata == {"v": state}
+        assert store.asset_bytes(item.assets[0].id) == data
+        assert item.assets[0].sha256 == hashlib.sha256(data).hexdigest()
+        assert store.get_state("panel") == state
+        assert store.damaged == {}
+    finally:
+        store.close()
