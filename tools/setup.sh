@@ -134,6 +134,13 @@ case "$MODE" in
     log "ruff"
     "$VENV/bin/ruff" check .
     log "pytest"
-    exec "$VENV/bin/python" -m pytest "${@:2}";;
+    if [[ $# -gt 1 ]]; then exec "$VENV/bin/python" -m pytest "${@:2}"; fi
+    # the whole suite: with branch coverage, its table and floors (tools/coverage_table.py)
+    rm -f .coverage .coverage.*
+    status=0
+    "$VENV/bin/python" -m pytest --cov --cov-report= || status=$?
+    log "branch coverage"
+    "$VENV/bin/python" tools/coverage_table.py --check || { [[ $status -ne 0 ]] || status=1; }
+    exit "$status";;
   *) echo "usage: $0 [install|launch|test]" >&2; exit 2;;
 esac
