@@ -303,3 +303,71 @@ def test_wait_times_out_with_false_on_a_job_that_is_still_running(runner):
     assert runner.wait_idle(timeout=0.01) is False
     runner.cancel(job.id)
     assert runner.wait(job, timeout=30) and job.state is JobState.CANCELLED
+
+
+def test_requests_are_checked_before_they_queue(registry, tmp_path):
+    from creative_studio.workers.runner import prepare_request
+
+    with pytest.raises(BadInput, match="has no task 'paint' \\(it has: generate\\)"):
+        prepare_request(registry, Request("rev", "paint", prompt="x"))
+    with pytest.raises(BadInput, match="seed must be a whole number"):
+        prepare_request(registry, Request("rev", "generate", prompt="x", seed=-1))
+    with pytest.raises(BadInput, match="seed must be a whole number"):
+        prepare_request(registry, Request("rev", "generate", prompt="x", seed=2 ** 31))
+    from creative_studio.core.errors import ModelError
+
+    with pytest.raises(ModelError, match="names no model"):
+        prepare_request(registry, Request("rev", "generate", prompt="x", model="hub:"))
+    request = Request("rev", "generate", prompt="x")
+    prepare_request(registry, request)
+    assert request.model == "embedded:reverse"  # the default filled in
+
+
+def test_a_plugin_without_a_default_model_asks_for_one(tmp_path):
+    from creative_studio.workers.runner import prepare_request
+
+    root = write_plugin(tmp_path, "nomodel", id="nomodel")
+    text = (root / "plugin.toml").read_text()
+    (root / "plugin.toml").write_text(text[:text.index("[[models]]")])  # it offers none
+    registry = PluginRegistry.discover([tmp_path], entry_points=False)
+    with pytest.raises(BadInput, match="Choose a model for Fake"):
+        prepare_request(registry, Request("nomodel", "generate", prompt="x"))
+
+
+def test_a_plugin_whose_generator_cannot_load_refuses_its_requests(tmp_path):
+    """Said as a StudioError the first time too (a panel shows it), never an ImportError."""
+    write_plugin(tmp_path, "broken", id="broken", generator="tests.no_such_module:Gen")
+    runner = JobRunner(PluginRegistry.discover([tmp_path], entry_points=False),
+                       device_preference="cpu")
+    try:
+        for _ in range(2):
+            with pytest.raises(StudioError, match="could not load generator "
+                                                  "'tests.no_such_module:Gen'"):
+                runner.submit(Request("broken", "generate", prompt="x"))
+        assert runner.jobs == []
+    finally:
+        runner.shutdown()
+
+
+def test_a_job_reading_items_needs_a_project(runner):
+    job = runner.submit(Request("rev", "generate", prompt="x", parents=["some-item"]))
+    assert runner.wait(job, timeout=30) and job.state is JobState.FAILED
+    assert job.error == "This job reads project items but has no project."
+
+
+def test_warm_up_preloads_in_process_and_not_after_shutdown(registry, monkeypatch):
+    from creative_studio.workers import runner as runner_mod
+
+    loaded = []
+    monkeypatch.setattr("creative_studio.workers.preload.preload",
+                        lambda modules, **kw: loaded.append(list(modules)))
+    runner = runner_mod.JobRunner(registry, device_preference="cpu")
+    try:
+        runner.warm_up(["json", "tests.fake_plugin"])
+        job = runner.submit(req("ab"))  # queued behind the warm-up
+        assert runner.wait(job, timeout=30) and job.state is JobState.DONE
+        assert loaded == [["json", "tests.fake_plugin"]]
+    finally:
+        runner.shutdown()
+    runner.warm_up(["json"])  # closing: nothing starts
+    assert loaded == [["json", "tests.fake_plugin"]]

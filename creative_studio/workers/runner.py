@@ -83,7 +83,10 @@ def prepare_request(registry: PluginRegistry, request: Request) -> type[Generato
     if not isinstance(request.seed, int) or not 0 <= request.seed <= MAX_SEED:
         raise BadInput(f"The seed must be a whole number between 0 and {MAX_SEED}.")
     request.params = manifest.params.resolve(request.task, request.params)
-    generator_cls = record.load("generator")
+    try:
+        generator_cls = record.load("generator")
+    except Exception as exc:  # its import failed: said once, the same way every time
+        raise StudioError(record.error) from exc
     generator_cls.validate(request)
     if spec.prompt == "required" and not request.prompt.strip():
         raise BadInput(f"Write a prompt for {manifest.name} first.")
