@@ -185,10 +185,14 @@ def test_server_names_and_addresses_are_checked():
     from creative_studio.core.servers import ServerConfig, servers_of
 
     assert ServerConfig.checked(" box ", "http://h:8000/").url == "http://h:8000"
-    for name, url in (("a/b", "http://h"), ("ok", "ftp://h"), ("ok", "http://u:p@h"),
-                      ("", "http://h")):
-        with pytest.raises(BadInput):
+    for name, url, says in (("a/b", "http://h", "server name is 1–40"),
+                            ("ok", "ftp://h", "'ftp://h' is not a server address"),
+                            ("ok", "http://u:p@h", "API key in its own field"),
+                            ("", "http://h", "server name is 1–40")):
+        with pytest.raises(BadInput, match=says):
             ServerConfig.checked(name, url)
+    with pytest.raises(BadInput, match="Unknown server kind 'gopher'"):
+        ServerConfig.checked("ok", "http://h", kind="gopher")
     settings = Settings(servers=[{"name": "ok", "url": "http://h"}, {"name": "x/y"}, "junk"])
     assert [s.name for s in servers_of(settings)] == ["ok"]
 

@@ -85,11 +85,14 @@ def test_continue_and_rewrite(smollm):
     cont = run(smollm, Request("text", "continue", "", {
         "context": "Once upon a time, in a small village by the sea,", "max_tokens": 15},
         seed=3))
-    assert text_of(cont).strip()
+    assert text_of(cont).strip() and 0 < cont.metadata["tokens"] <= 15
+    assert "Once upon a time" not in text_of(cont)  # the new words only, not the context
     assert cont.metadata["prompt_tokens"] < 20  # raw continuation, no chat template
     rew = run(smollm, Request("text", "rewrite", "Make it formal.", {
         "selection": "hey guys the meeting is moved to friday ok", "max_tokens": 30}, seed=3))
-    assert text_of(rew).strip()
+    assert text_of(rew).strip() and 0 < rew.metadata["tokens"] <= 30
+    assert rew.metadata["prompt_tokens"] > 20  # the instruction and the selection, templated
+    assert text_of(rew).strip() != "hey guys the meeting is moved to friday ok"
 
 
 def test_stop_keeps_partial_text(smollm):

@@ -181,10 +181,13 @@ def test_output_size_presets():
     assert output_size(300, 200, "x2", 4) == (600, 400)
     assert output_size(300, 200, "long:1920", 4) == (1920, 1280)
     assert output_size(200, 300, "long:3840", 2) == (2560, 3840)
-    for key, _label in PRESETS:
-        output_size(640, 480, key, 4)
-    for bad in ("x0", "huge", "long:abc", "x99"):
-        with pytest.raises(BadInput):
+    for key, _label in PRESETS:  # every preset the panel offers: a size, the picture's shape
+        width, height = output_size(640, 480, key, 4)
+        assert width >= 640 and abs(width / height - 640 / 480) < 0.01, key
+    for bad, says in (("x0", "would scale by 0"), ("huge", "Unknown output size 'huge'"),
+                      ("long:abc", "Unknown output size 'long:abc'"),
+                      ("x99", "would scale by 99")):
+        with pytest.raises(BadInput, match=says):
             output_size(300, 200, bad, 4)
     with pytest.raises(BadInput, match="larger than"):
         output_size(8000, 8000, "x4", 4)
