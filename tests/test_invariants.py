@@ -224,3 +224,46 @@ def test_what_is_written_is_read_back(tmp_path_factory, prompt, params, seed, da
         assert store.damaged == {}
     finally:
         store.close()
+
+
+def test_to_uint8_saturates_and_rounds():
+    import numpy as np
+    import torch
+
+    from plugins.upscale.tiling import to_uint8
+
+    tensor = torch.tensor([[-0.5, 0.0, 0.5, 1.0, 1.5, 0.2]]).reshape(1, 1, 2, 3)
+    out = to_uint8(tensor)
+    assert out.dtype == np.uint8 and out.shape == (2, 3, 1)
+    assert out[..., 0].tolist() == [[0, 0, 128], [255, 255, 51]]
+
+
+def test_the_memory_a_tile_may_use(monkeypatch):
+    import sys
+    import types
+
+    import psutil
+
+    from plugins.upscale import tiling
+
+    monkeypatch.setattr(psutil, "virtual_memory",
+                        lambda: types.SimpleNamespace(available=2 << 30))
+    assert tiling.available_memory() == 512 << 20  # a quarter of what is free
+    monkeypatch.setattr(psutil, "virtual_memory",
+                        lambda: types.SimpleNamespace(available=(64 << 30) + 3))
+    assert tiling.available_memory("cpu") == tiling.CPU_BUDGET  # never above the cap
+    monkeypatch.setattr(psutil, "virtual_memory",
+                        lambda: types.SimpleNamespace(available=(1 << 30) + 7))
+    assert tiling.available_memory() == ((1 << 30) + 7) // 4
+    assert isinstance(tiling.available_memory(), int)
+    monkeypatch.setitem(sys.modules, "psutil", None)  # a broken install: 4 GiB assumed
+    assert tiling.available_memory() == 1 << 30
+    fake_cuda = types.SimpleNamespace(mem_get_info=lambda device: (10 << 30, 24 << 30))
+    monkeypatch.setitem(sys.modules, "torch", types.SimpleNamespace(
+        cuda=fake_cuda, device=lambda name: name))
+    assert tiling.available_memory("cuda:0") == int((10 << 30) * 0.6)
+    asked = []
+    monkeypatch.setattr(tiling, "available_memory",
+                        lambda device: asked.append(device) or 200 << 20)
+    assert tiling.auto_tile("DAT", 0) == tiling.auto_tile("DAT", 0, budget=200 << 20)
+    assert asked == ["cpu"]

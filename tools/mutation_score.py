@@ -1,0 +1,87 @@
+"""The mutation score per module, from what ``mutmut run`` left in ``mutants/``: killed (or
+timed out) over the mutants checked, less those listed as equivalent in
+``bench/mutation_equivalents.md`` (a mutant that changes nothing a caller can observe, each
+with its reason). ``--survivors`` lists the mutants no test caught, to read with
+``mutmut show NAME``.
+
+    bash tools/mutation.sh                        # runs mutmut, then this
+    .venv/bin/python tools/mutation_score.py [--survivors]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+KILLED = {1, 3, 36, 24, -24, 152, 255}  # killed, pytest error, timeouts (mutmut's codes)
+SURVIVED = {0}
+NO_TESTS = {5, 33}
+
+
+def equivalents(path: Path = ROOT / "bench" / "mutation_equivalents.md") -> set[str]:
+    """Mutant names listed in the equivalents file (lines starting with `- ``name```)."""
+    if not path.is_file():
+        return set()
+    return set(re.findall(r"^- `([\w.]+__mutmut_\d+)`", path.read_text(), re.MULTILINE))
+
+
+def results(folder: Path = ROOT / "mutants") -> dict[str, dict[str, int | None]]:
+    """module path → {mutant name: exit code (None: not checked yet)}."""
+    out: dict[str, dict[str, int | None]] = {}
+    for meta in sorted(folder.rglob("*.py.meta")):
+        data = json.loads(meta.read_text())
+        module = str(meta.relative_to(folder))[:-len(".meta")]
+        out[module] = dict(data.get("exit_code_by_key", {}))
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--survivors", action="store_true")
+    args = parser.parse_args()
+    same = equivalents()
+    rows, total = [], defaultdict(int)
+    survivors = []
+    for module, codes in results().items():
+        count = defaultdict(int)
+        for name, code in codes.items():
+            if name in same:
+                count["equivalent"] += 1
+            elif code is None:
+                count["not checked"] += 1
+            elif code in KILLED:
+                count["killed"] += 1
+            elif code in SURVIVED:
+                count["survived"] += 1
+                survivors.append(name)
+            elif code in NO_TESTS:
+                count["no tests"] += 1
+                survivors.append(name)
+            else:
+                count["other"] += 1
+        if not codes:
+            continue
+        rows.append((module, count))
+        for key, value in count.items():
+            total[key] += value
+    print(f"{'module':42} {'killed':>7} {'surv.':>6} {'no t.':>6} {'equiv':>6} "
+          f"{'todo':>6} {'score':>7}")
+    for module, count in rows + [("(all)", total)]:
+        checked = count["killed"] + count["survived"] + count["no tests"] + count["other"]
+        score = 100.0 * count["killed"] / checked if checked else float("nan")
+        print(f"{module:42} {count['killed']:7} {count['survived']:6} {count['no tests']:6} "
+              f"{count['equivalent']:6} {count['not checked']:6} {score:6.1f}%")
+    if args.survivors:
+        print("\nsurvivors (mutmut show NAME):")
+        for name in survivors:
+            print("  " + name)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
