@@ -4,6 +4,8 @@
     xvfb-run -a -s "-screen 0 1280x860x24" .venv/bin/python tools/screenshot.py docs/upscale.png --upscale
 
     xvfb-run -a -s "-screen 0 1280x860x24" .venv/bin/python tools/screenshot.py docs/music.png --music
+    xvfb-run -a -s "-screen 0 1280x860x24" .venv/bin/python tools/screenshot.py docs/harmonize.png --harmonize
+    xvfb-run -a -s "-screen 0 1280x860x24" .venv/bin/python tools/screenshot.py docs/interpolate.png --interpolate
     xvfb-run -a -s "-screen 0 1280x860x24" .venv/bin/python tools/screenshot.py docs/image.png --image
     xvfb-run -a -s "-screen 0 1280x860x24" .venv/bin/python tools/screenshot.py docs/comfyui.png --comfyui
 
@@ -13,6 +15,8 @@ holds them and the last one is shown enlarged.
 (tools/comfyui_server.py: its test checkpoint has random weights, so the pictures are noise
 shaped by ComfyUI's whole pipeline), the Jobs dock showing where each ran.
 --music: the Music panel continuing a D-major tune (4 bars kept, 8 added, seed 11).
+--harmonize: the same tune harmonized in four voices (seed 3), each voice in its colour.
+--interpolate: 5 steps from that tune to a second one (seed 3), the steps side by side.
 --upscale: the Upscale panel after DAT-light ×4 on a small photo (skimage's "chelsea", needs
 scikit-image; a drawn picture otherwise), the split in the middle, zoomed in.
 """
@@ -70,6 +74,8 @@ def main() -> None:
         upscale_scene(window, shoot)
     elif "--music" in sys.argv:
         music_scene(window, shoot)
+    elif "--harmonize" in sys.argv or "--interpolate" in sys.argv:
+        rework_scene(window, shoot, "harmonize" if "--harmonize" in sys.argv else "interpolate")
     elif "--image" in sys.argv:
         image_scene(window, shoot)
     elif "--comfyui" in sys.argv:
@@ -153,34 +159,58 @@ def upscale_scene(window, shoot) -> None:
     QTimer.singleShot(500, wait)
 
 
-def music_scene(window, shoot) -> None:
-    from PySide6.QtCore import QTimer
+TUNE = [(0, 1, 62), (1, 0.5, 66), (1.5, 0.5, 69), (2, 1, 74), (3, 1, 73), (4, 0.5, 71),
+        (4.5, 0.5, 69), (5, 0.5, 67), (5.5, 0.5, 66), (6, 1, 64), (7, 1, 69),
+        (8, 0.5, 66), (8.5, 0.5, 67), (9, 0.5, 69), (9.5, 0.5, 71), (10, 1, 69),
+        (11, 1, 66), (12, 0.5, 64), (12.5, 0.5, 66), (13, 0.5, 67), (13.5, 0.5, 64),
+        (14, 2, 62)]
+# the second melody of --interpolate: a D-major tune of 4 bars in another shape
+SECOND = [(0, 0.5, 69), (0.5, 0.5, 71), (1, 1, 74), (2, 0.5, 73), (2.5, 0.5, 71), (3, 1, 69),
+          (4, 1, 66), (5, 0.5, 67), (5.5, 0.5, 69), (6, 2, 71), (8, 0.5, 74), (8.5, 0.5, 73),
+          (9, 0.5, 71), (9.5, 0.5, 69), (10, 1, 67), (11, 1, 66), (12, 1, 64), (13, 1, 66),
+          (14, 2, 62)]
 
+
+def _midi(notes, name: str) -> Path:
     from creative_studio.io.midi import Note, write_midi
 
-    tune = [(0, 1, 62), (1, 0.5, 66), (1.5, 0.5, 69), (2, 1, 74), (3, 1, 73), (4, 0.5, 71),
-            (4.5, 0.5, 69), (5, 0.5, 67), (5.5, 0.5, 66), (6, 1, 64), (7, 1, 69),
-            (8, 0.5, 66), (8.5, 0.5, 67), (9, 0.5, 69), (9.5, 0.5, 71), (10, 1, 69),
-            (11, 1, 66), (12, 0.5, 64), (12.5, 0.5, 66), (13, 0.5, 67), (13.5, 0.5, 64),
-            (14, 2, 62)]
-    path = Path(tempfile.mkdtemp()) / "my-tune.mid"
-    path.write_bytes(write_midi([Note(s, d, p) for s, d, p in tune], 112, (4, 4)))
-    panel = window.panels["music"]
-    window.tabs.setCurrentWidget(panel)
-    panel.open_midi(path)
-    panel.keep_bars.setValue(4)
-    panel.bars.setValue(8)
-    panel.seed_field.restore(11)
-    (job,) = panel.generate()
+    path = Path(tempfile.mkdtemp()) / name
+    path.write_bytes(write_midi([Note(s, d, p) for s, d, p in notes], 112, (4, 4)))
+    return path
+
+
+def _when_done(window, panel, jobs, shoot) -> None:
+    from PySide6.QtCore import QTimer
 
     def wait() -> None:
-        if job.state.finished and not panel.jobs:
-            window.history.select(job.item_id)
+        if all(job.state.finished for job in jobs) and not panel.jobs:
+            window.history.select(jobs[-1].item_id)
             QTimer.singleShot(300, shoot)
         else:
             QTimer.singleShot(200, wait)
 
     QTimer.singleShot(500, wait)
+
+
+def music_scene(window, shoot) -> None:
+    panel = window.panels["music"]
+    window.tabs.setCurrentWidget(panel)
+    panel.open_midi(_midi(TUNE, "my-tune.mid"))
+    panel.keep_bars.setValue(4)
+    panel.bars.setValue(8)
+    panel.seed_field.restore(11)
+    _when_done(window, panel, panel.generate(), shoot)
+
+
+def rework_scene(window, shoot, task: str) -> None:
+    panel = window.panels["music"]
+    window.tabs.setCurrentWidget(panel)
+    panel.task.setCurrentIndex(panel.task.findData(task))
+    panel.open_midi(_midi(TUNE, "my-tune.mid"))  # 4 bars
+    if task == "interpolate":
+        panel.open_second(_midi(SECOND, "arrive-at.mid"))
+    panel.seed_field.restore(3)
+    _when_done(window, panel, panel.generate(), shoot)
 
 
 def image_scene(window, shoot) -> None:
