@@ -44,3 +44,11 @@ def window_with_server(make_window, name: str, url: str, kind: str = "openai"):
     window.settings.servers = [{"name": name, "url": url, "kind": kind}]
     window.apply_settings()
     return window
+
+
+def examples(count: int) -> int:
+    """Hypothesis examples for a property: a quarter under mutation testing (mutmut sets
+    MUTANT_UNDER_TEST; each of thousands of mutants runs the property again)."""
+    import os
+
+    return max(5, count // 4) if os.environ.get("MUTANT_UNDER_TEST") else count

@@ -10,9 +10,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.helpers import examples
 from tests.test_upscale_groundwork import _conv_sr
 
-FAST = settings(max_examples=40, deadline=None,
+FAST = settings(max_examples=examples(40), deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
@@ -110,7 +111,7 @@ def _float(tensor):
     return tensor[0].float().permute(1, 2, 0).numpy()
 
 
-@settings(max_examples=12, deadline=None)
+@settings(max_examples=examples(12), deadline=None)
 @given(height=st.integers(9, 40), width=st.integers(9, 40), tile=st.integers(4, 24),
        layers=st.integers(1, 4))
 def test_tiles_with_their_context_equal_the_whole_image(height, width, tile, layers):
@@ -188,7 +189,7 @@ json_values = st.recursive(
     max_leaves=12)
 
 
-@settings(max_examples=30, deadline=None,
+@settings(max_examples=examples(30), deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(prompt=st.text(max_size=200), params=st.dictionaries(st.text(min_size=1, max_size=12),
                                                             json_values, max_size=5),

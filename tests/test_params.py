@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from creative_studio.core.errors import BadInput
 from creative_studio.core.params import Param, ParamError, ParamSet
 from creative_studio.plugins import PluginRegistry
+from tests.helpers import examples
 
 DECLARED = ParamSet.from_list([
     {"name": "steps", "type": "int", "default": 25, "min": 1, "max": 200},
@@ -59,7 +60,7 @@ def test_wrong_values_say_what_is_wrong(values, message):
         DECLARED.resolve("generate", values)
 
 
-@settings(max_examples=300, deadline=None, derandomize=True,
+@settings(max_examples=examples(300), deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.too_slow])
 @given(st.dictionaries(st.sampled_from(["steps", "guidance", "strict", "tonic", "note"]),
                        st.one_of(st.integers(), st.floats(), st.text(max_size=12),

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from creative_studio.core.errors import BadInput
 from plugins.image.recipes import clean, parse_a1111, parse_comfyui, recipe_from_png
+from tests.helpers import examples
 
 
 def png(**chunks: str) -> bytes:
@@ -105,7 +106,7 @@ def test_which_recipe_a_png_gives():
         recipe_from_png(b"GIF89a nonsense")
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(text=st.text(max_size=400))
 def test_a1111_text_never_breaks_the_reader(text):
     recipe = clean(parse_a1111(text))
@@ -119,7 +120,7 @@ json_like = st.recursive(
                                                                 max_size=4), max_leaves=20)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(graph=st.dictionaries(st.sampled_from(["1", "2", "3", "x"]), json_like, max_size=4)
        | json_like)
 def test_any_comfyui_graph_gives_a_clean_recipe_or_nothing(graph):
