@@ -52,24 +52,66 @@ def test_the_trainer_learns_checkpoints_and_exports(tmp_path):
     for _ in range(64):  # arpeggios on a grid: easy to learn
         base = int(rng.integers(26, 40))
         rows.append(np.array([base + (i // 4) % 3 * 2 if i % 4 == 0 else 1
-                              for i in range(32)]))
+                              for i in range(64)]))
     windows = np.stack(rows).astype(np.int16)
     for split in ("train", "validation"):
         np.savez(data / f"{split}.npz", windows=windows)
     run, export = tmp_path / "run", tmp_path / "export"
     cmd = [sys.executable, "tools/music/vae_train.py", "--data", str(data), "--run", str(run),
            "--export", str(export), "--minutes", "0.25", "--save-minutes", "1", "--batch", "16",
-           "--hidden", "32", "--anneal", "50"]
+           "--arch", "bars", "--width", "16", "--hidden", "32", "--latent", "8",
+           "--anneal", "50", "--word-dropout", "0.3", "--warmup", "5", "--threads", "1"]
     first = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert first.returncode == 0, first.stderr
     recon = [float(line.split()[3]) for line in first.stdout.splitlines()
              if line.startswith("step ") and " recon " in line]
     assert len(recon) >= 2 and recon[-1] < recon[0]
     config = json.loads((export / "config.json").read_text())
-    assert config["hidden"] == 32 and 0 <= config["validation_notes_right"] <= 1
+    assert config["arch"] == "bars" and config["hidden"] == 32 and config["latent"] == 8
+    assert 0 <= config["validation_notes_right"] <= 1
+    from plugins.music.reworks import kind_of, load
+
+    assert kind_of(export) == "vae" and load(export, "vae", "cpu").config == {
+        k: v for k, v in config.items() if k in load(export, "vae", "cpu").config}
     cmd[cmd.index("--minutes") + 1] = "0.02"
     again = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert again.returncode == 0 and f"resumed at step {config['step']}" in again.stdout
+
+
+def test_the_bars_network_is_causal_and_decodes_what_it_scores():
+    """The shipped architecture: the encoder folds sixteenths into beats; the decoder's GRU
+    reads the latent's context for each step and the events before it (never after), and
+    greedy decoding one step at a time writes what the teacher-forced pass scores best."""
+    from plugins.music.melody_vae import EVENTS, STEPS, build_bars, from_config
+
+    torch.manual_seed(0)
+    model = build_bars(width=16, hidden=24, latent=8).eval()
+    events = torch.randint(0, EVENTS, (2, STEPS))
+    with torch.no_grad():
+        logits, mu, logvar = model(events)
+        assert logits.shape == (2, STEPS, EVENTS) and mu.shape == logvar.shape == (2, 8)
+        changed = events.clone()
+        changed[:, 10:] = (changed[:, 10:] + 1) % EVENTS
+        later, *_ = model(changed, z=mu)
+        assert torch.equal(later[:, :11], logits[:, :11])  # step t reads events before t
+        assert not torch.equal(later[:, 11:], logits[:, 11:])  # …and does read them
+        decoded = model.decode(mu)
+        scored, *_ = model(decoded, z=mu)
+        assert decoded.shape == (2, STEPS)
+        assert torch.equal(scored.argmax(-1), decoded)
+        other = model.decode(mu + 3.0)
+        assert not torch.equal(other, decoded)  # the latent decides what is written
+    twin = from_config(json.loads(json.dumps(model.config)))
+    twin.load_state_dict(model.state_dict())
+    assert twin.config == model.config and twin.config["arch"] == "bars"
+    twin.eval()
+    with torch.no_grad():
+        assert torch.equal(twin.decode(mu), decoded)
+    silent = build_bars(width=16, hidden=24, latent=8, feedback=False).eval()
+    with torch.no_grad():
+        a, *_ = silent(events, z=mu)
+        b, *_ = silent(changed, z=mu)
+    assert torch.equal(a, b) and silent.config["feedback"] is False
 
 
 def test_a_decoder_without_feedback_writes_from_the_latent_alone():

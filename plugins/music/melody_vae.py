@@ -126,6 +126,102 @@ def build(hidden: int = 256, embed: int = 64, latent: int = LATENT, feedback: bo
     return MelodyVAE()
 
 
+def build_bars(width: int = 256, hidden: int = 256, latent: int = LATENT,
+               feedback: bool = True):
+    """The same interface, with the time structure in the network: the encoder folds the
+    sixteenths into beats (strided convolutions) and reads the 16 beats both ways (BiGRU)
+    into the latent; the decoder unfolds the latent into bars, beats and then a context for
+    every sixteenth (transposed convolutions), and a GRU writes the events one after the
+    other from that context and, with ``feedback``, the event before (autoregressive).
+    Each step's context comes from the latent, so the decoder leans on it by design."""
+    import torch
+    from torch import nn
+
+    class BarsVAE(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.config = {"arch": "bars", "width": width, "hidden": hidden, "latent": latent,
+                           "events": EVENTS, "steps": STEPS, "low": LOW, "high": HIGH,
+                           "feedback": feedback}
+            self.embed = nn.Embedding(EVENTS + 1, width)  # + a start token
+            self.down = nn.Sequential(
+                nn.Conv1d(width, width, 3, padding=1), nn.GELU(),
+                nn.Conv1d(width, width, 4, stride=2, padding=1), nn.GELU(),
+                nn.Conv1d(width, width, 4, stride=2, padding=1), nn.GELU())
+            self.encoder = nn.GRU(width, hidden, batch_first=True, bidirectional=True)
+            self.to_latent = nn.Linear(4 * hidden, 2 * latent)
+            self.bars = nn.Linear(latent, 4 * width)
+            self.up = nn.Sequential(
+                nn.GELU(), nn.ConvTranspose1d(width, width, 4, stride=4), nn.GELU(),
+                nn.ConvTranspose1d(width, width, 4, stride=4), nn.GELU(),
+                nn.Conv1d(width, width, 3, padding=1), nn.GELU())
+            self.decoder = nn.GRU(2 * width, hidden, batch_first=True)
+            self.out = nn.Linear(hidden + width, EVENTS)
+
+        def encode(self, events: torch.Tensor):
+            beats = self.down(self.embed(events).transpose(1, 2)).transpose(1, 2)
+            outputs, h = self.encoder(beats)
+            summary = torch.cat([h[0], h[1], outputs.mean(1)], dim=-1)
+            mu, logvar = self.to_latent(summary).chunk(2, dim=-1)
+            return mu, logvar.clamp(-8, 8)
+
+        def context(self, z: torch.Tensor) -> torch.Tensor:
+            """(B, STEPS, width): what the latent says of each sixteenth."""
+            bars = self.bars(z).reshape(z.shape[0], width, 4)
+            return self.up(bars).transpose(1, 2)
+
+        def _logits(self, previous, context, state=None):
+            output, state = self.decoder(torch.cat([self.embed(previous), context], -1), state)
+            return self.out(torch.cat([output, context], -1)), state
+
+        def forward(self, events: torch.Tensor, z: torch.Tensor | None = None,
+                    word_dropout: float = 0.0):
+            mu, logvar = self.encode(events)
+            if z is None:
+                z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if self.training \
+                    else mu
+            start = torch.full_like(events[:, :1], EVENTS)
+            previous = torch.cat([start, events[:, :-1]], dim=1)
+            if not feedback:
+                previous = torch.full_like(previous, EVENTS)
+            elif self.training and word_dropout > 0:
+                hidden_ = torch.rand(previous.shape, device=previous.device) < word_dropout
+                previous = previous.masked_fill(hidden_, EVENTS)
+            logits, _ = self._logits(previous, self.context(z))
+            return logits, mu, logvar
+
+        @torch.no_grad()
+        def decode(self, z: torch.Tensor, steps: int = STEPS, temperature: float = 0.0,
+                   generator: torch.Generator | None = None) -> torch.Tensor:
+            """Events from latents (B, latent): greedy at temperature 0, else sampled."""
+            context = self.context(z)
+            token = torch.full((z.shape[0], 1), EVENTS, dtype=torch.long, device=z.device)
+            state, out = None, []
+            for step in range(steps):
+                logits, state = self._logits(token, context[:, step:step + 1], state)
+                logits = logits[:, -1]
+                if temperature <= 0:
+                    token = logits.argmax(-1, keepdim=True)
+                else:
+                    probs = torch.softmax(logits / temperature, dim=-1)
+                    token = torch.multinomial(probs, 1, generator=generator)
+                out.append(token)
+                if not feedback:
+                    token = torch.full_like(token, EVENTS)
+            return torch.cat(out, dim=1)
+
+    return BarsVAE()
+
+
+def from_config(config: dict):
+    """The network a config.json describes (bars or the plain LSTM)."""
+    if config.get("arch") == "bars":
+        return build_bars(int(config["width"]), int(config["hidden"]), int(config["latent"]),
+                          bool(config.get("feedback", True)))
+    return build(hidden=int(config["hidden"]), embed=int(config.get("embed", 64)),
+                 latent=int(config["latent"]), feedback=bool(config.get("feedback", True)))
+
+
 def slerp(a, b, t: float):
     """Spherical interpolation between latents ``a`` and ``b`` (torch tensors)."""
     import torch

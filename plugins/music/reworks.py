@@ -30,7 +30,7 @@ def kind_of(folder: Path) -> str:
         return "gpt2"
     if isinstance(config, dict) and "voices" in config and "blocks" in config:
         return "harmonize"
-    if isinstance(config, dict) and "latent" in config and "hidden" in config:
+    if isinstance(config, dict) and "latent" in config and "steps" in config:
         return "vae"
     return "gpt2"
 
@@ -48,11 +48,9 @@ def load(folder: Path, kind: str, device: str):
 
             model = Coconet(int(config["blocks"]), int(config["channels"]))
         else:
-            from .melody_vae import build
+            from .melody_vae import from_config
 
-            model = build(hidden=int(config["hidden"]), embed=int(config.get("embed", 64)),
-                          latent=int(config["latent"]),
-                          feedback=bool(config.get("feedback", True)))
+            model = from_config(config)
         model.load_state_dict(state)
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
         raise ModelError(f"{folder.name} is not a usable {kind} model: {exc}") from exc
