@@ -100,53 +100,59 @@ def overlap(a: np.ndarray, b: np.ndarray) -> float:
     return float((sounding(a) == sounding(b)).mean())
 
 
-def interpolate_figures(data: Path, count: int) -> None:
+def interpolate_figures(data: Path, count: int, folder: Path) -> None:
     import torch
-    from safetensors.torch import load_file
 
     from plugins.music.grammar import SCALES
-    from plugins.music.melody_vae import build, slerp
+    from plugins.music.melody_vae import slerp
+    from plugins.music.reworks import OUT_OF_KEY, load, steps_key
 
-    folder = ROOT / "resources" / "models" / "music-vae"
     config = json.loads((folder / "config.json").read_text())
-    model = build(hidden=config["hidden"], embed=config.get("embed", 64),
-                  latent=config["latent"])
-    model.load_state_dict(load_file(str(folder / "model.safetensors")))
-    model.eval()
+    model = load(folder, "vae", "cpu")  # as the studio loads it (either architecture)
+    torch.set_num_threads(1)  # as the studio decodes (plugins/music/reworks.py)
     windows = np.load(data / "test.npz")["windows"][:count].astype(np.int64)
     with torch.inference_mode():
         events = torch.from_numpy(windows)
         mu, _ = model.encode(events)
         decoded = model.decode(mu, events.shape[1])
     onsets = events >= 2
-    print(f"Interpolate, {len(windows)} test melodies (4-bar windows), step "
-          f"{config.get('step')}:")
+    print(f"Interpolate, {len(windows)} test melodies (4-bar windows), "
+          f"{config.get('arch', 'lstm')} VAE at step {config.get('step')}:")
     print(f"  note-ons reconstructed right: "
           f"{float((decoded == events)[onsets].float().mean()) * 100:.1f}% (target ≥ 90%); "
           f"all events {float((decoded == events).float().mean()) * 100:.1f}%")
-    closer, in_key, seconds = [], [], []
-    rng = np.random.default_rng(0)
-    for _ in range(20):
-        a, b = rng.choice(len(windows), 2, replace=False)
-        start = time.perf_counter()
-        with torch.inference_mode():
-            za, zb = mu[a], mu[b]
-            steps = [model.decode(slerp(za, zb, t)[None], 64)[0].numpy()
-                     for t in np.linspace(0, 1, 7)[1:-1]]
-        seconds.append(time.perf_counter() - start)
-        path = [windows[a], *steps, windows[b]]
-        for i in range(1, len(path) - 1):
-            near = max(overlap(path[i], path[i - 1]), overlap(path[i], path[i + 1]))
-            far = min(overlap(path[i], path[0]), overlap(path[i], path[-1]))
-            closer.append(near >= far)
-        notes = np.concatenate([s[s >= 2] for s in steps]) - 2 + 36
-        in_key.append(float(np.isin(notes % 12, SCALES["major"] + (10,)).mean())
-                      if notes.size else 1.0)
-    print(f"  each step closer to a neighbour than to the far end: "
-          f"{np.mean(closer) * 100:.0f}% of steps")
-    print(f"  step notes in C (the melodies' tonic; major or mixolydian scale): "
-          f"{statistics.mean(in_key) * 100:.1f}% (target ≥ 95%)")
-    print(f"  5 steps of 4 bars: median {statistics.median(seconds):.2f} s (target ≤ 2 s)")
+    for weight, what in ((OUT_OF_KEY, f"the studio's key weighing ({OUT_OF_KEY:g} nats off "
+                                      "notes outside both melodies' keys)"),
+                         (0.0, "no weighing (the model alone)")):
+        closer, in_key, seconds = [], [], []
+        rng = np.random.default_rng(0)
+        for _ in range(20):
+            a, b = rng.choice(len(windows), 2, replace=False)
+            start = time.perf_counter()
+            # the windows are already in C (moved by their tune's key, as the studio moves
+            # each melody by the key it finds): the major scale and their own notes are free
+            bias = steps_key([windows[a], windows[b]], ["major", "major"], weight)
+            with torch.inference_mode():
+                za, zb = mu[a], mu[b]
+                steps = [model.decode(slerp(za, zb, t)[None], 64, bias=bias)[0].numpy()
+                         for t in np.linspace(0, 1, 7)[1:-1]]
+            seconds.append(time.perf_counter() - start)
+            path = [windows[a], *steps, windows[b]]
+            for i in range(1, len(path) - 1):
+                near = max(overlap(path[i], path[i - 1]), overlap(path[i], path[i + 1]))
+                far = min(overlap(path[i], path[0]), overlap(path[i], path[-1]))
+                closer.append(near >= far)
+            notes = np.concatenate([s[s >= 2] for s in steps]) - 2 + 36
+            in_key.append(float(np.isin(notes % 12, SCALES["major"] + (10,)).mean())
+                          if notes.size else 1.0)
+        print(f"  with {what}:")
+        print(f"    each step closer to a neighbour than to the far end: "
+              f"{np.mean(closer) * 100:.0f}% of steps")
+        print(f"    step notes in C (the melodies' tonic; major or mixolydian scale): "
+              f"{statistics.mean(in_key) * 100:.1f}% (target ≥ 95%)")
+        print(f"    5 steps of 4 bars: median {statistics.median(seconds):.2f} s "
+              "(target ≤ 2 s)")
+
 
 
 def main() -> None:
@@ -156,6 +162,8 @@ def main() -> None:
     parser.add_argument("--harmonize-data", type=Path,
                         default=ROOT / ".cache" / "harmonize-data")
     parser.add_argument("--melody-data", type=Path, default=ROOT / ".cache" / "melody-data")
+    parser.add_argument("--vae", type=Path, default=ROOT / "resources" / "models" / "music-vae",
+                        help="the Interpolate model folder to measure (default: the shipped)")
     parser.add_argument("--parallel-penalty", type=float, default=8.0,
                         help="nats off a note that makes parallel fifths/octaves (0: none)")
     parser.add_argument("--out-of-key", type=float, default=2.0,
@@ -165,7 +173,7 @@ def main() -> None:
         harmonize_figures(args.harmonize_data, args.chorales, args.parallel_penalty,
                           args.out_of_key)
     if args.melodies:
-        interpolate_figures(args.melody_data, args.melodies)
+        interpolate_figures(args.melody_data, args.melodies, args.vae)
 
 
 if __name__ == "__main__":

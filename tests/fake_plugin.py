@@ -52,3 +52,24 @@ class ReverseGenerator:
 class BrokenPanel:
     def __init__(self, *args, **kwargs):
         raise RuntimeError("this panel is broken on purpose")
+
+
+class PoolGenerator(ReverseGenerator):
+    """A server-engine stand-in: request params ``gone`` and ``lacks`` name (comma-separated)
+    the servers that went away or do not have the model (engines/openai's ServerGone /
+    NotOnServer)."""
+
+    def load(self, source, device, progress):
+        self.server = source.server
+        super().load(source, device, progress)
+
+    def generate(self, request, progress, inputs):
+        from creative_studio.engines.openai import NotOnServer, ServerGone
+
+        if self.server in request.params.get("gone", "").split(","):
+            raise ServerGone(f"{self.server} stopped answering")
+        if self.server in request.params.get("lacks", "").split(","):
+            raise NotOnServer(f"{self.server} has no such model")
+        result = super().generate(request, progress, inputs)
+        result.metadata["server"] = self.server
+        return result

@@ -76,6 +76,12 @@ def test_the_trainer_learns_checkpoints_and_exports(tmp_path):
     cmd[cmd.index("--minutes") + 1] = "0.02"
     again = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert again.returncode == 0 and f"resumed at step {config['step']}" in again.stdout
+    # a new machine without the checkpoint: the exported (shipped) weights are the start
+    cmd[cmd.index("--run") + 1] = str(tmp_path / "fresh-run")
+    fresh = subprocess.run(cmd + ["--init-from", str(export)], capture_output=True, text=True,
+                           cwd=ROOT, timeout=300)
+    assert fresh.returncode == 0, fresh.stderr
+    assert f"started from {export} at step" in fresh.stdout
 
 
 def test_the_bars_network_is_causal_and_decodes_what_it_scores():

@@ -371,3 +371,116 @@ def test_warm_up_preloads_in_process_and_not_after_shutdown(registry, monkeypatc
         runner.shutdown()
     runner.warm_up(["json"])  # closing: nothing starts
     assert loaded == [["json", "tests.fake_plugin"]]
+
+
+POOL_MANIFEST = """
+schema_version = 1
+id = "pool"
+name = "Pool"
+modality = "text"
+generator = "tests.fake_plugin:PoolGenerator"
+panel = "creative_studio.ui.panel:PluginPanel"
+servers = ["openai"]
+
+[[tasks]]
+id = "generate"
+name = "Generate"
+prompt = "required"
+
+[[params]]
+name = "gone"
+type = "str"
+default = ""
+
+[[params]]
+name = "lacks"
+type = "str"
+default = ""
+
+[[params]]
+name = "step_seconds"
+type = "float"
+default = 0.0
+"""
+
+
+@pytest.fixture
+def pool_runner(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from creative_studio.workers import runner as runner_mod
+
+    (tmp_path / "pool").mkdir()
+    (tmp_path / "pool" / "plugin.toml").write_text(POOL_MANIFEST)
+    registry = PluginRegistry.discover([tmp_path], entry_points=False)
+    settings = SimpleNamespace(servers=[{"name": n, "url": f"http://127.0.0.1:{port}"}
+                                        for n, port in (("a", 9), ("b", 10), ("c", 11))],
+                               allow_downloads=False)
+    monkeypatch.setattr(runner_mod, "DOWN_S", 30.0)
+    runner = JobRunner(registry, settings=settings, device_preference="cpu")
+    yield runner
+    runner.shutdown()
+
+
+def pool_job(runner, **params):
+    return runner.submit(Request("pool", "generate", prompt="hello", model="server:*/m",
+                                 params=params))
+
+
+def test_a_pool_job_moves_on_from_servers_that_went_away_or_lack_the_model(pool_runner):
+    job = pool_job(pool_runner, gone="a", lacks="b")
+    assert pool_runner.wait(job, timeout=30) and job.state is JobState.DONE, job.error
+    # whichever server's worker took it first, only c could finish it
+    assert job.result.metadata["server"] == "c" and set(job.tried) <= {"a", "b"}
+    assert job.device == "server:c" and job.result.assets[0].data == b"olleh"
+
+
+def test_a_server_that_went_away_rests_while_others_can_work(pool_runner):
+    for _ in range(10):  # until a's worker is the one that took the job first
+        job = pool_job(pool_runner, gone="a")
+        assert pool_runner.wait(job, timeout=30) and job.state is JobState.DONE, job.error
+        assert job.result.metadata["server"] in ("b", "c")
+        if job.tried == ["a"]:
+            break
+    else:
+        pytest.skip("a's worker never took a job first")
+    for _ in range(4):  # a rests for DOWN_S: b and c take the pool's jobs
+        later = pool_job(pool_runner)
+        assert pool_runner.wait(later, timeout=30) and later.state is JobState.DONE
+        assert later.result.metadata["server"] in ("b", "c") and later.tried == []
+
+
+def test_a_pool_job_fails_plainly_when_no_server_can_take_it(pool_runner):
+    job = pool_job(pool_runner, gone="a,b", lacks="c")
+    assert pool_runner.wait(job, timeout=30) and job.state is JobState.FAILED
+    assert sorted(job.tried) == ["a", "b", "c"]
+    # the last server's reason, whichever it was
+    assert job.error in ("a stopped answering", "b stopped answering", "c has no such model")
+
+
+def test_a_pool_needs_a_server(tmp_path):
+    from types import SimpleNamespace
+
+    (tmp_path / "pool").mkdir()
+    (tmp_path / "pool" / "plugin.toml").write_text(POOL_MANIFEST)
+    runner = JobRunner(PluginRegistry.discover([tmp_path], entry_points=False),
+                       settings=SimpleNamespace(servers=[]), device_preference="cpu")
+    try:
+        with pytest.raises(BadInput, match="no server to run this on"):
+            pool_job(runner)
+    finally:
+        runner.shutdown()
+
+
+def test_a_cancelled_pool_job_is_not_handed_on(pool_runner):
+    cancelled = []
+
+    def listener(event):
+        if event.kind is JobEventKind.STARTED and not cancelled:
+            cancelled.append(event.job.id)
+            pool_runner.cancel(event.job.id)
+
+    pool_runner.listener = listener
+    job = pool_job(pool_runner, gone="a,b,c")
+    assert pool_runner.wait(job, timeout=30)
+    assert job.state in (JobState.CANCELLED, JobState.FAILED) and len(job.tried) <= 1

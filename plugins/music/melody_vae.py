@@ -104,8 +104,10 @@ def build(hidden: int = 256, embed: int = 64, latent: int = LATENT, feedback: bo
 
         @torch.no_grad()
         def decode(self, z: torch.Tensor, steps: int = STEPS, temperature: float = 0.0,
-                   generator: torch.Generator | None = None) -> torch.Tensor:
-            """Events from latents (B, latent): greedy at temperature 0, else sampled."""
+                   generator: torch.Generator | None = None,
+                   bias: torch.Tensor | None = None) -> torch.Tensor:
+            """Events from latents (B, latent): greedy at temperature 0, else sampled;
+            ``bias`` (EVENTS,) is added to every step's logits (a key's weighing)."""
             state = self._state(z)
             token = torch.full((z.shape[0], 1), EVENTS, dtype=torch.long, device=z.device)
             out = []
@@ -113,6 +115,8 @@ def build(hidden: int = 256, embed: int = 64, latent: int = LATENT, feedback: bo
                 step_in = torch.cat([self.embed(token), z[:, None]], dim=-1)
                 output, state = self.decoder(step_in, state)
                 logits = self.out(output[:, -1])
+                if bias is not None:
+                    logits = logits + bias
                 if temperature <= 0:
                     token = logits.argmax(-1, keepdim=True)
                 else:
@@ -192,14 +196,18 @@ def build_bars(width: int = 256, hidden: int = 256, latent: int = LATENT,
 
         @torch.no_grad()
         def decode(self, z: torch.Tensor, steps: int = STEPS, temperature: float = 0.0,
-                   generator: torch.Generator | None = None) -> torch.Tensor:
-            """Events from latents (B, latent): greedy at temperature 0, else sampled."""
+                   generator: torch.Generator | None = None,
+                   bias: torch.Tensor | None = None) -> torch.Tensor:
+            """Events from latents (B, latent): greedy at temperature 0, else sampled;
+            ``bias`` (EVENTS,) is added to every step's logits (a key's weighing)."""
             context = self.context(z)
             token = torch.full((z.shape[0], 1), EVENTS, dtype=torch.long, device=z.device)
             state, out = None, []
             for step in range(steps):
                 logits, state = self._logits(token, context[:, step:step + 1], state)
                 logits = logits[:, -1]
+                if bias is not None:
+                    logits = logits + bias
                 if temperature <= 0:
                     token = logits.argmax(-1, keepdim=True)
                 else:
@@ -220,6 +228,19 @@ def from_config(config: dict):
                           bool(config.get("feedback", True)))
     return build(hidden=int(config["hidden"]), embed=int(config.get("embed", 64)),
                  latent=int(config["latent"]), feedback=bool(config.get("feedback", True)))
+
+
+def key_bias(pitch_classes, weight: float):
+    """(EVENTS,) logits bias: ``-weight`` nats on every note-on whose pitch class (in C, as
+    the model writes) is not in ``pitch_classes``; ``inf`` weight forbids them."""
+    import torch
+
+    bias = torch.zeros(EVENTS)
+    allowed = set(pitch_classes)
+    for event in range(2, EVENTS):
+        if (event - 2 + LOW) % 12 not in allowed:
+            bias[event] = -weight
+    return bias
 
 
 def slerp(a, b, t: float):

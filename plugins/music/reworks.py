@@ -165,7 +165,7 @@ def rework(model, identity: ModelIdentity, device: str, request: Request, progre
     """interpolate (two parents → the melodies between) or vary (one parent → a variation)."""
     import torch
 
-    from .melody_vae import STEPS, events_to_notes, slerp
+    from .melody_vae import STEPS, events_to_notes
     from .tokens import tonic_shift
 
     p = request.params
@@ -178,22 +178,15 @@ def rework(model, identity: ModelIdentity, device: str, request: Request, progre
     keys = [detect_key(top_line(m.notes)) for m in melodies]
     tonic, mode = keys[0]
     generator = torch.Generator().manual_seed(int(request.seed))
-    with torch.inference_mode():
-        latents = [model.encode(torch.from_numpy(_events(m.notes, k[0], windows)))[0]
-                   for m, k in zip(melodies, keys, strict=True)]
-        if request.task == "interpolate":
-            count = p["steps"]
-            zs = [slerp_rows(latents[0], latents[1], (i + 1) / (count + 1), slerp)
-                  for i in range(count)]
-        else:
-            noise = torch.randn(latents[0].shape, generator=generator)
-            zs = [latents[0] + p["spread"] * noise]
-        sections = []
-        for index, z in enumerate(zs):
-            decoded = model.decode(z, STEPS, p["sampling"], generator)
-            sections.append(decoded.reshape(-1).numpy())
-            progress.update((index + 1) / len(zs))
-            progress.check()
+    threads = torch.get_num_threads()
+    # small steps one after the other: one thread is 40x faster on a busy 2-core machine
+    # (threads spin-wait for each other) and no slower on an idle one
+    torch.set_num_threads(1)
+    try:
+        sections = _decode_sections(model, request, melodies, keys, windows, generator,
+                                    progress)
+    finally:
+        torch.set_num_threads(threads)
     back = -tonic_shift(tonic)  # the model writes in C: back to the first melody's key
     section = windows * STEPS / 4  # quarter notes per section
     notes: list[Note] = []
@@ -218,11 +211,58 @@ def rework(model, identity: ModelIdentity, device: str, request: Request, progre
                 "key": key_name(tonic, mode), "tonic": tonic, "mode": mode,
                 "in_key": round(in_key_share(made, tonic, mode), 4) if made else 0.0,
                 "notes": len(made), "time_signature": f"{meter[0]}/{meter[1]}",
+                "out_of_key": "masked" if p.get("strict_key") else OUT_OF_KEY,
                 "tempo": tempo, "seconds": round(time.perf_counter() - started, 3)}
     title = (f"Interpolated: {p['steps']} steps, {key_name(tonic, mode)}"
              if request.task == "interpolate" else f"Variation, spread {p['spread']:g}")
     return Result([Asset("midi", "audio/midi", data, f"{request.task}.mid")], identity,
                   device, metadata=metadata, title=title)
+
+
+OUT_OF_KEY = 6.0  # nats off a note-on outside the melodies' keys (strict_key: masked)
+
+
+def steps_key(rows, modes, weight: float = OUT_OF_KEY):
+    """The VAE's logits bias for steps between melodies (event rows moved to C, their
+    modes): notes of their scales and the notes they have themselves are free; others lose
+    ``weight`` nats. Latents between two melodies mix their pitches: unweighed, a third of
+    the steps' notes fall between the keys (bench/README.md)."""
+    from .melody_vae import LOW, key_bias
+
+    allowed = set()
+    for row, mode in zip(rows, modes, strict=True):
+        allowed |= set(SCALES.get(mode, SCALES["major"]))
+        allowed |= {(int(e) - 2 + LOW) % 12 for e in np.asarray(row).reshape(-1) if e >= 2}
+    return key_bias(allowed, weight)
+
+
+def _decode_sections(model, request: Request, melodies, keys, windows: int, generator,
+                     progress) -> list:
+    """The event rows of each step (interpolate) or of the variation (vary)."""
+    import torch
+
+    from .melody_vae import STEPS, slerp
+
+    p = request.params
+    rows = [_events(m.notes, k[0], windows) for m, k in zip(melodies, keys, strict=True)]
+    bias = steps_key(rows, [k[1] for k in keys],
+                     float("inf") if p.get("strict_key") else OUT_OF_KEY)
+    with torch.inference_mode():
+        latents = [model.encode(torch.from_numpy(row))[0] for row in rows]
+        if request.task == "interpolate":
+            count = p["steps"]
+            zs = [slerp_rows(latents[0], latents[1], (i + 1) / (count + 1), slerp)
+                  for i in range(count)]
+        else:
+            noise = torch.randn(latents[0].shape, generator=generator)
+            zs = [latents[0] + p["spread"] * noise]
+        sections = []
+        for index, z in enumerate(zs):
+            decoded = model.decode(z, STEPS, p["sampling"], generator, bias)
+            sections.append(decoded.reshape(-1).numpy())
+            progress.update((index + 1) / len(zs))
+            progress.check()
+    return sections
 
 
 def slerp_rows(a, b, t: float, slerp):

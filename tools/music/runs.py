@@ -38,15 +38,28 @@ def torch_setup(args) -> bool:
     return not args.fp32 and torch.ops.mkldnn._is_mkldnn_bf16_supported()
 
 
-def resume(model, optimizer, run: Path, lr: float | None = None) -> tuple[int, int]:
+def resume(model, optimizer, run: Path, lr: float | None = None,
+           weights: Path | None = None) -> tuple[int, int]:
     """(step, seed) of ``run``'s checkpoint loaded into model and optimizer; (0, 0) if none.
     The seed counts the sessions, so each one draws different batches; ``lr`` (the one this
-    session asks for) replaces the checkpoint's."""
+    session asks for) replaces the checkpoint's. Without a checkpoint, ``weights`` (an
+    exported folder: model.safetensors + config.json with its step) starts the model where
+    that export left it, with a fresh optimizer: the shipped weights are the checkpoint,
+    so a new machine resumes without a second, larger file in the repository."""
     import torch
 
     checkpoint = run / "checkpoint.pt"
     run.mkdir(parents=True, exist_ok=True)
     if not checkpoint.is_file():
+        if weights is not None and (weights / "model.safetensors").is_file():
+            import json
+
+            from safetensors.torch import load_file
+
+            model.load_state_dict(load_file(str(weights / "model.safetensors")))
+            step = int(json.loads((weights / "config.json").read_text()).get("step", 0))
+            print(f"started from {weights} at step {step} (fresh optimizer)", flush=True)
+            return step, 1
         return 0, 0
     state = torch.load(checkpoint, weights_only=True)
     model.load_state_dict(state["model"])

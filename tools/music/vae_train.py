@@ -65,6 +65,9 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=256, help="bars: convolution width")
     parser.add_argument("--latent", type=int, default=32)
     parser.add_argument("--warmup", type=int, default=0, help="steps of linear lr warm-up")
+    parser.add_argument("--init-from", type=Path, default=None,
+                        help="without a checkpoint in --run: start from these exported "
+                             "weights (e.g. resources/models/music-vae)")
     parser.add_argument("--no-feedback", action="store_true",
                         help="a decoder that never reads the events it wrote (all from the "
                              "latent); a new run (its checkpoint cannot resume the other)")
@@ -85,7 +88,7 @@ def main() -> None:
     else:
         model = build(hidden=args.hidden, latent=args.latent, feedback=not args.no_feedback)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
-    step, seed = resume(model, optimizer, args.run, args.lr)
+    step, seed = resume(model, optimizer, args.run, args.lr, args.init_from)
     rng = np.random.default_rng(2000 + seed)
     print(f"{len(train):,} train windows; {sum(p.numel() for p in model.parameters()):,} "
           f"parameters; bf16 {bf16}", flush=True)
