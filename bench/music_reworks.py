@@ -35,9 +35,10 @@ def harmonize_figures(data: Path, count: int, parallel_penalty: float = 8.0,
 
     from plugins.music.analysis import detect_key
     from plugins.music.coconet import masked_nll, to_index
+    from plugins.music.generator import one_thread
     from plugins.music.grammar import SCALES
     from plugins.music.harmonize import harmonize, in_ranges, parallels
-    from plugins.music.reworks import _notes_of_row, load, one_thread
+    from plugins.music.reworks import _notes_of_row, load
 
     model = load(ROOT / "resources" / "models" / "music-harmonize", "harmonize", "cpu")
     arrays = np.load(data / "test.npz")
@@ -109,7 +110,7 @@ def interpolate_figures(data: Path, count: int, folder: Path) -> None:
 
     config = json.loads((folder / "config.json").read_text())
     model = load(folder, "vae", "cpu")  # as the studio loads it (either architecture)
-    torch.set_num_threads(1)  # as the studio decodes (plugins/music/reworks.one_thread)
+    torch.set_num_threads(1)  # as the studio decodes (plugins/music/generator.one_thread)
     windows = np.load(data / "test.npz")["windows"][:count].astype(np.int64)
     with torch.inference_mode():
         events = torch.from_numpy(windows)

@@ -153,14 +153,20 @@ def test_other_sqlite_databases_and_injected_triggers_are_refused(tmp_path):
     conn.close()
     with pytest.raises(ProjectError, match="not a Creative Studio project"):
         ProjectStore.open(other)
-    evil = tmp_path / "evil.csproj"
-    ProjectStore.create(evil).close()
-    conn = sqlite3.connect(evil)
-    conn.execute("CREATE TRIGGER t AFTER INSERT ON items BEGIN DELETE FROM assets; END")
-    conn.commit()
-    conn.close()
+    evil = _project_with(tmp_path / "evil.csproj",
+                         "CREATE TRIGGER t AFTER INSERT ON items BEGIN DELETE FROM assets; END")
     with pytest.raises(ProjectError, match="trigger"):
         ProjectStore.open(evil)
+
+
+def _project_with(path: Path, statement: str) -> Path:
+    """A new project with one foreign SQL statement run on it."""
+    ProjectStore.create(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute(statement)
+    conn.commit()
+    conn.close()
+    return path
 
 
 def test_missing_file_and_folder(tmp_path):
@@ -395,11 +401,6 @@ def test_writes_are_durable_full_sync_and_fsync_of_file_and_folder(tmp_path, mon
 
 
 def test_a_current_version_file_with_a_foreign_table_is_refused(tmp_path):
-    path = tmp_path / "extra.csproj"
-    ProjectStore.create(path).close()
-    conn = sqlite3.connect(path)
-    conn.execute("CREATE TABLE sneaky (x)")
-    conn.commit()
-    conn.close()
+    path = _project_with(tmp_path / "extra.csproj", "CREATE TABLE sneaky (x)")
     with pytest.raises(ProjectError, match="objects a project never has .*table sneaky"):
         ProjectStore.open(path)

@@ -54,6 +54,56 @@ def events_to_notes(events, steps_per_quarter: int = 4) -> list[tuple[float, flo
     return notes
 
 
+def _teacher_forced(model, events, z, feedback: bool, word_dropout: float):
+    """(mu, logvar, z, previous inputs) of a training pass: z drawn from the posterior while
+    training (its mean otherwise, or the ``z`` given), word dropout only while training."""
+    import torch
+
+    mu, logvar = model.encode(events)
+    if z is None:
+        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if model.training else mu
+    previous = _previous(events, feedback, word_dropout if model.training else 0.0)
+    return mu, logvar, z, previous
+
+
+def _previous(events, feedback: bool, word_dropout: float):
+    """The decoder's teacher-forced inputs: the start token, then the events shifted by one;
+    without feedback only start tokens; ``word_dropout`` of them read as the start token."""
+    import torch
+
+    start = torch.full_like(events[:, :1], EVENTS)
+    previous = torch.cat([start, events[:, :-1]], dim=1)
+    if not feedback:
+        return torch.full_like(previous, EVENTS)
+    if word_dropout > 0:
+        hidden = torch.rand(previous.shape, device=previous.device) < word_dropout
+        previous = previous.masked_fill(hidden, EVENTS)
+    return previous
+
+
+def _decode_loop(step, z, state, steps: int, feedback: bool, temperature: float, generator,
+                 bias):
+    """Events one step after the other: ``step(token, index, state) -> (logits, state)``;
+    greedy at temperature 0, else sampled; ``bias`` added to every step's logits."""
+    import torch
+
+    token = torch.full((z.shape[0], 1), EVENTS, dtype=torch.long, device=z.device)
+    out = []
+    for index in range(steps):
+        logits, state = step(token, index, state)
+        if bias is not None:
+            logits = logits + bias
+        if temperature <= 0:
+            token = logits.argmax(-1, keepdim=True)
+        else:
+            probs = torch.softmax(logits / temperature, dim=-1)
+            token = torch.multinomial(probs, 1, generator=generator)
+        out.append(token)
+        if not feedback:
+            token = torch.full_like(token, EVENTS)
+    return torch.cat(out, dim=1)
+
+
 def build(hidden: int = 256, embed: int = 64, latent: int = LATENT, feedback: bool = True):
     """The network (a torch Module): ``encode(events) -> (mu, logvar)``,
     ``forward(events) -> (logits, mu, logvar)`` with teacher forcing, ``decode(z, ...)``.
@@ -86,17 +136,7 @@ def build(hidden: int = 256, embed: int = 64, latent: int = LATENT, feedback: bo
 
         def forward(self, events: torch.Tensor, z: torch.Tensor | None = None,
                     word_dropout: float = 0.0):
-            mu, logvar = self.encode(events)
-            if z is None:
-                z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if self.training \
-                    else mu
-            start = torch.full_like(events[:, :1], EVENTS)
-            previous = torch.cat([start, events[:, :-1]], dim=1)
-            if not feedback:
-                previous = torch.full_like(previous, EVENTS)
-            elif self.training and word_dropout > 0:  # hidden inputs read as the start token
-                hidden = torch.rand(previous.shape, device=previous.device) < word_dropout
-                previous = previous.masked_fill(hidden, EVENTS)
+            mu, logvar, z, previous = _teacher_forced(self, events, z, feedback, word_dropout)
             inputs = self.embed(previous)
             inputs = torch.cat([inputs, z[:, None].expand(-1, events.shape[1], -1)], dim=-1)
             output, _ = self.decoder(inputs, self._state(z))
@@ -108,24 +148,13 @@ def build(hidden: int = 256, embed: int = 64, latent: int = LATENT, feedback: bo
                    bias: torch.Tensor | None = None) -> torch.Tensor:
             """Events from latents (B, latent): greedy at temperature 0, else sampled;
             ``bias`` (EVENTS,) is added to every step's logits (a key's weighing)."""
-            state = self._state(z)
-            token = torch.full((z.shape[0], 1), EVENTS, dtype=torch.long, device=z.device)
-            out = []
-            for _ in range(steps):
-                step_in = torch.cat([self.embed(token), z[:, None]], dim=-1)
-                output, state = self.decoder(step_in, state)
-                logits = self.out(output[:, -1])
-                if bias is not None:
-                    logits = logits + bias
-                if temperature <= 0:
-                    token = logits.argmax(-1, keepdim=True)
-                else:
-                    probs = torch.softmax(logits / temperature, dim=-1)
-                    token = torch.multinomial(probs, 1, generator=generator)
-                out.append(token)
-                if not feedback:
-                    token = torch.full_like(token, EVENTS)
-            return torch.cat(out, dim=1)
+            def step(token, _index, state):
+                output, state = self.decoder(torch.cat([self.embed(token), z[:, None]], -1),
+                                             state)
+                return self.out(output[:, -1]), state
+
+            return _decode_loop(step, z, self._state(z), steps, feedback, temperature,
+                                generator, bias)
 
     return MelodyVAE()
 
@@ -180,17 +209,7 @@ def build_bars(width: int = 256, hidden: int = 256, latent: int = LATENT,
 
         def forward(self, events: torch.Tensor, z: torch.Tensor | None = None,
                     word_dropout: float = 0.0):
-            mu, logvar = self.encode(events)
-            if z is None:
-                z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if self.training \
-                    else mu
-            start = torch.full_like(events[:, :1], EVENTS)
-            previous = torch.cat([start, events[:, :-1]], dim=1)
-            if not feedback:
-                previous = torch.full_like(previous, EVENTS)
-            elif self.training and word_dropout > 0:
-                hidden_ = torch.rand(previous.shape, device=previous.device) < word_dropout
-                previous = previous.masked_fill(hidden_, EVENTS)
+            mu, logvar, z, previous = _teacher_forced(self, events, z, feedback, word_dropout)
             logits, _ = self._logits(previous, self.context(z))
             return logits, mu, logvar
 
@@ -201,22 +220,12 @@ def build_bars(width: int = 256, hidden: int = 256, latent: int = LATENT,
             """Events from latents (B, latent): greedy at temperature 0, else sampled;
             ``bias`` (EVENTS,) is added to every step's logits (a key's weighing)."""
             context = self.context(z)
-            token = torch.full((z.shape[0], 1), EVENTS, dtype=torch.long, device=z.device)
-            state, out = None, []
-            for step in range(steps):
-                logits, state = self._logits(token, context[:, step:step + 1], state)
-                logits = logits[:, -1]
-                if bias is not None:
-                    logits = logits + bias
-                if temperature <= 0:
-                    token = logits.argmax(-1, keepdim=True)
-                else:
-                    probs = torch.softmax(logits / temperature, dim=-1)
-                    token = torch.multinomial(probs, 1, generator=generator)
-                out.append(token)
-                if not feedback:
-                    token = torch.full_like(token, EVENTS)
-            return torch.cat(out, dim=1)
+
+            def step(token, index, state):
+                logits, state = self._logits(token, context[:, index:index + 1], state)
+                return logits[:, -1], state
+
+            return _decode_loop(step, z, None, steps, feedback, temperature, generator, bias)
 
     return BarsVAE()
 

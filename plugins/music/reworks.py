@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +16,7 @@ from creative_studio.core.jobs import Asset, Inputs, ModelIdentity, Request, Res
 from creative_studio.io.midi import MidiContent, Note, Part, read_notes, write_parts
 
 from .analysis import bar_length, detect_key, in_key_share, key_name
+from .generator import one_thread
 from .grammar import SCALES
 
 VOICE_NAMES = ("Soprano", "Alto", "Tenor", "Bass")
@@ -59,25 +59,6 @@ def load(folder: Path, kind: str, device: str):
     if kind == "harmonize":
         model.to(memory_format=torch.channels_last)
     return model
-
-
-@contextmanager
-def one_thread(device: str):
-    """torch on one CPU thread while the small music networks run: their many small steps
-    made 2 threads 20-40x slower on a busy 2-core machine (threads spin-waiting for each
-    other; 8 bars of Harmonize 28 s → 1.4 s, 5 Interpolate steps 8 s → 0.2 s), and one is
-    no slower on an idle one. Other devices are left as they are."""
-    import torch
-
-    if device != "cpu":
-        yield
-        return
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def melody_of(request: Request, inputs: Inputs, index: int = 0) -> MidiContent:
