@@ -138,3 +138,39 @@ def test_harmonize_in_a_set_key_with_only_its_notes(tmp_path):
     lower = [n for n in read_notes(out.read_bytes()).notes if n.voice > 0]
     assert lower and all(n.pitch % 12 in g_major for n in lower)
     assert "G major" in made.stdout
+
+
+def test_steps_weigh_notes_outside_both_melodies_keys():
+    """The key weighing of Interpolate's decoding: notes of either melody's scale and the
+    notes they have themselves are free, others lose the weight (masked: -inf)."""
+    import numpy as np
+    import torch
+
+    from plugins.music.melody_vae import EVENTS, LOW, key_bias
+    from plugins.music.reworks import OUT_OF_KEY, steps_key
+
+    def event(pitch):
+        return 2 + pitch - LOW
+
+    first = np.array([event(60), 1, event(66), 0])  # C and an F# of its own, in C major
+    second = np.array([event(63), 1, 0, 0])  # E flat, in C minor
+    bias = steps_key([first, second], ["major", "minor"])
+    assert bias.shape == (EVENTS,) and bias[0] == bias[1] == 0  # rest and hold are free
+    free = {pc for pc in range(12) if bias[event(60 + pc)] == 0}
+    assert free == {0, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}  # C major ∪ C minor ∪ F#: not C#
+    assert bias[event(61)] == -OUT_OF_KEY and bias[event(73)] == -OUT_OF_KEY  # any octave
+    masked = key_bias({0, 4, 7}, float("inf"))
+    logits = torch.zeros(EVENTS) + masked
+    assert torch.softmax(logits, -1)[event(62)] == 0 and torch.softmax(logits, -1)[0] > 0
+
+
+def test_interpolate_with_only_notes_of_the_scale(tmp_path):
+    melody(tmp_path / "a.mid", 60)
+    melody(tmp_path / "b.mid", 67)
+    project = tmp_path / "s.csproj"
+    made = cli("generate", "music", "--task", "interpolate", str(tmp_path / "a.mid"),
+               str(tmp_path / "b.mid"), "--project", str(project), "--steps", "2",
+               "--strict-key", "--out", str(tmp_path / "strict.mid"))
+    assert made.returncode == 0, made.stderr
+    result = json.loads(cli("list", "--project", str(project), "--json").stdout)[-1]["result"]
+    assert result["out_of_key"] == "masked" and result["in_key"] == 1.0
