@@ -123,7 +123,7 @@ def interpolate_figures(data: Path, count: int, folder: Path) -> None:
           f"{float((decoded == events)[onsets].float().mean()) * 100:.1f}% (target ≥ 90%); "
           f"all events {float((decoded == events).float().mean()) * 100:.1f}%")
     for weight, what in ((OUT_OF_KEY, f"the studio's key weighing ({OUT_OF_KEY:g} nats off "
-                                      "notes outside both melodies' keys)"),
+                                      "notes outside the first melody's key)"),
                          (0.0, "no weighing (the model alone)")):
         closer, in_key, seconds = [], [], []
         rng = np.random.default_rng(0)
@@ -131,8 +131,8 @@ def interpolate_figures(data: Path, count: int, folder: Path) -> None:
             a, b = rng.choice(len(windows), 2, replace=False)
             start = time.perf_counter()
             # the windows are already in C (moved by their tune's key, as the studio moves
-            # each melody by the key it finds): the major scale and their own notes are free
-            bias = steps_key([windows[a], windows[b]], ["major", "major"], weight)
+            # each melody by the key it finds): the major scale and a's own notes are free
+            bias = steps_key(windows[a], "major", weight)
             with torch.inference_mode():
                 za, zb = mu[a], mu[b]
                 steps = [model.decode(slerp(za, zb, t)[None], 64, bias=bias)[0].numpy()

@@ -214,20 +214,20 @@ def rework(model, identity: ModelIdentity, device: str, request: Request, progre
                   device, metadata=metadata, title=title)
 
 
-OUT_OF_KEY = 6.0  # nats off a note-on outside the melodies' keys (strict_key: masked)
+OUT_OF_KEY = 6.0  # nats off a note-on outside the first melody's key (strict_key: masked)
 
 
-def steps_key(rows, modes, weight: float = OUT_OF_KEY):
-    """The VAE's logits bias for steps between melodies (event rows moved to C, their
-    modes): notes of their scales and the notes they have themselves are free; others lose
-    ``weight`` nats. Latents between two melodies mix their pitches: unweighed, a third of
-    the steps' notes fall between the keys (bench/README.md)."""
+def steps_key(row, mode: str, weight: float = OUT_OF_KEY):
+    """The VAE's logits bias for the steps, which are written in the first melody's key
+    (its event rows moved to C, and its mode): notes of its scale and the notes it has
+    itself are free; others lose ``weight`` nats. Latents between two melodies mix their
+    pitches: unweighed, a third of the steps' notes fall outside the key (bench/README.md).
+    The second melody counts only through its latent: each melody is moved to C by the key
+    found in it, so a relative minor (B minor beside D major) sits in C minor there."""
     from .melody_vae import LOW, key_bias
 
-    allowed = set()
-    for row, mode in zip(rows, modes, strict=True):
-        allowed |= set(SCALES.get(mode, SCALES["major"]))
-        allowed |= {(int(e) - 2 + LOW) % 12 for e in np.asarray(row).reshape(-1) if e >= 2}
+    allowed = set(SCALES.get(mode, SCALES["major"]))
+    allowed |= {(int(e) - 2 + LOW) % 12 for e in np.asarray(row).reshape(-1) if e >= 2}
     return key_bias(allowed, weight)
 
 
@@ -240,7 +240,7 @@ def _decode_sections(model, request: Request, melodies, keys, windows: int, gene
 
     p = request.params
     rows = [_events(m.notes, k[0], windows) for m, k in zip(melodies, keys, strict=True)]
-    bias = steps_key(rows, [k[1] for k in keys],
+    bias = steps_key(rows[0], keys[0][1],
                      float("inf") if p.get("strict_key") else OUT_OF_KEY)
     with torch.inference_mode():
         latents = [model.encode(torch.from_numpy(row))[0] for row in rows]
