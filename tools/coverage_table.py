@@ -58,6 +58,8 @@ def main() -> int:
     short = []
     for name in sorted(totals, key=lambda n: (n == "(all)", n)):
         lines, hit, branches, taken = totals[name]
+        if not lines:  # a package of empty __init__ files
+            continue
         line_pct = 100.0 * hit / lines if lines else 100.0
         branch_pct = 100.0 * taken / branches if branches else 100.0
         floor = FLOORS.get(name)

