@@ -259,10 +259,13 @@ def test_the_memory_a_tile_may_use(monkeypatch):
     assert isinstance(tiling.available_memory(), int)
     monkeypatch.setitem(sys.modules, "psutil", None)  # a broken install: 4 GiB assumed
     assert tiling.available_memory() == 1 << 30
-    fake_cuda = types.SimpleNamespace(mem_get_info=lambda device: (10 << 30, 24 << 30))
+    asked_cuda = []
+    fake_cuda = types.SimpleNamespace(
+        mem_get_info=lambda device: asked_cuda.append(device) or (10 << 30, 24 << 30))
     monkeypatch.setitem(sys.modules, "torch", types.SimpleNamespace(
-        cuda=fake_cuda, device=lambda name: name))
-    assert tiling.available_memory("cuda:0") == int((10 << 30) * 0.6)
+        cuda=fake_cuda, device=lambda name: ("device", name)))
+    assert tiling.available_memory("cuda:1") == int((10 << 30) * 0.6)
+    assert asked_cuda == [("device", "cuda:1")]  # that GPU's memory, not the current one
     asked = []
     monkeypatch.setattr(tiling, "available_memory",
                         lambda device: asked.append(device) or 200 << 20)
