@@ -484,3 +484,66 @@ def test_a_cancelled_pool_job_is_not_handed_on(pool_runner):
     job = pool_job(pool_runner, gone="a,b,c")
     assert pool_runner.wait(job, timeout=30)
     assert job.state in (JobState.CANCELLED, JobState.FAILED) and len(job.tried) <= 1
+
+
+def test_requeue_hands_on_only_what_another_server_can_take(pool_runner, caplog):
+    """The hand-on rule itself, without racing worker threads."""
+    import logging
+    import time as clock
+
+    from creative_studio.core.jobs import Job
+    from creative_studio.engines.openai import NotOnServer, ServerGone
+    from creative_studio.workers import runner as runner_mod
+
+    caplog.set_level(logging.INFO, logger="creative_studio.workers.runner")
+    events = []
+    pool_runner.listener = lambda e: events.append((e.kind, e.job.device))
+
+    def job(*tried):
+        made = Job(Request("pool", "generate", "x"), device="server:a", pool=("a", "b"))
+        made.state, made.tried = JobState.RUNNING, list(tried)
+        return made
+
+    before = clock.monotonic()
+    gone = job()
+    assert pool_runner._requeue(gone, "a", ServerGone("lost")) is True
+    assert gone.state is JobState.QUEUED and gone.device == "server:*" and gone.tried == ["a"]
+    assert before + runner_mod.DOWN_S <= pool_runner._down_until["a"] \
+        <= clock.monotonic() + runner_mod.DOWN_S
+    assert events == [(JobEventKind.QUEUED, "server:*")]
+    assert gone.progress.message == "a went away; trying another server…"
+    assert "job %s: a cannot run it (lost); queued again for the other servers" % gone.id \
+        in caplog.text
+    lacks = job()
+    assert pool_runner._requeue(lacks, "b", NotOnServer("no model")) is True
+    assert "b" not in pool_runner._down_until  # lacking a model is no reason to rest
+    assert lacks.progress.message == "b does not have the model; trying another server…"
+    assert pool_runner._requeue(job(), "a", ValueError("a bug")) is False  # not a server's
+    last = job("b")
+    assert pool_runner._requeue(last, "a", ServerGone("lost")) is False  # none left to try
+    assert last.tried == ["b", "a"] and last.state is JobState.RUNNING
+    cancelled = job()
+    cancelled.progress.cancel()
+    assert pool_runner._requeue(cancelled, "a", ServerGone("lost")) is False
+    pool_runner._closing = True
+    assert pool_runner._requeue(job(), "a", ServerGone("lost")) is False
+    pool_runner._closing = False
+
+
+def test_downloads_follow_the_users_current_choice(registry):
+    from types import SimpleNamespace
+
+    settings = SimpleNamespace(allow_downloads=False)
+    runner = JobRunner(registry, settings=settings, device_preference="cpu")
+    try:
+        assert runner.downloads_allowed() is False
+        settings.allow_downloads = True  # Preferences changed: read at the next load
+        assert runner.downloads_allowed() is True
+        settings.allow_downloads = 1
+        assert runner.downloads_allowed() is True
+        runner.settings = SimpleNamespace()  # an older settings object: off
+        assert runner.downloads_allowed() is False
+        runner.settings = None
+        assert runner.downloads_allowed() is False
+    finally:
+        runner.shutdown()
