@@ -512,7 +512,7 @@ def test_requeue_hands_on_only_what_another_server_can_take(pool_runner, caplog)
         <= clock.monotonic() + runner_mod.DOWN_S
     assert events == [(JobEventKind.QUEUED, "server:*")]
     assert gone.progress.message == "a went away; trying another server…"
-    assert "job %s: a cannot run it (lost); queued again for the other servers" % gone.id \
+    assert f"job {gone.id}: a cannot run it (lost); queued again for the other servers" \
         in caplog.text
     lacks = job()
     assert pool_runner._requeue(lacks, "b", NotOnServer("no model")) is True
