@@ -404,3 +404,56 @@ def test_a_current_version_file_with_a_foreign_table_is_refused(tmp_path):
     path = _project_with(tmp_path / "extra.csproj", "CREATE TABLE sneaky (x)")
     with pytest.raises(ProjectError, match="objects a project never has .*table sneaky"):
         ProjectStore.open(path)
+
+
+@pytest.mark.parametrize("error, says", [
+    ("database or disk is full", "Could not write p.csproj: the disk is full. Your result is "
+                                 "kept in memory; free some space, then save again or use "
+                                 "Save As."),
+    ("disk I/O error", "Could not write p.csproj: the disk is full."),
+    ("attempt to write a readonly database", "Could not write p.csproj: the file or folder "
+                                             "is read-only. Use Save As to keep your work "
+                                             "elsewhere."),
+    ("the file is read-only", "Could not write p.csproj: the file or folder is read-only."),
+    ("database is locked", "p.csproj is locked by another program."),
+    ("no such table: items", "Project file p.csproj: no such table: items"),
+])
+def test_sqlite_errors_become_plain_messages(error, says):
+    message = str(project_mod._friendly_sqlite_error(sqlite3.OperationalError(error),
+                                                     Path("/x/p.csproj")))
+    assert message.startswith(says)
+
+
+def test_state_keys_and_pending_keep_their_order(tmp_path):
+    store = ProjectStore.create(tmp_path / "o.csproj")
+    for key in ("panel:text", "a", "panel:music"):
+        store.set_state(key, 1)
+    assert store.state_keys() == ["a", "panel:music", "panel:text"]
+    store._conn.execute("PRAGMA max_page_count = 12")  # full: both results wait, in order
+    for text in ("first", "second"):
+        with pytest.raises(ProjectError, match="disk is full"):
+            store.add_item(Request("text", "generate", text), result(text * 40_000))
+    assert [p.request.prompt for p in store.pending] == ["first", "second"]
+    with pytest.raises(ProjectError):  # still full: nothing lost, the order kept
+        store.flush_pending()
+    assert [p.request.prompt for p in store.pending] == ["first", "second"]
+    store._conn.execute("PRAGMA max_page_count = 1073741823")
+    assert store.flush_pending() == 2 and store.pending == []
+    assert [i.request.prompt for i in store.items()] == ["first", "second"]
+
+
+def test_repair_of_a_file_with_only_a_structure_problem_copies_every_item(tmp_path,
+                                                                         monkeypatch):
+    store = ProjectStore.create(tmp_path / "s.csproj")
+    kept = [store.add_item(Request("text", "generate", p), result(p)) for p in ("a", "b")]
+    store.set_state("panel:text", {"draft": "d"})
+    monkeypatch.setattr(store, "check", lambda: {"": "the file's structure: page 3"})
+    assert store.repair(tmp_path / "r1.csproj") == (2, 0)
+    monkeypatch.setattr(store, "check", lambda: {"": "structure", kept[0]: "damaged"})
+    assert store.repair(tmp_path / "r2.csproj") == (1, 1)
+    copy = ProjectStore.open(tmp_path / "r2.csproj")
+    assert [i.id for i in copy.items()] == [kept[1]]
+    assert copy.item_text(copy.items()[0]) == "b" and copy.get_state("panel:text") == {
+        "draft": "d"}
+    with pytest.raises(ProjectError, match="Repair writes a new file: choose another name"):
+        store.repair(tmp_path / "s.csproj")
