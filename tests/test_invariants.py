@@ -271,3 +271,43 @@ def test_the_memory_a_tile_may_use(monkeypatch):
                         lambda device: asked.append(device) or 200 << 20)
     assert tiling.auto_tile("DAT", 0) == tiling.auto_tile("DAT", 0, budget=200 << 20)
     assert asked == ["cpu"]
+
+
+def test_progress_inside_tiles_counts_the_networks_blocks():
+    """Progress inside a tile: one step per top-level block (and block of a block) of the
+    network, counted on the first tile, never past 0.99 of the tile; each tile's span."""
+    import torch
+
+    from creative_studio.core.progress import Progress
+    from plugins.upscale.tiling import run_tiled
+
+    model = _conv_sr(layers=3)  # 6 top-level modules: conv, PReLU, conv, PReLU, conv, shuffle
+    seen = []
+    progress = Progress(lambda f, eta, preview: seen.append(round(f, 6)))
+    run_tiled(model, torch.rand(1, 3, 12, 12), 2, tile=10 ** 6, pad=0, progress=progress)
+    assert seen == [round(i / 6, 6) for i in range(1, 6)] + [0.99, 1.0]
+    seen.clear()
+    nested = torch.nn.Sequential(model, torch.nn.Identity())  # 2 children, 6 grandchildren
+    run_tiled(nested, torch.rand(1, 3, 12, 24), 2, tile=12, pad=3, progress=Progress(
+        lambda f, eta, preview: seen.append(round(f, 6))))
+    per_tile = 8
+    first = [round(0.5 * min(0.99, i / per_tile), 6) for i in range(1, per_tile + 1)]
+    second = [round(0.5 + 0.5 * min(0.99, i / per_tile), 6) for i in range(1, per_tile + 1)]
+    # "Tile 1 of 2" said at 0, the blocks, the tile's end, "Tile 2 of 2", its blocks, the end
+    assert seen == [0.0] + first + [0.5, 0.5] + second + [1.0]
+    assert all(not m._forward_pre_hooks for m in nested.modules())
+
+
+def test_aligned_tiles_round_their_context_up():
+    """Window-attention models need tile corners on multiples of ``align``: the context is
+    rounded up to a multiple too, so the output still equals the whole image's."""
+    import numpy as np
+    import torch
+
+    from plugins.upscale.tiling import run_tiled
+
+    model = _conv_sr(layers=3)
+    image = torch.rand(1, 3, 24, 40, generator=torch.Generator().manual_seed(1))
+    whole = run_tiled(model, image, 2, tile=10 ** 6, pad=0, convert=_float)
+    aligned = run_tiled(model, image, 2, tile=8, pad=3, align=4, convert=_float)
+    assert np.abs(aligned - whole).max() < 1e-4
