@@ -82,6 +82,13 @@ def test_interpolate_and_vary_lay_out_their_melodies(tmp_path):
     items = json.loads(cli("list", "--project", str(project), "--json").stdout)
     result = items[-1]["result"]
     assert result["sections"] == ["first", "step 1", "step 2", "step 3", "second"]
+    assert result["out_of_key"] == 6.0  # weighed, not masked
+    strict = cli("generate", "music", "--task", "interpolate", str(tmp_path / "a.mid"),
+                 str(tmp_path / "b.mid"), "--project", str(project), "--steps", "2",
+                 "--strict-key", "--out", str(tmp_path / "strict.mid"))
+    assert strict.returncode == 0, strict.stderr
+    masked = json.loads(cli("list", "--project", str(project), "--json").stdout)[-1]["result"]
+    assert masked["out_of_key"] == "masked" and masked["in_key"] == 1.0
     assert len(items[-1]["parents"]) == 2
     content = read_notes((tmp_path / "between.mid").read_bytes())
     section = result["section_quarters"]
@@ -163,15 +170,3 @@ def test_steps_weigh_notes_outside_the_first_melodys_key():
     masked = key_bias({0, 4, 7}, float("inf"))
     logits = torch.zeros(EVENTS) + masked
     assert torch.softmax(logits, -1)[event(62)] == 0 and torch.softmax(logits, -1)[0] > 0
-
-
-def test_interpolate_with_only_notes_of_the_scale(tmp_path):
-    melody(tmp_path / "a.mid", 60)
-    melody(tmp_path / "b.mid", 67)
-    project = tmp_path / "s.csproj"
-    made = cli("generate", "music", "--task", "interpolate", str(tmp_path / "a.mid"),
-               str(tmp_path / "b.mid"), "--project", str(project), "--steps", "2",
-               "--strict-key", "--out", str(tmp_path / "strict.mid"))
-    assert made.returncode == 0, made.stderr
-    result = json.loads(cli("list", "--project", str(project), "--json").stdout)[-1]["result"]
-    assert result["out_of_key"] == "masked" and result["in_key"] == 1.0

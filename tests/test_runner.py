@@ -61,18 +61,25 @@ def test_model_loaded_once_per_worker(runner):
     assert fake_plugin.LOADS == ["embedded:reverse"]
 
 
-def test_cancel_running_job(runner):
-    progressed = threading.Event()
+def on_first(runner, kind: JobEventKind, action) -> list[int]:
+    """Run ``action(job id)`` once, from the first event of ``kind`` (a cancel or remove
+    from the job's own progress: no race with its speed). The ids it acted on."""
+    acted: list[int] = []
 
-    def listener(event):  # cancel from the job's own first progress: no race with its speed
-        if event.kind is JobEventKind.PROGRESS:
-            progressed.set()
-            runner.cancel(event.job.id)
+    def listener(event):
+        if event.kind is kind and not acted:
+            acted.append(event.job.id)
+            action(event.job.id)
 
     runner.listener = listener
+    return acted
+
+
+def test_cancel_running_job(runner):
+    progressed = on_first(runner, JobEventKind.PROGRESS, runner.cancel)
     job = runner.submit(req("x" * 400, step_seconds=0.01))
     assert runner.wait(job, timeout=30), "the cancelled job did not finish"
-    assert progressed.is_set()
+    assert progressed == [job.id]
     assert job.state is JobState.CANCELLED
     assert job.result is None and job.progress.fraction < 1
 
@@ -250,14 +257,7 @@ def test_shutdown_cancels_running_and_queued_jobs(registry):
 
 
 def test_removing_a_running_job_cancels_it(runner):
-    removed = []
-
-    def listener(event):
-        if event.kind is JobEventKind.PROGRESS and not removed:
-            removed.append(event.job.id)
-            runner.remove(event.job.id)
-
-    runner.listener = listener
+    on_first(runner, JobEventKind.PROGRESS, runner.remove)
     job = runner.submit(req("y" * 400, step_seconds=0.01))
     assert runner.wait(job, timeout=30), "the removed job did not stop"
     assert job.state is JobState.CANCELLED and job.result is None
@@ -473,14 +473,7 @@ def test_a_pool_needs_a_server(tmp_path):
 
 
 def test_a_cancelled_pool_job_is_not_handed_on(pool_runner):
-    cancelled = []
-
-    def listener(event):
-        if event.kind is JobEventKind.STARTED and not cancelled:
-            cancelled.append(event.job.id)
-            pool_runner.cancel(event.job.id)
-
-    pool_runner.listener = listener
+    on_first(pool_runner, JobEventKind.STARTED, pool_runner.cancel)
     job = pool_job(pool_runner, gone="a,b,c")
     assert pool_runner.wait(job, timeout=30)
     assert job.state in (JobState.CANCELLED, JobState.FAILED) and len(job.tried) <= 1
