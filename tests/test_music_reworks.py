@@ -170,3 +170,30 @@ def test_steps_weigh_notes_outside_the_first_melodys_key():
     masked = key_bias({0, 4, 7}, float("inf"))
     logits = torch.zeros(EVENTS) + masked
     assert torch.softmax(logits, -1)[event(62)] == 0 and torch.softmax(logits, -1)[0] > 0
+
+
+@pytest.mark.parametrize("damage", ["truncated", "flipped", "no width", "width text"])
+def test_a_damaged_music_model_folder_is_refused_plainly(tmp_path, damage):
+    """Damaged weights or config of a VAE folder: ModelError in plain words, the files
+    untouched."""
+    import shutil
+
+    from creative_studio.core.errors import ModelError
+    from plugins.music.reworks import kind_of, load
+
+    folder = tmp_path / "vae"
+    shutil.copytree(paths.resources_dir() / "models" / "music-vae", folder)
+    weights, config = folder / "model.safetensors", folder / "config.json"
+    data, settings = weights.read_bytes(), json.loads(config.read_text())
+    if damage == "truncated":
+        weights.write_bytes(data[:len(data) // 2])
+    elif damage == "flipped":
+        weights.write_bytes(data[:3] + bytes([data[3] ^ 0xFF]) + data[4:])
+    elif damage == "no width":
+        config.write_text(json.dumps({k: v for k, v in settings.items() if k != "width"}))
+    else:
+        config.write_text(json.dumps({**settings, "width": "wide"}))
+    before = (weights.read_bytes(), config.read_text())
+    with pytest.raises(ModelError, match="vae is not a usable vae model"):
+        load(folder, kind_of(folder), "cpu")
+    assert (weights.read_bytes(), config.read_text()) == before

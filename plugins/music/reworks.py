@@ -39,6 +39,7 @@ def kind_of(folder: Path) -> str:
 def load(folder: Path, kind: str, device: str):
     """The network of a harmonize or VAE folder (safetensors only), in eval mode."""
     import torch
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     try:
@@ -53,7 +54,7 @@ def load(folder: Path, kind: str, device: str):
 
             model = from_config(config)
         model.load_state_dict(state)
-    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError, SafetensorError) as exc:
         raise ModelError(f"{folder.name} is not a usable {kind} model: {exc}") from exc
     model.eval().to(device)
     if kind == "harmonize":
