@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import sys
 import threading
 import time
 
@@ -540,3 +541,252 @@ def test_downloads_follow_the_users_current_choice(registry):
         assert runner.downloads_allowed() is False
     finally:
         runner.shutdown()
+
+
+# -- the model process's protocol, both ends in this process --------------------------------------
+# (tests/test_model_process.py runs the real child with every plugin; here the child's loop
+# runs on a thread over a pipe, so each message and failure is checked in milliseconds)
+SPEC = "tests.fake_plugin:ReverseGenerator"
+
+
+class FakeChildProcess:
+    """What ModelProcess needs of the child's Popen: alive until the test says it ended."""
+
+    pid = 4242
+
+    def __init__(self):
+        self.returncode = None
+        self.killed = False
+
+    def poll(self):
+        return self.returncode
+
+    def wait(self, timeout=None):
+        if self.returncode is None:
+            import subprocess
+
+            raise subprocess.TimeoutExpired("model process", timeout)
+        return self.returncode
+
+    def kill(self):
+        self.killed = True
+        self.returncode = -9
+
+
+class Unsendable(fake_plugin.ReverseGenerator):
+    def generate(self, request, progress, inputs):
+        if request.prompt == "lock":
+            result = super().generate(request, progress, inputs)
+            result.metadata["lock"] = threading.Lock()  # cannot be pickled
+            return result
+        if request.prompt == "bad":
+            raise BadInput("the prompt says no")
+        if request.prompt == "disk":
+            raise OSError(28, "No space left on device")
+        if request.prompt == "interrupt":
+            raise KeyboardInterrupt
+        return super().generate(request, progress, inputs)
+
+
+@pytest.fixture
+def child_pair():
+    """(ModelProcess, _Child): the parent's handle wired to a child loop on a thread."""
+    from multiprocessing import Pipe
+
+    from creative_studio.workers.model_process import ModelProcess, _Child
+
+    parent_end, child_end = Pipe()
+    child = _Child(child_end, "cpu")
+    thread = threading.Thread(target=child.run, daemon=True)
+    thread.start()
+    process = ModelProcess("cpu")
+    process.proc, process.conn = FakeChildProcess(), parent_end
+    process.thread = thread
+    yield process, child
+    parent_end.close()
+    thread.join(10)
+    assert not thread.is_alive(), "the child's loop did not end when its socket closed"
+
+
+def source(ref="fake-model"):
+    from creative_studio.core.models import ModelSource
+
+    return ModelSource(ref, "embedded", ref)
+
+
+def test_the_model_process_loads_generates_relays_progress_and_unloads(child_pair):
+    from creative_studio.core.progress import Progress
+    from creative_studio.workers.model_process import ProcessGenerator
+
+    process, child = child_pair
+    seen = []
+    progress = Progress(lambda fraction, eta, preview: seen.append((fraction, preview)))
+    generator = ProcessGenerator(process, "k1", SPEC, None)
+    generator.validate(req("x"))  # nothing: validation runs on the real class
+    generator.load(source(), "auto", progress)
+    assert process.loaded == {"k1"} and list(child.models) == ["k1"]
+    assert child.models["k1"].device == "cpu"  # the child resolves the device
+    progress = Progress(lambda fraction, eta, preview: seen.append((fraction, preview)))
+    result = generator.generate(req("abcdef", step_seconds=0.05), progress, {})
+    assert result.assets[0].data == b"fedcba" and result.device == "cpu"
+    assert seen[-1] == (1.0, "fedcba") and progress.fraction == 1.0
+    # at most one message per 30 ms, and the last one always
+    quick = []
+    progress = Progress(lambda fraction, eta, preview: quick.append(fraction))
+    generator.generate(req("ab", steps=400, step_seconds=0), progress, {})
+    assert quick[-1] == 1.0 and len(quick) < 100
+    assert child.current is None
+    generator.unload()
+    assert process.loaded == set()
+    deadline = time.monotonic() + 10
+    while "k1" in child.models and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert child.models == {} and fake_plugin.UNLOADS[-1] == "fake-model"
+    process.unload("never-loaded")  # nothing to do, nothing fails
+
+
+def test_the_model_process_says_what_failed_in_the_parent(child_pair, caplog):
+    from creative_studio.core.errors import Cancelled, ModelError, OutOfMemory
+    from creative_studio.core.progress import Progress
+
+    process, child = child_pair
+    with pytest.raises(ModelError, match="^Model not found: gone-missing$"):
+        process.call(("load", "gone", SPEC, None, source("gone-missing"), "cpu"), Progress(),
+                     "loading")
+    assert "gone" not in child.models
+    with pytest.raises(ModelError, match="not loaded in the model process"):
+        process.call(("generate", "gone", req("x"), {}), Progress(), "running")
+    spec = "tests.test_runner:Unsendable"
+    process.call(("load", "u", spec, None, source("u"), "cpu"), Progress(), "loading")
+    process.loaded.add("u")
+    with pytest.raises(BadInput, match="^the prompt says no$"):
+        process.call(("generate", "u", req("bad"), {}), Progress(), "running")
+    with pytest.raises(StudioError, match="^The disk is full: free some space") as info:
+        process.call(("generate", "u", req("disk"), {}), Progress(), "running")
+    assert type(info.value) is StudioError
+    with pytest.raises(StudioError, match=r"^The plugin's result cannot be sent back \("):
+        process.call(("generate", "u", req("lock"), {}), Progress(), "running")
+    with pytest.raises(StudioError) as info:
+        process.call(("generate", "u", req("interrupt"), {}), Progress(), "running")
+    assert type(info.value) is StudioError
+    assert "a job failed" in caplog.text  # an unexpected error is logged with its traceback
+    assert process.call(("generate", "u", req("ok"), {}), Progress(), "running").assets
+    progress = Progress()
+    progress.cancel()
+    with pytest.raises(Cancelled):
+        process.call(("generate", "u", req("ok"), {}), progress, "running")
+    with pytest.raises(OutOfMemory, match="^Out of memory while running the model"):
+        process.call(("generate", "u", req("explode"), {}), Progress(), "running")
+    assert process.loaded == set() and child.models == {}  # both ends dropped every model
+    assert list(child.cancelled) == [process._seq - 1]
+
+
+def test_stop_reaches_the_running_call_and_never_the_next(child_pair):
+    from creative_studio.core.errors import Cancelled
+    from creative_studio.core.progress import Progress
+
+    process, child = child_pair
+    process.call(("load", "k", SPEC, None, source(), "cpu"), Progress(), "loading")
+    progress = Progress(lambda fraction, eta, preview: progress.cancel())  # Stop on the first
+    with pytest.raises(Cancelled):
+        process.call(("generate", "k", req("abcdefghij", step_seconds=0.05), {}), progress,
+                     "running")
+    assert child.cancelled == {process._seq}
+    process.cancel(process._seq)  # a late Stop of the finished call
+    process.cancel(999)  # and one of a call not sent yet: only that call would stop
+    result = process.call(("generate", "k", req("abc"), {}), Progress(), "running")
+    assert result.assets[0].data == b"cba"
+    with pytest.raises(Cancelled):  # the call numbered 999 is stopped before it runs
+        process._seq = 998
+        process.call(("generate", "k", req("abc"), {}), Progress(), "running")
+
+
+def test_a_child_that_dies_mid_call_fails_it_plainly(child_pair, caplog):
+    from creative_studio.core.progress import Progress
+    from creative_studio.workers.model_process import ModelProcessDied
+
+    process, child = child_pair
+    process.call(("load", "k", SPEC, None, source(), "cpu"), Progress(), "loading")
+    proc = process.proc
+
+    def killed(fraction, eta, preview):  # as if the kernel killed it for memory
+        if proc.returncode is None:
+            proc.returncode = -9
+            child.conn.close()
+
+    progress = Progress(killed)
+    with pytest.raises(ModelProcessDied, match=r"^The model process stopped unexpectedly "
+                       r"\(SIGKILL\) while running this job; your work is safe .* It may have "
+                       r"run out of memory"):
+        process.call(("generate", "k", req("abcdefgh", step_seconds=0.05), {}), progress,
+                     "running this job")
+    assert process.proc is None and process.conn is None and process.loaded == set()
+    assert "model process 4242 stopped (SIGKILL) while running this job" in caplog.text
+    assert not process.alive()
+    process.cancel(1)  # nothing to stop: no child, no error
+
+
+def test_a_child_that_ended_before_the_call_is_said_too(child_pair):
+    from creative_studio.core.progress import Progress
+    from creative_studio.workers.model_process import ModelProcessDied, _signal_name
+
+    process, child = child_pair
+    proc = FakeChildProcess()
+    proc.returncode = -11
+    process.proc = proc  # dead: the call would start a new child...
+    process.start = lambda: setattr(process, "proc", proc)  # ...which is dead too
+    process.conn.close()
+    with pytest.raises(ModelProcessDied, match=r"\(SIGSEGV\) while loading the model; "
+                       r"your work is safe and the engine starts again with the next job\.$"):
+        process.call(("load", "k", SPEC, None, source(), "cpu"), Progress(),
+                     "loading the model")
+    assert _signal_name(None) == "no exit status"
+    assert _signal_name(-9) == "SIGKILL" and _signal_name(-200) == "signal 200"
+    assert _signal_name(3) == "exit status 3" and _signal_name(0) == "exit status 0"
+
+
+def test_the_child_stops_its_job_and_unloads_when_the_studio_goes_away(child_pair):
+    from creative_studio.core.progress import Progress
+
+    process, child = child_pair
+    process.preload(["colorsys"])
+    process.call(("load", "k", SPEC, None, source("leaving"), "cpu"), Progress(), "loading")
+    started = threading.Event()
+    progress = Progress(lambda fraction, eta, preview: started.set())
+    errors = []
+
+    def run():
+        try:
+            process.call(("generate", "k", req("abcdefghij" * 10, step_seconds=0.05), {}),
+                         progress, "running")
+        except Exception as exc:
+            errors.append(exc)
+
+    caller = threading.Thread(target=run, daemon=True)
+    caller.start()
+    assert started.wait(10)
+    process.conn.close()  # the studio's end closes: the job in the child is stopped
+    process.thread.join(10)
+    assert not process.thread.is_alive()
+    assert child.models == {} and fake_plugin.UNLOADS[-1] == "leaving"
+    caller.join(10)
+    assert errors and "colorsys" in sys.modules
+
+
+def test_a_real_child_process_starts_answers_and_quits(tmp_path, monkeypatch):
+    from creative_studio.core.progress import Progress
+    from creative_studio.workers.model_process import ModelProcess
+
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    monkeypatch.delenv("PYTHONUNBUFFERED", raising=False)
+    process = ModelProcess("cpu")
+    try:
+        process.call(("load", "k", SPEC, None, source(), "cpu"), Progress(), "loading")
+        proc = process.proc
+        assert process.alive() and proc.args[1:3] == ["-m",
+                                                      "creative_studio.workers.model_process"]
+        result = process.call(("generate", "k", req("abc"), {}), Progress(), "running")
+        assert result.assets[0].data == b"cba"
+    finally:
+        process.stop()
+    assert proc.returncode == 0 and process.proc is None

@@ -300,6 +300,15 @@ class _Child:
         from . import preload as preload_mod
 
         threading.Thread(target=self.read, name="model-process-reader", daemon=True).start()
+        try:
+            self._serve(preload_mod)
+        except (EOFError, OSError):  # the studio went away while the child answered
+            pass
+        finally:  # the models are let go however the studio went
+            for key in list(self.models):
+                self._unload(key)
+
+    def _serve(self, preload_mod: Any) -> None:
         while True:
             message = self.commands.get()
             if message is None:
@@ -328,8 +337,6 @@ class _Child:
                 self.send(("ok", value))
             except (TypeError, AttributeError, ValueError) as exc:  # not picklable
                 self._fail(StudioError(f"The plugin's result cannot be sent back ({exc})."))
-        for key in list(self.models):
-            self._unload(key)
 
     def _do(self, message: tuple, progress: Progress) -> Any:
         from ..core import devices
@@ -391,7 +398,7 @@ def main(argv: list[str]) -> int:
     child = _Child(conn, device)
     try:
         child.run()
-    except (EOFError, OSError, KeyboardInterrupt):
+    except KeyboardInterrupt:
         pass
     return 0
 
