@@ -189,8 +189,11 @@ def test_a_broken_keyring_keeps_the_key_in_memory_and_says_so(monkeypatch, caplo
     monkeypatch.setattr(secrets, "_memory", {})
     assert secrets.get("server:a") == ""
     assert "keyring read of server:a failed: RuntimeError" in caplog.text
-    with pytest.raises(secrets.NoKeyring, match="kept until the studio quits"):
+    with pytest.raises(secrets.NoKeyring, match=r"^No working OS keyring: the key is kept until "
+                       r"the studio quits\. Install a Secret Service \(GNOME Keyring, KWallet\) "
+                       r"to keep it\.$"):
         secrets.put("server:a", "sk-123")
+    assert "keyring write of server:a failed: RuntimeError" in caplog.text
     assert secrets.get("server:a") == "sk-123"
     assert "sk-123" not in caplog.text  # never in a log
     secrets.put("server:a", "")  # deleting: no error, gone from memory too
@@ -219,14 +222,17 @@ def test_the_fail_backend_counts_as_no_keyring(monkeypatch):
 def test_a_working_keyring_stores_and_deletes(monkeypatch):
     stored = {}
 
-    class Ring:
+    class Ring:  # keys of this studio only: its service name is checked
         def get_password(self, service, name):
+            assert service == "creative-studio"
             return stored.get(name)
 
         def set_password(self, service, name, secret):
+            assert service == "creative-studio"
             stored[name] = secret
 
         def delete_password(self, service, name):
+            assert service == "creative-studio"
             if name not in stored:
                 raise KeyError(name)
             del stored[name]
@@ -238,6 +244,9 @@ def test_a_working_keyring_stores_and_deletes(monkeypatch):
     secrets.put("k", "")
     secrets.put("k", "")  # deleting what is not there: fine
     assert stored == {} and secrets.get("k") == ""
+    secrets._memory["m"] = "from memory"
+    secrets.put("m", "")  # a delete through the keyring forgets the memory copy too
+    assert secrets._memory == {}
 
 
 # -- files and paths ----------------------------------------------------------------------------
@@ -255,6 +264,11 @@ def test_contained_names_and_stale_files(tmp_path):
     assert files.contained(tmp_path, "../../etc/passwd") == tmp_path.resolve() / "etc_passwd"
     assert files.contained(tmp_path, "...").name == "file"
     assert files.safe_name("a" * 200, limit=10) == "a" * 10
+    assert files.safe_name("b" * 200) == "b" * 80
+    assert files.safe_name("._.name._") == "name" and files.safe_name("._") == "file"
+    (tmp_path / "link").symlink_to(tmp_path.parent)  # a link out of the folder is refused
+    with pytest.raises(ValueError, match=r"^'link' does not name a file in "):
+        files.contained(tmp_path, "link")
     old, new = tmp_path / "studio-old.tmp", tmp_path / "studio-new.tmp"
     old.write_text("x")
     new.write_text("y")
@@ -286,30 +300,31 @@ def test_paths_follow_the_environment(tmp_path, monkeypatch):
 
 
 # -- settings -----------------------------------------------------------------------------------
-def test_settings_of_every_older_version_migrate_to_the_current_one():
+def test_settings_of_every_older_version_migrate_to_the_current_one(monkeypatch):
+    from creative_studio.core import settings as module
     from creative_studio.core.settings import VERSION, Settings
 
+    # versions 2-5 only added fields: an old file keeps what it had, the rest are defaults
     old = Settings.from_dict({"models_dir": "/x", "theme": "dark", "recent_files": ["/a"]})
-    assert old.theme == "dark" and old.recent_files == ["/a"] and old.version == VERSION
-    assert (old.servers, old.model_process, old.cpu_threads) == ([], True, 0)
-    assert (old.folders, old.default_folder) == ({}, "")
-    assert "models_dir" not in vars(old)
-    # a file of version 3 keeps what it had and gains only what came later
-    three = Settings.from_dict({"version": 3, "servers": [{"name": "a"}], "device": "cpu"})
-    assert three.servers == [{"name": "a"}] and three.device == "cpu"
-    assert three.model_process is True and three.folders == {}
-    four = Settings.from_dict({"version": 4, "model_process": False, "cpu_threads": 3})
-    assert (four.model_process, four.cpu_threads, four.default_folder) == (False, 3, "")
-    # each step is applied once, in order, and only from the version the file says
-    for version in (1, 2, 3, 4):
-        data = {"version": version, "folders": {"image": "/pics"}, "servers": [{"n": 1}],
-                "model_process": False, "cpu_threads": 2, "default_folder": "/d"}
-        settings = Settings.from_dict(data)
-        assert settings.version == VERSION
-        assert settings.model_process is False and settings.cpu_threads == 2
-        assert settings.servers == [{"n": 1}] and settings.folders == {"image": "/pics"}
-        assert data["version"] == version  # the caller's dictionary is not changed
-    assert Settings.from_dict({"version": 1, "servers": "x"}).servers == []
+    assert old == Settings(theme="dark", recent_files=["/a"]) and old.version == VERSION
+    # a step runs once for each version the file is behind, in order, on a copy
+    calls = []
+
+    def rename(data):  # e.g. a field renamed in version 3
+        calls.append(dict(data))
+        data["theme"] = data.pop("colour", "light")
+        return data
+
+    monkeypatch.setattr(module, "MIGRATIONS", {2: rename, 4: lambda d: d | {"device": "cpu"}})
+    data = {"version": 2, "colour": "dark"}
+    assert Settings.from_dict(data) == Settings(theme="dark", device="cpu")
+    assert data == {"version": 2, "colour": "dark"} and calls == [data]
+    for version in (None, "3", 0, -2, 1):  # missing or not a version: version 1
+        assert Settings.from_dict({"version": version, "colour": "dark"}).theme == "dark"
+    assert Settings.from_dict({"colour": "dark"}).theme == "dark"
+    assert Settings.from_dict({"version": 3, "colour": "dark"}) == Settings(device="cpu")
+    assert Settings.from_dict({"version": VERSION, "colour": "dark"}) == Settings()
+    assert len(calls) == 7
 
 
 @pytest.mark.parametrize("data", [None, [], "light", 3, {"version": "5"}, {"version": 0},
@@ -367,11 +382,18 @@ def test_settings_are_saved_read_back_and_survive_a_damaged_file(studio_home, ca
 # -- the log ------------------------------------------------------------------------------------
 def test_the_log_goes_to_one_rotating_file_and_its_tail_is_readable(studio_home):
     import logging
+    import warnings
 
     from creative_studio.core import logs
 
+    foreign = logging.NullHandler()  # a handler the studio did not add stays
+    logging.getLogger("plugins").addHandler(foreign)
+    shown = warnings.showwarning
     path = logs.setup(logging.DEBUG)
     again = logs.setup(logging.INFO)  # set up twice: one handler each, the newer one
+    assert warnings.showwarning is shown  # Python's warnings are not routed to the log
+    assert foreign in logging.getLogger("plugins").handlers
+    logging.getLogger("plugins").removeHandler(foreign)
     assert path == again == studio_home / "data" / "logs" / "studio.log"
     try:
         for name in ("creative_studio", "plugins"):
@@ -389,6 +411,10 @@ def test_the_log_goes_to_one_rotating_file_and_its_tail_is_readable(studio_home)
         assert "WARNING MainThread plugins.test: also written" in text
         assert "not written" not in text
         assert logs.tail(path, limit=12) == text[-12:]
+        assert text.startswith(time.strftime("%Y-"))  # from the first byte
+        big = studio_home / "big.log"
+        big.write_bytes(b"\xff" + b"x" * 200_000 + b"\xfe!")
+        assert logs.tail(big) == "x" * 199_998 + "\ufffd!"  # 200,000 bytes, never raises
         assert logs.log_file("models.log") == path.with_name("models.log")
         assert logs.tail(studio_home / "nothing.log").startswith("(the log cannot be read: ")
     finally:
@@ -1046,3 +1072,54 @@ def test_items_are_exported_with_their_recipe_inside_or_beside(tmp_path):
             export.export_item(store, empty, tmp_path / "none.txt")
     finally:
         store.close()
+
+
+
+# -- servers ------------------------------------------------------------------------------------
+def test_servers_are_checked_as_the_user_typed_them(monkeypatch):
+    from creative_studio.core.servers import ServerConfig
+
+    server = ServerConfig.checked("  Lab GPU_1.b-2 ", " http://10.0.0.5:8000/v1// ")
+    assert server == ServerConfig("Lab GPU_1.b-2", "http://10.0.0.5:8000/v1", "openai")
+    assert server.to_dict() == {"name": "Lab GPU_1.b-2", "url": "http://10.0.0.5:8000/v1",
+                                "kind": "openai"}
+    assert server.secret_name == "server:Lab GPU_1.b-2"
+    monkeypatch.setattr(secrets, "get", lambda name: f"key of {name}")
+    assert server.api_key() == "key of server:Lab GPU_1.b-2"
+    assert ServerConfig.checked("c", "https://host/", "comfyui").url == "https://host"
+    name_rule = (r"^A server name is 1–40 letters, digits, spaces, '\.', '_' or '-' "
+                 r"\(no '/'\)\.$")
+    for name in ("", " ", "a/b", "-a", "a" * 41):
+        with pytest.raises(BadInput, match=name_rule):
+            ServerConfig.checked(name, "http://h")
+    assert ServerConfig.checked("a" * 40, "http://h").name == "a" * 40
+    for url in ("ftp://h", "h:8000", "http://", "https:///v1", "mailto:x@y"):
+        with pytest.raises(BadInput, match=r"^'.*' is not a server address: use "
+                                           r"http://host:port \(or https://…\)\.$"):
+            ServerConfig.checked("a", url)
+    for url in ("http://user@h", "http://:secret@h", "http://h/?key=1", "http://h/#key",
+                "http://u:p@h"):
+        with pytest.raises(BadInput, match=r"^Put the API key in its own field, not in the "
+                                           r"address\.$"):
+            ServerConfig.checked("a", url)
+    with pytest.raises(BadInput, match=r"^Unknown server kind 'OPENAI'\.$"):
+        ServerConfig.checked("a", "http://h", "OPENAI")
+
+
+def test_servers_from_the_settings_keep_only_valid_entries():
+    import types
+
+    from creative_studio.core import servers
+
+    settings = types.SimpleNamespace(servers=[
+        {"name": "a", "url": "http://a"}, "junk", {"name": "b/c", "url": "http://b"},
+        {"name": "c", "url": "http://c", "kind": "comfyui"}, {"url": "http://d"},
+        {"name": "a", "url": "http://second-a"}])
+    names = [(s.name, s.kind) for s in servers.servers_of(settings)]
+    assert names == [("a", "openai"), ("c", "comfyui"), ("a", "openai")]
+    assert servers.find(settings, "a").url == "http://a"  # the first of that name
+    assert servers.find(settings, "c").kind == "comfyui" and servers.find(settings, "x") is None
+    assert [s.name for s in servers.of_kinds(settings, ["comfyui"])] == ["c"]
+    assert len(servers.of_kinds(settings, [])) == 3
+    assert servers.servers_of(types.SimpleNamespace()) == []
+    assert servers.servers_of(types.SimpleNamespace(servers=None)) == []

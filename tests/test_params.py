@@ -99,3 +99,36 @@ def test_every_builtin_plugin_declares_what_its_panel_and_cli_use():
     for record in registry.plugins:  # every default passes its own declaration
         for task in record.manifest.tasks:
             record.manifest.params.resolve(task.id, {})
+
+
+def test_a_param_set_is_looked_up_by_name_and_labels_its_choices():
+    assert "steps" in DECLARED and "nothing" not in DECLARED
+    assert "keep" in DECLARED  # declared for another task: still declared
+    assert DECLARED.get("guidance").default == 3.0 and DECLARED.get("keep").max == 32
+    with pytest.raises(KeyError, match="^'nothing'$"):
+        DECLARED.get("nothing")
+    assert DECLARED.defaults("continue") == {"steps": 25, "guidance": 3.0, "strict": False,
+                                             "keep": 4, "note": ""}
+    assert DECLARED.defaults("generate")["tonic"] == 0 and "keep" not in \
+        DECLARED.defaults("generate")
+    tonic = DECLARED.get("tonic")
+    assert tonic.choice_label(1) == "C♯/D♭" and tonic.choice_label("auto") == "auto"
+    assert tonic.choice_label(7) == "7"  # not a choice: as it is
+    bare = Param("mode", "choice", "a", choices=("a", "b"))
+    assert bare.choice_label("b") == "b" and bare.choice_label(None) == "None"
+    assert DECLARED.get("steps").choice_label(5) == "5"
+
+
+@pytest.mark.parametrize("declaration, value, message", [
+    ({"min": 0.5, "max": 2.25}, 3, "between 0.5 and 2.25 (got 3)"),
+    ({"min": 0.5}, -1.0, "between 0.5 and … (got -1)"),
+    ({"max": 1e-5}, 0.25, "between … and 1e-05 (got 0.25)"),
+    ({"min": 2, "max": 7}, 9, "between 2 and 7 (got 9)"),
+])
+def test_ranges_are_said_as_numbers_are_written(declaration, value, message):
+    default = declaration.get("min", 0.0)
+    params = ParamSet.from_list([{"name": "x", "type": "float", "default": default,
+                                  **declaration}])
+    with pytest.raises(BadInput, match="^X must be " + message.replace("(", r"\(")
+                       .replace(")", r"\)").replace(".", r"\.") + r"\.$"):
+        params.resolve("generate", {"x": value})

@@ -52,13 +52,13 @@ def test_round_trip_keeps_everything(tmp_path):
     assert json.loads(json.dumps(recipe))["request"]["seed"] == 42
 
 
-def _make_v1(path: Path) -> None:
+def _make_v1(path: Path, child_parents: str = '["p"]') -> None:
     conn = sqlite3.connect(path)
     conn.executescript(project_mod.SCHEMA_V1)
     conn.execute(f"PRAGMA application_id = {project_mod.APPLICATION_ID}")
     conn.execute("PRAGMA user_version = 1000")
     req = json.dumps(Request("text", "generate", "old", seed=1).to_dict())
-    for item_id, parents in (("p", "[]"), ("c", '["p"]')):
+    for item_id, parents in (("p", "[]"), ("c", child_parents)):
         conn.execute("INSERT INTO items VALUES (?,?,?,?,?,?,?,?,?,?)",
                      (item_id, time.time(), "text", "text", "t", req, "{}", "cpu", "{}",
                       parents))
@@ -457,3 +457,204 @@ def test_repair_of_a_file_with_only_a_structure_problem_copies_every_item(tmp_pa
         "draft": "d"}
     with pytest.raises(ProjectError, match="Repair writes a new file: choose another name"):
         store.repair(tmp_path / "s.csproj")
+
+
+def test_an_items_recipe_holds_everything_to_make_it_again(tmp_path):
+    store = ProjectStore.create(tmp_path / "r.csproj")
+    parent = store.add_item(Request("text", "generate", "p"), result("one"))
+    request = Request("text", "continue", "more", {"temperature": 0.5}, seed=9,
+                      parents=[parent])
+    child = store.item(store.add_item(request, result("two", tokens=3)))
+    assert child.recipe() == {
+        "generator": "creative-studio", "item": child.id, "request": request.to_dict(),
+        "model": {"name": "m", "ref": "embedded:m", "sha256": "ab" * 32,
+                  "source": "embedded"} | {k: v for k, v in child.model.items()
+                                           if k not in ("name", "ref", "sha256", "source")},
+        "device": "cpu", "versions": child.versions, "parents": [parent],
+        "created": child.created, "result": {"tokens": 3}}
+    assert child.versions and child.created > 0
+    with pytest.raises(ProjectError, match=r"^No item nothing-here in r.csproj.$"):
+        store.item("nothing-here")
+    assert store.item_text(child) == "two"
+    assert store.item_text(store.item(store.add_item(
+        Request("x", "y"), Result([Asset("image", "image/png", b"png")],
+                                  ModelIdentity("m", "r"), "cpu")))) == ""
+    odd = store.item(store.add_item(Request("x", "y"), Result(
+        [Asset("text", "text/plain", "é".encode("latin-1") + b"ok")], ModelIdentity("m", "r"),
+        "cpu")))
+    assert store.item_text(odd) == "\ufffdok"
+
+
+def test_a_project_is_empty_only_without_items_state_or_pending_results(tmp_path):
+    store = ProjectStore.create(tmp_path / "e.csproj")
+    assert store.is_empty()
+    store.set_state("panel:text", {"draft": ""})
+    assert not store.is_empty()
+    other = ProjectStore.create(tmp_path / "f.csproj")
+    item = other.add_item(Request("text", "generate", "p"), result())
+    assert not other.is_empty()
+    other.delete_item(item)
+    assert other.is_empty() and other.count() == 0
+    other.pending.append(project_mod.PendingItem("x", Request("t", "g"), result(), "full"))
+    assert not other.is_empty()
+
+
+def test_pending_results_keep_the_id_they_were_given(tmp_path):
+    store = ProjectStore.create(tmp_path / "p.csproj")
+    store._conn.execute("PRAGMA max_page_count = 12")
+    with pytest.raises(ProjectError):
+        store.add_item(Request("text", "generate", "big"), result("z" * 200_000))
+    promised = store.pending[0].item_id
+    store._conn.execute("PRAGMA max_page_count = 1073741823")
+    assert store.flush_pending() == 1
+    assert [i.id for i in store.items()] == [promised]
+
+
+def test_new_unsaved_projects_are_named_claimed_and_discarded_whole(studio_home):
+    import re
+
+    from creative_studio.core import paths
+
+    folder = paths.autosave_dir()
+    stale, fresh = folder / ".untitled-old.csproj.tmp", folder / ".untitled-new.csproj.tmp"
+    other = folder / "keep.tmp"
+    for path in (stale, fresh, other):
+        path.write_text("x")
+    past = time.time() - 7200
+    os.utime(stale, (past, past))
+    os.utime(other, (past, past))
+    store = project_mod.new_untitled()
+    assert not stale.exists() and fresh.exists() and other.exists()
+    assert store.untitled and store.path.parent == folder
+    assert re.fullmatch(r"untitled-\d{8}-\d{6}-[0-9a-f]{6}\.csproj", store.path.name)
+    owner = store.path.with_name(store.path.name + ".owner")
+    assert owner.read_text() == str(os.getpid())
+    store.close()
+    journal = store.path.with_name(store.path.name + "-journal")
+    journal.write_text("j")
+    project_mod.discard_unsaved(store.path)
+    assert not store.path.exists() and not owner.exists() and not journal.exists()
+    project_mod.discard_unsaved(store.path)  # already gone: nothing fails
+
+
+def test_recovery_looks_at_every_unsaved_project_and_its_owner(monkeypatch):
+    stores = [project_mod.new_untitled() for _ in range(3)]
+    for store in stores:
+        store.add_item(Request("text", "generate", "p"), result())
+        store.close()
+    owners = [s.path.with_name(s.path.name + ".owner") for s in stores]
+    owners[0].write_text("1")  # init: always alive
+    owners[1].write_text("0")  # no process
+    owners[2].write_text(" -5 ")
+    assert project_mod.recoverable() == sorted(s.path for s in stores[1:])
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        owners[1].write_text(str(sleeper.pid))
+        assert project_mod.recoverable() == [stores[2].path]
+        assert project_mod._alive(sleeper.pid) and sleeper.poll() is None  # asked, not signalled
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert project_mod.recoverable() == sorted(s.path for s in stores[1:])
+
+    def not_ours(pid, sig):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(project_mod.os, "kill", not_ours)
+    assert project_mod._alive(12345)  # another user's process is alive too
+
+
+def test_a_version_1_file_with_unreadable_parents_migrates(tmp_path):
+    for n, parents in enumerate(("not json", '["p", 3, "p"]', '{"p": 1}')):
+        path = tmp_path / f"old{n}.csproj"
+        _make_v1(path, parents)
+        store = ProjectStore.open(path)
+        expected = ["p"] if n == 1 else []
+        assert {i.id: i.parents for i in store.items()} == {"p": [], "c": expected}
+        store.close()
+
+
+def test_repair_counts_every_item_left_out_and_keeps_lineage(tmp_path, monkeypatch):
+    store = ProjectStore.create(tmp_path / "s.csproj")
+    first = store.add_item(Request("text", "generate", "a"), result("a"))
+    child = store.add_item(Request("text", "continue", "b", parents=[first]), result("b"))
+    bad = [store.add_item(Request("text", "generate", p), result(p)) for p in ("c", "d")]
+    monkeypatch.setattr(store, "check", lambda: {b: "damaged" for b in bad})
+    assert store.repair(tmp_path / "r.csproj") == (2, 2)
+    copy = ProjectStore.open(tmp_path / "r.csproj")
+    assert {i.id: i.parents for i in copy.items()} == {first: [], child: [first]}
+
+
+def test_a_repair_that_cannot_be_written_leaves_no_half_file(tmp_path, monkeypatch):
+    store = ProjectStore.create(tmp_path / "s.csproj")
+    store.add_item(Request("text", "generate", "a"), result("a"))
+    create = ProjectStore.create
+
+    class FullDisk:
+        def __init__(self, conn):
+            self.conn = conn
+
+        def execute(self, *args):
+            return self.conn.execute(*args)
+
+        def executemany(self, sql, rows):
+            if sql.startswith("INSERT INTO assets"):
+                raise sqlite3.OperationalError("database or disk is full")
+            return self.conn.executemany(sql, rows)
+
+        def close(self):
+            self.conn.close()
+
+    def failing_create(path, **kwargs):
+        made = create(path, **kwargs)
+        made._conn = FullDisk(made._conn)
+        return made
+
+    monkeypatch.setattr(ProjectStore, "create", failing_create)
+    with pytest.raises(ProjectError, match=r"^Could not write fixed.csproj: the disk is full"):
+        store.repair(tmp_path / "fixed.csproj")
+    assert not (tmp_path / "fixed.csproj").exists() and store.count() == 1
+
+
+def test_check_names_a_damaged_structure_apart_from_items(tmp_path, monkeypatch):
+    store = ProjectStore.create(tmp_path / "s.csproj")
+    store.add_item(Request("text", "generate", "a"), result("a"))
+
+    class Damaged:
+        def __init__(self, conn):
+            self.conn = conn
+
+        def execute(self, sql, *args):
+            if sql == "PRAGMA integrity_check":
+                return self.conn.execute("SELECT ?", ("*** in database main ***\n" + "x" * 300,))
+            return self.conn.execute(sql, *args)
+
+    real = store._conn
+    store._conn = Damaged(real)
+    problems = store.check()
+    assert problems == {"": "the file's structure: *** in database main ***\n" + "x" * 175}
+    assert store.damaged == {}
+    store._conn = real
+
+
+def test_save_as_failures_name_the_new_file(tmp_path, monkeypatch):
+    store = ProjectStore.create(tmp_path / "here.csproj")
+    (tmp_path / "a-file").write_text("not a folder")
+    with pytest.raises(ProjectError, match=r"^Could not save to .*/a-file/there.csproj: File "
+                                           r"exists$"):
+        store.save_as(tmp_path / "a-file" / "there")
+
+    def locked(path, write):
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(project_mod, "_write_new", locked)
+    with pytest.raises(ProjectError, match=r"^there.csproj is locked by another program.$"):
+        store.save_as(tmp_path / "there")
+
+    def odd(path, write):
+        raise OSError("no reason given")
+
+    monkeypatch.setattr(project_mod, "_write_new", odd)
+    with pytest.raises(ProjectError, match=r"^Could not save to .*there.csproj: no reason given$"):
+        store.save_as(tmp_path / "there")
+    assert store.path == tmp_path / "here.csproj"

@@ -31,7 +31,8 @@ def equivalents(path: Path = ROOT / "bench" / "mutation_equivalents.md") -> set[
 
 
 SQL = re.compile(r"\b(select|insert|delete|update|create|pragma|begin|commit|rollback|from|"
-                 r"where|values|order by|or replace|or ignore)\b", re.IGNORECASE)
+                 r"where|values|order by|or replace|or ignore|alter table|add column|"
+                 r"drop column)\b", re.IGNORECASE)
 
 
 def _blocks(source: str) -> dict[str, str]:
@@ -83,10 +84,30 @@ def results(folder: Path = ROOT / "mutants") -> dict[str, dict[str, int | None]]
     return out
 
 
+def recheck(folder: Path = ROOT / "mutants") -> int:
+    """Set survivors and no-test mutants (not those listed as equivalent) back to "not
+    checked" in mutmut's .meta files."""
+    count, same = 0, equivalents()
+    for meta in sorted(folder.rglob("*.py.meta")):
+        data = json.loads(meta.read_text())
+        codes = data.get("exit_code_by_key", {})
+        again = [k for k, v in codes.items() if v in SURVIVED | NO_TESTS and k not in same]
+        for key in again:
+            codes[key] = None
+        if again:
+            meta.write_text(json.dumps(data, indent=4))
+            count += len(again)
+    return count
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--survivors", action="store_true")
+    parser.add_argument("--recheck", action="store_true",
+                        help="mark survivors and mutants without tests as not checked")
     args = parser.parse_args()
+    if args.recheck:
+        print(f"{recheck()} mutants to check again")
     same = equivalents()
     rows, total = [], defaultdict(int)
     survivors = []

@@ -107,6 +107,8 @@ def _migrate_1_to_2(conn: sqlite3.Connection) -> None:
             values = json.loads(parents)
         except ValueError:
             values = []
+        if not isinstance(values, list):  # a damaged file: no parents rather than its keys
+            values = []
         conn.executemany("INSERT OR IGNORE INTO item_parents VALUES (?, ?)",
                          [(item_id, str(p)) for p in values if isinstance(p, str)])
     conn.execute("ALTER TABLE items DROP COLUMN parents")
@@ -719,9 +721,7 @@ class ProjectStore:
         """Copy every intact item (recipe, lineage, outputs) and the panels' state into a new
         project at ``target``; returns (items copied, items left out). This file is not
         changed."""
-        problems = self.check()
-        if "" in problems and len(problems) == 1:
-            problems = {}
+        problems = self.check()  # by item id ("": the file's structure, no item left out)
         target = Path(target)
         if target.resolve() == self.path.resolve():
             raise ProjectError("Repair writes a new file: choose another name.")

@@ -1,7 +1,8 @@
 """User preferences, kept as JSON in the config folder (written atomically, versioned).
 
 The file carries ``version``; older files are migrated when read (``MIGRATIONS``), newer
-ones are read for the fields this version knows. Settings reach the code that needs them
+ones are read for the fields this version knows; a field that is missing or of the wrong
+type takes its default. Settings reach the code that needs them
 through the objects that hold them (the window, the runner), never through environment
 variables, so a change in Preferences takes effect at once.
 """
@@ -23,35 +24,11 @@ VERSION = 5
 log = logging.getLogger(__name__)
 
 
-def _from_1(data: dict[str, Any]) -> dict[str, Any]:
-    """1 → 2: ``models_dir`` was never read by anything; it is dropped."""
-    data.pop("models_dir", None)
-    return data
-
-
-def _from_2(data: dict[str, Any]) -> dict[str, Any]:
-    """2 → 3: ``servers`` (none yet)."""
-    data.setdefault("servers", [])
-    return data
-
-
-def _from_3(data: dict[str, Any]) -> dict[str, Any]:
-    """3 → 4: models run in a model process (on), CPU threads chosen automatically (0)."""
-    data.setdefault("model_process", True)
-    data.setdefault("cpu_threads", 0)
-    return data
-
-
-def _from_4(data: dict[str, Any]) -> dict[str, Any]:
-    """4 → 5: the folder last used by each kind of file dialog; a default folder."""
-    data.setdefault("folders", {})
-    data.setdefault("default_folder", "")
-    return data
-
-
-# version N → N + 1
-MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {
-    1: _from_1, 2: _from_2, 3: _from_3, 4: _from_4}
+# version N → N + 1, for changes the fields' defaults cannot express (a renamed field, a value
+# whose meaning changed). Versions 2–5 only added fields with defaults (servers; model_process
+# and cpu_threads; folders and default_folder) and dropped one nothing read (models_dir):
+# unknown fields are ignored and missing ones take their defaults, so they need no step.
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
 
 
 @dataclass
@@ -92,7 +69,9 @@ class Settings:
         if not isinstance(version, int) or version < 1:
             version = 1
         while version < VERSION:
-            data = MIGRATIONS[version](dict(data))
+            step = MIGRATIONS.get(version)
+            if step is not None:
+                data = step(dict(data))
             version += 1
         defaults = cls()
         values = {}
