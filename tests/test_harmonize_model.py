@@ -48,7 +48,7 @@ def test_the_trainer_learns_checkpoints_and_exports(tmp_path):
         np.savez(data / f"{split}.npz", rolls=rolls, lengths=np.array([64] * count))
     run, export = tmp_path / "run", tmp_path / "export"
     cmd = [sys.executable, "tools/music/harmonize_train.py", "--data", str(data), "--run",
-           str(run), "--export", str(export), "--minutes", "0.25", "--save-minutes", "1",
+           str(run), "--export", str(export), "--minutes", "5", "--steps", "150", "--save-minutes", "5",
            "--batch", "8", "--blocks", "2", "--channels", "16", "--lr", "3e-3"]
     first = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert first.returncode == 0, first.stderr
@@ -63,9 +63,11 @@ def test_the_trainer_learns_checkpoints_and_exports(tmp_path):
 
     model = Coconet(blocks=2, channels=16)
     model.load_state_dict(load_file(str(export / "model.safetensors")))
-    cmd[cmd.index("--minutes") + 1] = "0.02"
+    assert config["step"] == 150  # --steps ends the session before --minutes
+    cmd[cmd.index("--steps") + 1] = "1"
     again = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert again.returncode == 0 and f"resumed at step {config['step']}" in again.stdout
+    assert json.loads((export / "config.json").read_text())["step"] == 151
 
 
 def marks_at(rolls):

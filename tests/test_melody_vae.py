@@ -58,7 +58,8 @@ def test_the_trainer_learns_checkpoints_and_exports(tmp_path):
         np.savez(data / f"{split}.npz", windows=windows)
     run, export = tmp_path / "run", tmp_path / "export"
     cmd = [sys.executable, "tools/music/vae_train.py", "--data", str(data), "--run", str(run),
-           "--export", str(export), "--minutes", "0.25", "--save-minutes", "1", "--batch", "16",
+           "--export", str(export), "--minutes", "5", "--steps", "150", "--save-minutes", "5",
+           "--batch", "16",
            "--arch", "bars", "--width", "16", "--hidden", "32", "--latent", "8",
            "--anneal", "50", "--word-dropout", "0.3", "--warmup", "5", "--threads", "1"]
     first = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
@@ -73,7 +74,8 @@ def test_the_trainer_learns_checkpoints_and_exports(tmp_path):
 
     assert kind_of(export) == "vae" and load(export, "vae", "cpu").config == {
         k: v for k, v in config.items() if k in load(export, "vae", "cpu").config}
-    cmd[cmd.index("--minutes") + 1] = "0.02"
+    assert config["step"] == 150  # --steps ends the session before --minutes
+    cmd[cmd.index("--steps") + 1] = "1"
     again = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert again.returncode == 0 and f"resumed at step {config['step']}" in again.stdout
     # a new machine without the checkpoint: the exported (shipped) weights are the start

@@ -95,7 +95,7 @@ def validation_nll(model, pieces: list[np.ndarray], seed: int = 0, count: int = 
 
 
 def main() -> None:
-    from tools.music.runs import arguments
+    from tools.music.runs import Budget, arguments
 
     parser = arguments("harmonize", "harmonize-data", "music-harmonize", batch=24)
     parser.add_argument("--blocks", type=int, default=8)
@@ -115,11 +115,11 @@ def main() -> None:
     print(f"{len(train)} train / {len(validation)} validation chorales; "
           f"{sum(p.numel() for p in model.parameters()):,} parameters; bf16 {bf16}",
           flush=True)
-    stop = time.monotonic() + args.minutes * 60
+    budget = Budget(args, step)
     saved = time.monotonic()
     losses: list[float] = []
     model.train()
-    while time.monotonic() < stop:
+    while budget.running(step):
         rolls = to_index(torch.from_numpy(batch(train, args.batch, rng)))
         hidden = torch.from_numpy(masks(args.batch, rng))
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
@@ -133,7 +133,7 @@ def main() -> None:
         losses.append(float(loss.detach()))
         if step % 50 == 0:
             print(f"step {step} loss {np.mean(losses[-50:]):.4f}", flush=True)
-        if time.monotonic() - saved > args.save_minutes * 60 or time.monotonic() >= stop:
+        if time.monotonic() - saved > args.save_minutes * 60 or not budget.running(step):
             nll = validation_nll(model, validation)
             save(model, optimizer, args.run, step, seed)
             export(model, args.export, step, {"validation_nll_atb_given_s": round(nll, 4),

@@ -20,6 +20,8 @@ def arguments(name: str, data: str, export: str, batch: int) -> argparse.Argumen
     parser.add_argument("--export", type=Path, default=ROOT / "resources" / "models" / export)
     parser.add_argument("--minutes", type=float, default=60)
     parser.add_argument("--save-minutes", type=float, default=5)
+    parser.add_argument("--steps", type=int, default=0,
+                        help="stop after this many steps in this session too (0: by --minutes)")
     parser.add_argument("--batch", type=int, default=batch)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
@@ -27,6 +29,20 @@ def arguments(name: str, data: str, export: str, batch: int) -> argparse.Argumen
                         help="no bfloat16 autocast (default: on where the CPU has native bf16; "
                              "with AMX 2.6-5x faster a step, tools/music/README.md)")
     return parser
+
+
+class Budget:
+    """When a session stops: after --minutes, or after --steps more steps when given."""
+
+    def __init__(self, args, step: int) -> None:
+        import time
+
+        self._clock = time.monotonic
+        self.stop = self._clock() + args.minutes * 60
+        self.last = step + args.steps if args.steps else None
+
+    def running(self, step: int) -> bool:
+        return self._clock() < self.stop and (self.last is None or step < self.last)
 
 
 def torch_setup(args) -> bool:

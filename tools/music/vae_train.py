@@ -78,7 +78,7 @@ def main() -> None:
     import torch
 
     from plugins.music.melody_vae import build, build_bars
-    from tools.music.runs import export, resume, save, torch_setup
+    from tools.music.runs import Budget, export, resume, save, torch_setup
 
     bf16 = torch_setup(args)  # 0.73 → 0.29 s a step with AMX
     train = np.load(args.data / "train.npz")["windows"]
@@ -92,10 +92,10 @@ def main() -> None:
     rng = np.random.default_rng(2000 + seed)
     print(f"{len(train):,} train windows; {sum(p.numel() for p in model.parameters()):,} "
           f"parameters; bf16 {bf16}", flush=True)
-    stop, saved = time.monotonic() + args.minutes * 60, time.monotonic()
+    budget, saved = Budget(args, step), time.monotonic()
     history: list[tuple[float, float]] = []
     model.train()
-    while time.monotonic() < stop:
+    while budget.running(step):
         rows = rng.integers(len(train), size=args.batch)
         events = torch.from_numpy(shifted(train[rows], rng))
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
@@ -118,7 +118,7 @@ def main() -> None:
         if step % 50 == 0:
             r, k = np.mean(history[-50:], axis=0)
             print(f"step {step} recon {r:.3f} kl {k:.2f} beta {beta:.3f}", flush=True)
-        if time.monotonic() - saved > args.save_minutes * 60 or time.monotonic() >= stop:
+        if time.monotonic() - saved > args.save_minutes * 60 or not budget.running(step):
             events_right, notes_right = reconstruction(model, validation)
             figures = {"validation_events_right": round(events_right, 4),
                        "validation_notes_right": round(notes_right, 4)}
