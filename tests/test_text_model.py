@@ -195,23 +195,23 @@ def test_without_llama_cpp_a_gguf_is_converted_and_the_slower_engine_is_said(
 
 
 LONG = " ".join(f"Day {i}: the river ran past the old mill, and the children counted the "
-                f"boats until the bell rang." for i in range(88))
+                f"boats until the bell rang." for i in range(30))
 
 
 @needs_llama
 def test_a_long_document_continued_twice_reuses_the_kv_cache():
-    """A 2,000+-token document: the second Continue (two words more) evaluates only what
-    follows the last whole cached block, and writes what a fresh engine writes."""
+    """A long document (700+ tokens, many cache blocks): the second Continue (two words
+    more) evaluates only what follows the last whole cached block, and writes what a fresh
+    engine writes. (How much sooner its first token comes is bench/, not a test.)"""
     engine = llama_engine.LlamaEngine(source_of("text", EMBEDDED))
     first = engine.generate(prepared(Request("text", "continue", "", {
         "context": LONG, "max_tokens": 12}, seed=4)), Progress())
-    assert first.metadata["prompt_tokens"] > 2000 and first.metadata["cached_tokens"] == 0
+    assert first.metadata["prompt_tokens"] > 700 and first.metadata["cached_tokens"] == 0
     again = prepared(Request("text", "continue", "", {"context": LONG + " And then",
                                                        "max_tokens": 12}, seed=4))
     second = engine.generate(again, Progress())
     meta = second.metadata
     assert meta["cached_tokens"] >= meta["prompt_tokens"] - llama_engine.BLOCK - 4
-    assert meta["first_token_s"] < first.metadata["first_token_s"]
     print(f"time to first token: {first.metadata['first_token_s']:.2f} s, again "
           f"{meta['first_token_s']:.2f} s ({meta['cached_tokens']} of "
           f"{meta['prompt_tokens']} tokens from the cache)")
@@ -262,7 +262,7 @@ def test_the_context_rules_on_a_real_engine_with_a_small_context():
     res = engine.generate(prepared(Request("text", "continue", "", {
         "context": LONG, "max_tokens": 20}, seed=2)), Progress())
     meta = res.metadata
-    assert meta["words_left_out"] > 1000
+    assert meta["words_left_out"] > 300
     assert meta["prompt_tokens"] + meta["tokens"] <= 256
     assert any("were left out" in n for n in meta["context_notes"])
     with pytest.raises(BadInput, match="too long to rewrite"):
