@@ -16,6 +16,8 @@ import pytest
 from creative_studio.core import devices, files, models, paths, provenance, secrets
 from creative_studio.core.errors import BadInput, ModelError, StudioError
 
+ROOT = Path(__file__).resolve().parents[1]
+
 
 # -- devices --------------------------------------------------------------------------------
 @pytest.fixture
@@ -188,12 +190,12 @@ def test_a_broken_keyring_keeps_the_key_in_memory_and_says_so(monkeypatch, caplo
     monkeypatch.setattr(secrets, "_keyring", lambda: BrokenRing())
     monkeypatch.setattr(secrets, "_memory", {})
     assert secrets.get("server:a") == ""
-    assert "keyring read of server:a failed: RuntimeError" in caplog.text
+    assert caplog.messages == ["keyring read of server:a failed: RuntimeError"]
     with pytest.raises(secrets.NoKeyring, match=r"^No working OS keyring: the key is kept until "
                        r"the studio quits\. Install a Secret Service \(GNOME Keyring, KWallet\) "
                        r"to keep it\.$"):
         secrets.put("server:a", "sk-123")
-    assert "keyring write of server:a failed: RuntimeError" in caplog.text
+    assert caplog.messages[1:] == ["keyring write of server:a failed: RuntimeError"]
     assert secrets.get("server:a") == "sk-123"
     assert "sk-123" not in caplog.text  # never in a log
     secrets.put("server:a", "")  # deleting: no error, gone from memory too
@@ -209,6 +211,7 @@ def test_no_keyring_at_all(monkeypatch):
     assert secrets.get("x") == "key"
     secrets.put("x", "")
     assert secrets.get("x") == ""
+    secrets.put("never-set", "")  # deleting what was never there: nothing to say
 
 
 def test_the_fail_backend_counts_as_no_keyring(monkeypatch):
@@ -244,6 +247,8 @@ def test_a_working_keyring_stores_and_deletes(monkeypatch):
     secrets.put("k", "")
     secrets.put("k", "")  # deleting what is not there: fine
     assert stored == {} and secrets.get("k") == ""
+    secrets.put("fresh", "sk-1")  # a name the memory never held
+    assert stored == {"fresh": "sk-1"}
     secrets._memory["m"] = "from memory"
     secrets.put("m", "")  # a delete through the keyring forgets the memory copy too
     assert secrets._memory == {}
@@ -315,10 +320,15 @@ def test_settings_of_every_older_version_migrate_to_the_current_one(monkeypatch)
         data["theme"] = data.pop("colour", "light")
         return data
 
-    monkeypatch.setattr(module, "MIGRATIONS", {2: rename, 4: lambda d: d | {"device": "cpu"}})
-    data = {"version": 2, "colour": "dark"}
+    def never(data):
+        raise AssertionError("a step from the current version ran")
+
+    monkeypatch.setattr(module, "MIGRATIONS", {1: rename, 4: lambda d: d | {"device": "cpu"},
+                                               VERSION: never})
+    data = {"version": 1, "colour": "dark"}
     assert Settings.from_dict(data) == Settings(theme="dark", device="cpu")
-    assert data == {"version": 2, "colour": "dark"} and calls == [data]
+    assert data == {"version": 1, "colour": "dark"} and calls == [data]
+    assert Settings.from_dict({"version": 2, "colour": "dark"}) == Settings(device="cpu")
     for version in (None, "3", 0, -2, 1):  # missing or not a version: version 1
         assert Settings.from_dict({"version": version, "colour": "dark"}).theme == "dark"
     assert Settings.from_dict({"colour": "dark"}).theme == "dark"
@@ -373,7 +383,8 @@ def test_settings_are_saved_read_back_and_survive_a_damaged_file(studio_home, ca
     assert Settings.load() == settings
     Settings.path().write_text("{not json")
     assert Settings.load() == Settings()
-    assert "settings unreadable" in caplog.text
+    assert caplog.messages == ["settings unreadable, using defaults: Expecting property name "
+                               "enclosed in double quotes: line 1 column 2 (char 1)"]
     Settings.path().unlink()
     Settings.path().mkdir()  # a folder where the file should be: unreadable, not a crash
     assert Settings.load() == Settings()
@@ -416,6 +427,7 @@ def test_the_log_goes_to_one_rotating_file_and_its_tail_is_readable(studio_home)
         big.write_bytes(b"\xff" + b"x" * 200_000 + b"\xfe!")
         assert logs.tail(big) == "x" * 199_998 + "\ufffd!"  # 200,000 bytes, never raises
         assert logs.log_file("models.log") == path.with_name("models.log")
+        assert logs.log_file() == path
         assert logs.tail(studio_home / "nothing.log").startswith("(the log cannot be read: ")
     finally:
         for name in ("creative_studio", "plugins"):
@@ -546,10 +558,14 @@ def test_files_are_imported_as_items_with_what_their_readers_found(tmp_path):
         assert store.item(anything).assets[0].role == "file"
         assert store.item(imports.import_file(store, "upscale", picture, "image/*")).metadata \
             == {"width": 7, "height": 5}
-        with pytest.raises(BadInput):
+        with pytest.raises(BadInput, match="^notes.txt is not an image the studio can read"):
             imports.import_file(store, "upscale", notes, "image/png")
-        with pytest.raises(BadInput):
+        with pytest.raises(BadInput, match="^notes.txt is not a MIDI file"):
             imports.import_file(store, "music", notes, "audio/midi")
+        odd = tmp_path / "picture.data"
+        odd.write_bytes(buffer.getvalue())  # a picture whatever its name says
+        [asset] = store.item(imports.import_image(store, "upscale", odd)[0]).assets
+        assert asset.mime == "image/png"
         big = tmp_path / "big.mid"
         with big.open("wb") as out:
             out.truncate(9 << 20)
@@ -557,7 +573,7 @@ def test_files_are_imported_as_items_with_what_their_readers_found(tmp_path):
             imports.import_midi(store, "music", big)
         with pytest.raises(OSError):
             imports.import_image(store, "upscale", tmp_path / "missing.png")
-        assert store.count() == 5
+        assert store.count() == 6 and store.check() == {}  # every recipe reads back
     finally:
         store.close()
 
@@ -579,6 +595,7 @@ def test_mime_types_by_name_and_the_files_a_folder_gives(tmp_path):
     assert imports.input_files([folder, named], "image") == [folder / "a.jpg", folder / "b.png",
                                                             named]
     assert imports.input_files([folder], "audio/midi") == [folder / "c.mid"]
+    assert imports.input_files([named, folder], "audio") == [named, folder / "c.mid"]
     assert imports.input_files([named] * (imports.MAX_BATCH + 5), "image") == \
         [named] * imports.MAX_BATCH
 
@@ -951,6 +968,10 @@ def test_exif_sizes_follow_the_picture_and_other_tags_stay():
     plain[0x0131] = "Scanner"
     data.load(resized_exif(plain.tobytes(), 40, 80))
     assert data[0x0131] == "Scanner" and 0xA002 not in data.get_ifd(0x8769)
+    only_width = Image.Exif()
+    only_width.get_ifd(0x8769)[0xA002] = 5
+    data.load(resized_exif(only_width.tobytes(), 7, 9))
+    assert (data.get_ifd(0x8769)[0xA002], data.get_ifd(0x8769)[0xA003]) == (7, 9)
     only_height = Image.Exif()
     only_height.get_ifd(0x8769)[0xA003] = 5
     data.load(resized_exif(only_height.tobytes(), 7, 9))
@@ -1123,3 +1144,32 @@ def test_servers_from_the_settings_keep_only_valid_entries():
     assert len(servers.of_kinds(settings, [])) == 3
     assert servers.servers_of(types.SimpleNamespace()) == []
     assert servers.servers_of(types.SimpleNamespace(servers=None)) == []
+
+
+UNDER_ASCII_LOCALE = """
+import json, logging, sys
+from creative_studio.core import logs
+from creative_studio.core.settings import Settings
+assert sys.getfilesystemencoding() and __import__("locale").getencoding() != "utf-8"
+Settings.path().write_text(json.dumps({"theme": "dark", "recent_files": ["/tmp/Caf\\u00e9.csproj"]},
+                                      ensure_ascii=False), encoding="utf-8")
+settings = Settings.load()
+path = logs.setup()
+logging.getLogger("creative_studio.x").warning("r\\u00e9sum\\u00e9 of %s", settings.recent_files[0])
+print(logs.tail(path).splitlines()[-1].split(": ", 1)[1])
+"""
+
+
+def test_settings_and_the_log_are_utf8_whatever_the_locale(studio_home):
+    """A machine whose locale is not UTF-8 (the C locale without coercion, or Windows'
+    code pages): settings and the log are still read and written as UTF-8."""
+    import subprocess
+
+    env = dict(os.environ, LC_ALL="C", LANG="C", PYTHONUTF8="0", PYTHONCOERCECLOCALE="0",
+               PYTHONIOENCODING="utf-8", CREATIVE_STUDIO_HOME=str(studio_home))
+    done = subprocess.run([sys.executable, "-c", UNDER_ASCII_LOCALE], cwd=ROOT, env=env,
+                          capture_output=True, timeout=120)
+    assert done.returncode == 0, done.stderr.decode()
+    assert done.stdout.decode("utf-8").strip() == "résumé of /tmp/Café.csproj"
+    log = (studio_home / "data" / "logs" / "studio.log").read_bytes()
+    assert "résumé of /tmp/Café.csproj".encode() in log

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -790,3 +791,46 @@ def test_a_real_child_process_starts_answers_and_quits(tmp_path, monkeypatch):
     finally:
         process.stop()
     assert proc.returncode == 0 and process.proc is None
+
+
+def test_the_childs_main_serves_its_socket_until_the_studio_closes_it(studio_home):
+    import logging
+    import signal
+    import socket
+    from multiprocessing.connection import Connection
+
+    from creative_studio.workers import model_process
+
+    ours, theirs = socket.socketpair()
+    conn = Connection(ours.detach())
+    replies = []
+
+    def studio():
+        conn.send(("load", 1, "k", SPEC, None, source(), "cpu"))
+        replies.append(conn.recv())
+        conn.send(("generate", 2, "k", req("abc"), {}))
+        while (reply := conn.recv())[0] == "progress":
+            pass
+        replies.append(reply)
+        conn.close()
+
+    thread = threading.Thread(target=studio, daemon=True)
+    thread.start()
+    previous = signal.getsignal(signal.SIGINT)
+    try:
+        assert model_process.main([str(theirs.detach()), "cuda:7"]) == 0
+        # Ctrl+C in the studio's terminal is the studio's: the child ignores it
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        for name in ("creative_studio", "plugins"):
+            logger = logging.getLogger(name)
+            for handler in [h for h in logger.handlers if getattr(h, "_studio", False)]:
+                handler.close()
+                logger.removeHandler(handler)
+            logger.setLevel(logging.NOTSET)
+    thread.join(10)
+    assert replies[0] == ("ok", None)
+    assert replies[1][0] == "ok" and replies[1][1].assets[0].data == b"cba"
+    log = (studio_home / "data" / "logs" / "models.log").read_text()
+    assert f"model process {os.getpid()} ready for cuda:7" in log

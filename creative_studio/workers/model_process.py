@@ -299,6 +299,7 @@ class _Child:
     def run(self) -> None:
         from . import preload as preload_mod
 
+        log.info("model process %s ready for %s", os.getpid(), self.device)
         threading.Thread(target=self.read, name="model-process-reader", daemon=True).start()
         try:
             self._serve(preload_mod)
