@@ -65,6 +65,9 @@ def test_the_cheap_accelerator_look(monkeypatch):
     monkeypatch.setattr(devices.glob, "glob", lambda pattern: ["/dev/dxg"]
                         if pattern == "/dev/dxg" else [])
     assert devices._might_have_accelerator()  # WSL's GPU
+    monkeypatch.setattr(devices.glob, "glob", lambda pattern: ["/dev/nvidia0"]
+                        if pattern == "/dev/nvidia[0-9]*" else [])
+    assert devices._might_have_accelerator()  # an NVIDIA driver's device
     monkeypatch.setattr(devices.glob, "glob", lambda pattern: [])
     assert not devices._might_have_accelerator()
 
@@ -271,6 +274,7 @@ def test_contained_names_and_stale_files(tmp_path):
     assert files.safe_name("a" * 200, limit=10) == "a" * 10
     assert files.safe_name("b" * 200) == "b" * 80
     assert files.safe_name("._.name._") == "name" and files.safe_name("._") == "file"
+    assert files.safe_name("X-ray.X") == "X-ray.X"
     (tmp_path / "link").symlink_to(tmp_path.parent)  # a link out of the folder is refused
     with pytest.raises(ValueError, match=r"^'link' does not name a file in "):
         files.contained(tmp_path, "link")
@@ -493,17 +497,23 @@ def test_variations_step_the_seed_and_group_only_several():
 
 
 # -- background imports -------------------------------------------------------------------------
-def test_preload_imports_once_per_process_and_survives_failures(monkeypatch, caplog):
+def test_preload_imports_once_per_process_and_survives_failures(monkeypatch, caplog, tmp_path):
     from creative_studio.workers import preload
 
+    probe = tmp_path / "studio_preload_probe.py"
+    probe.write_text("VALUE = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "studio_preload_probe", raising=False)
     monkeypatch.setattr(preload, "_started", False)
     monkeypatch.delenv("CREATIVE_STUDIO_NO_PRELOAD", raising=False)
     assert preload.preload([]) is None and preload._started is False
-    thread = preload.preload(["no_such_module_here", "colorsys"])
+    thread = preload.preload(["no_such_module_here", "studio_preload_probe"])
     assert thread.name == "studio-preload" and thread.daemon
     thread.join(10)
-    assert not thread.is_alive() and "colorsys" in sys.modules
-    assert "preloading no_such_module_here failed" in caplog.text
+    assert not thread.is_alive() and "studio_preload_probe" in sys.modules
+    [record] = caplog.records  # one failure, with its traceback, in the studio's log
+    assert record.getMessage() == "preloading no_such_module_here failed"
+    assert record.name == "creative_studio.workers.preload" and record.exc_info is not None
     assert preload.preload(["colorsys"]) is None  # once per process
     forced = preload.preload(["colorsys"], force=True)
     assert forced is not None
@@ -799,6 +809,8 @@ def test_midi_is_rendered_to_exactly_its_length_plus_the_release(monkeypatch, tm
     assert midi.soundfont() is None
     samples, rate, engine = midi.render(data, 8000)
     assert engine == "sine (FluidSynth or a SoundFont is missing)" and rate == 8000
+    assert midi.render(data)[1] == 44100  # CD rate unless asked
+    assert soundfile.info(io.BytesIO(midi.render_wav(data)[0])).samplerate == 44100
     assert samples.dtype == np.float32 and np.abs(samples).max() == pytest.approx(0.8)
     wav, engine = midi.render_wav(data, 8000)
     audio, rate = soundfile.read(io.BytesIO(wav))
@@ -814,6 +826,10 @@ def test_midi_is_rendered_to_exactly_its_length_plus_the_release(monkeypatch, tm
     fade = 8000 // 20
     assert audio[-fade - 1] == pytest.approx(0.8, abs=1e-4) and abs(audio[-1]) < 1e-3
     assert audio[-fade // 2] == pytest.approx(0.4, abs=0.01)
+    monkeypatch.setattr(pretty_midi.PrettyMIDI, "synthesize",
+                        lambda self, fs: np.zeros(10, dtype=np.float64))
+    samples, _, _ = midi.render(data, 8000)  # silence stays silence (no 0 / 0)
+    assert samples.tolist() == [0.0] * 10
     monkeypatch.setattr(pretty_midi.PrettyMIDI, "synthesize",
                         lambda self, fs: np.zeros(0, dtype=np.float64))
     samples, _, _ = midi.render(data, 8000)
@@ -1108,6 +1124,7 @@ def test_servers_are_checked_as_the_user_typed_them(monkeypatch):
     monkeypatch.setattr(secrets, "get", lambda name: f"key of {name}")
     assert server.api_key() == "key of server:Lab GPU_1.b-2"
     assert ServerConfig.checked("c", "https://host/", "comfyui").url == "https://host"
+    assert ServerConfig.checked("c", "http://boX/").url == "http://boX"
     name_rule = (r"^A server name is 1–40 letters, digits, spaces, '\.', '_' or '-' "
                  r"\(no '/'\)\.$")
     for name in ("", " ", "a/b", "-a", "a" * 41):
@@ -1173,3 +1190,45 @@ def test_settings_and_the_log_are_utf8_whatever_the_locale(studio_home):
     assert done.stdout.decode("utf-8").strip() == "résumé of /tmp/Café.csproj"
     log = (studio_home / "data" / "logs" / "studio.log").read_bytes()
     assert "résumé of /tmp/Café.csproj".encode() in log
+
+
+
+# -- what failures say --------------------------------------------------------------------------
+@pytest.mark.parametrize("exc, oom", [
+    (MemoryError(), True), (RuntimeError("CUDA out of memory. Tried to allocate 2 GiB"), True),
+    (RuntimeError("[enforce fail at alloc_cpu.cpp] DefaultCPUAllocator: not enough memory"),
+     True), (RuntimeError("can't allocate memory: you tried to allocate 8 GB"), True),
+    (RuntimeError("shape mismatch"), False), (ValueError("out of memory"), False),
+    (type("OutOfMemoryError", (RuntimeError,), {})("no words"), True),
+    (type("Sub", (type("OutOfMemoryError", (Exception,), {}),), {})(), True),
+    (OSError(12, "Cannot allocate memory"), False), (KeyError("x"), False),
+])
+def test_out_of_memory_is_known_by_type_or_by_the_allocators_words(exc, oom):
+    from creative_studio.core.errors import OutOfMemory, is_out_of_memory
+
+    assert is_out_of_memory(exc) is oom
+    assert is_out_of_memory(OutOfMemory("the runner's own"))
+
+
+@pytest.mark.parametrize("exc, says", [
+    (BadInput("Empty prompt."), "Empty prompt."),
+    (MemoryError(), "Out of memory while running the model: try a smaller model, fewer tokens "
+                    "or a smaller batch, or close other programs."),
+    (FileNotFoundError(2, "No such file or directory", "/x/a.png"), "File not found: /x/a.png"),
+    (FileNotFoundError("gone"), "File not found: gone"),
+    (PermissionError(13, "Permission denied", "/x/b"), "Permission denied: /x/b"),
+    (PermissionError("nope"), "Permission denied: nope"),
+    (OSError(28, "No space left on device"), "The disk is full: free some space and try again."),
+    (OSError(5, "I/O: No space left"), "The disk is full: free some space and try again."),
+    (OSError(30, "Read-only file system", "/media/cd/p.csproj"),
+     "The disk is read-only: /media/cd/p.csproj. Choose a folder you can write to."),
+    (OSError(30, "Read-only file system"),
+     "The disk is read-only: [Errno 30] Read-only file system. Choose a folder you can write "
+     "to."),
+    (OSError(5, "Input/output error"), "OSError: [Errno 5] Input/output error"),
+    (ValueError("bad value"), "ValueError: bad value"), (KeyError(), "KeyError"),
+])
+def test_every_failure_is_one_plain_paragraph(exc, says):
+    from creative_studio.core.errors import describe
+
+    assert describe(exc) == says

@@ -132,3 +132,11 @@ def test_ranges_are_said_as_numbers_are_written(declaration, value, message):
     with pytest.raises(BadInput, match="^X must be " + message.replace("(", r"\(")
                        .replace(")", r"\)").replace(".", r"\.") + r"\.$"):
         params.resolve("generate", {"x": value})
+
+
+def test_whole_number_ranges_are_said_in_full():
+    params = ParamSet.from_list([{"name": "seed", "type": "int", "default": 0, "min": 0,
+                                  "max": 100_000_000}])
+    with pytest.raises(BadInput, match=r"^Seed must be between 0 and 100000000 "
+                                       r"\(got 123456789\)\.$"):
+        params.resolve("generate", {"seed": 123_456_789})

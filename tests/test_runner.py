@@ -508,7 +508,7 @@ def test_requeue_hands_on_only_what_another_server_can_take(pool_runner, caplog)
     assert events == [(JobEventKind.QUEUED, "server:*")]
     assert gone.progress.message == "a went away; trying another server…"
     assert f"job {gone.id}: a cannot run it (lost); queued again for the other servers" \
-        in caplog.text
+        in caplog.messages
     lacks = job()
     assert pool_runner._requeue(lacks, "b", NotOnServer("no model")) is True
     assert "b" not in pool_runner._down_until  # lacking a model is no reason to rest
@@ -558,11 +558,13 @@ class FakeChildProcess:
     def __init__(self):
         self.returncode = None
         self.killed = False
+        self.waits = []
 
     def poll(self):
         return self.returncode
 
     def wait(self, timeout=None):
+        self.waits.append(timeout)
         if self.returncode is None:
             import subprocess
 
@@ -716,31 +718,49 @@ def test_a_child_that_dies_mid_call_fails_it_plainly(child_pair, caplog):
             child.conn.close()
 
     progress = Progress(killed)
-    with pytest.raises(ModelProcessDied, match=r"^The model process stopped unexpectedly "
-                       r"\(SIGKILL\) while running this job; your work is safe .* It may have "
-                       r"run out of memory"):
+    with pytest.raises(ModelProcessDied) as info:
         process.call(("generate", "k", req("abcdefgh", step_seconds=0.05), {}), progress,
                      "running this job")
+    assert str(info.value) == (
+        "The model process stopped unexpectedly (SIGKILL) while running this job; your work "
+        "is safe and the engine starts again with the next job. It may have run out of "
+        "memory: try a smaller model or close other programs.")
     assert process.proc is None and process.conn is None and process.loaded == set()
-    assert "model process 4242 stopped (SIGKILL) while running this job" in caplog.text
+    assert caplog.messages[-1] == "model process 4242 stopped (SIGKILL) while running this job"
     assert not process.alive()
     process.cancel(1)  # nothing to stop: no child, no error
 
 
 def test_a_child_that_ended_before_the_call_is_said_too(child_pair):
     from creative_studio.core.progress import Progress
-    from creative_studio.workers.model_process import ModelProcessDied, _signal_name
+    from creative_studio.workers.model_process import (
+        ModelProcessDied,
+        ProcessGenerator,
+        _signal_name,
+    )
 
     process, child = child_pair
     proc = FakeChildProcess()
     proc.returncode = -11
     process.proc = proc  # dead: the call would start a new child...
-    process.start = lambda: setattr(process, "proc", proc)  # ...which is dead too
+    def start():  # ...which is dead too
+        from multiprocessing import Pipe
+
+        ours, theirs = Pipe()
+        theirs.close()
+        process.proc, process.conn = proc, ours
+
+    process.start = start
     process.conn.close()
     with pytest.raises(ModelProcessDied, match=r"\(SIGSEGV\) while loading the model; "
                        r"your work is safe and the engine starts again with the next job\.$"):
         process.call(("load", "k", SPEC, None, source(), "cpu"), Progress(),
                      "loading the model")
+    generator = ProcessGenerator(process, "k", SPEC, None)
+    with pytest.raises(ModelProcessDied, match=r"\(SIGSEGV\) while running this job; "):
+        generator.generate(req("x"), Progress(), {})
+    with pytest.raises(ModelProcessDied, match=r"\(SIGSEGV\) while loading the model; "):
+        generator.load(source(), "cpu", Progress())
     assert _signal_name(None) == "no exit status"
     assert _signal_name(-9) == "SIGKILL" and _signal_name(-200) == "signal 200"
     assert _signal_name(3) == "exit status 3" and _signal_name(0) == "exit status 0"
@@ -834,3 +854,68 @@ def test_the_childs_main_serves_its_socket_until_the_studio_closes_it(studio_hom
     assert replies[1][0] == "ok" and replies[1][1].assets[0].data == b"cba"
     log = (studio_home / "data" / "logs" / "models.log").read_text()
     assert f"model process {os.getpid()} ready for cuda:7" in log
+
+
+def test_a_child_that_hangs_after_its_socket_closed_is_killed():
+    from multiprocessing import Pipe
+
+    from creative_studio.core.progress import Progress
+    from creative_studio.workers.model_process import ModelProcess, ModelProcessDied
+
+    ours, theirs = Pipe()
+    theirs.close()  # its end of the socket is gone, but it never exits by itself
+    process = ModelProcess("cpu")
+    proc = FakeChildProcess()
+    process.proc, process.conn = proc, ours
+    with pytest.raises(ModelProcessDied, match=r"\(SIGKILL\) while loading"):
+        process.call(("load", "k", SPEC, None, source(), "cpu"), Progress(), "loading")
+    assert proc.killed and proc.waits[:2] == [5, 5] and None not in proc.waits  # bounded
+    process.proc, process.conn = proc, None
+    process.cancel(3)  # alive but not connected: nothing to send, nothing fails
+
+
+def test_the_child_adds_a_plugin_folder_and_refuses_unknown_commands(child_pair, tmp_path):
+    from creative_studio.core.errors import StudioError
+    from creative_studio.core.progress import Progress
+    from creative_studio.workers.model_process import ProcessGenerator
+
+    process, child = child_pair
+    folder = tmp_path / "my-plugins"
+    generator = ProcessGenerator(process, "k", SPEC, str(folder))
+    try:
+        generator.load(source(), "cpu", Progress())
+        assert sys.path.count(str(folder)) == 1
+        generator.load(source(), "cpu", Progress())  # once, however many loads
+        assert sys.path.count(str(folder)) == 1
+    finally:
+        while str(folder) in sys.path:
+            sys.path.remove(str(folder))
+    with pytest.raises(StudioError, match=r"^The model process does not know the command "
+                                          r"'train'\.$"):
+        process.call(("train", "k", req("x"), {}), Progress(), "training")
+
+
+def test_warm_up_in_a_model_process_and_when_it_cannot_start(registry, caplog):
+    from creative_studio.workers.runner import _Worker
+
+    runner = JobRunner(registry, device_preference="cpu", isolate=True)
+    try:
+        worker = _Worker(runner, "cpu")
+        sent = []
+
+        class Process:
+            def preload(self, modules):
+                sent.append(modules)
+                if modules == ["fails"]:
+                    raise OSError(11, "Resource temporarily unavailable")
+
+        worker.process = Process()
+        worker._warm_up(["json", "colorsys"])
+        assert sent == [["json", "colorsys"]]
+        worker._warm_up(["fails"])
+        record = caplog.records[-1]
+        assert record.getMessage() == "the model process could not be started"
+        assert record.exc_info is not None and record.levelname == "ERROR"
+        assert runner.get("no-such-job") is None
+    finally:
+        runner.shutdown()

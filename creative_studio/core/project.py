@@ -103,12 +103,7 @@ def _migrate_1_to_2(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX parents_parent ON item_parents(parent_id)")
     conn.execute("CREATE TABLE state (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
     for item_id, parents in conn.execute("SELECT id, parents FROM items").fetchall():
-        try:
-            values = json.loads(parents)
-        except ValueError:
-            values = []
-        if not isinstance(values, list):  # a damaged file: no parents rather than its keys
-            values = []
+        values = _json_loads(parents, [])  # a damaged list: no parents rather than a failure
         conn.executemany("INSERT OR IGNORE INTO item_parents VALUES (?, ?)",
                          [(item_id, str(p)) for p in values if isinstance(p, str)])
     conn.execute("ALTER TABLE items DROP COLUMN parents")

@@ -354,6 +354,8 @@ class _Child:
                 generator.load(source, devices.resolve(device), progress)
             self.models[key] = generator
             return None
+        if message[0] != "generate":
+            raise StudioError(f"The model process does not know the command {message[0]!r}.")
         _, _, key, request, inputs = message
         generator = self.models.get(key)
         if generator is None:
