@@ -46,9 +46,10 @@ def window_with_server(make_window, name: str, url: str, kind: str = "openai"):
     return window
 
 
-def examples(count: int) -> int:
-    """Hypothesis examples for a property: a quarter under mutation testing (mutmut sets
-    MUTANT_UNDER_TEST; each of thousands of mutants runs the property again)."""
+def examples(count: int, least: int = 5) -> int:
+    """Hypothesis examples for a property (or cases of a campaign): a quarter, at least
+    ``least``, under mutation testing (mutmut sets MUTANT_UNDER_TEST; each of thousands of
+    mutants runs the test again)."""
     import os
 
-    return max(5, count // 4) if os.environ.get("MUTANT_UNDER_TEST") else count
+    return max(least, count // 4) if os.environ.get("MUTANT_UNDER_TEST") else count

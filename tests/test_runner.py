@@ -577,7 +577,16 @@ class FakeChildProcess:
 
 
 class Unsendable(fake_plugin.ReverseGenerator):
+    def load(self, source, device, progress):
+        progress.say("Reading the weights…")
+        progress.update(0.5)
+        super().load(source, device, progress)
+
     def generate(self, request, progress, inputs):
+        if request.prompt == "inputs":
+            result = super().generate(request, progress, inputs)
+            result.metadata["inputs"] = sorted(inputs)
+            return result
         if request.prompt == "lock":
             result = super().generate(request, progress, inputs)
             result.metadata["lock"] = threading.Lock()  # cannot be pickled
@@ -646,12 +655,33 @@ def test_the_model_process_loads_generates_relays_progress_and_unloads(child_pai
         time.sleep(0.01)
     assert child.models == {} and fake_plugin.UNLOADS[-1] == "fake-model"
     process.unload("never-loaded")  # nothing to do, nothing fails
+    generator.load(source(), "cpu", Progress())  # and the child still answers
+    assert list(child.models) == ["k1"]
+
+
+def test_the_child_resolves_the_device_and_logs_a_failed_unload(child_pair, monkeypatch,
+                                                                 caplog):
+    from creative_studio.core import devices
+    from creative_studio.core.progress import Progress
+
+    process, child = child_pair
+    monkeypatch.setattr(devices, "resolve", lambda preference: f"resolved {preference}")
+    process.call(("load", "k", SPEC, None, source("x-unload-fails"), "cuda"), Progress(),
+                 "loading")
+    assert child.models["k"].device == "resolved cuda"
+    process.unload("k")
+    process.call(("load", "k2", SPEC, None, source(), "cpu"), Progress(), "loading")  # after
+    [record] = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert record.getMessage() == "unloading k failed" and record.exc_info
 
 
 def test_the_model_process_says_what_failed_in_the_parent(child_pair, caplog):
+    import logging
+
     from creative_studio.core.errors import Cancelled, ModelError, OutOfMemory
     from creative_studio.core.progress import Progress
 
+    caplog.set_level(logging.INFO, logger="creative_studio.workers.model_process")
     process, child = child_pair
     with pytest.raises(ModelError, match="^Model not found: gone-missing$"):
         process.call(("load", "gone", SPEC, None, source("gone-missing"), "cpu"), Progress(),
@@ -660,19 +690,28 @@ def test_the_model_process_says_what_failed_in_the_parent(child_pair, caplog):
     with pytest.raises(ModelError, match="not loaded in the model process"):
         process.call(("generate", "gone", req("x"), {}), Progress(), "running")
     spec = "tests.test_runner:Unsendable"
-    process.call(("load", "u", spec, None, source("u"), "cpu"), Progress(), "loading")
+    loading = Progress()
+    process.call(("load", "u", spec, None, source("u"), "cpu"), loading, "loading")
+    assert loading.message == "Reading the weights…" and loading.fraction == 0.5
     process.loaded.add("u")
+    result = process.call(("generate", "u", req("inputs"), {"a": [], "b": []}), Progress(),
+                          "running")
+    assert result.metadata["inputs"] == ["a", "b"]
+    caplog.clear()
     with pytest.raises(BadInput, match="^the prompt says no$"):
         process.call(("generate", "u", req("bad"), {}), Progress(), "running")
     with pytest.raises(StudioError, match="^The disk is full: free some space") as info:
         process.call(("generate", "u", req("disk"), {}), Progress(), "running")
     assert type(info.value) is StudioError
+    assert caplog.messages == ["model process: the prompt says no",
+                               "model process: The disk is full: free some space and try again."]
     with pytest.raises(StudioError, match=r"^The plugin's result cannot be sent back \("):
         process.call(("generate", "u", req("lock"), {}), Progress(), "running")
     with pytest.raises(StudioError) as info:
         process.call(("generate", "u", req("interrupt"), {}), Progress(), "running")
     assert type(info.value) is StudioError
-    assert "a job failed" in caplog.text  # an unexpected error is logged with its traceback
+    failed = [r for r in caplog.records if r.getMessage() == "model process: a job failed"]
+    assert len(failed) == 1 and failed[0].exc_info  # an unexpected error, with its traceback
     assert process.call(("generate", "u", req("ok"), {}), Progress(), "running").assets
     progress = Progress()
     progress.cancel()
@@ -778,8 +817,8 @@ def test_the_child_stops_its_job_and_unloads_when_the_studio_goes_away(child_pai
 
     def run():
         try:
-            process.call(("generate", "k", req("abcdefghij" * 10, step_seconds=0.05), {}),
-                         progress, "running")
+            process.call(("generate", "k", req("abcdefghij" * 100, step_seconds=0.05), {}),
+                         progress, "running")  # 50 s unless it is stopped
         except Exception as exc:
             errors.append(exc)
 
@@ -919,3 +958,24 @@ def test_warm_up_in_a_model_process_and_when_it_cannot_start(registry, caplog):
         assert runner.get("no-such-job") is None
     finally:
         runner.shutdown()
+
+
+def test_the_parent_refuses_answers_it_does_not_know():
+    from multiprocessing import Pipe
+
+    from creative_studio.core.errors import StudioError
+    from creative_studio.core.progress import Progress
+    from creative_studio.workers.model_process import ModelProcess
+
+    ours, theirs = Pipe()
+    process = ModelProcess("cpu")
+    process.proc, process.conn = FakeChildProcess(), ours
+    theirs.send(("mystery", 1))
+    with pytest.raises(StudioError, match=r"^The model process answered something unknown "
+                                          r"\('mystery'\)\.$"):
+        process.call(("generate", "k", req("x"), {}), Progress(), "running")
+    assert theirs.recv()[0] == "generate"
+    theirs.send(("error", "KeyError", "KeyError: 'x'", False))  # a class it does not map
+    with pytest.raises(StudioError, match=r"^KeyError: 'x'$") as info:
+        process.call(("generate", "k", req("x"), {}), Progress(), "running")
+    assert type(info.value) is StudioError

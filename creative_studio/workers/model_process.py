@@ -12,7 +12,8 @@ Parent → child: ``("preload", modules)``, ``("load", seq, key, spec, root, sou
 ``("generate", seq, key, request, inputs)``, ``("unload", key)``, ``("cancel", seq)`` (seq
 numbers the calls, so a Stop that arrives late never touches the next job).
 Child → parent: ``("progress", fraction, preview, message)`` at most every 30 ms (the last
-one always), ``("ok", value)``, ``("error", kind, message, oom)``.
+one always), ``("ok", value)``, ``("cancelled",)``, ``("error", exception class name,
+message, oom)``.
 
 A child that dies (segfault, abort, killed for memory) fails the job it was running with a
 plain message; the next job starts a new child. The child quits when the studio goes away
@@ -188,9 +189,11 @@ class ModelProcess:
                 continue
             if kind == "ok":
                 return reply[1]
-            _, error_kind, text, oom = reply
-            if error_kind == "Cancelled":
+            if kind == "cancelled":
                 raise Cancelled()
+            if kind != "error":
+                raise StudioError(f"The model process answered something unknown ({kind!r}).")
+            _, error_kind, text, oom = reply
             if oom:
                 self.loaded = set()  # the child has unloaded everything
                 raise OutOfMemory(text)
@@ -284,7 +287,7 @@ class _Child:
         def listener(fraction: float, eta: float | None, preview: Any) -> None:
             now = time.monotonic()
             pending[:] = [(fraction, preview, progress.message)]
-            if now - last[0] >= PROGRESS_INTERVAL or fraction >= 1.0:
+            if now - last[0] >= PROGRESS_INTERVAL:  # (the last one: flushed with the answer)
                 last[0] = now
                 self.flush(pending)
 
@@ -366,7 +369,7 @@ class _Child:
 
     def _fail(self, exc: BaseException) -> None:
         if isinstance(exc, Cancelled):
-            self.send(("error", "Cancelled", "", False))
+            self.send(("cancelled",))
             return
         oom = is_out_of_memory(exc)
         if oom:
@@ -376,8 +379,7 @@ class _Child:
             log.info("model process: %s", describe(exc))
         else:
             log.exception("model process: a job failed")
-        kind = type(exc).__name__ if type(exc).__name__ in _ERRORS else "StudioError"
-        self.send(("error", kind, describe(exc), oom))
+        self.send(("error", type(exc).__name__, describe(exc), oom))  # the parent maps it
 
     def _unload(self, key: str) -> None:
         generator = self.models.pop(key, None)
