@@ -21,6 +21,12 @@ os.environ.setdefault("CREATIVE_STUDIO_CACHE", str(ROOT / ".cache" / "models"))
 os.environ["CREATIVE_STUDIO_NO_DIALOGS"] = "1"
 # API keys go to a file in each test's studio home, never to the developer's keyring
 os.environ["PYTHON_KEYRING_BACKEND"] = "tests.keyring_file.FileKeyring"
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # tests run in parallel processes (pytest -n): one math thread each, for them and the
+    # processes they start (model process, servers). Two threads of one matrix product on
+    # a machine whose other cores are busy wait for each other (torch, llama.cpp spin).
+    for _name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(_name, "1")
 
 
 @pytest.fixture(autouse=True)

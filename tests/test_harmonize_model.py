@@ -13,6 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.helpers import unmeasured
+
 torch = pytest.importorskip("torch")
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -50,7 +52,8 @@ def test_the_trainer_learns_checkpoints_and_exports(tmp_path):
     cmd = [sys.executable, "tools/music/harmonize_train.py", "--data", str(data), "--run",
            str(run), "--export", str(export), "--minutes", "5", "--steps", "150", "--save-minutes", "5",
            "--batch", "8", "--blocks", "2", "--channels", "16", "--lr", "3e-3"]
-    first = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    first = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300,
+                           env=unmeasured())
     assert first.returncode == 0, first.stderr
     losses = [float(line.split()[-1]) for line in first.stdout.splitlines()
               if line.startswith("step ") and " loss " in line]
@@ -65,7 +68,8 @@ def test_the_trainer_learns_checkpoints_and_exports(tmp_path):
     model.load_state_dict(load_file(str(export / "model.safetensors")))
     assert config["step"] == 150  # --steps ends the session before --minutes
     cmd[cmd.index("--steps") + 1] = "1"
-    again = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    again = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300,
+                           env=unmeasured())
     assert again.returncode == 0 and f"resumed at step {config['step']}" in again.stdout
     assert json.loads((export / "config.json").read_text())["step"] == 151
 

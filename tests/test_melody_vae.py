@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.helpers import unmeasured
+
 torch = pytest.importorskip("torch")
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -62,7 +64,8 @@ def test_the_trainer_learns_checkpoints_and_exports(tmp_path):
            "--batch", "16",
            "--arch", "bars", "--width", "16", "--hidden", "32", "--latent", "8",
            "--anneal", "50", "--word-dropout", "0.3", "--warmup", "5", "--threads", "1"]
-    first = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    first = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300,
+                           env=unmeasured())
     assert first.returncode == 0, first.stderr
     recon = [float(line.split()[3]) for line in first.stdout.splitlines()
              if line.startswith("step ") and " recon " in line]
@@ -76,12 +79,13 @@ def test_the_trainer_learns_checkpoints_and_exports(tmp_path):
         k: v for k, v in config.items() if k in load(export, "vae", "cpu").config}
     assert config["step"] == 150  # --steps ends the session before --minutes
     cmd[cmd.index("--steps") + 1] = "1"
-    again = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    again = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300,
+                           env=unmeasured())
     assert again.returncode == 0 and f"resumed at step {config['step']}" in again.stdout
     # a new machine without the checkpoint: the exported (shipped) weights are the start
     cmd[cmd.index("--run") + 1] = str(tmp_path / "fresh-run")
     fresh = subprocess.run(cmd + ["--init-from", str(export)], capture_output=True, text=True,
-                           cwd=ROOT, timeout=300)
+                           cwd=ROOT, timeout=300, env=unmeasured())
     assert fresh.returncode == 0, fresh.stderr
     assert f"started from {export} at step" in fresh.stdout
 

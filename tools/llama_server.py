@@ -36,8 +36,10 @@ class LlamaServer:
         if key:
             cmd += ["--api_key", key]
         self.log = (tmp or Path("/tmp")) / f"llama-server-{self.port}.log"
+        # llama-cpp-python's server is not the studio's code: not traced by a coverage run
+        env = {k: v for k, v in os.environ.items() if not k.startswith("COVERAGE_")}
         self.proc = subprocess.Popen(cmd, stdout=self.log.open("wb"), stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+                                     start_new_session=True, env=env)
         import httpx
 
         deadline = time.monotonic() + 120

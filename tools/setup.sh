@@ -135,10 +135,13 @@ case "$MODE" in
     "$VENV/bin/ruff" check .
     log "pytest"
     if [[ $# -gt 1 ]]; then exec "$VENV/bin/python" -m pytest "${@:2}"; fi
-    # the whole suite: with branch coverage, its table and floors (tools/coverage_table.py)
+    # the whole suite: with branch coverage, its table and floors (tools/coverage_table.py),
+    # one test file per worker process on each core (pytest-xdist; at most 4: each worker
+    # can hold real models); tests/conftest.py gives each worker one math thread
     rm -f .coverage .coverage.*
     status=0
-    "$VENV/bin/python" -m pytest --cov --cov-report= || status=$?
+    "$VENV/bin/python" -m pytest -n auto --maxprocesses 4 --dist loadfile --cov \
+      --cov-report= || status=$?
     log "branch coverage"
     "$VENV/bin/python" tools/coverage_table.py --check || { [[ $status -ne 0 ]] || status=1; }
     exit "$status";;
