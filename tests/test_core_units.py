@@ -363,7 +363,9 @@ def test_settings_fields_of_the_wrong_type_fall_back_one_by_one(caplog):
     assert settings.model_process is True
     assert settings.recent_files == ["/a", "/b"]
     assert settings.folders == {"image": "/i", "4": "/x"}
-    assert caplog.text.count("has the wrong type") == 4
+    assert caplog.messages == [f"setting {name} has the wrong type; default used"
+                               for name in ("theme", "allow_downloads", "model_process",
+                                            "cpu_threads")]
     # a newer file is read for the fields this version knows
     newer = Settings.from_dict({"version": VERSION + 3, "theme": "dark", "future": [1]})
     assert newer.theme == "dark" and newer.version == VERSION
@@ -826,6 +828,10 @@ def test_midi_is_rendered_to_exactly_its_length_plus_the_release(monkeypatch, tm
     fade = 8000 // 20
     assert audio[-fade - 1] == pytest.approx(0.8, abs=1e-4) and abs(audio[-1]) < 1e-3
     assert audio[-fade // 2] == pytest.approx(0.4, abs=0.01)
+    exact = np.ones(3 * 8000, dtype=np.float64)  # exactly as long: neither cut nor faded
+    monkeypatch.setattr(pretty_midi.PrettyMIDI, "synthesize", lambda self, fs: exact[:])
+    audio, _ = soundfile.read(io.BytesIO(midi.render_wav(data, 8000)[0]))
+    assert len(audio) == 3 * 8000 and audio[-1] == pytest.approx(0.8, abs=1e-4)
     monkeypatch.setattr(pretty_midi.PrettyMIDI, "synthesize",
                         lambda self, fs: np.zeros(10, dtype=np.float64))
     samples, _, _ = midi.render(data, 8000)  # silence stays silence (no 0 / 0)
@@ -1177,18 +1183,33 @@ print(logs.tail(path).splitlines()[-1].split(": ", 1)[1])
 """
 
 
-def test_settings_and_the_log_are_utf8_whatever_the_locale(studio_home):
+def test_settings_and_the_log_are_utf8_whatever_the_locale(studio_home, tmp_path, capsys):
     """A machine whose locale is not UTF-8 (the C locale without coercion, or Windows'
-    code pages): settings and the log are still read and written as UTF-8."""
+    code pages): settings and the log are read and written as UTF-8 all the same. The
+    script runs here (a UTF-8 locale) and in a process under the C locale."""
+    import contextlib
+    import logging
     import subprocess
 
+    try:  # here
+        exec(compile(UNDER_ASCII_LOCALE.replace("assert sys", "sys"), "script", "exec"), {})
+    finally:
+        for name in ("creative_studio", "plugins"):
+            logger = logging.getLogger(name)
+            for handler in [h for h in logger.handlers if getattr(h, "_studio", False)]:
+                logger.removeHandler(handler)
+                with contextlib.suppress(Exception):
+                    handler.close()
+            logger.setLevel(logging.NOTSET)
+    assert capsys.readouterr().out.strip() == "résumé of /tmp/Café.csproj"
+    home = tmp_path / "c-locale"  # and under the C locale
     env = dict(os.environ, LC_ALL="C", LANG="C", PYTHONUTF8="0", PYTHONCOERCECLOCALE="0",
-               PYTHONIOENCODING="utf-8", CREATIVE_STUDIO_HOME=str(studio_home))
+               PYTHONIOENCODING="utf-8", CREATIVE_STUDIO_HOME=str(home))
     done = subprocess.run([sys.executable, "-c", UNDER_ASCII_LOCALE], cwd=ROOT, env=env,
                           capture_output=True, timeout=120)
     assert done.returncode == 0, done.stderr.decode()
     assert done.stdout.decode("utf-8").strip() == "résumé of /tmp/Café.csproj"
-    log = (studio_home / "data" / "logs" / "studio.log").read_bytes()
+    log = (home / "data" / "logs" / "studio.log").read_bytes()
     assert "résumé of /tmp/Café.csproj".encode() in log
 
 

@@ -547,7 +547,10 @@ def test_recovery_looks_at_every_unsaved_project_and_its_owner(monkeypatch):
     owners[1].write_text("0")  # no process
     owners[2].write_text(" -5 ")
     assert project_mod.recoverable() == sorted(s.path for s in stores[1:])
-    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    # a sleeper that any signal would end (whatever its parent ignores, e.g. SIGHUP)
+    sleeper = subprocess.Popen([sys.executable, "-c", "import signal, time\n"
+                                "for s in (signal.SIGHUP, signal.SIGINT, signal.SIGTERM): "
+                                "signal.signal(s, signal.SIG_DFL)\ntime.sleep(60)"])
     try:
         owners[1].write_text(str(sleeper.pid))
         assert project_mod.recoverable() == [stores[2].path]

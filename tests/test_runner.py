@@ -909,7 +909,7 @@ def test_a_child_that_hangs_after_its_socket_closed_is_killed():
     with pytest.raises(ModelProcessDied, match=r"\(SIGKILL\) while loading"):
         process.call(("load", "k", SPEC, None, source(), "cpu"), Progress(), "loading")
     assert proc.killed and proc.waits[:2] == [5, 5] and None not in proc.waits  # bounded
-    process.proc, process.conn = proc, None
+    process.proc, process.conn = FakeChildProcess(), None
     process.cancel(3)  # alive but not connected: nothing to send, nothing fails
 
 
