@@ -453,8 +453,13 @@ def test_a_log_folder_that_cannot_be_made_means_no_log(studio_home):
 
 
 # -- the Hugging Face Hub -------------------------------------------------------------------------
-def test_hub_snapshots_ask_only_the_cache_unless_downloads_are_allowed(monkeypatch, tmp_path):
+def test_hub_snapshots_ask_only_the_cache_unless_downloads_are_allowed(monkeypatch, tmp_path,
+                                                                       caplog):
+    import logging
+
     import huggingface_hub
+
+    caplog.set_level(logging.INFO, logger="creative_studio.core.hub")
 
     from creative_studio.core import hub
 
@@ -475,6 +480,9 @@ def test_hub_snapshots_ask_only_the_cache_unless_downloads_are_allowed(monkeypat
         hub.snapshot("gone/model", "LoRA")
     with pytest.raises(ModelError, match="^Could not download the LoRA 'gone/model': no route"):
         hub.snapshot("gone/model", "LoRA", allow_downloads=True)
+    with pytest.raises(ModelError, match="^Could not download the model 'gone/model': no route"):
+        hub.snapshot("gone/model", allow_downloads=True)
+    assert caplog.messages[-1] == "hub snapshot of gone/model failed: no route to host"
     assert hub.is_cached("here/model") and not hub.is_cached("gone/model")
     assert calls[-1] == ("gone/model", True)
 
@@ -515,7 +523,8 @@ def test_preload_imports_once_per_process_and_survives_failures(monkeypatch, cap
     assert not thread.is_alive() and "studio_preload_probe" in sys.modules
     [record] = caplog.records  # one failure, with its traceback, in the studio's log
     assert record.getMessage() == "preloading no_such_module_here failed"
-    assert record.name == "creative_studio.workers.preload" and record.exc_info is not None
+    assert record.name == "creative_studio.workers.preload"
+    assert record.exc_info and record.exc_info[0] is ModuleNotFoundError
     assert preload.preload(["colorsys"]) is None  # once per process
     forced = preload.preload(["colorsys"], force=True)
     assert forced is not None
@@ -951,6 +960,18 @@ def test_greys_of_every_depth_become_rgb_without_clipping():
 
     sixteen = Image.fromarray(np.array([[0, 32768, 65535]], dtype=np.uint16))
     assert np.asarray(to_rgb(sixteen))[0, :, 0].tolist() == [0, 128, 255]
+    for mode in ("I;16", "I;16L", "I;16B", "I;16N"):  # dark 16-bit greys stay dark
+        raw = np.array([[0, 1000, 33025]], dtype=">u2" if mode == "I;16B" else "<u2")
+        dark = Image.frombytes(mode, (3, 1), raw.tobytes())
+        assert np.asarray(to_rgb(dark))[0, :, 0].tolist() == [0, 4, 129], mode
+    assert np.asarray(to_rgb(Image.fromarray(np.array([[0, 1000]], dtype=np.int32))))[
+        0, :, 0].tolist() == [0, 4]  # 32-bit greys above 255 are read as 16-bit
+    assert np.asarray(to_rgb(Image.fromarray(np.array([[0, 256]], dtype=np.int32))))[
+        0, :, 0].tolist() == [0, 1]
+    assert np.asarray(to_rgb(Image.fromarray(np.array([[0.9, 1.0]], dtype=np.float32))))[
+        0, :, 0].tolist() == [229, 255]  # floats up to 1: 0-1
+    assert np.asarray(to_rgb(Image.fromarray(np.array([[0.75, 1.5]], dtype=np.float32))))[
+        0, :, 0].tolist() == [128, 255]  # beyond 1: scaled to their largest
     wide = Image.fromarray(np.array([[0, 1000, 65535]], dtype=np.int32))
     assert np.asarray(to_rgb(wide))[0, :, 1].tolist() == [0, 4, 255]
     narrow = Image.fromarray(np.array([[0, 100, 255]], dtype=np.int32))
@@ -1170,7 +1191,9 @@ def test_servers_from_the_settings_keep_only_valid_entries():
 
 
 UNDER_ASCII_LOCALE = """
-import json, logging, sys
+import json, logging, os, sys
+if os.environ.get("MUTANT_UNDER_TEST"):  # mutmut's names are UTF-8; this locale reads ASCII
+    os.environ["MUTANT_UNDER_TEST"] = os.fsencode(os.environ["MUTANT_UNDER_TEST"]).decode()
 from creative_studio.core import logs
 from creative_studio.core.settings import Settings
 assert sys.getfilesystemencoding() and __import__("locale").getencoding() != "utf-8"

@@ -311,3 +311,70 @@ def test_aligned_tiles_round_their_context_up():
     whole = run_tiled(model, image, 2, tile=10 ** 6, pad=0, convert=_float)
     aligned = run_tiled(model, image, 2, tile=8, pad=3, align=4, convert=_float)
     assert np.abs(aligned - whole).max() < 1e-4
+
+
+def test_tiles_count_the_blocks_that_run_see_aligned_inputs_and_say_where_they_are():
+    """A spandrel-style descriptor (the network is its ``.model``) with a block that is
+    registered but never runs: the first tile counts the blocks that ran, the next tiles use
+    that count; every input the network sees is aligned and no larger than a tile and its
+    context; each tile is said by number."""
+    import torch
+
+    from creative_studio.core.progress import Progress
+    from plugins.upscale.tiling import plan, run_tiled
+
+    shapes = []
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.used = torch.nn.Conv2d(3, 12, 3, padding=1)
+            self.spare = torch.nn.Conv2d(3, 3, 1)  # registered, never called
+            self.shuffle = torch.nn.PixelShuffle(2)
+
+        def forward(self, x):
+            shapes.append(tuple(x.shape[2:]))
+            return self.shuffle(self.used(x))
+
+    class Descriptor:  # what spandrel loads
+        def __init__(self, net):
+            self.model = net
+
+        def __call__(self, x):
+            return self.model(x)
+
+    seen = []
+    progress = Progress(lambda f, eta, preview: seen.append((round(f, 6), progress.message)))
+    run_tiled(Descriptor(Net()), torch.rand(1, 3, 10, 21), 2, tile=10, pad=3, align=4,
+              progress=progress)
+    boxes = plan(10, 21, 10, 4)  # tiles of 8: the largest multiple of 4 in 10
+    n = len(boxes)
+    expected = []
+    for k in range(n):
+        base, span = k / n, 1 / n
+        inside = [1 / 3, 2 / 3] if k == 0 else [1 / 2, 0.99]  # 3 registered, 2 run
+        expected += [(round(base, 6), f"Tile {k + 1} of {n}")]
+        expected += [(round(base + span * f, 6), f"Tile {k + 1} of {n}") for f in inside]
+        expected += [(round((k + 1) / n, 6), f"Tile {k + 1} of {n}")]
+    assert seen == expected
+    # each tile with its context: 3 px rounded up to 4, cut at the picture's edges
+    assert shapes == [(min(10, y1 + 4) - max(0, y0 - 4), min(21, x1 + 4) - max(0, x0 - 4))
+                      for y0, y1, x0, x1 in boxes]
+    assert plan(10, 21, 7) == [(y, min(10, y + 7), x, min(21, x + 7))
+                               for y in (0, 7) for x in (0, 7, 14)]  # no alignment asked
+
+
+@pytest.mark.parametrize("depth, blocks", [(1, 1), (70, 64)])
+def test_progress_counts_at_most_64_blocks_of_a_level(depth, blocks):
+    """One block: its end is 0.99 of the image; 70 blocks: the first 64 are counted."""
+    import torch
+
+    from creative_studio.core.progress import Progress
+    from plugins.upscale.tiling import run_tiled
+
+    net = torch.nn.Sequential(*[torch.nn.Conv2d(3, 3, 1) for _ in range(depth)])
+    for model, count in ((net, blocks), (torch.nn.Sequential(net), 1 + blocks)):
+        seen = []
+        run_tiled(model, torch.rand(1, 3, 6, 6), 1, tile=64, pad=0,
+                  progress=Progress(lambda f, eta, preview: seen.append(round(f, 6))))
+        assert seen == [round(min(0.99, i / count), 6) for i in range(1, count + 1)] + [1.0]

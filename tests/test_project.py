@@ -549,6 +549,7 @@ def test_recovery_looks_at_every_unsaved_project_and_its_owner(monkeypatch):
     assert project_mod.recoverable() == sorted(s.path for s in stores[1:])
     # a sleeper that any signal would end (whatever its parent ignores, e.g. SIGHUP)
     sleeper = subprocess.Popen([sys.executable, "-c", "import signal, time\n"
+                                "signal.pthread_sigmask(signal.SIG_SETMASK, [])\n"
                                 "for s in (signal.SIGHUP, signal.SIGINT, signal.SIGTERM): "
                                 "signal.signal(s, signal.SIG_DFL)\ntime.sleep(60)"])
     try:

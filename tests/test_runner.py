@@ -597,6 +597,10 @@ class Unsendable(fake_plugin.ReverseGenerator):
             raise OSError(28, "No space left on device")
         if request.prompt == "interrupt":
             raise KeyboardInterrupt
+        if request.prompt == "quiet":  # works a long while without a word, heeding Stop
+            for _ in range(3000):
+                progress.check()
+                time.sleep(0.01)
         return super().generate(request, progress, inputs)
 
 
@@ -687,7 +691,8 @@ def test_the_model_process_says_what_failed_in_the_parent(child_pair, caplog):
         process.call(("load", "gone", SPEC, None, source("gone-missing"), "cpu"), Progress(),
                      "loading")
     assert "gone" not in child.models
-    with pytest.raises(ModelError, match="not loaded in the model process"):
+    with pytest.raises(ModelError, match=r"^The model is not loaded in the model process; "
+                                         r"run the job again\.$"):
         process.call(("generate", "gone", req("x"), {}), Progress(), "running")
     spec = "tests.test_runner:Unsendable"
     loading = Progress()
@@ -979,3 +984,23 @@ def test_the_parent_refuses_answers_it_does_not_know():
     with pytest.raises(StudioError, match=r"^KeyError: 'x'$") as info:
         process.call(("generate", "k", req("x"), {}), Progress(), "running")
     assert type(info.value) is StudioError
+
+
+def test_a_silent_job_stops_when_the_studio_goes_away(child_pair):
+    from creative_studio.core.progress import Progress
+
+    process, child = child_pair
+    process.call(("load", "q", "tests.test_runner:Unsendable", None, source("q"), "cpu"),
+                 Progress(), "loading")
+    caller = threading.Thread(target=lambda: pytest.raises(
+        Exception, process.call, ("generate", "q", req("quiet"), {}), Progress(), "running"),
+        daemon=True)
+    caller.start()
+    deadline = time.monotonic() + 10
+    while child.current is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert child.current is not None, "the job did not start"
+    process.conn.close()  # 30 s of work left, no progress to send: only Stop ends it
+    process.thread.join(10)
+    assert not process.thread.is_alive() and child.models == {}
+    caller.join(10)

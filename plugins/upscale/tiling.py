@@ -100,7 +100,7 @@ def run_tiled(model: Callable, image, scale: int, tile: int, pad: int, align: in
     import torch
 
     _, channels, height, width = image.shape
-    state = {"fired": 0, "per_tile": 1, "base": 0.0, "span": 1.0}
+    state = {"fired": 0, "base": 0.0, "span": 1.0}  # _block_hooks adds "per_tile"
     hooks = _block_hooks(model, progress, state)
     try:
         if tile >= max(height, width):
