@@ -374,7 +374,7 @@ def test_progress_counts_at_most_64_blocks_of_a_level(depth, blocks):
 
     net = torch.nn.Sequential(*[torch.nn.Conv2d(3, 3, 1) for _ in range(depth)])
     for model, count in ((net, blocks), (torch.nn.Sequential(net), 1 + blocks)):
-        seen = []
+        seen: list[float] = []
         run_tiled(model, torch.rand(1, 3, 6, 6), 1, tile=64, pad=0,
-                  progress=Progress(lambda f, eta, preview: seen.append(round(f, 6))))
+                  progress=Progress(lambda f, eta, preview, seen=seen: seen.append(round(f, 6))))
         assert seen == [round(min(0.99, i / count), 6) for i in range(1, count + 1)] + [1.0]
