@@ -84,6 +84,23 @@ def results(folder: Path = ROOT / "mutants") -> dict[str, dict[str, int | None]]
     return out
 
 
+def sample(count: int, seed: int) -> list[str]:
+    """``count`` not-checked mutants drawn at random, each module in proportion to its share
+    of them (its equivalents left out)."""
+    import random
+
+    same = equivalents()
+    todo = {module: sorted(k for k, v in codes.items() if v is None and k not in same)
+            for module, codes in results().items()}
+    total = sum(len(names) for names in todo.values())
+    rng = random.Random(seed)
+    out: list[str] = []
+    for module, names in sorted(todo.items()):
+        share = round(count * len(names) / total) if total else 0
+        out += rng.sample(names, min(share, len(names)))
+    return out
+
+
 def recheck(folder: Path = ROOT / "mutants") -> int:
     """Set survivors and no-test mutants (not those listed as equivalent) back to "not
     checked" in mutmut's .meta files."""
@@ -105,7 +122,13 @@ def main() -> int:
     parser.add_argument("--survivors", action="store_true")
     parser.add_argument("--recheck", action="store_true",
                         help="mark survivors and mutants without tests as not checked")
+    parser.add_argument("--sample", type=int, default=0,
+                        help="print this many not-checked mutants drawn at random")
+    parser.add_argument("--seed", type=int, default=26)
     args = parser.parse_args()
+    if args.sample:
+        print("\n".join(sample(args.sample, args.seed)))
+        return 0
     if args.recheck:
         print(f"{recheck()} mutants to check again")
     same = equivalents()
