@@ -385,7 +385,8 @@ def test_settings_are_saved_read_back_and_survive_a_damaged_file(studio_home, ca
     assert settings.recent_files[1] == str((studio_home / f"p{MAX_RECENT + 2}.csproj").resolve())
     settings.save()
     assert Settings.path() == studio_home / "config" / "settings.json"
-    assert json.loads(Settings.path().read_text())["version"] == VERSION
+    text = Settings.path().read_text()
+    assert json.loads(text)["version"] == VERSION and text.startswith('{\n  "theme": "dark"')
     assert Settings.load() == settings
     Settings.path().write_text("{not json")
     assert Settings.load() == Settings()
@@ -964,8 +965,8 @@ def test_greys_of_every_depth_become_rgb_without_clipping():
         raw = np.array([[0, 1000, 33025]], dtype=">u2" if mode == "I;16B" else "<u2")
         dark = Image.frombytes(mode, (3, 1), raw.tobytes())
         assert np.asarray(to_rgb(dark))[0, :, 0].tolist() == [0, 4, 129], mode
-    assert np.asarray(to_rgb(Image.fromarray(np.array([[0, 1000]], dtype=np.int32))))[
-        0, :, 0].tolist() == [0, 4]  # 32-bit greys above 255 are read as 16-bit
+    assert np.asarray(to_rgb(Image.fromarray(np.array([[0, 1000, 33025]], dtype=np.int32))))[
+        0, :, 0].tolist() == [0, 4, 129]  # 32-bit greys above 255 are read as 16-bit
     assert np.asarray(to_rgb(Image.fromarray(np.array([[0, 256]], dtype=np.int32))))[
         0, :, 0].tolist() == [0, 1]
     assert np.asarray(to_rgb(Image.fromarray(np.array([[0.9, 1.0]], dtype=np.float32))))[
@@ -1276,3 +1277,39 @@ def test_every_failure_is_one_plain_paragraph(exc, says):
     from creative_studio.core.errors import describe
 
     assert describe(exc) == says
+
+
+
+def test_stale_files_are_removed_one_by_one_whatever_fails(tmp_path, monkeypatch):
+    import shutil
+
+    old, fresh = time.time() - 3600.5, time.time() - 3599
+    names = ("a.tmp", "b.tmp", "c.tmp", "d.tmp")
+    for name in names:
+        (tmp_path / name).write_text("x")
+        os.utime(tmp_path / name, (old, old))
+    os.utime(tmp_path / "d.tmp", (fresh, fresh))  # not yet an hour old
+    (tmp_path / "e.tmp").mkdir()
+    os.utime(tmp_path / "e.tmp", (old, old))
+    real_unlink = Path.unlink
+
+    def unlink(self, missing_ok=False):
+        if self.name == "a.tmp":
+            raise PermissionError(13, "Permission denied", str(self))
+        real_unlink(self, missing_ok=missing_ok)
+
+    def rmtree(path, ignore_errors=False):  # a folder that cannot be removed whole
+        if not ignore_errors:
+            raise OSError(39, "Directory not empty", str(path))
+
+    monkeypatch.setattr(Path, "unlink", unlink)
+    monkeypatch.setattr(shutil, "rmtree", rmtree)
+    assert files.remove_stale(tmp_path, "*.tmp") == 3  # b, c and the folder's leftovers
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.tmp", "d.tmp", "e.tmp"]
+
+
+def test_random_seeds_are_any_seed():
+    from creative_studio.core.jobs import MAX_SEED, random_seed
+
+    seeds = {random_seed() for _ in range(50)}
+    assert len(seeds) > 40 and all(0 <= s <= MAX_SEED for s in seeds)

@@ -86,11 +86,7 @@ def remove_stale(folder: Path, pattern: str, older_than: float = 3600.0) -> int:
     not touched for ``older_than`` seconds); returns how many."""
     removed = 0
     cutoff = time.time() - older_than
-    try:
-        candidates = list(folder.glob(pattern))
-    except OSError:
-        return 0
-    for path in candidates:
+    for path in list(folder.glob(pattern)):  # a missing or unreadable folder: none
         try:
             if path.stat().st_mtime > cutoff:
                 continue

@@ -90,8 +90,7 @@ class Settings:
         return settings
 
     def save(self) -> None:
-        files.atomic_write(self.path(), json.dumps(asdict(self) | {"version": VERSION},
-                                                   indent=2))
+        files.atomic_write(self.path(), json.dumps(asdict(self), indent=2))  # version: VERSION
 
     def add_recent(self, path: str | os.PathLike) -> None:
         value = str(Path(path).resolve())
