@@ -95,7 +95,7 @@ def sample(count: int, seed: int) -> list[str]:
     total = sum(len(names) for names in todo.values())
     rng = random.Random(seed)
     out: list[str] = []
-    for module, names in sorted(todo.items()):
+    for _module, names in sorted(todo.items()):
         share = round(count * len(names) / total) if total else 0
         out += rng.sample(names, min(share, len(names)))
     return out
