@@ -4,6 +4,7 @@ import os
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -14,6 +15,8 @@ from creative_studio.plugins import PluginRegistry
 from creative_studio.workers.runner import JobRunner
 from tests import fake_plugin
 from tests.helpers import write_plugin
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -597,6 +600,14 @@ class Unsendable(fake_plugin.ReverseGenerator):
             raise OSError(28, "No space left on device")
         if request.prompt == "interrupt":
             raise KeyboardInterrupt
+        if request.prompt == "env":  # what the process it runs in was given
+            import json
+
+            from creative_studio.core.jobs import Asset, ModelIdentity, Result
+
+            seen = {k: os.environ.get(k) for k in ("PYTHONUNBUFFERED", "PYTHONPATH")}
+            return Result([Asset("text", "text/plain", json.dumps(seen).encode())],
+                          ModelIdentity("env", "env"), "cpu")
         if request.prompt == "quiet":  # works a long while without a word, heeding Stop
             for _ in range(3000):
                 progress.check()
@@ -838,20 +849,31 @@ def test_the_child_stops_its_job_and_unloads_when_the_studio_goes_away(child_pai
     assert errors and "colorsys" in sys.modules
 
 
-def test_a_real_child_process_starts_answers_and_quits(tmp_path, monkeypatch):
+def test_a_real_child_process_starts_answers_and_quits(tmp_path, monkeypatch, caplog):
+    import json
+    import logging
+
     from creative_studio.core.progress import Progress
     from creative_studio.workers.model_process import ModelProcess
 
+    caplog.set_level(logging.INFO, logger="creative_studio.workers.model_process")
     monkeypatch.setenv("PYTHONPATH", str(tmp_path))
     monkeypatch.delenv("PYTHONUNBUFFERED", raising=False)
     process = ModelProcess("cpu")
     try:
-        process.call(("load", "k", SPEC, None, source(), "cpu"), Progress(), "loading")
+        process.call(("load", "k", "tests.test_runner:Unsendable", None, source(), "cpu"),
+                     Progress(), "loading")
         proc = process.proc
         assert process.alive() and proc.args[1:3] == ["-m",
                                                       "creative_studio.workers.model_process"]
+        assert f"model process {proc.pid} started for cpu" in caplog.messages
         result = process.call(("generate", "k", req("abc"), {}), Progress(), "running")
         assert result.assets[0].data == b"cba"
+        env = json.loads(process.call(("generate", "k", req("env"), {}), Progress(),
+                                      "running").assets[0].data)
+        # unbuffered output; the studio's folder first on the path, the user's after it
+        assert env == {"PYTHONUNBUFFERED": "1",
+                       "PYTHONPATH": os.pathsep.join((str(ROOT), str(tmp_path)))}
     finally:
         process.stop()
     assert proc.returncode == 0 and process.proc is None
@@ -1011,3 +1033,112 @@ def test_a_silent_job_stops_when_the_studio_goes_away(child_pair):
     assert not process.thread.is_alive() and child.models == {}
     caller.join(10)
     assert ended and not caller.is_alive()
+
+
+@pytest.fixture
+def thread_child(monkeypatch):
+    """Runners made with isolate=True get a model process whose child loop runs on a thread
+    of this process (the real protocol, no interpreter to start)."""
+    from multiprocessing import Pipe
+
+    from creative_studio.workers import model_process
+
+    started = []
+
+    class ThreadModelProcess(model_process.ModelProcess):
+        def start(self):
+            self.stop()
+            ours, theirs = Pipe()
+            self.child = model_process._Child(theirs, self.device)
+            threading.Thread(target=self.child.run, daemon=True).start()
+            self.proc, self.conn, self.loaded = FakeChildProcess(), ours, set()
+            started.append(self)
+
+    monkeypatch.setattr(model_process, "ModelProcess", ThreadModelProcess)
+    return started
+
+
+def test_isolated_jobs_load_once_and_again_after_the_child_died(registry, thread_child, caplog):
+    fake_plugin.LOADS.clear()
+    runner = JobRunner(registry, device_preference="cpu", isolate=True)
+    try:
+        first = runner.submit(req("ab"))
+        assert runner.wait(first, timeout=30) and first.state is JobState.DONE, first.error
+        assert first.result.assets[0].data == b"ba"
+        [process] = thread_child
+        assert process.loaded == {"rev\0embedded:reverse"}
+        second = runner.submit(req("cd"))
+        assert runner.wait(second, timeout=30) and second.state is JobState.DONE
+        assert len(fake_plugin.LOADS) == 1  # the child kept the model
+        process.proc.returncode = -9  # the child died between two jobs
+        process.conn.close()
+        third = runner.submit(req("ef"))
+        assert runner.wait(third, timeout=30) and third.state is JobState.DONE, third.error
+        assert len(thread_child) == 2 and len(fake_plugin.LOADS) == 2  # a new child loads it
+        oom = runner.submit(req("explode"))
+        assert runner.wait(oom, timeout=30) and oom.state is JobState.FAILED
+        assert f"job {oom.id} ran out of memory: unloading every model" in caplog.messages
+        assert thread_child[-1].loaded == set()
+    finally:
+        runner.shutdown()
+
+
+def test_devices_are_resolved_from_the_preference_without_torch_when_isolated(registry,
+                                                                             monkeypatch):
+    from creative_studio.core import devices
+
+    asked = []
+    monkeypatch.setattr(devices, "resolve",
+                        lambda preference, probe=True: asked.append((preference, probe)) or "cpu")
+    for isolate in (False, True):
+        runner = JobRunner(registry, device_preference="mps", isolate=isolate)
+        for requested in ("", "auto", "cuda"):
+            runner._device(requested)
+        runner.shutdown()
+    assert asked == [("mps", True), ("mps", True), ("cuda", True),
+                     ("mps", False), ("mps", False), ("cuda", False)]
+
+
+def test_a_rerun_says_whether_it_made_the_same_output(runner, tmp_path, caplog):
+    store = ProjectStore.create(tmp_path / "p.csproj")
+    first = runner.submit(req("abc"), store=store)
+    assert runner.wait(first, timeout=30) and first.state is JobState.DONE
+    same = runner.submit(req("abc", rerun_of=first.item_id), store=store)
+    other = runner.submit(req("xyz", rerun_of=first.item_id), store=store)
+    gone = runner.submit(req("abc", rerun_of="no-such-item"), store=store)
+    odd = runner.submit(req("abc", rerun_of=7), store=store)
+    alone = runner.submit(req("abc", rerun_of=first.item_id))  # no project
+    for job in (same, other, gone, odd, alone):
+        assert runner.wait(job, timeout=30) and job.state is JobState.DONE, job.error
+    assert same.result.metadata["rerun_matches"] is True
+    assert other.result.metadata["rerun_matches"] is False
+    for job in (gone, odd, alone):
+        assert "rerun_matches" not in job.result.metadata
+
+
+def test_a_job_reads_the_assets_of_its_parent_items(registry, tmp_path, caplog):
+    write_plugin(tmp_path, "echo", id="echo", generator="tests.test_runner:Unsendable")
+    registry = PluginRegistry.discover([tmp_path], entry_points=False)
+    runner = JobRunner(registry, device_preference="cpu")
+    store = ProjectStore.create(tmp_path / "p.csproj")
+    try:
+        parent = runner.submit(Request("echo", "generate", prompt="ab"), store=store)
+        assert runner.wait(parent, timeout=30) and parent.state is JobState.DONE
+        child = runner.submit(Request("echo", "generate", prompt="inputs",
+                                      parents=[parent.item_id]), store=store)
+        assert runner.wait(child, timeout=30) and child.state is JobState.DONE, child.error
+        assert child.result.metadata["inputs"] == [parent.item_id]
+        inputs = runner._workers["cpu"]._inputs(child)
+        [asset] = inputs[parent.item_id]
+        assert (asset.role, asset.mime, asset.data) == ("text", "text/plain", b"ba")
+        failing = runner.submit(Request("echo", "generate", prompt="bad"), store=store)
+        assert runner.wait(failing, timeout=30) and failing.state is JobState.FAILED
+        # a library that raises KeyboardInterrupt or SystemExit fails its job, not the worker
+        broken = runner.submit(Request("echo", "generate", prompt="interrupt"), store=store)
+        assert runner.wait(broken, timeout=30) and broken.state is JobState.FAILED
+        after = runner.submit(Request("echo", "generate", prompt="ok"), store=store)
+        assert runner.wait(after, timeout=30) and after.state is JobState.DONE
+        assert f"job {broken.id} (echo) failed" in caplog.messages
+    finally:
+        runner.shutdown()
+        store.close()

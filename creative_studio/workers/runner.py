@@ -191,7 +191,9 @@ class _Worker(threading.Thread):
         except Cancelled:
             runner._finish(job, JobState.CANCELLED)
             return
-        except Exception as exc:  # every failure becomes a message on the job
+        except BaseException as exc:  # every failure becomes a message on the job (also a
+            # SystemExit or KeyboardInterrupt some library raises: it would end this worker
+            # thread and leave every later job of the device waiting)
             if job.pool and self.server and runner._requeue(job, self.server, exc):
                 return
             if is_out_of_memory(exc):
