@@ -1313,3 +1313,17 @@ def test_random_seeds_are_any_seed():
 
     seeds = {random_seed() for _ in range(50)}
     assert len(seeds) > 40 and all(0 <= s <= MAX_SEED for s in seeds)
+
+
+
+def test_a_jobs_pace_is_measured_only_over_a_twentieth_or_more():
+    from creative_studio.core.progress import Progress
+
+    progress = Progress()
+    assert progress.measured_rate() is None  # no step yet
+    progress._first, progress._last = (10.0, 0.04), (11.0, 0.05)
+    assert progress.measured_rate() is None  # a hundredth says too little
+    progress._last = (12.0, 0.10)
+    assert progress.measured_rate() == pytest.approx(0.03)
+    progress._last = (10.0, 0.5)
+    assert progress.measured_rate() is None  # no time passed

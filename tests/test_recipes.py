@@ -102,8 +102,14 @@ def test_which_recipe_a_png_gives():
             recipe_from_png(png(**chunks))
     with pytest.raises(BadInput, match="pic.png carries no recipe"):
         recipe_from_png(png(), "pic.png")
-    with pytest.raises(BadInput, match="not a PNG"):
-        recipe_from_png(b"GIF89a nonsense")
+    with pytest.raises(BadInput, match="^pic.gif is not a PNG"):
+        recipe_from_png(b"GIF89a nonsense", "pic.gif")
+    words = json.dumps({"prompt": "only words"})  # either the prompt or the seed will do
+    assert recipe_from_png(png(creative_studio=words)) == {"prompt": "only words",
+                                                            "source": "Creative Studio"}
+    seed = json.dumps({"prompt": None, "seed": 9})
+    assert recipe_from_png(png(creative_studio=seed)) == {"seed": 9,
+                                                           "source": "Creative Studio"}
 
 
 @settings(max_examples=examples(150), deadline=None)
