@@ -159,6 +159,17 @@ def test_folder_hashes_cover_every_weight_file_and_are_cached(tmp_path, monkeypa
     assert provenance.weights_sha256(folder / "a.safetensors") != single
 
 
+def test_folder_hashes_cover_torch_weight_files_too(tmp_path):
+    for suffix in (".pt", ".pth"):
+        folder = tmp_path / suffix[1:]
+        folder.mkdir()
+        (folder / f"a{suffix}").write_bytes(b"1")
+        (folder / "b.safetensors").write_bytes(b"2")
+        first = provenance.weights_sha256(folder)
+        (folder / f"a{suffix}").write_bytes(b"changed")
+        assert provenance.weights_sha256(folder) != first, suffix
+
+
 def test_a_hash_cache_that_cannot_be_written_is_only_slower(tmp_path, monkeypatch):
     monkeypatch.setenv("CREATIVE_STUDIO_CACHE", str(tmp_path / "cache"))
     weights = tmp_path / "w.gguf"
@@ -718,6 +729,11 @@ def test_written_midi_without_a_length_ends_on_its_last_note():
     assert texts == ["creative-studio recipe: second"]
     assert midi.read_notes(again).notes == midi.read_notes(
         midi.write_midi([midi.Note(0, 1, 60)], 120, (4, 4))).notes  # timing kept
+    assert [m.type for m in mido.MidiFile(file=io.BytesIO(again)).tracks[0]][:1] == ["text"]
+    late = midi_bytes([mido.MetaMessage("text", text="creative-studio recipe: old", time=240)]
+                      + on_off(60, 240, 480))  # the old recipe 240 ticks in, a note after it
+    notes = midi.read_notes(midi.with_recipe(late, "new")).notes
+    assert [(n.start, n.duration) for n in notes] == [(1.0, 1.0)]
 
 
 def test_key_signatures_are_named_as_a_score_writes_them():
@@ -1050,8 +1066,11 @@ def test_exports_convert_keep_colour_and_carry_the_recipe():
     assert exif[0x0131] == "Creative Studio"
     assert exif.get_ifd(0x8769)[0x9286] == b'ASCII\0\0\0{"seed": 1} ?'
     assert opened.info["icc_profile"] == icc
-    low = images.convert_image(png, ".jpeg", quality=-5)
-    assert Image.open(io.BytesIO(low)).format == "JPEG" and len(low) < len(jpeg)
+    noisy = images.encode_png(Image.effect_noise((64, 64), 60).convert("RGB"))
+    sizes = [len(images.convert_image(noisy, ".jpeg", "r", quality=q)) for q in (-5, 50, 500)]
+    assert sizes[0] < sizes[1] < sizes[2]  # the quality asked for, held to 1-100
+    assert sizes[0] == len(images.convert_image(noisy, ".jpeg", "r", quality=1))
+    assert sizes[2] == len(images.convert_image(noisy, ".jpeg", "r", quality=100))
     webp = Image.open(io.BytesIO(images.convert_image(png, ".webp", "r")))
     assert webp.format == "WEBP" and webp.mode == "RGBA"
     tiff = Image.open(io.BytesIO(images.convert_image(png, ".tif", "r")))
@@ -1088,7 +1107,7 @@ def test_items_are_exported_with_their_recipe_inside_or_beside(tmp_path):
 
     store = ProjectStore.create(tmp_path / "p.csproj")
     try:
-        def add(asset, prompt="a red fox!", metadata=None, title=""):
+        def add(asset, prompt="a red fox! é", metadata=None, title=""):
             return store.item(store.add_item(
                 Request("x", "generate", prompt, {"steps": 2}, seed=7),
                 Result([asset] if asset else [], ModelIdentity("m", "ref"), "cpu",
@@ -1097,10 +1116,10 @@ def test_items_are_exported_with_their_recipe_inside_or_beside(tmp_path):
         buffer = io.BytesIO()
         Image.new("RGB", (3, 2), "red").save(buffer, "PNG")
         picture = add(Asset("image", "image/png", buffer.getvalue()))
-        assert export.suggested_name(picture) == "a_red_fox.png"
+        assert export.suggested_name(picture) == "a_red_fox_é.png"
         [written] = export.export_item(store, picture, tmp_path / "out.JPG", 50)
         exif = Image.open(written).getexif().get_ifd(0x8769)[0x9286]
-        assert json.loads(exif[8:]) == picture.recipe()
+        assert json.loads(exif[8:]) == picture.recipe()  # ASCII: the é escaped, not lost
         png = export.export_item(store, picture, tmp_path / "x2.png", scale=2)[0]
         assert Image.open(png).size == (6, 4)
         assert json.loads(images.png_text(png.read_bytes())["creative-studio"]) == \
@@ -1132,7 +1151,7 @@ def test_items_are_exported_with_their_recipe_inside_or_beside(tmp_path):
         unnamed = add(Asset("text", "text/plain", b"t"), prompt="???")
         assert export.suggested_name(unnamed) == unnamed.id[:8] + ".txt"
         empty = add(None)
-        assert export.suggested_name(empty) == "a_red_fox.txt"
+        assert export.suggested_name(empty) == "a_red_fox_é.txt"
         with pytest.raises(StudioError, match="^This item has no output to export.$"):
             export.export_item(store, empty, tmp_path / "none.txt")
     finally:
@@ -1327,3 +1346,37 @@ def test_a_jobs_pace_is_measured_only_over_a_twentieth_or_more():
     assert progress.measured_rate() == pytest.approx(0.03)
     progress._last = (10.0, 0.5)
     assert progress.measured_rate() is None  # no time passed
+
+
+
+def test_an_eta_from_an_earlier_job_may_be_under_a_second():
+    from creative_studio.core.progress import Progress
+
+    progress = Progress()
+    progress.prior_rate = 2.0  # fractions per second, from the last job on this model
+    progress.update(0.0)
+    assert progress.eta() == pytest.approx(0.5)
+    progress.fraction = 1.0
+    assert progress.eta() == 0.0
+
+
+def test_hub_models_say_what_they_are_when_missing(monkeypatch, tmp_path):
+    import huggingface_hub
+
+    from creative_studio.core.models import ModelSource
+
+    def offline(repo, local_files_only):
+        raise OSError("offline")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", offline)
+    source = ModelSource("hub:org/lora", "hub", "lora", hub_id="org/lora", allow_downloads=True)
+    with pytest.raises(ModelError, match="^Could not download the LoRA 'org/lora': offline"):
+        source.local_path("LoRA")
+    with pytest.raises(ModelError, match="^Could not download the model 'org/lora'"):
+        source.local_path()
+    local = ModelSource(str(tmp_path), "local", "mine", path=tmp_path)
+    with pytest.raises(ModelError, match=r"^[\w-]+ is not a diffusers folder: it needs "
+                                         r"model_index\.json \(save_pretrained writes one\)\.$"):
+        local.folder_with("model_index.json", "diffusers", "save_pretrained writes one")
+    with pytest.raises(ModelError, match=r"^[\w-]+ is not a VAE folder: it needs config\.json\.$"):
+        local.folder_with("config.json", "VAE")

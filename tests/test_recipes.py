@@ -42,6 +42,15 @@ def test_a1111_parameters_are_read_whole():
                      "width": 512, "height": 768, "model": "sd15", "model_hash": "abc123"}
 
 
+def test_a1111_negative_prompts_over_lines_and_comfyui_graphs_in_any_order():
+    text = "a cat\nNegative prompt: blurry,\nwatermark\nSteps: 3"
+    assert parse_a1111(text)["negative"] == "blurry,\nwatermark"
+    reordered = {"1": {"class_type": "CLIPTextEncode", "inputs": {"text": "a fox"}},
+                 "2": {"class_type": "CheckpointLoaderSimple", "inputs": {}},
+                 "3": GRAPH["3"], "6": GRAPH["6"], "7": GRAPH["7"]}
+    assert parse_comfyui(json.dumps(reordered))["seed"] == 42
+
+
 def test_a1111_without_settings_or_with_bad_values():
     assert parse_a1111("") == {}
     assert parse_a1111("just a prompt\nover two lines") == {

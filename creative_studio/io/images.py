@@ -167,10 +167,8 @@ def convert_image(data: bytes, suffix: str, recipe: str = "", quality: int = 92,
         if image.width * image.height * scale * scale > MAX_PIXELS:
             raise BadInput(f"×{scale} would make {image.width * scale}×{image.height * scale}: "
                            "too large to export.")
-        text = dict(getattr(image, "text", None) or {})
         image = image.resize((image.width * scale, image.height * scale),
-                             Image.Resampling.NEAREST)
-        image.text = text  # type: ignore[attr-defined] - the parameters chunk goes along
+                             Image.Resampling.NEAREST)  # (PNG text is read from ``data``)
     if fmt == "PNG":
         # what other tools read stays as it is: A1111's "parameters" text, ComfyUI's
         # "prompt" and "workflow" graphs (pictures made on a ComfyUI server open there
