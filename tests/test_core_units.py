@@ -771,24 +771,36 @@ def test_midi_files_are_read_as_pitched_notes_with_their_meter_and_tempo():
     seven = midi_bytes([mido.MetaMessage("time_signature", numerator=7, denominator=16)],
                        on_off(60, 0, 480))
     assert midi.read_notes(seven).time_signature == (7, 16)
+    fast = midi_bytes([mido.MetaMessage("time_signature", numerator=9, denominator=32)],
+                      on_off(60, 0, 480))
+    assert midi.read_notes(fast).time_signature == (9, 32)
+    # a note of no length is skipped, the notes after it are read
+    blip = midi_bytes(on_off(50, 0, 0) + on_off(52, 0, 480) + on_off(55, 0, 480))
+    assert [n.pitch for n in midi.read_notes(blip).notes] == [52, 55]
 
 
 @pytest.mark.parametrize("data, message", [
     (b"", "^song.mid is not a MIDI file.$"),
     (b"MThd" + bytes(9), "^song.mid is not a MIDI file.$"),
     (b"RIFF" + bytes(20), "^song.mid is not a MIDI file.$"),
-    (b"MThd\0\0\0\x06\0\x02\0\x01\x01\xe0", "^song.mid is a type-2 MIDI file"),
+    (b"MThd\0\0\0\x06\0\x02\0\x01\x01\xe0", r"^song.mid is a type-2 MIDI file \(independent "
+     r"patterns\), which the studio cannot continue: save it as type 0 or 1 in your DAW\.$"),
     (b"MThd\0\0\0\x06\0\x07\0\x01\x01\xe0", r"^song.mid is not a MIDI file the studio can "
                                              r"read \(format 7\).$"),
     (b"MThd\0\0\0\x06\0\x01\0\x05\x01\xe0MTrk\0\0\xff\xff\x90", "^song.mid is damaged or "
                                                                "truncated"),
 ])
-def test_what_is_not_usable_midi_is_said_plainly(data, message):
+def test_what_is_not_usable_midi_is_said_plainly(data, message, caplog):
+    import logging
+
     from creative_studio.core.errors import BadInput
     from creative_studio.io import midi
 
+    caplog.set_level(logging.INFO, logger="creative_studio.io.midi")
     with pytest.raises(BadInput, match=message):
         midi.read_notes(data, "song.mid")
+    if "damaged" in message:  # what the reader said is in the log, not in the message
+        assert caplog.messages[0].startswith("song.mid: MIDI reader: ")
 
 
 def test_empty_drum_only_huge_and_impossible_midi_is_refused(monkeypatch):

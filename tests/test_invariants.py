@@ -378,3 +378,20 @@ def test_progress_counts_at_most_64_blocks_of_a_level(depth, blocks):
         run_tiled(model, torch.rand(1, 3, 6, 6), 1, tile=64, pad=0,
                   progress=Progress(lambda f, eta, preview, seen=seen: seen.append(round(f, 6))))
         assert seen == [round(min(0.99, i / count), 6) for i in range(1, count + 1)] + [1.0]
+
+
+def test_the_vocabulary_and_a_grammar_as_made(vocab):
+    """The token groups read from miditok's vocabulary; a grammar that is not told to keep
+    to the key allows every pitch in range; notes are counted one per Pitch."""
+    from plugins.music.grammar import Grammar, RowState, positions_per_bar
+
+    assert sorted(vocab.position)[:4] == [0, 1, 2, 3]
+    assert len(vocab.position) >= positions_per_bar("4/4")
+    free = Grammar(vocab, "4/4", 2, "major")
+    strict = Grammar(vocab, "4/4", 2, "major", strict_key=True)
+    assert len(free.pitch_ids) > len(strict.pitch_ids) and vocab.pitch[61] in free.pitch_ids
+    state = RowState()
+    for token in (vocab.bar, vocab.timesig["4/4"], vocab.position[0], vocab.pitch[60],
+                  vocab.duration[0], vocab.pitch[64], vocab.duration[0]):
+        free.advance(state, token)
+    assert state.notes == 2 and state.bars == 1 and state.phase == "duration"
