@@ -84,6 +84,18 @@ def results(folder: Path = ROOT / "mutants") -> dict[str, dict[str, int | None]]
     return out
 
 
+def _sample_rates(sampled: set[str], same: set[str]) -> dict[str, float]:
+    """Module → the kill rate among its sampled mutants that have been checked."""
+    killed: dict[str, int] = defaultdict(int)
+    checked: dict[str, int] = defaultdict(int)
+    for module, codes in results().items():
+        for name, code in codes.items():
+            if name in sampled and name not in same and code is not None:
+                checked[module] += 1
+                killed[module] += code in KILLED
+    return {m: killed[m] / checked[m] for m in checked}
+
+
 def sample(count: int, seed: int) -> list[str]:
     """``count`` not-checked mutants drawn at random, each module in proportion to its share
     of them (its equivalents left out)."""
@@ -108,7 +120,10 @@ def recheck(folder: Path = ROOT / "mutants") -> int:
     for meta in sorted(folder.rglob("*.py.meta")):
         data = json.loads(meta.read_text())
         codes = data.get("exit_code_by_key", {})
-        again = [k for k, v in codes.items() if v in SURVIVED | NO_TESTS and k not in same]
+        source_file = folder / str(meta.relative_to(folder))[:-len(".meta")]
+        source = source_file.read_text() if source_file.is_file() else ""
+        again = [k for k, v in codes.items() if v in SURVIVED | NO_TESTS and k not in same
+                 and not (v in SURVIVED and sql_case_only(source, k))]
         for key in again:
             codes[key] = None
         if again:
@@ -125,6 +140,8 @@ def main() -> int:
     parser.add_argument("--sample", type=int, default=0,
                         help="print this many not-checked mutants drawn at random")
     parser.add_argument("--seed", type=int, default=26)
+    parser.add_argument("--estimate", nargs="+", type=Path, default=[],
+                        help="files of sampled mutant names: estimate each module's score")
     args = parser.parse_args()
     if args.sample:
         print("\n".join(sample(args.sample, args.seed)))
@@ -158,13 +175,30 @@ def main() -> int:
         rows.append((module, count))
         for key, value in count.items():
             total[key] += value
+    sampled = set()
+    for path in args.estimate:
+        sampled |= set(path.read_text().split())
+    rates = _sample_rates(sampled, same) if sampled else {}
     print(f"{'module':42} {'killed':>7} {'surv.':>6} {'no t.':>6} {'equiv':>6} "
-          f"{'todo':>6} {'score':>7}")
+          f"{'todo':>6} {'score':>7}" + (f" {'estimate':>9}" if sampled else ""))
+    expected = {"killed": 0.0, "all": 0}
     for module, count in rows + [("(all)", total)]:
         checked = count["killed"] + count["survived"] + count["no tests"] + count["other"]
         score = 100.0 * count["killed"] / checked if checked else float("nan")
-        print(f"{module:42} {count['killed']:7} {count['survived']:6} {count['no tests']:6} "
-              f"{count['equivalent']:6} {count['not checked']:6} {score:6.1f}%")
+        line = (f"{module:42} {count['killed']:7} {count['survived']:6} {count['no tests']:6} "
+                f"{count['equivalent']:6} {count['not checked']:6} {score:6.1f}%")
+        if sampled and module != "(all)":
+            rate = rates.get(module, score / 100 if not count["not checked"] else None)
+            if rate is not None:
+                killed = count["killed"] + count["not checked"] * rate
+                expected["killed"] += killed
+                expected["all"] += checked + count["not checked"]
+                line += f" {100 * killed / (checked + count['not checked']):8.1f}%"
+            else:
+                line += "   (no sample)"
+        elif sampled and expected["all"]:
+            line += f" {100 * expected['killed'] / expected['all']:8.1f}%"
+        print(line)
     if args.survivors:
         print("\nsurvivors (mutmut show NAME):")
         for name in survivors:
