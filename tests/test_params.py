@@ -11,36 +11,41 @@ from creative_studio.core.params import Param, ParamError, ParamSet
 from creative_studio.plugins import PluginRegistry
 from tests.helpers import examples
 
-DECLARED = ParamSet.from_list([
-    {"name": "steps", "type": "int", "default": 25, "min": 1, "max": 200},
-    {"name": "guidance", "type": "float", "default": 3.0, "min": 0.0, "max": 30.0},
-    {"name": "strict", "type": "bool", "default": False},
-    {"name": "tonic", "type": "choice", "default": 0, "choices": [0, 1, 2, "auto"],
-     "labels": ["C", "C♯/D♭", "D", "auto"], "aliases": {"C#": 1, "Db": 1},
-     "no_default_for": ["continue"]},
-    {"name": "keep", "type": "int", "default": 4, "min": 1, "max": 32, "tasks": ["continue"]},
-    {"name": "note", "type": "text", "default": "", "max_length": 10},
-])
+
+def declared() -> ParamSet:
+    """The declarations, read in each test (so that mutation testing sees them read)."""
+    return ParamSet.from_list([
+        {"name": "steps", "type": "int", "default": 25, "min": 1, "max": 200},
+        {"name": "guidance", "type": "float", "default": 3.0, "min": 0.0, "max": 30.0},
+        {"name": "strict", "type": "bool", "default": False},
+        {"name": "tonic", "type": "choice", "default": 0, "choices": [0, 1, 2, "auto"],
+         "labels": ["C", "C♯/D♭", "D", "auto"], "aliases": {"C#": 1, "Db": 1},
+         "no_default_for": ["continue"]},
+        {"name": "keep", "type": "int", "default": 4, "min": 1, "max": 32, "tasks": ["continue"]},
+        {"name": "note", "type": "text", "default": "", "max_length": 10},
+    ])
 
 
 def test_defaults_fill_only_the_params_of_the_task():
-    assert DECLARED.resolve("generate", {}) == {"steps": 25, "guidance": 3.0, "strict": False,
+    assert declared().resolve("generate", {}) == {"steps": 25, "guidance": 3.0, "strict": False,
                                                 "tonic": 0, "note": ""}
     # continue: tonic left to the generator (found from the MIDI), keep_bars filled in
-    assert DECLARED.resolve("continue", {}) == {"steps": 25, "guidance": 3.0, "strict": False,
+    assert declared().resolve("continue", {}) == {"steps": 25, "guidance": 3.0, "strict": False,
                                                 "keep": 4, "note": ""}
 
 
 def test_values_are_typed_and_framework_keys_pass():
-    out = DECLARED.resolve("generate", {"steps": "30", "guidance": 7, "strict": "yes",
+    out = declared().resolve("generate", {"steps": "30", "guidance": 7, "strict": "yes",
                                         "tonic": "C#", "group": "g1", "alternative": 2})
     assert out["steps"] == 30 and isinstance(out["steps"], int)
     assert out["guidance"] == 7.0 and isinstance(out["guidance"], float)
     assert out["strict"] is True and out["tonic"] == 1
+    for word in ("0", "false", "No", "OFF"):
+        assert declared().resolve("generate", {"strict": word})["strict"] is False
     assert out["group"] == "g1" and out["alternative"] == 2
-    assert DECLARED.resolve("generate", {"tonic": "d"})["tonic"] == 2  # a label
-    assert DECLARED.resolve("generate", {"tonic": "Db"})["tonic"] == 1  # an alias
-    assert DECLARED.resolve("generate", {"tonic": "auto"})["tonic"] == "auto"
+    assert declared().resolve("generate", {"tonic": "d"})["tonic"] == 2  # a label
+    assert declared().resolve("generate", {"tonic": "Db"})["tonic"] == 1  # an alias
+    assert declared().resolve("generate", {"tonic": "auto"})["tonic"] == "auto"
 
 
 @pytest.mark.parametrize("values, message", [
@@ -57,7 +62,7 @@ def test_values_are_typed_and_framework_keys_pass():
 ])
 def test_wrong_values_say_what_is_wrong(values, message):
     with pytest.raises(BadInput, match=message.replace("(", r"\(").replace(")", r"\)")):
-        DECLARED.resolve("generate", values)
+        declared().resolve("generate", values)
 
 
 @settings(max_examples=examples(300), deadline=None, derandomize=True,
@@ -67,12 +72,12 @@ def test_wrong_values_say_what_is_wrong(values, message):
                                  st.booleans(), st.none())))
 def test_resolve_either_refuses_or_gives_values_in_range(values):
     try:
-        out = DECLARED.resolve("generate", values)
+        out = declared().resolve("generate", values)
     except BadInput:
         return
     assert 1 <= out["steps"] <= 200 and 0.0 <= out["guidance"] <= 30.0
     assert isinstance(out["strict"], bool) and out["tonic"] in (0, 1, 2, "auto")
-    assert DECLARED.resolve("generate", out) == out  # resolving is idempotent
+    assert declared().resolve("generate", out) == out  # resolving is idempotent
 
 
 def test_bad_declarations_are_refused():
@@ -102,21 +107,21 @@ def test_every_builtin_plugin_declares_what_its_panel_and_cli_use():
 
 
 def test_a_param_set_is_looked_up_by_name_and_labels_its_choices():
-    assert "steps" in DECLARED and "nothing" not in DECLARED
-    assert "keep" in DECLARED  # declared for another task: still declared
-    assert DECLARED.get("guidance").default == 3.0 and DECLARED.get("keep").max == 32
+    assert "steps" in declared() and "nothing" not in declared()
+    assert "keep" in declared()  # declared for another task: still declared
+    assert declared().get("guidance").default == 3.0 and declared().get("keep").max == 32
     with pytest.raises(KeyError, match="^'nothing'$"):
-        DECLARED.get("nothing")
-    assert DECLARED.defaults("continue") == {"steps": 25, "guidance": 3.0, "strict": False,
+        declared().get("nothing")
+    assert declared().defaults("continue") == {"steps": 25, "guidance": 3.0, "strict": False,
                                              "keep": 4, "note": ""}
-    assert DECLARED.defaults("generate")["tonic"] == 0 and "keep" not in \
-        DECLARED.defaults("generate")
-    tonic = DECLARED.get("tonic")
+    assert declared().defaults("generate")["tonic"] == 0 and "keep" not in \
+        declared().defaults("generate")
+    tonic = declared().get("tonic")
     assert tonic.choice_label(1) == "C♯/D♭" and tonic.choice_label("auto") == "auto"
     assert tonic.choice_label(7) == "7"  # not a choice: as it is
     bare = Param("mode", "choice", "a", choices=("a", "b"))
     assert bare.choice_label("b") == "b" and bare.choice_label(None) == "None"
-    assert DECLARED.get("steps").choice_label(5) == "5"
+    assert declared().get("steps").choice_label(5) == "5"
 
 
 @pytest.mark.parametrize("declaration, value, message", [
