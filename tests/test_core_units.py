@@ -160,7 +160,7 @@ def test_folder_hashes_cover_every_weight_file_and_are_cached(tmp_path, monkeypa
 
 
 def test_folder_hashes_cover_torch_weight_files_too(tmp_path):
-    for suffix in (".pt", ".pth"):
+    for suffix in (".pt", ".pth", ".gguf", ".bin"):
         folder = tmp_path / suffix[1:]
         folder.mkdir()
         (folder / f"a{suffix}").write_bytes(b"1")
@@ -1356,7 +1356,9 @@ def test_a_jobs_pace_is_measured_only_over_a_twentieth_or_more():
     assert progress.measured_rate() is None  # a hundredth says too little
     progress._last = (12.0, 0.10)
     assert progress.measured_rate() == pytest.approx(0.03)
-    progress._last = (10.0, 0.5)
+    progress._first, progress._last = (0.0, 0.0), (2.0, 0.05)  # exactly a twentieth
+    assert progress.measured_rate() == pytest.approx(0.025)
+    progress._first, progress._last = (10.0, 0.0), (10.0, 0.5)
     assert progress.measured_rate() is None  # no time passed
 
 

@@ -390,6 +390,9 @@ def test_the_vocabulary_and_a_grammar_as_made(vocab):
     free = Grammar(vocab, "4/4", 2, "major")
     strict = Grammar(vocab, "4/4", 2, "major", strict_key=True)
     assert len(free.pitch_ids) > len(strict.pitch_ids) and vocab.pitch[61] in free.pitch_ids
+    ranged = Grammar(vocab, "4/4", 2, "major", strict_key=True, pitch_range=(60, 72))
+    assert sorted(ranged.pitch_ids) == sorted(vocab.pitch[p] for p in
+                                              (60, 62, 64, 65, 67, 69, 71, 72))  # both ends
     state = RowState()
     for token in (vocab.bar, vocab.timesig["4/4"], vocab.position[0], vocab.pitch[60],
                   vocab.duration[0], vocab.pitch[64], vocab.duration[0]):
