@@ -62,3 +62,16 @@ def unmeasured() -> dict[str, str]:
     import os
 
     return {k: v for k, v in os.environ.items() if not k.startswith("COVERAGE_")}
+
+
+def drop_studio_log() -> None:
+    """Undo ``core.logs.setup``: remove and close the studio's file handlers (a test that set
+    up the log leaves the next tests logging nowhere but where they choose)."""
+    import logging
+
+    for name in ("creative_studio", "plugins"):
+        logger = logging.getLogger(name)
+        for handler in [h for h in logger.handlers if getattr(h, "_studio", False)]:
+            logger.removeHandler(handler)
+            handler.close()
+        logger.setLevel(logging.NOTSET)

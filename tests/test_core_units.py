@@ -15,6 +15,7 @@ import pytest
 
 from creative_studio.core import devices, files, models, paths, provenance, secrets
 from creative_studio.core.errors import BadInput, ModelError, StudioError
+from tests.helpers import drop_studio_log
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -448,12 +449,7 @@ def test_the_log_goes_to_one_rotating_file_and_its_tail_is_readable(studio_home)
         assert logs.log_file() == path
         assert logs.tail(studio_home / "nothing.log").startswith("(the log cannot be read: ")
     finally:
-        for name in ("creative_studio", "plugins"):
-            logger = logging.getLogger(name)
-            for handler in [h for h in logger.handlers if getattr(h, "_studio", False)]:
-                logger.removeHandler(handler)
-                handler.close()
-            logger.setLevel(logging.NOTSET)
+        drop_studio_log()
 
 
 def test_a_log_folder_that_cannot_be_made_means_no_log(studio_home):
@@ -1242,20 +1238,12 @@ def test_settings_and_the_log_are_utf8_whatever_the_locale(studio_home, tmp_path
     """A machine whose locale is not UTF-8 (the C locale without coercion, or Windows'
     code pages): settings and the log are read and written as UTF-8 all the same. The
     script runs here (a UTF-8 locale) and in a process under the C locale."""
-    import contextlib
-    import logging
     import subprocess
 
     try:  # here
         exec(compile(UNDER_ASCII_LOCALE.replace("assert sys", "sys"), "script", "exec"), {})
     finally:
-        for name in ("creative_studio", "plugins"):
-            logger = logging.getLogger(name)
-            for handler in [h for h in logger.handlers if getattr(h, "_studio", False)]:
-                logger.removeHandler(handler)
-                with contextlib.suppress(Exception):
-                    handler.close()
-            logger.setLevel(logging.NOTSET)
+        drop_studio_log()
     assert capsys.readouterr().out.strip() == "résumé of /tmp/Café.csproj"
     home = tmp_path / "c-locale"  # and under the C locale
     env = dict(os.environ, LC_ALL="C", LANG="C", PYTHONUTF8="0", PYTHONCOERCECLOCALE="0",

@@ -14,7 +14,7 @@ from creative_studio.core.project import ProjectStore
 from creative_studio.plugins import PluginRegistry
 from creative_studio.workers.runner import JobRunner
 from tests import fake_plugin
-from tests.helpers import write_plugin
+from tests.helpers import drop_studio_log, write_plugin
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -880,7 +880,6 @@ def test_a_real_child_process_starts_answers_and_quits(tmp_path, monkeypatch, ca
 
 
 def test_the_childs_main_serves_its_socket_until_the_studio_closes_it(studio_home):
-    import logging
     import signal
     import socket
     from multiprocessing.connection import Connection
@@ -909,12 +908,7 @@ def test_the_childs_main_serves_its_socket_until_the_studio_closes_it(studio_hom
         assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
     finally:
         signal.signal(signal.SIGINT, previous)
-        for name in ("creative_studio", "plugins"):
-            logger = logging.getLogger(name)
-            for handler in [h for h in logger.handlers if getattr(h, "_studio", False)]:
-                handler.close()
-                logger.removeHandler(handler)
-            logger.setLevel(logging.NOTSET)
+        drop_studio_log()
     thread.join(10)
     assert replies[0] == ("ok", None)
     assert replies[1][0] == "ok" and replies[1][1].assets[0].data == b"cba"
