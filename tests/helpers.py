@@ -55,15 +55,6 @@ def examples(count: int, least: int = 5) -> int:
     return max(least, count // 4) if os.environ.get("MUTANT_UNDER_TEST") else count
 
 
-def unmeasured() -> dict[str, str]:
-    """The environment for a process whose code is not the studio's (a trainer in tools/,
-    another project's server): without the coverage run's variables, so it is not traced
-    (which would only slow it down)."""
-    import os
-
-    return {k: v for k, v in os.environ.items() if not k.startswith("COVERAGE_")}
-
-
 def drop_studio_log() -> None:
     """Undo ``core.logs.setup``: remove and close the studio's file handlers (a test that set
     up the log leaves the next tests logging nowhere but where they choose)."""

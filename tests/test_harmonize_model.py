@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.helpers import unmeasured
+from tools.llama_server import unmeasured
 
 torch = pytest.importorskip("torch")
 ROOT = Path(__file__).resolve().parents[1]

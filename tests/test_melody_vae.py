@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.helpers import unmeasured
+from tools.llama_server import unmeasured
 
 torch = pytest.importorskip("torch")
 ROOT = Path(__file__).resolve().parents[1]

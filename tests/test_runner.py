@@ -4,6 +4,7 @@ import os
 import sys
 import threading
 import time
+from multiprocessing import Pipe
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from creative_studio.core.errors import BadInput, StudioError
 from creative_studio.core.jobs import JobEventKind, JobState, Request
 from creative_studio.core.project import ProjectStore
 from creative_studio.plugins import PluginRegistry
+from creative_studio.workers import model_process
 from creative_studio.workers.runner import JobRunner
 from tests import fake_plugin
 from tests.helpers import drop_studio_log, write_plugin
@@ -615,22 +617,27 @@ class Unsendable(fake_plugin.ReverseGenerator):
         return super().generate(request, progress, inputs)
 
 
+class ThreadModelProcess(model_process.ModelProcess):
+    """A model process whose child loop runs on a thread of this process over a pipe (the
+    real protocol, no interpreter to start)."""
+
+    def start(self):
+        self.stop()
+        ours, theirs = Pipe()
+        self.child = model_process._Child(theirs, self.device)
+        self.thread = threading.Thread(target=self.child.run, daemon=True)
+        self.thread.start()
+        self.proc, self.conn, self.loaded = FakeChildProcess(), ours, set()
+
+
 @pytest.fixture
 def child_pair():
     """(ModelProcess, _Child): the parent's handle wired to a child loop on a thread."""
-    from multiprocessing import Pipe
-
-    from creative_studio.workers.model_process import ModelProcess, _Child
-
-    parent_end, child_end = Pipe()
-    child = _Child(child_end, "cpu")
-    thread = threading.Thread(target=child.run, daemon=True)
-    thread.start()
-    process = ModelProcess("cpu")
-    process.proc, process.conn = FakeChildProcess(), parent_end
-    process.thread = thread
-    yield process, child
-    parent_end.close()
+    process = ThreadModelProcess("cpu")
+    process.start()
+    thread, ours = process.thread, process.conn
+    yield process, process.child
+    ours.close()  # (a test may have stopped the process already)
     thread.join(10)
     assert not thread.is_alive(), "the child's loop did not end when its socket closed"
 
@@ -1032,23 +1039,15 @@ def test_a_silent_job_stops_when_the_studio_goes_away(child_pair):
 @pytest.fixture
 def thread_child(monkeypatch):
     """Runners made with isolate=True get a model process whose child loop runs on a thread
-    of this process (the real protocol, no interpreter to start)."""
-    from multiprocessing import Pipe
-
-    from creative_studio.workers import model_process
-
+    of this process; the list holds each one started."""
     started = []
 
-    class ThreadModelProcess(model_process.ModelProcess):
+    class Recorded(ThreadModelProcess):
         def start(self):
-            self.stop()
-            ours, theirs = Pipe()
-            self.child = model_process._Child(theirs, self.device)
-            threading.Thread(target=self.child.run, daemon=True).start()
-            self.proc, self.conn, self.loaded = FakeChildProcess(), ours, set()
+            super().start()
             started.append(self)
 
-    monkeypatch.setattr(model_process, "ModelProcess", ThreadModelProcess)
+    monkeypatch.setattr(model_process, "ModelProcess", Recorded)
     return started
 
 

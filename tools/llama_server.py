@@ -17,6 +17,13 @@ import time
 from pathlib import Path
 
 
+def unmeasured() -> dict[str, str]:
+    """The environment for a process whose code is not the studio's (another project's
+    server, a trainer in tools/): without a coverage run's variables, so it is not traced
+    (which would only slow it down)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("COVERAGE_")}
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -37,9 +44,8 @@ class LlamaServer:
             cmd += ["--api_key", key]
         self.log = (tmp or Path("/tmp")) / f"llama-server-{self.port}.log"
         # llama-cpp-python's server is not the studio's code: not traced by a coverage run
-        env = {k: v for k, v in os.environ.items() if not k.startswith("COVERAGE_")}
         self.proc = subprocess.Popen(cmd, stdout=self.log.open("wb"), stderr=subprocess.STDOUT,
-                                     start_new_session=True, env=env)
+                                     start_new_session=True, env=unmeasured())
         import httpx
 
         deadline = time.monotonic() + 120
