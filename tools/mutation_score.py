@@ -74,6 +74,14 @@ def sql_case_only(module_source: str, mutant: str) -> bool:
     return bool(diffs) and all(x.lower() == y.lower() and SQL.search(x) for x, y in diffs)
 
 
+def equivalent_in(folder: Path, module: str, same: set[str]):
+    """A test ``(name, code) → bool``: the mutant is listed in ``same`` or, having survived,
+    only changes the letter case of SQL in ``module`` (its mutmut source read once)."""
+    source_file = folder / module
+    source = source_file.read_text() if source_file.is_file() else ""
+    return lambda name, code: name in same or (code in SURVIVED and sql_case_only(source, name))
+
+
 def results(folder: Path = ROOT / "mutants") -> dict[str, dict[str, int | None]]:
     """module path → {mutant name: exit code (None: not checked yet)}."""
     out: dict[str, dict[str, int | None]] = {}
@@ -89,12 +97,9 @@ def _sample_rates(sampled: set[str], same: set[str]) -> dict[str, float]:
     killed: dict[str, int] = defaultdict(int)
     checked: dict[str, int] = defaultdict(int)
     for module, codes in results().items():
-        source_file = ROOT / "mutants" / module
-        source = source_file.read_text() if source_file.is_file() else ""
+        equivalent = equivalent_in(ROOT / "mutants", module, same)
         for name, code in codes.items():
-            if code in SURVIVED and sql_case_only(source, name):
-                continue  # equivalent by rule
-            if name in sampled and name not in same and code is not None:
+            if name in sampled and not equivalent(name, code) and code is not None:
                 checked[module] += 1
                 killed[module] += code in KILLED
     return {m: killed[m] / checked[m] for m in checked}
@@ -124,10 +129,8 @@ def recheck(folder: Path = ROOT / "mutants") -> int:
     for meta in sorted(folder.rglob("*.py.meta")):
         data = json.loads(meta.read_text())
         codes = data.get("exit_code_by_key", {})
-        source_file = folder / str(meta.relative_to(folder))[:-len(".meta")]
-        source = source_file.read_text() if source_file.is_file() else ""
-        again = [k for k, v in codes.items() if v in SURVIVED | NO_TESTS and k not in same
-                 and not (v in SURVIVED and sql_case_only(source, k))]
+        equivalent = equivalent_in(folder, str(meta.relative_to(folder))[:-len(".meta")], same)
+        again = [k for k, v in codes.items() if v in SURVIVED | NO_TESTS and not equivalent(k, v)]
         for key in again:
             codes[key] = None
         if again:
@@ -157,10 +160,9 @@ def main() -> int:
     survivors = []
     for module, codes in results().items():
         count = defaultdict(int)
-        source_file = ROOT / "mutants" / module
-        source = source_file.read_text() if source_file.is_file() else ""
+        equivalent = equivalent_in(ROOT / "mutants", module, same)
         for name, code in codes.items():
-            if name in same or (code in SURVIVED and sql_case_only(source, name)):
+            if equivalent(name, code):
                 count["equivalent"] += 1
             elif code is None:
                 count["not checked"] += 1
