@@ -15,12 +15,25 @@ _STARTED = time.perf_counter()
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     from .cli import COMMANDS
+    from .core import cpu
+
+    cpu.wait_environment(os.environ)  # before any library that spins is loaded here
 
     if argv and argv[0] in COMMANDS:
         from .cli import main as cli_main
 
         return cli_main(argv)
     return run_gui(argv)
+
+
+def _project_word(word: str) -> bool:
+    """Whether the window's one argument names a project: an existing file, or a new one
+    whose name says it is a project (a mistyped command must not become a project and a
+    window that never returns when headless)."""
+    from pathlib import Path
+
+    path = Path(word)
+    return path.is_file() or (not path.exists() and path.suffix.lower() == ".csproj")
 
 
 def run_gui(argv: list[str]) -> int:
@@ -40,6 +53,13 @@ def run_gui(argv: list[str]) -> int:
     parser.add_argument("--exit-after-paint", action="store_true",
                         help="print the time to the first painted window and quit (benchmark)")
     args, qt_args = parser.parse_known_args(argv)
+    if args.project and not _project_word(args.project):
+        from .cli import COMMANDS
+
+        print(f"creative-studio: {args.project!r} is neither a command nor a project file. "
+              f"Commands: {', '.join(COMMANDS)} (each has --help); a new project is made "
+              f"by a name that ends in .csproj.", file=sys.stderr)
+        return 2
 
     from .core import logs
     from .core.settings import Settings

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -247,7 +248,7 @@ def _generate(args, registry) -> int:
         raise BadInput(f"The seed must be between 0 and {MAX_SEED}.")
     store = _open_or_create(args.project)
     printer = _Printer(args.quiet)
-    settings = Settings.load()
+    settings = _settings()
     runner = JobRunner(registry, printer, device_preference=args.device, settings=settings,
                        isolate=settings.model_process)
     failed = 0
@@ -388,12 +389,24 @@ def _plugins(registry) -> int:
     return 1 if registry.errors else 0
 
 
+def _settings() -> Settings:
+    """The preferences; a damaged file is kept aside and said (stderr), never lost."""
+    settings = Settings.load()
+    try:
+        told = settings.keep_damaged()
+    except OSError as exc:
+        told = f"some preferences could not be read ({'; '.join(settings.damage)}): {exc}"
+    if told:
+        print(f"warning: {told}", file=sys.stderr)
+    return settings
+
+
 def _servers(args) -> int:
     from .core import secrets
     from .core.servers import ServerConfig, find, servers_of
     from .engines import catalog
 
-    settings = Settings.load()
+    settings = _settings()
     if args.action == "list":
         for server in servers_of(settings):
             key = "key in the keyring" if server.api_key() else "no key"
@@ -427,8 +440,9 @@ def _servers(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .core import logs
+    from .core import cpu, logs
 
+    cpu.wait_environment(os.environ)  # before any library that spins is loaded here
     registry = _registry()
     args = _parser(registry).parse_args(argv)
     logs.setup()

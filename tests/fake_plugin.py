@@ -6,6 +6,7 @@ per step so that jobs can be cancelled mid-way.
 
 from __future__ import annotations
 
+import os
 import time
 
 from creative_studio.core.errors import BadInput, ModelError
@@ -72,4 +73,25 @@ class PoolGenerator(ReverseGenerator):
             raise NotOnServer(f"{self.server} has no such model")
         result = super().generate(request, progress, inputs)
         result.metadata["server"] = self.server
+        return result
+
+
+class ThreadsGenerator(ReverseGenerator):
+    """Says in its metadata the threads torch had while it ran (the thread policy's work);
+    ``max_threads`` is the ceiling it declares."""
+
+    max_threads = 1
+    max_threads_why = "a test engine that runs best on one thread"
+
+    def load(self, source, device, progress):
+        import torch  # noqa: F401  (as the real engines: torch is loaded with the model)
+
+        super().load(source, device, progress)
+
+    def generate(self, request, progress, inputs):
+        import torch
+
+        result = super().generate(request, progress, inputs)
+        result.metadata["torch_threads"] = torch.get_num_threads()
+        result.metadata["wait_policy"] = os.environ.get("OMP_WAIT_POLICY")
         return result

@@ -223,6 +223,29 @@ def test_a_long_document_continued_twice_reuses_the_kv_cache():
     fresh.close()
 
 
+@needs_llama
+def test_the_thread_policy_reaches_llama_cpp_at_each_generation(monkeypatch):
+    """No reload when the policy changes its mind between two jobs: the next generation
+    runs on the new count, says it in its recipe, and writes the same text (llama.cpp
+    splits rows among threads; the sums do not change)."""
+    from creative_studio.core import cpu
+
+    engine = llama_engine.LlamaEngine(source_of("text", EMBEDDED))
+    request = prepared(Request("text", "generate", "Say hello.", {"max_tokens": 10}, seed=2))
+    texts = []
+    for threads in (1, 2, 1):
+        monkeypatch.setattr(cpu.POLICY, "current", cpu.Decision(threads, "test", "measured"))
+        result = engine.generate(request, Progress())
+        assert result.metadata["threads"] == threads
+        assert engine.llm.n_threads == engine.llm.context_params.n_threads_batch == threads
+        texts.append(text_of(result))
+    assert texts[0] == texts[1] == texts[2]
+    fixed = llama_engine.LlamaEngine(source_of("text", EMBEDDED), threads=1)  # bench's bare
+    assert fixed.generate(request, Progress()).metadata["threads"] == 1
+    engine.close()
+    fixed.close()
+
+
 def _count_words(request):
     """A stand-in tokenizer for the fitting rules: one token per word, plus 10 for the
     template."""

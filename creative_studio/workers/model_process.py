@@ -34,6 +34,7 @@ import time
 from multiprocessing.connection import Connection
 from typing import Any
 
+from ..core import cpu
 from ..core.errors import (
     BadInput,
     Cancelled,
@@ -90,6 +91,7 @@ class ModelProcess:
         parent, child = socket.socketpair()
         env = dict(os.environ)
         env.setdefault("PYTHONUNBUFFERED", "1")
+        cpu.wait_environment(env)  # before the child loads torch or llama.cpp
         root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
         try:
@@ -354,6 +356,7 @@ class _Child:
             with IMPORT_LOCK:
                 cls = load_attr(spec)
                 generator = cls()
+                cpu.job_threads(generator)  # loading computes too (dequantizing, tracing)
                 generator.load(source, devices.resolve(device), progress)
             self.models[key] = generator
             return None
@@ -365,7 +368,8 @@ class _Child:
             raise ModelError("The model is not loaded in the model process; run the job "
                              "again.")
         progress.check()
-        return generator.generate(request, progress, inputs)
+        decision = cpu.job_threads(generator)
+        return cpu.record(generator.generate(request, progress, inputs), decision)
 
     def _fail(self, exc: BaseException) -> None:
         if isinstance(exc, Cancelled):

@@ -27,7 +27,7 @@ import time
 from collections import OrderedDict
 from typing import Any
 
-from ..core import devices
+from ..core import cpu, devices
 from ..core import models as model_refs
 from ..core.errors import (
     BadInput,
@@ -175,6 +175,8 @@ class _Worker(threading.Thread):
         else:
             generator = generator_cls()
             with IMPORT_LOCK:  # no import races with the preload thread or another worker
+                if not self.server:
+                    cpu.job_threads(generator)  # (the model process decides its own)
                 generator.load(source, self.device, job.progress)
         self.models[key] = generator
         return generator
@@ -187,7 +189,12 @@ class _Worker(threading.Thread):
             generator = self._generator(job, generator_cls)
             job.progress.check()
             job.progress.restart_clock()
-            result = generator.generate(job.request, job.progress, inputs)
+            if self.process is None and not self.server:  # (the model process decides its own)
+                decision = cpu.job_threads(generator)
+                result = cpu.record(generator.generate(job.request, job.progress, inputs),
+                                    decision)
+            else:
+                result = generator.generate(job.request, job.progress, inputs)
         except Cancelled:
             runner._finish(job, JobState.CANCELLED)
             return

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import math
 import time
-from contextlib import contextmanager
 
 from creative_studio.core.errors import BadInput, ModelError
 from creative_studio.core.jobs import Asset, Inputs, ModelIdentity, Request, Result
@@ -37,6 +36,13 @@ MAX_BARS = 64
 
 
 class MusicGenerator:
+    # the thread policy's ceiling (creative_studio/core/cpu.py): small networks run token by
+    # token, pass by pass, latency-bound: one thread is faster than several (no hand-off
+    # per tiny matmul) — on a busy 2-core machine 20-40x faster (4 bars of Harmonize 28.5 s
+    # → 2.3 s), and no slower on an idle one (bench/threads.py)
+    max_threads = 1
+    max_threads_why = "the music models run one small step at a time"
+
     def __init__(self) -> None:
         self.model = None
         self.tokenizer = None
@@ -154,10 +160,8 @@ class MusicGenerator:
         grammar = Grammar(self.vocab, time_signature, keep_bars + bars, mode,
                           strict_key=p["strict_key"])
         grammar.start([prompt_ids])
-        with one_thread(self.device):
-            ids = sample(self.model, prompt_ids, grammar, p["temperature"],
-                         p["top_p"], int(request.seed), progress, keep_bars,
-                         self.device)
+        ids = sample(self.model, prompt_ids, grammar, p["temperature"], p["top_p"],
+                     int(request.seed), progress, keep_bars, self.device)
         generated = self._decode(ids, -shift)
         start_of_new = keep_bars * bar_length(meter)
         new_notes = [n for n in generated if n.start >= start_of_new - 1e-6]
@@ -240,26 +244,6 @@ class MusicGenerator:
                 notes.append(Note(n.time / tpq, n.duration / tpq, int(n.pitch) + shift, 90))
         notes.sort(key=lambda n: (n.start, n.pitch))
         return notes
-
-
-@contextmanager
-def one_thread(device: str):
-    """torch on one CPU thread while a small music network runs (token by token, pass by
-    pass): latency-bound, so one thread is faster than several (no cross-thread hand-off per
-    tiny matmul) — on a busy 2-core machine 20-40x faster (4 bars of Harmonize 28.5 s →
-    2.3 s, 5 Interpolate steps 8 s → 0.2 s), and no slower on an idle one. Restored
-    afterwards; other devices are left as they are."""
-    import torch
-
-    if device != "cpu":
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def sample(model, prompt: list[int], grammar: Grammar, temperature: float, top_p: float,

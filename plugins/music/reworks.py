@@ -16,7 +16,6 @@ from creative_studio.core.jobs import Asset, Inputs, ModelIdentity, Request, Res
 from creative_studio.io.midi import MidiContent, Note, Part, read_notes, write_parts
 
 from .analysis import bar_length, detect_key, in_key_share, key_name
-from .generator import one_thread
 from .grammar import SCALES
 
 VOICE_NAMES = ("Soprano", "Alto", "Tenor", "Bass")
@@ -108,7 +107,7 @@ def harmonize(model, identity: ModelIdentity, device: str, request: Request, pro
     key = {(tonic + step) % 12 for step in SCALES[mode]}
     scale = key if p["strict_key"] else None  # masked; else weighed against (harmonize.py)
     bf16 = device == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported()
-    with one_thread(device), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
         rolls = draw(model, soprano, temperature=max(p["temperature"], 0.05),
                      iterations=p["iterations"], seed=request.seed, voices=p["voices"],
                      scale=scale, key=key, progress=progress)
@@ -180,9 +179,7 @@ def rework(model, identity: ModelIdentity, device: str, request: Request, progre
     keys = [detect_key(top_line(m.notes)) for m in melodies]
     tonic, mode = keys[0]
     generator = torch.Generator().manual_seed(int(request.seed))
-    with one_thread(device):
-        sections = _decode_sections(model, request, melodies, keys, windows, generator,
-                                    progress)
+    sections = _decode_sections(model, request, melodies, keys, windows, generator, progress)
     back = -tonic_shift(tonic)  # the model writes in C: back to the first melody's key
     section = windows * STEPS / 4  # quarter notes per section
     notes: list[Note] = []

@@ -11,18 +11,19 @@
   shapes whether a cached prefix was reused or not. A second Continue on a long document
   reuses the KV cache up to the last whole block it shares with the previous request.
 - **Stop** is checked after every token and between prompt blocks.
-- **Threads**: Preferences → CPU threads, or automatic: the physical cores less the load
-  (measured: beside one busy process two threads fall to a third of one thread's speed).
+- **Threads**: the studio's thread policy (creative_studio/core/cpu.py) decides before each
+  generation, from the cores other programs leave free at that moment (measured: beside
+  one busy program two threads fall to a third of one thread's speed); Preferences → CPU
+  threads overrides it.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import logging
-import os
 import time
-from pathlib import Path
 
+from creative_studio.core import cpu
 from creative_studio.core.errors import Cancelled, ModelError
 from creative_studio.core.jobs import ModelIdentity, Request, Result
 from creative_studio.core.models import ModelSource
@@ -45,46 +46,6 @@ def available() -> bool:
     return importlib.util.find_spec("llama_cpp") is not None
 
 
-def physical_cores() -> int:
-    """Cores, not hardware threads (two threads of one core share its vector units)."""
-    try:
-        cores = set()
-        physical = core = ""
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            key = key.strip()
-            if key == "physical id":
-                physical = value.strip()
-            elif key == "core id":
-                core = value.strip()
-                cores.add((physical, core))
-        if cores:
-            return len(cores)
-    except OSError:
-        pass
-    return max(1, (os.cpu_count() or 2) // 2)
-
-
-def choose_threads(setting: int = 0) -> int:
-    """``setting`` when the user set one (Preferences → CPU threads), else the physical
-    cores less the 1-minute load average: a core another program keeps busy slows every
-    thread of a llama.cpp matrix product to the pace of the slowest."""
-    if setting and setting > 0:
-        return int(setting)
-    cores = physical_cores()
-    try:
-        busy = int(os.getloadavg()[0] + 0.5)
-    except OSError:
-        busy = 0
-    return max(1, min(cores, cores - busy + 1 if busy else cores))
-
-
-def _user_threads() -> int:
-    from creative_studio.core.settings import Settings
-
-    return Settings.load().cpu_threads
-
-
 class LlamaEngine:
     """One GGUF opened by llama.cpp, with its KV cache kept between jobs."""
 
@@ -97,7 +58,8 @@ class LlamaEngine:
 
         path = source.path
         assert path is not None
-        self.threads = threads or choose_threads(_user_threads())
+        self.fixed_threads = threads  # None: the policy decides at each generation
+        self.threads = threads or cpu.POLICY.threads()
         try:
             from llama_cpp._utils import suppress_stdout_stderr
 
@@ -165,6 +127,16 @@ class LlamaEngine:
                               add_bos=not formatted.added_special, special=True)
         return tokens, stop
 
+    def _set_threads(self, threads: int) -> None:
+        """This job's threads, for prompt and generation alike (no reload)."""
+        if threads != self.threads:
+            from llama_cpp import llama_cpp as capi
+
+            capi.llama_set_n_threads(self.llm._ctx.ctx, threads, threads)
+            self.llm.n_threads = self.llm.n_threads_batch = threads
+            self.llm.context_params.n_threads = self.llm.context_params.n_threads_batch = threads
+            self.threads = threads
+
     # -- evaluation -------------------------------------------------------------------
     def _evaluate(self, tokens: list[int], progress: Progress) -> int:
         """Bring the KV cache to ``tokens``; returns how many were reused from the cache."""
@@ -195,6 +167,7 @@ class LlamaEngine:
         from .context import fit
         from .generator import text_result
 
+        self._set_threads(self.fixed_threads or cpu.POLICY.threads())
         fitted = fit(request, self.n_ctx, lambda r: len(self.prompt(r)[0]))
         p = fitted.request.params
         tokens, stops = self.prompt(fitted.request)
