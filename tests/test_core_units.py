@@ -1158,6 +1158,12 @@ def test_items_are_exported_with_their_recipe_inside_or_beside(tmp_path):
         assert export.suggested_name(nameless) == f"{nameless.kind}.bin"
         unnamed = add(Asset("text", "text/plain", b"t"), prompt="???")
         assert export.suggested_name(unnamed) == unnamed.id[:8] + ".txt"
+        # an id is project data: a crafted one never names a path (the Music panel writes
+        # its drag-out file under this name)
+        for crafted, name in (("/etc/passwd", "etc_pass.txt"), ("../../x", "x.txt"),
+                              ("..", "item.txt"), ("/", "item.txt")):
+            unnamed.id = crafted
+            assert export.suggested_name(unnamed) == name
         empty = add(None)
         assert export.suggested_name(empty) == "a_red_fox_é.txt"
         with pytest.raises(StudioError, match="^This item has no output to export.$"):

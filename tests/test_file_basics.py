@@ -91,3 +91,55 @@ def test_the_recovery_prompt_says_what_it_recovers(make_window):
     store.add_item(Request("text", "generate", "x"), result())
     store.set_state("panel:music", {"work": {}})
     assert window.recovery_summary(store) == "1 item and drafts in Music, Text"
+
+
+# -- modes and leftovers (fault-campaign findings) -------------------------------------------
+def test_written_files_honour_the_umask_and_keep_an_existing_mode(tmp_path):
+    from creative_studio.core import files
+
+    old = os.umask(0o002)
+    try:
+        assert files.umask() == 0o002
+        new = tmp_path / "new.txt"
+        files.atomic_write(new, "x")
+        assert new.stat().st_mode & 0o777 == 0o664  # not mkstemp's 0600
+        shared = tmp_path / "shared.png"
+        shared.write_bytes(b"old")
+        shared.chmod(0o644)
+        files.atomic_write(shared, b"new")
+        assert shared.stat().st_mode & 0o777 == 0o644 and shared.read_bytes() == b"new"
+        os.umask(0o077)
+        private = tmp_path / "private.txt"
+        files.atomic_write(private, "x")
+        assert private.stat().st_mode & 0o777 == 0o600
+    finally:
+        os.umask(old)
+
+
+def test_killed_writers_leftovers_are_removed_by_the_next_write(tmp_path):
+    import time
+
+    from creative_studio.core import files
+
+    target = tmp_path / "story.csproj"
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    old = time.time() - 600
+    leftovers = [tmp_path / f".studio-story.csproj.{dead.pid}.abc.tmp",
+                 tmp_path / f".studio-story.csproj.{dead.pid}.abc.tmp-journal",
+                 tmp_path / ".studio-story.csproj.k3x_9q.tmp"]  # older versions: no pid
+    live = tmp_path / f".studio-story.csproj.{os.getppid()}.def.tmp"  # a running writer
+    fresh = tmp_path / f".studio-story.csproj.{dead.pid}.new.tmp"  # killed a moment ago
+    other = tmp_path / f".studio-other.csproj.{dead.pid}.abc.tmp"  # another target's
+    for path in (*leftovers, live, other):
+        path.write_bytes(b"half")
+        os.utime(path, (old, old))
+    fresh.write_bytes(b"half")
+    ancient = time.time() - 7200
+    os.utime(leftovers[2], (ancient, ancient))
+    files.atomic_write(target, b"whole")
+    assert not any(p.exists() for p in leftovers)
+    assert live.exists() and fresh.exists() and other.exists()
+    assert target.read_bytes() == b"whole"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [target.name, live.name, fresh.name, other.name])

@@ -3,6 +3,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -16,6 +17,7 @@ from creative_studio.core import project as project_mod
 from creative_studio.core.errors import ProjectError
 from creative_studio.core.jobs import Asset, ModelIdentity, Request, Result
 from creative_studio.core.project import ProjectStore
+from tests.helpers import examples
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -664,3 +666,85 @@ def test_save_as_failures_name_the_new_file(tmp_path, monkeypatch):
     with pytest.raises(ProjectError, match=r"^Could not save to .*there.csproj: no reason given$"):
         store.save_as(tmp_path / "there")
     assert store.path == tmp_path / "here.csproj"
+
+
+# -- schema text flips (fault-campaign finding: `id INTEGER PRIMAR? KEY` opened) ---------------
+def _with_schema(path, name: str, sql: str) -> None:
+    import sqlite3
+
+    conn = sqlite3.connect(path)
+    try:
+        version = conn.execute("PRAGMA schema_version").fetchone()[0]
+        conn.execute("PRAGMA writable_schema = ON")
+        conn.execute("UPDATE sqlite_master SET sql = ? WHERE name = ?", (sql, name))
+        conn.execute(f"PRAGMA schema_version = {version + 1}")
+        conn.commit()
+    finally:
+        conn.close()
+
+
+def _schema_of(path, name: str) -> str:
+    import sqlite3
+
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute("SELECT sql FROM sqlite_master WHERE name = ?",
+                            (name,)).fetchone()[0]
+    finally:
+        conn.close()
+
+
+def test_a_changed_primary_key_is_refused_at_open(tmp_path):
+    path = tmp_path / "p.csproj"
+    store = ProjectStore.create(path)
+    store.add_item(Request("text", "generate", "hi"), result("out"))
+    store.close()
+    sql = _schema_of(path, "assets")  # the campaign's flip: ids then read as NULL
+    _with_schema(path, "assets", sql.replace("id INTEGER PRIMARY KEY", "id INTEGER PRIMARX KEY"))
+    with pytest.raises(ProjectError, match=r"^p\.csproj is damaged or not a Creative Studio "
+                                           r"project: table assets differ from a project's\.$"):
+        ProjectStore.open(path)
+
+
+@pytest.mark.parametrize("table", ["items", "assets", "item_parents", "meta", "state",
+                                   "assets_item"])
+def test_every_flip_of_a_tables_schema_text_opens_whole_or_is_refused(tmp_path, table):
+    """Each character of the statement replaced in turn (a letter, a '?', a space): the
+    project opens and reads exactly as before, or it is refused with a ProjectError —
+    never an id read as NULL or a crash later."""
+    import random
+
+    base = tmp_path / "base.csproj"
+    store = ProjectStore.create(base)
+    first = store.add_item(Request("text", "generate", "hi", seed=3), result("out"))
+    second = store.add_item(Request("text", "generate", "again", parents=[first]), result("out"))
+    store.close()
+    sql = _schema_of(base, table)
+    rng = random.Random(table)
+    positions = sorted(rng.sample(range(len(sql)), min(len(sql), examples(len(sql), 20))))
+    opened = refused = 0
+    for position in positions:
+        original = sql[position]
+        for replacement in ("?", "X" if original != "X" else "Y"):
+            path = tmp_path / f"{table}-{position}-{ord(replacement)}.csproj"
+            shutil.copy(base, path)
+            try:
+                _with_schema(path, table, sql[:position] + replacement + sql[position + 1:])
+            except sqlite3.DatabaseError:
+                refused += 1  # SQLite itself would not take the text
+                continue
+            try:
+                flipped = ProjectStore.open(path)
+            except ProjectError:
+                refused += 1
+                continue
+            try:
+                items = flipped.items()
+                assert [i.id for i in items] == [first, second]
+                assert items[1].parents == [first] and items[0].request.seed == 3
+                assert flipped.item_text(items[0]) == "out"
+                opened += 1
+            finally:
+                flipped.close()
+    assert opened + refused >= len(positions)  # every flip was tried
+    assert refused > 0  # the check saw something

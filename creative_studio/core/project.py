@@ -24,6 +24,7 @@ import urllib.parse
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -219,6 +220,34 @@ _TYPES_V1 = {
               "parents": ("text",)},
 }
 _TYPES = {1: _TYPES_V1, 2: _TYPES_V2}
+
+
+def _columns(conn: sqlite3.Connection, table: str) -> list[tuple]:
+    """A table's declared columns as SQLite understood them: name, type, NOT NULL,
+    default, primary-key position, hidden (generated)."""
+    return [(str(r[1]), str(r[2]).upper(), int(r[3]), r[4], int(r[5]), int(r[6]))
+            for r in conn.execute(f"PRAGMA table_xinfo({_quote(table)})")]
+
+
+def _index_keys(conn: sqlite3.Connection, index: str) -> list[tuple]:
+    return [tuple(r[1:]) for r in conn.execute(f"PRAGMA index_xinfo({_quote(index)})")]
+
+
+@cache
+def _declared(major: int) -> tuple[dict[str, list[tuple]], dict[str, list[tuple]]]:
+    """What each table's columns and each index's keys are in a file made from the schema
+    of this major format (an in-memory database made from the same text): a file whose
+    schema text was changed (``INTEGER PRIMAR? KEY`` passes a check of names and leaves
+    every id NULL) differs here."""
+    conn = sqlite3.connect(":memory:")
+    try:
+        conn.executescript(SCHEMA_V1 if major == 1 else _SCHEMA_V2)
+        columns = {table: _columns(conn, table) for table in _TYPES[major]}
+        indexes = {name: _index_keys(conn, name) for kind, name in _EXPECTED[major]
+                   if kind == "index"}
+    finally:
+        conn.close()
+    return columns, indexes
 
 
 class DamagedAsset(ProjectError):
@@ -420,12 +449,13 @@ class ProjectStore:
             raise ProjectError(f"{path.name} contains objects a project never has "
                                f"({', '.join(extra[:5])}): refusing to open it.")
         wrong = [f"{t} {n}" for (t, n) in expected if (t, n) not in found]
-        for table, columns in _TYPES[major].items():  # the columns, none generated
-            have = {str(r[1]): int(r[6]) for r in conn.execute(
-                f"PRAGMA table_xinfo({table})")}
-            if set(have) != set(columns) | ({"id"} if table == "assets" else set()) or \
-                    any(have.values()):
+        declared_columns, declared_keys = _declared(major)
+        for table, columns in declared_columns.items():  # names, types, keys, defaults
+            if ("table", table) in found and _columns(conn, table) != columns:
                 wrong.append(f"table {table}")
+        for name, keys in declared_keys.items():
+            if ("index", name) in found and _index_keys(conn, name) != keys:
+                wrong.append(f"index {name}")
         for (kind, name), table in found.items():  # indexes on plain columns only
             if kind == "index":
                 keys = conn.execute(f"PRAGMA index_xinfo({_quote(name)})").fetchall()
@@ -688,21 +718,32 @@ class ProjectStore:
         import hashlib
 
         problems: dict[str, str] = {}
-        with self._lock:
-            integrity = self._conn.execute("PRAGMA integrity_check").fetchone()[0]
-            rows = self._conn.execute(
-                "SELECT id, request, model, versions, metadata FROM items").fetchall()
-            assets = self._conn.execute(
-                "SELECT id, item_id, size, sha256 FROM assets ORDER BY id").fetchall()
-        if integrity != "ok":
-            problems[""] = f"the file's structure: {str(integrity)[:200]}"
+
+        def read(query: str, params: tuple = ()) -> list:
+            """Rows, or none with the damage said (pages the quick check at open did not
+            read can be damaged: the whole check reads them)."""
+            try:
+                with self._lock:
+                    return self._conn.execute(query, params).fetchall()
+            except sqlite3.DatabaseError as exc:
+                problems.setdefault("", f"the file's structure: {str(exc)[:200]}")
+                return []
+
+        integrity = read("PRAGMA integrity_check")
+        if integrity and integrity[0][0] != "ok":
+            problems[""] = f"the file's structure: {str(integrity[0][0])[:200]}"
+        rows = read("SELECT id, request, model, versions, metadata FROM items")
+        assets = read("SELECT id, item_id, size, sha256 FROM assets ORDER BY id")
         for item_id, *fields in rows:
             if not all(_json_loads(f, None) is not None for f in fields):
                 problems[str(item_id)] = "its recipe cannot be read"
         for index, (asset_id, item_id, size, sha) in enumerate(assets):
-            with self._lock:
-                data = self._conn.execute("SELECT data FROM assets WHERE id = ?",
-                                          (asset_id,)).fetchone()[0]
+            try:
+                with self._lock:
+                    data = self._conn.execute("SELECT data FROM assets WHERE id = ?",
+                                              (asset_id,)).fetchone()[0]
+            except sqlite3.DatabaseError:
+                data = None  # (said below as a mismatch: the bytes cannot be read)
             if not isinstance(data, bytes) or len(data) != size or \
                     hashlib.sha256(data).hexdigest() != sha:
                 problems.setdefault(str(item_id), "its stored output does not match its "

@@ -12,8 +12,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
+import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +23,13 @@ from . import files, paths
 
 MAX_RECENT = 10
 VERSION = 5
+_INT_DIGITS = 30  # a longer integer is damage, not a setting (and slow to parse)
+_UNSAVED = ("damage", "kept_as")  # what this session learnt of the file, not preferences
 log = logging.getLogger(__name__)
+
+
+def _bounded_int(text: str) -> Any:
+    return int(text) if len(text.lstrip("-")) <= _INT_DIGITS else text  # a str: wrong type
 
 
 # version N → N + 1, for changes the fields' defaults cannot express (a renamed field, a value
@@ -45,6 +53,9 @@ class Settings:
     folders: dict = field(default_factory=dict)  # kind of file → the folder last used
     default_folder: str = ""  # where file dialogs start before a kind has its own folder
     version: int = VERSION
+    # what could not be read from the file (never saved): told once, the file kept aside
+    damage: list[str] = field(default_factory=list, repr=False, compare=False)
+    kept_as: Path | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def path(cls) -> Path:
@@ -52,14 +63,32 @@ class Settings:
 
     @classmethod
     def load(cls) -> Settings:
+        """The preferences; never raises and never writes. A file damaged as a whole (not
+        JSON, nested too deeply, unreadable) gives the defaults, one with damaged fields the
+        others; either way :attr:`damage` says what was not loaded, and the first
+        :meth:`save` keeps the file as it was aside before replacing it."""
+        path = cls.path()
         try:
-            data = json.loads(cls.path().read_text(encoding="utf-8"))
+            text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
             return cls()
-        except (OSError, ValueError) as exc:
-            log.warning("settings unreadable, using defaults: %s", exc)
-            return cls()
+        except (OSError, UnicodeError) as exc:
+            return cls._damaged(f"the file could not be read: {exc.__class__.__name__}")
+        try:
+            data = json.loads(text, parse_int=_bounded_int)
+        except (ValueError, RecursionError) as exc:
+            what = "nested too deeply" if isinstance(exc, RecursionError) else "not valid JSON"
+            return cls._damaged(f"the file is {what}")
+        if not isinstance(data, dict):
+            return cls._damaged("the file does not hold preferences")
         return cls.from_dict(data)
+
+    @classmethod
+    def _damaged(cls, why: str) -> Settings:
+        log.warning("settings unreadable, using defaults: %s", why)
+        settings = cls()
+        settings.damage = [f"all of them: {why}"]
+        return settings
 
     @classmethod
     def from_dict(cls, data: Any) -> Settings:
@@ -75,22 +104,58 @@ class Settings:
             version += 1
         defaults = cls()
         values = {}
+        damage = []
         for f in fields(cls):
-            if f.name == "version" or f.name not in data:
+            if f.name in ("version", *_UNSAVED) or f.name not in data:
                 continue
             value = data[f.name]
             if type(value) is not type(getattr(defaults, f.name)):
                 log.warning("setting %s has the wrong type; default used", f.name)
+                damage.append(f.name)
                 continue
             values[f.name] = value
         settings = cls(**values)
         settings.recent_files = [str(p) for p in settings.recent_files if isinstance(p, str)]
         settings.folders = {k: v for k, v in settings.folders.items()
                             if isinstance(k, str) and isinstance(v, str)}
+        servers = [entry for entry in settings.servers if isinstance(entry, dict)]
+        if len(servers) != len(settings.servers):
+            damage.append(f"{len(settings.servers) - len(servers)} of {len(settings.servers)} "
+                          "servers (not a name and an address)")
+            settings.servers = servers
+        settings.damage = damage
         return settings
 
     def save(self) -> None:
-        files.atomic_write(self.path(), json.dumps(asdict(self), indent=2))  # version: VERSION
+        """Write the preferences; a file that was read damaged is kept aside first."""
+        self.keep_damaged()
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _UNSAVED}
+        files.atomic_write(self.path(), json.dumps(data, indent=2))  # version: VERSION
+
+    def keep_damaged(self) -> str:
+        """Where the file was read damaged: keep it as it is beside itself, once
+        (``settings.json.damaged-<time>``), and say what was not loaded and how to get it
+        back; "" when nothing was damaged. Nothing the user had is ever dropped unseen.
+        Raises OSError when the copy cannot be made (the file is then not replaced)."""
+        if not self.damage:
+            return ""
+        path = self.path()
+        if self.kept_as is None:
+            aside = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+            try:
+                shutil.copy2(path, aside)
+            except FileNotFoundError:  # gone meanwhile: nothing left to keep
+                aside = Path()
+            except OSError as exc:
+                raise OSError(f"the damaged preferences file could not be kept aside "
+                              f"({exc.strerror or exc}), so it was not replaced") from exc
+            self.kept_as = aside
+        told = (f"Some preferences could not be read and are at their defaults: "
+                f"{'; '.join(self.damage)}.")
+        if self.kept_as != Path():
+            told += (f" The file as it was is kept as {self.kept_as}: repair it there and "
+                     f"copy it back over {path.name} while the studio is closed.")
+        return told
 
     def add_recent(self, path: str | os.PathLike) -> None:
         value = str(Path(path).resolve())

@@ -22,7 +22,10 @@ def suggested_name(item: Item) -> str:
         (item.title or item.request.prompt or item.kind)
     base = re.sub(r"[^\w\- ]+", "", text)[:40].strip()
     mime = item.assets[0].mime.split(";")[0] if item.assets else "text/plain"
-    return (base.replace(" ", "_") or item.id[:8]) + _EXT.get(mime, ".bin")
+    # an id is read from the project like any field: a crafted one ("../../x", "/etc/x")
+    # must not name a path either
+    fallback = files.safe_name(item.id, "item", limit=8)
+    return (base.replace(" ", "_") or fallback) + _EXT.get(mime, ".bin")
 
 
 def export_item(store: ProjectStore, item: Item, target: Path, quality: int = 92, *,

@@ -115,6 +115,20 @@ class MainWindow(QMainWindow):
         geometry = QSettings("creative-studio", "window").value("geometry")
         if geometry is not None and not os.environ.get("CREATIVE_STUDIO_HOME"):
             self.restoreGeometry(geometry)
+        QTimer.singleShot(0, self.tell_settings_damage)
+
+    def tell_settings_damage(self) -> None:
+        """Preferences read from a damaged file: keep the file aside now and say what was
+        not loaded (the user's servers are never dropped unseen)."""
+        try:
+            told = self.settings.keep_damaged()
+        except OSError as exc:
+            told = (f"Some preferences could not be read and are at their defaults "
+                    f"({'; '.join(self.settings.damage)}); {exc}. Preferences you change "
+                    f"now are not saved until it can be.")
+        if told:
+            log.warning("%s", told)
+            self.show_error("Preferences", told)
 
     # -- construction ---------------------------------------------------------------
     def _dock(self, title: str, widget: QWidget, area) -> QDockWidget:

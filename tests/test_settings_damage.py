@@ -1,0 +1,165 @@
+"""A damaged preferences file never costs the user what it held unseen (fault-campaign
+findings): the file is kept aside before anything replaces it, what was not loaded is said
+in the window and on the CLI, and no shape of it crashes the start."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from creative_studio.core import settings as settings_mod
+from creative_studio.core.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+SERVERS = [{"name": "lab", "url": "http://127.0.0.1:9", "kind": "openai"}]
+
+
+def write(text: str) -> Path:
+    path = Settings.path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def aside(path: Path) -> list[Path]:
+    return sorted(path.parent.glob("settings.json.damaged-*"))
+
+
+@pytest.mark.parametrize("text, why", [
+    ('{"theme": "dark", "servers": [', "the file is not valid JSON"),
+    ("[" * 100_000 + "]" * 100_000, "the file is nested too deeply"),
+    ('{"servers": ' + "[" * 100_000 + "]" * 100_000 + "}", "the file is nested too deeply"),
+    ('["a list"]', "the file does not hold preferences"),
+])
+def test_a_file_damaged_as_a_whole_gives_defaults_and_is_kept_on_save(text, why):
+    path = write(text)
+    before = path.read_bytes()
+    settings = Settings.load()
+    assert settings == Settings() and settings.damage
+    assert settings.damage == [f"all of them: {why}"]
+    assert aside(path) == []  # reading never writes
+    settings.theme = "dark"
+    settings.save()
+    [kept] = aside(path)
+    assert kept.read_bytes() == before  # the user's file as it was
+    assert json.loads(path.read_text())["theme"] == "dark"
+    assert "damage" not in json.loads(path.read_text())  # this session's notes stay out
+    settings.save()
+    assert aside(path) == [kept]  # kept once
+
+
+def test_unreadable_bytes_say_so():
+    path = Settings.path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"\xff\xfe{not utf-8")
+    assert Settings.load().damage == ["all of them: the file could not be read: "
+                                      "UnicodeDecodeError"]
+
+
+def test_a_damaged_field_keeps_the_servers():
+    """One 5,000-digit number used to make the whole file unreadable: the servers went."""
+    path = write(json.dumps({"theme": "dark", "servers": SERVERS})[:-1]
+                 + ', "cpu_threads": ' + "9" * 5000 + "}")
+    settings = Settings.load()
+    assert settings.servers == SERVERS and settings.theme == "dark"
+    assert settings.cpu_threads == 0 and settings.damage == ["cpu_threads"]
+    told = settings.keep_damaged()
+    [kept] = aside(path)
+    assert told == ("Some preferences could not be read and are at their defaults: "
+                    f"cpu_threads. The file as it was is kept as {kept}: repair it there "
+                    "and copy it back over settings.json while the studio is closed.")
+    assert settings.keep_damaged() == told and aside(path) == [kept]
+
+
+def test_entries_that_are_not_servers_are_left_out_and_said():
+    write(json.dumps({"servers": [SERVERS[0], "junk", 7, None]}))
+    settings = Settings.load()
+    assert settings.servers == SERVERS
+    assert settings.damage == ["3 of 4 servers (not a name and an address)"]
+    write(json.dumps({"servers": SERVERS, "theme": "dark"}))
+    assert Settings.load().damage == []  # a sound file: nothing said, nothing kept
+
+
+def test_no_copy_no_overwrite(monkeypatch):
+    path = write("{broken")
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(settings_mod.shutil, "copy2", refuse)
+    settings = Settings.load()
+    with pytest.raises(OSError, match="could not be kept aside .Permission denied., so it "
+                                      "was not replaced"):
+        settings.save()
+    assert path.read_text() == "{broken"
+
+
+def test_a_file_gone_meanwhile_is_not_a_failure():
+    path = write("{broken")
+    settings = Settings.load()
+    path.unlink()
+    assert settings.keep_damaged() == ("Some preferences could not be read and are at their "
+                                       "defaults: all of them: the file is not valid JSON.")
+    settings.save()
+    assert Settings.load().damage == []
+
+
+def cli(*args, stdin=""):
+    return subprocess.run([sys.executable, "main.py", *args], capture_output=True, text=True,
+                          cwd=ROOT, timeout=120, input=stdin, env={**os.environ})
+
+
+def test_cli_servers_add_keeps_the_damaged_file_and_the_servers():
+    path = write(json.dumps({"servers": [SERVERS[0], ["not", "a", "server"]],
+                             "cpu_threads": "9" * 40}).replace('"' + "9" * 40 + '"',
+                                                               "9" * 40))
+    before = path.read_bytes()
+    out = cli("servers", "add", "farm", "http://127.0.0.1:8", "--kind", "comfyui")
+    assert out.returncode == 0, out.stderr
+    assert "Traceback" not in out.stderr
+    assert out.stderr.startswith("warning: Some preferences could not be read and are at "
+                                 "their defaults: cpu_threads; 1 of 2 servers (not a name "
+                                 "and an address).")
+    [kept] = aside(path)
+    assert kept.read_bytes() == before
+    names = [s["name"] for s in json.loads(path.read_text())["servers"]]
+    assert names == ["lab", "farm"]
+
+
+def test_the_window_says_it_and_keeps_the_file(qtbot):
+    from creative_studio.plugins import PluginRegistry
+    from creative_studio.ui.main_window import MainWindow
+
+    path = write('{"servers": [{"name": "lab", "url": "http://127.0.0.1:9"}], "theme": ')
+    window = MainWindow(PluginRegistry.discover(), Settings.load())  # as the app starts it
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitUntil(lambda: bool(window.errors), timeout=5000)
+    [kept] = aside(path)
+    assert window.errors[-1].startswith("Some preferences could not be read and are at their "
+                                        "defaults: all of them: the file is not valid JSON.")
+    assert str(kept) in window.errors[-1]
+    window.close()  # closing writes the preferences: the original stays kept
+    window.runner.shutdown()
+    assert kept.read_text().startswith('{"servers"') and aside(path) == [kept]
+
+
+def test_an_unknown_command_is_refused_not_made_a_project(tmp_path):
+    out = subprocess.run([sys.executable, str(ROOT / "main.py"), "models", "list"],
+                         capture_output=True, text=True, cwd=tmp_path, timeout=60,
+                         env={**os.environ})
+    assert out.returncode == 2
+    assert out.stderr.strip() == ("creative-studio: 'models' is neither a command nor a "
+                                  "project file. Commands: generate, list, export, check, "
+                                  "plugins, servers (each has --help); a new project is made "
+                                  "by a name that ends in .csproj.")
+    assert list(tmp_path.iterdir()) == []  # no models.csproj
+    folder = tmp_path / "a-folder"
+    folder.mkdir()
+    assert subprocess.run([sys.executable, str(ROOT / "main.py"), str(folder)],
+                          capture_output=True, cwd=tmp_path, timeout=60).returncode == 2
