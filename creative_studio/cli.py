@@ -333,13 +333,21 @@ def _list(args) -> int:
     store = ProjectStore.open(args.project)
     try:
         items = store.items()
+        damaged = [item for item in items if item.damaged]
         if args.json:
-            print(json.dumps([item.recipe() for item in items], indent=2))
+            print(json.dumps([{**item.recipe(), **({"damaged": item.damaged} if item.damaged
+                                                   else {})} for item in items], indent=2))
         else:
             for item in items:
+                mark = f"  [DAMAGED: {item.damaged}]" if item.damaged else ""
                 print(f"{item.id}  {item.plugin:<7} seed={item.request.seed:<10} "
-                      f"{item.title or item.request.prompt[:60]}")
+                      f"{item.title or item.request.prompt[:60]}{mark}")
             print(f"{len(items)} item(s)", file=sys.stderr)
+        if damaged:  # what they show is not what was made: said, and the exit status says it
+            print(f"{len(damaged)} item(s) damaged: their recipes are not what made them "
+                  f"(creative-studio check --project {args.project} lists them; Repair copies "
+                  "the intact ones)", file=sys.stderr)
+            return 1
     finally:
         store.close()
     return 0

@@ -4,6 +4,7 @@ History, Check project and Repair — on damaged files."""
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import sqlite3
@@ -211,3 +212,34 @@ def test_the_history_pages_a_large_project(qtbot, make_window, tmp_path):
     assert view.tree.topLevelItemCount() == history.PAGE + 20 and not view.older.isVisible()
     assert max(len(view.tree.topLevelItem(i).text(0))
                for i in range(view.tree.topLevelItemCount())) <= history.MAX_TITLE + 20
+
+
+def test_list_marks_items_whose_recipe_cannot_be_read(tmp_path):
+    from creative_studio.core.jobs import Asset, ModelIdentity, Request, Result
+    from creative_studio.core.project import ProjectStore
+
+    path = tmp_path / "p.csproj"
+    store = ProjectStore.create(path)
+    good = store.add_item(Request("text", "generate", "kept", seed=4),
+                          Result([Asset("text", "text/plain", b"a")], ModelIdentity("m", "r"),
+                                 "cpu", title="kept"))
+    bad = store.add_item(Request("text", "generate", "lost", seed=5),
+                         Result([Asset("text", "text/plain", b"b")], ModelIdentity("m", "r"),
+                                "cpu", title="lost"))
+    store.close()
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE items SET request = '{not json' WHERE id = ?", (bad,))
+    conn.commit()
+    conn.close()
+    home = tmp_path / "home"
+    out = _cli("list", "--project", str(path), home=home)
+    assert out.returncode == 1, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0].startswith(good) and "DAMAGED" not in lines[0]
+    assert lines[1].startswith(bad) and lines[1].endswith(
+        "[DAMAGED: its recipe cannot be read]")
+    assert out.stderr.splitlines()[-1].startswith("1 item(s) damaged: their recipes are not "
+                                                  "what made them")
+    listed = json.loads(_cli("list", "--project", str(path), "--json", home=home).stdout)
+    assert "damaged" not in listed[0]
+    assert listed[1]["damaged"] == "its recipe cannot be read"

@@ -171,6 +171,16 @@ def test_bad_input_and_broken_models(tiny_sd, tmp_path):
     (tmp_path / "plain").mkdir()
     with pytest.raises(ModelError, match="model_index.json"):
         make(str(tmp_path / "plain"))
+    from plugins.image import models
+
+    for text, why in (("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+                      ("[1, 2]", "not a pipeline's index")):
+        hostile = tmp_path / f"hostile-{len(text)}"
+        hostile.mkdir()
+        (hostile / "model_index.json").write_text(text)
+        with pytest.raises(ModelError, match=f"^{hostile.name}/model_index.json is "
+                                             f"unreadable \\({why}\\)\\.$"):
+            models.load_pipeline(hostile, "cpu")
     broken = tmp_path / "broken"
     shutil.copytree(tiny_sd, broken)
     for weights in (broken / "unet").glob("*.safetensors"):

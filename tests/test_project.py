@@ -748,3 +748,32 @@ def test_every_flip_of_a_tables_schema_text_opens_whole_or_is_refused(tmp_path, 
                 flipped.close()
     assert opened + refused >= len(positions)  # every flip was tried
     assert refused > 0  # the check saw something
+
+
+def test_check_says_what_it_cannot_read_instead_of_raising(tmp_path):
+    """Pages the quick check at open did not read can be damaged: Check reads them all and
+    says so in its report (the window shows it), never a raw sqlite3 error."""
+    store = ProjectStore.create(tmp_path / "p.csproj")
+    kept = store.add_item(Request("text", "generate", "hi"), result("out"))
+
+    class Damaged:
+        def __init__(self, conn, bad):
+            self.conn, self.bad = conn, bad
+
+        def execute(self, query, *args):
+            if any(word in query for word in self.bad):
+                raise sqlite3.DatabaseError("database disk image is malformed")
+            return self.conn.execute(query, *args)
+
+        def __getattr__(self, name):
+            return getattr(self.conn, name)
+
+    real = store._conn
+    try:
+        store._conn = Damaged(real, ["SELECT data FROM assets"])
+        assert store.check() == {kept: "its stored output does not match its checksum"}
+        store._conn = Damaged(real, ["integrity_check", "FROM items"])
+        assert store.check() == {"": "the file's structure: database disk image is malformed"}
+    finally:
+        store._conn = real
+        store.close()

@@ -74,6 +74,13 @@ def test_comfyui_graphs():
     assert parse_comfyui(json.dumps(advanced)) == {"prompt": "", "negative": "", "seed": 9,
                                                    "steps": 4}
     assert parse_comfyui("[1, 2]") == {} and parse_comfyui("{}") == {}
+    # JSON that Python reads: Infinity, NaN, booleans are no seed (int(inf) raised)
+    for odd in ("Infinity", "-Infinity", "NaN", "true"):
+        text = json.dumps(GRAPH).replace('"seed": 42', f'"seed": {odd}').replace(
+            '"cfg": 8.0', f'"cfg": {odd}')
+        assert parse_comfyui(text) == {"prompt": "a fox", "negative": "text, watermark",
+                                       "steps": 20}
+        assert recipe_from_png(png(prompt=text))["source"] == "ComfyUI"
     assert parse_comfyui(json.dumps({"1": "x", "2": {"class_type": "KSampler",
                                                      "inputs": []}})) == {}
 

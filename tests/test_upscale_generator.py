@@ -210,8 +210,17 @@ def test_user_model_files_are_loaded_without_unpickling_code(tmp_path):
 
     evil = tmp_path / "evil.pth"
     evil.write_bytes(pickle.dumps({"x": Image.new("RGB", (1, 1))}))  # arbitrary objects
-    with pytest.raises(ModelError, match="not a usable model file"):
+    with pytest.raises(ModelError) as refused:
         models.load(source_of("upscale", str(evil)))
+    assert str(refused.value) == (
+        "evil.pth is not a usable model file (it holds objects other than weights, which "
+        "would run code when loaded: refused; use a .safetensors file or a .pth of plain "
+        "weights).")  # one line, not torch's paragraphs
+    truncated = tmp_path / "cut.safetensors"
+    truncated.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{" + b"x" * 5000)
+    with pytest.raises(ModelError, match=r"^cut\.safetensors is not a usable model file "
+                                         r"\([^\n]{1,201}\)\.$"):
+        models.load(source_of("upscale", str(truncated)))
     with pytest.raises(ModelError, match="Model not found"):
         source_of("upscale", str(tmp_path / "missing.pth"))
 

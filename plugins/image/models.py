@@ -91,8 +91,14 @@ def load_pipeline(folder: Path, device: str):
     """A diffusers pipeline from a folder; ModelError with the reason when it cannot load."""
     try:
         index = json.loads((folder / "model_index.json").read_text())
+    except RecursionError as exc:  # a hostile file nested 100,000 deep
+        raise ModelError(f"{folder.name}/model_index.json is unreadable (nested too deeply)."
+                         ) from exc
     except (OSError, ValueError) as exc:
         raise ModelError(f"{folder.name}/model_index.json is unreadable ({exc}).") from exc
+    if not isinstance(index, dict):
+        raise ModelError(f"{folder.name}/model_index.json is unreadable (not a pipeline's "
+                         "index).")
     try:
         if index.get("_class_name") == "EmojiPipeline":
             from .pipeline import EmojiPipeline

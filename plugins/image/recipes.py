@@ -79,8 +79,11 @@ def parse_comfyui(graph_text: str) -> dict:
                   "negative": text_of(inputs.get("negative"))}
         for key, (name, cast) in {"seed": ("seed", int), "noise_seed": ("seed", int),
                                   "steps": ("steps", int), "cfg": ("guidance", float)}.items():
-            if isinstance(inputs.get(key), int | float):
-                recipe[name] = cast(inputs[key])
+            value = inputs.get(key)
+            # json reads Infinity and NaN: int() of them raises, and they are no setting
+            if isinstance(value, int | float) and not isinstance(value, bool) \
+                    and math.isfinite(value):
+                recipe[name] = cast(value)
         return recipe
     return {}
 

@@ -50,8 +50,20 @@ def _state_dict_from_file(path: Path) -> dict:
         if suffix in (".pth", ".pt", ".ckpt"):
             return torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:  # unpickling refused, truncated file, not a tensor file...
-        raise ModelError(f"{path.name} is not a usable model file ({exc}).") from exc
+        raise ModelError(f"{path.name} is not a usable model file ({_why(exc)}).") from exc
     raise ModelError(f"{path.name}: choose a .pth, .pt or .safetensors super-resolution model.")
+
+
+def _why(exc: Exception) -> str:
+    """One short line for a refused weights file (torch's own text is paragraphs)."""
+    import pickle
+
+    text = str(exc)
+    if isinstance(exc, pickle.UnpicklingError) or "Weights only load failed" in text:
+        return ("it holds objects other than weights, which would run code when loaded: "
+                "refused; use a .safetensors file or a .pth of plain weights")
+    line = next((x.strip() for x in text.splitlines() if x.strip()), type(exc).__name__)
+    return line[:200] + ("…" if len(line) > 200 else "")
 
 
 def _converted_ncnn(stem: Path) -> tuple[Path, float]:
