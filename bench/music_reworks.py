@@ -35,7 +35,6 @@ def harmonize_figures(data: Path, count: int, parallel_penalty: float = 8.0,
 
     from plugins.music.analysis import detect_key
     from plugins.music.coconet import masked_nll, to_index
-    from plugins.music.generator import MusicGenerator
     from plugins.music.grammar import SCALES
     from plugins.music.harmonize import harmonize, in_ranges, parallels
     from plugins.music.reworks import _notes_of_row, load
@@ -58,7 +57,7 @@ def harmonize_figures(data: Path, count: int, parallel_penalty: float = 8.0,
         # as the panel does: the key found in the melody weighs against other notes
         found = detect_key(_notes_of_row(real[0].astype(np.int16), 0))
         key = {(found[0] + s) % 12 for s in SCALES[found[1]]}
-        torch.set_num_threads(MusicGenerator.max_threads)  # as the studio's thread policy
+        torch.set_num_threads(1)  # the studio's thread policy gives one beside a busy program
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             drawn = harmonize(model, real[0].astype(np.int16), iterations=32, seed=0,
                               key=key, parallel_penalty=parallel_penalty,
@@ -111,7 +110,7 @@ def interpolate_figures(data: Path, count: int, folder: Path) -> None:
 
     config = json.loads((folder / "config.json").read_text())
     model = load(folder, "vae", "cpu")  # as the studio loads it (either architecture)
-    torch.set_num_threads(1)  # as the studio decodes (MusicGenerator.max_threads)
+    torch.set_num_threads(1)  # the studio's thread policy gives one beside a busy program
     windows = np.load(data / "test.npz")["windows"][:count].astype(np.int64)
     with torch.inference_mode():
         events = torch.from_numpy(windows)

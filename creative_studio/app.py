@@ -15,9 +15,7 @@ _STARTED = time.perf_counter()
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     from .cli import COMMANDS
-    from .core import cpu
 
-    cpu.wait_environment(os.environ)  # before any library that spins is loaded here
 
     if argv and argv[0] in COMMANDS:
         from .cli import main as cli_main

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
+import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -425,8 +425,14 @@ def _servers(args) -> int:
         if args.key_stdin:
             try:
                 secrets.put(server.secret_name, sys.stdin.readline().strip())
-            except secrets.NoKeyring as exc:
-                print(f"warning: {exc}", file=sys.stderr)
+            except secrets.NoKeyring:
+                # a key kept in memory dies with this command: refuse rather than lose it
+                secrets.put(server.secret_name, "")
+                raise StudioError(
+                    f"No working OS keyring here, so the key cannot be kept: {server.name} "
+                    "was not added. Install a Secret Service (GNOME Keyring, KWallet), or a "
+                    "keyring backend such as keyrings.alt's encrypted file, then add it "
+                    "again.") from None
         settings.servers = [s for s in settings.servers if s.get("name") != server.name] \
             + [server.to_dict()]
         settings.save()
@@ -448,9 +454,8 @@ def _servers(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .core import cpu, logs
+    from .core import logs
 
-    cpu.wait_environment(os.environ)  # before any library that spins is loaded here
     registry = _registry()
     args = _parser(registry).parse_args(argv)
     logs.setup()
@@ -462,15 +467,15 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "servers":
             return _servers(args)
         return {"list": _list, "export": _export, "check": _check}[args.command](args)
-    except StudioError as exc:
+    except StudioError as exc:  # said where it is read, and kept in studio.log
+        logging.getLogger(__name__).warning("%s: %s", args.command, exc)
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:
+        logging.getLogger(__name__).warning("%s: %s", args.command, describe(exc))
         print(f"error: {describe(exc)}", file=sys.stderr)
         return 2
     except Exception as exc:  # never a traceback: one line here, the details in the log
-        import logging
-
         logging.getLogger(__name__).exception("%s failed", args.command)
         print(f"error: {describe(exc)} (details in {logs.log_file()})", file=sys.stderr)
         return 2

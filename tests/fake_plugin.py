@@ -95,3 +95,13 @@ class ThreadsGenerator(ReverseGenerator):
         result.metadata["torch_threads"] = torch.get_num_threads()
         result.metadata["wait_policy"] = os.environ.get("OMP_WAIT_POLICY")
         return result
+
+
+class SlowLoadGenerator(ReverseGenerator):
+    """Takes ``LOAD_SECONDS`` to load (a model's first load), then runs as the reverser."""
+
+    LOAD_SECONDS = 0.3
+
+    def load(self, source, device, progress):
+        time.sleep(self.LOAD_SECONDS)
+        super().load(source, device, progress)

@@ -387,7 +387,12 @@ def test_image_panel_through_the_window(qtbot, make_window, tiny_sd, tmp_path):
     panel.prompt.setPlainText("")
     assert panel.recall_png(exported)["source"] == "Creative Studio"
     assert panel.prompt.toPlainText() == "green frog" and panel.seed_field.seed.value() == 77
+    # an empty prompt: said, nothing queued (the CLI may still ask for an unconditional one)
+    assert panel.generate() == []
+    assert panel.message.text() == ("Write what to draw in the prompt first (e.g. “red "
+                                    "apple”).")
     # bad size: a clear message, nothing queued
+    panel.prompt.setPlainText("green frog")
     panel.width_box.setValue(20)
     assert panel.generate() == [] and "multiple of 8" in panel.message.text()
     panel.width_box.setValue(0)

@@ -177,7 +177,11 @@ def test_unknown_servers_and_models_are_plain_failures(fake):
     assert missing.state is JobState.FAILED and "No server named 'gone'" in missing.error
     wrong = run_text(settings_with(("fake", fake.url)), task="generate", prompt="x",
                      model="server:fake/nope")
-    assert wrong.state is JobState.FAILED and "(404)" in wrong.error
+    assert wrong.state is JobState.FAILED
+    assert wrong.error == ("The server fake has no model 'nope' (it lists ok, slow-ok, "
+                           "unauthorized, busy, fail, garbage, not-object, cut and 2 more): "
+                           "choose one of its models.")
+    assert not [r for r in fake.requests if r["body"].get("model") == "nope"]  # never sent
 
 
 def test_server_names_and_addresses_are_checked():
@@ -223,6 +227,16 @@ def test_servers_from_the_command_line(fake, tmp_path):
     assert bad.returncode == 1 and "is busy (429)" in bad.stderr
     assert cli("servers", "remove", "fake").returncode == 0
     assert "fake" not in cli("servers", "list").stdout
+    # no OS keyring (a headless Linux): the key would die with the command — refused
+    env["PYTHON_KEYRING_BACKEND"] = "keyring.backends.fail.Keyring"
+    refused = cli("servers", "add", "fake", fake.url, "--key-stdin", stdin="sk-lost\n")
+    assert refused.returncode == 2
+    assert refused.stderr == ("error: No working OS keyring here, so the key cannot be kept: "
+                              "fake was not added. Install a Secret Service (GNOME Keyring, "
+                              "KWallet), or a keyring backend such as keyrings.alt's "
+                              "encrypted file, then add it again.\n")
+    assert "fake" not in cli("servers", "list").stdout
+    assert "sk-lost" not in Settings.path().read_text()
 
 
 @pytest.mark.gui
@@ -269,3 +283,17 @@ def test_a_server_model_streams_into_the_text_panel(qtbot, make_window, fake):
     assert window.runner.wait(job, timeout=30)
     assert job.result.metadata["rerun_matches"] is True
     assert threading.active_count() < 40  # stream readers do not pile up
+
+
+def test_error_pages_are_said_in_words_not_markup():
+    from creative_studio.engines.openai import _error_detail
+
+    page = (b"<!DOCTYPE html><html><head><title>404 Not Found</title><style>body{}</style>"
+            b"</head><body><h1>Not Found</h1><p>The requested URL was not found.</p></body>"
+            b"</html>")
+    assert _error_detail(page) == "404 Not Found"
+    untitled = b"<html><body><h1>Bad &amp; gone</h1>\n<p>try\tlater</p></body></html>"
+    assert _error_detail(untitled) == "Bad & gone try later"
+    assert _error_detail(b"plain\x00text\r\nover lines") == "plain text over lines"
+    assert _error_detail(b"no markup < here") == "no markup < here"
+    assert len(_error_detail(b"<p>" + b"x" * 1000 + b"</p>")) == 300

@@ -14,6 +14,7 @@ import pytest
 
 from creative_studio.core import settings as settings_mod
 from creative_studio.core.settings import Settings
+from tests.helpers import drop_studio_log
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVERS = [{"name": "lab", "url": "http://127.0.0.1:9", "kind": "openai"}]
@@ -163,3 +164,53 @@ def test_an_unknown_command_is_refused_not_made_a_project(tmp_path):
     folder.mkdir()
     assert subprocess.run([sys.executable, str(ROOT / "main.py"), str(folder)],
                           capture_output=True, cwd=tmp_path, timeout=60).returncode == 2
+
+
+def test_cli_and_window_errors_are_kept_in_the_log(tmp_path, make_window):
+    from creative_studio.core import logs
+
+    home = tmp_path / "home"
+    out = subprocess.run([sys.executable, str(ROOT / "main.py"), "list", "--project",
+                          str(tmp_path / "missing.csproj")], capture_output=True, text=True,
+                         timeout=60, env={**os.environ, "CREATIVE_STUDIO_HOME": str(home)})
+    assert out.returncode == 2 and out.stderr.startswith("error: ")
+    said = out.stderr.removeprefix("error: ").strip()
+    logged = list(home.rglob("studio.log"))
+    assert logged and f"list: {said}" in logged[0].read_text()
+    window = make_window()
+    logs.setup()  # (the app sets it up at start; this test's own home)
+    try:
+        window.show_error("Export", "The disk is full: nothing was written.")
+        assert "Export: The disk is full: nothing was written." in \
+            logs.log_file().read_text()
+    finally:
+        drop_studio_log()
+
+
+def test_finished_times_count_the_model_load(tmp_path, make_window):
+    """A first job said "finished in 2.7 s" 18.5 s after the click: the load is counted and
+    said; a job whose model was loaded says no load."""
+    import time as clock
+
+    from creative_studio.core.jobs import JobEvent, JobEventKind, JobState, Request
+    from creative_studio.plugins import PluginRegistry
+    from creative_studio.workers.runner import JobRunner
+    from tests.helpers import write_plugin
+
+    write_plugin(tmp_path, "slow", id="slow", generator="tests.fake_plugin:SlowLoadGenerator")
+    runner = JobRunner(PluginRegistry.discover([tmp_path], entry_points=False),
+                       device_preference="cpu")
+    try:
+        first = runner.submit(Request("slow", "generate", prompt="ab"))
+        second = runner.submit(Request("slow", "generate", prompt="cd"))
+        assert runner.wait(second, timeout=30) and second.state is JobState.DONE
+    finally:
+        runner.shutdown()
+    assert first.load_seconds >= 0.3 and second.load_seconds < 0.3
+    window = make_window()
+    for job, load, said in ((first, 15.8, "Finished ab in 18.5 s (loading the model 15.8 s)"),
+                            (second, 0.0, "Finished cd in 2.7 s")):
+        job.load_seconds, job.label = load, said.split()[1]
+        job.progress.started = clock.monotonic() - 2.7
+        window._on_job_event(JobEvent(JobEventKind.DONE, job))
+        assert window.statusBar().currentMessage() == said

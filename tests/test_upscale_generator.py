@@ -248,7 +248,8 @@ def test_upscale_through_the_window(qtbot, make_window, tmp_path):
     items = [window.store.item(j.item_id) for j in jobs]
     assert [i.parents for i in items] == [[s] for s in sources]
     assert (items[0].metadata["width"], items[1].metadata["width"]) == (96, 40)
-    assert panel.view.after is not None and panel.view.after.width() == 40
+    qtbot.waitUntil(lambda: panel.view.after is not None and panel.view.after.width() == 40,
+                    timeout=10_000)  # decoded off the GUI thread
     assert not panel.stop_button.isEnabled()
     # zoom and pan move before and after together (one transform for both)
     view = panel.view

@@ -13,13 +13,16 @@ every job (and every load), measures the CPU actually available to the studio *n
   programs that have finished.
 
 and gives the job the cores nobody else is using (at least one; each further thread needs
-most of a free core). An engine may declare a ceiling (the music models run token by token:
-one thread is their fastest). Preferences → CPU threads, or ``OMP_NUM_THREADS`` in the
+most of a free core). An engine may declare a ceiling (``max_threads``, with its reason)
+where more threads do not help it. Preferences → CPU threads, or ``OMP_NUM_THREADS`` in the
 environment, override the measurement. The decision and its reason go into the recipe.
 
-Libraries that spin while waiting are told to wait passively (``OMP_WAIT_POLICY``), set in
-the environment of the process that runs the models before torch or llama.cpp loads:
-libgomp reads it once, at start.
+Waiting is left to each library's default (OpenMP and ggml spin briefly, then sleep):
+measured on 2 cores (bench/threads.py), passive waiting (``OMP_WAIT_POLICY=PASSIVE``) made
+an idle machine's 2-thread jobs 2.1-3.2x slower (llama.cpp 1.03 → 3.30 s, the image model
+1.17 → 2.46 s) and a shorter spin (``GOMP_SPINCOUNT``) 15-30 % slower, while beside a busy
+program the policy gives one thread, which waits for nobody. The thread count is what
+prevents the collapse, so it is decided before every job.
 
 Nothing here imports Qt or torch (torch's thread count is set only where torch is loaded).
 """
@@ -40,8 +43,6 @@ MAX_WINDOW = 3.0  # seconds: an older window no longer says how busy the machine
 # a further thread needs this much of a free core: a thread on a core another program
 # shares half the time runs at half speed, and every other thread then waits for it
 FURTHER_THREAD = 0.65
-# what the model process's environment says about waiting, unless the user said otherwise
-WAIT_ENVIRONMENT = {"OMP_WAIT_POLICY": "PASSIVE"}
 
 
 @dataclass(frozen=True)
@@ -319,13 +320,6 @@ def apply_torch(threads: int) -> None:
     if torch is not None and hasattr(torch, "set_num_threads"):
         if torch.get_num_threads() != threads:
             torch.set_num_threads(threads)
-
-
-def wait_environment(env: dict[str, str] | os._Environ) -> None:
-    """Passive waiting for the libraries that spin (OpenMP in torch and llama.cpp), in the
-    environment of a process that will load them; the user's own settings are kept."""
-    for name, value in WAIT_ENVIRONMENT.items():
-        env.setdefault(name, value)
 
 
 def job_threads(generator: Any) -> Decision:

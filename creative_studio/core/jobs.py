@@ -154,6 +154,7 @@ class Job:
     # server:*/<model>: the servers that may run it, and those it failed on (went away)
     pool: tuple[str, ...] = ()
     tried: list[str] = field(default_factory=list)
+    load_seconds: float = 0.0  # loading its model before it ran (0: already loaded)
 
 
 class JobEventKind(enum.Enum):

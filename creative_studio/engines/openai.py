@@ -10,9 +10,11 @@ that the server may have started is ever sent again.
 
 from __future__ import annotations
 
+import html
 import json
 import logging
 import queue
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -258,8 +260,8 @@ def _error_detail(data: bytes | dict) -> str:
     try:
         value = json.loads(data) if isinstance(data, bytes) else data
     except (ValueError, RecursionError):
-        text = data.decode("utf-8", errors="replace").strip() if isinstance(data, bytes) else ""
-        return text[:300]
+        text = data.decode("utf-8", errors="replace") if isinstance(data, bytes) else ""
+        return _plain(text)[:300]
     error = value.get("error") if isinstance(value, dict) else None
     if isinstance(error, dict):
         error = error.get("message")
@@ -268,11 +270,22 @@ def _error_detail(data: bytes | dict) -> str:
     return error[:300] if isinstance(error, str) else ""
 
 
+def _plain(text: str) -> str:
+    """An error page as one line of its words: a proxy's or server's HTML 404 page says its
+    <title> (or its text without tags), never its markup pasted into a message."""
+    if "<" in text and ">" in text:
+        title = re.search(r"<title[^>]*>(.*?)</title>", text, re.IGNORECASE | re.DOTALL)
+        text = title.group(1) if title else re.sub(r"<[^>]*>", " ", text)
+        text = html.unescape(text)
+    return " ".join("".join(c if c.isprintable() else " " for c in text).split())
+
+
 def _status_error(status: int, detail: str, url: str, retry_after: str | None) -> ServerError:
     said = f" The server said: {detail}" if detail else ""
     if status in (401, 403):
         return ServerError(f"The server at {url} refused the API key ({status}): check the key "
-                           f"in Preferences → Servers.{said}", status)
+                           f"(the window: Preferences → Servers; the command line: "
+                           f"creative-studio servers add NAME URL --key-stdin).{said}", status)
     if status == 404:
         return ServerError(f"The server at {url} has no such model or endpoint (404).{said}",
                            status)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
@@ -168,3 +169,40 @@ def choose_item(parent: QWidget, title: str, items: list, thumbnail) -> int | No
     dialog_layout(dialog, listing)
     dialog.resize(460, 420)
     return listing.currentRow() if dialog.exec() and listing.currentRow() >= 0 else None
+
+
+class ImageLoader(QObject):
+    """Pictures decoded off the GUI thread (a 5-MP PNG takes ~70-150 ms to decode: the
+    window would stall while a large result appears). ``load(datas)`` starts a decode and
+    returns its token; ``loaded(token, images)`` comes back on the GUI thread with a QImage
+    (or None) per input, in a format that paints without conversion. Only the latest
+    load's images matter to a view: older tokens can be ignored."""
+
+    loaded = Signal(int, list)
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.token = 0
+
+    def load(self, datas: list[bytes | None]) -> int:
+        import threading
+
+        self.token += 1
+        token = self.token
+        threading.Thread(target=self._decode, args=(token, datas), daemon=True,
+                         name="studio-image-decode").start()
+        return token
+
+    def _decode(self, token: int, datas: list[bytes | None]) -> None:
+        from PySide6.QtGui import QImage
+
+        images = []
+        for data in datas:
+            image = QImage.fromData(data) if data else None  # releases the GIL
+            if image is not None and not image.isNull():
+                image = image.convertToFormat(QImage.Format.Format_ARGB32_Premultiplied)
+            images.append(image if image is not None and not image.isNull() else None)
+        try:
+            self.loaded.emit(token, images)  # queued to the GUI thread
+        except RuntimeError:  # the panel was closed meanwhile
+            pass

@@ -91,7 +91,6 @@ class ModelProcess:
         parent, child = socket.socketpair()
         env = dict(os.environ)
         env.setdefault("PYTHONUNBUFFERED", "1")
-        cpu.wait_environment(env)  # before the child loads torch or llama.cpp
         root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
         try:

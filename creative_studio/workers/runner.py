@@ -186,7 +186,9 @@ class _Worker(threading.Thread):
         try:
             generator_cls = runner.registry.get(job.request.plugin).load("generator")
             inputs = self._inputs(job)
+            loading = time.monotonic()
             generator = self._generator(job, generator_cls)
+            job.load_seconds = time.monotonic() - loading
             job.progress.check()
             job.progress.restart_clock()
             if self.process is None and not self.server:  # (the model process decides its own)

@@ -232,6 +232,11 @@ class ImagePanel(PluginPanel):
     # -- jobs --------------------------------------------------------------------------------
     def generate(self) -> list[Job]:
         prompt = self.prompt.toPlainText().strip()
+        if not prompt:  # a new user's slip, not a wish for an unconditional picture
+            self.show_message("Write what to draw in the prompt first (e.g. “red apple”).",
+                              error=True)
+            self.prompt.setFocus()
+            return []
         return self.submit_variations("generate", self.param_values("generate"),
                                       prompt[:30] or "image", prompt)
 

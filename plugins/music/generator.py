@@ -36,13 +36,6 @@ MAX_BARS = 64
 
 
 class MusicGenerator:
-    # the thread policy's ceiling (creative_studio/core/cpu.py): small networks run token by
-    # token, pass by pass, latency-bound: one thread is faster than several (no hand-off
-    # per tiny matmul) — on a busy 2-core machine 20-40x faster (4 bars of Harmonize 28.5 s
-    # → 2.3 s), and no slower on an idle one (bench/threads.py)
-    max_threads = 1
-    max_threads_why = "the music models run one small step at a time"
-
     def __init__(self) -> None:
         self.model = None
         self.tokenizer = None

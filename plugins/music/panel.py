@@ -582,10 +582,11 @@ class MusicPanel(PluginPanel):
                 log.info("audio player failed: %s", reason)
             self.stop_audio()
             if failed:  # no sound card, the audio server not running…
+                # the player's own words (ALSA's "cannot find card '0'") go to the log only
                 self.show_message("Could not play: this computer has no audio output the "
-                                  "studio can use" + (f" ({reason.splitlines()[0][:80]})"
-                                                      if reason else "")
-                                  + ". Export WAV… and play it elsewhere.", error=True)
+                                  "studio can use (no sound card or sound server answered; "
+                                  "the details are in Help → Show log). Export WAV… and play "
+                                  "it elsewhere.", error=True)
             return
         seconds = time.monotonic() - self._play_started
         self.roll.playhead = seconds * self._tempo / 60.0

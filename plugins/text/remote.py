@@ -20,7 +20,7 @@ from creative_studio.core.errors import Cancelled
 from creative_studio.core.jobs import ModelIdentity, Request, Result
 from creative_studio.core.models import ModelSource
 from creative_studio.core.progress import Progress
-from creative_studio.engines.openai import OpenAIClient, ServerError, StreamCut
+from creative_studio.engines.openai import NotOnServer, OpenAIClient, ServerError, StreamCut
 
 from .generator import TextGenerator, text_result
 
@@ -39,6 +39,26 @@ class RemoteText:
         self.source = source  # the resolver found the server's address (or refused)
         self.client = OpenAIClient(source.url, secrets.get(f"server:{source.server}"))
         self.identity = ModelIdentity(source.name, source.ref, "", "server")
+        self._check_listed()
+
+    def _check_listed(self) -> None:
+        """A server that answers for any model name (llama.cpp's serves its one model under
+        every name) would make a recipe claim a model that never ran: the id must be one
+        the server lists (Ollama's ``name`` for ``name:latest`` too). A server without
+        ``/v1/models`` is taken at its word."""
+        try:
+            listed = self.client.models()
+        except ServerError as exc:
+            if exc.status in (404, 405, 501):
+                return
+            raise
+        wanted = self.source.hub_id
+        if not listed or wanted in listed or f"{wanted}:latest" in listed:
+            return
+        shown = ", ".join(listed[:8]) + (f" and {len(listed) - 8} more" if len(listed) > 8
+                                         else "")
+        raise NotOnServer(f"The server {self.source.server} has no model '{wanted}' (it "
+                          f"lists {shown}): choose one of its models.", 404)
 
     def close(self) -> None:
         self.client.close()

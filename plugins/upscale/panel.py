@@ -28,7 +28,7 @@ from creative_studio.core.jobs import Job, Request
 from creative_studio.core.project import Item
 from creative_studio.io.imports import IMAGE_SUFFIXES, import_image, input_files
 from creative_studio.ui.panel import PluginPanel
-from creative_studio.ui.widgets import StatusLine, ask_path, choose_item
+from creative_studio.ui.widgets import ImageLoader, StatusLine, ask_path, choose_item
 
 from .sizes import PRESETS
 
@@ -184,6 +184,9 @@ class UpscalePanel(PluginPanel):
         self.results: dict[str, str] = {}  # source item id -> latest upscaled item id
         self.job: Job | None = None  # the latest job submitted (tests, Stop)
         self.setAcceptDrops(True)
+        self.loader = ImageLoader(self)
+        self.loader.loaded.connect(self._loaded)
+        self._showing_token = self._result_token = 0  # the loads the view waits for
 
         self.sources = QListWidget()
         self.sources.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
@@ -397,7 +400,7 @@ class UpscalePanel(PluginPanel):
             return
         store = self.context.store
         try:
-            before = QImage.fromData(store.asset_bytes(item.assets[0].id))
+            before = store.asset_bytes(item.assets[0].id)
         except StudioError as exc:  # a damaged picture: said, not shown
             self.show_message(str(exc), error=True)
             return
@@ -405,11 +408,20 @@ class UpscalePanel(PluginPanel):
         try:
             result = store.item(self.results[item.id]) if item.id in self.results else None
             if result is not None and result.assets:
-                after = QImage.fromData(store.asset_bytes(result.assets[0].id))
+                after = store.asset_bytes(result.assets[0].id)
         except StudioError:  # the result was deleted or damaged: show the source alone
             after = None
-        self.view.set_images(before, after)
+        self._showing_token = self.loader.load([before, after])  # decoded off the GUI thread
+        self._result_token = 0  # a result decoding for the picture shown before: dropped
         self.info.setText(entry.text())
+
+    def _loaded(self, token: int, images: list) -> None:
+        """Decoded pictures for the view; ones for a picture no longer chosen are dropped."""
+        if token == self._showing_token:
+            self._showing_token = 0
+            self.view.set_images(images[0], images[1])
+        elif token == self._result_token:
+            self.view.set_images(self.view.before, images[0], keep_view=True)
 
     def selected_sources(self) -> list[str]:
         chosen = [e.data(Qt.ItemDataRole.UserRole) for e in self.sources.selectedItems()]
@@ -457,9 +469,11 @@ class UpscalePanel(PluginPanel):
         showing, source = self._showing(job), self.sources_of.pop(job.id, None)
         if job.result is not None and job.item_id and source is not None:
             self.results[source] = job.item_id
+            if showing and self._showing_token:  # the picture itself is still decoding:
+                self._show_current()  # again, with this result
+            elif showing:
+                self._result_token = self.loader.load([job.result.assets[0].data])
             if showing:
-                after = QImage.fromData(job.result.assets[0].data)
-                self.view.set_images(self.view.before, after, keep_view=True)
                 self.info.setText(job.result.title)
 
     def on_failed(self, job: Job) -> None:
