@@ -2,23 +2,25 @@
 policy vs the best bare configuration of the same library, measured in the same run.
 
     .venv/bin/python bench/threads.py [--busy 0,1,2] [--panels text,image,upscale,music,
-        harmonize] [--runs 3] [--configs studio,1,all,all-passive]
+        harmonize] [--runs 5] [--configs studio,1,all,all-passive]
 
 For each load (0, 1 or 2 busy programs, each ``python3 -c "while True: pass"`` started in a
 session of its own, as ``setsid`` starts it: another scheduling group, as a desktop's other
-apps are) and each panel's job, in fresh processes:
+apps are) and each panel's job, one process per configuration:
 
 - **studio**: ``JobRunner(isolate=True)`` with default preferences — the model process, its
-  thread policy (creative_studio/core/cpu.py) deciding before every job;
+  thread policy (creative_studio/core/cpu.py) deciding before every job (``studio-in``: the
+  same with models in the studio's own process);
 - **bare**: the plugin's generator called directly in a plain process, the library at
-  1 thread, at all cores with OpenMP's default (spinning) waits, and at all cores with
-  ``OMP_WAIT_POLICY=PASSIVE`` — the same job, model and seed.
+  1 thread (``1``), at all cores with OpenMP's default (spinning) waits (``all``), and at
+  all cores with ``OMP_WAIT_POLICY=PASSIVE`` (``all-passive``) — the same job, model, seed.
 
-Each process loads the model and warms up with one job (not timed), then times ``--runs``
-jobs; the median is the figure. A bare configuration that collapses is stopped after
-``--limit`` × the idle studio's time (at least 12 s) in one run and shown as ``>N``. Ratios: the best
-bare median / the studio's (≥ 0.9 is the goal), and each job beside one busy program / the
-same job idle (≤ 2.5).
+Each process loads the model and warms up with one job (not timed); then the processes take
+turns, one job each per round (the busy programs' share moves over time: turns put every
+configuration under the same conditions), for ``--runs`` rounds; the median is the figure.
+A configuration whose job takes longer than ``--limit`` × the idle studio's time (at least
+12 s) is stopped and shown as ``>N``. Ratios: the best bare median / the studio's (≥ 0.9 is
+the goal), and each studio job beside busy programs / the same job idle (≤ 2.5 beside one).
 
 Jobs: Text — the embedded SmolLM2 GGUF on llama.cpp, 96 tokens; Image — the embedded model,
 32×32, 25 steps; Upscale — Real-ESRGAN x4plus, a 64×64 photo ×4; Music — an 8-bar idea;
@@ -117,7 +119,8 @@ def _bare_run(request, store):
     return request, result
 
 
-def child(panel: str, config: str, runs: int) -> None:
+def child(panel: str, config: str) -> None:
+    """Load, warm up, say ``ready``; then one timed job per ``run SEED`` line on stdin."""
     from creative_studio.core.jobs import Asset, JobState
     from creative_studio.core.project import ProjectStore
     from creative_studio.plugins import PluginRegistry
@@ -125,10 +128,10 @@ def child(panel: str, config: str, runs: int) -> None:
     store = ProjectStore.create(Path(tempfile.mkdtemp()) / "bench.csproj")
     make = requests(panel, store)
     registry = PluginRegistry.discover()
-    if config == "studio":
+    if config.startswith("studio"):  # "studio-in": models in this process (Preferences)
         from creative_studio.workers.runner import JobRunner
 
-        runner = JobRunner(registry, device_preference="cpu", isolate=True)
+        runner = JobRunner(registry, device_preference="cpu", isolate=config == "studio")
 
         def run(seed):
             job = runner.submit(make(seed), store=store)
@@ -161,7 +164,11 @@ def child(panel: str, config: str, runs: int) -> None:
                           for a in store.item(i).assets] for i in request.parents}
             return generator.generate(request, Progress(), inputs)
     run(100)  # loads the model, warms up
-    for seed in range(runs):
+    print("ready", flush=True)
+    for line in sys.stdin:
+        if not line.startswith("run "):
+            break
+        seed = int(line.split()[1])
         start = time.perf_counter()
         result = run(seed)
         elapsed = time.perf_counter() - start
@@ -169,7 +176,7 @@ def child(panel: str, config: str, runs: int) -> None:
         if panel == "text":  # per 96 tokens: a reply may end early
             elapsed *= 96 / max(1, meta.get("tokens", 96))
         print(json.dumps({"seconds": elapsed, "cpu": meta.get("cpu")}), flush=True)
-    if config == "studio":
+    if config.startswith("studio"):
         runner.shutdown()
 
 
@@ -177,40 +184,73 @@ def child(panel: str, config: str, runs: int) -> None:
 # the parent: busy programs, configurations, the table
 
 
-def measure(panel: str, config: str, runs: int, limit: float) -> tuple[list[float], list]:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "MKL_NUM_THREADS")}
-    env["CREATIVE_STUDIO_HOME"] = tempfile.mkdtemp(prefix="bench-home-")  # default prefs
-    env["PYTHONUNBUFFERED"] = "1"
-    config, *extra = config.split("+")  # e.g. all+GOMP_SPINCOUNT=10000
-    env.update(item.split("=", 1) for item in extra)
-    if config == "1":
-        env["OMP_NUM_THREADS"] = "1"
-    elif config == "all-passive":
-        env["OMP_WAIT_POLICY"] = "PASSIVE"
-    proc = subprocess.Popen([sys.executable, __file__, "--child", panel, config, str(runs)],
-                            stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT)
-    lines: queue.SimpleQueue = queue.SimpleQueue()
-    threading.Thread(target=lambda: [lines.put(x) for x in proc.stdout] + [lines.put(None)],
-                     daemon=True).start()
-    seconds, decisions = [], []
-    deadline = time.monotonic() + 45 + 2 * limit  # the load and the warm-up job
-    while True:
+class Config:
+    """One configuration's process, driven a job at a time."""
+
+    def __init__(self, panel: str, config: str, limit: float) -> None:
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "MKL_NUM_THREADS")}
+        env["CREATIVE_STUDIO_HOME"] = tempfile.mkdtemp(prefix="bench-home-")  # default prefs
+        env["PYTHONUNBUFFERED"] = "1"
+        name, *extra = config.split("+")  # e.g. all+GOMP_SPINCOUNT=10000
+        env.update(item.split("=", 1) for item in extra)
+        if name == "1":
+            env["OMP_NUM_THREADS"] = "1"
+        elif name == "all-passive":
+            env["OMP_WAIT_POLICY"] = "PASSIVE"
+        self.limit = limit
+        self.seconds: list[float] = []
+        self.decisions: list = []
+        self.proc = subprocess.Popen([sys.executable, __file__, "--child", panel, name],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL, text=True, env=env, cwd=ROOT)
+        self.lines: queue.SimpleQueue = queue.SimpleQueue()
+        threading.Thread(target=self._read, daemon=True).start()
+        self.alive = self._line(45 + 2 * limit) == "ready"  # the load and the warm-up job
+        if not self.alive:
+            self.stop()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.put(line.strip())
+        self.lines.put(None)
+
+    def _line(self, timeout: float) -> str | None:
         try:
-            line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            return self.lines.get(timeout=timeout)
         except queue.Empty:
-            proc.kill()
-            seconds.append(float("inf"))
-            break
-        if line is None:
-            break
-        if line.startswith("{"):
-            record = json.loads(line)
-            seconds.append(record["seconds"])
-            decisions.append(record["cpu"])
-        deadline = time.monotonic() + limit
-    proc.wait()
-    return seconds, decisions
+            return None
+
+    def run(self, seed: int) -> None:
+        """One timed job; one that takes longer than the limit stops this configuration."""
+        if not self.alive:
+            return
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(f"run {seed}\n")
+        self.proc.stdin.flush()
+        line = self._line(self.limit)
+        if line is None or not line.startswith("{"):
+            self.alive = False
+            self.stop()
+            return
+        record = json.loads(line)
+        self.seconds.append(record["seconds"])
+        self.decisions.append(record["cpu"])
+
+    def median(self) -> float:
+        return statistics.median(self.seconds) if self.alive and self.seconds else float("inf")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                assert self.proc.stdin is not None
+                self.proc.stdin.write("quit\n")
+                self.proc.stdin.flush()
+                self.proc.wait(10)
+            except (OSError, subprocess.TimeoutExpired):
+                self.proc.kill()
+                self.proc.wait()
 
 
 def busy_programs(count: int) -> list[subprocess.Popen]:
@@ -224,17 +264,17 @@ def show(value: float, cap: float) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     parser.add_argument("--busy", default="0,1,2")
     parser.add_argument("--panels", default=",".join(PANELS))
     parser.add_argument("--configs", default=",".join(CONFIGS))
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--limit", type=float, default=5.0,
                         help="stop a configuration after this × the idle studio's time")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     if args.child:
-        child(args.child[0], args.child[1], int(args.child[2]))
+        child(args.child[0], args.child[1])
         return
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # the busy programs are killed
     panels = args.panels.split(",")
@@ -249,16 +289,20 @@ def main() -> None:
         try:
             for panel in panels:
                 cap = max(12.0, args.limit * idle.get(panel, 10.0))
-                medians, reasons = {}, []
-                for config in configs:
-                    seconds, decisions = measure(panel, config, args.runs, cap)
-                    medians[config] = (float("inf") if not seconds or float("inf") in seconds
-                                       else statistics.median(seconds))
-                    if config == "studio":
-                        reasons = sorted({f"{d['threads']}: {d['reason']}" for d in decisions
-                                          if d})
+                started = {}
+                for config in configs:  # loaded one at a time, then run in turns
+                    started[config] = Config(panel, config, cap)
+                for seed in range(args.runs):
+                    for config in configs:
+                        started[config].run(seed)
+                for config in started.values():
+                    config.stop()
+                medians = {c: started[c].median() for c in configs}
+                reasons = sorted({f"{d['threads']}: {d['reason']}"
+                                  for c in configs if c.startswith("studio")
+                                  for d in started[c].decisions if d})
                 studio = medians.get("studio", float("nan"))
-                bare = [v for k, v in medians.items() if k != "studio"]
+                bare = [v for k, v in medians.items() if not k.startswith("studio")]
                 best = min(bare) if bare else float("nan")
                 if busy == 0:
                     idle[panel] = studio

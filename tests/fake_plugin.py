@@ -78,10 +78,12 @@ class PoolGenerator(ReverseGenerator):
 
 class ThreadsGenerator(ReverseGenerator):
     """Says in its metadata the threads torch had while it ran (the thread policy's work);
-    ``max_threads`` is the ceiling it declares."""
+    ``thread_ceiling`` declares one thread, except for the prompt "any"."""
 
-    max_threads = 1
-    max_threads_why = "a test engine that runs best on one thread"
+    @staticmethod
+    def thread_ceiling(request):
+        return None if request.prompt == "any" else \
+            (1, "a test engine that runs best on one thread")
 
     def load(self, source, device, progress):
         import torch  # noqa: F401  (as the real engines: torch is loaded with the model)

@@ -192,6 +192,7 @@ def test_a_window_is_at_least_the_minimum_and_forgets_old_samples(monkeypatch):
 
 
 def test_an_unmeasurable_machine_still_decides(monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)  # (set for parallel test workers)
     monkeypatch.setattr(cpu, "sample", lambda cpus: None)
     decision = cpu.ThreadPolicy().begin(preference=0)
     assert decision.threads >= 1 and "not measurable" in decision.reason
@@ -234,6 +235,25 @@ def test_the_preference_is_read_from_the_settings(studio_home, monkeypatch):
     Settings(cpu_threads=3).save()
     assert cpu.ThreadPolicy().begin() == Decision(3, "3 (Preferences → CPU threads)",
                                                   "preferences")
+
+
+def test_a_ceiling_is_per_job_and_never_at_load(monkeypatch):
+    from creative_studio.core.jobs import Request
+    from plugins.music.generator import MusicGenerator
+    from tests.fake_plugin import ThreadsGenerator
+
+    asked = []
+    monkeypatch.setattr(cpu.POLICY, "begin", lambda most, why: asked.append((most, why)))
+    cpu.job_threads(ThreadsGenerator())  # a load: no request, no ceiling
+    cpu.job_threads(ThreadsGenerator(), Request("thr", "generate", "abc"))
+    cpu.job_threads(ThreadsGenerator(), Request("thr", "generate", "any"))
+    cpu.job_threads(object(), Request("thr", "generate", "abc"))  # declares nothing
+    assert asked == [(None, ""), (1, "a test engine that runs best on one thread"),
+                     (None, ""), (None, "")]
+    melody = (1, "the melody models write one token at a time")
+    for task, ceiling in (("generate", melody), ("continue", melody),
+                          ("interpolate", melody), ("vary", melody), ("harmonize", None)):
+        assert MusicGenerator.thread_ceiling(Request("music", task)) == ceiling
 
 
 def test_record_keeps_an_engines_own_and_ignores_results_without_metadata():

@@ -777,3 +777,137 @@ def test_check_says_what_it_cannot_read_instead_of_raising(tmp_path):
     finally:
         store._conn = real
         store.close()
+
+
+# -- recipe checksums (format 2.1) -----------------------------------------------------------
+def _raw(path):
+    conn = sqlite3.connect(path)  # as another program would: no foreign keys enforced
+    return conn
+
+
+def _two_items(tmp_path):
+    path = tmp_path / "p.csproj"
+    store = ProjectStore.create(path)
+    first = store.add_item(Request("text", "generate", "a red fox", {"t": 1}, seed=3),
+                           result("one"))
+    second = store.add_item(Request("text", "continue", "", seed=4, parents=[first]),
+                            result("two"))
+    store.close()
+    return path, first, second
+
+
+def test_new_projects_are_format_2_1_with_a_checksum_per_item(tmp_path):
+    path, first, second = _two_items(tmp_path)
+    conn = _raw(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 2001
+    sums = dict(conn.execute("SELECT item_id, sha256 FROM recipe_sums"))
+    conn.close()
+    assert set(sums) == {first, second} and all(len(v) == 64 for v in sums.values())
+    store = ProjectStore.open(path)
+    try:
+        assert [i.damaged for i in store.items()] == ["", ""]
+        assert store.check() == {}
+        store.delete_item(second)
+        assert store.check() == {}  # its checksum went with it
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("change", [
+    "UPDATE items SET request = replace(request, 'red', 'rod') WHERE id = :first",
+    "UPDATE items SET metadata = '{\"x\": 1}' WHERE id = :first",
+    "UPDATE items SET title = 'x' || title WHERE id = :first",
+    "UPDATE items SET created = created + 1 WHERE id = :first",
+    "INSERT INTO item_parents VALUES (:first, 'someone else')",
+    "UPDATE assets SET name = 'other.txt' WHERE item_id = :first",
+    "UPDATE recipe_sums SET sha256 = replace(sha256, substr(sha256, 1, 1), 'x') "
+    "WHERE item_id = :first",
+])
+def test_a_changed_recipe_is_found_said_and_never_re_run(tmp_path, change):
+    """90 % of byte flips inside a prompt were read silently: each field, link and output
+    description is now under the item's checksum."""
+    path, first, second = _two_items(tmp_path)
+    conn = _raw(path)
+    conn.execute(change, {"first": first})
+    conn.commit()
+    conn.close()
+    store = ProjectStore.open(path)
+    try:
+        items = {i.id: i for i in store.items()}
+        assert items[first].damaged.startswith("its recipe does not match its checksum")
+        assert items[second].damaged == ""
+        assert store.check() == {first: items[first].damaged}
+        copied, skipped = store.repair(tmp_path / "repaired.csproj")
+        assert (copied, skipped) == (1, 1)
+    finally:
+        store.close()
+    repaired = ProjectStore.open(tmp_path / "repaired.csproj")
+    try:
+        assert [i.id for i in repaired.items()] == [second] and repaired.check() == {}
+    finally:
+        repaired.close()
+
+
+def test_a_changed_id_cannot_detach_an_output_silently(tmp_path):
+    path, first, second = _two_items(tmp_path)
+    conn = _raw(path)
+    flipped = "f" + first[1:] if first[0] != "f" else "e" + first[1:]
+    conn.execute("UPDATE items SET id = ? WHERE id = ?", (flipped, first))
+    conn.commit()
+    conn.close()
+    store = ProjectStore.open(path)
+    try:
+        items = {i.id: i for i in store.items()}
+        assert items[flipped].damaged.startswith("its recipe has no checksum")
+        assert items[flipped].assets == []  # its output stayed under the old id…
+        problems = store.check()
+        assert problems[""] == ("1 output(s) and 1 recipe checksum(s) belong to no item (an "
+                                "item's id was changed outside the studio)")  # …and is said
+        assert problems[flipped] == items[flipped].damaged
+    finally:
+        store.close()
+
+
+def _make_2_0(path):
+    store = ProjectStore.create(path)
+    first = store.add_item(Request("text", "generate", "old", seed=1), result("kept"))
+    store.close()
+    conn = _raw(path)
+    conn.execute("DROP TABLE recipe_sums")
+    conn.execute("PRAGMA user_version = 2000")
+    conn.commit()
+    conn.close()
+    return first
+
+
+def test_a_2_0_project_gains_checksums_when_opened(tmp_path):
+    path = tmp_path / "old.csproj"
+    first = _make_2_0(path)
+    store = ProjectStore.open(path)
+    try:
+        assert store.verified and [i.damaged for i in store.items()] == [""]
+        added = store.add_item(Request("text", "generate", "new", seed=2), result("n"))
+        assert store.check() == {}
+    finally:
+        store.close()
+    conn = _raw(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 2001
+    assert {r[0] for r in conn.execute("SELECT item_id FROM recipe_sums")} == {first, added}
+    conn.close()
+    assert not list(tmp_path.glob("*backup*"))  # one table added, nothing else changed
+
+
+def test_a_read_only_2_0_project_opens_unverified(tmp_path):
+    """Nothing can be written to it: it opens without checksums (the minor step refused by
+    SQLite, not by the file's mode, which root ignores)."""
+    path = tmp_path / "old.csproj"
+    _make_2_0(path)
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+    try:
+        assert ProjectStore._migrate_minor(conn, path) is False
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2000
+        store = ProjectStore(path, conn)
+        store.verified = False
+        assert [i.damaged for i in store.items()] == [""]
+    finally:
+        conn.close()

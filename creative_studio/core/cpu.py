@@ -13,8 +13,8 @@ every job (and every load), measures the CPU actually available to the studio *n
   programs that have finished.
 
 and gives the job the cores nobody else is using (at least one; each further thread needs
-most of a free core). An engine may declare a ceiling (``max_threads``, with its reason)
-where more threads do not help it. Preferences → CPU threads, or ``OMP_NUM_THREADS`` in the
+most of a free core). An engine may declare a ceiling for a job (``thread_ceiling``, with
+its reason) where more threads do not help it. Preferences → CPU threads, or ``OMP_NUM_THREADS`` in the
 environment, override the measurement. The decision and its reason go into the recipe.
 
 Waiting is left to each library's default (OpenMP and ggml spin briefly, then sleep):
@@ -322,11 +322,13 @@ def apply_torch(threads: int) -> None:
             torch.set_num_threads(threads)
 
 
-def job_threads(generator: Any) -> Decision:
-    """Begin a job of ``generator`` (its ``max_threads``/``max_threads_why`` declare a
-    ceiling)."""
-    return POLICY.begin(getattr(generator, "max_threads", None),
-                        getattr(generator, "max_threads_why", ""))
+def job_threads(generator: Any, request: Any = None) -> Decision:
+    """Begin a job (or, without ``request``, a load) of ``generator``; its
+    ``thread_ceiling(request)`` may return (threads, why) where more do not help it."""
+    ceiling = getattr(generator, "thread_ceiling", None)
+    found = ceiling(request) if callable(ceiling) and request is not None else None
+    most, why = found if found else (None, "")
+    return POLICY.begin(most, why)
 
 
 POLICY = ThreadPolicy()

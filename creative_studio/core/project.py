@@ -35,7 +35,7 @@ from .provenance import library_versions
 
 APPLICATION_ID = 0x43535450  # "CSTP"
 FORMAT_MAJOR = 2
-FORMAT_MINOR = 0
+FORMAT_MINOR = 1  # 2.1: recipe_sums, a checksum per item over its recipe, parents and outputs
 USER_VERSION = FORMAT_MAJOR * 1000 + FORMAT_MINOR
 SUFFIX = ".csproj"
 MAX_ASSET_BYTES = 1 << 30  # 1 GiB: a bigger blob in a file is refused, not read
@@ -77,6 +77,10 @@ CREATE INDEX assets_item ON assets(item_id);
 CREATE INDEX parents_parent ON item_parents(parent_id);
 CREATE TABLE state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+# 2.1 added one table (older 2.x readers open a newer minor and ignore it)
+_SUMS = "CREATE TABLE recipe_sums (item_id TEXT PRIMARY KEY, sha256 TEXT NOT NULL);\n"
+_SCHEMA_V2_0 = _SCHEMA_V2
+_SCHEMA_V2 = _SCHEMA_V2_0 + _SUMS
 
 # Version 1 (the first format) kept parents as a JSON column and had no panel state.
 SCHEMA_V1 = """
@@ -93,6 +97,37 @@ CREATE TABLE assets (
 );
 CREATE INDEX assets_item ON assets(item_id);
 """
+
+
+def recipe_sum(row: tuple | list, parents: list[str], assets: list) -> str:
+    """The checksum of an item: its row as stored (id, created, plugin, kind, title,
+    request, model, device, versions, metadata), its parents and its outputs' descriptions
+    (role, mime, name, SHA-256, size, in order). A byte changed in a prompt, a parameter,
+    an id or a link no longer matches, as a changed output no longer matches its SHA-256."""
+    import hashlib
+
+    described = [[a.role, a.mime, a.name, a.sha256, a.size] if isinstance(a, AssetInfo)
+                 else list(a) for a in assets]
+    text = json.dumps([list(row), sorted(parents), described], ensure_ascii=True,
+                      separators=(",", ":"))
+    return hashlib.sha256(text.encode("ascii")).hexdigest()
+
+
+def _add_sums(conn: sqlite3.Connection) -> None:
+    """2.0 → 2.1: the table, and a checksum for every item as it is now."""
+    conn.execute(_SUMS)
+    parents: dict[str, list[str]] = {}
+    for item_id, parent in conn.execute("SELECT item_id, parent_id FROM item_parents"):
+        parents.setdefault(item_id, []).append(parent)
+    assets: dict[str, list] = {}
+    for item_id, *described in conn.execute(
+            "SELECT item_id, role, mime, name, sha256, size FROM assets ORDER BY id"):
+        assets.setdefault(item_id, []).append(described)
+    rows = conn.execute("SELECT id, created, plugin, kind, title, request, model, device, "
+                        "versions, metadata FROM items").fetchall()
+    conn.executemany("INSERT OR REPLACE INTO recipe_sums VALUES (?, ?)",
+                     [(row[0], recipe_sum(row, parents.get(row[0], []),
+                                          assets.get(row[0], []))) for row in rows])
 
 
 def _migrate_1_to_2(conn: sqlite3.Connection) -> None:
@@ -200,9 +235,15 @@ def _objects(schema: str) -> set[tuple[str, str]]:  # pragma: no mutate block
     return found
 
 
-# the objects of each major format: a file with anything else (a changed column, a generated
+# the objects of each layout: a file with anything else (a changed column, a generated
 # column, an expression or partial index, a trigger, a view) is refused
-_EXPECTED = {1: _objects(SCHEMA_V1), 2: _objects(_SCHEMA_V2)}
+_SCHEMAS = {"1": SCHEMA_V1, "2.0": _SCHEMA_V2_0, "2.1": _SCHEMA_V2}
+_EXPECTED = {layout: _objects(text) for layout, text in _SCHEMAS.items()}
+
+
+def _layout(version: int) -> str:
+    """Which schema a file of this format version has ("2.1" for 2.1 and newer minors)."""
+    return "1" if version // 1000 == 1 else "2.0" if version == 2000 else "2.1"
 # the type every stored value must have (SQLite's typeof), per table and major format
 _TYPES_V2 = {
     "meta": {"key": ("text",), "value": ("text",)},
@@ -219,7 +260,8 @@ _TYPES_V1 = {
     "items": {**{k: v for k, v in _TYPES_V2["items"].items() if k != "metadata"},
               "parents": ("text",)},
 }
-_TYPES = {1: _TYPES_V1, 2: _TYPES_V2}
+_TYPES = {"1": _TYPES_V1, "2.0": _TYPES_V2,
+          "2.1": {**_TYPES_V2, "recipe_sums": {"item_id": ("text",), "sha256": ("text",)}}}
 
 
 def _columns(conn: sqlite3.Connection, table: str) -> list[tuple]:
@@ -234,16 +276,16 @@ def _index_keys(conn: sqlite3.Connection, index: str) -> list[tuple]:
 
 
 @cache
-def _declared(major: int) -> tuple[dict[str, list[tuple]], dict[str, list[tuple]]]:
+def _declared(layout: str) -> tuple[dict[str, list[tuple]], dict[str, list[tuple]]]:
     """What each table's columns and each index's keys are in a file made from the schema
     of this major format (an in-memory database made from the same text): a file whose
     schema text was changed (``INTEGER PRIMAR? KEY`` passes a check of names and leaves
     every id NULL) differs here."""
     conn = sqlite3.connect(":memory:")
     try:
-        conn.executescript(SCHEMA_V1 if major == 1 else _SCHEMA_V2)
-        columns = {table: _columns(conn, table) for table in _TYPES[major]}
-        indexes = {name: _index_keys(conn, name) for kind, name in _EXPECTED[major]
+        conn.executescript(_SCHEMAS[layout])
+        columns = {table: _columns(conn, table) for table in _TYPES[layout]}
+        indexes = {name: _index_keys(conn, name) for kind, name in _EXPECTED[layout]
                    if kind == "index"}
     finally:
         conn.close()
@@ -311,6 +353,7 @@ class ProjectStore:
         self.closed = False
         self.listeners: list[Callable[[str], None]] = []  # called with the new item id
         self.damaged: dict[str, str] = {}  # item id → what is wrong with it (found on read)
+        self.verified = True  # recipes have checksums (False: a read-only 2.0 file)
 
     # -- opening ------------------------------------------------------------
     @staticmethod
@@ -376,6 +419,7 @@ class ProjectStore:
                 raise ProjectError(f"{path.name} changed while it was being opened.")
             if major < FORMAT_MAJOR:
                 cls._migrate(conn, path, major)
+            verified = cls._migrate_minor(conn, path)
         except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:  # a message in bad bytes
             conn.close()
             raise ProjectError(f"{path.name} is damaged or not a Creative Studio project "
@@ -383,7 +427,29 @@ class ProjectStore:
         except ProjectError:
             conn.close()
             raise
-        return cls(path, conn, untitled=path.parent == paths.autosave_dir())
+        store = cls(path, conn, untitled=path.parent == paths.autosave_dir())
+        store.verified = verified
+        return store
+
+    @classmethod
+    def _migrate_minor(cls, conn: sqlite3.Connection, path: Path) -> bool:
+        """2.0 → 2.1 in place (one table added; nothing else changes, so no backup).
+        Returns whether the file has recipe checksums: a read-only 2.0 file opens without
+        them (nothing can be written to it anyway)."""
+        if conn.execute("PRAGMA user_version").fetchone()[0] != 2000:
+            return True
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            _add_sums(conn)
+            conn.execute(f"PRAGMA user_version = {USER_VERSION}")
+            conn.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if "readonly" in str(exc) or "read-only" in str(exc):
+                return False
+            raise
+        return True
 
     @classmethod
     def inspect(cls, path: str | os.PathLike) -> int:
@@ -441,7 +507,8 @@ class ProjectStore:
         found = {(str(t), str(n)): str(tbl) for t, n, tbl in conn.execute(
             "SELECT type, name, tbl_name FROM sqlite_master "
             "WHERE name NOT LIKE 'sqlite_autoindex_%'")}
-        expected = _EXPECTED[major]
+        layout = _layout(version)
+        expected = _EXPECTED[layout]
         newer_minor = major == FORMAT_MAJOR and version % 1000 > FORMAT_MINOR
         extra = [f"{t} {n}" for (t, n) in found if (t, n) not in expected
                  and (not newer_minor or t not in ("table", "index"))]
@@ -449,7 +516,7 @@ class ProjectStore:
             raise ProjectError(f"{path.name} contains objects a project never has "
                                f"({', '.join(extra[:5])}): refusing to open it.")
         wrong = [f"{t} {n}" for (t, n) in expected if (t, n) not in found]
-        declared_columns, declared_keys = _declared(major)
+        declared_columns, declared_keys = _declared(layout)
         for table, columns in declared_columns.items():  # names, types, keys, defaults
             if ("table", table) in found and _columns(conn, table) != columns:
                 wrong.append(f"table {table}")
@@ -466,7 +533,7 @@ class ProjectStore:
         if wrong:
             raise ProjectError(f"{path.name} is damaged or not a Creative Studio project: "
                                f"{', '.join(wrong[:5])} differ from a project's.")
-        for table, columns in _TYPES[major].items():
+        for table, columns in _TYPES[layout].items():
             condition = " OR ".join(
                 f"typeof({column}) NOT IN ({', '.join(repr(t) for t in types)})"
                 for column, types in columns.items())
@@ -486,7 +553,7 @@ class ProjectStore:
             while major < FORMAT_MAJOR:
                 MIGRATIONS[major](conn)
                 major += 1
-            conn.execute(f"PRAGMA user_version = {major * 1000}")
+            conn.execute(f"PRAGMA user_version = {major * 1000}")  # then 2.0 → 2.1
             conn.execute("COMMIT")
         except (sqlite3.Error, KeyError) as exc:
             if conn.in_transaction:
@@ -512,24 +579,29 @@ class ProjectStore:
         kind = kind or (result.assets[0].role if result.assets else request.plugin)
         model = {"name": result.model.name, "ref": result.model.ref,
                  "sha256": result.model.sha256, "source": result.model.source}
+        row = (item_id, time.time(), request.plugin, kind, result.title,
+               json.dumps(request.to_dict()), json.dumps(model), result.device,
+               json.dumps(library_versions()), json.dumps(result.metadata))
+        parents = sorted(set(request.parents))
+        described = [(a.role, a.mime, a.name, hashlib.sha256(a.data).hexdigest(), len(a.data))
+                     for a in result.assets]
         try:
             with self._lock:
                 self._conn.execute("BEGIN IMMEDIATE")
                 try:
                     self._conn.execute(
                         "INSERT INTO items (id, created, plugin, kind, title, request, model,"
-                        " device, versions, metadata) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                        (item_id, time.time(), request.plugin, kind, result.title,
-                         json.dumps(request.to_dict()), json.dumps(model), result.device,
-                         json.dumps(library_versions()), json.dumps(result.metadata)))
-                    self._conn.executemany(
-                        "INSERT OR IGNORE INTO item_parents VALUES (?, ?)",
-                        [(item_id, p) for p in request.parents])
+                        " device, versions, metadata) VALUES (?,?,?,?,?,?,?,?,?,?)", row)
+                    self._conn.executemany("INSERT INTO item_parents VALUES (?, ?)",
+                                           [(item_id, p) for p in parents])
                     self._conn.executemany(
                         "INSERT INTO assets (item_id, role, mime, name, sha256, size, data)"
                         " VALUES (?,?,?,?,?,?,?)",
-                        [(item_id, a.role, a.mime, a.name, hashlib.sha256(a.data).hexdigest(),
-                          len(a.data), sqlite3.Binary(a.data)) for a in result.assets])
+                        [(item_id, *d, sqlite3.Binary(a.data))
+                         for d, a in zip(described, result.assets, strict=True)])
+                    if self.verified:
+                        self._conn.execute("INSERT OR REPLACE INTO recipe_sums VALUES (?, ?)",
+                                           (item_id, recipe_sum(row, parents, described)))
                     self._conn.execute("COMMIT")
                 except BaseException:
                     if self._conn.in_transaction:
@@ -562,6 +634,8 @@ class ProjectStore:
         try:
             with self._lock, self._conn:
                 self._conn.execute("DELETE FROM items WHERE id = ?", (item_id,))
+                if self.verified:
+                    self._conn.execute("DELETE FROM recipe_sums WHERE item_id = ?", (item_id,))
         except sqlite3.Error as exc:
             raise _friendly_sqlite_error(exc, self.path) from exc
 
@@ -638,7 +712,7 @@ class ProjectStore:
         with self._lock:
             rows = self._conn.execute(sql, key).fetchall()[::-1]
             ids = [row[0] for row in rows]
-            parent_rows, asset_rows = [], []
+            parent_rows, asset_rows, sum_rows = [], [], []
             for start in range(0, len(ids), 500):
                 chunk = ids[start:start + 500]
                 marks = ",".join("?" * len(chunk))
@@ -648,6 +722,10 @@ class ProjectStore:
                 asset_rows += self._conn.execute(
                     "SELECT id, item_id, role, mime, name, sha256, size FROM assets WHERE "
                     f"item_id IN ({marks}) ORDER BY id", chunk).fetchall()
+                if self.verified:
+                    sum_rows += self._conn.execute(
+                        f"SELECT item_id, sha256 FROM recipe_sums WHERE item_id IN ({marks})",
+                        chunk).fetchall()
         parents: dict[str, list[str]] = {}
         for item_id, parent in parent_rows:
             parents.setdefault(item_id, []).append(str(parent))
@@ -656,15 +734,23 @@ class ProjectStore:
             assets.setdefault(item_id, []).append(
                 AssetInfo(int(aid), str(role), str(mime), str(name), str(sha),
                           size if isinstance(size, int) else -1))
-        return [self._item(row, parents, assets) for row in rows]
+        sums = dict(sum_rows) if self.verified else None
+        return [self._item(row, parents, assets, sums) for row in rows]
 
-    def _item(self, row: tuple, parents: dict, assets: dict) -> Item:
+    def _item(self, row: tuple, parents: dict, assets: dict, sums: dict | None) -> Item:
         item_id, created, plugin, kind, title, req, model, device, versions, meta = row
         item_id = str(item_id)
         request = _json_loads(req, {})
         damaged = self.damaged.get(item_id, "")
         if not request and not damaged:
             damaged = "its recipe cannot be read"
+        if sums is not None and not damaged:
+            kept = sums.get(item_id)
+            if kept is None:
+                damaged = "its recipe has no checksum (its id or the file was changed " \
+                          "outside the studio)"
+            elif kept != recipe_sum(row, parents.get(item_id, []), assets.get(item_id, [])):
+                damaged = "its recipe does not match its checksum (changed outside the studio)"
         prompt = request.get("prompt")
         if isinstance(prompt, str) and len(prompt) > MAX_PROMPT:  # never one the studio wrote
             request["prompt"] = prompt[:MAX_PROMPT]
@@ -737,6 +823,21 @@ class ProjectStore:
         for item_id, *fields in rows:
             if not all(_json_loads(f, None) is not None for f in fields):
                 problems[str(item_id)] = "its recipe cannot be read"
+        try:  # every recipe, its parents and its outputs' descriptions against their checksum
+            for item in self.items():
+                if item.damaged:
+                    problems.setdefault(item.id, item.damaged)
+        except sqlite3.DatabaseError as exc:
+            problems.setdefault("", f"the file's structure: {str(exc)[:200]}")
+        # an output or a checksum whose item is gone: an item's id was changed (its output
+        # would otherwise be detached without a word)
+        detached = read("SELECT count(*) FROM assets WHERE item_id NOT IN (SELECT id FROM items)")
+        lost = read("SELECT count(*) FROM recipe_sums WHERE item_id NOT IN "
+                    "(SELECT id FROM items)") if self.verified else [(0,)]
+        if detached and lost and (detached[0][0] or lost[0][0]):
+            said = (f"{detached[0][0]} output(s) and {lost[0][0]} recipe checksum(s) belong to "
+                    "no item (an item's id was changed outside the studio)")
+            problems[""] = f"{problems[''] + '; ' if '' in problems else ''}{said}"
         for index, (asset_id, item_id, size, sha) in enumerate(assets):
             try:
                 with self._lock:
@@ -788,6 +889,8 @@ class ProjectStore:
                                      parents)
                     conn.executemany("INSERT INTO assets (item_id, role, mime, name, sha256, "
                                      "size, data) VALUES (?,?,?,?,?,?,?)", assets)
+                    conn.execute("INSERT INTO recipe_sums VALUES (?, ?)", (row[0], recipe_sum(
+                        row, [p for _, p in parents], [a[1:6] for a in assets])))
                     copied += 1
                 conn.executemany("INSERT OR REPLACE INTO state VALUES (?, ?)", states)
                 conn.execute("COMMIT")

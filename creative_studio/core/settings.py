@@ -78,14 +78,14 @@ class Settings:
             data = json.loads(text, parse_int=_bounded_int)
         except (ValueError, RecursionError) as exc:
             what = "nested too deeply" if isinstance(exc, RecursionError) else "not valid JSON"
-            return cls._damaged(f"the file is {what}")
+            return cls._damaged(f"the file is {what}", str(exc)[:200])
         if not isinstance(data, dict):
             return cls._damaged("the file does not hold preferences")
         return cls.from_dict(data)
 
     @classmethod
-    def _damaged(cls, why: str) -> Settings:
-        log.warning("settings unreadable, using defaults: %s", why)
+    def _damaged(cls, why: str, detail: str = "") -> Settings:
+        log.warning("settings unreadable, using defaults: %s", detail or why)
         settings = cls()
         settings.damage = [f"all of them: {why}"]
         return settings

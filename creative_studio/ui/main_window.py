@@ -326,6 +326,12 @@ class MainWindow(QMainWindow):
         return True
 
     def rerun(self, item) -> Job | None:
+        if item.damaged:  # it would repeat a recipe that is not the one that made the item
+            self.show_error("Cannot re-run", f"This item is damaged: {item.damaged}. Its "
+                            "recipe is not what made it, so it is not run again (File → "
+                            "Check project lists the damaged items; Repair copies the intact "
+                            "ones).")
+            return None
         request = Request.from_dict(item.request.to_dict())
         panel = self.panels.get(item.plugin)
         spec = panel.manifest.task(request.task) if panel else None

@@ -192,7 +192,7 @@ class _Worker(threading.Thread):
             job.progress.check()
             job.progress.restart_clock()
             if self.process is None and not self.server:  # (the model process decides its own)
-                decision = cpu.job_threads(generator)
+                decision = cpu.job_threads(generator, job.request)
                 result = cpu.record(generator.generate(job.request, job.progress, inputs),
                                     decision)
             else:

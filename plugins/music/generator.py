@@ -36,6 +36,16 @@ MAX_BARS = 64
 
 
 class MusicGenerator:
+    @staticmethod
+    def thread_ceiling(request: Request) -> tuple[int, str] | None:
+        """The thread policy's ceiling (creative_studio/core/cpu.py): the melody models
+        write one token at a time, each step a few tiny matrix products — latency-bound, one
+        thread is their fastest even on an idle machine (8 bars: 0.34 s on one thread, 0.39
+        on two; bench/threads.py). Harmonize's passes over the whole piano roll do use two."""
+        if request.task == "harmonize":
+            return None
+        return 1, "the melody models write one token at a time"
+
     def __init__(self) -> None:
         self.model = None
         self.tokenizer = None

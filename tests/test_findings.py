@@ -1,6 +1,8 @@
-"""A damaged preferences file never costs the user what it held unseen (fault-campaign
-findings): the file is kept aside before anything replaces it, what was not loaded is said
-in the window and on the CLI, and no shape of it crashes the start."""
+"""Findings of the fault campaign and of new users (issue 34), each with the test that
+failed before its fix. A damaged preferences file never costs the user what it held unseen:
+the file is kept aside before anything replaces it, what was not loaded is said in the
+window and on the CLI, and no shape of it crashes the start. Errors reach the log; finished
+times count the model's load; a damaged recipe is never re-run."""
 
 from __future__ import annotations
 
@@ -214,3 +216,30 @@ def test_finished_times_count_the_model_load(tmp_path, make_window):
         job.progress.started = clock.monotonic() - 2.7
         window._on_job_event(JobEvent(JobEventKind.DONE, job))
         assert window.statusBar().currentMessage() == said
+
+
+def test_the_window_never_re_runs_a_damaged_recipe(make_window, tmp_path):
+    import sqlite3
+
+    from creative_studio.core.jobs import Asset, ModelIdentity, Request, Result
+    from creative_studio.core.project import ProjectStore
+
+    path = tmp_path / "p.csproj"
+    store = ProjectStore.create(path)
+    item_id = store.add_item(Request("text", "generate", "a red fox", seed=3),
+                             Result([Asset("text", "text/plain", b"x")],
+                                    ModelIdentity("m", "embedded:m"), "cpu"))
+    store.close()
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE items SET request = replace(request, 'red', 'rod')")
+    conn.commit()
+    conn.close()
+    window = make_window()
+    assert window.open_project(path)
+    item = window.store.item(item_id)
+    assert item.damaged.startswith("its recipe does not match its checksum")
+    jobs = len(window.runner.jobs)
+    assert window.rerun(item) is None
+    assert window.errors[-1].startswith("This item is damaged: its recipe does not match its "
+                                        "checksum")
+    assert len(window.runner.jobs) == jobs  # nothing queued
