@@ -16,8 +16,9 @@ apps are) and each panel's job, one process per configuration:
   all cores with ``OMP_WAIT_POLICY=PASSIVE`` (``all-passive``) — the same job, model, seed.
 
 Each process loads the model and warms up with one job (not timed); then the processes take
-turns, one job each per round (the busy programs' share moves over time: turns put every
-configuration under the same conditions), for ``--runs`` rounds; the median is the figure.
+turns, one job each per round, 0.8 s apart (the busy programs' share moves over time: turns
+put every configuration under the same conditions; the pause keeps one configuration's job
+out of the next one's "programs beside"), for ``--runs`` rounds; the median is the figure.
 A configuration whose job takes longer than ``--limit`` × the idle studio's time (at least
 12 s) is stopped and shown as ``>N``. Ratios: the best bare median / the studio's (≥ 0.9 is
 the goal), and each studio job beside busy programs / the same job idle (≤ 2.5 beside one).
@@ -46,6 +47,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 PANELS = ("text", "image", "upscale", "music", "harmonize")
 CONFIGS = ("studio", "1", "all", "all-passive")
+PAUSE = 0.8  # seconds between two configurations' turns (more than the policy's window)
 
 
 # ------------------------------------------------------------------------------------------
@@ -294,6 +296,9 @@ def main() -> None:
                     started[config] = Config(panel, config, cap)
                 for seed in range(args.runs):
                     for config in configs:
+                        # the job before (another configuration's) is not one of "the
+                        # programs beside": the policy looks at the last half second
+                        time.sleep(PAUSE)
                         started[config].run(seed)
                 for config in started.values():
                     config.stop()

@@ -164,12 +164,14 @@ def test_others_leave_this_process_out():
     assert cpu.others_between(first, last, 0) == 0.0
 
 
-def test_a_window_is_at_least_the_minimum_and_forgets_old_samples(monkeypatch):
+def _fake_machine(monkeypatch, busy_share=0.5):
+    """A clock, sleeps and CPU times under the test's control: of 2 CPUs, ``busy_share`` of
+    the time busy with other programs (this process uses none)."""
     clock = [100.0]
     slept = []
 
     def fake_sample(cpus):
-        return Sample(clock[0], busy=clock[0] * 1.0, total=clock[0] * 2, own=0.0)
+        return Sample(clock[0], busy=clock[0] * 2 * busy_share, total=clock[0] * 2, own=0.0)
 
     def fake_sleep(seconds):
         slept.append(round(seconds, 3))
@@ -179,16 +181,48 @@ def test_a_window_is_at_least_the_minimum_and_forgets_old_samples(monkeypatch):
     monkeypatch.setattr(cpu.time, "sleep", fake_sleep)
     monkeypatch.setattr(cpu, "affinity", lambda: [0, 1])
     monkeypatch.setattr(cpu, "cgroup_quota", lambda: None)
-    policy = cpu.ThreadPolicy()
+    return clock, slept
+
+
+def test_a_window_is_at_least_the_minimum_and_forgets_old_samples(monkeypatch):
+    clock, slept = _fake_machine(monkeypatch)
+    policy = cpu.ThreadPolicy(sampler=False)
     machine = policy.machine()  # nothing measured before: a fresh window
     assert slept == [cpu.MIN_WINDOW] and machine.window == pytest.approx(cpu.MIN_WINDOW)
     assert machine.others == pytest.approx(1.0)  # one of two CPUs busy, not this process
-    clock[0] += 1.0  # a job ran for a second: that second is the next window
+    clock[0] += 1.0  # a job ran for a second: its samples make the window
     machine = policy.machine()
     assert slept == [cpu.MIN_WINDOW] and machine.window == pytest.approx(1.0)
     clock[0] += cpu.MAX_WINDOW + 1  # idle for a while: measured again, not averaged
     machine = policy.machine()
     assert slept == [cpu.MIN_WINDOW] * 2 and machine.window == pytest.approx(cpu.MIN_WINDOW)
+
+
+def test_the_samplers_samples_make_the_window_the_last_half_second(monkeypatch):
+    """A burst of another program a second ago is not "now": with samples every 0.1 s the
+    window is the newest one at least WINDOW old, and the job does not wait."""
+    clock, slept = _fake_machine(monkeypatch)
+    policy = cpu.ThreadPolicy(sampler=False)
+    for _ in range(20):  # what the sampler thread keeps: 2 s of samples
+        policy._keep(cpu.sample([0, 1]))
+        clock[0] += cpu.SAMPLE_EVERY
+    machine = policy.machine()
+    assert slept == [] and machine.window == pytest.approx(cpu.WINDOW)
+    assert len(policy._ring) <= cpu.MAX_WINDOW / cpu.SAMPLE_EVERY + 2  # old ones dropped
+
+
+def test_the_sampler_thread_starts_with_the_first_job_and_keeps_sampling():
+    policy = cpu.ThreadPolicy()
+    policy.machine()
+    assert policy._thread is not None and policy._thread.daemon
+    assert policy._thread.name == "studio-cpu-sampler"
+    deadline = time.monotonic() + 5
+    while len(policy._ring) < 4 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(policy._ring) >= 4
+    first = policy._thread
+    policy.machine()
+    assert policy._thread is first  # one thread
 
 
 def test_an_unmeasurable_machine_still_decides(monkeypatch):
@@ -207,12 +241,12 @@ def test_a_busy_program_in_another_session_is_seen():
         time.sleep(0.3)  # it is running
         policy = cpu.ThreadPolicy()
         policy.machine()
-        time.sleep(0.5)
+        time.sleep(0.8)
         machine = policy.machine()
     finally:
         busy.kill()
         busy.wait(10)
-    assert machine.window >= 0.5
+    assert machine.window >= cpu.WINDOW - 0.05
     assert machine.others >= 0.7, machine
 
 

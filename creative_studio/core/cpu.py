@@ -8,9 +8,9 @@ every job (and every load), measures the CPU actually available to the studio *n
 - the CPUs it may run on (affinity) and their physical cores (two hardware threads of one
   core share its vector units);
 - a cgroup CPU quota (containers, systemd slices), v2 ``cpu.max`` or v1 ``cfs_quota_us``;
-- the CPU that other programs used over the last moments (per-CPU times of the allowed
-  CPUs, less this process's own time), not a one-minute load average, which still counts
-  programs that have finished.
+- the CPU that other programs used over the last half second (per-CPU times of the allowed
+  CPUs, less this process's own time, sampled every 0.1 s), not a one-minute load average,
+  which still counts programs that have finished.
 
 and gives the job the cores nobody else is using (at least one; each further thread needs
 most of a free core). An engine may declare a ceiling for a job (``thread_ceiling``, with
@@ -39,7 +39,9 @@ from pathlib import Path
 from typing import Any
 
 MIN_WINDOW = 0.12  # seconds: the shortest measurement of the other programs' CPU use
-MAX_WINDOW = 3.0  # seconds: an older window no longer says how busy the machine is now
+WINDOW = 0.5  # seconds: what "now" means when the sampler has it
+SAMPLE_EVERY = 0.1  # seconds between two samples of the sampler thread
+MAX_WINDOW = 3.0  # seconds: an older sample no longer says how busy the machine is now
 # a further thread needs this much of a free core: a thread on a core another program
 # shares half the time runs at half speed, and every other thread then waits for it
 FURTHER_THREAD = 0.65
@@ -260,12 +262,34 @@ def others_between(first: Sample, last: Sample, cpus: int) -> float:
 
 
 class ThreadPolicy:
-    """Measures and decides before each job; one per process (:data:`POLICY`)."""
+    """Measures and decides before each job; one per process (:data:`POLICY`).
 
-    def __init__(self) -> None:
+    A sampler thread reads the CPU times every :data:`SAMPLE_EVERY` seconds (started at the
+    first job; a few /proc reads), so that a job starts at once with the last
+    :data:`WINDOW` seconds measured — what other programs do *now*, not a second ago. With no
+    recent sample (the first job, or a machine where the thread is off) the job waits
+    :data:`MIN_WINDOW` to measure."""
+
+    def __init__(self, sampler: bool = True) -> None:
         self._lock = threading.Lock()
-        self._last: Sample | None = None
+        self._ring: list[Sample] = []  # recent samples, oldest first
+        self._sampler = sampler
+        self._thread: threading.Thread | None = None
         self.current: Decision | None = None
+
+    def _keep(self, found: Sample) -> None:
+        with self._lock:
+            self._ring.append(found)
+            while self._ring and found.when - self._ring[0].when > MAX_WINDOW:
+                self._ring.pop(0)
+
+    def _sample_forever(self, cpus: list[int]) -> None:
+        while True:
+            found = sample(cpus)
+            if found is None:
+                return
+            self._keep(found)
+            time.sleep(SAMPLE_EVERY)
 
     def machine(self) -> Machine:
         cpus = affinity()
@@ -274,15 +298,20 @@ class ThreadPolicy:
         now = sample(cpus)
         if now is None:
             return Machine(len(cpus), cores, quota)
+        if self._sampler and self._thread is None:
+            self._thread = threading.Thread(target=self._sample_forever, args=(cpus,),
+                                            name="studio-cpu-sampler", daemon=True)
+            self._thread.start()
         with self._lock:
-            first = self._last
-            if first is None or now.when - first.when > MAX_WINDOW:
-                first = now
-            wait = MIN_WINDOW - (now.when - first.when)
-            if wait > 0:
-                time.sleep(wait)
-                now = sample(cpus) or now
-            self._last = now
+            recent = [s for s in self._ring if now.when - s.when <= MAX_WINDOW]
+        # the newest sample at least WINDOW old, else the oldest recent one
+        first = next((s for s in reversed(recent) if now.when - s.when >= WINDOW - 1e-3),
+                     recent[0] if recent else now)
+        wait = MIN_WINDOW - (now.when - first.when)
+        if wait > 0:
+            time.sleep(wait)
+            now = sample(cpus) or now
+        self._keep(now)
         others = others_between(first, now, len(cpus))
         # the quota is shared with this process's cgroup only, the CPUs with everyone: the
         # others' use counts against the smaller of the two

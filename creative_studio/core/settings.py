@@ -49,7 +49,7 @@ class Settings:
     servers: list[dict] = field(default_factory=list)
     # models run in a child process, so a native crash there never takes the window down
     model_process: bool = True
-    cpu_threads: int = 0  # threads of the local text engine; 0 = chosen from the machine
+    cpu_threads: int = 0  # threads of every local model; 0 = the thread policy (core/cpu.py)
     folders: dict = field(default_factory=dict)  # kind of file → the folder last used
     default_folder: str = ""  # where file dialogs start before a kind has its own folder
     version: int = VERSION

@@ -657,12 +657,9 @@ class MainWindow(QMainWindow):
 
     def preferences(self) -> None:
         dialog = SettingsDialog(self.settings, self)
-        if dialog.exec():
-            threads = self.settings.cpu_threads
+        if dialog.exec():  # (CPU threads: the thread policy reads them at the next job)
             dialog.apply()
             self.apply_settings()
-            if self.settings.cpu_threads != threads:
-                self.runner.unload_models()  # the next job loads with the new thread count
 
     def apply_settings(self) -> None:
         from PySide6.QtWidgets import QApplication

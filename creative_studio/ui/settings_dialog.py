@@ -49,9 +49,10 @@ class SettingsDialog(QDialog):
         self.threads.setRange(0, max(64, os.cpu_count() or 1))
         self.threads.setSpecialValueText("Automatic")
         self.threads.setValue(max(0, settings.cpu_threads))
-        self.threads.setToolTip("Threads of the local text engine (llama.cpp). Automatic: "
-                                "the physical cores not kept busy by other programs. "
-                                "Changing it reloads the model at the next job.")
+        self.threads.setToolTip("Threads of every local model (text, image, music, upscale). "
+                                "Automatic: before each job, the physical cores that other "
+                                "programs leave free at that moment. Takes effect at the "
+                                "next job.")
         self.model_process = QCheckBox("Run models in a separate process (a crash in a "
                                        "model never closes the window)")
         self.model_process.setChecked(settings.model_process)
