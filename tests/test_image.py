@@ -388,6 +388,7 @@ def test_image_panel_through_the_window(qtbot, make_window, tiny_sd, tmp_path):
     assert panel.recall_png(exported)["source"] == "Creative Studio"
     assert panel.prompt.toPlainText() == "green frog" and panel.seed_field.seed.value() == 77
     # an empty prompt: said, nothing queued (the CLI may still ask for an unconditional one)
+    panel.prompt.setPlainText("  ")
     assert panel.generate() == []
     assert panel.message.text() == ("Write what to draw in the prompt first (e.g. “red "
                                     "apple”).")

@@ -172,8 +172,10 @@ def choose_item(parent: QWidget, title: str, items: list, thumbnail) -> int | No
 
 
 class ImageLoader(QObject):
-    """Pictures decoded off the GUI thread (a 5-MP PNG takes ~70-150 ms to decode: the
-    window would stall while a large result appears). ``load(datas)`` starts a decode and
+    """Pictures decoded off the GUI thread (a 5-MP PNG takes ~100 ms to decode: the window
+    stalled while a large result appeared). Pillow decodes them, since it lets go of
+    Python's lock while it works (QImage.fromData holds it: a thread decoding with it stops
+    the GUI thread all the same). ``load(datas)`` starts a decode and
     returns its token; ``loaded(token, images)`` comes back on the GUI thread with a QImage
     (or None) per input, in a format that paints without conversion. Only the latest
     load's images matter to a view: older tokens can be ignored."""
@@ -194,15 +196,28 @@ class ImageLoader(QObject):
         return token
 
     def _decode(self, token: int, datas: list[bytes | None]) -> None:
-        from PySide6.QtGui import QImage
-
-        images = []
-        for data in datas:
-            image = QImage.fromData(data) if data else None  # releases the GIL
-            if image is not None and not image.isNull():
-                image = image.convertToFormat(QImage.Format.Format_ARGB32_Premultiplied)
-            images.append(image if image is not None and not image.isNull() else None)
+        images = [_display_image(data) if data else None for data in datas]
         try:
             self.loaded.emit(token, images)  # queued to the GUI thread
         except RuntimeError:  # the panel was closed meanwhile
             pass
+
+
+def _display_image(data: bytes):
+    """A picture as a QImage ready to paint (premultiplied ARGB32, no conversion when
+    drawn), or None when it cannot be read. Thread-safe; 16-bit and CMYK pictures shown as
+    the exports show them."""
+    from PySide6.QtGui import QImage
+
+    from ..core.errors import BadInput
+    from ..io.images import decode_image, to_rgb
+
+    try:
+        image = decode_image(data)
+        alpha = "A" in image.getbands() or "transparency" in image.info
+        image = image.convert("RGBA") if alpha else to_rgb(image).convert("RGBA")
+        raw = image.tobytes("raw", "BGRa")  # QImage's ARGB32 in memory, premultiplied
+    except (BadInput, OSError, ValueError):
+        return None
+    return QImage(raw, image.width, image.height, 4 * image.width,
+                  QImage.Format.Format_ARGB32_Premultiplied).copy()  # owns its pixels
