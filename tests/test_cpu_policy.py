@@ -314,6 +314,16 @@ def _registry(tmp_path):
     yield PluginRegistry.discover([tmp_path], entry_points=False)
 
 
+def _one_job(registry, isolate: bool):
+    runner = JobRunner(registry, device_preference="cpu", isolate=isolate)
+    try:
+        job = runner.submit(Request("thr", "generate", prompt="abc"))
+        assert runner.wait(job, timeout=120) and job.state is JobState.DONE, job.error
+    finally:
+        runner.shutdown()
+    return job
+
+
 @pytest.mark.parametrize("isolate", [False, True], ids=["in-process", "model-process"])
 def test_jobs_record_the_policy_and_run_with_its_threads(threads_registry, isolate,
                                                         monkeypatch):
@@ -321,13 +331,7 @@ def test_jobs_record_the_policy_and_run_with_its_threads(threads_registry, isola
     (one thread) holds while the job runs, and the recipe says why."""
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
-    runner = JobRunner(threads_registry, device_preference="cpu", isolate=isolate)
-    try:
-        job = runner.submit(Request("thr", "generate", prompt="abc"))
-        assert runner.wait(job, timeout=120) and job.state is JobState.DONE, job.error
-    finally:
-        runner.shutdown()
-    meta = job.result.metadata
+    meta = _one_job(threads_registry, isolate).result.metadata
     assert meta["torch_threads"] == 1
     assert meta["cpu"]["threads"] == 1 and meta["cpu"]["policy"] == "measured"
     if cpu.physical_cores(cpu.affinity()) > 1:
@@ -339,12 +343,7 @@ def test_jobs_record_the_policy_and_run_with_its_threads(threads_registry, isola
 def test_preferences_reach_the_model_process(threads_registry, monkeypatch):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     Settings(cpu_threads=2).save()
-    runner = JobRunner(threads_registry, device_preference="cpu", isolate=True)
-    try:
-        job = runner.submit(Request("thr", "generate", prompt="abc"))
-        assert runner.wait(job, timeout=120) and job.state is JobState.DONE, job.error
-    finally:
-        runner.shutdown()
+    job = _one_job(threads_registry, isolate=True)
     assert job.result.metadata["torch_threads"] == 2
     assert job.result.metadata["cpu"] == {"threads": 2, "policy": "preferences",
                                           "reason": "2 (Preferences → CPU threads)"}

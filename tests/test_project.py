@@ -785,6 +785,14 @@ def _raw(path):
     return conn
 
 
+def _changed(path, sql: str, params) -> None:
+    """The file changed behind the studio's back by one statement."""
+    conn = _raw(path)
+    conn.execute(sql, params)
+    conn.commit()
+    conn.close()
+
+
 def _two_items(tmp_path):
     path = tmp_path / "p.csproj"
     store = ProjectStore.create(path)
@@ -827,10 +835,7 @@ def test_a_changed_recipe_is_found_said_and_never_re_run(tmp_path, change):
     """90 % of byte flips inside a prompt were read silently: each field, link and output
     description is now under the item's checksum."""
     path, first, second = _two_items(tmp_path)
-    conn = _raw(path)
-    conn.execute(change, {"first": first})
-    conn.commit()
-    conn.close()
+    _changed(path, change, {"first": first})
     store = ProjectStore.open(path)
     try:
         items = {i.id: i for i in store.items()}
@@ -850,11 +855,8 @@ def test_a_changed_recipe_is_found_said_and_never_re_run(tmp_path, change):
 
 def test_a_changed_id_cannot_detach_an_output_silently(tmp_path):
     path, first, second = _two_items(tmp_path)
-    conn = _raw(path)
     flipped = "f" + first[1:] if first[0] != "f" else "e" + first[1:]
-    conn.execute("UPDATE items SET id = ? WHERE id = ?", (flipped, first))
-    conn.commit()
-    conn.close()
+    _changed(path, "UPDATE items SET id = ? WHERE id = ?", (flipped, first))
     store = ProjectStore.open(path)
     try:
         items = {i.id: i for i in store.items()}
