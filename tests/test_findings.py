@@ -88,6 +88,19 @@ def test_entries_that_are_not_servers_are_left_out_and_said():
     assert Settings.load().damage == []  # a sound file: nothing said, nothing kept
 
 
+def test_a_server_entry_hidden_by_a_flipped_key_is_said_and_kept():
+    """The campaign's finding: "name" flipped to "nbme" made a server vanish from every list
+    without a word (the entry is a dict, but no server)."""
+    flipped = [{"nbme": "lab", "url": "http://127.0.0.1:9"}, SERVERS[0] | {"name": "farm"}]
+    path = write(json.dumps({"servers": flipped}))
+    settings = Settings.load()
+    assert settings.servers == flipped  # nothing dropped
+    assert settings.damage == ["server entries that do not read as a server: ?"]
+    settings.save()
+    [kept] = aside(path)
+    assert json.loads(kept.read_text())["servers"] == flipped
+
+
 def test_no_copy_no_overwrite(monkeypatch):
     path = write("{broken")
 

@@ -750,29 +750,33 @@ def test_every_flip_of_a_tables_schema_text_opens_whole_or_is_refused(tmp_path, 
     assert refused > 0  # the check saw something
 
 
+class DamagedPages:
+    """A connection whose queries that name ``bad`` words fail as SQLite fails on a damaged
+    page the quick check at open did not read."""
+
+    def __init__(self, conn, bad):
+        self.conn, self.bad = conn, bad
+
+    def execute(self, query, *args):
+        if any(word in query for word in self.bad):
+            raise sqlite3.DatabaseError("database disk image is malformed")
+        return self.conn.execute(query, *args)
+
+    def __getattr__(self, name):
+        return getattr(self.conn, name)
+
+
 def test_check_says_what_it_cannot_read_instead_of_raising(tmp_path):
     """Pages the quick check at open did not read can be damaged: Check reads them all and
     says so in its report (the window shows it), never a raw sqlite3 error."""
     store = ProjectStore.create(tmp_path / "p.csproj")
     kept = store.add_item(Request("text", "generate", "hi"), result("out"))
 
-    class Damaged:
-        def __init__(self, conn, bad):
-            self.conn, self.bad = conn, bad
-
-        def execute(self, query, *args):
-            if any(word in query for word in self.bad):
-                raise sqlite3.DatabaseError("database disk image is malformed")
-            return self.conn.execute(query, *args)
-
-        def __getattr__(self, name):
-            return getattr(self.conn, name)
-
     real = store._conn
     try:
-        store._conn = Damaged(real, ["SELECT data FROM assets"])
+        store._conn = DamagedPages(real, ["SELECT data FROM assets"])
         assert store.check() == {kept: "its stored output does not match its checksum"}
-        store._conn = Damaged(real, ["integrity_check", "FROM items"])
+        store._conn = DamagedPages(real, ["integrity_check", "FROM items"])
         assert store.check() == {"": "the file's structure: database disk image is malformed"}
     finally:
         store._conn = real
@@ -913,3 +917,18 @@ def test_a_read_only_2_0_project_opens_unverified(tmp_path):
         assert [i.damaged for i in store.items()] == [""]
     finally:
         conn.close()
+
+
+def test_unreadable_checksums_mark_the_items_not_the_window(tmp_path):
+    """The campaign's finding: a damaged page of recipe_sums (that the quick check at open
+    does not read) made every list of items raise a raw DatabaseError."""
+    path, first, second = _two_items(tmp_path)
+    store = ProjectStore.open(path)
+    real = store._conn
+    try:
+        store._conn = DamagedPages(real, ["FROM recipe_sums"])
+        assert {i.damaged for i in store.items()} == {
+            "its recipe's checksum cannot be read (that part of the file is damaged)"}
+    finally:
+        store._conn = real
+        store.close()

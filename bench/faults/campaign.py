@@ -1,12 +1,13 @@
 """A seeded fault campaign against every reader of untrusted bytes, and a kill harness.
 
     .venv/bin/python bench/faults/campaign.py [--seed 1] [--projects 300] [--pictures 200]
-        [--midis 200] [--pngs 100] [--kills 100]
+        [--midis 200] [--pngs 100] [--kills 100] [--schemas 1000] [--settings 60]
 
 Generators (``mutations.py``) damage real files made here: projects (byte flips, truncation,
 zeroed pages, wrong application id / version, stale and foreign journals, hostile schemas,
-wrong column types, deep JSON, hostile ids, bad UTF-8, flipped output bytes), pictures, MIDI
-files and PNG recipes (hostile chunks, zTXt bombs). Each trial runs the reader a user would
+wrong column types, deep JSON, hostile ids, bad UTF-8, flipped output bytes; one character
+of the schema text), preferences files (flips, truncation, depth, huge numbers, wrong types,
+junk servers), pictures, MIDI files and PNG recipes (hostile chunks, zTXt bombs). Each trial runs the reader a user would
 run (open + list + export every item + check; Upscale's picture import; Music's Continue
 with the real model; Image's Open PNG…) and is classified:
 
@@ -16,7 +17,8 @@ with the real model; Image's Open PNG…) and is classified:
 - ``hang``: no answer within 20 s;
 - ``modified``: the original file (or its journal) changed although it was refused or only read;
 - ``silent``: an output exported without complaint whose bytes differ from what was made
-  (every flipped output must be reported damaged);
+  (every flipped output must be reported damaged), or a recipe (prompt, seed, title,
+  parents) read as another without the item marked damaged;
 - kills: ``corrupt`` (the project no longer opens), ``lost`` (an item the writer had reported
   committed is missing or differs).
 
@@ -114,6 +116,10 @@ def project_trial(base: Path, originals: dict[str, bytes], rng: random.Random,
         try:
             reported = set()
             for item in store.items():
+                made = mutations.RECIPES.get(item.id)
+                if made and not item.damaged and (item.request.prompt, item.request.seed,
+                                                  item.title, item.parents) != made:
+                    silent.append(f"recipe {item.id[:8]}")  # a changed recipe read unseen
                 for asset in item.assets[:1]:
                     target = work / "out" / suggested_name(item)  # names from the file
                     try:
@@ -249,9 +255,79 @@ def kill_trial(rng: random.Random, work: Path, index: int) -> tuple[str, str, st
                 leftover.unlink()
 
 
+def schema_trial(base: Path, originals: dict[str, bytes], rng: random.Random,
+                 work: Path) -> tuple[str, str, str]:
+    """One flipped character of the schema text, through the same readers as a damaged
+    project; the file opens whole (every item, recipe and output as made) or is refused."""
+    from creative_studio.core.project import ProjectStore
+
+    path = work / "p.csproj"
+    shutil.copyfile(base, path)
+    name = mutations.flip_schema(path, rng)
+    before = digest(path)
+    wrong: list[str] = []
+
+    def read() -> None:
+        store = ProjectStore.open(path)
+        try:
+            items = store.items()
+            if sorted(i.id for i in items) != sorted(originals):
+                wrong.append("items")
+            for item in items:
+                if item.damaged:
+                    continue  # said
+                if not item.assets or store.asset_bytes(item.assets[0].id) != \
+                        originals.get(item.id):
+                    wrong.append(item.id[:8])
+            store.check()
+        finally:
+            store.close()
+
+    outcome, detail = classify(read)
+    if outcome == "read" and wrong:
+        outcome, detail = "silent", f"{wrong[:3]}"
+    if outcome in ("read", "refused") and digest(path) != before:
+        outcome = "modified"
+    return outcome, name, detail
+
+
+def settings_trial(rng: random.Random, home: Path) -> tuple[str, str, str]:
+    """A damaged preferences file read as the window and the CLI read it, then saved:
+    never a crash, and the servers it held are loaded, or the file is kept aside as it
+    was and the damage said (``lost``: servers gone without either)."""
+    from creative_studio.core.settings import Settings
+
+    data, name = mutations.damage_settings(rng)
+    path = Settings.path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for old in path.parent.glob("settings.json*"):
+        old.unlink()
+    path.write_bytes(data)
+    told: list[str] = []
+
+    def read() -> None:
+        settings = Settings.load()
+        told.append(settings.keep_damaged())
+        kept = [s.get("name") for s in settings.servers]
+        settings.theme = "light"
+        settings.save()
+        told.append(",".join(str(k) for k in kept))
+
+    outcome, detail = classify(read)
+    if outcome != "read":
+        return outcome, name, detail
+    said, kept = told
+    aside = sorted(path.parent.glob("settings.json.damaged-*"))
+    whole = kept == "lab,farm"
+    if not whole and not (said and aside and aside[0].read_bytes() == data):
+        return "lost", name, f"servers {kept!r}, said {bool(said)}"
+    return ("refused" if said else "read"), name, "said, kept aside" if said else "ok"
+
+
 # ----------------------------------------------------------------------------------------------
 def run(seed: int = 1, projects: int = 300, pictures: int = 200, midis: int = 200,
-        pngs: int = 100, kills: int = 100, verbose: bool = False) -> dict[str, Counter]:
+        pngs: int = 100, kills: int = 100, verbose: bool = False, schemas: int = 1000,
+        settings: int = 60) -> dict[str, Counter]:
     """Run the campaign; returns {kind: Counter of outcomes}."""
     rng = random.Random(seed)
     home = Path(tempfile.mkdtemp(prefix="studio-faults-"))
@@ -274,6 +350,13 @@ def run(seed: int = 1, projects: int = 300, pictures: int = 200, midis: int = 20
             work.mkdir(parents=True)
             record("projects", *project_trial(base, originals, rng, work))
             shutil.rmtree(work.parent, ignore_errors=True)
+        for index in range(schemas):
+            work = home / "trials" / f"s{index}" / "in"
+            work.mkdir(parents=True)
+            record("schema", *schema_trial(base, originals, rng, work))
+            shutil.rmtree(work.parent, ignore_errors=True)
+        for _ in range(settings):
+            record("settings", *settings_trial(rng, home))
         picture = mutations.make_picture(rng)
         for _ in range(pictures):
             record("pictures", *picture_trial(picture, rng))
@@ -315,11 +398,14 @@ def main() -> None:
     parser.add_argument("--midis", type=int, default=200)
     parser.add_argument("--pngs", type=int, default=100)
     parser.add_argument("--kills", type=int, default=100)
+    parser.add_argument("--schemas", type=int, default=1000,
+                        help="schema-text flips (one character of a table's or index's SQL)")
+    parser.add_argument("--settings", type=int, default=60, help="damaged preferences files")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args()
     started = time.perf_counter()
     table = run(args.seed, args.projects, args.pictures, args.midis, args.pngs, args.kills,
-                args.verbose)
+                args.verbose, args.schemas, args.settings)
     bad = print_table(table)
     print(f"\n{time.perf_counter() - started:.0f} s; seed {args.seed}; "
           f"{'all clear' if not bad else f'{bad} bad outcome(s)'}")

@@ -13,6 +13,7 @@ import zlib
 from pathlib import Path
 
 PAGE = 4096
+RECIPES: dict[str, tuple] = {}  # item id → (prompt, seed, title, parents) as make_project made it
 
 
 def safe(text: str) -> str:
@@ -63,6 +64,7 @@ def make_project(path: Path) -> tuple[Path, dict[str, bytes]]:
         item = store.add_item(request, Result([Asset(role, mime, data, f"out{index}")], model,
                                               "cpu", metadata={"i": index}, title=f"t{index}"))
         originals[item] = data
+        RECIPES[item] = (request.prompt, request.seed, f"t{index}", request.parents)
         parent = item if index % 3 == 0 else parent
     store.set_state("panel:text", {"work": {"draft": "kept"}})
     store.close()
@@ -336,3 +338,71 @@ def music_generator():
 
 def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+# -- schema text and preferences (issue 34's kinds) ----------------------------------------
+def flip_schema(path: Path, rng: random.Random) -> str:
+    """One character of one object's schema text (sqlite_master.sql) replaced, as a byte
+    flip in that part of the file would; returns what was flipped."""
+    conn = sqlite3.connect(path)
+    try:
+        objects = conn.execute("SELECT name, sql FROM sqlite_master WHERE sql IS NOT NULL "
+                               "ORDER BY name").fetchall()
+        name, sql = rng.choice(objects)
+        position = rng.randrange(len(sql))
+        replacement = chr(rng.choice([rng.randrange(32, 127), ord(sql[position]) ^ 1,
+                                      ord(sql[position]) ^ 0x20]) or 63)
+        version = conn.execute("PRAGMA schema_version").fetchone()[0]
+        conn.execute("PRAGMA writable_schema = ON")
+        conn.execute("UPDATE sqlite_master SET sql = ? WHERE name = ?",
+                     (sql[:position] + replacement + sql[position + 1:], name))
+        conn.execute(f"PRAGMA schema_version = {version + 1}")
+        conn.commit()
+    except sqlite3.DatabaseError:
+        pass  # SQLite refused the text itself: the file is as it was
+    finally:
+        conn.close()
+    return f"schema {safe(name)}@{position}"
+
+
+SETTINGS = {"version": 5, "theme": "dark", "device": "auto", "allow_downloads": False,
+            "recent_files": ["/home/me/story.csproj"], "model_process": True,
+            "servers": [{"name": "lab", "url": "http://127.0.0.1:8080", "kind": "openai"},
+                        {"name": "farm", "url": "http://127.0.0.1:8188", "kind": "comfyui"}],
+            "cpu_threads": 0, "folders": {"image": "/home/me/pictures"},
+            "default_folder": ""}
+
+
+def damage_settings(rng: random.Random) -> tuple[bytes, str]:
+    """A preferences file that holds two servers, damaged one way or another."""
+    text = json.dumps(SETTINGS, indent=2)
+    kind = rng.choice(["flip", "truncate", "deep", "huge number", "wrong types",
+                       "not a dict", "server junk", "bad utf-8", "empty", "nul bytes"])
+    if kind == "flip":
+        data = bytearray(text.encode())
+        _flip(data, rng, rng.randint(1, 4))
+        return bytes(data), kind
+    if kind == "truncate":
+        return text.encode()[:rng.randrange(len(text))], kind
+    if kind == "deep":
+        depth = rng.choice([1_000, 100_000])
+        return (text[:-1] + ', "x": ' + "[" * depth + "]" * depth + "}").encode(), kind
+    if kind == "huge number":
+        field = rng.choice(["cpu_threads", "version", "theme"])
+        return text.replace(f'"{field}": ', f'"{field}": {"9" * 5000}, "_": ', 1).encode(), kind
+    if kind == "wrong types":
+        broken = dict(SETTINGS, **{rng.choice(["theme", "recent_files", "folders",
+                                               "model_process"]): rng.choice([7, None, [1],
+                                                                              {"a": 1}])})
+        return json.dumps(broken).encode(), kind
+    if kind == "not a dict":
+        return json.dumps([SETTINGS]).encode(), kind
+    if kind == "server junk":
+        broken = dict(SETTINGS, servers=SETTINGS["servers"] + [rng.choice(["x", 3, None,
+                                                                           ["a"]])])
+        return json.dumps(broken).encode(), kind
+    if kind == "bad utf-8":
+        return text.encode().replace(b"dark", b"d\xffrk"), kind
+    if kind == "empty":
+        return b"", kind
+    return text.encode().replace(b"auto", b"au\x00o"), kind

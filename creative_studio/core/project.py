@@ -723,9 +723,12 @@ class ProjectStore:
                     "SELECT id, item_id, role, mime, name, sha256, size FROM assets WHERE "
                     f"item_id IN ({marks}) ORDER BY id", chunk).fetchall()
                 if self.verified:
-                    sum_rows += self._conn.execute(
-                        f"SELECT item_id, sha256 FROM recipe_sums WHERE item_id IN ({marks})",
-                        chunk).fetchall()
+                    try:
+                        sum_rows += self._conn.execute(
+                            "SELECT item_id, sha256 FROM recipe_sums WHERE item_id IN "
+                            f"({marks})", chunk).fetchall()
+                    except sqlite3.DatabaseError:  # a damaged page of the checksums: said
+                        sum_rows += [(item_id, "") for item_id in chunk]
         parents: dict[str, list[str]] = {}
         for item_id, parent in parent_rows:
             parents.setdefault(item_id, []).append(str(parent))
@@ -746,7 +749,10 @@ class ProjectStore:
             damaged = "its recipe cannot be read"
         if sums is not None and not damaged:
             kept = sums.get(item_id)
-            if kept is None:
+            if kept == "":
+                damaged = "its recipe's checksum cannot be read (that part of the file is " \
+                          "damaged)"
+            elif kept is None:
                 damaged = "its recipe has no checksum (its id or the file was changed " \
                           "outside the studio)"
             elif kept != recipe_sum(row, parents.get(item_id, []), assets.get(item_id, [])):

@@ -32,6 +32,18 @@ def _bounded_int(text: str) -> Any:
     return int(text) if len(text.lstrip("-")) <= _INT_DIGITS else text  # a str: wrong type
 
 
+def _usable(entry: dict) -> bool:
+    from .errors import BadInput
+    from .servers import ServerConfig
+
+    try:
+        ServerConfig.checked(str(entry.get("name", "")), str(entry.get("url", "")),
+                             str(entry.get("kind", "openai")))
+    except BadInput:
+        return False
+    return True
+
+
 # version N → N + 1, for changes the fields' defaults cannot express (a renamed field, a value
 # whose meaning changed). Versions 2–5 only added fields with defaults (servers; model_process
 # and cpu_threads; folders and default_folder) and dropped one nothing read (models_dir):
@@ -123,6 +135,10 @@ class Settings:
             damage.append(f"{len(settings.servers) - len(servers)} of {len(settings.servers)} "
                           "servers (not a name and an address)")
             settings.servers = servers
+        unusable = [str(entry.get("name", "?"))[:40] for entry in servers if not _usable(entry)]
+        if unusable:  # kept as they are (nothing dropped), said: a flipped key hides one
+            damage.append(f"server entries that do not read as a server: "
+                          f"{', '.join(unusable)}")
         settings.damage = damage
         return settings
 
