@@ -278,6 +278,33 @@ def test_an_own_workflow_takes_the_panel_values_through_its_chosen_inputs(comfy)
     assert meta["workflow"]["n5"]["inputs"]["width"] == 64
 
 
+def test_an_own_workflow_without_a_checkpoint_needs_none_and_claims_nothing_it_did_not_use(
+        comfy):
+    """A graph that loads no checkpoint ran only after a checkpoint the server has was
+    chosen, and its recipe and A1111 chunk then claimed steps, a sampler and a CFG that were
+    never used."""
+    from creative_studio.io.images import png_text
+    from plugins.image import workflows
+
+    graph = {"1": {"class_type": "EmptyImage", "inputs": {"width": 16, "height": 16,
+                                                          "batch_size": 1, "color": 255}},
+             "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0],
+                                                         "filename_prefix": "plain"}}}
+    doc = workflows.document("plain.json", graph, {"width": ["1", "width"],
+                                                  "height": ["1", "height"]})
+    job, = run(settings_for(("farm-a", comfy)), image_request(
+        "server:farm-a/no-such-checkpoint.safetensors", workflow=doc))
+    assert job.state is JobState.DONE, job.error
+    meta = job.result.metadata
+    assert (meta["width"], meta["height"]) == (64, 64)  # the panel's size went in
+    for claimed in ("checkpoint", "steps", "guidance", "scheduler", "schedule"):
+        assert claimed not in meta, claimed
+    chunks = png_text(job.result.assets[0].data)
+    assert "parameters" not in chunks  # no A1111 line for a graph without its settings
+    assert json.loads(chunks["prompt"])["1"]["class_type"] == "EmptyImage"
+    assert job.result.model.sha256 == ""
+
+
 def test_what_the_server_refuses_is_said_plainly(comfy):
     settings = settings_for(("farm-a", comfy))
     missing, sampler, pndm = run(

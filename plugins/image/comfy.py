@@ -46,7 +46,8 @@ class ComfyImage:
         self.client.require(value, what, label, self.source.server)
 
     def workflow(self, request: Request) -> tuple[dict, str, dict[str, Any]]:
-        """(the API workflow to queue, its name, the values the panel put in)."""
+        """(the API workflow to queue, its name, the values the panel put in — for an own
+        workflow only those its chosen inputs took: a recipe says what was used)."""
         p = request.params
         side = XL_SIDE if "xl" in self.checkpoint.lower() else DEFAULT_SIDE
         values: dict[str, Any] = {
@@ -56,7 +57,8 @@ class ComfyImage:
             "checkpoint": self.checkpoint}
         if p.get("workflow"):
             name, graph, inputs = workflows.load_document(p["workflow"])
-            return workflows.apply(graph, inputs, values), name, values
+            used = {role: value for role, value in values.items() if role in inputs}
+            return workflows.apply(graph, inputs, values), name, used
         sampler, schedule = workflows.SAMPLERS.get(p["scheduler"], (None, None))
         sampler, schedule = p.get("sampler") or sampler, p.get("schedule") or schedule
         if sampler is None:
@@ -77,9 +79,17 @@ class ComfyImage:
         from .generator import a1111_parameters
 
         info = self.client.info()
-        self._check(self.checkpoint, "checkpoints", "checkpoint")
+        # an own workflow may load no checkpoint (another loader, no model at all): then none
+        # is required, checked or claimed. Checked first: a server of a pool without it
+        # hands the job on
+        checkpoint = self.checkpoint
+        if request.params.get("workflow") and \
+                "checkpoint" not in workflows.load_document(request.params["workflow"])[2]:
+            checkpoint = ""
+        if checkpoint:
+            self._check(checkpoint, "checkpoints", "checkpoint")
         graph, name, values = self.workflow(request)
-        sha256 = self.client.checkpoint_sha256(self.checkpoint)
+        sha256 = self.client.checkpoint_sha256(checkpoint) if checkpoint else ""
         progress.say(f"Queued on {self.source.server}")
 
         def on_progress(value: int, total: int, node: str) -> None:
@@ -102,7 +112,8 @@ class ComfyImage:
             raise ModelError(f"The workflow ran on {self.source.server} but saved no picture: "
                              "it needs a Save Image (or Preview Image) node.")
         p = request.params
-        sampler = values.get("sampler") or p["scheduler"]
+        standard = name == workflows.STANDARD_NAME
+        sampler = values.get("sampler") or (p["scheduler"] if standard else "")
         recipe = {"prompt": request.prompt, "seed": request.seed, "params": p,
                   "model": request.model}
         assets, sizes = [], []
@@ -111,14 +122,15 @@ class ComfyImage:
             data = self.client.image(output)
             image = decode_image(data, f"The picture {output.filename}")
             theirs = png_text(data) if data.startswith(b"\x89PNG") else {}
-            chunks = {"parameters": a1111_parameters(
-                request.prompt, p["negative"], p["steps"], sampler, p["guidance"],
-                request.seed, image.width, image.height, self.checkpoint, sha256),
-                "creative-studio": json.dumps(recipe, ensure_ascii=True),
+            chunks = {"creative-studio": json.dumps(recipe, ensure_ascii=True),
                 # ComfyUI's own: the API graph (and the UI graph when the server wrote one)
                 "prompt": theirs.get("prompt") or json.dumps(graph, ensure_ascii=False)}
             if "workflow" in theirs:
                 chunks["workflow"] = theirs["workflow"]
+            if standard:  # A1111's line claims steps, sampler, CFG: only what ran them
+                chunks["parameters"] = a1111_parameters(
+                    request.prompt, p["negative"], p["steps"], sampler, p["guidance"],
+                    request.seed, image.width, image.height, checkpoint, sha256)
             if image.mode not in ("RGB", "RGBA", "L", "LA", "I;16"):
                 image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
             assets.append(Asset("image", "image/png", encode_png(image, chunks),
@@ -132,11 +144,15 @@ class ComfyImage:
             "engine": "comfyui", "server": self.source.server, "server_url": self.source.url,
             "comfyui_version": info.version or "not given by the server",
             "server_device": f"{device.get('type', '?')}: {device.get('name', '?')}",
-            "checkpoint": self.checkpoint, "workflow_name": name, "workflow": graph,
+            "workflow_name": name, "workflow": graph,
             "prompt_id": run.prompt_id, "width": width, "height": height,
-            "steps": p["steps"], "guidance": p["guidance"], "scheduler": sampler,
-            "schedule": values.get("schedule", ""), "seconds": run.seconds,
-            "queued_seconds": run.queued_s, "pictures": len(assets)}
+            "seconds": run.seconds, "queued_seconds": run.queued_s, "pictures": len(assets)}
+        # what the panel put into the graph, and nothing it did not (an own workflow's
+        # sampler and steps are its own, in "workflow")
+        metadata.update({key: value for key, value in (
+            ("checkpoint", checkpoint), ("steps", values.get("steps")),
+            ("guidance", values.get("guidance")), ("scheduler", sampler),
+            ("schedule", values.get("schedule"))) if value not in (None, "")})
         if len(run.outputs) > MAX_OUTPUTS:
             metadata["pictures_left_out"] = len(run.outputs) - MAX_OUTPUTS
         return Result(assets, identity, f"server:{self.source.server}", metadata=metadata,
