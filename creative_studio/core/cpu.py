@@ -14,13 +14,14 @@ every job (and every load), measures the CPU actually available to the studio *n
 
 and gives the job the cores nobody else is using (at least one; each further thread needs
 most of a free core). An engine may declare a ceiling for a job (``thread_ceiling``, with
-its reason) where more threads do not help it. Preferences → CPU threads, or ``OMP_NUM_THREADS`` in the
-environment, override the measurement. The decision and its reason go into the recipe.
+its reason) where more threads do not help it. Preferences → CPU threads, or
+``OMP_NUM_THREADS`` in the environment, override the measurement. The decision and its
+reason go into the recipe.
 
 Waiting is left to each library's default (OpenMP and ggml spin briefly, then sleep):
 measured on 2 cores (bench/threads.py), passive waiting (``OMP_WAIT_POLICY=PASSIVE``) made
-an idle machine's 2-thread jobs 2.1-3.2x slower (llama.cpp 1.03 → 3.30 s, the image model
-1.17 → 2.46 s) and a shorter spin (``GOMP_SPINCOUNT``) 15-30 % slower, while beside a busy
+an idle machine's 2-thread jobs 1.7-3.3x slower (llama.cpp 1.02 → 3.39 s, the image model
+1.45 → 2.35 s) and a shorter spin (``GOMP_SPINCOUNT``) 15-30 % slower, while beside a busy
 program the policy gives one thread, which waits for nobody. The thread count is what
 prevents the collapse, so it is decided before every job.
 
@@ -35,6 +36,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -130,14 +132,20 @@ def affinity() -> list[int]:
             return list(range(os.cpu_count() or 1))
 
 
+@cache
+def _cpuinfo() -> str:
+    """``/proc/cpuinfo`` (read once: the topology does not change while the studio runs)."""
+    try:
+        return Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return ""
+
+
 def physical_cores(cpus: list[int], cpuinfo: str | None = None) -> int:
     """Distinct (package, core) pairs among ``cpus``; from ``/proc/cpuinfo`` on Linux, else
     the machine's physical share of them."""
     if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text(errors="replace")
-        except OSError:
-            cpuinfo = ""
+        cpuinfo = _cpuinfo()
     wanted = set(cpus)
     cores: set[tuple[str, str]] = set()
     for block in cpuinfo.split("\n\n"):
@@ -229,9 +237,9 @@ def sample(cpus: list[int]) -> Sample | None:
         import psutil
 
         times = psutil.cpu_times(percpu=True)
-        own = psutil.Process().cpu_times()
     except Exception:
         return None
+    own = os.times()  # this process, all its threads
     busy = total = 0.0
     for number in cpus or range(len(times)):
         if number >= len(times):
@@ -349,6 +357,13 @@ def apply_torch(threads: int) -> None:
     if torch is not None and hasattr(torch, "set_num_threads"):
         if torch.get_num_threads() != threads:
             torch.set_num_threads(threads)
+
+
+def generate(generator: Any, request: Any, progress: Any, inputs: Any) -> Any:
+    """Run one job of ``generator`` with the threads decided for it, the decision in its
+    recipe (the model process and the studio's own worker both run jobs through this)."""
+    decision = job_threads(generator, request)
+    return record(generator.generate(request, progress, inputs), decision)
 
 
 def job_threads(generator: Any, request: Any = None) -> Decision:

@@ -367,8 +367,7 @@ class _Child:
             raise ModelError("The model is not loaded in the model process; run the job "
                              "again.")
         progress.check()
-        decision = cpu.job_threads(generator, request)
-        return cpu.record(generator.generate(request, progress, inputs), decision)
+        return cpu.generate(generator, request, progress, inputs)
 
     def _fail(self, exc: BaseException) -> None:
         if isinstance(exc, Cancelled):

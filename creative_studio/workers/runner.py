@@ -191,11 +191,9 @@ class _Worker(threading.Thread):
             job.load_seconds = time.monotonic() - loading
             job.progress.check()
             job.progress.restart_clock()
-            if self.process is None and not self.server:  # (the model process decides its own)
-                decision = cpu.job_threads(generator, job.request)
-                result = cpu.record(generator.generate(job.request, job.progress, inputs),
-                                    decision)
-            else:
+            if self.process is None and not self.server:
+                result = cpu.generate(generator, job.request, job.progress, inputs)
+            else:  # (the model process decides its own; a server's threads are its own)
                 result = generator.generate(job.request, job.progress, inputs)
         except Cancelled:
             runner._finish(job, JobState.CANCELLED)
