@@ -400,10 +400,7 @@ def _plugins(registry) -> int:
 def _settings() -> Settings:
     """The preferences; a damaged file is kept aside and said (stderr), never lost."""
     settings = Settings.load()
-    try:
-        told = settings.keep_damaged()
-    except OSError as exc:
-        told = f"some preferences could not be read ({'; '.join(settings.damage)}): {exc}"
+    told = settings.tell_damage()
     if told:
         print(f"warning: {told}", file=sys.stderr)
     return settings

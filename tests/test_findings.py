@@ -112,6 +112,11 @@ def test_no_copy_no_overwrite(monkeypatch):
     with pytest.raises(OSError, match="could not be kept aside .Permission denied., so it "
                                       "was not replaced"):
         settings.save()
+    assert settings.tell_damage() == (  # what the window and the CLI say at start
+        "Some preferences could not be read and are at their defaults: all of them: the "
+        "file is not valid JSON; the damaged preferences file could not be kept aside "
+        "(Permission denied), so it was not replaced. Preferences changed now are not saved "
+        "until it can be.")
     assert path.read_text() == "{broken"
 
 

@@ -58,19 +58,21 @@ class ServerConfig:
         return cls(name, url, kind)
 
 
+def config_of(entry: Any) -> ServerConfig | None:
+    """A settings entry as a server, or None when it does not read as one."""
+    if not isinstance(entry, dict):
+        return None
+    try:
+        return ServerConfig.checked(str(entry.get("name", "")), str(entry.get("url", "")),
+                                    str(entry.get("kind", "openai")))
+    except BadInput:
+        return None
+
+
 def servers_of(settings: Any) -> list[ServerConfig]:
     """The valid servers of a Settings object (entries that do not check are left out)."""
-    out = []
-    for entry in getattr(settings, "servers", None) or []:
-        if not isinstance(entry, dict):
-            continue
-        try:
-            out.append(ServerConfig.checked(str(entry.get("name", "")),
-                                            str(entry.get("url", "")),
-                                            str(entry.get("kind", "openai"))))
-        except BadInput:
-            continue
-    return out
+    found = (config_of(entry) for entry in getattr(settings, "servers", None) or [])
+    return [server for server in found if server is not None]
 
 
 def find(settings: Any, name: str) -> ServerConfig | None:

@@ -32,18 +32,6 @@ def _bounded_int(text: str) -> Any:
     return int(text) if len(text.lstrip("-")) <= _INT_DIGITS else text  # a str: wrong type
 
 
-def _usable(entry: dict) -> bool:
-    from .errors import BadInput
-    from .servers import ServerConfig
-
-    try:
-        ServerConfig.checked(str(entry.get("name", "")), str(entry.get("url", "")),
-                             str(entry.get("kind", "openai")))
-    except BadInput:
-        return False
-    return True
-
-
 # version N → N + 1, for changes the fields' defaults cannot express (a renamed field, a value
 # whose meaning changed). Versions 2–5 only added fields with defaults (servers; model_process
 # and cpu_threads; folders and default_folder) and dropped one nothing read (models_dir):
@@ -135,7 +123,10 @@ class Settings:
             damage.append(f"{len(settings.servers) - len(servers)} of {len(settings.servers)} "
                           "servers (not a name and an address)")
             settings.servers = servers
-        unusable = [str(entry.get("name", "?"))[:40] for entry in servers if not _usable(entry)]
+        from .servers import config_of
+
+        unusable = [str(entry.get("name", "?"))[:40] for entry in servers
+                    if config_of(entry) is None]
         if unusable:  # kept as they are (nothing dropped), said: a flipped key hides one
             damage.append(f"server entries that do not read as a server: "
                           f"{', '.join(unusable)}")
@@ -147,6 +138,16 @@ class Settings:
         self.keep_damaged()
         data = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _UNSAVED}
         files.atomic_write(self.path(), json.dumps(data, indent=2))  # version: VERSION
+
+    def tell_damage(self) -> str:
+        """:meth:`keep_damaged` for the window and the CLI at start: a copy that cannot be
+        made is said too (the file then stays as it is: nothing is saved over it)."""
+        try:
+            return self.keep_damaged()
+        except OSError as exc:
+            return (f"Some preferences could not be read and are at their defaults: "
+                    f"{'; '.join(self.damage)}; {exc}. Preferences changed now are not saved "
+                    "until it can be.")
 
     def keep_damaged(self) -> str:
         """Where the file was read damaged: keep it as it is beside itself, once

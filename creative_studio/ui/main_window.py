@@ -120,12 +120,7 @@ class MainWindow(QMainWindow):
     def tell_settings_damage(self) -> None:
         """Preferences read from a damaged file: keep the file aside now and say what was
         not loaded (the user's servers are never dropped unseen)."""
-        try:
-            told = self.settings.keep_damaged()
-        except OSError as exc:
-            told = (f"Some preferences could not be read and are at their defaults "
-                    f"({'; '.join(self.settings.damage)}); {exc}. Preferences you change "
-                    f"now are not saved until it can be.")
+        told = self.settings.tell_damage()
         if told:
             self.show_error("Preferences", told)
 
