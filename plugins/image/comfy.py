@@ -45,9 +45,11 @@ class ComfyImage:
     def _check(self, value: str, what: str, label: str) -> None:
         self.client.require(value, what, label, self.source.server)
 
-    def workflow(self, request: Request) -> tuple[dict, str, dict[str, Any]]:
+    def workflow(self, request: Request, own: tuple | None = None
+                 ) -> tuple[dict, str, dict[str, Any]]:
         """(the API workflow to queue, its name, the values the panel put in — for an own
-        workflow only those its chosen inputs took: a recipe says what was used)."""
+        workflow, ``own`` = ``workflows.load_document(…)``, only those its chosen inputs
+        took: a recipe says what was used)."""
         p = request.params
         side = XL_SIDE if "xl" in self.checkpoint.lower() else DEFAULT_SIDE
         values: dict[str, Any] = {
@@ -55,8 +57,8 @@ class ComfyImage:
             "steps": p["steps"], "guidance": p["guidance"],
             "width": p["width"] or None, "height": p["height"] or None,
             "checkpoint": self.checkpoint}
-        if p.get("workflow"):
-            name, graph, inputs = workflows.load_document(p["workflow"])
+        if own is not None:
+            name, graph, inputs = own
             used = {role: value for role, value in values.items() if role in inputs}
             return workflows.apply(graph, inputs, values), name, used
         sampler, schedule = workflows.SAMPLERS.get(p["scheduler"], (None, None))
@@ -82,13 +84,12 @@ class ComfyImage:
         # an own workflow may load no checkpoint (another loader, no model at all): then none
         # is required, checked or claimed. Checked first: a server of a pool without it
         # hands the job on
-        checkpoint = self.checkpoint
-        if request.params.get("workflow") and \
-                "checkpoint" not in workflows.load_document(request.params["workflow"])[2]:
-            checkpoint = ""
+        workflow = request.params.get("workflow")
+        own = workflows.load_document(workflow) if workflow else None
+        checkpoint = self.checkpoint if own is None or "checkpoint" in own[2] else ""
         if checkpoint:
             self._check(checkpoint, "checkpoints", "checkpoint")
-        graph, name, values = self.workflow(request)
+        graph, name, values = self.workflow(request, own)
         sha256 = self.client.checkpoint_sha256(checkpoint) if checkpoint else ""
         progress.say(f"Queued on {self.source.server}")
 
