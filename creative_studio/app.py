@@ -16,7 +16,6 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     from .cli import COMMANDS
 
-
     if argv and argv[0] in COMMANDS:
         from .cli import main as cli_main
 

@@ -244,7 +244,9 @@ _EXPECTED = {layout: _objects(text) for layout, text in _SCHEMAS.items()}
 def _layout(version: int) -> str:
     """Which schema a file of this format version has ("2.1" for 2.1 and newer minors)."""
     return "1" if version // 1000 == 1 else "2.0" if version == 2000 else "2.1"
-# the type every stored value must have (SQLite's typeof), per table and major format
+
+
+# the type every stored value must have (SQLite's typeof), per table and layout
 _TYPES_V2 = {
     "meta": {"key": ("text",), "value": ("text",)},
     "items": {"id": ("text",), "created": ("real", "integer"), "plugin": ("text",),
