@@ -3,7 +3,8 @@ itself measured (``metadata.seconds``), with the model process and without.
 
     .venv/bin/python bench/job_overhead.py [--runs 4]
 
-Text (the embedded GGUF, 96 tokens) and Music (an 8-bar idea), after one warm-up job each;
+Text (the embedded GGUF, 96 tokens) and Music (an 8-bar idea) — bench/threads.py's jobs —
+after one warm-up job each;
 the difference is the runner, the model process's messages, the thread policy's look at the
 machine and the project write (fsync included).
 """
@@ -19,25 +20,15 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("CREATIVE_STUDIO_HOME", tempfile.mkdtemp(prefix="bench-home-"))
-
-PROMPT = "Write a short story about a lighthouse keeper who finds a message in a bottle."
-
-
-def request(panel: str, seed: int):
-    from creative_studio.core.jobs import Request
-
-    if panel == "text":
-        return Request("text", "generate", prompt=PROMPT,
-                       params={"max_tokens": 96, "temperature": 0.7}, seed=seed)
-    return Request("music", "generate", seed=seed,
-                   params={"bars": 8, "time_signature": "4/4", "mode": "major"})
-
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=4)
     args = parser.parse_args()
+    from threads import requests  # the same jobs as the thread bench
+
     from creative_studio.core.project import ProjectStore
     from creative_studio.plugins import PluginRegistry
     from creative_studio.workers.runner import JobRunner
@@ -47,11 +38,12 @@ def main() -> None:
         runner = JobRunner(PluginRegistry.discover(), device_preference="cpu",
                            isolate=isolate)
         for panel in ("text", "music"):
-            runner.wait(runner.submit(request(panel, 100), store=store), timeout=600)
+            request = requests(panel, store)
+            runner.wait(runner.submit(request(100), store=store), timeout=600)
             walls, inner = [], []
             for seed in range(args.runs):
                 start = time.perf_counter()
-                job = runner.submit(request(panel, seed), store=store)
+                job = runner.submit(request(seed), store=store)
                 runner.wait(job, timeout=600)
                 walls.append(time.perf_counter() - start)
                 inner.append(float(job.result.metadata["seconds"]))
