@@ -303,7 +303,9 @@ def test_stop_cancels_a_batch(qtbot, make_window, tmp_path):
     jobs = panel.upscale()
     qtbot.waitUntil(lambda: jobs[0].progress.fraction > 0, timeout=60_000)
     panel.stop_button.click()
-    qtbot.waitUntil(lambda: all(j.state.finished for j in jobs), timeout=60_000)
+    # a job's state is set on the worker's thread; the panel hears of it a moment later
+    qtbot.waitUntil(lambda: all(j.state.finished for j in jobs) and not panel.jobs,
+                    timeout=60_000)
     assert jobs[0].state is JobState.CANCELLED
     assert all(j.state is JobState.CANCELLED for j in jobs[1:])
     assert window.store.count() == 3  # the imports are kept, no partial results
