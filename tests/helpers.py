@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 FAKE_MANIFEST = """
@@ -66,3 +67,24 @@ def drop_studio_log() -> None:
             logger.removeHandler(handler)
             handler.close()
         logger.setLevel(logging.NOTSET)
+
+
+class Outcomes(Counter):
+    """What a property test met, counted over all its examples, so that it can show that each
+    kind of case it claims to check came up: a property whose examples were all refused
+    checked nothing. The property runs inside a plain test that owns the counter:
+
+        seen = Outcomes()
+
+        @given(...)
+        def check(value):
+            ...
+            seen["refused"] += 1
+
+        check()
+        seen.require("refused", "accepted")
+    """
+
+    def require(self, *kinds: str, at_least: int = 1) -> None:
+        missing = [kind for kind in kinds if self[kind] < at_least]
+        assert not missing, f"no example reached {missing}; seen {dict(self)}"

@@ -18,6 +18,7 @@ from creative_studio.engines import comfyui
 from creative_studio.engines.comfyui import ComfyClient, Output, ServerError, ServerGone
 from plugins.image import workflows
 from tests.fake_comfyui import FakeComfy, frame
+from tests.helpers import Outcomes, examples
 
 
 @pytest.fixture
@@ -179,21 +180,48 @@ EVENT = st.fixed_dictionaries({"type": st.sampled_from(
         JSON | st.just("p-1"), max_size=6)})
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(EVENT | JSON | st.binary(max_size=40), max_size=6))
-def test_any_events_end_in_a_state_or_a_server_error(messages):
-    client = ComfyClient("http://127.0.0.1:9")
-    state = {"started": None, "done": False, "error": "", "interrupted": False, "heard": 0.0}
-    progress = []
-    for message in messages:
-        raw = message if isinstance(message, bytes) else json.dumps(message)
-        try:
-            client._handle(raw, "p-1", state, lambda v, m, n: progress.append((v, m)),
-                           lambda data: None, lambda text: None)
-        except ServerError:
-            break
-    assert all(0 <= v <= m and m > 0 for v, m in progress)
-    assert isinstance(state["done"], bool)
+OURS = st.sampled_from(["p-1", "p-1", "someone-else"])
+WELL_FORMED = st.one_of(
+    st.fixed_dictionaries({"type": st.just("progress"), "data": st.fixed_dictionaries(
+        {"prompt_id": OURS, "value": st.integers(-3, 30), "max": st.integers(-2, 30)})}),
+    st.fixed_dictionaries({"type": st.just("executing"), "data": st.fixed_dictionaries(
+        {"prompt_id": OURS, "node": st.none() | st.sampled_from(["3", "9"])})}),
+    st.fixed_dictionaries({"type": st.sampled_from(["execution_error", "execution_success",
+                                                    "execution_interrupted"]),
+                           "data": st.fixed_dictionaries(
+        {"prompt_id": OURS, "node_type": JSON, "exception_message": JSON})}))
+
+
+def test_any_events_end_in_a_state_or_a_server_error():
+    seen = Outcomes()
+
+    @settings(max_examples=examples(300, least=80), deadline=None, derandomize=True,
+              suppress_health_check=[HealthCheck.too_slow])
+    @given(st.lists(WELL_FORMED | EVENT | JSON | st.binary(max_size=40), max_size=6))
+    def check(messages):
+        client = ComfyClient("http://127.0.0.1:9")
+        state = {"started": None, "done": False, "error": "", "interrupted": False,
+                 "heard": 0.0}
+        progress = []
+        for message in messages:
+            raw = message if isinstance(message, bytes) else json.dumps(message)
+            try:
+                client._handle(raw, "p-1", state, lambda v, m, n: progress.append((v, m)),
+                               lambda data: None, lambda text: None)
+            except ServerError as error:
+                assert "127.0.0.1:9" in str(error)
+                seen["garbage"] += 1
+                break
+        assert all(0 <= v <= m and m > 0 for v, m in progress)
+        assert isinstance(state["done"], bool)
+        assert not state["error"] or state["error"].startswith("ComfyUI at http://127.0.0.1:9")
+        seen["progress"] += bool(progress)
+        seen["done"] += state["done"]
+        seen["error"] += bool(state["error"])
+        seen["interrupted"] += state["interrupted"]
+
+    check()
+    seen.require("garbage", "progress", "done", "error", "interrupted")
 
 
 NODE = st.fixed_dictionaries({"class_type": st.sampled_from(
@@ -205,28 +233,49 @@ NODE = st.fixed_dictionaries({"class_type": st.sampled_from(
                                                              st.integers(0, 2)).map(list))})
 
 
-@settings(max_examples=300, deadline=None)
-@given(st.dictionaries(st.sampled_from("123456"), NODE, min_size=1, max_size=6))
-def test_any_graph_gets_inputs_that_apply_to_it(graph):
-    inputs = workflows.guess_inputs(graph)
-    for role, (node, name) in inputs.items():
-        assert role in workflows.ROLES and name in graph[node]["inputs"]
-        assert workflows._is_value(graph[node]["inputs"][name])
-    values = {role: 7 for role in inputs}
-    out = workflows.apply(graph, inputs, values)
-    for node, name in inputs.values():
-        assert out[node]["inputs"][name] == 7
-    assert graph == json.loads(json.dumps(graph))  # the original is untouched
-    doc = workflows.document("f.json", graph, inputs)
-    assert workflows.load_document(doc) == ("f.json", graph, inputs)
+def test_any_graph_gets_inputs_that_apply_to_it():
+    seen = Outcomes()
+
+    @settings(max_examples=examples(300, least=60), deadline=None, derandomize=True)
+    @given(st.dictionaries(st.sampled_from("123456"), NODE, min_size=1, max_size=6))
+    def check(graph):
+        inputs = workflows.guess_inputs(graph)
+        for role, (node, name) in inputs.items():
+            assert role in workflows.ROLES and name in graph[node]["inputs"]
+            assert workflows._is_value(graph[node]["inputs"][name])
+        values = {role: 7 for role in inputs}
+        out = workflows.apply(graph, inputs, values)
+        for node, name in inputs.values():
+            assert out[node]["inputs"][name] == 7
+        assert graph == json.loads(json.dumps(graph))  # the original is untouched
+        doc = workflows.document("f.json", graph, inputs)
+        assert workflows.load_document(doc) == ("f.json", graph, inputs)
+        seen.update(list(inputs))  # the roles found
+        seen["none"] += not inputs
+
+    check()
+    seen.require("prompt", "seed", "steps", "none")
 
 
-@settings(max_examples=300, deadline=None)
-@given(JSON | st.text(max_size=60))
-def test_any_file_is_a_workflow_or_a_plain_refusal(value):
-    text = value if isinstance(value, str) else json.dumps(value)
-    try:
-        graph = workflows.parse_workflow(text)
-    except BadInput:
-        return
-    workflows.guess_inputs(graph)
+def test_any_file_is_a_workflow_or_a_plain_refusal():
+    seen = Outcomes()
+
+    @settings(max_examples=examples(300, least=60), deadline=None, derandomize=True)
+    @given(JSON | st.text(max_size=60)
+           | st.dictionaries(st.sampled_from("123"), NODE | JSON, min_size=1, max_size=4))
+    def check(value):
+        text = value if isinstance(value, str) else json.dumps(value)
+        try:
+            graph = workflows.parse_workflow(text)
+        except BadInput as refusal:
+            assert str(refusal).startswith("The workflow")
+            seen["refused"] += 1
+            return
+        assert isinstance(graph, dict) and graph
+        assert all(isinstance(node.get("class_type"), str) and isinstance(node.get("inputs"), dict)
+                   for node in graph.values())
+        workflows.guess_inputs(graph)
+        seen["workflow"] += 1
+
+    check()
+    seen.require("refused", "workflow")

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from creative_studio.core.errors import BadInput
 from creative_studio.core.params import Param, ParamError, ParamSet
 from creative_studio.plugins import PluginRegistry
-from tests.helpers import examples
+from tests.helpers import Outcomes, examples
 
 
 def declared() -> ParamSet:
@@ -65,19 +65,28 @@ def test_wrong_values_say_what_is_wrong(values, message):
         declared().resolve("generate", values)
 
 
-@settings(max_examples=examples(300), deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.too_slow])
-@given(st.dictionaries(st.sampled_from(["steps", "guidance", "strict", "tonic", "note"]),
-                       st.one_of(st.integers(), st.floats(), st.text(max_size=12),
-                                 st.booleans(), st.none())))
-def test_resolve_either_refuses_or_gives_values_in_range(values):
-    try:
-        out = declared().resolve("generate", values)
-    except BadInput:
-        return
-    assert 1 <= out["steps"] <= 200 and 0.0 <= out["guidance"] <= 30.0
-    assert isinstance(out["strict"], bool) and out["tonic"] in (0, 1, 2, "auto")
-    assert declared().resolve("generate", out) == out  # resolving is idempotent
+def test_resolve_either_refuses_or_gives_values_in_range():
+    seen = Outcomes()
+
+    @settings(max_examples=examples(300, least=40), deadline=None, derandomize=True,
+              suppress_health_check=[HealthCheck.too_slow])
+    @given(st.dictionaries(st.sampled_from(["steps", "guidance", "strict", "tonic", "note"]),
+                           st.one_of(st.integers(), st.floats(), st.text(max_size=12),
+                                     st.booleans(), st.none())))
+    def check(values):
+        try:
+            out = declared().resolve("generate", values)
+        except BadInput:
+            seen["refused"] += 1
+            return
+        assert 1 <= out["steps"] <= 200 and 0.0 <= out["guidance"] <= 30.0
+        assert isinstance(out["strict"], bool) and out["tonic"] in (0, 1, 2, "auto")
+        assert declared().resolve("generate", out) == out  # resolving is idempotent
+        seen["resolved"] += 1
+        seen["given"] += bool(values)  # not only the defaults
+
+    check()
+    seen.require("refused", "resolved", "given")
 
 
 def test_bad_declarations_are_refused():

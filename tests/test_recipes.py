@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from creative_studio.core.errors import BadInput
 from plugins.image.recipes import clean, parse_a1111, parse_comfyui, recipe_from_png
-from tests.helpers import examples
+from tests.helpers import Outcomes, examples
 
 
 def png(**chunks: str) -> bytes:
@@ -128,12 +128,36 @@ def test_which_recipe_a_png_gives():
                                                            "source": "Creative Studio"}
 
 
-@settings(max_examples=examples(150), deadline=None)
-@given(text=st.text(max_size=400))
-def test_a1111_text_never_breaks_the_reader(text):
-    recipe = clean(parse_a1111(text))
-    assert set(recipe) <= {"prompt", "negative", "steps", "guidance", "seed", "scheduler",
-                           "width", "height", "model", "model_hash"}
+GARBAGE = (st.integers(-5, 10**20).map(str) | st.floats().map(str) | st.text(max_size=12)
+           | st.text(max_size=10).map(json.dumps))
+A1111_SETTING = st.one_of(
+    st.tuples(st.sampled_from(["Steps", "Seed"]), st.integers(0, 2**31 + 9).map(str) | GARBAGE),
+    st.tuples(st.just("CFG scale"), st.floats(-1e7, 1e7).map(str) | GARBAGE),
+    st.tuples(st.just("Size"), st.builds("{}x{}".format, st.integers(0, 99999),
+                                         st.integers(-9, 99999)) | GARBAGE),
+    st.tuples(st.sampled_from(["Sampler", "Model", "Model hash", "Other", ""]), GARBAGE))
+A1111_LINE = st.one_of(
+    st.text(max_size=60),
+    st.builds("Negative prompt: {}".format, st.text(max_size=30)),
+    st.builds(lambda steps, pairs: ", ".join([f"Steps: {steps}"]
+                                             + [f"{k}: {v}" for k, v in pairs]),
+              st.integers(0, 200), st.lists(A1111_SETTING, max_size=8)))
+
+
+def test_a1111_text_never_breaks_the_reader():
+    seen = Outcomes()
+
+    @settings(max_examples=examples(300, least=150), deadline=None, derandomize=True)
+    @given(text=st.lists(A1111_LINE, max_size=5).map("\n".join) | st.text(max_size=400))
+    def check(text):
+        recipe = clean(parse_a1111(text))
+        assert set(recipe) <= {"prompt", "negative", "steps", "guidance", "seed", "scheduler",
+                               "width", "height", "model", "model_hash"}
+        assert all(0 <= recipe.get(k, 0) < 2**31 for k in ("steps", "seed", "width", "height"))
+        seen.update(k for k in ("prompt", "negative", "steps", "seed", "width") if k in recipe)
+
+    check()
+    seen.require("prompt", "negative", "steps", "seed", "width")  # each field was read
 
 
 json_like = st.recursive(
@@ -142,9 +166,35 @@ json_like = st.recursive(
                                                                 max_size=4), max_leaves=20)
 
 
-@settings(max_examples=examples(150), deadline=None)
-@given(graph=st.dictionaries(st.sampled_from(["1", "2", "3", "x"]), json_like, max_size=4)
-       | json_like)
-def test_any_comfyui_graph_gives_a_clean_recipe_or_nothing(graph):
-    recipe = clean(parse_comfyui(json.dumps(graph)))
-    assert all(isinstance(v, str | int | float) for v in recipe.values())
+WIRE = st.tuples(st.sampled_from(["1", "2", "3", "x"]), st.integers(0, 1)).map(list)
+SAMPLER = st.fixed_dictionaries({
+    "class_type": st.sampled_from(["KSampler", "KSamplerAdvanced", "Other"]),
+    "inputs": st.fixed_dictionaries({}, optional={
+        "positive": WIRE | json_like, "negative": WIRE | json_like,
+        "seed": st.integers() | json_like, "noise_seed": st.integers(),
+        "steps": st.integers(0, 200) | json_like,
+        "cfg": st.floats(-100, 100) | st.floats() | json_like})})
+TEXT_NODE = st.fixed_dictionaries({"class_type": st.just("CLIPTextEncode"),
+                                   "inputs": st.fixed_dictionaries({"text": st.text(max_size=8)
+                                                                    | json_like})})
+
+
+def test_any_comfyui_graph_gives_a_clean_recipe_or_nothing():
+    seen = Outcomes()
+
+    @settings(max_examples=examples(300, least=150), deadline=None, derandomize=True)
+    @given(graph=st.builds(lambda sampler, text, extra: {
+        **extra, "1": {**sampler, "inputs": {**sampler["inputs"], "positive": ["2", 0]}},
+        "2": text},
+                           SAMPLER, TEXT_NODE, st.dictionaries(st.sampled_from(["3", "x"]),
+                                                               SAMPLER | json_like))
+           | st.dictionaries(st.sampled_from(["1", "2", "3", "x"]),
+                             SAMPLER | TEXT_NODE | json_like, max_size=4) | json_like)
+    def check(graph):
+        recipe = clean(parse_comfyui(json.dumps(graph)))
+        assert all(isinstance(v, str | int | float) for v in recipe.values())
+        seen.update(k for k in ("prompt", "steps", "guidance", "seed") if recipe.get(k))
+        seen["nothing"] += not recipe
+
+    check()
+    seen.require("prompt", "steps", "guidance", "seed", "nothing")

@@ -105,19 +105,21 @@ def _sample_rates(sampled: set[str], same: set[str]) -> dict[str, float]:
     return {m: killed[m] / checked[m] for m in checked}
 
 
-def sample(count: int, seed: int) -> list[str]:
+def sample(count: int, seed: int, modules: list[str] | None = None) -> list[str]:
     """``count`` not-checked mutants drawn at random, each module in proportion to its share
-    of them (its equivalents left out)."""
+    of them (its equivalents left out); with ``modules`` (path prefixes), ``count`` from each
+    module they name (all of a module's mutants where it has fewer)."""
     import random
 
     same = equivalents()
     todo = {module: sorted(k for k, v in codes.items() if v is None and k not in same)
-            for module, codes in results().items()}
+            for module, codes in results().items()
+            if not modules or any(module.startswith(prefix) for prefix in modules)}
     total = sum(len(names) for names in todo.values())
     rng = random.Random(seed)
     out: list[str] = []
     for _module, names in sorted(todo.items()):
-        share = round(count * len(names) / total) if total else 0
+        share = count if modules else round(count * len(names) / total) if total else 0
         out += rng.sample(names, min(share, len(names)))
     return out
 
@@ -146,12 +148,14 @@ def main() -> int:
                         help="mark survivors and mutants without tests as not checked")
     parser.add_argument("--sample", type=int, default=0,
                         help="print this many not-checked mutants drawn at random")
+    parser.add_argument("--modules", nargs="+", default=None,
+                        help="with --sample: that many from each module under these paths")
     parser.add_argument("--seed", type=int, default=26)
     parser.add_argument("--estimate", nargs="+", type=Path, default=[],
                         help="files of sampled mutant names: estimate each module's score")
     args = parser.parse_args()
     if args.sample:
-        print("\n".join(sample(args.sample, args.seed)))
+        print("\n".join(sample(args.sample, args.seed, args.modules)))
         return 0
     if args.recheck:
         print(f"{recheck()} mutants to check again")
