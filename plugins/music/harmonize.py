@@ -33,11 +33,12 @@ REPAIRS = 12  # passes that draw again the cells still in parallels (harmonize)
 def soprano_roll(notes, steps_per_quarter: int = 4) -> np.ndarray:
     """A monophonic melody (core io.midi.Note) → MIDI pitch per sixteenth (-1 = rest); the
     highest note wins where notes overlap."""
-    end = max(n.start + n.duration for n in notes)
-    roll = np.full(int(round(end * steps_per_quarter)), -1, dtype=np.int16)
-    for note in sorted(notes, key=lambda n: n.pitch):
-        start = int(round(note.start * steps_per_quarter))
-        stop = max(start + 1, int(round((note.start + note.duration) * steps_per_quarter)))
+    spans = [(note, int(round(note.start * steps_per_quarter))) for note in notes]
+    spans = [(note, start, max(start + 1, int(round((note.start + note.duration)
+                                                    * steps_per_quarter))))
+             for note, start in spans]  # a note shorter than a step still takes one
+    roll = np.full(max(stop for _note, _start, stop in spans), -1, dtype=np.int16)
+    for note, start, stop in sorted(spans, key=lambda span: span[0].pitch):
         roll[start:stop] = note.pitch
     return roll
 

@@ -1,0 +1,221 @@
+"""The harmonizer's sampler (plugins/music/harmonize.py) on its own: what its masks, its
+weights against notes outside the key and against parallels, its seed and its progress do,
+with a model whose every choice is equally likely (so that what comes out is the sampler's
+doing alone) and one that is sure of one note. The shipped model is exercised end to end in
+test_music_reworks.py."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from creative_studio.core.progress import Cancelled, Progress
+from creative_studio.io.midi import Note
+from plugins.music.harmonize import (
+    RANGES,
+    REPAIRS,
+    allowed,
+    harmonize,
+    in_ranges,
+    parallels,
+    soprano_roll,
+)
+
+torch = pytest.importorskip("torch")
+
+from plugins.music.coconet import LOW, PITCHES, REST  # noqa: E402 (needs torch)
+
+C_MAJOR = {0, 2, 4, 5, 7, 9, 11}
+# a 16-bar melody in C with two rests: long enough for the shares below to be steady
+TUNE = [72, 74, 76, 77, 79, 77, 76, 74, -1, 72, 71, 72, 74, 76, 74, 72] * 4
+
+
+def roll(pitches=TUNE, step: int = 4) -> np.ndarray:
+    """Each pitch held for ``step`` sixteenths."""
+    return np.repeat(np.array(pitches, dtype=np.int16), step)
+
+
+class Uniform(torch.nn.Module):
+    """Every row equally likely everywhere; keeps what it was asked to predict."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hidden: list[torch.Tensor] = []
+
+    def forward(self, rolls, hidden):
+        self.hidden.append(hidden[0].clone())
+        return torch.zeros((1, 4, rolls.shape[-1], PITCHES))
+
+
+class Sure(torch.nn.Module):
+    """Sure of one pitch for every lower-voice cell (by ``margin`` nats)."""
+
+    def __init__(self, pitch: int, margin: float = 30.0) -> None:
+        super().__init__()
+        self.pitch, self.margin = pitch, margin
+
+    def forward(self, rolls, hidden):
+        logits = torch.zeros((1, 4, rolls.shape[-1], PITCHES))
+        logits[0, :, :, self.pitch - LOW] = self.margin
+        return logits
+
+
+def lower_notes(rolls: np.ndarray, voices: int = 4) -> np.ndarray:
+    notes = rolls[1:voices]
+    return notes[notes >= 0]
+
+
+def in_key(rolls: np.ndarray, key=C_MAJOR) -> float:
+    notes = lower_notes(rolls)
+    return float(np.isin(notes % 12, list(key)).mean())
+
+
+# -- the soprano roll -----------------------------------------------------------------------
+def test_a_melody_becomes_a_pitch_per_sixteenth_with_rests_and_the_highest_note_on_top():
+    notes = [Note(0, 1, 60), Note(1, 0.5, 62), Note(2.5, 0.5, 64), Note(2.5, 0.25, 67),
+             Note(3, 0.01, 65)]
+    out = soprano_roll(notes)
+    assert out.dtype == np.int16
+    assert out.tolist() == [60] * 4 + [62] * 2 + [-1] * 4 + [67, 64] + [65]
+    assert soprano_roll([Note(0, 1, 60)], steps_per_quarter=2).tolist() == [60, 60]
+
+
+# -- what each cell may take -------------------------------------------------------------------
+def test_allowed_keeps_ranges_the_soprano_on_top_and_rests_with_the_soprano():
+    soprano = np.array([72, 72, -1, 50], dtype=np.int16)
+    ok = allowed(soprano)
+    assert ok.shape == (4, 4, PITCHES) and ok.dtype == torch.bool
+    pitch = np.arange(PITCHES - 1) + LOW
+    for voice, (low, high) in enumerate(RANGES):
+        rows = ok[voice, 0, :REST].numpy()
+        cap = 72 if voice in (1, 2) else high  # alto and tenor never above the soprano
+        assert rows.tolist() == ((pitch >= low) & (pitch <= min(high, cap))).tolist()
+    assert ok[2, 3, :REST].numpy().tolist() == ((pitch >= 48) & (pitch <= 50)).tolist()
+    assert ok[3, 3, 55 - LOW]  # the bass is not held under the soprano, only in its range
+    # where the soprano rests, every voice rests; elsewhere none may
+    assert ok[:, 2, REST].all() and not ok[1:, 2, :REST].any()  # (the soprano is given)
+    assert not ok[:, [0, 1, 3], REST].any()
+
+
+def test_a_scale_masks_the_lower_voices_only():
+    ok = allowed(np.array([73, 73], dtype=np.int16), scale=C_MAJOR)
+    sounding = np.arange(PITCHES - 1) + LOW
+    for voice in (1, 2, 3):
+        chosen = sounding[ok[voice, 0, :REST].numpy()]
+        assert len(chosen) and set(chosen % 12) <= C_MAJOR
+    assert ok[0, 0, 73 - LOW]  # the soprano's own C# stays possible
+
+
+# -- the sampler ------------------------------------------------------------------------------
+def test_the_melody_is_kept_and_every_lower_note_obeys_the_masks():
+    soprano = roll()
+    out = harmonize(Uniform(), soprano, iterations=6, seed=3)
+    assert out.shape == (4, len(soprano)) and out.dtype == np.int16
+    assert out[0].tolist() == soprano.tolist()
+    resting = soprano < 0
+    assert (out[1:, resting] == -1).all() and (out[1:, ~resting] >= 0).all()
+    assert in_ranges(out) == 1.0
+    assert (out[1:3, ~resting] <= soprano[~resting]).all()
+
+
+def test_three_voices_leave_the_bass_silent_and_never_draw_it():
+    model = Uniform()
+    out = harmonize(model, roll(), iterations=4, seed=1, voices=3)
+    assert (out[3] == -1).all() and (out[1:3][:, roll() >= 0] >= 0).all()
+    assert all(not hidden[3].any() and not hidden[0].any() for hidden in model.hidden)
+
+
+def test_the_first_pass_draws_every_lower_cell_and_later_ones_fewer():
+    model = Uniform()
+    harmonize(model, roll(), iterations=8, seed=2, parallel_penalty=0.0)
+    assert len(model.hidden) <= 8
+    first, last = model.hidden[0], model.hidden[-1]
+    assert first[1:].all() and not first[0].any()  # every lower cell, never the soprano
+    assert last.sum() < first.sum() / 4  # the share falls to 5 %
+
+
+def test_a_seed_repeats_its_harmony_and_another_seed_changes_it():
+    one = harmonize(Uniform(), roll(), iterations=5, seed=7)
+    assert np.array_equal(one, harmonize(Uniform(), roll(), iterations=5, seed=7))
+    assert not np.array_equal(one, harmonize(Uniform(), roll(), iterations=5, seed=8))
+
+
+def test_a_strict_scale_gives_only_its_notes():
+    out = harmonize(Uniform(), roll(), iterations=5, seed=4, scale=C_MAJOR)
+    assert in_key(out) == 1.0
+
+
+def test_the_default_weighs_against_notes_outside_the_key_without_forbidding_them():
+    """Harmonize's default (not strict): ``key`` takes ``out_of_key`` nats from each note
+    outside it. A uniform model gives 7 of 12 pitch classes ≈ 58 % in key; 2 nats make it
+    7e² / (7e² + 5) ≈ 91 %."""
+    plain = in_key(harmonize(Uniform(), roll(), iterations=5, seed=5, parallel_penalty=0.0))
+    weighed = harmonize(Uniform(), roll(), iterations=5, seed=5, key=C_MAJOR,
+                        parallel_penalty=0.0)
+    share = in_key(weighed)
+    assert 0.45 < plain < 0.7
+    assert 0.85 < share < 0.97  # weighed, not masked: some chromatic notes remain
+    heavier = in_key(harmonize(Uniform(), roll(), iterations=5, seed=5, key=C_MAJOR,
+                               out_of_key=6.0, parallel_penalty=0.0))
+    assert heavier > share
+    unweighed = harmonize(Uniform(), roll(), iterations=5, seed=5, key=C_MAJOR,
+                          out_of_key=0.0, parallel_penalty=0.0)
+    assert 0.45 < in_key(unweighed) < 0.7
+
+
+def test_the_parallel_penalty_and_its_repairs_take_out_parallels():
+    free = weighed = moves = 0
+    for seed in range(4):
+        count, moved = parallels(harmonize(Uniform(), roll(), iterations=8, seed=seed,
+                                           parallel_penalty=0.0))
+        free, moves = free + count, moves + moved
+        weighed += parallels(harmonize(Uniform(), roll(), iterations=8, seed=seed))[0]
+    assert moves > 2000 and free >= 10  # a uniform draw makes some (25 here)
+    assert weighed == 0
+
+
+def test_the_repairs_draw_again_only_the_cells_in_parallels():
+    """After the blocked passes, each repair pass hides some cells of one lower voice (those
+    still making parallels), never the soprano."""
+    model = Uniform()
+    harmonize(model, roll(), iterations=3, seed=9)
+    repairs = model.hidden[3:]
+    assert len(repairs) <= REPAIRS
+    for hidden in repairs:
+        voices = [v for v in range(4) if hidden[v].any()]
+        assert len(voices) == 1 and voices[0] in (1, 2, 3)
+        cells = hidden[voices[0]].nonzero().flatten()
+        assert (cells[1:] - cells[:-1] > 1).all()  # never two neighbours at once
+
+
+def test_a_sure_model_at_a_low_temperature_is_followed():
+    out = harmonize(Sure(60), roll([72, 74, 76, 77]), iterations=3, seed=0, temperature=0.1,
+                    parallel_penalty=0.0)
+    assert (out[1:3] == 60).all()
+    assert (out[3] == 60).all()  # the bass too: 60 is inside its range
+
+
+def test_progress_rises_to_the_end_and_a_stop_ends_the_draw():
+    seen = []
+
+    class Watch(Progress):
+        def update(self, fraction, message=None):
+            seen.append(fraction)
+            super().update(fraction, message)
+
+    harmonize(Uniform(), roll(), iterations=6, seed=1, progress=Watch())
+    assert len(seen) == 6 and seen == sorted(seen) and seen[-1] <= 1.0
+    assert seen[-1] == pytest.approx(6 / (6 + REPAIRS))
+
+    progress = Progress()
+    model = Uniform()
+    progress.cancel()
+    with pytest.raises(Cancelled):
+        harmonize(model, roll(), iterations=6, seed=1, progress=progress)
+    assert len(model.hidden) == 1  # stopped after the first pass
+
+
+def test_in_ranges_counts_the_lower_voices_only():
+    rolls = np.array([[100, 100, -1], [60, 90, -1], [50, 55, -1], [-1, -1, -1]], dtype=np.int16)
+    assert in_ranges(rolls) == pytest.approx(3 / 4)
+    assert in_ranges(np.full((4, 3), -1, dtype=np.int16)) == 1.0
