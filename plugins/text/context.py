@@ -88,7 +88,9 @@ def fit(request: Request, n_ctx: int, count: Callable[[Request], int]) -> Fitted
         notes.append(f"Max tokens lowered to {max_tokens:,} to keep the text before the "
                      "cursor in view")
     words = len(document.split())
-    low, high = 1, words  # skip `high` words always fits (empty document = the fixed part)
+    # the fewest words to skip (none, where the lowered reply above made room); skipping
+    # them all always fits (an empty document is the fixed part)
+    low, high = 0, words
     while low < high:
         mid = (low + high) // 2
         trial = _with(request, **{doc_key: _tail_words(document, mid)})
@@ -96,6 +98,8 @@ def fit(request: Request, n_ctx: int, count: Callable[[Request], int]) -> Fitted
             high = mid
         else:
             low = mid + 1
+    if not high:
+        return Fitted(_with(request, max_tokens=max_tokens), full, max_tokens, notes)
     kept = _tail_words(document, high)
     fitted = _with(request, **{doc_key: kept, "max_tokens": max_tokens})
     notes.append(f"the first {high:,} word{'s' if high != 1 else ''} of the document were "
