@@ -99,6 +99,45 @@ def test_references_that_name_nothing_are_told_plainly(tmp_path):
         models.resolve(manifest, str(tmp_path)).folder_with("config.json", "text")
 
 
+def test_relative_folders_and_hub_ids_are_told_apart(tmp_path, monkeypatch):
+    """A bare ``org/name`` is a Hub id unless a folder or file of that name is there (then it
+    is that folder, relative to where the studio runs); a path-like start is always local."""
+    from creative_studio.plugins import PluginRegistry
+
+    monkeypatch.chdir(tmp_path)
+    split = models.split_ref
+    assert split("  org/model-1  ") == ("hub", "org/model-1")
+    assert split("Org.x/name_2.5") == ("hub", "Org.x/name_2.5")
+    for local in ("./org/model", "../org/model", "/org/model", "org/model/sub", "-org/model",
+                  "org/mo del", "org", "org/"):
+        assert split(local)[0] == "local", local
+    assert split("~/models/x") == ("local", str(Path.home() / "models" / "x"))
+    (tmp_path / "org" / "model-1").mkdir(parents=True)
+    assert split("org/model-1") == ("local", "org/model-1")  # there: the folder wins
+    assert split("hub:org/model-1") == ("hub", "org/model-1")  # unless said
+    assert split("hub: org/x ") == ("hub", "org/x") and split("embedded:a") == ("embedded", "a")
+    manifest = PluginRegistry.discover(entry_points=False).get("text").manifest
+    folder = models.resolve(manifest, "org/model-1")
+    assert (folder.source, folder.name, folder.path) == ("local", "model-1",
+                                                         Path("org/model-1"))
+    assert folder.local_path() == Path("org/model-1")
+    hub = models.resolve(manifest, "org/other", allow_downloads=True)
+    assert (hub.source, hub.name, hub.hub_id, hub.path, hub.allow_downloads) == (
+        "hub", "org/other", "org/other", None, True)
+    asked = []
+    monkeypatch.setattr("creative_studio.core.hub.snapshot", lambda repo, what, **kw: (
+        asked.append((repo, what, kw)) or tmp_path))
+    assert hub.local_path("text model") == tmp_path
+    assert asked == [("org/other", "text model", {"allow_downloads": True})]
+    box = types.SimpleNamespace(name="box", url="http://127.0.0.1:8080")
+    on_box = models.resolve(manifest, "server:box/qwen:7b", servers=[box])
+    assert (on_box.source, on_box.name, on_box.server, on_box.hub_id, on_box.url) == (
+        "server", "qwen:7b on box", "box", "qwen:7b", "http://127.0.0.1:8080")
+    embedded = models.resolve(manifest, "embedded:" + manifest.models[0].id)
+    assert embedded.source == "embedded" and embedded.offer is manifest.models[0]
+    assert embedded.name == manifest.models[0].name
+
+
 def offer(locate, install=""):
     return types.SimpleNamespace(locate=locate, name="Tiny", install=install)
 
