@@ -200,6 +200,45 @@ def test_a_panel_tracks_its_jobs_and_dispatches_once(qtbot, make_window, tmp_pat
     assert not panel.stop_button or not panel.stop_button.isEnabled()
 
 
+def test_seed_modes_decide_each_runs_seeds(qtbot, make_window, tmp_path):
+    from creative_studio.core.jobs import MAX_SEED
+    from creative_studio.ui.widgets import SeedField
+
+    write_plugin(tmp_path, "rev", id="rev")
+    window = make_window(PluginRegistry.discover([tmp_path], entry_points=False))
+    panel = window.panels["rev"]
+    assert panel.seed_field is None
+    assert [j.request.seed for j in panel.submit_variations("generate", {}, "x", "a")] == [0]
+    panel.seed_field = field = SeedField()
+
+    def seeds(count: int = 1) -> list[int]:
+        jobs = panel.submit_variations("generate", {}, "x", prompt="abc", count=count)
+        return [job.request.seed for job in jobs]
+
+    field.mode.setCurrentText("fixed")
+    field.seed.setValue(10)
+    assert seeds() == [10] and seeds(3) == [10, 11, 12] and seeds() == [10]
+    field.mode.setCurrentText("increment")
+    assert seeds() == [11]  # 10 ran: the next one
+    assert seeds(2) == [12, 13] and field.seed.value() == 12
+    assert seeds() == [14]  # past both versions of that run
+    field.seed.setValue(50)  # typed in: runs as it is first
+    assert seeds() == [50] and seeds() == [51]
+    field.restore(7)  # recalled: kept fixed, and runs as it is
+    assert field.mode.currentText() == "fixed" and seeds() == [7]
+    field.restore(7)
+    field.mode.setCurrentText("increment")
+    assert seeds() == [7] and seeds() == [8]
+    field.seed.setValue(MAX_SEED)
+    assert seeds() == [MAX_SEED] and seeds() == [0]  # wraps around
+    field.mode.setCurrentText("random")
+    drawn = [seeds()[0] for _ in range(6)]
+    assert len(set(drawn)) >= 5 and field.seed.value() == drawn[-1]  # shown as it ran
+    assert all(0 <= seed <= MAX_SEED for seed in drawn)
+    panel.stop()
+    qtbot.waitUntil(lambda: not panel.jobs, timeout=30_000)
+
+
 @pytest.mark.gui
 def test_close_hook_stops_the_music_player(make_window, monkeypatch):
     window = make_window()

@@ -165,7 +165,6 @@ class PluginPanel(QWidget):
         self.run_button: QPushButton | None = None
         self.stop_button: QPushButton | None = None
         self.status_label: QLabel | None = None  # a line saying what the last job did
-        self._ran = False  # a run was made with the seed shown (seed "increment")
         from .widgets import StatusLine
 
         # room for three lines, always: a message appearing moves nothing
@@ -386,11 +385,10 @@ class PluginPanel(QWidget):
         self._update_queue()
         return job
 
-    def next_seed(self) -> int:
-        """The seed for the next run (the seed field's mode says how it changes)."""
-        seed = self.seed_field.next(self._ran) if self.seed_field is not None else 0
-        self._ran = True
-        return seed
+    def next_seed(self, count: int = 1) -> int:
+        """The first seed for the next run of ``count`` versions (the seed field's mode says
+        how it changes)."""
+        return self.seed_field.next(count) if self.seed_field is not None else 0
 
     def submit_variations(self, task: str, params: dict[str, Any], label: str,
                           prompt: str = "", parents: list[str] | None = None,
@@ -406,7 +404,8 @@ class PluginPanel(QWidget):
         if model is None:
             model = self.model.currentData() if self.model is not None else ""
         base = Request(self.manifest.id, task, prompt=prompt, params=params,
-                       seed=self.next_seed(), parents=list(parents or []), model=model or "")
+                       seed=self.next_seed(count), parents=list(parents or []),
+                       model=model or "")
         jobs: list[Job] = []
         for index, request in enumerate(variations(base, count)):
             job = self.try_submit(request, f"{label} ({index + 1}/{count})" if count > 1

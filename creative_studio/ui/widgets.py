@@ -28,6 +28,7 @@ class SeedField(QWidget):
         self.seed = QSpinBox()
         self.seed.setRange(0, MAX_SEED)
         self.seed.setValue(random_seed())
+        self.used: tuple[int, int] | None = None  # the last run's first seed and count
         self.mode = QComboBox()
         self.mode.addItems(SEED_MODES)
         self.mode.setToolTip("random: a new seed each time · fixed: the same seed · "
@@ -37,19 +38,23 @@ class SeedField(QWidget):
         layout.addWidget(self.seed, 1)
         layout.addWidget(self.mode)
 
-    def next(self, has_run: bool) -> int:
-        """The seed for the next run (``has_run``: a run was made with the current one)."""
+    def next(self, count: int = 1) -> int:
+        """The seed for the next run of ``count`` versions (they take seed, seed + 1, …).
+        "increment" moves past the last run's seeds only when the seed shown is the one that
+        run started from: a seed typed in or recalled runs as it is first."""
         mode = self.mode.currentText()
         if mode == "random":
             self.seed.setValue(random_seed())
-        elif mode == "increment" and has_run:
-            self.seed.setValue((self.seed.value() + 1) % (MAX_SEED + 1))
+        elif mode == "increment" and self.used and self.seed.value() == self.used[0]:
+            self.seed.setValue((self.used[0] + self.used[1]) % (MAX_SEED + 1))
+        self.used = (self.seed.value(), max(1, count))
         return self.seed.value()
 
     def restore(self, seed: int) -> None:
         """Show a recalled seed and keep it (fixed) for the next run."""
         self.seed.setValue(int(seed))
         self.mode.setCurrentText("fixed")
+        self.used = None
 
 
 def dialog_layout(dialog: QDialog, *widgets: QWidget) -> QVBoxLayout:
