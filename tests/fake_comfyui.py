@@ -40,6 +40,7 @@ class FakeComfy:
         self.ws_frames: list[bytes] = []
         self.ws_close = True  # close the socket after the frames
         self.requests: list[tuple[str, str, bytes]] = []
+        self.headers: list[tuple[str, str, dict[str, str]]] = []  # method, path, headers
         self.set("/system_stats", STATS)
         self.set("/prompt", {"prompt_id": "p-1", "number": 1, "node_errors": {}})
         self.set("/queue", {"queue_running": [], "queue_pending": []})
@@ -56,6 +57,7 @@ class FakeComfy:
                 body = self.rfile.read(length) if length else b""
                 path = urlsplit(self.path).path
                 fake.requests.append((method, self.path, body))
+                fake.headers.append((method, path, dict(self.headers.items())))
                 if path == "/ws":
                     return self._websocket()
                 status, data = fake.routes.get(f"{method} {path}") or \

@@ -107,6 +107,7 @@ def test_relative_folders_and_hub_ids_are_told_apart(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     split = models.split_ref
     assert split("  org/model-1  ") == ("hub", "org/model-1")
+    assert models.HUB_ID.match("org/model-1\n") is None  # "$" would let a newline end it
     assert split("Org.x/name_2.5") == ("hub", "Org.x/name_2.5")
     for local in ("./org/model", "../org/model", "/org/model", "org/model/sub", "-org/model",
                   "org/mo del", "org", "org/"):

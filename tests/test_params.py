@@ -97,10 +97,11 @@ def test_bad_declarations_are_refused():
                 {"name": "c", "type": "choice", "default": "a"},
                 {"name": "c", "type": "choice", "default": "a", "choices": ["a"],
                  "labels": ["A", "B"]},
-                {**base, "flags": ["-x"]}):
+                {**base, "flags": ["-x"]}, {**base, "flags": ["--x\n"]}):
         with pytest.raises(ParamError):
             ParamSet.from_list([bad])
     assert Param.from_dict(base).title == "X"
+    assert ParamSet.from_list([{**base, "flags": ["--x-1"]}])  # a good flag is taken
 
 
 def test_every_builtin_plugin_declares_what_its_panel_and_cli_use():

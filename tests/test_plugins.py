@@ -49,7 +49,8 @@ def test_manifest_validation():
     assert not PluginManifest.from_dict(base).takes("image/png")
     assert PluginManifest.from_dict({**base, "modality": "speech"}).modality == "speech"
     bad_param = {"name": "x", "type": "int", "default": 1}
-    for change in ({"modality": "Video Clips"}, {"generator": "nocolon"}, {"id": "Bad Id"},
+    for change in ({"modality": "Video Clips"}, {"modality": "text\n"}, {"generator": "nocolon"},
+                   {"id": "Bad Id"}, {"tasks": [{"id": "a\n"}]},
                    {"schema_version": 2}, {"models": [{"id": "m"}]},
                    {"tasks": []}, {"tasks": [{"id": "a"}, {"id": "a"}]},
                    {"tasks": [{"id": "a", "prompt": "maybe"}]},

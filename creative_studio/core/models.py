@@ -30,7 +30,7 @@ from .errors import ModelError
 if TYPE_CHECKING:
     from ..plugins.manifest import ModelOffer, PluginManifest
 
-HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+\Z")
 
 
 @dataclass(frozen=True)

@@ -174,7 +174,7 @@ class Param:
         labels = tuple(str(label) for label in data.get("labels", ()))
         if kind == "choice" and not choices:
             raise ParamError(f"{at}: a choice needs choices")
-        if any(not re.match(r"^--[a-z][a-z0-9-]*$", str(f)) for f in data.get("flags", ())):
+        if any(not re.match(r"^--[a-z][a-z0-9-]*\Z", str(f)) for f in data.get("flags", ())):
             raise ParamError(f"{at}: flags look like --name")
         if labels and len(labels) != len(choices):
             raise ParamError(f"{at}: labels must name each choice once")

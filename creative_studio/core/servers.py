@@ -21,7 +21,7 @@ from .errors import BadInput
 KINDS = {"openai": "OpenAI-compatible text (vLLM, llama.cpp, Ollama, LM Studio…)",
          "comfyui": "ComfyUI (images)"}
 ANY = "*"  # server:*/<model>: any server of the plugin's kinds
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,39}$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,39}\Z")  # (not "$": it takes a "\n")
 
 
 @dataclass(frozen=True)

@@ -48,8 +48,8 @@ SILENCE_CHECK = 10.0  # seconds without a message for our job before asking /que
 CHOICES_TTL = 60.0  # seconds a server's lists of models, samplers… are trusted
 MODEL_LISTS = ("checkpoints", "upscale_models")  # a model missing here may be on another
 PREVIEW_IMAGE = 1  # server.BinaryEventTypes
-_SAFE_NAME = re.compile(r"^[^\x00-\x1f]{1,255}$")
-_SAFE_FOLDER = re.compile(r"^[^\x00-\x1f]{0,255}$")
+_SAFE_NAME = re.compile(r"^[^\x00-\x1f]{1,255}\Z")
+_SAFE_FOLDER = re.compile(r"^[^\x00-\x1f]{0,255}\Z")
 
 
 @dataclass
@@ -301,7 +301,10 @@ class ComfyClient:
                         and kind in ("output", "temp")):
                     raise _garbage(self.url, "an output picture named oddly")
                 found.append(Output(name, folder, kind, str(node)[:64]))
-        found.sort(key=lambda o: (o.type != "output", o.node, o.filename))
+        # saved pictures before previews, then in node order (numbers as numbers: node 9
+        # before node 12), then by name
+        found.sort(key=lambda o: (o.type != "output", not o.node.isdigit(),
+                                  int(o.node) if o.node.isdigit() else 0, o.node, o.filename))
         return found
 
     def image(self, output: Output) -> bytes:

@@ -16,7 +16,7 @@ from ..core.params import ParamError, ParamSet
 MANIFEST_SCHEMA = 1
 # The modalities the studio ships; any other lowercase word is a new one (a fifth plugin).
 KNOWN_MODALITIES = ("text", "image", "music", "upscale")
-_WORD = re.compile(r"^[a-z][a-z0-9_-]*$")
+_WORD = re.compile(r"^[a-z][a-z0-9_-]*\Z")
 
 _FIELDS = {
     "schema_version": "manifest format version (currently 1)",

@@ -1,0 +1,294 @@
+"""The server engines' clients (creative_studio/engines) on exact replies: every error status
+and the reason a user reads, keys on every request and on the ComfyUI event socket, which
+outputs a finished ComfyUI job hands back and in what order, and a stream's pieces. The
+OpenAI client runs on httpx's MockTransport (in-process, exact); ComfyUI on the fake server
+of tests/fake_comfyui.py."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+
+from creative_studio.engines import catalog, comfyui, openai
+from creative_studio.engines.comfyui import ComfyClient, Output
+from creative_studio.engines.openai import (
+    Chunk,
+    OpenAIClient,
+    ServerError,
+    ServerGone,
+    StreamCut,
+    api_base,
+)
+from tests.fake_comfyui import FakeComfy
+from tests.test_comfyui_hostile import png
+
+URL = "http://box:8080"
+
+
+def client(handler, key: str = "") -> tuple[OpenAIClient, list[httpx.Request]]:
+    seen: list[httpx.Request] = []
+
+    def record(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return handler(request)
+
+    return OpenAIClient(URL, key, transport=httpx.MockTransport(record)), seen
+
+
+def replying(status: int, body=b"", headers=None):
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return lambda request: httpx.Response(status, content=data, headers=headers or {})
+
+
+# -- OpenAI-compatible: addresses, keys, errors ---------------------------------------------
+def test_the_api_lives_under_v1_whatever_the_address_given():
+    assert api_base("http://h:1") == api_base("http://h:1/") == "http://h:1/v1"
+    assert api_base("http://h:1/v1/") == "http://h:1/v1"
+    assert api_base("http://h:1/openai") == "http://h:1/openai/v1"
+
+
+def test_a_key_goes_with_every_request_and_none_without_one():
+    models = {"data": [{"id": "a"}]}
+    keyed, seen = client(replying(200, models), key="sk-1")
+    assert keyed.models() == ["a"]
+    assert seen[0].headers["authorization"] == "Bearer sk-1"
+    assert seen[0].url == "http://box:8080/v1/models" and seen[0].method == "GET"
+    bare, seen = client(replying(200, models))
+    bare.models()
+    assert "authorization" not in seen[0].headers
+
+
+@pytest.mark.parametrize(("status", "body", "headers", "message"), [
+    (401, {"error": {"message": "bad key"}}, {},
+     "^The server at http://box:8080 refused the API key \\(401\\): check the key \\(the "
+     "window: Preferences → Servers; the command line: creative-studio servers add NAME URL "
+     "--key-stdin\\)\\. The server said: bad key$"),
+    (403, b"", {}, "refused the API key \\(403\\): check the key .*--key-stdin\\)\\.$"),
+    (404, {"detail": "Not Found"}, {},
+     "^The server at http://box:8080 has no such model or endpoint \\(404\\)\\. The server "
+     "said: Not Found$"),
+    (404, b"<html><head><title>404 &amp; gone</title></head><body>x</body></html>", {},
+     "\\(404\\)\\. The server said: 404 & gone$"),
+    (429, {"message": "slow down"}, {"retry-after": "2.5"},
+     "^The server at http://box:8080 is busy \\(429\\)\\. It asks to retry in 2\\.5 s\\. "
+     "The server said: slow down$"),
+    (429, b"", {"retry-after": "Wed, 21 Oct 2026"}, "^The server at http://box:8080 is busy "
+     "\\(429\\)\\.$"),
+    (500, {"error": "out of memory"}, {},
+     "^The server at http://box:8080 failed \\(500\\)\\. The server said: out of memory$"),
+    (503, b"<p>Service\n\x00Unavailable</p>", {}, "failed \\(503\\)\\. The server said: "
+     "Service Unavailable$"),
+    (418, b"I'm a teapot", {}, "^The server at http://box:8080 refused the request \\(418\\)\\. "
+     "The server said: I'm a teapot$"),
+    (400, {"error": {"message": "x" * 400}}, {}, "said: x{300}$"),
+])
+def test_every_refusal_says_why_in_the_servers_words(status, body, headers, message):
+    api, _ = client(replying(status, body, headers))
+    with pytest.raises(ServerError, match=message) as refused:
+        api.models()
+    assert refused.value.status == status
+    assert refused.value.retry_after == (2.5 if headers.get("retry-after") == "2.5" else None)
+
+
+def test_unreadable_replies_are_refused_plainly():
+    for body, what in ((b"<html>", "a reply that is not JSON"), (b"[1]", "a reply that is not a JSON object"),
+                       (b'{"data": 5}', "no model list")):
+        api, _ = client(replying(200, body))
+        with pytest.raises(ServerError, match=f"^The server at http://box:8080 answered "
+                                              f"something that is not an OpenAI-compatible "
+                                              f"reply \\({what}"):
+            api.models()
+    api, _ = client(replying(200, b"{" + b" " * (openai.MAX_BODY + 1) + b"}"))
+    with pytest.raises(ServerError, match="larger than the studio reads"):
+        api.models()
+    listed = {"data": [{"id": "ok"}, {"id": 5}, "x", {"id": "y" * 512}, {"id": "y" * 511}]}
+    api, _ = client(replying(200, listed))
+    assert api.models() == ["ok", "y" * 511]
+
+
+def test_a_server_that_cannot_be_reached_is_tried_three_times(monkeypatch):
+    slept = []
+    monkeypatch.setattr(openai.time, "sleep", slept.append)
+
+    def refuse(request):
+        raise httpx.ConnectError("connection refused")
+
+    api, seen = client(refuse)
+    with pytest.raises(ServerGone, match=r"^Cannot reach the server at http://box:8080 "
+                                         r"\(connection refused\)\. Is it running, and is "
+                                         r"the address right\?$"):
+        api.models()
+    assert len(seen) == 3 and slept == [0.5, 1.0]
+
+    def slow(request):
+        raise httpx.ReadTimeout("")
+
+    api, seen = client(slow)
+    with pytest.raises(ServerError, match=r"^The server at http://box:8080 did not answer "
+                                          r"within 120 s\.$") as late:
+        api.models()
+    assert not isinstance(late.value, ServerGone) and len(seen) == 1  # never sent again
+
+    def broken(request):
+        raise httpx.RemoteProtocolError("")
+
+    api, _ = client(broken)
+    with pytest.raises(ServerError, match=r"^The request to http://box:8080 failed "
+                                          r"\(RemoteProtocolError\)\.$"):
+        api.models()
+
+
+# -- OpenAI-compatible: streams ----------------------------------------------------------------
+def sse(*events) -> bytes:
+    return b"".join(b"data: " + (e if isinstance(e, bytes) else json.dumps(e).encode())
+                    + b"\n\n" for e in events)
+
+
+def stream(body: bytes, cancelled=lambda: False) -> list[Chunk]:
+    api, seen = client(lambda request: httpx.Response(200, content=body))
+    out = list(api.stream("/chat/completions", {"model": "m"}, cancelled))
+    assert json.loads(seen[0].content) == {"model": "m", "stream": True}
+    return out
+
+
+def test_a_stream_gives_its_pieces_reason_fingerprint_and_count():
+    chunks = stream(b": keep-alive\n\nevent: x\n\n" + sse(
+        {"choices": [{"delta": {"content": "Hel"}}], "system_fingerprint": "fp1"},
+        {"choices": [{"text": "lo"}]},
+        {"choices": [], "usage": {"completion_tokens": 2}},
+        {"choices": [{"delta": {}, "finish_reason": "length" + "x" * 100}]}))
+    assert [c.text for c in chunks] == ["Hel", "lo", "", ""]
+    assert chunks[0].system_fingerprint == "fp1" and chunks[2].completion_tokens == 2
+    assert chunks[3].finish_reason == "length" + "x" * 58
+    done = stream(sse({"choices": [{"delta": {"content": "a"}}]}, b"[DONE]"))
+    assert [c.text for c in done] == ["a"]
+
+
+@pytest.mark.parametrize(("body", "error", "message"), [
+    (sse({"choices": [{"delta": {"content": "a"}}]}), StreamCut,
+     "^The server at http://box:8080 ended the reply before saying it was done\\.$"),
+    (sse({"error": {"message": "context full"}}), ServerError,
+     "^The server stopped with an error: context full$"),
+    (sse({"x": 1}), ServerError, "\\(no 'choices'\\)"),
+    (sse({"choices": [5]}), ServerError, "\\(a choice that is not an object\\)"),
+    (sse({"choices": [{"text": 5}]}), ServerError, "\\(text that is not a string\\)"),
+    (sse({"choices": [{"text": "", "finish_reason": 1}]}), ServerError,
+     "\\(a finish reason that is not a string\\)"),
+    (b"data: {nope\n\n", ServerError, "\\(a line that is not JSON\\)"),
+])
+def test_a_broken_stream_says_what_broke(body, error, message):
+    with pytest.raises(error, match=message):
+        stream(body)
+
+
+def test_a_stopped_stream_ends_quietly_with_what_came():
+    calls = []
+
+    def cancelled():
+        calls.append(1)
+        return len(calls) > 2
+
+    body = sse(*({"choices": [{"delta": {"content": str(i)}}]} for i in range(50)))
+    chunks = stream(body, cancelled)
+    assert 1 <= len(chunks) < 50
+
+
+# -- ComfyUI: keys on the socket, outputs, refusals ---------------------------------------------
+@pytest.fixture
+def fake():
+    server = FakeComfy()
+    yield server
+    server.stop()
+
+
+def test_the_key_goes_with_the_event_socket_and_every_request(fake):
+    fake.finished()
+    fake.set("/view", png())
+    keyed = ComfyClient(fake.url, "tok")
+    keyed.image(keyed.run({"1": {"class_type": "X", "inputs": {}}}).outputs[0])
+    keyed.close()
+    paths = {path for _, path, _ in fake.headers}
+    assert {"/ws", "/prompt", "/history/p-1", "/view"} <= paths
+    for method, path, headers in fake.headers:
+        assert headers.get("Authorization") == "Bearer tok", (method, path)
+    fake.headers.clear()
+    bare = ComfyClient(fake.url)
+    bare.run({"1": {"class_type": "X", "inputs": {}}})
+    bare.close()
+    assert fake.headers and all("Authorization" not in h for _, _, h in fake.headers)
+
+
+def test_a_finished_job_hands_back_saved_pictures_first_in_node_order(fake):
+    fake.finished()
+    history = {"p-1": {"status": {"status_str": "success"}, "outputs": {
+        "12": {"images": [{"filename": "b.png", "subfolder": "", "type": "output"}]},
+        "3": {"images": [{"filename": "z.png", "subfolder": "run", "type": "temp"},
+                         {"filename": "c.png", "subfolder": "", "type": "output"},
+                         {"filename": "a.png", "type": "output"}, "odd"]},
+        "4": {"text": ["not a picture"]}, "5": "x"}}}
+    fake.set("/history/p-1", history)
+    client = ComfyClient(fake.url)
+    assert client.outputs("p-1") == [Output("a.png", "", "output", "3"),
+                                     Output("c.png", "", "output", "3"),
+                                     Output("b.png", "", "output", "12"),
+                                     Output("z.png", "run", "temp", "3")]
+    fake.set("/history/p-1", {"p-1": {"outputs": {
+        "save": {"images": [{"filename": "s.png"}]}, "10": {"images": [{"filename": "t.png"}]},
+        "9": {"images": [{"filename": "u.png"}]}}}})
+    assert [o.node for o in client.outputs("p-1")] == ["9", "10", "save"]
+    # names only go back to the same server's /view (never a path here): control
+    # characters, sizes and kinds are what is checked
+    for image in ({"filename": "a\x00.png"}, {"filename": "a.png", "type": "input"},
+                  {"filename": "a.png", "subfolder": "x\n"}, {"filename": 5}, {},
+                  {"filename": "x" * 256}, {"filename": "a.png", "subfolder": None}):
+        fake.set("/history/p-1", {"p-1": {"outputs": {"9": {"images": [image]}}}})
+        with pytest.raises(comfyui.ServerError, match="an output picture named oddly"):
+            client.outputs("p-1")
+    fake.set("/history/p-1", {"p-1": {"outputs": {}}})
+    assert client.outputs("p-1") == []
+    fake.set("/history/p-1", {"p-1": {"status": {"status_str": "error", "messages": [
+        ["execution_start", {}], ["execution_error", {"exception_message": " CUDA OOM "}]]}}})
+    with pytest.raises(comfyui.ServerError, match=r"^The ComfyUI server at http://127\.0\.0\."
+                                                  r"1:\d+ says the job failed: CUDA OOM\.$"):
+        client.outputs("p-1")
+    fake.set("/history/p-1", {"p-2": {}})
+    with pytest.raises(comfyui.ServerError, match="has no record of the job it just finished"):
+        client.outputs("p-1")
+    client.close()
+
+
+@pytest.mark.parametrize(("status", "body", "message"), [
+    (400, {"error": {"message": "Prompt outputs failed validation", "details": "d"},
+           "node_errors": {"3": {"errors": [{"details": "steps too high"}, {"message": "m"}]},
+                           "4": "x"}},
+     "^The ComfyUI server at .* refused the workflow: Prompt outputs failed validation "
+     "\\(d\\); node 3: steps too high; node 3: m$"),
+    (400, b"", "refused the workflow: no reason given$"),
+    (401, b"", "refused the API key \\(401\\)"),
+    (404, b"<title>Not here</title>", "no such model or endpoint \\(404\\)\\. The server said: "
+                                      "Not here$"),
+    (500, {"error": {"message": "boom"}}, "failed \\(500\\)\\. The server said: boom$"),
+])
+def test_a_refused_comfyui_request_says_the_servers_reason(fake, status, body, message):
+    fake.set("/prompt", body, status=status)
+    client = ComfyClient(fake.url)
+    with pytest.raises(comfyui.ServerError, match=message):
+        client.submit({"1": {"class_type": "X", "inputs": {}}})
+    client.close()
+
+
+def test_test_connection_says_what_a_server_offers(fake):
+    checkpoints = {"CheckpointLoaderSimple": {"input": {"required": {"ckpt_name": [
+        [f"m{i}.safetensors" for i in range(10)]]}}}}
+    fake.set("/object_info/CheckpointLoaderSimple", checkpoints)
+    fake.set("/object_info/UpscaleModelLoader", {"UpscaleModelLoader": {"input": {
+        "required": {"model_name": [[]]}}}})
+    server = type("S", (), {"kind": "comfyui", "url": fake.url, "api_key": lambda self: "k"})()
+    line = catalog.describe(server)
+    assert line.startswith(f"{fake.url} answered: ComfyUI 0.3.40; cuda: ")
+    assert "; key accepted; 10 checkpoint(s): m0.safetensors, m1.safetensors" in line
+    assert "m7.safetensors … (10 in all); 0 upscale model(s): none listed" in line
+    assert catalog.models(server, modality="upscale") == []
+    assert len(catalog.models(server)) == 10
