@@ -239,6 +239,104 @@ def test_seed_modes_decide_each_runs_seeds(qtbot, make_window, tmp_path):
     qtbot.waitUntil(lambda: not panel.jobs, timeout=30_000)
 
 
+def test_a_failed_job_is_said_in_red_and_marked_failed(qtbot, make_window, tmp_path):
+    from PySide6.QtWidgets import QLabel
+
+    write_plugin(tmp_path, "rev", id="rev")
+    window = make_window(PluginRegistry.discover([tmp_path], entry_points=False))
+    panel = window.panels["rev"]
+    panel.status_label = QLabel()
+    job = panel.try_submit(Request("rev", "generate", "explode"))
+    qtbot.waitUntil(lambda: job.state.finished and not panel.jobs, timeout=30_000)
+    assert job.state is JobState.FAILED
+    assert panel.message.text() == job.error and job.error.startswith("Out of memory")
+    assert "#d9534f" in panel.message.styleSheet()
+    assert panel.status_label.text() == "Failed"
+    panel.show_message("fine")
+    assert "#d9534f" not in panel.message.styleSheet()
+    ok = panel.try_submit(Request("rev", "generate", "abc", {"step_seconds": 2}))
+    qtbot.waitUntil(lambda: ok.state is JobState.RUNNING, timeout=30_000)
+    panel.stop()
+    qtbot.waitUntil(lambda: not panel.jobs, timeout=30_000)
+    assert panel.status_label.text() == "Stopped: nothing was saved"
+
+
+def test_models_the_user_adds_join_the_choices_once(qtbot, make_window, tmp_path,
+                                                     monkeypatch):
+    from creative_studio.core.servers import ServerConfig
+    from creative_studio.ui import servers, widgets
+
+    write_plugin(tmp_path, "rev", id="rev")
+    window = make_window(PluginRegistry.discover([tmp_path], entry_points=False))
+    panel = window.panels["rev"]
+    panel.model_choices()
+    start = panel.model.count()
+    asked = []
+
+    def answer(path):
+        def ask(parent, settings, kind, mode, title, name="", file_filter=""):
+            asked.append((kind, mode, title, file_filter))
+            return path
+        return ask
+
+    monkeypatch.setattr(widgets, "ask_path", answer(str(tmp_path / "my-model")))
+    panel.choose_model_path("Open a model folder", "Folder")
+    panel.choose_model_path("Open a model folder", "Folder")  # twice: listed once
+    assert asked[0] == ("model", "folder", "Open a model folder", "")
+    assert panel.model.count() == start + 1
+    assert panel.model.currentText() == "Folder: my-model"
+    assert panel.model.currentData() == str(tmp_path / "my-model")
+    monkeypatch.setattr(widgets, "ask_path", answer(str(tmp_path / "w.gguf")))
+    panel.choose_model_path("Open a GGUF file", "File", "GGUF (*.gguf)")
+    assert asked[-1] == ("model", "open", "Open a GGUF file", "GGUF (*.gguf)")
+    assert panel.model.currentText() == "File: w.gguf"
+    monkeypatch.setattr(widgets, "ask_path", answer(""))  # cancelled: nothing added
+    panel.choose_model_path("Open a model folder")
+    assert panel.model.count() == start + 2
+    # a Hub id: said at once when downloads are off and it is not cached
+    monkeypatch.setattr("creative_studio.ui.panel.QInputDialog.getText",
+                        lambda *a: ("  org/tiny  ", True))
+    panel.ask_hub_id("org/model")
+    assert panel.model.currentData() == "hub:org/tiny"
+    assert panel.model.currentText() == "Hub: org/tiny"
+    assert panel.message.text() == ("org/tiny is not on this computer and model downloads "
+                                    "are off: allow them in Edit → Preferences, or choose a "
+                                    "model folder.") and "#d9534f" in panel.message.styleSheet()
+    panel.show_message("")
+    monkeypatch.setattr("creative_studio.ui.panel.QInputDialog.getText", lambda *a: ("  ", True))
+    panel.ask_hub_id("org/model")
+    monkeypatch.setattr("creative_studio.ui.panel.QInputDialog.getText",
+                        lambda *a: ("org/x", False))
+    panel.ask_hub_id("org/model")
+    assert panel.model.count() == start + 3 and panel.message.text() == ""
+    window.settings.allow_downloads = True
+    panel.add_hub_id("org/other")
+    assert panel.message.text() == ""  # downloads allowed: nothing to say
+    window.settings.allow_downloads = False
+    monkeypatch.setattr("creative_studio.core.hub.is_cached", lambda hub_id: True)
+    panel.add_hub_id("org/cached")
+    assert panel.message.text() == ""
+    # a model on a server, or on any server
+
+    class Dialog:
+        def __init__(self, *args):
+            self.ref = refs.pop(0)
+
+        def exec(self):
+            return bool(self.ref)
+
+    refs = ["server:box/qwen", "server:*/llama", ""]
+    monkeypatch.setattr(servers, "ServerModelDialog", Dialog)
+    window.settings.servers = [ServerConfig("box", "http://127.0.0.1:9").to_dict()]
+    panel.choose_server_model()
+    assert panel.model.currentText() == "qwen — box"
+    panel.choose_server_model()
+    assert panel.model.currentText() == "llama — any server"
+    count = panel.model.count()
+    panel.choose_server_model()  # cancelled
+    assert panel.model.count() == count and panel.model.currentData() == "server:*/llama"
+
+
 @pytest.mark.gui
 def test_close_hook_stops_the_music_player(make_window, monkeypatch):
     window = make_window()

@@ -292,3 +292,109 @@ def test_test_connection_says_what_a_server_offers(fake):
     assert "m7.safetensors … (10 in all); 0 upscale model(s): none listed" in line
     assert catalog.models(server, modality="upscale") == []
     assert len(catalog.models(server)) == 10
+
+
+def test_test_connection_on_an_openai_server_says_the_key_and_the_models(monkeypatch):
+    made = []
+
+    class Recorder:
+        def __init__(self, url, token, read_timeout):
+            made.append((url, token, read_timeout))
+
+        def models(self):
+            return ["a", "b"]
+
+        def close(self):
+            made.append("closed")
+
+    monkeypatch.setattr(openai, "OpenAIClient", Recorder)
+    asked = []
+    server = type("S", (), {"kind": "openai", "url": URL,
+                            "api_key": lambda self: asked.append(1) or ""})()
+    assert catalog.describe(server) == f"{URL} answered; no key needed; 2 model(s): a, b"
+    assert made == [(URL, "", 15.0), "closed"] and asked == [1]
+    made.clear()
+    assert catalog.describe(server, key="typed", timeout=3) == \
+        f"{URL} answered; key accepted; 2 model(s): a, b"
+    assert made == [(URL, "typed", 3), "closed"] and asked == [1]  # the typed key, not the kept
+    assert catalog.models(server, key="") == ["a", "b"] and made[-2] == (URL, "", 15.0)
+
+
+def sent(fake, method: str, path: str) -> list:
+    return [json.loads(body) if body else None for m, p, body in fake.requests
+            if m == method and p.split("?")[0] == path]
+
+
+def test_where_a_job_is_on_the_server_and_how_stop_takes_it_out(fake):
+    client = ComfyClient(fake.url)
+    fake.set("/queue", {"queue_running": [[0, "p-9"]], "queue_pending": [[1, "p-1"], "x", []]})
+    assert client.queue_state("p-1") == "pending" and client.queue_state("p-9") == "running"
+    assert client.queue_state("p-5") == "absent"
+    fake.set("/queue", {"queue_running": "x"})
+    assert client.queue_state("p-1") == "absent"
+    fake.set("/queue", [1])
+    with pytest.raises(comfyui.ServerError, match="a /queue reply that is not an object"):
+        client.queue_state("p-1")
+    # Stop while waiting: out of the queue; while running: interrupted; gone: nothing sent
+    fake.set("/queue", {"queue_running": [], "queue_pending": [[1, "p-1"]]})
+    client._stop("p-1", socket=None)
+    assert sent(fake, "POST", "/queue") == [{"delete": ["p-1"]}]
+    assert sent(fake, "POST", "/interrupt") == []
+
+    class Socket:
+        def recv(self, timeout):
+            return json.dumps({"type": "execution_interrupted", "data": {"prompt_id": "p-1"}})
+
+    fake.set("/queue", {"queue_running": [[0, "p-1"]], "queue_pending": []})
+    client._stop("p-1", Socket())
+    assert sent(fake, "POST", "/interrupt") == [{"prompt_id": "p-1"}]
+    fake.set("/queue", {"queue_running": [], "queue_pending": []})
+    fake.requests.clear()
+    client._stop("p-1", None)
+    assert [m for m, _, _ in fake.requests] == ["GET"]
+    client.close()
+
+
+def test_a_long_silence_asks_whether_the_job_is_still_there(fake):
+    client = ComfyClient(fake.url)
+    said = []
+    state = {"done": False, "heard": 0.0}
+    fake.set("/queue", {"queue_running": [], "queue_pending": [[1, "p-1"]]})
+    client._check_alive("p-1", state, said.append)
+    assert said == ["Waiting in the server's queue"] and state["done"] is False
+    assert state["heard"] > 0
+    fake.set("/queue", {"queue_running": [], "queue_pending": []})
+    fake.set("/history/p-1", {"p-1": {"outputs": {}}})
+    client._check_alive("p-1", state, said.append)
+    assert state["done"] is True and len(said) == 1  # finished while a message went missing
+    fake.set("/history/p-1", {})
+    with pytest.raises(comfyui.ServerGone, match=r"^The ComfyUI server at http://127\.0\.0\.1:"
+                                                 r"\d+ dropped the job \(its queue was "
+                                                 r"cleared, or it restarted\); nothing was "
+                                                 r"saved\.$"):
+        client._check_alive("p-1", {"done": False, "heard": 0.0}, None)
+    client.close()
+
+
+def test_an_uploaded_picture_is_named_as_the_server_stored_it(fake):
+    client = ComfyClient(fake.url)
+    fake.set("/upload/image", {"name": "in.png", "subfolder": "studio"})
+    assert client.upload_image(png(), "in.png") == "studio/in.png"
+    fake.set("/upload/image", {"name": "in.png", "subfolder": 5})
+    assert client.upload_image(png(), "in.png") == "in.png"
+    for reply in ({"name": "bad\n"}, {"subfolder": "x"}, [1]):
+        fake.set("/upload/image", reply)
+        with pytest.raises(comfyui.ServerError, match=r"not a ComfyUI reply \(an upload reply "
+                                                      r"without the file's name\)\.$"):
+            client.upload_image(png(), "in.png")
+    client.close()
+
+
+def test_a_failed_jobs_reason_is_found_in_any_shape_of_messages():
+    assert comfyui._message_of(None) == "" and comfyui._message_of("text") == ""
+    assert comfyui._message_of({"execution_error": 1}) == ""
+    assert comfyui._message_of([["execution_error", {"exception_message": 5}],
+                                ["execution_error", {"exception_message": " late "}]]) == \
+        ": late"
+    assert comfyui._message_of([["execution_error", {"exception_message": "x" * 400}]]) == \
+        ": " + "x" * 300

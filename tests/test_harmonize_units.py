@@ -174,6 +174,34 @@ def test_the_parallel_penalty_and_its_repairs_take_out_parallels():
     assert weighed == 0
 
 
+class Parallel(torch.nn.Module):
+    """Wants every lower voice to double the soprano (an octave, a twelfth, two octaves
+    below): parallels everywhere, by ``margin`` nats."""
+
+    def __init__(self, margin: float) -> None:
+        super().__init__()
+        self.margin = margin
+
+    def forward(self, rolls, hidden):
+        soprano, steps = rolls[0, 0], rolls.shape[-1]
+        logits = torch.zeros((1, 4, steps, PITCHES))
+        for voice, below in ((1, 12), (2, 19), (3, 24)):
+            logits[0, voice, torch.arange(steps), (soprano - below).clamp(0, REST - 1)] = \
+                self.margin
+        return logits
+
+
+def test_a_model_that_wants_parallels_gets_none_after_the_repairs():
+    """The weights make parallels rare during the blocked passes; the repair passes, a voice
+    at a time until every voice is clean, take out the rest."""
+    free = weighed = 0
+    for seed in range(4):
+        free += parallels(harmonize(Parallel(6.0), roll(), iterations=8, seed=seed,
+                                    parallel_penalty=0.0))[0]
+        weighed += parallels(harmonize(Parallel(6.0), roll(), iterations=8, seed=seed))[0]
+    assert free > 500 and weighed == 0
+
+
 def test_the_repairs_draw_again_only_the_cells_in_parallels():
     """After the blocked passes, each repair pass hides some cells of one lower voice (those
     still making parallels), never the soprano."""

@@ -46,7 +46,7 @@ def describe(server: Any, key: str | None = None, timeout: float = 15.0) -> str:
             client.close()
         return (f"{server.url} answered: {info.describe()}; {access}; "
                 f"{_listed(found, 'checkpoint')}; {_listed(upscalers, 'upscale model')}")
-    found = models(server, key, timeout)
+    found = models(server, token, timeout)  # the keyring is asked once
     return f"{server.url} answered; {access}; {_listed(found, 'model')}"
 
 
