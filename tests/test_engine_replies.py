@@ -398,3 +398,35 @@ def test_a_failed_jobs_reason_is_found_in_any_shape_of_messages():
         ": late"
     assert comfyui._message_of([["execution_error", {"exception_message": "x" * 400}]]) == \
         ": " + "x" * 300
+
+
+def test_test_connection_on_comfyui_uses_the_key_and_the_wait_given(monkeypatch):
+    made = []
+
+    class Recorder:
+        def __init__(self, url, token, read_timeout):
+            made.append((url, token, read_timeout))
+
+        def system_stats(self):
+            return type("I", (), {"describe": lambda self: "ComfyUI 1"})()
+
+        def checkpoints(self):
+            return [f"c{i}" for i in range(8)]
+
+        def upscale_models(self):
+            return ["x4"]
+
+        def close(self):
+            made.append("closed")
+
+    monkeypatch.setattr(comfyui, "ComfyClient", Recorder)
+    server = type("S", (), {"kind": "comfyui", "url": URL, "api_key": lambda self: "kept"})()
+    assert catalog.describe(server) == (f"{URL} answered: ComfyUI 1; key accepted; "
+                                        "8 checkpoint(s): c0, c1, c2, c3, c4, c5, c6, c7; "
+                                        "1 upscale model(s): x4")  # 8: all shown, no "in all"
+    assert made == [(URL, "kept", 15.0), "closed"]
+    made.clear()
+    catalog.describe(server, key="", timeout=2)
+    assert made == [(URL, "", 2), "closed"]
+    assert catalog.models(server, "k", 4, modality="upscale") == ["x4"]
+    assert made[-2] == (URL, "k", 4)

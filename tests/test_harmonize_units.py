@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from creative_studio.core.progress import Cancelled, Progress
 from creative_studio.io.midi import Note
@@ -17,9 +19,11 @@ from plugins.music.harmonize import (
     allowed,
     harmonize,
     in_ranges,
+    leading_penalties,
     parallels,
     soprano_roll,
 )
+from tests.helpers import Outcomes, examples
 
 torch = pytest.importorskip("torch")
 
@@ -247,3 +251,49 @@ def test_in_ranges_counts_the_lower_voices_only():
     rolls = np.array([[100, 100, -1], [60, 90, -1], [50, 55, -1], [-1, -1, -1]], dtype=np.int16)
     assert in_ranges(rolls) == pytest.approx(3 / 4)
     assert in_ranges(np.full((4, 3), -1, dtype=np.int16)) == 1.0
+
+
+def parallel_between(rolls: np.ndarray, a: int, b: int, t: int) -> bool:
+    """Voices ``a`` and ``b`` make a parallel fifth or octave from step t-1 to t (the
+    figure's definition: both sound and move, the same way, keeping a perfect interval
+    measured from the upper voice down)."""
+    upper, lower = min(a, b), max(a, b)
+    u0, u1, l0, l1 = (int(rolls[upper, t - 1]), int(rolls[upper, t]),
+                      int(rolls[lower, t - 1]), int(rolls[lower, t]))
+    if min(u0, u1, l0, l1) < 0 or u0 == u1 or l0 == l1:
+        return False
+    return (u0 - l0) % 12 == (u1 - l1) % 12 in (0, 7) and (u1 - u0) * (l1 - l0) > 0
+
+
+CELL = st.sampled_from([-1, 48, 53, 55, 60, 62, 65, 67, 72, 74, 79])
+
+
+def test_each_cell_is_marked_with_exactly_the_parallels_it_takes_part_in():
+    """leading_penalties() at a lower-voice cell's own pitch = the parallels that cell
+    makes with any other voice, moving into it and out of it (the pitches drawn make many
+    fifths and octaves, up and down)."""
+    seen = Outcomes()
+
+    @settings(max_examples=examples(300, least=100), deadline=None, derandomize=True)
+    @given(st.lists(st.tuples(CELL, CELL, CELL, CELL), min_size=2, max_size=7))
+    def check(columns):
+        cells(np.array(columns, dtype=np.int16).T, seen)
+
+    check()
+    seen.require("marked", "clean")
+
+
+def cells(rolls: np.ndarray, seen: Outcomes) -> None:
+    steps = rolls.shape[1]
+    marks = leading_penalties(torch.from_numpy(rolls.astype(np.int64)),
+                              torch.arange(PITCHES - 1) + LOW)
+    for voice in (1, 2, 3):
+        for t in range(steps):
+            pitch = int(rolls[voice, t])
+            if pitch < 0:
+                continue
+            expected = sum(parallel_between(rolls, voice, other, step)
+                           for other in range(4) if other != voice
+                           for step in (t, t + 1) if 1 <= step < steps)
+            assert marks[voice, t, pitch - LOW] == expected, (voice, t)
+            seen["marked" if expected else "clean"] += 1

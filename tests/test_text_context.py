@@ -106,6 +106,7 @@ def test_a_continuation_keeps_at_least_half_the_context_for_its_text():
 def test_the_start_of_the_kept_text_is_cut_at_a_word_with_its_spacing():
     text = "one  two\nthree\tfour"
     assert _tail_words(text, 0) == text
+    assert _tail_words("  indented", 0) == "  indented"  # nothing skipped: kept as it was
     assert _tail_words(text, -1) == text
     assert _tail_words(text, 1) == "two\nthree\tfour"
     assert _tail_words(text, 3) == "four"
