@@ -337,6 +337,42 @@ def test_models_the_user_adds_join_the_choices_once(qtbot, make_window, tmp_path
     assert panel.model.count() == count and panel.model.currentData() == "server:*/llama"
 
 
+def test_kept_settings_and_recalled_recipes_restore_only_what_they_hold(make_window, tmp_path):
+    from creative_studio.ui.widgets import SeedField
+
+    write_plugin(tmp_path, "rev", id="rev")
+    window = make_window(PluginRegistry.discover([tmp_path], entry_points=False))
+    panel = window.panels["rev"]
+    panel.apply_settings({"model": ["/m/a", "A"], "seed": [5, "fixed"]})  # no model box yet
+    panel.model_choices()
+    start = panel.model.count()
+    for bad in ("ab", ["/m/a"], ["/m/a", "A", "x"], ["", "Empty"], [1, "One"], None):
+        panel.apply_settings({"model": bad})
+    assert panel.model.count() == start
+    panel.apply_settings({"model": ["/m/b", ""]})  # a name may be empty, the reference not
+    assert panel.model.count() == start + 1 and panel.model.currentData() == "/m/b"
+    panel.seed_field = SeedField()
+    panel.apply_settings({"seed": [12, "increment"], "count": 3})
+    assert panel.seed_field.seed.value() == 12
+    assert panel.seed_field.mode.currentText() == "increment"
+    panel.apply_settings({"seed": [True, "fixed"]})
+    panel.apply_settings({"seed": [13, "sideways"]})
+    assert panel.seed_field.seed.value() == 13 and \
+        panel.seed_field.mode.currentText() == "increment"
+    recipe = Request("rev", "generate", "a recalled prompt", {}, seed=99, model="/m/c")
+    panel.apply_recipe(recipe, "C", "prompt")
+    assert panel.seed_field.seed.value() == 13 and panel.model.currentData() == "/m/b"
+    panel.apply_recipe(recipe, "C", "seed")
+    assert panel.seed_field.seed.value() == 99 and panel.seed_field.mode.currentText() == "fixed"
+    assert panel.model.currentData() == "/m/b"
+    panel.apply_recipe(recipe, "", "all")
+    assert panel.model.currentData() == "/m/c" and panel.model.currentText() == "/m/c"
+    # exporting nothing is said, in red
+    assert panel.export(None, tmp_path / "x") is False
+    assert panel.message.text() == "Choose a result first."
+    assert "#d9534f" in panel.message.styleSheet()
+
+
 @pytest.mark.gui
 def test_close_hook_stops_the_music_player(make_window, monkeypatch):
     window = make_window()

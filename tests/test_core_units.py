@@ -130,6 +130,9 @@ def test_relative_folders_and_hub_ids_are_told_apart(tmp_path, monkeypatch):
         asked.append((repo, what, kw)) or tmp_path))
     assert hub.local_path("text model") == tmp_path
     assert asked == [("org/other", "text model", {"allow_downloads": True})]
+    with pytest.raises(ModelError, match="is not a text folder: it needs config.json"):
+        hub.folder_with("config.json", "text")
+    assert asked[-1] == ("org/other", "text", {"allow_downloads": True})
     box = types.SimpleNamespace(name="box", url="http://127.0.0.1:8080")
     on_box = models.resolve(manifest, "server:box/qwen:7b", servers=[box])
     assert (on_box.source, on_box.name, on_box.server, on_box.hub_id, on_box.url) == (

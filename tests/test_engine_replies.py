@@ -161,6 +161,12 @@ def test_a_stream_gives_its_pieces_reason_fingerprint_and_count():
         {"choices": [{"delta": {}, "finish_reason": "length" + "x" * 100}]}))
     assert [c.text for c in chunks] == ["Hel", "lo", "", ""]
     assert chunks[0].system_fingerprint == "fp1" and chunks[2].completion_tokens == 2
+    long = stream(sse({"choices": [], "system_fingerprint": "f" * 255},
+                      {"choices": [], "system_fingerprint": "f" * 256},
+                      {"choices": [], "usage": {"completion_tokens": True}},
+                      {"choices": [{"text": "", "finish_reason": "stop"}]}))
+    assert [c.system_fingerprint for c in long] == ["f" * 255, None, None, None]
+    assert long[2].completion_tokens is None
     assert chunks[3].finish_reason == "length" + "x" * 58
     done = stream(sse({"choices": [{"delta": {"content": "a"}}]}, b"[DONE]"))
     assert [c.text for c in done] == ["a"]
@@ -171,12 +177,14 @@ def test_a_stream_gives_its_pieces_reason_fingerprint_and_count():
      "^The server at http://box:8080 ended the reply before saying it was done\\.$"),
     (sse({"error": {"message": "context full"}}), ServerError,
      "^The server stopped with an error: context full$"),
-    (sse({"x": 1}), ServerError, "\\(no 'choices'\\)"),
-    (sse({"choices": [5]}), ServerError, "\\(a choice that is not an object\\)"),
-    (sse({"choices": [{"text": 5}]}), ServerError, "\\(text that is not a string\\)"),
+    (sse({"x": 1}), ServerError, "^The server at http://box:8080 answered something that is "
+                                 "not an OpenAI-compatible reply \\(no 'choices'\\)\\.$"),
+    (sse({"choices": [5]}), ServerError, "box:8080 .*\\(a choice that is not an object\\)"),
+    (sse({"choices": [{"text": 5}]}), ServerError,
+     "box:8080 .*\\(text that is not a string\\)"),
     (sse({"choices": [{"text": "", "finish_reason": 1}]}), ServerError,
-     "\\(a finish reason that is not a string\\)"),
-    (b"data: {nope\n\n", ServerError, "\\(a line that is not JSON\\)"),
+     "box:8080 .*\\(a finish reason that is not a string\\)"),
+    (b"data: {nope\n\n", ServerError, "box:8080 .*\\(a line that is not JSON\\)"),
 ])
 def test_a_broken_stream_says_what_broke(body, error, message):
     with pytest.raises(error, match=message):
@@ -318,6 +326,9 @@ def test_test_connection_on_an_openai_server_says_the_key_and_the_models(monkeyp
         f"{URL} answered; key accepted; 2 model(s): a, b"
     assert made == [(URL, "typed", 3), "closed"] and asked == [1]  # the typed key, not the kept
     assert catalog.models(server, key="") == ["a", "b"] and made[-2] == (URL, "", 15.0)
+    assert asked == [1]  # a key given (even none) is not looked up
+    keyed = type("S", (), {"kind": "openai", "url": URL, "api_key": lambda self: "kept"})()
+    assert catalog.models(keyed) == ["a", "b"] and made[-2] == (URL, "kept", 15.0)
 
 
 def sent(fake, method: str, path: str) -> list:

@@ -153,8 +153,11 @@ def test_workflow_files_are_checked_before_use():
     parse_workflow(json.dumps(STANDARD).ljust(MAX_WORKFLOW))  # exactly the limit is read
     with pytest.raises(BadInput, match=r"^The workflow is not JSON\.$"):
         parse_workflow("{nodes")
-    with pytest.raises(BadInput, match="UI format: in ComfyUI, use Workflow → Export"):
+    with pytest.raises(BadInput) as ui_format:
         parse_workflow(json.dumps({"nodes": [], "links": []}))
+    assert str(ui_format.value) == (
+        "The workflow is in ComfyUI's UI format: in ComfyUI, use Workflow → Export (API) (or "
+        "\"Save (API Format)\") and open that file.")
     # "nodes" that is not the UI's list is just a node id
     with pytest.raises(BadInput, match="node nodes is not a node of the API format"):
         parse_workflow(json.dumps({"nodes": {}, "links": []}))
@@ -167,7 +170,8 @@ def test_workflow_files_are_checked_before_use():
     check_workflow({str(i): node("X") for i in range(MAX_NODES)})
     for bad in ({"1": node(5)}, {"1": {"class_type": "X", "inputs": []}}, {"1": [1]},
                 {"y" * 65: node("X")}):
-        with pytest.raises(BadInput, match="is not a node of the API format"):
+        with pytest.raises(BadInput, match=r"^The workflow: node (1|y{64}) is not a node of the "
+                                           r"API format \(class_type and inputs\)\.$"):
             check_workflow(bad)
     check_workflow({"y" * 64: node("X")})
     with pytest.raises(BadInput, match=r"^W: node y{64} is not"):
