@@ -275,12 +275,13 @@ def test_models_the_user_adds_join_the_choices_once(qtbot, make_window, tmp_path
 
     def answer(path):
         def ask(parent, settings, kind, mode, title, name="", file_filter=""):
+            assert parent is panel and settings is window.settings
             asked.append((kind, mode, title, file_filter))
             return path
         return ask
 
     monkeypatch.setattr(widgets, "ask_path", answer(str(tmp_path / "my-model")))
-    panel.choose_model_path("Open a model folder", "Folder")
+    panel.choose_model_path("Open a model folder")
     panel.choose_model_path("Open a model folder", "Folder")  # twice: listed once
     assert asked[0] == ("model", "folder", "Open a model folder", "")
     assert panel.model.count() == start + 1
@@ -294,9 +295,11 @@ def test_models_the_user_adds_join_the_choices_once(qtbot, make_window, tmp_path
     panel.choose_model_path("Open a model folder")
     assert panel.model.count() == start + 2
     # a Hub id: said at once when downloads are off and it is not cached
+    dialogs = []
     monkeypatch.setattr("creative_studio.ui.panel.QInputDialog.getText",
-                        lambda *a: ("  org/tiny  ", True))
+                        lambda *a: dialogs.append(a) or ("  org/tiny  ", True))
     panel.ask_hub_id("org/model")
+    assert dialogs == [(panel, "Hugging Face model", "Model id (e.g. org/model):")]
     assert panel.model.currentData() == "hub:org/tiny"
     assert panel.model.currentText() == "Hub: org/tiny"
     assert panel.message.text() == ("org/tiny is not on this computer and model downloads "
