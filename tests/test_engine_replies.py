@@ -7,6 +7,7 @@ of tests/fake_comfyui.py."""
 from __future__ import annotations
 
 import json
+import threading
 
 import httpx
 import pytest
@@ -441,3 +442,22 @@ def test_test_connection_on_comfyui_uses_the_key_and_the_wait_given(monkeypatch)
     assert made == [(URL, "", 2), "closed"]
     assert catalog.models(server, "k", 4, modality="upscale") == ["x4"]
     assert made[-2] == (URL, "k", 4)
+
+
+def test_a_connection_that_breaks_mid_reply_says_why_and_keeps_its_reader_named():
+    names = []
+
+    class Breaks(httpx.SyncByteStream):
+        def __iter__(self):
+            names.extend(t.name for t in threading.enumerate())
+            yield sse({"choices": [{"delta": {"content": "Hal"}}]})
+            raise httpx.ReadError("peer closed the connection")
+
+    api, _ = client(lambda request: httpx.Response(200, stream=Breaks()))
+    got = []
+    with pytest.raises(StreamCut, match=r"^The connection to http://box:8080 broke off "
+                                        r"mid-reply \(peer closed the connection\)\.$"):
+        for chunk in api.stream("/completions", {}, lambda: False):
+            got.append(chunk.text)
+    assert got == ["Hal"] and "studio-sse" in names  # the reader thread, by its name
+    assert api._http.timeout.connect == 5.0 and api._http.timeout.read == 120.0
