@@ -116,6 +116,12 @@ def test_a_server_that_cannot_be_reached_is_tried_three_times(monkeypatch):
     def refuse(request):
         raise httpx.ConnectError("connection refused")
 
+    def long_refusal(request):
+        raise httpx.ConnectError("r" * 300)
+
+    api, _ = client(long_refusal)
+    with pytest.raises(ServerGone, match=r"\(r{200}\)\. Is it running"):  # the reason's start
+        api.models()
     api, seen = client(refuse)
     with pytest.raises(ServerGone, match=r"^Cannot reach the server at http://box:8080 "
                                          r"\(connection refused\)\. Is it running, and is "
