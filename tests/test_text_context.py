@@ -60,6 +60,9 @@ def test_the_instruction_that_leaves_too_little_room_is_refused():
     # the document does not count towards the fixed part: it can be cut instead
     fitted = fit(request(prompt=words(5), context=words(400)), 15 + MIN_REPLY + 20, count)
     assert fitted.words_left_out > 0
+    tight = fit(request(prompt=words(5), context=words(400), max_tokens=1), 15 + MIN_REPLY,
+                count)  # the fixed part (15) and a minimal reply fit exactly
+    assert tight.words_left_out == 400 - 15 and tight.max_tokens == 1
 
 
 def test_a_selection_to_rewrite_is_never_cut():
@@ -94,9 +97,13 @@ def test_a_continuation_keeps_at_least_half_the_context_for_its_text():
     assert fitted.prompt_tokens == 500 and fitted.words_left_out == 510
     # where the lowered reply makes room for the whole text, nothing is left out
     whole = fit(request("continue", prompt="", context=words(50), max_tokens=950), 1000, count)
-    assert whole.max_tokens == 500 and whole.words_left_out == 0
+    assert whole.max_tokens == whole.request.params["max_tokens"] == 500
+    assert whole.words_left_out == 0
     assert whole.request.params["context"] == words(50) and whole.prompt_tokens == 60
     assert len(whole.notes) == 1
+    half = fit(request("continue", prompt="", context=words(1000), max_tokens=500), 1000,
+               count)  # exactly half: not lowered, nothing said of it
+    assert half.max_tokens == 500 and len(half.notes) == 1 and "left out" in half.notes[0]
     # a Generate may use more than half for its reply
     plain = fit(request("generate", prompt="", context=words(1000), max_tokens=900), 1000,
                 count)
