@@ -467,3 +467,38 @@ def test_a_connection_that_breaks_mid_reply_says_why_and_keeps_its_reader_named(
             got.append(chunk.text)
     assert got == ["Hal"] and "studio-sse" in names  # the reader thread, by its name
     assert api._http.timeout.connect == 5.0 and api._http.timeout.read == 120.0
+
+
+def test_a_refusal_with_a_huge_page_is_said_by_its_status_and_title(fake):
+    page = b"<html><head><title>Login required</title></head>" + b"x" * (300 << 10)
+    api, _ = client(replying(401, page))
+    with pytest.raises(ServerError, match=r"refused the API key \(401\).*The server said: "
+                                          r"Login required$"):
+        api.models()
+    fake.set("/prompt", page, status=401)
+    comfy = ComfyClient(fake.url)
+    with pytest.raises(comfyui.ServerError, match=r"refused the API key \(401\).*The server "
+                                                  r"said: Login required$"):
+        comfy.submit({"1": {"class_type": "X", "inputs": {}}})
+    comfy.close()
+
+    class Breaks(httpx.SyncByteStream):
+        def __iter__(self):
+            yield b"<title>Overloaded</title>"
+            raise httpx.ReadError("reset")
+
+    api, _ = client(lambda request: httpx.Response(503, stream=Breaks()))
+    with pytest.raises(ServerError, match=r"failed \(503\)\. The server said: Overloaded$"):
+        api.models()
+
+
+def test_a_picture_is_asked_for_by_its_name_folder_and_kind(fake):
+    from urllib.parse import parse_qs, urlsplit
+
+    fake.set("/view", png())
+    client = ComfyClient(fake.url)
+    client.image(Output("a b.png", "sub/dir", "temp", "9"))
+    query = parse_qs(urlsplit(next(p for m, p, _ in fake.requests
+                                   if p.startswith("/view"))).query, keep_blank_values=True)
+    assert query == {"filename": ["a b.png"], "subfolder": ["sub/dir"], "type": ["temp"]}
+    client.close()

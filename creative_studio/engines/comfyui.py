@@ -32,6 +32,7 @@ from .openai import (
     NotOnServer,
     ServerError,
     ServerGone,
+    _error_body,
     _error_detail,
     _read_bounded,
     _reason,
@@ -135,7 +136,7 @@ class ComfyClient:
             raise ServerGone(f"The request to {self.url} failed ({_reason(exc)}).") from exc
         try:
             if response.status_code >= 400:
-                data = _read_bounded(response, 256 << 10)
+                data = _error_body(response, 256 << 10)
                 raise _comfy_status(response.status_code, data, self.url,
                                     response.headers.get("retry-after"))
             try:

@@ -114,7 +114,7 @@ class OpenAIClient:
                     from exc
         if response.status_code >= 400:
             try:
-                detail = _error_detail(_read_bounded(response, 64 << 10))
+                detail = _error_detail(_error_body(response, 64 << 10))
             finally:
                 response.close()
             raise _status_error(response.status_code, detail, self.url,
@@ -243,6 +243,23 @@ def _read_bounded(response, limit: int) -> bytes:
         if len(data) > limit:
             raise ServerError("The server's reply is larger than the studio reads.")
     return data
+
+
+def _error_body(response, limit: int) -> bytes:
+    """The start of a refusal's body (at most ``limit`` bytes; the rest is not read): a
+    refusal is said by its status and its reason, whatever its page weighs, and a body that
+    breaks off reads as what came."""
+    import httpx
+
+    data = b""
+    try:
+        for part in response.iter_bytes():
+            data += part
+            if len(data) >= limit:
+                break
+    except httpx.HTTPError:
+        pass
+    return data[:limit]
 
 
 def _json_object(data: bytes, url: str, what: str = "a reply that is not JSON") -> dict:
