@@ -502,3 +502,54 @@ def test_a_picture_is_asked_for_by_its_name_folder_and_kind(fake):
                                    if p.startswith("/view"))).query, keep_blank_values=True)
     assert query == {"filename": ["a b.png"], "subfolder": ["sub/dir"], "type": ["temp"]}
     client.close()
+
+
+def test_a_checkpoints_declared_hash_is_read_in_any_case_with_or_without_0x(fake):
+    client = ComfyClient(fake.url)
+    digest = "AB" * 32
+    for reply, expected in (({"modelspec.hash_sha256": "0x" + digest}, digest.lower()),
+                            ({"sshs_model_hash": digest}, digest.lower()),
+                            ({"modelspec.hash_sha256": "0x" + "ab" * 31}, ""),
+                            ({"modelspec.hash_sha256": digest + "\n"}, ""),
+                            ({"modelspec.hash_sha256": 5, "sshs_model_hash": "cd" * 32},
+                             "cd" * 32),
+                            ([digest], ""), ({}, "")):
+        fake.set("/view_metadata/checkpoints", reply)
+        assert client.checkpoint_sha256("m.safetensors") == expected, reply
+    fake.set("/view_metadata/checkpoints", b"", status=404)  # no metadata: no hash, no error
+    assert client.checkpoint_sha256("m.safetensors") == ""
+    client.close()
+
+
+def test_a_servers_lists_are_asked_once_a_minute(fake, monkeypatch):
+    fake.set("/object_info/CheckpointLoaderSimple", {"CheckpointLoaderSimple": {"input": {
+        "required": {"ckpt_name": [["a.safetensors"]]}}}})
+    client = ComfyClient(fake.url)
+    now = [1000.0]
+    monkeypatch.setattr(comfyui.time, "monotonic", lambda: now[0])
+
+    def asked() -> int:
+        return sum(1 for _, p, _ in fake.requests if p.startswith("/object_info/Checkpoint"))
+
+    assert client.offered("checkpoints") == ["a.safetensors"] and asked() == 1
+    now[0] += comfyui.CHOICES_TTL - 1
+    assert client.offered("checkpoints") == ["a.safetensors"] and asked() == 1
+    now[0] += 2
+    client.offered("checkpoints")
+    assert asked() == 2
+    client.close()
+
+
+def test_an_endless_refusal_is_read_only_to_its_limit():
+    pulled = []
+
+    class Endless(httpx.SyncByteStream):
+        def __iter__(self):
+            while True:
+                pulled.append(1)
+                yield b"x" * (16 << 10)
+
+    api, _ = client(lambda request: httpx.Response(500, stream=Endless()))
+    with pytest.raises(ServerError, match=r"failed \(500\)\. The server said: x{300}$"):
+        api.models()
+    assert len(pulled) == 4  # 64 KiB

@@ -46,6 +46,8 @@ def test_max_tokens_is_lowered_to_what_the_context_leaves_and_said():
     assert fitted.notes == ["Max tokens lowered to 289 (the model's context is 300 tokens)"]
     exact = fit(request(prompt="Hi.", max_tokens=289), 300, count)
     assert exact.max_tokens == 289 and exact.notes == []
+    blank = fit(request(prompt="Hi.", context="   \n", max_tokens=500), 300, count)
+    assert blank.max_tokens == blank.request.params["max_tokens"] == 289  # a blank document
     default = fit(request(prompt="Hi."), 1000, count)  # no max_tokens: 200
     assert default.max_tokens == 200
 
