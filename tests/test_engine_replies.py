@@ -553,3 +553,30 @@ def test_an_endless_refusal_is_read_only_to_its_limit():
     with pytest.raises(ServerError, match=r"failed \(500\)\. The server said: x{300}$"):
         api.models()
     assert len(pulled) == 4  # 64 KiB
+
+
+def test_a_nodes_choices_are_read_from_either_group_and_either_form(fake):
+    client = ComfyClient(fake.url)
+    for spec in ({"optional": {"model_name": [["a.pth", "b\n", 5]]}},
+                 {"required": {"model_name": ["COMBO", {"options": ["a.pth"]}]}},
+                 {"required": {"other": [["x"]]}, "optional": {"model_name": [["a.pth"]]}}):
+        fake.set("/object_info/UpscaleModelLoader", {"UpscaleModelLoader": {"input": spec}})
+        assert client.input_choices("UpscaleModelLoader", "model_name") == ["a.pth"], spec
+    for spec in ({"required": {"model_name": "x"}}, {"required": {"model_name": []}},
+                 {"required": {"model_name": ["COMBO", {"options": "a"}]}}, "x"):
+        fake.set("/object_info/UpscaleModelLoader", {"UpscaleModelLoader": {"input": spec}})
+        assert client.input_choices("UpscaleModelLoader", "model_name") == [], spec
+    client.close()
+
+
+def test_a_refused_workflows_reasons_are_cut_to_a_readable_length(fake):
+    fake.set("/prompt", {"error": {"message": "m" * 300, "details": "d" * 300},
+                         "node_errors": {"n" * 30: {"errors": [{"message": "e" * 300}]}}},
+             status=400)
+    client = ComfyClient(fake.url)
+    with pytest.raises(comfyui.ServerError) as refused:
+        client.submit({"1": {"class_type": "X", "inputs": {}}})
+    assert str(refused.value).endswith(
+        "refused the workflow: " + "m" * 200 + " (" + "d" * 200 + "); node " + "n" * 20
+        + ": " + "e" * 200)
+    client.close()
