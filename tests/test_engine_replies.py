@@ -222,7 +222,11 @@ def test_the_key_goes_with_the_event_socket_and_every_request(fake):
     fake.finished()
     fake.set("/view", png())
     keyed = ComfyClient(fake.url, "tok")
-    keyed.image(keyed.run({"1": {"class_type": "X", "inputs": {}}}).outputs[0])
+    run = keyed.run({"1": {"class_type": "X", "inputs": {}}})
+    keyed.image(run.outputs[0])
+    assert 0 <= run.queued_s <= run.seconds and run.seconds >= 0.2  # the fake waits 0.2 s
+    info = keyed.system_stats()
+    assert (info.version, info.python) == ("0.3.40", "3.11")
     keyed.close()
     paths = {path for _, path, _ in fake.headers}
     assert {"/ws", "/prompt", "/history/p-1", "/view"} <= paths
