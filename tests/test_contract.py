@@ -253,7 +253,11 @@ def test_a_failed_job_is_said_in_red_and_marked_failed(qtbot, make_window, tmp_p
     assert "#d9534f" in panel.message.styleSheet()
     assert panel.status_label.text() == "Failed"
     panel.show_message("fine")
-    assert "#d9534f" not in panel.message.styleSheet()
+    assert panel.message.styleSheet() == "color: palette(text);"
+    panel.show_message("an old error", error=True)
+    queued = panel.try_submit(Request("rev", "generate", "abc"))
+    assert panel.message.text() == ""  # a new job clears the last message
+    qtbot.waitUntil(lambda: queued.state.finished and not panel.jobs, timeout=30_000)
     ok = panel.try_submit(Request("rev", "generate", "abc", {"step_seconds": 2}))
     qtbot.waitUntil(lambda: ok.state is JobState.RUNNING, timeout=30_000)
     panel.stop()

@@ -584,3 +584,29 @@ def test_a_refused_workflows_reasons_are_cut_to_a_readable_length(fake):
         "refused the workflow: " + "m" * 200 + " (" + "d" * 200 + "); node " + "n" * 20
         + ": " + "e" * 200)
     client.close()
+
+
+def test_events_that_end_or_measure_a_job_are_read_exactly():
+    client = ComfyClient("http://127.0.0.1:9")
+
+    def after(*events) -> tuple[dict, list]:
+        state = {"started": None, "done": False, "error": "", "interrupted": False,
+                 "heard": 0.0}
+        progress = []
+        for event in events:
+            client._handle(json.dumps(event), "p-1", state,
+                           lambda v, m, n: progress.append((v, m, n)), None, None)
+        return state, progress
+
+    assert after({"type": "execution_success", "data": {"prompt_id": "p-1"}})[0]["done"]
+    assert not after({"type": "execution_success", "data": {"prompt_id": "p-2"}})[0]["done"]
+    assert not after({"type": "execution_success", "data": {}})[0]["done"]  # not ours to end
+    assert after({"type": "executing", "data": {"prompt_id": "p-1", "node": None}})[0]["done"]
+    assert not after({"type": "executing", "data": {"node": None}})[0]["done"]
+    _, progress = after({"type": "progress", "data": {"value": 1, "max": 1, "node": "3"}},
+                        {"type": "progress", "data": {"value": 9, "max": 4, "node": "x" * 99}},
+                        {"type": "progress", "data": {"value": -2, "max": 4}},
+                        {"type": "progress", "data": {"value": 1, "max": 0}})
+    assert progress == [(1, 1, "3"), (4, 4, "x" * 64), (0, 4, "")]
+    state, _ = after({"type": "execution_start", "data": {"prompt_id": "p-1"}})
+    assert state["started"] is not None
