@@ -18,7 +18,8 @@ from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-KILLED = {1, 3, 36, 24, -24, 152, 255}  # killed, pytest error, timeouts (mutmut's codes)
+KILLED = {1, 3, 36, 24, -24, 152, 255, -9}  # killed, pytest error, timeouts (mutmut's
+# codes); -9: the tests ran out of memory (a mutant that reads an endless reply whole)
 SURVIVED = {0}
 NO_TESTS = {5, 33}
 
