@@ -313,20 +313,25 @@ def test_test_connection_says_what_a_server_offers(fake):
     assert len(catalog.models(server)) == 10
 
 
-def test_test_connection_on_an_openai_server_says_the_key_and_the_models(monkeypatch):
-    made = []
+def recorder(made: list, **answers):
+    """A stand-in client class: notes how it was made and closed, answers each method with
+    the value given."""
 
     class Recorder:
         def __init__(self, url, token, read_timeout):
             made.append((url, token, read_timeout))
 
-        def models(self):
-            return ["a", "b"]
-
         def close(self):
             made.append("closed")
 
-    monkeypatch.setattr(openai, "OpenAIClient", Recorder)
+    for name, value in answers.items():
+        setattr(Recorder, name, lambda self, value=value: value)
+    return Recorder
+
+
+def test_test_connection_on_an_openai_server_says_the_key_and_the_models(monkeypatch):
+    made = []
+    monkeypatch.setattr(openai, "OpenAIClient", recorder(made, models=["a", "b"]))
     asked = []
     server = type("S", (), {"kind": "openai", "url": URL,
                             "api_key": lambda self: asked.append(1) or ""})()
@@ -424,24 +429,9 @@ def test_a_failed_jobs_reason_is_found_in_any_shape_of_messages():
 
 def test_test_connection_on_comfyui_uses_the_key_and_the_wait_given(monkeypatch):
     made = []
-
-    class Recorder:
-        def __init__(self, url, token, read_timeout):
-            made.append((url, token, read_timeout))
-
-        def system_stats(self):
-            return type("I", (), {"describe": lambda self: "ComfyUI 1"})()
-
-        def checkpoints(self):
-            return [f"c{i}" for i in range(8)]
-
-        def upscale_models(self):
-            return ["x4"]
-
-        def close(self):
-            made.append("closed")
-
-    monkeypatch.setattr(comfyui, "ComfyClient", Recorder)
+    monkeypatch.setattr(comfyui, "ComfyClient", recorder(
+        made, system_stats=type("I", (), {"describe": lambda self: "ComfyUI 1"})(),
+        checkpoints=[f"c{i}" for i in range(8)], upscale_models=["x4"]))
     server = type("S", (), {"kind": "comfyui", "url": URL, "api_key": lambda self: "kept"})()
     assert catalog.describe(server) == (f"{URL} answered: ComfyUI 1; key accepted; "
                                         "8 checkpoint(s): c0, c1, c2, c3, c4, c5, c6, c7; "
