@@ -122,6 +122,13 @@ def test_relative_folders_and_hub_ids_are_told_apart(tmp_path, monkeypatch):
     assert (folder.source, folder.name, folder.path) == ("local", "model-1",
                                                          Path("org/model-1"))
     assert folder.local_path() == Path("org/model-1")
+    assert models.resolve(manifest, "org/other").allow_downloads is False  # unless allowed
+    known = ", ".join(m.id for m in manifest.models)
+    with pytest.raises(ModelError, match=f"has no embedded model 'nope' \\(it has: {known}\\)\\.$"):
+        models.resolve(manifest, "embedded:nope")
+    bare = types.SimpleNamespace(name="Bare", models=[], offer=lambda value: None)
+    with pytest.raises(ModelError, match=r"^Bare has no embedded model 'x' \(it has: none\)\.$"):
+        models.resolve(bare, "embedded:x")
     hub = models.resolve(manifest, "org/other", allow_downloads=True)
     assert (hub.source, hub.name, hub.hub_id, hub.path, hub.allow_downloads) == (
         "hub", "org/other", "org/other", None, True)
@@ -151,7 +158,8 @@ def test_embedded_models_that_are_not_there(tmp_path, monkeypatch):
         models.locate(offer("package:no_such_package_here/w", "tiny-pkg"))
     with pytest.raises(ModelError, match="Tiny is not installed.$"):
         models.locate(offer("package:no_such_package_here/w"))
-    with pytest.raises(ModelError, match="missing its files"):
+    with pytest.raises(ModelError, match=r"^The embedded model Tiny is missing its files \(.*"
+                                         r"not-shipped\): reinstall Creative Studio\.$"):
         models.locate(offer("resource:models/not-shipped"))
     with pytest.raises(ModelError, match="does not say where its files are"):
         models.locate(offer("ftp:somewhere"))
