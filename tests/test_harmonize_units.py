@@ -277,13 +277,14 @@ def test_each_cell_is_marked_with_exactly_the_parallels_it_takes_part_in():
     @settings(max_examples=examples(300, least=100), deadline=None, derandomize=True)
     @given(st.lists(st.tuples(CELL, CELL, CELL, CELL), min_size=2, max_size=7))
     def check(columns):
-        cells(np.array(columns, dtype=np.int16).T, seen)
+        check_marks(np.array(columns, dtype=np.int16).T, seen)
 
     check()
     seen.require("marked", "clean")
 
 
-def cells(rolls: np.ndarray, seen: Outcomes) -> None:
+def check_marks(rolls: np.ndarray, seen: Outcomes) -> None:
+    """Every sounding lower-voice cell's mark against the parallels counted by hand."""
     steps = rolls.shape[1]
     marks = leading_penalties(torch.from_numpy(rolls.astype(np.int64)),
                               torch.arange(PITCHES - 1) + LOW)

@@ -33,13 +33,14 @@ REPAIRS = 12  # passes that draw again the cells still in parallels (harmonize)
 def soprano_roll(notes, steps_per_quarter: int = 4) -> np.ndarray:
     """A monophonic melody (core io.midi.Note) → MIDI pitch per sixteenth (-1 = rest); the
     highest note wins where notes overlap."""
-    spans = [(note, int(round(note.start * steps_per_quarter))) for note in notes]
-    spans = [(note, start, max(start + 1, int(round((note.start + note.duration)
-                                                    * steps_per_quarter))))
-             for note, start in spans]  # a note shorter than a step still takes one
-    roll = np.full(max(stop for _note, _start, stop in spans), -1, dtype=np.int16)
-    for note, start, stop in sorted(spans, key=lambda span: span[0].pitch):
-        roll[start:stop] = note.pitch
+    spans = []
+    for note in notes:
+        start = int(round(note.start * steps_per_quarter))
+        stop = int(round((note.start + note.duration) * steps_per_quarter))
+        spans.append((note.pitch, start, max(start + 1, stop)))  # at least one step
+    roll = np.full(max(stop for _pitch, _start, stop in spans), -1, dtype=np.int16)
+    for pitch, start, stop in sorted(spans):  # the highest pitch is written last: it wins
+        roll[start:stop] = pitch
     return roll
 
 
