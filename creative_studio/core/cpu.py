@@ -25,6 +25,9 @@ an idle machine's 2-thread jobs 1.7-3.3x slower (llama.cpp 1.02 → 3.39 s, the 
 program the policy gives one thread, which waits for nobody. The thread count is what
 prevents the collapse, so it is decided before every job.
 
+Each job and load also runs with the process's C heap tuned for tensors (:mod:`.heap`):
+freed memory reused within the job instead of faulted in again, given back after it.
+
 Nothing here imports Qt or torch (torch's thread count is set only where torch is loaded).
 """
 
@@ -39,6 +42,8 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
+
+from . import heap
 
 MIN_WINDOW = 0.12  # seconds: the shortest measurement of the other programs' CPU use
 WINDOW = 0.5  # seconds: what "now" means when the sampler has it
@@ -361,14 +366,19 @@ def apply_torch(threads: int) -> None:
 
 def generate(generator: Any, request: Any, progress: Any, inputs: Any) -> Any:
     """Run one job of ``generator`` with the threads decided for it, the decision in its
-    recipe (the model process and the studio's own worker both run jobs through this)."""
+    recipe (the model process and the studio's own worker both run jobs through this); the
+    C heap kept for the job and trimmed after it (:mod:`.heap`)."""
     decision = job_threads(generator, request)
-    return record(generator.generate(request, progress, inputs), decision)
+    try:
+        return record(generator.generate(request, progress, inputs), decision)
+    finally:
+        heap.release()  # what the job left free beyond a little goes back to the system
 
 
 def job_threads(generator: Any, request: Any = None) -> Decision:
     """Begin a job (or, without ``request``, a load) of ``generator``; its
     ``thread_ceiling(request)`` may return (threads, why) where more do not help it."""
+    heap.tune()  # once per process: freed tensors' memory reused, not faulted in again
     ceiling = getattr(generator, "thread_ceiling", None)
     found = ceiling(request) if callable(ceiling) and request is not None else None
     most, why = found if found else (None, "")
