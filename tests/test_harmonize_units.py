@@ -6,6 +6,8 @@ test_music_reworks.py."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -174,7 +176,7 @@ def test_the_parallel_penalty_and_its_repairs_take_out_parallels():
                                            parallel_penalty=0.0))
         free, moves = free + count, moves + moved
         weighed += parallels(harmonize(Uniform(), roll(), iterations=8, seed=seed))[0]
-    assert moves > 2000 and free >= 10  # a uniform draw makes some (25 here)
+    assert moves > 1500 and free >= 10  # a uniform draw makes some
     assert weighed == 0
 
 
@@ -217,7 +219,9 @@ def test_the_repairs_draw_again_only_the_cells_in_parallels():
         voices = [v for v in range(4) if hidden[v].any()]
         assert len(voices) == 1 and voices[0] in (1, 2, 3)
         cells = hidden[voices[0]].nonzero().flatten()
-        assert (cells[1:] - cells[:-1] > 1).all()  # never two neighbours at once
+        eighths = torch.unique(cells // 2)  # drawn as whole eighths (pairs)
+        assert torch.equal(torch.unique(torch.cat([eighths * 2, eighths * 2 + 1])), cells)
+        assert (eighths[1:] - eighths[:-1] > 1).all()  # never two neighbours at once
 
 
 def test_a_sure_model_at_a_low_temperature_is_followed():
@@ -298,3 +302,85 @@ def check_marks(rolls: np.ndarray, seen: Outcomes) -> None:
                            for step in (t, t + 1) if 1 <= step < steps)
             assert marks[voice, t, pitch - LOW] == expected, (voice, t)
             seen["marked" if expected else "clean"] += 1
+
+
+def test_pair_any_sets_both_sixteenths_of_an_eighth():
+    import torch
+
+    from plugins.music.harmonize import pair_any
+
+    mask = torch.zeros((4, 7), dtype=torch.bool)
+    mask[1, 1] = mask[2, 4] = mask[3, 6] = True
+    expected = torch.zeros((4, 7), dtype=torch.bool)
+    expected[1, 0:2] = expected[2, 4:6] = expected[3, 6] = True
+    assert torch.equal(pair_any(mask), expected)
+
+
+def test_apart_keeps_no_two_neighbouring_units():
+    import torch
+
+    from plugins.music.harmonize import apart
+
+    cells = torch.tensor([0, 1, 1, 0, 0, 0, 1, 0, 1], dtype=torch.bool)
+    assert apart(cells, 1).int().tolist() == [0, 1, 0, 0, 0, 0, 1, 0, 1]
+    # eighths: (0,1) set, (2,3) its neighbour, (4,5) clear, (6,7) set, (8) its neighbour
+    assert apart(cells, 2).int().tolist() == [1, 1, 0, 0, 0, 0, 1, 1, 0]
+
+
+class Pairs(torch.nn.Module):
+    """Wants row 10 on every even step and row 12 on every odd one, by 2 nats."""
+
+    def forward(self, rolls, hidden):
+        logits = torch.zeros((1, 4, rolls.shape[-1], PITCHES))
+        logits[0, :, 0::2, 10] = logits[0, :, 1::2, 12] = 2.0
+        return logits
+
+
+def test_a_pair_is_drawn_once_from_both_cells_and_weighs_both_cells_parallels():
+    from plugins.music.harmonize import draw
+
+    steps = 6
+    logits = Pairs()(torch.zeros((1, 4, steps)), None)[0]
+    ok = torch.ones((4, steps, PITCHES), dtype=torch.bool)
+    ok[2, 3, :] = False
+    ok[2, 3, 12] = True  # the second cell of voice 2's second eighth may only take row 12
+    generator = torch.Generator().manual_seed(0)
+    counts = torch.zeros(PITCHES)
+    for _ in range(400):
+        drawn = draw(logits, None, 8.0, ok, 1.0, generator, pairs=True)
+        assert (drawn[1:, 1::2] == drawn[1:, 0::2]).all()  # one note per eighth
+        counts += torch.bincount(drawn[1, 0::2], minlength=PITCHES)
+    # the mean of the two cells: rows 10 and 12 weigh 1 nat each, the other rows 0
+    share = (counts[10] + counts[12]) / counts.sum()
+    expected = 2 * math.e / (2 * math.e + PITCHES - 2)
+    assert abs(share - expected) < 0.04 and abs(counts[10] - counts[12]) < 0.4 * counts[10]
+    drawn = draw(logits, None, 8.0, ok, 1.0, generator, pairs=True)
+    assert drawn[2, 2] == drawn[2, 3] == 12  # the only row the pair shares
+    marks = torch.zeros((4, steps, REST))
+    marks[3, 5, 7] = 1.0  # row 7 would make a parallel out of the third eighth's second cell
+    logits[3, 4:6, 7] = 7.0  # and the model wants it by 7 nats on both cells
+    picked = sum(int(draw(logits, marks, 8.0, ok, 1.0, generator, pairs=True)[3, 4] == 7)
+                 for _ in range(200))
+    assert picked < 20  # 7 - 8 = -1 nat: rare; unpaired it would weigh 7 on the first cell
+    unpaired = sum(int(draw(logits, marks, 8.0, ok, 1.0, generator, pairs=False)[3, 4] == 7)
+                   for _ in range(200))
+    assert unpaired > 150
+
+
+def test_harmonize_in_pairs_moves_the_lower_voices_on_eighths():
+    from creative_studio.core import paths
+    from plugins.music.harmonize import harmonize
+    from plugins.music.reworks import load
+
+    folder = paths.resources_dir() / "models" / "music-harmonize"
+    if not (folder / "model.safetensors").is_file():
+        pytest.skip("the harmonize model is not there")
+    model = load(folder, "harmonize", "cpu")
+    soprano = np.array([72, 72, 74, 74, 76, 76, 76, 76, 77, 79, 77, 76, 74, 74, 72, 72] * 2,
+                       dtype=np.int16)  # sixteenths in the melody too
+    rolls = harmonize(model, soprano, iterations=6, seed=2)
+    for voice in (1, 2, 3):
+        assert (rolls[voice, 1::2] == rolls[voice, 0::2]).all()
+    assert (rolls[0] == soprano).all()
+    free = harmonize(model, soprano, iterations=6, seed=2, pairs=False)
+    assert any((free[v, 1::2] != free[v, 0::2]).any() for v in (1, 2, 3))

@@ -108,10 +108,13 @@ def leading_penalties(pitches, candidates, voices: int = 4) -> torch.Tensor:
 def harmonize(model, soprano: np.ndarray, *, temperature: float = 0.8, iterations: int = 48,
               seed: int = 0, voices: int = 4, scale: set[int] | None = None,
               key: set[int] | None = None, parallel_penalty: float = 8.0,
-              out_of_key: float = 2.0, progress=None) -> np.ndarray:
+              out_of_key: float = 2.0, progress=None, pairs: bool = True) -> np.ndarray:
     """(4, T) MIDI pitches: the soprano as given and the lower voices drawn under it (with
     ``voices`` = 3 the bass is left silent). ``scale`` masks notes outside it; ``key``
-    weighs against them (module docstring)."""
+    weighs against them (module docstring). With ``pairs`` the lower voices move on
+    eighths: each pair of sixteenths is hidden together and drawn as one note (``draw``), as
+    a chorale's inner voices move (quarters and eighths, no sixteenth figures), unless the
+    soprano rests on one of the two."""
     import torch
 
     from .coconet import LOW, PITCHES, REST, to_index, to_pitch
@@ -135,15 +138,15 @@ def harmonize(model, soprano: np.ndarray, *, temperature: float = 0.8, iteration
             share = max(0.05, 1.0 - iteration / max(1, iterations - 1) * 0.95)
             if iteration:
                 hidden = lower & (torch.rand((4, steps), generator=generator) < share)
+                if pairs:
+                    hidden = pair_any(hidden)
                 if not hidden.any():
                     continue
-            logits = model(rolls, hidden[None].long())[0].float()  # (4, T, P)
+            logits = model(rolls, hidden[None].long())[0].float() + bias  # (4, T, P)
+            marks = None
             if parallel_penalty and iteration:  # against the voices as they stand now
-                logits[:, :, :REST] -= parallel_penalty * leading_penalties(
-                    to_pitch(rolls[0]), candidates, voices)
-            logits = (logits + bias).masked_fill(~ok, float("-inf")) / max(temperature, 1e-3)
-            probs = torch.softmax(logits, dim=-1).reshape(-1, PITCHES)
-            drawn = torch.multinomial(probs, 1, generator=generator).reshape(4, steps)
+                marks = leading_penalties(to_pitch(rolls[0]), candidates, voices)
+            drawn = draw(logits, marks, parallel_penalty, ok, temperature, generator, pairs)
             rolls[0] = torch.where(hidden, drawn, rolls[0])
             if progress is not None:
                 progress.update((iteration + 1) / (iterations + REPAIRS))
@@ -159,24 +162,74 @@ def harmonize(model, soprano: np.ndarray, *, temperature: float = 0.8, iteration
                 marks = leading_penalties(pitches, candidates, voices)
                 faulty = marks[voice].gather(1, current[voice][:, None]).squeeze(1) > 0
                 faulty &= pitches[voice] >= 0
-                faulty[1:] &= ~faulty[:-1].clone()  # never two neighbours at once: each is
-                # weighed against the other as it stands
+                faulty = apart(faulty, 2 if pairs else 1)  # never two neighbours at once:
+                # each is weighed against the other as it stands
                 if not faulty.any():
                     clean += 1
                     continue
                 clean = 0
                 hidden = torch.zeros((4, steps), dtype=torch.bool)
                 hidden[voice] = faulty
-                logits = model(rolls, hidden[None].long())[0].float()
-                logits[:, :, :REST] -= parallel_penalty * marks
-                logits = (logits + bias).masked_fill(~ok, float("-inf")) / \
-                    max(min(temperature, 0.5), 1e-3)
-                probs = torch.softmax(logits, dim=-1).reshape(-1, PITCHES)
-                drawn = torch.multinomial(probs, 1, generator=generator).reshape(4, steps)
+                logits = model(rolls, hidden[None].long())[0].float() + bias
+                drawn = draw(logits, marks, parallel_penalty, ok, min(temperature, 0.5),
+                             generator, pairs)
                 rolls[0] = torch.where(hidden, drawn, rolls[0])
     out = to_pitch(rolls[0]).numpy().astype(np.int16)
     out[voices:] = -1
     return out
+
+
+def pair_any(mask: torch.Tensor) -> torch.Tensor:
+    """(4, T) bool: a cell is set where either sixteenth of its eighth (steps 2k, 2k+1) is."""
+    import torch
+
+    steps = mask.shape[-1]
+    padded = torch.cat([mask, mask.new_zeros((mask.shape[0], steps % 2))], dim=1)
+    both = padded.reshape(mask.shape[0], -1, 2).any(-1, keepdim=True)
+    return both.expand(-1, -1, 2).reshape(mask.shape[0], -1)[:, :steps]
+
+
+def apart(cells: torch.Tensor, unit: int) -> torch.Tensor:
+    """(T,) bool, by units of ``unit`` steps (2: eighths): a unit is set where any of its
+    cells is, unless the unit before it was; a set unit's cells are all set."""
+    import torch
+
+    steps = cells.shape[0]
+    units = torch.cat([cells, cells.new_zeros((-steps) % unit)]).reshape(-1, unit).any(-1)
+    units[1:] &= ~units[:-1].clone()
+    return units.repeat_interleave(unit)[:steps]
+
+
+def draw(logits, marks, penalty: float, ok, temperature: float, generator,
+         pairs: bool) -> torch.Tensor:
+    """(4, T) rows drawn from the model's ``logits`` (4, T, P, the key's bias added), each
+    parallel that ``marks`` (4, T, P-1, or None) counts costing ``penalty`` nats, rows
+    outside ``ok`` forbidden. With ``pairs`` each lower voice's eighth (steps 2k, 2k+1) is
+    one note: drawn once from the mean of its two cells' logits less both cells' parallels
+    (the move into the eighth and the move out of it), and both cells take it; two cells
+    that share no allowed row (the soprano rests on one) are drawn apart."""
+    import torch
+
+    from .coconet import PITCHES, REST
+
+    masked = logits.masked_fill(~ok, float("-inf"))
+    cost = torch.zeros_like(masked)
+    if marks is not None:
+        cost[:, :, :REST] = penalty * marks
+    scores = masked - cost
+    shared = None
+    if pairs:
+        end = scores.shape[1] // 2 * 2
+        first, second = slice(0, end, 2), slice(1, end, 2)
+        joint = (masked[1:, first] + masked[1:, second]) / 2 - \
+            (cost[1:, first] + cost[1:, second])
+        shared = torch.isfinite(joint).any(-1)  # (3, T/2)
+        scores[1:, first] = torch.where(shared[..., None], joint, scores[1:, first])
+    probs = torch.softmax(scores / max(temperature, 1e-3), dim=-1).reshape(-1, PITCHES)
+    drawn = torch.multinomial(probs, 1, generator=generator).reshape(ok.shape[:2])
+    if shared is not None:
+        drawn[1:, second] = torch.where(shared, drawn[1:, first], drawn[1:, second])
+    return drawn
 
 
 def parallels(rolls: np.ndarray) -> tuple[int, int]:
