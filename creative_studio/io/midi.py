@@ -43,6 +43,8 @@ class MidiContent:
     notes: list[Note]
     time_signature: tuple[int, int]
     tempo: float  # quarter notes per minute
+    # the file's first key signature as (tonic pitch class, "major" | "minor"); None without
+    key: tuple[int, str] | None = None
 
 
 def check_size(size: int, name: str) -> None:
@@ -105,7 +107,14 @@ def read_notes(data: bytes, name: str = "The file") -> MidiContent:
         qpm = float(score.tempos[0].qpm)
         if math.isfinite(qpm) and qpm > 0:  # a tempo of 0 or infinity says nothing usable
             tempo = min(MAX_TEMPO, max(MIN_TEMPO, qpm))
-    return MidiContent(notes, meter, tempo)
+    key = None
+    if len(score.key_signatures):
+        first_key = score.key_signatures[0]
+        sharps, minor = int(first_key.key), int(first_key.tonality)
+        if -7 <= sharps <= 7 and minor in (0, 1):
+            major_tonic = sharps * 7 % 12  # a sharp more: a fifth up
+            key = ((major_tonic + 9) % 12, "minor") if minor else (major_tonic, "major")
+    return MidiContent(notes, meter, tempo, key)
 
 
 TICKS = 480  # per quarter note
