@@ -94,6 +94,11 @@ def test_interpolate_and_vary_lay_out_their_melodies(tmp_path):
     section = result["section_quarters"]
     first = [(n.start, n.pitch) for n in content.notes if n.start < section]
     assert first == [(float(i), 60 + SCALE[i % 8 if i < 8 else 7 - i % 8]) for i in range(16)]
+    # the second melody as the user gave it (in G major: not moved into the first's C)
+    second = [(n.start - 4 * section, n.duration, n.pitch) for n in content.notes
+              if n.start >= 4 * section]
+    assert second == [(float(i), 1.0, 67 + SCALE[i % 8 if i < 8 else 7 - i % 8])
+                      for i in range(16)]
     assert max(n.start for n in content.notes) < 5 * section
     one = cli("generate", "music", "--task", "interpolate", str(tmp_path / "a.mid"),
               "--project", str(project))
@@ -197,3 +202,32 @@ def test_a_damaged_music_model_folder_is_refused_plainly(tmp_path, damage):
     with pytest.raises(ModelError, match="vae is not a usable vae model"):
         load(folder, kind_of(folder), "cpu")
     assert (weights.read_bytes(), config.read_text()) == before
+
+
+def test_interpolate_keeps_a_second_tune_that_key_finding_misreads_as_it_is(tmp_path):
+    """A C-major tune on E, G and B reads as E minor to key finding; it is not moved a third
+    down (issue 36): the last section is the MIDI as given, and it is read in C."""
+    from creative_studio.core.jobs import Asset, Request
+    from creative_studio.core.progress import Progress
+    from creative_studio.io.midi import write_midi
+    from plugins.music.analysis import detect_key
+    from plugins.music.generator import MusicGenerator
+    from tests.conftest import prepared, source_of
+
+    pitches = [64, 67, 71, 76, 71, 67, 64, 62, 60, 64, 67, 71, 74, 71, 67, 64]
+    second = [Note(i * 1.0, 1.0, p, 77) for i, p in enumerate(pitches)]
+    assert detect_key(second) == (4, "minor")
+    first = melody(tmp_path / "a.mid", 60)
+    generator = MusicGenerator()
+    generator.load(source_of("music", "embedded:music-vae"), "cpu", Progress())
+    request = prepared(Request("music", "interpolate", params={"steps": 2}, seed=1,
+                               parents=["a", "b"], model="embedded:music-vae"))
+    inputs = {"a": [Asset("midi", "audio/midi", write_midi(first, 90, (4, 4)), "a.mid")],
+              "b": [Asset("midi", "audio/midi", write_midi(second, 90, (4, 4)), "b.mid")]}
+    result = generator.generate(request, Progress(), inputs)
+    content = read_notes(result.assets[0].data)
+    section = result.metadata["section_quarters"]
+    last = [(n.start - 3 * section, n.duration, n.pitch, n.velocity) for n in content.notes
+            if n.start >= 3 * section]
+    assert last == [(n.start, n.duration, n.pitch, n.velocity) for n in second]
+    assert result.metadata["key"] == "C major"

@@ -4,6 +4,8 @@
 #   bash tools/setup.sh launch   # install everything, then start the studio
 #   bash tools/setup.sh test     # install everything, then run lint + tests
 #   bash tools/setup.sh install  # install only
+#   bash tools/setup.sh train    # install, plus what the training scripts in tools/ need
+#                                # (music21's corpus, abcmidi's abc2midi)
 #
 # Environment:
 #   PYTHON=python3.11            interpreter used to create .venv
@@ -113,6 +115,10 @@ install_comfyui() {
 install_apt
 install_python
 install_llama
+if [[ "$MODE" == train ]]; then
+  APT_PACKAGES=(abcmidi); install_apt
+  "$VENV/bin/python" -m pip -q --disable-pip-version-check install -e ".[music-train]"
+fi
 if [[ "$MODE" == test ]]; then
   # the readers the tests check exports with: exiftool, soxi, the sqlite3 shell
   APT_PACKAGES=(libimage-exiftool-perl sox sqlite3); install_apt
@@ -122,6 +128,7 @@ fi
 
 case "$MODE" in
   install) log "done: start with $VENV/bin/creative-studio (or $VENV/bin/python main.py)";;
+  train) log "done: the training scripts are in tools/ (tools/music/README.md)";;
   launch)
     if [[ -z "${DISPLAY:-}" && -z "${WAYLAND_DISPLAY:-}" && "$(uname)" == Linux ]]; then
       log "no display found: starting the studio on a virtual screen (xvfb-run)"
@@ -145,5 +152,5 @@ case "$MODE" in
     log "branch coverage"
     "$VENV/bin/python" tools/coverage_table.py --check || { [[ $status -ne 0 ]] || status=1; }
     exit "$status";;
-  *) echo "usage: $0 [install|launch|test]" >&2; exit 2;;
+  *) echo "usage: $0 [install|launch|test|train]" >&2; exit 2;;
 esac

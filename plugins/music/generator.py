@@ -22,7 +22,7 @@ from creative_studio.core.jobs import Asset, Inputs, ModelIdentity, Request, Res
 from creative_studio.core.models import ModelSource
 from creative_studio.core.progress import Progress
 from creative_studio.core.provenance import weights_sha256
-from creative_studio.io.midi import Note, read_notes, write_midi
+from creative_studio.io.midi import Note, Part, read_notes, write_midi, write_parts
 
 from .analysis import bar_length, detect_key, in_key_share, key_name, summary
 from .grammar import TIME_SIGNATURES, Grammar, Vocabulary
@@ -121,6 +121,10 @@ class MusicGenerator:
         if request.task in ("interpolate", "vary"):
             return reworks.rework(self.model, self.identity, self.device, request, progress,
                                   inputs)
+        if request.task == "infill":
+            return self._infill(request, progress, inputs)
+        if request.task == "humanize":
+            return self._humanize(request, inputs)
         p = request.params
         started = time.perf_counter()
         style = p["style"]
@@ -148,7 +152,7 @@ class MusicGenerator:
                             for n in prompt_notes]
             tonic, mode = p.get("tonic", "auto"), p.get("mode", "auto")
             if tonic == "auto" or mode == "auto":
-                found_tonic, found_mode = detect_key(prompt_notes)
+                found_tonic, found_mode = detect_key(prompt_notes, content.key)
                 tonic = found_tonic if tonic == "auto" else int(tonic)
                 mode = found_mode if mode == "auto" else mode
             tonic = int(tonic)
@@ -193,6 +197,115 @@ class MusicGenerator:
         title = f"{verb}: {bars} bars, {key}, {time_signature}, {style}"
         return Result([Asset("midi", "audio/midi", data, "idea.mid")], self.identity,
                       self.device, metadata=metadata, title=title)
+
+    def _infill(self, request: Request, progress: Progress, inputs: Inputs) -> Result:
+        """Write the selected bars anew so that they join the bars around them (infill.py);
+        every note that starts outside the selection stays as it was."""
+        from . import infill
+
+        started = time.perf_counter()
+        p = request.params
+        special = infill.model_infill_ids(self.model)
+        name = self.identity.name if self.identity else "This model"
+        if special is None:
+            raise BadInput(f"{name} cannot regenerate bars (it was not trained to fill "
+                           "them); the embedded Music model can.")
+        content = self._prompt(request, inputs)
+        meter = content.time_signature
+        time_signature = f"{meter[0]}/{meter[1]}"
+        if time_signature not in TIME_SIGNATURES:
+            raise BadInput(f"The MIDI is in {time_signature}; the music model writes in "
+                           f"{', '.join(TIME_SIGNATURES)}.")
+        first, last = int(p["from_bar"]), int(p["to_bar"])
+        length = bar_length(meter)
+        midi_bars = max(1, math.ceil(max(n.start + n.duration for n in content.notes)
+                                     / length - 1e-6))
+        if last < first:
+            raise BadInput(f"The selection ends (bar {last}) before it starts (bar {first}).")
+        if last > midi_bars:
+            raise BadInput(f"The MIDI has {midi_bars} bar{'s' if midi_bars != 1 else ''}: "
+                           f"bars {first}–{last} are not all in it.")
+        size = last - first + 1
+        if size > infill.MAX_BARS:
+            raise BadInput(f"Regenerate at most {infill.MAX_BARS} bars at once "
+                           f"({size} selected).")
+        tonic, mode = p.get("tonic", "auto"), p.get("mode", "auto")
+        if tonic == "auto" or mode == "auto":
+            found_tonic, found_mode = detect_key(content.notes, content.key)
+            tonic = found_tonic if tonic == "auto" else int(tonic)
+            mode = found_mode if mode == "auto" else mode
+        tonic = int(tonic)
+        shift = tonic_shift(tonic)
+        v = self.vocab
+        ids = self._prompt_ids(p["style"], mode, content.notes, shift, meter, midi_bars)
+        head, bars = ids[:3], infill.split_bars(ids[3:], v.bar)
+        room = min(CONTEXT // 2, 64 * size)  # kept free for the bars to write
+        budget = CONTEXT - len(head) - 3 - room
+        prompt = infill.arrange(head, bars[:first - 1], bars[last:], budget, special, v.eos,
+                                ends=True)
+        grammar = Grammar(v, time_signature, size, mode, strict_key=p["strict_key"],
+                          end=special["end"])
+        grammar.start([head])
+        written = sample(self.model, prompt, grammar, p["temperature"], p["top_p"],
+                         int(request.seed), progress, 0, self.device,
+                         overflow=f"The {size} selected bars need more room than the model "
+                                  "has beside the bars around them: select fewer bars.")
+        middle = [t for t in written[len(prompt):] if t != special["end"]]
+        start, end = (first - 1) * length, last * length
+        new = [Note(n.start + start, n.duration, n.pitch, 90)
+               for n in self._decode(head + middle, -shift)]
+        notes = infill.merge(content.notes, new, start, end)
+        inside = [n for n in notes if start - 1e-6 <= n.start < end - 1e-6]
+        if not inside:
+            raise BadInput("The model wrote only rests in the selection this time: try "
+                           "another seed or a higher temperature.")
+        tempo = p.get("tempo") or content.tempo
+        recipe = json.dumps({"task": request.task, "seed": request.seed, "params": p,
+                             "model": self.identity.ref if self.identity else request.model},
+                            ensure_ascii=True)
+        key = key_name(tonic, mode)
+        # the new notes go to the first track, where the model's merged line belongs
+        data = write_voices(notes, tempo, meter, p["program"], (tonic, mode), recipe,
+                            f"{key} bars {first}–{last} regenerated", midi_bars * length)
+        metadata = {"key": key, "tonic": tonic, "mode": mode, "from_bar": first,
+                    "to_bar": last, "notes": len(inside),
+                    "in_key": round(in_key_share(inside, tonic, mode), 4),
+                    "joins": infill.joins(notes, start, end),
+                    "time_signature": time_signature, "tempo": tempo,
+                    "program": p["program"], "bars": midi_bars,
+                    "tokens": len(middle), "seconds": round(time.perf_counter() - started, 3)}
+        bars_text = f"bar {first}" if size == 1 else f"bars {first}–{last}"
+        return Result([Asset("midi", "audio/midi", data, "idea.mid")], self.identity,
+                      self.device, metadata=metadata,
+                      title=f"Regenerated {bars_text}: {key}, {time_signature}")
+
+    def _humanize(self, request: Request, inputs: Inputs) -> Result:
+        """The MIDI played as a person would (humanize.py): no model, seeded."""
+        from .humanize import humanize
+
+        p = request.params
+        content = self._prompt(request, inputs)
+        meter = content.time_signature
+        notes = humanize(content.notes, meter, p["strength"], int(request.seed))
+        tonic, mode = detect_key(content.notes, content.key)
+        tempo = p.get("tempo") or content.tempo
+        recipe = json.dumps({"task": request.task, "seed": request.seed, "params": p},
+                            ensure_ascii=True)
+        length = bar_length(meter)
+        bars = max(1, math.ceil(max(n.start + n.duration for n in content.notes) / length
+                                - 1e-6))
+        data = write_voices(notes, tempo, meter, p["program"], (tonic, mode), recipe,
+                            "humanized", bars * length)
+        moved = [abs(a.start - b.start) * 60 / tempo * 1000
+                 for a, b in zip(content.notes, notes, strict=True)]
+        metadata = {"notes": len(notes), "strength": p["strength"], "tempo": tempo,
+                    "time_signature": f"{meter[0]}/{meter[1]}", "program": p["program"],
+                    "key": key_name(tonic, mode), "tonic": tonic, "mode": mode,
+                    "largest_shift_ms": round(max(moved), 1),
+                    "mean_shift_ms": round(sum(moved) / len(moved), 1)}
+        return Result([Asset("midi", "audio/midi", data, "humanized.mid")], self.identity,
+                      self.device, metadata=metadata,
+                      title=f"Humanized ({p['strength']:.2f}): {len(notes)} notes")
 
     def _prompt(self, request: Request, inputs):
         (parent,) = request.parents
@@ -249,10 +362,19 @@ class MusicGenerator:
         return notes
 
 
+def write_voices(notes: list[Note], tempo: float, meter: tuple[int, int], program: int,
+                 key: tuple[int, str], recipe: str, name: str, length: float) -> bytes:
+    """A MIDI with a track per voice of the notes (a harmonization's four stay four)."""
+    parts = [Part([n for n in notes if n.voice == voice], program)
+             for voice in sorted({n.voice for n in notes})]
+    return write_parts(parts, tempo, meter, key, recipe, name=name, length=length)
+
+
 def sample(model, prompt: list[int], grammar: Grammar, temperature: float, top_p: float,
            seed: int, progress, prompt_bars: int = 0, device: str = "cpu",
-           max_tokens: int = 4096) -> list[int]:
-    """Grammar-masked nucleus sampling; the window slides past CONTEXT (from a bar line)."""
+           max_tokens: int = 4096, overflow: str | None = None) -> list[int]:
+    """Grammar-masked nucleus sampling; the window slides past CONTEXT (from a bar line),
+    unless ``overflow`` says why it must not (an infill prompt: both sides must stay)."""
     import torch
 
     from .decoders import decoder_for
@@ -268,10 +390,11 @@ def sample(model, prompt: list[int], grammar: Grammar, temperature: float, top_p
     with torch.inference_mode():
         logits = decoder.prefill(window)
         for _ in range(max_tokens):
-            allowed, bar_to_eos = grammar.mask(state)
+            allowed, bar_to_eos = grammar.mask(state, logits.shape[-1])
             masked = logits.masked_fill(~allowed, float("-inf"))
             if bar_to_eos:  # the model's wish for a new bar ends the piece instead
-                masked[v.eos] = torch.logaddexp(logits[v.bar], logits[v.eos])
+                end = grammar.end
+                masked[end] = torch.logaddexp(logits[v.bar], logits[end])
             token = _pick(masked, temperature, top_p, generator)
             tokens.append(token)
             bars_before = state.bars
@@ -283,6 +406,8 @@ def sample(model, prompt: list[int], grammar: Grammar, temperature: float, top_p
                 progress.update(max(0.0, min(1.0, done)))
             progress.check()
             if in_context + 1 > CONTEXT:  # restart from the head and the latest bars
+                if overflow:
+                    raise BadInput(overflow)
                 window = _slide(tokens, v.bar)
                 logits = decoder.prefill(window)
                 in_context = len(window)

@@ -10,7 +10,8 @@ At each step only tokens that keep the sequence valid are allowed:
 - after ``Duration``: another ``Pitch`` (a chord), a later ``Position``, or ``Bar``.
 
 The requested number of bars is honoured exactly: ``EOS`` is masked until the last bar has
-started, and once it has, the probability the model gives to a new ``Bar`` goes to ``EOS``.
+started, and once it has, the probability the model gives to a new ``Bar`` goes to ``EOS``
+(to ``Infill_End`` when the bars fill a selection: ``end``).
 No torch import at module level.
 """
 
@@ -80,10 +81,12 @@ class Grammar:
     """Allowed next tokens for each sequence of a batch, updated token by token."""
 
     def __init__(self, vocab: Vocabulary, time_signature: str, bars: int, mode: str = "major",
-                 strict_key: bool = False, pitch_range: tuple[int, int] = GENERATE_RANGE):
+                 strict_key: bool = False, pitch_range: tuple[int, int] = GENERATE_RANGE,
+                 end: int | None = None):
         if time_signature not in vocab.timesig:
             raise ValueError(f"time signature {time_signature} is not in the vocabulary")
         self.v = vocab
+        self.end = vocab.eos if end is None else end  # what ends the bars (infill: its own)
         self.time_signature = time_signature
         self.bars = bars
         self.bar_positions = positions_per_bar(time_signature)
@@ -105,7 +108,7 @@ class Grammar:
 
     def advance(self, state: RowState, token: int) -> None:
         kind, value = self.v.kind.get(token, ("", ""))
-        if token == self.v.eos or token == self.v.pad:
+        if token in (self.end, self.v.eos, self.v.pad):
             state.phase = "done"
         elif kind == "Bar":
             state.phase, state.position = "bar", -1
@@ -137,20 +140,22 @@ class Grammar:
         later = [v.position[p] for p in range(state.position + 1, self.bar_positions)
                  if p in v.position]
         if state.phase == "timesig":
-            return later + ([v.eos] if last_bar else [v.bar]), last_bar
+            return later + ([self.end] if last_bar else [v.bar]), last_bar
         # after a Duration: a chord note, a later position, or the next bar / the end
-        return self.pitch_ids + later + ([v.eos] if last_bar else [v.bar]), last_bar
+        return self.pitch_ids + later + ([self.end] if last_bar else [v.bar]), last_bar
 
-    def mask(self, state: RowState):
-        """``allowed`` as a cached boolean tensor over the vocabulary (fast per step)."""
+    def mask(self, state: RowState, size: int | None = None):
+        """``allowed`` as a cached boolean tensor over the model's ``size`` tokens (the
+        vocabulary, and the infill tokens after it where the model has them)."""
+        size = max(size or 0, len(self.v.vocab), self.end + 1)
         key = (state.phase, state.position if state.phase in ("timesig", "duration") else -1,
-               state.bars >= self.bars)
+               state.bars >= self.bars, size)
         cached = self._masks.get(key)
         if cached is None:
             import torch
 
             allowed, bar_to_eos = self.allowed(state)
-            flags = torch.zeros(len(self.v.vocab), dtype=torch.bool)
+            flags = torch.zeros(size, dtype=torch.bool)
             flags[allowed] = True
             cached = self._masks[key] = (flags, bar_to_eos)
         return cached

@@ -101,7 +101,7 @@ def harmonize(model, identity: ModelIdentity, device: str, request: Request, pro
     content = melody_of(request, inputs)
     melody = top_line(content.notes)
     soprano = soprano_roll(melody)
-    found_tonic, found_mode = detect_key(melody)
+    found_tonic, found_mode = detect_key(melody, content.key)
     tonic = found_tonic if p.get("tonic", "auto") == "auto" else p["tonic"]
     mode = found_mode if p.get("mode", "auto") == "auto" else p["mode"]
     key = {(tonic + step) % 12 for step in SCALES[mode]}
@@ -176,7 +176,11 @@ def rework(model, identity: ModelIdentity, device: str, request: Request, progre
     meter = first.time_signature
     spans = [max(n.start + n.duration for n in m.notes) for m in melodies]
     windows = max(1, int(-(-max(spans) * 4 // STEPS)))
-    keys = [detect_key(top_line(m.notes)) for m in melodies]
+    keys = [detect_key(top_line(m.notes), m.key) for m in melodies]
+    if len(keys) > 1 and in_key_share(top_line(melodies[1].notes), *keys[0]) >= SAME_KEY:
+        # the second fits the first's key: read it so (key finding alone may call a C-major
+        # tune E minor, and moving it to C by that would move it a third)
+        keys[1] = keys[0]
     tonic, mode = keys[0]
     generator = torch.Generator().manual_seed(int(request.seed))
     sections = _decode_sections(model, request, melodies, keys, windows, generator, progress)
@@ -187,10 +191,8 @@ def rework(model, identity: ModelIdentity, device: str, request: Request, progre
     layout += [(f"step {i + 1}", [Note(s, d, pitch + back, 85)
                                   for s, d, pitch in events_to_notes(events)])
                for i, events in enumerate(sections)]
-    if request.task == "interpolate":
-        into_first = tonic_shift(keys[1][0]) + back  # the second melody in the first's key
-        layout.append(("second", [Note(n.start, n.duration, n.pitch + into_first, n.velocity)
-                                  for n in melodies[1].notes]))
+    if request.task == "interpolate":  # both ends as the user gave them
+        layout.append(("second", melodies[1].notes))
     for index, (_, part) in enumerate(layout):
         notes += [Note(n.start + index * section, n.duration, n.pitch, n.velocity, index)
                   for n in part if n.start < section]
@@ -213,6 +215,7 @@ def rework(model, identity: ModelIdentity, device: str, request: Request, progre
 
 
 OUT_OF_KEY = 6.0  # nats off a note-on outside the first melody's key (strict_key: masked)
+SAME_KEY = 0.9  # share of the second melody's notes in the first's key: read in that key
 
 
 def steps_key(row, mode: str, weight: float = OUT_OF_KEY):
