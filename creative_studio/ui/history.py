@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
 
 from ..core.errors import StudioError
 from ..core.project import Item, ProjectStore
-from .widgets import SEEDLESS_TASKS
+from .widgets import RECORDED_TASKS, SEEDLESS_TASKS
 
 PAGE = 500  # items shown at once; "Show older" adds as many (a project can hold 200,000)
 MAX_TITLE = 120  # characters of a title shown in the list
@@ -193,6 +193,8 @@ class HistoryView(QWidget):
         item = self.current_item()
         for button in self.buttons.values():
             button.setEnabled(item is not None)
+        if item is not None and item.request.task in RECORDED_TASKS:
+            self.buttons["rerun"].setEnabled(False)  # a file read or a hand edit: no recipe
         menu = self.send_button.menu()
         menu.clear()
         for plugin_id, name in (self.targets(item) if self.targets and item else []):

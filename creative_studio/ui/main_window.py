@@ -36,7 +36,7 @@ from .jobs import JobEvents, JobsView
 from .panel import PanelContext, PluginPanel
 from .settings_dialog import SettingsDialog
 from .theme import apply_theme
-from .widgets import ask_path
+from .widgets import RECORDED_TASKS, ask_path
 
 log = logging.getLogger(__name__)
 AUTOSAVE_MS = 3000
@@ -82,7 +82,8 @@ class MainWindow(QMainWindow):
         self.tabs.setDocumentMode(True)
         self.setCentralWidget(self.tabs)
         self.context = PanelContext(self.submit, lambda: self.store, settings, self.runner.cancel,
-                                    self.runner.get, self.send_to)
+                                    self.runner.get, self.send_to,
+                                    lambda item_id: self.history.refresh(select=item_id))
         self._build_panels()
 
         self.history = HistoryView()
@@ -326,6 +327,11 @@ class MainWindow(QMainWindow):
                             "recipe is not what made it, so it is not run again (File → "
                             "Check project lists the damaged items; Repair copies the intact "
                             "ones).")
+            return None
+        if item.request.task in RECORDED_TASKS:
+            self.show_error("Nothing to re-run", "This item was kept as it is (a file read "
+                            "or notes edited by hand), not made by a model: there is no "
+                            "recipe to run again.")
             return None
         request = Request.from_dict(item.request.to_dict())
         panel = self.panels.get(item.plugin)

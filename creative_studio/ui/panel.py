@@ -59,6 +59,12 @@ class PanelContext:
     cancel: Callable[[int], None]
     get_job: Callable[[int], Job | None]
     _send: Callable[[Item, str], bool] | None = None
+    _added: Callable[[str], None] | None = None
+
+    def added(self, item_id: str) -> None:
+        """A panel kept a new item itself (an edit, not a job): the History shows it."""
+        if self._added is not None:
+            self._added(item_id)
 
     @property
     def store(self) -> ProjectStore:

@@ -17,7 +17,10 @@ from PySide6.QtWidgets import (
 from ..core.jobs import MAX_SEED, random_seed
 
 SEED_MODES = ("random", "fixed", "increment")
-SEEDLESS_TASKS = ("import", "upscale")  # their seed means nothing: shown as "—" or left out
+# their seed means nothing: shown as "—" or left out
+SEEDLESS_TASKS = ("import", "edit", "upscale")
+# kept, not made by a model (a file read, a hand edit): nothing to run again
+RECORDED_TASKS = ("import", "edit")
 
 
 class SeedField(QWidget):

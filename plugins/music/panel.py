@@ -35,9 +35,11 @@ from creative_studio.io.midi import Note
 from creative_studio.ui.panel import PluginPanel
 from creative_studio.ui.widgets import SeedField, StatusLine, ask_path
 
+from .roll_edit import RollEdit, bars_between
 from .tokens import MODES
 
 TONICS = ("C", "C♯/D♭", "D", "E♭", "E", "F", "F♯/G♭", "G", "A♭", "A", "B♭", "B")
+NAMES = ("C", "C♯", "D", "D♯", "E", "F", "F♯", "G", "G♯", "A", "A♯", "B")
 INSTRUMENTS = ((0, "Acoustic Grand Piano"), (4, "Electric Piano"), (6, "Harpsichord"),
                (11, "Vibraphone"), (12, "Marimba"), (19, "Church Organ"), (21, "Accordion"),
                (24, "Nylon Guitar"), (40, "Violin"), (42, "Cello"), (48, "Strings"),
@@ -48,11 +50,23 @@ PLAYERS = (("pw-play", []), ("paplay", []), ("aplay", ["-q"]))
 VOICE_COLOURS = (QColor(52, 132, 228), QColor(224, 112, 40), QColor(60, 160, 90),
                  QColor(150, 90, 200))
 MIDI_FILTER = "MIDI files (*.mid *.midi)"
+GPT2_TASKS = ("generate", "continue", "infill")  # the Music model's; the others have their own
+FINDS_KEY = ("continue", "infill", "harmonize")  # the key may come from the MIDI read
 log = logging.getLogger(__name__)
 
 
 class PianoRoll(QWidget):
-    """Notes over time (bars marked), the kept prompt shaded, a playhead while playing."""
+    """Notes over time (bars numbered, every row named), the kept prompt shaded, a playhead
+    while playing — and the notes edited in place (roll_edit.RollEdit): click to select
+    (Shift adds), drag to move, drag a note's right end to resize, double-click to add,
+    Delete, Ctrl+Z / Ctrl+Shift+Z, arrows move by a sixteenth or a semitone. Dragging along
+    the bar numbers chooses bars (``bars_chosen``), e.g. for Regenerate bars."""
+
+    edited = Signal()  # the notes changed (or an undo/redo brought others back)
+    bars_chosen = Signal(int, int)  # first and last bar, 1-based
+    MARGIN = 36  # the pitch names' column
+    RULER = 18  # the bar numbers' strip at the bottom
+    EDGE = 5  # pixels at a note's right end that resize it
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -62,12 +76,24 @@ class PianoRoll(QWidget):
         self.sections: list[str] = []  # interpolation steps, side by side
         self.section = 0.0  # quarter notes per section
         self.playhead: float | None = None  # quarter notes
+        self.edit = RollEdit()
+        self.chosen: tuple[int, int] | None = None  # bars chosen (1-based, inclusive)
+        self._range = (60, 72)  # pitches shown (kept while editing: no jumping rows)
+        self._length = 4.0
+        self._drag: tuple[str, float, int] | None = None  # kind, press time, press pitch
+        self._ruler_from: float | None = None
         self.setMinimumSize(400, 220)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.setMouseTracking(True)
 
     def set_notes(self, notes: list[Note], bar: float, prompt_end: float = 0.0,
                   sections: list[str] | None = None, section: float = 0.0) -> None:
         self.notes, self.bar, self.prompt_end, self.playhead = notes, bar, prompt_end, None
         self.sections, self.section = list(sections or []), section
+        self.chosen = None
+        self._length = self.length()
+        self.edit = RollEdit([*notes], length=self._length)
+        self._fit_range()
         self.update()
 
     def length(self) -> float:
@@ -76,6 +102,150 @@ class PianoRoll(QWidget):
         bars = max(1, math.ceil(end / self.bar - 0.02))
         return bars * self.bar
 
+    def bar_count(self) -> int:
+        return max(1, round(self._length / self.bar))
+
+    def choose_bars(self, first: int, last: int) -> None:
+        self.chosen = (first, last) if first <= last else None
+        self.update()
+
+    # -- geometry ----------------------------------------------------------------------
+    def _fit_range(self) -> None:
+        """Rows for every note with room to move (only ever grown while editing)."""
+        pitches = [n.pitch for n in self.edit.notes] or [60, 72]
+        low, high = min(pitches) - 3, max(pitches) + 3
+        if self.edit.modified:
+            low, high = min(low, self._range[0]), max(high, self._range[1])
+        self._range = (max(0, low), min(127, high))
+
+    def _area(self) -> tuple[float, float, float]:
+        """(width, height, row height) of the notes' area."""
+        low, high = self._range
+        width = max(1.0, self.width() - self.MARGIN - 4)
+        height = max(1.0, self.height() - self.RULER - 4)
+        return width, height, height / (high - low + 1)
+
+    def _x(self, time: float) -> float:
+        return self.MARGIN + time / self._length * self._area()[0]
+
+    def _time(self, x: float) -> float:
+        return (x - self.MARGIN) / self._area()[0] * self._length
+
+    def _pitch(self, y: float) -> int:
+        return self._range[1] - int((y - 4) // self._area()[2])
+
+    # -- editing -------------------------------------------------------------------------
+    def undo(self) -> None:
+        if self.edit.undo():
+            self._changed()
+
+    def redo(self) -> None:
+        if self.edit.redo():
+            self._changed()
+
+    def _changed(self) -> None:
+        self.notes = self.edit.notes
+        self._fit_range()
+        self.update()
+        self.edited.emit()
+
+    def mousePressEvent(self, event) -> None:  # noqa: N802 - Qt API
+        pos = event.position()
+        if not self.notes and not self.edit.notes:
+            return
+        if pos.y() >= self.height() - self.RULER:
+            self._ruler_from = self._time(pos.x())
+            self._ruler_move(pos.x())
+            return
+        time, pitch = self._time(pos.x()), self._pitch(pos.y())
+        index = self.edit.note_at(time, pitch)
+        shift = bool(event.modifiers() & Qt.KeyboardModifier.ShiftModifier)
+        if index is None:
+            self.edit.select(None, add=shift)
+            self.update()
+            return
+        if not (index in self.edit.selected and not shift):
+            self.edit.select(index, add=shift)
+        note = self.edit.notes[index]
+        kind = "resize" if self._x(note.start + note.duration) - pos.x() <= self.EDGE \
+            else "move"
+        if index in self.edit.selected:
+            self.edit.begin_drag()
+            self._drag = (kind, time, pitch)
+        self.update()
+
+    def mouseMoveEvent(self, event) -> None:  # noqa: N802 - Qt API
+        pos = event.position()
+        if self._ruler_from is not None:
+            self._ruler_move(pos.x())
+            return
+        if self._drag is None:
+            time, pitch = self._time(pos.x()), self._pitch(pos.y())
+            index = self.edit.note_at(time, pitch)
+            near_end = index is not None and self._x(
+                self.edit.notes[index].start + self.edit.notes[index].duration) - pos.x() \
+                <= self.EDGE
+            self.setCursor(Qt.CursorShape.SizeHorCursor if near_end else
+                           Qt.CursorShape.ArrowCursor)
+            return
+        kind, time, pitch = self._drag
+        self.edit.drag(kind, self._time(pos.x()) - time, self._pitch(pos.y()) - pitch)
+        self.notes = self.edit.notes
+        self.update()
+
+    def mouseReleaseEvent(self, event) -> None:  # noqa: N802 - Qt API
+        if self._ruler_from is not None:
+            self._ruler_from = None
+            if self.chosen:
+                self.bars_chosen.emit(*self.chosen)
+            return
+        if self._drag is not None:
+            self._drag = None
+            if self.edit.end_drag():
+                self._changed()
+
+    def _ruler_move(self, x: float) -> None:
+        if self._ruler_from is not None:
+            self.chosen = bars_between(self._ruler_from, self._time(x), self.bar,
+                                       self.bar_count())
+            self.update()
+
+    def mouseDoubleClickEvent(self, event) -> None:  # noqa: N802 - Qt API
+        pos = event.position()
+        if pos.y() >= self.height() - self.RULER or (not self.notes and not self.edit.notes):
+            return
+        time, pitch = self._time(pos.x()), self._pitch(pos.y())
+        if self.edit.note_at(time, pitch) is None:
+            self.edit.add(time - self.edit.grid / 2, pitch)
+            self._changed()
+
+    def keyPressEvent(self, event) -> None:  # noqa: N802 - Qt API
+        key, mods = event.key(), event.modifiers()
+        ctrl = bool(mods & Qt.KeyboardModifier.ControlModifier)
+        shift = bool(mods & Qt.KeyboardModifier.ShiftModifier)
+        done = False
+        if key in (Qt.Key.Key_Delete, Qt.Key.Key_Backspace):
+            done = bool(self.edit.delete())
+        elif ctrl and key in (Qt.Key.Key_Z, Qt.Key.Key_Y):  # where no Edit menu takes them
+            self.redo() if shift or key == Qt.Key.Key_Y else self.undo()
+            return
+        elif ctrl and key == Qt.Key.Key_A:
+            self.edit.select_all()
+            self.update()
+            return
+        elif key in (Qt.Key.Key_Up, Qt.Key.Key_Down):
+            step = 12 if shift else 1
+            done = self.edit.move(0.0, step if key == Qt.Key.Key_Up else -step)
+        elif key in (Qt.Key.Key_Left, Qt.Key.Key_Right):
+            step = self.bar if shift else self.edit.grid
+            done = self.edit.move(step if key == Qt.Key.Key_Right else -step, 0)
+        else:
+            super().keyPressEvent(event)
+            return
+        if done:
+            self._changed()
+
+    # -- drawing -------------------------------------------------------------------------
     def paintEvent(self, event) -> None:  # noqa: N802 - Qt API
         painter = QPainter(self)
         palette = self.palette()
@@ -84,28 +254,36 @@ class PianoRoll(QWidget):
             painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter,
                              "Generate an idea, or open a MIDI file to continue.")
             return
-        low = min(n.pitch for n in self.notes) - 2
-        high = max(n.pitch for n in self.notes) + 2
-        length = self.length()
-        margin = 28
-        width, height = self.width() - margin - 4, self.height() - 18
-        x_of = lambda q: margin + q / length * width  # noqa: E731
-        row = height / (high - low + 1)
-        for pitch in range(low, high + 1):  # black-key rows darker, C rows labelled
+        low, high = self._range
+        width, height, row = self._area()
+        x_of = self._x
+        font = painter.font()
+        font.setPixelSize(max(6, min(11, int(row) - 1)))
+        painter.setFont(font)
+        for pitch in range(low, high + 1):  # black-key rows darker, every row named
             y = 4 + (high - pitch) * row
             if pitch % 12 in (1, 3, 6, 8, 10):
-                painter.fillRect(QRectF(margin, y, width, row), palette.alternateBase())
-            if pitch % 12 == 0:
+                painter.fillRect(QRectF(self.MARGIN, y, width, row), palette.alternateBase())
+            if row >= 6 or pitch % 12 == 0:
                 painter.setPen(palette.text().color())
-                painter.drawText(QPointF(2, y + row), f"C{pitch // 12 - 1}")
+                painter.drawText(QRectF(2, y, self.MARGIN - 4, row),
+                                 Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignRight,
+                                 pitch_name(pitch))
         if self.prompt_end > 0:
-            painter.fillRect(QRectF(margin, 4, x_of(self.prompt_end) - margin, height),
-                             QColor(128, 128, 128, 40))
+            painter.fillRect(QRectF(self.MARGIN, 4, x_of(self.prompt_end) - self.MARGIN,
+                                    height), QColor(128, 128, 128, 40))
+        if self.chosen:
+            first, last = self.chosen
+            highlight = QColor(palette.highlight().color())
+            highlight.setAlpha(60)
+            painter.fillRect(QRectF(x_of((first - 1) * self.bar), 4,
+                                    x_of(last * self.bar) - x_of((first - 1) * self.bar),
+                                    height + self.RULER - 4), highlight)
         bar, index = 0.0, 1
-        while bar <= length + 1e-6:
+        while bar <= self._length + 1e-6:
             painter.setPen(QPen(palette.mid().color(), 1))
             painter.drawLine(QPointF(x_of(bar), 4), QPointF(x_of(bar), 4 + height))
-            if bar < length:
+            if bar < self._length:
                 painter.setPen(palette.text().color())
                 painter.drawText(QPointF(x_of(bar) + 2, self.height() - 3), str(index))
             bar += self.bar
@@ -116,16 +294,25 @@ class PianoRoll(QWidget):
                 painter.setPen(QPen(palette.text().color(), 2))
                 painter.drawLine(QPointF(x, 4), QPointF(x, 4 + height))
                 painter.drawText(QPointF(x + 4, 16), name)
-        for note in self.notes:
+        outline = QPen(palette.text().color(), 2)
+        for index, note in enumerate(self.notes):
             colour = QColor(120, 120, 120) if note.start < self.prompt_end else \
                 VOICE_COLOURS[note.voice % len(VOICE_COLOURS)]
             rect = QRectF(x_of(note.start), 4 + (high - note.pitch) * row,
-                          max(2.0, note.duration / length * width - 1), max(2.0, row - 1))
+                          max(2.0, note.duration / self._length * width - 1), max(2.0, row - 1))
             painter.fillRect(rect, colour)
+            if index in self.edit.selected:
+                painter.setPen(outline)
+                painter.drawRect(rect)
         if self.playhead is not None:
             painter.setPen(QPen(QColor(230, 60, 60), 2))
-            x = x_of(min(self.playhead, length))
+            x = x_of(min(self.playhead, self._length))
             painter.drawLine(QPointF(x, 0), QPointF(x, self.height()))
+
+
+def pitch_name(pitch: int) -> str:
+    """C4 = MIDI 60, sharps as the keyboard's black keys."""
+    return f"{NAMES[pitch % 12]}{pitch // 12 - 1}"
 
 
 class DragMidi(QPushButton):
@@ -187,6 +374,7 @@ class MusicPanel(PluginPanel):
         super().__init__(context, manifest, parent)
         self.setAcceptDrops(True)
         self.prompt_item: str | None = None
+        self._found_key: tuple[int, str] | None = None  # the key of the MIDI read
         self.current: Item | None = None
         self._shown_notes: list[Note] = []
         self._tempo = 100.0
@@ -220,6 +408,8 @@ class MusicPanel(PluginPanel):
         self.prompt_label = QLabel("No MIDI chosen (open one, drop one, or Send to → Music)")
         self.prompt_label.setWordWrap(True)
         self.keep_bars = self.param_widget("keep_bars")
+        self.from_bar = self.param_widget("from_bar")  # Regenerate bars: the selection
+        self.to_bar = self.param_widget("to_bar")
         self.model_choices()
         self.model_folder = model_folder = QPushButton("Other model folder…")
         model_folder.setToolTip("A folder made by tools/music/train.py --export (config.json, "
@@ -262,7 +452,7 @@ class MusicPanel(PluginPanel):
         form.addRow(self.prompt_label)
         form.addRow(self.second_button)
         form.addRow(self.second_label)
-        self.param_rows(form, "keep_bars")
+        self.param_rows(form, "keep_bars", "from_bar", "to_bar")
         form.addRow("Model", self.model)
         form.addRow("", model_folder)
         form.addRow("Key", key_row)
@@ -281,6 +471,20 @@ class MusicPanel(PluginPanel):
         self.results.setMaximumHeight(110)
         self.results.currentItemChanged.connect(self._result_chosen)
         self.roll = PianoRoll()
+        self.roll.edited.connect(self._roll_edited)
+        self.roll.bars_chosen.connect(self._bars_chosen)
+        self._roll_item: Item | None = None  # whose notes the roll shows (result or MIDI read)
+        self._roll_meter: tuple[int, int] = (4, 4)
+        self.legend = QLabel("")
+        self.legend.setTextFormat(Qt.TextFormat.RichText)
+        self.legend.setToolTip("Click a note to select it (Shift adds), drag to move, drag its "
+                               "right end to resize, double-click to add, Delete removes, "
+                               "Ctrl+Z undoes; drag along the bar numbers to choose bars")
+        self.save_edit_button = QPushButton("Save as new item")
+        self.save_edit_button.setToolTip("Keep the edited notes as a new History item whose "
+                                         "parent is the one shown (that one stays as it was)")
+        self.save_edit_button.setEnabled(False)
+        self.save_edit_button.clicked.connect(self.save_edits)
         self.info = self.status_label = StatusLine("", lines=3)
         self.play_button = QPushButton("▶ Play")
         self.play_button.clicked.connect(self.toggle_play)
@@ -291,7 +495,8 @@ class MusicPanel(PluginPanel):
         export_wav.clicked.connect(lambda: self.export_dialog(".wav"))
         self.audio_label = QLabel("")
         bar = QHBoxLayout()
-        for widget in (self.play_button, self.drag_button, export_midi, export_wav):
+        for widget in (self.play_button, self.drag_button, export_midi, export_wav,
+                       self.save_edit_button):
             bar.addWidget(widget)
         bar.addStretch(1)
         bar.addWidget(self.audio_label)
@@ -300,6 +505,7 @@ class MusicPanel(PluginPanel):
         main_layout.setContentsMargins(0, 0, 0, 0)
         main_layout.addWidget(QLabel("Results (this session; all are in the History)"))
         main_layout.addWidget(self.results)
+        main_layout.addWidget(self.legend)
         main_layout.addWidget(self.roll, 1)
         main_layout.addLayout(bar)
         main_layout.addWidget(self.info)
@@ -335,10 +541,10 @@ class MusicPanel(PluginPanel):
             widget.setVisible(bool(spec and spec.input))
         for widget in (self.second_button, self.second_label):
             widget.setVisible(task == "interpolate")
-        finds_key = task in ("continue", "harmonize")  # the key may come from the MIDI
+        finds_key = task in FINDS_KEY  # the key may come from the MIDI
         self.auto_key.setVisible(finds_key)
         reads_key = self.manifest.params.get("tonic").applies_to(task)
-        gpt2 = task in ("generate", "continue")  # the other tasks use their own models
+        gpt2 = task in GPT2_TASKS  # the other tasks use their own models
         for widget, shown in ((self.tonic, reads_key), (self.mode, reads_key),
                               (self.model, gpt2), (self.model_folder, gpt2)):
             widget.setVisible(shown)
@@ -350,8 +556,17 @@ class MusicPanel(PluginPanel):
         manual_key = not (finds_key and self.auto_key.isChecked())
         self.tonic.setEnabled(manual_key)
         self.mode.setEnabled(manual_key)
+        if not manual_key:
+            self._show_found_key()
         self.generate_button.setText(spec.title.split()[0] if spec and task != "generate"
                                      else "Generate")
+
+    def _show_found_key(self) -> None:
+        """With "Key from the MIDI", the greyed boxes show the key that will be used."""
+        if self._found_key is not None and self.auto_key.isChecked():
+            tonic, mode = self._found_key
+            self.tonic.setCurrentIndex(self.tonic.findData(tonic))
+            self.mode.setCurrentIndex(self.mode.findData(mode))
 
     def _choose_model_folder(self) -> None:
         self.choose_model_path("Choose a music model folder")
@@ -412,15 +627,19 @@ class MusicPanel(PluginPanel):
         spec = self.manifest.task(self.task.currentData())
         if spec is None or not spec.input:  # a MIDI given to New idea: continue it
             self.task.setCurrentIndex(self.task.findData("continue"))
-        tonic, mode = detect_key(content.notes)
+        tonic, mode = detect_key(content.notes, content.key)
         meter = content.time_signature
         bars = int(-(-max(n.start + n.duration for n in content.notes) // bar_length(meter)))
         self.prompt_label.setText(f"{item.title}: {len(content.notes)} notes, {bars} bars, "
                                   f"{meter[0]}/{meter[1]}, {content.tempo:.0f} BPM, "
                                   f"key found: {key_name(tonic, mode)}")
         self.tempo.setValue(int(round(content.tempo)))
+        self._found_key = (tonic, mode)
+        self._show_found_key()
         self.keep_bars.setValue(max(1, min(self.keep_bars.maximum(), min(4, bars))))
-        self.roll.set_notes(content.notes, bar_length(meter))
+        self.to_bar.setValue(min(self.to_bar.value(), bars))  # the selection inside the MIDI
+        self.from_bar.setValue(min(self.from_bar.value(), self.to_bar.value()))
+        self._show_in_roll(item, content)
         self.show_message("")
 
     def accept_input(self, item: Item) -> None:
@@ -438,7 +657,7 @@ class MusicPanel(PluginPanel):
     # -- jobs --------------------------------------------------------------------------
     def param_values(self, task: str) -> dict[str, Any]:
         params = super().param_values(task)
-        if task in ("continue", "harmonize") and self.auto_key.isChecked():
+        if task in FINDS_KEY and self.auto_key.isChecked():
             params["tonic"] = params["mode"] = "auto"
         return params
 
@@ -463,7 +682,7 @@ class MusicPanel(PluginPanel):
                                       error=True)
                     return []
                 parents.append(self.second_item)
-        model = None if task in ("generate", "continue") else ""  # "": the task's own model
+        model = None if task in GPT2_TASKS else ""  # "": the task's own model
         return self.submit_variations(task, self.param_values(task),
                                       task if task != "generate" else "idea",
                                       parents=parents, model=model)
@@ -511,10 +730,118 @@ class MusicPanel(PluginPanel):
         prompt_end = meta.get("prompt_bars", 0) * bar_length(content.time_signature)
         sections = meta.get("sections") if isinstance(meta.get("sections"), list) else None
         section = meta.get("section_quarters")
-        self.roll.set_notes(content.notes, bar_length(content.time_signature), prompt_end,
-                            [str(x) for x in sections or []],
-                            float(section) if isinstance(section, int | float) else 0.0)
+        self._show_in_roll(item, content, prompt_end, [str(x) for x in sections or []],
+                           float(section) if isinstance(section, int | float) else 0.0)
+        if item.request.task == "infill":  # the bars it wrote, marked
+            self.roll.choose_bars(int(meta.get("from_bar", 0)), int(meta.get("to_bar", 0)))
         self.info.setText(self.describe_item(item, self.context.store))
+
+    # -- the piano roll: editing, choosing bars --------------------------------------------
+    def _show_in_roll(self, item: Item, content, prompt_end: float = 0.0,
+                      sections: list[str] | None = None, section: float = 0.0) -> None:
+        from .analysis import bar_length
+
+        self._roll_item = item
+        self._roll_meter = content.time_signature
+        self._tempo = content.tempo
+        self.roll.set_notes(content.notes, bar_length(content.time_signature), prompt_end,
+                            sections, section)
+        self.save_edit_button.setEnabled(False)
+        self.legend.setText(self._legend(item, content.notes))
+
+    def _legend(self, item: Item, notes: list[Note]) -> str:
+        """Coloured squares naming the voices (a harmonization's SATB, else the tracks)."""
+        voices = sorted({n.voice for n in notes})
+        if item.request.task == "harmonize":
+            names = ("soprano (melody)", "alto", "tenor", "bass")
+        elif len(voices) == 1:
+            names = ("notes",)
+        else:
+            names = tuple(f"track {v + 1}" for v in range(max(voices) + 1))
+        parts = []
+        for voice in voices:
+            colour = VOICE_COLOURS[voice % len(VOICE_COLOURS)].name()
+            name = names[voice] if voice < len(names) else f"track {voice + 1}"
+            parts.append(f'<span style="color:{colour}">■</span> {name}')
+        if self.roll.prompt_end > 0:
+            parts.append('<span style="color:#787878">■</span> kept from the MIDI')
+        return " &nbsp; ".join(parts) + " &nbsp; <i>(edit: click, drag, double-click)</i>"
+
+    def _roll_edited(self) -> None:
+        edit = self.roll.edit
+        self.save_edit_button.setEnabled(edit.modified and self._roll_item is not None)
+        if edit.modified:
+            self.show_message(f"Edited: {len(edit.notes)} notes (not kept yet: Save as new "
+                              "item keeps them; Ctrl+Z undoes).")
+
+    def _bars_chosen(self, first: int, last: int) -> None:
+        """Bars chosen in the roll: Regenerate bars on the item shown, those bars."""
+        item = self._roll_item
+        if item is None:
+            return
+        if item.id != self.prompt_item:
+            self.prompt_item = item.id
+            self.prompt_label.setText(f"{item.title}: the MIDI shown in the roll")
+        self.task.setCurrentIndex(self.task.findData("infill"))
+        self.to_bar.setValue(last)
+        self.from_bar.setValue(first)
+        self.roll.choose_bars(first, last)
+        bars = f"bar {first}" if first == last else f"bars {first}–{last}"
+        self.show_message(f"Chosen: {bars} of {item.title} — Regenerate writes them anew.")
+
+    def undo(self) -> None:
+        """Edit → Undo (Ctrl+Z): the piano roll's last edit."""
+        self.roll.undo()
+
+    def redo(self) -> None:
+        self.roll.redo()
+
+    def save_edits(self) -> str | None:
+        """The edited notes as a new item whose parent is the item shown; its id."""
+        import json
+
+        from creative_studio.core.jobs import Asset, ModelIdentity, Request, Result
+
+        from .generator import write_voices
+
+        item, edit = self._roll_item, self.roll.edit
+        if item is None or not edit.modified:
+            return None
+        notes = edit.sorted_notes()
+        if not notes:
+            self.show_message("Nothing to keep: every note was deleted (Ctrl+Z brings them "
+                              "back).", error=True)
+            return None
+        meta = item.metadata
+        program = int(meta.get("program", 0)) if isinstance(meta.get("program"), int) else 0
+        tonic, mode = meta.get("tonic"), meta.get("mode")
+        key = (tonic, mode) if isinstance(tonic, int) and mode in MODES else None
+        meter = self._roll_meter
+        title = f"Edited: {item.title}" if not item.title.startswith("Edited: ") \
+            else item.title
+        recipe = json.dumps({"task": "edit", "parent": item.id, "notes": len(notes)})
+        data = write_voices(notes, self._tempo, meter, program, key, recipe, title,
+                            max(self.roll.length(), self.roll.bar_count() * self.roll.bar))
+        request = Request(self.manifest.id, "edit", params={"notes": len(notes)},
+                          parents=[item.id])
+        metadata = {"notes": len(notes), "tempo": self._tempo,
+                    "time_signature": f"{meter[0]}/{meter[1]}", "program": program}
+        if key:
+            metadata.update(tonic=tonic, mode=mode, key=meta.get("key", ""))
+        new_id = self.attempt(lambda: self.context.store.add_item(request, Result(
+            [Asset("midi", "audio/midi", data, "edited.mid")],
+            ModelIdentity("hand", "piano roll"), "none", metadata=metadata, title=title)),
+            title)
+        if new_id is None:
+            return None
+        self.context.added(new_id)
+        new = self.context.store.item(new_id)
+        entry = QListWidgetItem(new.title)
+        entry.setData(Qt.ItemDataRole.UserRole, new.id)
+        self.results.addItem(entry)
+        self.results.setCurrentItem(entry)  # shows it (the roll starts a fresh edit)
+        self.show_message(f"Kept as “{title}” in the History (its parent: {item.title}).")
+        return new_id
 
     def midi_file_for_drag(self) -> Path | None:
         if self.current is None:
@@ -633,7 +960,7 @@ class MusicPanel(PluginPanel):
                     self.second_label.setText(f"Arrive at {second.title}")
             except StudioError:
                 pass
-        if task in ("generate", "continue"):
+        if task in GPT2_TASKS:
             super().recall(item, mode)
         else:  # the harmonizer and the VAE are the tasks' own: the model choice stays
             from creative_studio.core.jobs import Request
@@ -693,6 +1020,10 @@ class MusicPanel(PluginPanel):
         if item.request.task == "import":
             return (f"{item.title}: {meta.get('notes', '?')} notes, "
                     f"{meta.get('time_signature', '?')}, {meta.get('tempo', '?')} BPM")
+        if item.request.task == "edit":
+            return (f"{item.title}\n{meta.get('notes', '?')} notes, edited by hand in the "
+                    f"piano roll; {meta.get('time_signature', '?')}, "
+                    f"{meta.get('tempo', 0):.0f} BPM")
         lines = [item.title]
         task = item.request.task
         if task == "harmonize":
@@ -700,6 +1031,12 @@ class MusicPanel(PluginPanel):
                          f"{meta.get('in_key', 0) * 100:.0f}% in {meta.get('key', '?')}; "
                          f"{meta.get('parallels_per_100_moves', '?')} parallel fifths/octaves "
                          f"per 100 voice-pair moves; {meta.get('seconds', '?')} s")
+        elif task == "infill":
+            joins = ", ".join(str(j) for j in meta.get("joins") or []) or "none"
+            lines.append(f"{meta.get('notes', '?')} new notes in bars {meta.get('from_bar')}–"
+                         f"{meta.get('to_bar')} of {meta.get('bars', '?')}, "
+                         f"{meta.get('in_key', 0) * 100:.0f}% in {meta.get('key', '?')}; "
+                         f"joins {joins} semitones; {meta.get('seconds', '?')} s")
         elif task in ("interpolate", "vary"):
             sections = meta.get("sections") or []
             lines.append(f"{' → '.join(str(s) for s in sections)}; {meta.get('notes', '?')} "
