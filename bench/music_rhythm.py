@@ -6,7 +6,10 @@
 For each of ``--ideas`` held-out folk tunes of the test split (pieces the training never
 saw; cycling when there are fewer), the first 8 bars are measured, and the Music model
 writes a new 8-bar idea in the same meter and mode (tonic C, as the data; seeds 2000…), or
-with ``--continue`` continues the tune's first 4 bars by 4 (only the new bars measured).
+with ``--continue`` continues the tune's first 4 bars by 4 (only the new bars measured, and
+whether they reach the theme's range — within two semitones of its highest note — and end
+on the tonic; the tune's own bars 5–8 are measured alike; ``--plain``: without the End on the
+tonic and Reach the theme's range rules).
 Per piece (plugins/music/analysis.rhythm): the share of notes on the most common duration,
 the duration entropy in bits, and syncopation; the table gives the means over pieces and
 how many pieces have more than 90 % on one duration, for the corpus and the model. The goal:
@@ -60,10 +63,18 @@ def held_out(data: Path, count: int, bars: int = 8) -> list[dict]:
         tpq = score.ticks_per_quarter
         notes = [Note(n.time / tpq, n.duration / tpq, int(n.pitch), 90)
                  for track in score.tracks for n in track.notes]
-        pieces.append({"meter": meter, "mode": mode, "notes": notes})
+        pieces.append({"meter": meter, "mode": mode, "notes": notes, "tonic": 0})  # in C
         if len(pieces) >= count:
             break
     return pieces
+
+
+def shape(theme: list, notes: list, tonic: int) -> dict:
+    """Whether new ``notes`` reach within two semitones of the ``theme``'s highest note, and
+    whether the last of them (its highest at the last onset) is the tonic."""
+    last = max(notes, key=lambda n: (n.start, n.pitch))
+    reaches = bool(theme) and max(n.pitch for n in notes) >= max(n.pitch for n in theme) - 2
+    return {"reaches": float(reaches), "tonic_end": float((last.pitch - tonic) % 12 == 0)}
 
 
 def main() -> None:
@@ -75,6 +86,8 @@ def main() -> None:
     parser.add_argument("--model", default="embedded:music-gpt2",
                         help="a model reference (a folder path for a trained run's export)")
     parser.add_argument("--continue", dest="continuing", action="store_true")
+    parser.add_argument("--plain", action="store_true",
+                        help="without End on the tonic and Reach the theme's range (before)")
     args = parser.parse_args()
     if not (args.data / "test.npz").is_file():
         raise SystemExit(f"{args.data}/test.npz is missing: tools/music/README.md builds it")
@@ -96,6 +109,7 @@ def main() -> None:
     generator = registry.get("music").load("generator")()
     generator.load(registry.resolve_model("music", args.model), "cpu", Progress())
     measured: dict[str, list[dict]] = {"corpus": [], "model": []}
+    meters: list[str] = []
     failures = 0
     for index in range(args.ideas):
         piece = corpus[index % len(corpus)]
@@ -106,12 +120,17 @@ def main() -> None:
             params["temperature"] = args.temperature
         if args.top_p is not None:
             params["top_p"] = args.top_p
+        if args.plain:
+            params["end_on_tonic"] = False
+            if args.continuing:
+                params["develop"] = False
         inputs = {}
         parents = []
         start = 0.0
+        prompt = []
         corpus_notes = piece["notes"]
         if args.continuing:
-            params.update(bars=4, keep_bars=4, tonic="auto", mode="auto")
+            params.update(bars=4, keep_bars=4)  # the tune's own key (C, its mode)
             del params["time_signature"]
             start = 4 * bar_length(meter)
             prompt = [n for n in piece["notes"] if n.start < start]
@@ -130,17 +149,28 @@ def main() -> None:
             print(f"idea {index}: {exc}", file=sys.stderr)
             continue
         notes = [n for n in read_notes(result.assets[0].data).notes if n.start >= start - 1e-6]
-        measured["model"].append(rhythm(notes, meter))
-        measured["corpus"].append(rhythm(corpus_notes, meter))
+        meters.append(piece["meter"])
+        measured["model"].append({**rhythm(notes, meter), **shape(
+            prompt if args.continuing else [], notes, result.metadata["tonic"])})
+        measured["corpus"].append({**rhythm(corpus_notes, meter), **shape(
+            prompt if args.continuing else [], corpus_notes, piece["tonic"])})
     print(f"{args.ideas} {'continuations' if args.continuing else 'new ideas'} "
           f"(model {args.model}, temperature {args.temperature or 'default'}, top-p "
           f"{args.top_p or 'default'}) vs {len(corpus)} held-out folk tunes' "
           f"{'bars 5–8' if args.continuing else 'first 8 bars'}; {failures} failed")
-    print(f"{'':8}" + "".join(f"{f:>13}" for f in FIGURES) + f"{'>90 % one':>11}")
+    shown = FIGURES + (("reaches", "tonic_end") if args.continuing else ("tonic_end",))
+    print(f"{'':8}" + "".join(f"{f:>13}" for f in shown) + f"{'>90 % one':>11}")
     for name, rows in measured.items():
-        means = [statistics.fmean(r[f] for r in rows) for f in FIGURES]
+        means = [statistics.fmean(r[f] for r in rows) for f in shown]
         over = sum(r["top_share"] > 0.9 for r in rows)
         print(f"{name:8}" + "".join(f"{m:>13.3f}" for m in means) + f"{over:>7}/{len(rows)}")
+    print("by meter (pieces: top share corpus → model, entropy corpus → model):")
+    for meter in sorted(set(meters)):
+        rows = [i for i, m in enumerate(meters) if m == meter]
+        pair = [statistics.fmean(measured[k][i][f] for i in rows)
+                for f in ("top_share", "entropy") for k in ("corpus", "model")]
+        print(f"  {meter:5} {len(rows):3}: {pair[0]:.2f} → {pair[1]:.2f}, "
+              f"{pair[2]:.2f} → {pair[3]:.2f}")
     gaps = [statistics.fmean(r[f] for r in measured["model"])
             - statistics.fmean(r[f] for r in measured["corpus"]) for f in FIGURES]
     print("model − corpus " + ", ".join(f"{f} {g:+.3f}" for f, g in zip(FIGURES, gaps,

@@ -113,3 +113,49 @@ def test_the_greyed_key_boxes_show_the_key_read_from_the_midi(make_window, tmp_p
     assert (panel.tonic.currentData(), panel.mode.currentData()) == (9, "minor")
     assert "key found: A minor" in panel.prompt_label.text()
     assert panel.tempo.value() == 96
+
+
+def test_chords_of_a_midi_fill_the_field_and_show_in_the_roll(make_window, tmp_path):
+    from creative_studio.io.midi import CHORD_TRACK, Part, write_parts
+    from plugins.music import chords
+
+    window = make_window()
+    panel = window.panels["music"]
+    placed = chords.place(chords.parse_progression("Am | Dm E7"), 2, 3.0)
+    melody = [Note(i * 1.0, 1.0, p) for i, p in enumerate([69, 72, 76, 74, 77, 71])]
+    source = tmp_path / "waltz.mid"
+    source.write_bytes(write_parts([Part(melody), Part(chords.track(placed), 0, CHORD_TRACK)],
+                                   120, (3, 4), marks=[(c.start, c.symbol) for c in placed]))
+    assert panel.open_midi(source)
+    assert panel.roll.chords == [(0.0, "Am"), (3.0, "Dm"), (4.5, "E7")]
+    assert len(panel.roll.notes) == 6  # the chord track is not part of the melody
+    panel.task.setCurrentIndex(panel.task.findData("harmonize"))
+    assert panel.find_chords_button.isVisibleTo(panel)
+    assert panel.fill_chords() == "Am | Dm E7" and panel.chords.text() == "Am | Dm E7"
+    assert panel.param_values("harmonize")["chords"] == "Am | Dm E7"
+    panel.task.setCurrentIndex(panel.task.findData("generate"))
+    assert not panel.find_chords_button.isVisibleTo(panel)
+    assert panel.param_values("generate")["end_on_tonic"] is True
+    panel.task.setCurrentIndex(panel.task.findData("humanize"))
+    assert "chords" not in panel.param_values("humanize")
+
+
+def test_an_edit_keeps_the_chords_of_the_midi(qtbot, make_window, tmp_path):
+    from creative_studio.io.midi import CHORD_TRACK, Part, write_parts
+    from plugins.music import chords
+
+    window = make_window()
+    panel = window.panels["music"]
+    placed = chords.place([["C"], ["G"]], 2, 4.0)
+    source = tmp_path / "two.mid"
+    source.write_bytes(write_parts([Part(tune()[:16]), Part(chords.track(placed), 0,
+                                                            CHORD_TRACK)],
+                                   100, (4, 4), marks=[(c.start, c.symbol) for c in placed]))
+    assert panel.open_midi(source)
+    panel.roll.setFocus()
+    panel.roll.edit.select(0)
+    qtbot.keyClick(panel.roll, Qt.Key.Key_Delete)
+    item = window.store.item(panel.save_edits())
+    content = read_notes(window.store.asset_bytes(item.assets[0].id))
+    assert len(content.notes) == 15
+    assert content.marks == [(0.0, "C"), (4.0, "G")] and content.chord_notes

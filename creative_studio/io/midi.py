@@ -15,7 +15,7 @@ import io
 import logging
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..core.errors import BadInput
@@ -45,6 +45,10 @@ class MidiContent:
     tempo: float  # quarter notes per minute
     # the file's first key signature as (tonic pitch class, "major" | "minor"); None without
     key: tuple[int, str] | None = None
+    # marker texts at their times (quarter notes): chord symbols where a lead sheet has them
+    marks: list[tuple[float, str]] = field(default_factory=list)
+    # the notes of a track named "Chords" (CHORD_TRACK): the harmony, kept out of ``notes``
+    chord_notes: list[Note] = field(default_factory=list)
 
 
 def check_size(size: int, name: str) -> None:
@@ -73,12 +77,13 @@ def read_notes(data: bytes, name: str = "The file") -> MidiContent:
         logging.getLogger(__name__).info("%s: MIDI reader: %s", name, exc)  # details: log
         raise BadInput(f"{name} is damaged or truncated: it cannot be read as MIDI.") from exc
     tpq = score.ticks_per_quarter or 480
-    notes, drums, voice = [], 0, -1
+    notes, chord_notes, drums, voice = [], [], 0, -1
     for track in score.tracks:
         if track.is_drum:
             drums += len(track.notes)
             continue
-        if len(track.notes):
+        harmony = track.name.strip().lower() == CHORD_TRACK.lower()
+        if len(track.notes) and not harmony:
             voice += 1
         for note in track.notes:
             if note.duration <= 0:
@@ -86,9 +91,10 @@ def read_notes(data: bytes, name: str = "The file") -> MidiContent:
             if not 0 <= note.time <= MAX_BEATS * tpq or note.duration > MAX_BEATS * tpq:
                 raise BadInput(f"{name} has notes at impossible times (beyond "
                                f"{MAX_BEATS:,} beats): it is damaged or not a song.")
-            notes.append(Note(note.time / tpq, note.duration / tpq, int(note.pitch),
-                              int(note.velocity) or 90, voice))
-            if len(notes) > MAX_NOTES:
+            (chord_notes if harmony else notes).append(
+                Note(note.time / tpq, note.duration / tpq, int(note.pitch),
+                     int(note.velocity) or 90, 0 if harmony else voice))
+            if len(notes) + len(chord_notes) > MAX_NOTES:
                 raise BadInput(f"{name} has more than {MAX_NOTES:,} notes: too large to "
                                "continue.")
     if not notes:
@@ -114,10 +120,15 @@ def read_notes(data: bytes, name: str = "The file") -> MidiContent:
         if -7 <= sharps <= 7 and minor in (0, 1):
             major_tonic = sharps * 7 % 12  # a sharp more: a fifth up
             key = ((major_tonic + 9) % 12, "minor") if minor else (major_tonic, "major")
-    return MidiContent(notes, meter, tempo, key)
+    marks = [(marker.time / tpq, str(marker.text)[:64]) for marker in score.markers[:MAX_MARKS]
+             if 0 <= marker.time <= MAX_BEATS * tpq]
+    chord_notes.sort(key=lambda n: (n.start, n.pitch))
+    return MidiContent(notes, meter, tempo, key, marks, chord_notes)
 
 
 TICKS = 480  # per quarter note
+CHORD_TRACK = "Chords"  # the name of the track that holds a piece's harmony
+MAX_MARKS = 4096  # markers read from one file
 # semitones from a mode's tonic down to the major key with the same notes (its signature)
 MODE_TO_MAJOR = {"major": 0, "minor": -9, "dorian": -2, "mixolydian": -7}
 SHARPS_OF_MAJOR = {0: 0, 7: 1, 2: 2, 9: 3, 4: 4, 11: 5, 6: 6, 5: -1, 10: -2, 3: -3, 8: -4,
@@ -161,11 +172,13 @@ def write_midi(notes: list[Note], tempo: float, time_signature: tuple[int, int],
 
 def write_parts(parts: list[Part], tempo: float, time_signature: tuple[int, int],
                 key: tuple[int, str] | None = None, recipe: str = "",
-                name: str = "Creative Studio", length: float | None = None) -> bytes:
-    """A type-1 MIDI file: a conductor track (name, tempo, meter, key, recipe) and one named
-    track per part on its own channel (a DAW opens them as separate tracks). ``length``
-    (quarter notes, e.g. bars × bar length) puts the end of every track on that bar line and
-    cuts notes that would ring past it, so 8 bars read as 8 bars in any meter."""
+                name: str = "Creative Studio", length: float | None = None,
+                marks: list[tuple[float, str]] = ()) -> bytes:
+    """A type-1 MIDI file: a conductor track (name, tempo, meter, key, recipe, ``marks``:
+    marker events such as chord symbols, at times in quarter notes) and one named track per
+    part on its own channel (a DAW opens them as separate tracks). ``length`` (quarter notes,
+    e.g. bars × bar length) puts the end of every track on that bar line and cuts notes that
+    would ring past it, so 8 bars read as 8 bars in any meter."""
     import mido
 
     tempo = float(tempo)
@@ -179,7 +192,13 @@ def write_parts(parts: list[Part], tempo: float, time_signature: tuple[int, int]
                                           key=key_signature_name(key[0], key[1]), time=0))
     if recipe:
         conductor.append(mido.MetaMessage("text", text=RECIPE_PREFIX + recipe, time=0))
-    tracks, last = [], end or 0
+    marked = 0  # the conductor's last event
+    for tick, text in sorted((max(0, round(t * TICKS)), x) for t, x in marks):
+        if end is None or tick < end:
+            conductor.append(mido.MetaMessage("marker", text=_latin1(text),
+                                              time=tick - marked))
+            marked = tick
+    tracks, last = [], max(end or 0, marked)
     channels = [c for c in range(16) if c != 9]  # channel 10 is the drums
     for index, part in enumerate(parts):
         channel = channels[index % len(channels)]
@@ -211,7 +230,7 @@ def write_parts(parts: list[Part], tempo: float, time_signature: tuple[int, int]
         tracks.append((track, now))
         last = max(last, now)
     midi = mido.MidiFile(type=1, ticks_per_beat=TICKS)
-    conductor.append(mido.MetaMessage("end_of_track", time=last))
+    conductor.append(mido.MetaMessage("end_of_track", time=last - marked))
     midi.tracks.append(mido.MidiTrack(conductor))
     for track, now in tracks:
         track.append(mido.MetaMessage("end_of_track", time=last - now))

@@ -22,10 +22,11 @@ from creative_studio.core.jobs import Asset, Inputs, ModelIdentity, Request, Res
 from creative_studio.core.models import ModelSource
 from creative_studio.core.progress import Progress
 from creative_studio.core.provenance import weights_sha256
-from creative_studio.io.midi import Note, Part, read_notes, write_midi, write_parts
+from creative_studio.io.midi import CHORD_TRACK, Note, Part, read_notes, write_parts
 
+from . import chords
 from .analysis import bar_length, detect_key, in_key_share, key_name, summary
-from .grammar import TIME_SIGNATURES, Grammar, Vocabulary
+from .grammar import POSITIONS_PER_BEAT, TIME_SIGNATURES, Grammar, Vocabulary
 from .tokens import MODES, STYLES, tonic_shift
 
 CONTEXT = 512  # the training window: positions beyond it were never trained
@@ -57,11 +58,18 @@ class MusicGenerator:
     # -- contract ----------------------------------------------------------------------
     @staticmethod
     def validate(request: Request) -> None:
-        """Only a continuation finds its key ("auto"); a new idea is told its key."""
+        """Only a continuation finds its key ("auto"); a new idea is told its key. A typed
+        progression is read before any model loads."""
         if request.task == "generate" and "auto" in (request.params["tonic"],
                                                      request.params["mode"]):
             raise BadInput("A new idea needs a key: 'auto' finds the key of a MIDI you "
                            "continue.")
+        typed = str(request.params.get("chords") or "").strip()
+        if typed.lower() == chords.FROM_MIDI:
+            if request.task == "generate":
+                chords.requested(typed, None, (4, 4), 1)  # says why plainly
+        elif typed:
+            chords.parse_progression(typed)
 
     def load(self, source: ModelSource, device: str, progress: Progress) -> None:
         import torch
@@ -133,6 +141,7 @@ class MusicGenerator:
         program = p["program"]
         prompt_notes: list[Note] = []
         keep_bars = 0
+        content = None
         if request.task == "continue":
             content = self._prompt(request, inputs)
             meter = content.time_signature
@@ -163,9 +172,20 @@ class MusicGenerator:
             meter = tuple(int(x) for x in time_signature.split("/"))
             tonic, mode = p["tonic"], p["mode"]
         shift = tonic_shift(tonic)  # the model writes in C: the prompt goes there, output back
+        total = keep_bars + bars
+        played = chords.requested(p.get("chords", ""), content if keep_bars else None, meter,
+                                  total)
+        peak, peak_bar = None, 0
+        if prompt_notes and bars >= 2 and p.get("develop", False):  # climb to the theme's range
+            peak = max(n.pitch for n in prompt_notes) + shift
+            peak_bar = min(keep_bars + max(1, round(bars * 2 / 3)), total - 1)
         prompt_ids = self._prompt_ids(style, mode, prompt_notes, shift, meter, keep_bars)
-        grammar = Grammar(self.vocab, time_signature, keep_bars + bars, mode,
-                          strict_key=p["strict_key"])
+        grammar = Grammar(self.vocab, time_signature, total, mode,
+                          strict_key=p["strict_key"],
+                          chords=chords.grammar_tones(played, meter, total, shift,
+                                                      POSITIONS_PER_BEAT),
+                          cadence=p.get("end_on_tonic", False), peak=peak, peak_bar=peak_bar,
+                          stack=style == "chorale")
         grammar.start([prompt_ids])
         ids = sample(self.model, prompt_ids, grammar, p["temperature"], p["top_p"],
                      int(request.seed), progress, keep_bars, self.device)
@@ -179,9 +199,13 @@ class MusicGenerator:
         recipe = json.dumps({"task": request.task, "seed": request.seed, "params": p,
                              "model": self.identity.ref if self.identity else request.model},
                             ensure_ascii=True)
-        data = write_midi(notes, tempo, meter, program, (tonic, mode), recipe,
-                          name=f"{key_name(tonic, mode)} {style} idea",
-                          length=(keep_bars + bars) * bar_length(meter))
+        parts = [Part(notes, program)]
+        if played:
+            parts.append(Part(chords.track(played), 0, CHORD_TRACK))
+        data = write_parts(parts, tempo, meter, (tonic, mode), recipe,
+                           name=f"{key_name(tonic, mode)} {style} idea",
+                           length=total * bar_length(meter),
+                           marks=[(c.start, c.symbol) for c in played])
         figures = summary([Note(n.start - start_of_new, n.duration, n.pitch) for n in new_notes],
                           meter)
         figures["bars"] = bars
@@ -193,6 +217,16 @@ class MusicGenerator:
                     "prompt_bars": keep_bars, "prompt_notes": len(prompt_notes),
                     "tokens": len(ids) - len(prompt_ids),
                     "seconds": round(time.perf_counter() - started, 3)}
+        last = max(new_notes, key=lambda n: (n.start, n.pitch))  # the melody's last note
+        metadata["ends_on_tonic"] = (last.pitch - tonic) % 12 == 0
+        if peak is not None:
+            metadata["theme_high"] = max(n.pitch for n in prompt_notes)
+            metadata["new_high"] = max(n.pitch for n in new_notes)
+        if played:
+            share, judged = chords.chord_tone_share(new_notes, played, meter)
+            metadata["chords"] = chords.text(played, meter)
+            metadata["chord_tones_on_strong_beats"] = round(share, 4)
+            metadata["notes_on_strong_beats"] = judged
         verb = "Continued" if request.task == "continue" else "Generated"
         title = f"{verb}: {bars} bars, {key}, {time_signature}, {style}"
         return Result([Asset("midi", "audio/midi", data, "idea.mid")], self.identity,
@@ -266,7 +300,8 @@ class MusicGenerator:
         key = key_name(tonic, mode)
         # the new notes go to the first track, where the model's merged line belongs
         data = write_voices(notes, tempo, meter, p["program"], (tonic, mode), recipe,
-                            f"{key} bars {first}–{last} regenerated", midi_bars * length)
+                            f"{key} bars {first}–{last} regenerated", midi_bars * length,
+                            content.chord_notes, content.marks)
         metadata = {"key": key, "tonic": tonic, "mode": mode, "from_bar": first,
                     "to_bar": last, "notes": len(inside),
                     "in_key": round(in_key_share(inside, tonic, mode), 4),
@@ -295,7 +330,7 @@ class MusicGenerator:
         bars = max(1, math.ceil(max(n.start + n.duration for n in content.notes) / length
                                 - 1e-6))
         data = write_voices(notes, tempo, meter, p["program"], (tonic, mode), recipe,
-                            "humanized", bars * length)
+                            "humanized", bars * length, content.chord_notes, content.marks)
         moved = [abs(a.start - b.start) * 60 / tempo * 1000
                  for a, b in zip(content.notes, notes, strict=True)]
         metadata = {"notes": len(notes), "strength": p["strength"], "tempo": tempo,
@@ -363,11 +398,16 @@ class MusicGenerator:
 
 
 def write_voices(notes: list[Note], tempo: float, meter: tuple[int, int], program: int,
-                 key: tuple[int, str], recipe: str, name: str, length: float) -> bytes:
-    """A MIDI with a track per voice of the notes (a harmonization's four stay four)."""
+                 key: tuple[int, str], recipe: str, name: str, length: float,
+                 chord_notes: list[Note] = (), marks: list[tuple[float, str]] = ()) -> bytes:
+    """A MIDI with a track per voice of the notes (a harmonization's four stay four), and
+    the piece's chord track and chord symbols where it has them."""
     parts = [Part([n for n in notes if n.voice == voice], program)
              for voice in sorted({n.voice for n in notes})]
-    return write_parts(parts, tempo, meter, key, recipe, name=name, length=length)
+    if chord_notes:
+        parts.append(Part(list(chord_notes), 0, CHORD_TRACK))
+    return write_parts(parts, tempo, meter, key, recipe, name=name, length=length,
+                       marks=marks)
 
 
 def sample(model, prompt: list[int], grammar: Grammar, temperature: float, top_p: float,

@@ -12,6 +12,18 @@ At each step only tokens that keep the sequence valid are allowed:
 The requested number of bars is honoured exactly: ``EOS`` is masked until the last bar has
 started, and once it has, the probability the model gives to a new ``Bar`` goes to ``EOS``
 (to ``Infill_End`` when the bars fill a selection: ``end``).
+
+Three musical rules narrow the pitches further where they are given (pitch classes in the
+model's key, tonic C):
+
+- ``chords``: on a strong beat (chords.py) a note must be a tone of the chord there;
+- ``cadence``: the last bar opens with one note on its downbeat, the tonic (or, where the
+  chord there lacks the tonic, a tone of that chord), held for at least half the bar, and
+  the piece ends there (a chorale, ``stack``, may stack the tonic triad on it);
+- ``peak``: a continuation reaches its theme's range — if none of its new notes has come
+  within two semitones of the theme's highest note by the downbeat of ``peak_bar``, that
+  downbeat's note is one of the key's notes there.
+
 No torch import at module level.
 """
 
@@ -43,6 +55,8 @@ class RowState:
     position: int = -1
     bars: int = 0  # bars started (after the prompt, if any, counting its bars too)
     notes: int = 0
+    high: int = -1  # the highest pitch written after the prompt
+    counting: bool = False  # past the prompt: notes count toward ``high``
 
 
 @dataclass
@@ -59,6 +73,7 @@ class Vocabulary:
     pitch: dict[int, int] = field(default_factory=dict)
     duration: list[int] = field(default_factory=list)
     kind: dict[int, tuple[str, str]] = field(default_factory=dict)
+    positions_of: dict[int, float] = field(default_factory=dict)  # Duration id → positions
 
     def __post_init__(self) -> None:
         v = self.vocab
@@ -75,6 +90,9 @@ class Vocabulary:
                 self.pitch[int(value)] = token_id
             elif kind == "Duration":
                 self.duration.append(token_id)
+                beats, ticks, resolution = (int(x) for x in value.split("."))
+                self.positions_of[token_id] = (beats + ticks / resolution) * \
+                    POSITIONS_PER_BEAT
 
 
 class Grammar:
@@ -82,7 +100,14 @@ class Grammar:
 
     def __init__(self, vocab: Vocabulary, time_signature: str, bars: int, mode: str = "major",
                  strict_key: bool = False, pitch_range: tuple[int, int] = GENERATE_RANGE,
-                 end: int | None = None):
+                 end: int | None = None,
+                 chords: dict[tuple[int, int], frozenset[int]] | None = None,
+                 cadence: bool = False, peak: int | None = None, peak_bar: int = 0,
+                 stack: bool = False):
+        """``chords``: (bar index from 0, position) of each strong beat → the chord's
+        pitch classes there; ``cadence``, ``peak`` and ``peak_bar`` (1-based, counting the
+        prompt's bars): the module docstring's rules; ``stack``: the cadence's note may
+        carry a chord (a chorale), else it ends the melody alone."""
         if time_signature not in vocab.timesig:
             raise ValueError(f"time signature {time_signature} is not in the vocabulary")
         self.v = vocab
@@ -92,8 +117,14 @@ class Grammar:
         self.bar_positions = positions_per_bar(time_signature)
         low, high = max(pitch_range[0], PITCH_RANGE[0]), min(pitch_range[1], PITCH_RANGE[1])
         scale = SCALES.get(mode, SCALES["major"])
-        self.pitch_ids = [i for p, i in vocab.pitch.items() if low <= p <= high
-                          and (not strict_key or p % 12 in scale)]
+        self.pitches = {p: i for p, i in vocab.pitch.items() if low <= p <= high
+                        and (not strict_key or p % 12 in scale)}
+        self.pitch_ids = list(self.pitches.values())
+        self.scale = frozenset(scale)
+        self.chords = chords or {}
+        self.cadence = cadence
+        self.peak, self.peak_bar = peak, peak_bar
+        self.stack = stack
         self.rows: list[RowState] = []
         self._masks: dict[tuple, tuple] = {}
 
@@ -104,6 +135,7 @@ class Grammar:
             state = RowState()
             for token in prompt[3:]:
                 self.advance(state, token)
+            state.counting = True
             self.rows.append(state)
 
     def advance(self, state: RowState, token: int) -> None:
@@ -120,8 +152,51 @@ class Grammar:
         elif kind == "Pitch":
             state.phase = "pitch"
             state.notes += 1
+            if state.counting:
+                state.high = max(state.high, int(value))
         elif kind == "Duration":
             state.phase = "duration"
+
+    def _cadence_bar(self, state: RowState) -> bool:
+        return self.cadence and state.bars >= self.bars
+
+    def _climb_due(self, state: RowState) -> bool:
+        """This bar's downbeat must reach the theme's range (``peak``): no note has yet."""
+        return (self.peak is not None and state.bars == self.peak_bar
+                and state.high < self.peak - 2 and not self._cadence_bar(state))
+
+    def _climbs(self, state: RowState) -> bool:
+        return state.position == 0 and self._climb_due(state)
+
+    def _tones(self, state: RowState) -> frozenset[int] | None:
+        """The pitch classes a note at the state's position must have (None: any)."""
+        chord = self.chords.get((state.bars - 1, state.position))
+        if self._cadence_bar(state):
+            last = self.chords.get((state.bars - 1, 0))
+            return frozenset({0}) if last is None or 0 in last else last
+        if self._climbs(state):
+            return chord or self.scale
+        return chord
+
+    def _pitch_ids(self, state: RowState) -> list[int]:
+        tones = self._tones(state)
+        if tones is None:
+            return self.pitch_ids
+        fitting = [(p, i) for p, i in self.pitches.items() if p % 12 in tones]
+        if self._climbs(state):
+            high = [i for p, i in fitting if p >= self.peak - 2]
+            if high:
+                return high
+        return [i for _, i in fitting] or self.pitch_ids  # none fits: a strict key without
+        # the chord's tones
+
+    def _stacked(self, state: RowState) -> list[int]:
+        """The notes the cadence's downbeat may stack on its first: the tonic triad (or the
+        chord there)."""
+        tones = self._tones(state)
+        if tones == frozenset({0}):
+            tones = frozenset({0, 4 if 4 in self.scale else 3, 7})
+        return [i for p, i in self.pitches.items() if p % 12 in tones]
 
     def allowed(self, state: RowState) -> tuple[list[int], bool]:
         """(allowed token ids, whether the Bar probability should go to EOS instead)."""
@@ -134,22 +209,36 @@ class Grammar:
         if state.phase == "bar":
             return [v.timesig[self.time_signature]], False
         if state.phase == "position":
-            return self.pitch_ids, False
+            return self._pitch_ids(state), False
         if state.phase == "pitch":
+            if self._cadence_bar(state):  # the last note is held
+                half = self.bar_positions / 2
+                return [d for d in v.duration if v.positions_of[d] >= half - 1e-6], False
             return v.duration, False
+        if self._cadence_bar(state):
+            if state.phase == "timesig":
+                return [v.position[0]], False
+            return (self._stacked(state) if self.stack else []) + [self.end], True
+        if state.phase == "timesig" and self._climb_due(state):  # a note on the downbeat
+            return [v.position[0]], False
         later = [v.position[p] for p in range(state.position + 1, self.bar_positions)
                  if p in v.position]
         if state.phase == "timesig":
             return later + ([self.end] if last_bar else [v.bar]), last_bar
         # after a Duration: a chord note, a later position, or the next bar / the end
-        return self.pitch_ids + later + ([self.end] if last_bar else [v.bar]), last_bar
+        return self._pitch_ids(state) + later + ([self.end] if last_bar else [v.bar]), last_bar
 
     def mask(self, state: RowState, size: int | None = None):
         """``allowed`` as a cached boolean tensor over the model's ``size`` tokens (the
         vocabulary, and the infill tokens after it where the model has them)."""
         size = max(size or 0, len(self.v.vocab), self.end + 1)
+        rules = None  # what the musical rules allow here, where they apply
+        if (self.chords or self.cadence or self.peak is not None) and \
+                state.phase in ("position", "pitch", "duration", "timesig"):
+            rules = (self._cadence_bar(state), self._climb_due(state),
+                     tuple(self._pitch_ids(state)))
         key = (state.phase, state.position if state.phase in ("timesig", "duration") else -1,
-               state.bars >= self.bars, size)
+               state.bars >= self.bars, size, rules)
         cached = self._masks.get(key)
         if cached is None:
             import torch

@@ -44,9 +44,11 @@ def soprano_roll(notes, steps_per_quarter: int = 4) -> np.ndarray:
     return roll
 
 
-def allowed(soprano: np.ndarray, scale: set[int] | None = None):
+def allowed(soprano: np.ndarray, scale: set[int] | None = None, chords=None):
     """(4, T, P) bool: which rows each cell may take (range; not above the soprano; rests
-    only where the soprano rests; with ``scale``, lower voices on its pitch classes only)."""
+    only where the soprano rests; with ``scale``, lower voices on its pitch classes only;
+    with ``chords`` — per step the chord's pitch classes, or None — lower voices on the
+    chord's tones there)."""
     import torch
 
     from .coconet import LOW, PITCHES, REST
@@ -66,6 +68,11 @@ def allowed(soprano: np.ndarray, scale: set[int] | None = None):
             ok[voice, :, :REST] &= (pitch[None, :] <= top[:, None]) | resting[:, None]
     ok[:, :, REST] = resting  # a rest with the soprano's rests, nowhere else
     ok[1:, resting, :REST] = False
+    if chords is not None:
+        classes = pitch % 12
+        for step, tones in enumerate(chords[:steps]):
+            if tones:
+                ok[1:, step, :REST] &= torch.isin(classes, torch.tensor(sorted(tones)))
     return ok
 
 
@@ -108,7 +115,8 @@ def leading_penalties(pitches, candidates, voices: int = 4) -> torch.Tensor:
 def harmonize(model, soprano: np.ndarray, *, temperature: float = 0.8, iterations: int = 48,
               seed: int = 0, voices: int = 4, scale: set[int] | None = None,
               key: set[int] | None = None, parallel_penalty: float = 8.0,
-              out_of_key: float = 2.0, progress=None, pairs: bool = True) -> np.ndarray:
+              out_of_key: float = 2.0, progress=None, pairs: bool = True,
+              chords=None, bass_root: float = 1.5) -> np.ndarray:
     """(4, T) MIDI pitches: the soprano as given and the lower voices drawn under it (with
     ``voices`` = 3 the bass is left silent). ``scale`` masks notes outside it; ``key``
     weighs against them (module docstring). With ``pairs`` the lower voices move on
@@ -121,12 +129,16 @@ def harmonize(model, soprano: np.ndarray, *, temperature: float = 0.8, iteration
 
     generator = torch.Generator().manual_seed(int(seed))
     steps = len(soprano)
-    ok = allowed(soprano, scale)
+    ok = allowed(soprano, scale, None if chords is None else
+                 [chord[0] if chord else None for chord in chords])
     candidates = torch.arange(PITCHES - 1) + LOW
     bias = torch.zeros((4, steps, PITCHES))
     if key:
         outside = torch.tensor([int(p) % 12 not in key for p in candidates])
         bias[1:, :, :REST] -= out_of_key * outside.float()
+    for step, chord in enumerate(chords or ()):
+        if chord and step < steps:  # the bass leans to the chord's bass note
+            bias[3, step, :REST] += bass_root * (candidates % 12 == chord[1]).float()
     rolls = torch.full((1, 4, steps), REST, dtype=torch.long)
     rolls[0, 0] = to_index(torch.from_numpy(soprano.astype(np.int64)))
     lower = torch.zeros((4, steps), dtype=torch.bool)

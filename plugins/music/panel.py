@@ -78,6 +78,7 @@ class PianoRoll(QWidget):
         self.playhead: float | None = None  # quarter notes
         self.edit = RollEdit()
         self.chosen: tuple[int, int] | None = None  # bars chosen (1-based, inclusive)
+        self.chords: list[tuple[float, str]] = []  # chord symbols at their times, drawn above
         self._range = (60, 72)  # pitches shown (kept while editing: no jumping rows)
         self._length = 4.0
         self._drag: tuple[str, float, int] | None = None  # kind, press time, press pitch
@@ -87,8 +88,10 @@ class PianoRoll(QWidget):
         self.setMouseTracking(True)
 
     def set_notes(self, notes: list[Note], bar: float, prompt_end: float = 0.0,
-                  sections: list[str] | None = None, section: float = 0.0) -> None:
+                  sections: list[str] | None = None, section: float = 0.0,
+                  chords: list[tuple[float, str]] | None = None) -> None:
         self.notes, self.bar, self.prompt_end, self.playhead = notes, bar, prompt_end, None
+        self.chords = list(chords or [])
         self.sections, self.section = list(sections or []), section
         self.chosen = None
         self._length = self.length()
@@ -294,6 +297,21 @@ class PianoRoll(QWidget):
                 painter.setPen(QPen(palette.text().color(), 2))
                 painter.drawLine(QPointF(x, 4), QPointF(x, 4 + height))
                 painter.drawText(QPointF(x + 4, 16), name)
+        if self.chords:  # the progression, along the top of the notes
+            bold = painter.font()
+            bold.setBold(True)
+            bold.setPixelSize(11)
+            painter.setFont(bold)
+            for time, symbol in self.chords:
+                if time < self._length:
+                    box = QRectF(x_of(time) + 2, 5, painter.fontMetrics().horizontalAdvance(
+                        symbol) + 6, 15)
+                    painter.fillRect(box, QColor(palette.base().color().red(),
+                                                 palette.base().color().green(),
+                                                 palette.base().color().blue(), 200))
+                    painter.setPen(palette.text().color())
+                    painter.drawText(box, Qt.AlignmentFlag.AlignCenter, symbol)
+            painter.setFont(font)
         outline = QPen(palette.text().color(), 2)
         for index, note in enumerate(self.notes):
             colour = QColor(120, 120, 120) if note.start < self.prompt_end else \
@@ -441,6 +459,14 @@ class MusicPanel(PluginPanel):
         self.variations = self.count_box(8, "How many ideas (seeds +1 each); kept as branches "
                                             "in the History")
         self.strict_key = self.param_widget("strict_key")
+        self.chords = self.param_widget("chords")
+        self.chords.setPlaceholderText("none · C Am F G · C Am | F G · from-midi")
+        self.find_chords_button = QPushButton("Chords of the MIDI")
+        self.find_chords_button.setToolTip("Fill in the chords of the MIDI chosen above: its "
+                                           "chord symbols or chord track, else found bar by "
+                                           "bar from its notes (edit them as you like)")
+        self.find_chords_button.clicked.connect(self.fill_chords)
+        self.end_on_tonic = self.param_widget("end_on_tonic")
         self.instrument = self._instrument_choice("program")
         for voice in ("alto", "tenor", "bass"):  # Harmonize: an instrument per voice
             self._instrument_choice(f"{voice}_program")
@@ -457,8 +483,9 @@ class MusicPanel(PluginPanel):
         form.addRow("", model_folder)
         form.addRow("Key", key_row)
         form.addRow("", self.auto_key)
-        self.param_rows(form, "time_signature", "tempo", "bars", "style", "temperature",
-                        "top_p")
+        self.param_rows(form, "time_signature", "tempo", "bars", "style", "chords")
+        form.addRow("", self.find_chords_button)
+        self.param_rows(form, "end_on_tonic", "develop", "temperature", "top_p")
         form.addRow("Seed", self.seed_field)
         form.addRow("Variations", self.variations)
         self.param_rows(form, "strict_key", "program", "voices", "iterations", "alto_program",
@@ -474,6 +501,7 @@ class MusicPanel(PluginPanel):
         self.roll.edited.connect(self._roll_edited)
         self.roll.bars_chosen.connect(self._bars_chosen)
         self._roll_item: Item | None = None  # whose notes the roll shows (result or MIDI read)
+        self._roll_harmony: tuple[list, list] = ([], [])  # its chord marks and chord track
         self._roll_meter: tuple[int, int] = (4, 4)
         self.legend = QLabel("")
         self.legend.setTextFormat(Qt.TextFormat.RichText)
@@ -545,6 +573,9 @@ class MusicPanel(PluginPanel):
         self.auto_key.setVisible(finds_key)
         reads_key = self.manifest.params.get("tonic").applies_to(task)
         gpt2 = task in GPT2_TASKS  # the other tasks use their own models
+        self.find_chords_button.setVisible(
+            task in ("continue", "harmonize") and
+            self.manifest.params.get("chords").applies_to(task))
         for widget, shown in ((self.tonic, reads_key), (self.mode, reads_key),
                               (self.model, gpt2), (self.model_folder, gpt2)):
             widget.setVisible(shown)
@@ -567,6 +598,29 @@ class MusicPanel(PluginPanel):
             tonic, mode = self._found_key
             self.tonic.setCurrentIndex(self.tonic.findData(tonic))
             self.mode.setCurrentIndex(self.mode.findData(mode))
+
+    def fill_chords(self) -> str:
+        """The chords of the MIDI chosen (prompt) into the Chords field, as text the user
+        can edit; what was filled in ("" when there is nothing to read)."""
+        from .chords import of_midi, text
+
+        item = self.context.store.item(self.prompt_item) if self.prompt_item else None
+        if item is None or not item.assets:
+            self.show_message("Open a MIDI first: its chords are read from it.", error=True)
+            return ""
+        from creative_studio.io.midi import read_notes
+
+        content = self.attempt(lambda: read_notes(
+            self.context.store.asset_bytes(item.assets[0].id), item.title), "Chords")
+        if content is None:
+            return ""
+        found = text(of_midi(content, content.time_signature), content.time_signature)
+        if not found:
+            self.show_message(f"No chords found in {item.title}.", error=True)
+            return ""
+        self.chords.setText(found)
+        self.show_message(f"Chords of {item.title}: {found}")
+        return found
 
     def _choose_model_folder(self) -> None:
         self.choose_model_path("Choose a music model folder")
@@ -740,12 +794,16 @@ class MusicPanel(PluginPanel):
     def _show_in_roll(self, item: Item, content, prompt_end: float = 0.0,
                       sections: list[str] | None = None, section: float = 0.0) -> None:
         from .analysis import bar_length
+        from .chords import from_marks
 
         self._roll_item = item
         self._roll_meter = content.time_signature
         self._tempo = content.tempo
+        self._roll_harmony = (content.marks, content.chord_notes)  # kept by Save as new item
+        end = max((n.start + n.duration for n in content.notes), default=0.0)
         self.roll.set_notes(content.notes, bar_length(content.time_signature), prompt_end,
-                            sections, section)
+                            sections, section,
+                            [(c.start, c.symbol) for c in from_marks(content.marks, end)])
         self.save_edit_button.setEnabled(False)
         self.legend.setText(self._legend(item, content.notes))
 
@@ -820,8 +878,10 @@ class MusicPanel(PluginPanel):
         title = f"Edited: {item.title}" if not item.title.startswith("Edited: ") \
             else item.title
         recipe = json.dumps({"task": "edit", "parent": item.id, "notes": len(notes)})
+        marks, chord_notes = self._roll_harmony
         data = write_voices(notes, self._tempo, meter, program, key, recipe, title,
-                            max(self.roll.length(), self.roll.bar_count() * self.roll.bar))
+                            max(self.roll.length(), self.roll.bar_count() * self.roll.bar),
+                            chord_notes, marks)
         request = Request(self.manifest.id, "edit", params={"notes": len(notes)},
                           parents=[item.id])
         metadata = {"notes": len(notes), "tempo": self._tempo,

@@ -13,8 +13,9 @@ import numpy as np
 
 from creative_studio.core.errors import BadInput, ModelError
 from creative_studio.core.jobs import Asset, Inputs, ModelIdentity, Request, Result
-from creative_studio.io.midi import MidiContent, Note, Part, read_notes, write_parts
+from creative_studio.io.midi import CHORD_TRACK, MidiContent, Note, Part, read_notes, write_parts
 
+from . import chords
 from .analysis import bar_length, detect_key, in_key_share, key_name
 from .grammar import SCALES
 
@@ -106,24 +107,31 @@ def harmonize(model, identity: ModelIdentity, device: str, request: Request, pro
     mode = found_mode if p.get("mode", "auto") == "auto" else p["mode"]
     key = {(tonic + step) % 12 for step in SCALES[mode]}
     scale = key if p["strict_key"] else None  # masked; else weighed against (harmonize.py)
+    meter = content.time_signature
+    length = len(soprano) / 4
+    bars = -(-length // bar_length(meter))
+    played = chords.requested(p.get("chords", ""), content, meter, int(bars))
+    steps = [chords.at(played, step / 4) for step in range(len(soprano))] if played else None
     bf16 = device == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported()
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
         rolls = draw(model, soprano, temperature=max(p["temperature"], 0.05),
                      iterations=p["iterations"], seed=request.seed, voices=p["voices"],
-                     scale=scale, key=key, progress=progress)
+                     scale=scale, key=key, progress=progress,
+                     chords=None if steps is None else
+                     [(c.tones, c.bass) if c else None for c in steps])
     programs = (p["program"], p["alto_program"], p["tenor_program"], p["bass_program"])
     parts = [Part(melody, programs[0], VOICE_NAMES[0])]
     for voice in range(1, p["voices"]):
         parts.append(Part(_notes_of_row(rolls[voice], voice), programs[voice],
                           VOICE_NAMES[voice]))
     tempo = float(p.get("tempo") or content.tempo)
-    meter = content.time_signature
-    length = len(soprano) / 4
-    bars = -(-length // bar_length(meter))
+    if played:
+        parts.append(Part(chords.track(played), 0, CHORD_TRACK))
     data = write_parts(parts, tempo, meter, (tonic, mode), _recipe(request, identity),
                        name=f"{key_name(tonic, mode)} chorale harmonization",
-                       length=bars * bar_length(meter))
-    lower = [n for part in parts[1:] for n in part.notes]
+                       length=bars * bar_length(meter),
+                       marks=[(c.start, c.symbol) for c in played])
+    lower = [n for part in parts[1:p["voices"]] for n in part.notes]
     count, moves = parallels(rolls[:p["voices"]])
     metadata = {"voices": p["voices"], "key": key_name(tonic, mode), "tonic": tonic,
                 "mode": mode, "bars": int(bars), "notes": len(lower),
@@ -132,6 +140,11 @@ def harmonize(model, identity: ModelIdentity, device: str, request: Request, pro
                 "in_ranges": round(in_ranges(rolls[:p["voices"]]), 4),
                 "time_signature": f"{meter[0]}/{meter[1]}", "tempo": tempo,
                 "seconds": round(time.perf_counter() - started, 3)}
+    if played:
+        metadata["chords"] = chords.text(played, meter)
+        metadata["lower_chord_tones"] = round(sum(
+            n.pitch % 12 in getattr(chords.at(played, n.start), "tones", ())
+            for n in lower) / max(1, len(lower)), 4)
     return Result([Asset("midi", "audio/midi", data, "harmonized.mid")], identity, device,
                   metadata=metadata,
                   title=f"Harmonized in {p['voices']} parts: {int(bars)} bars, "
