@@ -384,3 +384,20 @@ def test_harmonize_in_pairs_moves_the_lower_voices_on_eighths():
     assert (rolls[0] == soprano).all()
     free = harmonize(model, soprano, iterations=6, seed=2, pairs=False)
     assert any((free[v, 1::2] != free[v, 0::2]).any() for v in (1, 2, 3))
+
+
+def test_only_the_free_cells_are_drawn_and_the_model_hears_the_rest():
+    from plugins.music.harmonize import harmonize
+
+    soprano = np.array([72] * 16, dtype=np.int16)
+    start = np.array([[72] * 16, [67] * 16, [64] * 16, [48] * 16], dtype=np.int16)
+    free = np.zeros((4, 16), dtype=bool)
+    free[2, 4:8] = True  # the tenor's second beat
+    model = Uniform()
+    out = harmonize(model, soprano, iterations=4, seed=3, start=start, free=free)
+    keep = ~free
+    assert (out[keep] == start[keep]).all()
+    assert (out[2, 4:8] != 64).any()  # drawn anew (a uniform draw: rarely the same)
+    assert (out[2, 4:6] == out[2, 4]).all() and (out[2, 6:8] == out[2, 6]).all()  # eighths
+    for hidden in model.hidden:  # never a cell outside the free ones
+        assert not (hidden.bool() & torch.from_numpy(keep)).any()

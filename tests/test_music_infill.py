@@ -128,6 +128,7 @@ def infill_generator(tmp_path_factory):
     grammar keeps its output valid, so every rule of the task can be checked on it."""
     import shutil
 
+    import torch
     from transformers import GPT2Config, GPT2LMHeadModel
 
     from creative_studio.core import paths
@@ -136,6 +137,7 @@ def infill_generator(tmp_path_factory):
     from plugins.music.infill import infill_ids
     from tests.conftest import source_of
 
+    torch.manual_seed(0)  # the same random weights whichever test runs first
     shipped = paths.resources_dir() / "models" / "music-gpt2"
     folder = tmp_path_factory.mktemp("infill-model")
     config = GPT2Config(vocab_size=308, n_positions=512, n_embd=32, n_layer=1, n_head=2)

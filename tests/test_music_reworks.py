@@ -231,3 +231,110 @@ def test_interpolate_keeps_a_second_tune_that_key_finding_misreads_as_it_is(tmp_
             if n.start >= 3 * section]
     assert last == [(n.start, n.duration, n.pitch, n.velocity) for n in second]
     assert result.metadata["key"] == "C major"
+
+
+def revoice_request(seed=5, **params):
+    from creative_studio.core.jobs import Request
+    from tests.conftest import prepared
+
+    return prepared(Request("music", "revoice", params={"iterations": 8, **params}, seed=seed,
+                            parents=["satb"], model="embedded:music-harmonize"))
+
+
+@pytest.fixture(scope="module")
+def harmonizer():
+    from creative_studio.core.progress import Progress
+    from plugins.music.generator import MusicGenerator
+    from tests.conftest import source_of
+
+    g = MusicGenerator()
+    g.load(source_of("music", "embedded:music-harmonize"), "cpu", Progress())
+    return g
+
+
+def satb_of(harmonizer, tmp_path):
+    """A 4-bar harmonization made by the studio (its MIDI bytes)."""
+    from creative_studio.core.jobs import Asset, Request
+    from creative_studio.core.progress import Progress
+    from tests.conftest import prepared
+
+    melody(tmp_path / "tune.mid")
+    request = prepared(Request("music", "harmonize", params={"iterations": 8}, seed=1,
+                               parents=["tune"], model="embedded:music-harmonize"))
+    tune = Asset("midi", "audio/midi", (tmp_path / "tune.mid").read_bytes(), "tune.mid")
+    return harmonizer.generate(request, Progress(), {"tune": [tune]}).assets[0].data
+
+
+@pytest.mark.parametrize(("which", "first", "last"), [("t", 2, 3), ("atb", 1, 1), ("ab", 4, 4)])
+def test_regenerate_voices_keeps_every_other_note(harmonizer, tmp_path, which, first, last):
+    from creative_studio.core.jobs import Asset
+    from creative_studio.core.progress import Progress
+    from plugins.music.reworks import REVOICE
+
+    data = satb_of(harmonizer, tmp_path)
+    inputs = {"satb": [Asset("midi", "audio/midi", data, "satb.mid")]}
+    result = harmonizer.generate(revoice_request(which_voices=which, from_bar=first,
+                                                 to_bar=last), Progress(), inputs)
+    before, after = read_notes(data).notes, read_notes(result.assets[0].data).notes
+    lo, hi = (first - 1) * 4.0, last * 4.0
+    chosen = REVOICE[which]
+
+    def kept(notes):  # every note of an unchosen voice, and chosen voices' notes outside
+        return sorted((n.voice, n.start, min(n.duration, lo - n.start) if n.start < lo
+                       else n.duration, n.pitch) for n in notes
+                      if n.voice not in chosen or n.start < lo or n.start >= hi)
+
+    assert kept(after) == kept(before)
+    inside = [n for n in after if n.voice in chosen and lo <= n.start < hi]
+    assert inside and all(n.start + n.duration <= hi + 1e-9 for n in inside)
+    assert result.metadata["from_bar"] == first and result.metadata["new_notes"] == len(inside)
+    assert result.title.startswith("Regenerated ")
+    other = harmonizer.generate(revoice_request(seed=6, which_voices=which, from_bar=first,
+                                                to_bar=last), Progress(), inputs)
+    assert other.assets[0].data != result.assets[0].data
+
+
+def test_regenerate_voices_needs_a_harmonization(harmonizer, tmp_path):
+    from creative_studio.core.errors import BadInput
+    from creative_studio.core.jobs import Asset
+    from creative_studio.core.progress import Progress
+
+    melody(tmp_path / "tune.mid")
+    inputs = {"satb": [Asset("midi", "audio/midi", (tmp_path / "tune.mid").read_bytes(),
+                             "tune.mid")]}
+    with pytest.raises(BadInput, match="a track per voice"):
+        harmonizer.generate(revoice_request(from_bar=1, to_bar=2), Progress(), inputs)
+    data = satb_of(harmonizer, tmp_path)
+    inputs = {"satb": [Asset("midi", "audio/midi", data, "satb.mid")]}
+    with pytest.raises(BadInput, match="not all in it"):
+        harmonizer.generate(revoice_request(from_bar=3, to_bar=9), Progress(), inputs)
+
+
+def test_bars_chosen_on_a_harmonization_set_up_regenerate_voices(qtbot, make_window, tmp_path):
+    from PySide6.QtCore import QPoint, Qt
+
+    window = make_window()
+    panel = window.panels["music"]
+    window.tabs.setCurrentWidget(panel)
+    (tmp_path / "satb.mid").write_bytes(satb_of(harmonizer_of(), tmp_path))
+    assert panel.open_midi(tmp_path / "satb.mid")
+    roll = panel.roll
+    tenor = next(i for i, n in enumerate(roll.edit.notes) if n.voice == 2)
+    roll.edit.select(tenor)
+    y = roll.height() - 5
+    qtbot.mousePress(roll, Qt.MouseButton.LeftButton, pos=QPoint(round(roll._x(4.5)), y))
+    qtbot.mouseRelease(roll, Qt.MouseButton.LeftButton, pos=QPoint(round(roll._x(4.5)), y))
+    assert panel.task.currentData() == "revoice"
+    params = panel.param_values("revoice")
+    assert (params["from_bar"], params["to_bar"], params["which_voices"]) == (2, 2, "t")
+    assert "tenor anew" in panel.message.text()
+
+
+def harmonizer_of():
+    from creative_studio.core.progress import Progress
+    from plugins.music.generator import MusicGenerator
+    from tests.conftest import source_of
+
+    g = MusicGenerator()
+    g.load(source_of("music", "embedded:music-harmonize"), "cpu", Progress())
+    return g

@@ -30,7 +30,8 @@ from .grammar import POSITIONS_PER_BEAT, TIME_SIGNATURES, Grammar, Vocabulary
 from .tokens import MODES, STYLES, tonic_shift
 
 CONTEXT = 512  # the training window: positions beyond it were never trained
-TASK_MODELS = {"harmonize": "harmonize", "interpolate": "vae", "vary": "vae"}
+TASK_MODELS = {"harmonize": "harmonize", "revoice": "harmonize", "interpolate": "vae",
+               "vary": "vae"}
 MODEL_KINDS = {"gpt2": "GPT-2 music model", "harmonize": "chorale harmonizer",
                "vae": "melody VAE"}
 MAX_BARS = 64
@@ -43,7 +44,7 @@ class MusicGenerator:
         write one token at a time, each step a few tiny matrix products — latency-bound, one
         thread is their fastest even on an idle machine (8 bars: 0.34 s on one thread, 0.39
         on two; bench/threads.py). Harmonize's passes over the whole piano roll do use two."""
-        if request.task == "harmonize":
+        if request.task in ("harmonize", "revoice"):
             return None
         return 1, "the melody models write one token at a time"
 
@@ -123,9 +124,9 @@ class MusicGenerator:
             raise BadInput(f"The {request.task} task needs the {MODEL_KINDS[needs]} "
                            f"({self.identity.name if self.identity else 'this model'} is "
                            f"the {MODEL_KINDS[self.kind]}).")
-        if request.task == "harmonize":
-            return reworks.harmonize(self.model, self.identity, self.device, request, progress,
-                                     inputs)
+        if request.task in ("harmonize", "revoice"):
+            work = reworks.harmonize if request.task == "harmonize" else reworks.revoice
+            return work(self.model, self.identity, self.device, request, progress, inputs)
         if request.task in ("interpolate", "vary"):
             return reworks.rework(self.model, self.identity, self.device, request, progress,
                                   inputs)

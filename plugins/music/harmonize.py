@@ -116,7 +116,8 @@ def harmonize(model, soprano: np.ndarray, *, temperature: float = 0.8, iteration
               seed: int = 0, voices: int = 4, scale: set[int] | None = None,
               key: set[int] | None = None, parallel_penalty: float = 8.0,
               out_of_key: float = 2.0, progress=None, pairs: bool = True,
-              chords=None, bass_root: float = 1.5) -> np.ndarray:
+              chords=None, bass_root: float = 1.5, start: np.ndarray | None = None,
+              free: np.ndarray | None = None) -> np.ndarray:
     """(4, T) MIDI pitches: the soprano as given and the lower voices drawn under it (with
     ``voices`` = 3 the bass is left silent). ``scale`` masks notes outside it; ``key``
     weighs against them (module docstring). With ``pairs`` the lower voices move on
@@ -140,9 +141,12 @@ def harmonize(model, soprano: np.ndarray, *, temperature: float = 0.8, iteration
         if chord and step < steps:  # the bass leans to the chord's bass note
             bias[3, step, :REST] += bass_root * (candidates % 12 == chord[1]).float()
     rolls = torch.full((1, 4, steps), REST, dtype=torch.long)
-    rolls[0, 0] = to_index(torch.from_numpy(soprano.astype(np.int64)))
     lower = torch.zeros((4, steps), dtype=torch.bool)
     lower[1:voices] = True
+    if start is not None:
+        rolls[0] = to_index(torch.from_numpy(start[:, :steps].astype(np.int64)))
+        lower &= torch.from_numpy(np.asarray(free, dtype=bool)[:, :steps])
+    rolls[0, 0] = to_index(torch.from_numpy(soprano.astype(np.int64)))
     hidden = lower.clone()
     model.eval()
     with torch.inference_mode():
@@ -151,7 +155,7 @@ def harmonize(model, soprano: np.ndarray, *, temperature: float = 0.8, iteration
             if iteration:
                 hidden = lower & (torch.rand((4, steps), generator=generator) < share)
                 if pairs:
-                    hidden = pair_any(hidden)
+                    hidden = pair_any(hidden) & lower
                 if not hidden.any():
                     continue
             logits = model(rolls, hidden[None].long())[0].float() + bias  # (4, T, P)
@@ -173,7 +177,7 @@ def harmonize(model, soprano: np.ndarray, *, temperature: float = 0.8, iteration
                 current = rolls[0].clamp(max=REST - 1)  # rests: any index (not faulty)
                 marks = leading_penalties(pitches, candidates, voices)
                 faulty = marks[voice].gather(1, current[voice][:, None]).squeeze(1) > 0
-                faulty &= pitches[voice] >= 0
+                faulty &= (pitches[voice] >= 0) & lower[voice]
                 faulty = apart(faulty, 2 if pairs else 1)  # never two neighbours at once:
                 # each is weighed against the other as it stands
                 if not faulty.any():
@@ -181,7 +185,10 @@ def harmonize(model, soprano: np.ndarray, *, temperature: float = 0.8, iteration
                     continue
                 clean = 0
                 hidden = torch.zeros((4, steps), dtype=torch.bool)
-                hidden[voice] = faulty
+                hidden[voice] = faulty & lower[voice]  # whole eighths inside the free cells
+                if not hidden.any():
+                    clean += 1
+                    continue
                 logits = model(rolls, hidden[None].long())[0].float() + bias
                 drawn = draw(logits, marks, parallel_penalty, ok, min(temperature, 0.5),
                              generator, pairs)

@@ -51,7 +51,8 @@ VOICE_COLOURS = (QColor(52, 132, 228), QColor(224, 112, 40), QColor(60, 160, 90)
                  QColor(150, 90, 200))
 MIDI_FILTER = "MIDI files (*.mid *.midi)"
 GPT2_TASKS = ("generate", "continue", "infill")  # the Music model's; the others have their own
-FINDS_KEY = ("continue", "infill", "harmonize")  # the key may come from the MIDI read
+FINDS_KEY = ("continue", "infill", "harmonize", "revoice")  # the key may come from the MIDI
+HARMONY_TASKS = ("harmonize", "revoice")  # their items are a track per voice (SATB)
 log = logging.getLogger(__name__)
 
 
@@ -478,7 +479,7 @@ class MusicPanel(PluginPanel):
         form.addRow(self.prompt_label)
         form.addRow(self.second_button)
         form.addRow(self.second_label)
-        self.param_rows(form, "keep_bars", "from_bar", "to_bar")
+        self.param_rows(form, "keep_bars", "from_bar", "to_bar", "which_voices")
         form.addRow("Model", self.model)
         form.addRow("", model_folder)
         form.addRow("Key", key_row)
@@ -574,7 +575,7 @@ class MusicPanel(PluginPanel):
         reads_key = self.manifest.params.get("tonic").applies_to(task)
         gpt2 = task in GPT2_TASKS  # the other tasks use their own models
         self.find_chords_button.setVisible(
-            task in ("continue", "harmonize") and
+            task in ("continue", *HARMONY_TASKS) and
             self.manifest.params.get("chords").applies_to(task))
         for widget, shown in ((self.tonic, reads_key), (self.mode, reads_key),
                               (self.model, gpt2), (self.model_folder, gpt2)):
@@ -810,7 +811,7 @@ class MusicPanel(PluginPanel):
     def _legend(self, item: Item, notes: list[Note]) -> str:
         """Coloured squares naming the voices (a harmonization's SATB, else the tracks)."""
         voices = sorted({n.voice for n in notes})
-        if item.request.task == "harmonize":
+        if item.request.task in HARMONY_TASKS:
             names = ("soprano (melody)", "alto", "tenor", "bass")
         elif len(voices) == 1:
             names = ("notes",)
@@ -833,19 +834,36 @@ class MusicPanel(PluginPanel):
                               "item keeps them; Ctrl+Z undoes).")
 
     def _bars_chosen(self, first: int, last: int) -> None:
-        """Bars chosen in the roll: Regenerate bars on the item shown, those bars."""
+        """Bars chosen in the roll: Regenerate bars on the item shown, those bars — or, on
+        a harmonization, Regenerate voices (the voices of the notes selected, if any)."""
+        from .reworks import REVOICE
+
         item = self._roll_item
         if item is None:
             return
         if item.id != self.prompt_item:
             self.prompt_item = item.id
             self.prompt_label.setText(f"{item.title}: the MIDI shown in the roll")
-        self.task.setCurrentIndex(self.task.findData("infill"))
+        voices = {n.voice for n in self.roll.notes}
+        harmony = item.request.task in HARMONY_TASKS or len(voices) >= 3
+        self.task.setCurrentIndex(self.task.findData("revoice" if harmony else "infill"))
         self.to_bar.setValue(last)
         self.from_bar.setValue(first)
         self.roll.choose_bars(first, last)
         bars = f"bar {first}" if first == last else f"bars {first}–{last}"
-        self.show_message(f"Chosen: {bars} of {item.title} — Regenerate writes them anew.")
+        if not harmony:
+            self.show_message(f"Chosen: {bars} of {item.title} — Regenerate writes them "
+                              "anew.")
+            return
+        picked = tuple(sorted({self.roll.edit.notes[i].voice for i in self.roll.edit.selected
+                               if self.roll.edit.notes[i].voice in (1, 2, 3)}))
+        which = self.param_widget("which_voices")
+        for key, chosen in REVOICE.items():
+            if picked and chosen == picked:
+                which.setCurrentIndex(which.findData(key))
+        self.show_message(f"Chosen: {bars} of {item.title} — Regenerate draws "
+                          f"{which.currentText()} anew there (select notes of a voice "
+                          "first to choose it).")
 
     def undo(self) -> None:
         """Edit → Undo (Ctrl+Z): the piano roll's last edit."""
@@ -1086,7 +1104,11 @@ class MusicPanel(PluginPanel):
                     f"{meta.get('tempo', 0):.0f} BPM")
         lines = [item.title]
         task = item.request.task
-        if task == "harmonize":
+        if task == "revoice":
+            lines.append(f"{meta.get('regenerated', '?')} drawn anew in bars "
+                         f"{meta.get('from_bar')}–{meta.get('to_bar')}: "
+                         f"{meta.get('new_notes', '?')} new notes; the rest as it was")
+        if task in HARMONY_TASKS:
             lines.append(f"{meta.get('notes', '?')} notes in the lower voices, "
                          f"{meta.get('in_key', 0) * 100:.0f}% in {meta.get('key', '?')}; "
                          f"{meta.get('parallels_per_100_moves', '?')} parallel fifths/octaves "

@@ -6,7 +6,9 @@ No Qt; torch imported lazily. MusicGenerator loads these models and hands the ta
 from __future__ import annotations
 
 import json
+import math
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -90,65 +92,160 @@ def _recipe(request: Request, identity: ModelIdentity) -> str:
                        "model": identity.ref}, ensure_ascii=True)
 
 
-def harmonize(model, identity: ModelIdentity, device: str, request: Request, progress,
-              inputs: Inputs) -> Result:
+def _draw_voices(model, device: str, request: Request, progress, content: MidiContent,
+                 melody: list[Note], soprano: np.ndarray, bars: int, voices: int,
+                 start: np.ndarray | None = None, free: np.ndarray | None = None):
+    """The key (found or set), the chords asked for, and the lower voices drawn under
+    ``soprano`` (harmonize.py; ``start``/``free``: only some cells): (tonic, mode, chords,
+    (4, T) rolls)."""
     import torch
 
     from .harmonize import harmonize as draw
-    from .harmonize import in_ranges, parallels, soprano_roll
+
+    p = request.params
+    found_tonic, found_mode = detect_key(melody, content.key)
+    tonic = found_tonic if p.get("tonic", "auto") == "auto" else p["tonic"]
+    mode = found_mode if p.get("mode", "auto") == "auto" else p["mode"]
+    key = {(tonic + step) % 12 for step in SCALES[mode]}
+    scale = key if p["strict_key"] else None  # masked; else weighed against (harmonize.py)
+    played = chords.requested(p.get("chords", ""), content, content.time_signature, bars)
+    steps = [chords.at(played, step / 4) for step in range(len(soprano))] if played else None
+    bf16 = device == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        rolls = draw(model, soprano, temperature=max(p["temperature"], 0.05),
+                     iterations=p["iterations"], seed=request.seed, voices=voices,
+                     scale=scale, key=key, progress=progress,
+                     chords=None if steps is None else
+                     [(c.tones, c.bass) if c else None for c in steps],
+                     start=start, free=free)
+    return tonic, mode, played, rolls
+
+
+def harmonize(model, identity: ModelIdentity, device: str, request: Request, progress,
+              inputs: Inputs) -> Result:
+    from .harmonize import soprano_roll
 
     p = request.params
     started = time.perf_counter()
     content = melody_of(request, inputs)
     melody = top_line(content.notes)
     soprano = soprano_roll(melody)
-    found_tonic, found_mode = detect_key(melody, content.key)
-    tonic = found_tonic if p.get("tonic", "auto") == "auto" else p["tonic"]
-    mode = found_mode if p.get("mode", "auto") == "auto" else p["mode"]
-    key = {(tonic + step) % 12 for step in SCALES[mode]}
-    scale = key if p["strict_key"] else None  # masked; else weighed against (harmonize.py)
     meter = content.time_signature
-    length = len(soprano) / 4
-    bars = -(-length // bar_length(meter))
-    played = chords.requested(p.get("chords", ""), content, meter, int(bars))
-    steps = [chords.at(played, step / 4) for step in range(len(soprano))] if played else None
-    bf16 = device == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported()
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-        rolls = draw(model, soprano, temperature=max(p["temperature"], 0.05),
-                     iterations=p["iterations"], seed=request.seed, voices=p["voices"],
-                     scale=scale, key=key, progress=progress,
-                     chords=None if steps is None else
-                     [(c.tones, c.bass) if c else None for c in steps])
+    bars = -(-(len(soprano) / 4) // bar_length(meter))
+    tonic, mode, played, rolls = _draw_voices(model, device, request, progress, content,
+                                              melody, soprano, int(bars), p["voices"])
     programs = (p["program"], p["alto_program"], p["tenor_program"], p["bass_program"])
     parts = [Part(melody, programs[0], VOICE_NAMES[0])]
     for voice in range(1, p["voices"]):
         parts.append(Part(_notes_of_row(rolls[voice], voice), programs[voice],
                           VOICE_NAMES[voice]))
+    return _voices_result(request, identity, device, content, parts, rolls, p["voices"],
+                          (tonic, mode), played, int(bars), started, "harmonized.mid",
+                          f"Harmonized in {p['voices']} parts: {int(bars)} bars, "
+                          f"{key_name(tonic, mode)}")
+
+
+def _voices_result(request: Request, identity: ModelIdentity, device: str,
+                   content: MidiContent, parts: list[Part], rolls: np.ndarray, voices: int,
+                   key_of: tuple[int, str], played: list, bars: int, started: float,
+                   file_name: str, title: str, extra: dict | None = None) -> Result:
+    """A harmonization's MIDI (the parts, the chords asked for or the MIDI's own) and its
+    figures (key, parallels, ranges, chord tones)."""
+    from .harmonize import in_ranges, parallels
+
+    p = request.params
+    tonic, mode = key_of
+    meter = content.time_signature
     tempo = float(p.get("tempo") or content.tempo)
     if played:
         parts.append(Part(chords.track(played), 0, CHORD_TRACK))
+    elif content.chord_notes:  # the MIDI's own chord track and symbols go along
+        parts.append(Part(content.chord_notes, 0, CHORD_TRACK))
+    marks = [(c.start, c.symbol) for c in played] if played else content.marks
     data = write_parts(parts, tempo, meter, (tonic, mode), _recipe(request, identity),
                        name=f"{key_name(tonic, mode)} chorale harmonization",
-                       length=bars * bar_length(meter),
-                       marks=[(c.start, c.symbol) for c in played])
-    lower = [n for part in parts[1:p["voices"]] for n in part.notes]
-    count, moves = parallels(rolls[:p["voices"]])
-    metadata = {"voices": p["voices"], "key": key_name(tonic, mode), "tonic": tonic,
-                "mode": mode, "bars": int(bars), "notes": len(lower),
+                       length=bars * bar_length(meter), marks=marks)
+    lower = [n for part in parts[1:voices] for n in part.notes]
+    count, moves = parallels(rolls[:voices])
+    metadata = {"voices": voices, "key": key_name(tonic, mode), "tonic": tonic,
+                "mode": mode, "bars": bars, "notes": len(lower),
                 "in_key": round(in_key_share(lower, tonic, mode), 4),
                 "parallels_per_100_moves": round(100 * count / moves, 2) if moves else 0.0,
-                "in_ranges": round(in_ranges(rolls[:p["voices"]]), 4),
+                "in_ranges": round(in_ranges(rolls[:voices]), 4),
                 "time_signature": f"{meter[0]}/{meter[1]}", "tempo": tempo,
-                "seconds": round(time.perf_counter() - started, 3)}
+                **(extra or {}), "seconds": round(time.perf_counter() - started, 3)}
     if played:
         metadata["chords"] = chords.text(played, meter)
         metadata["lower_chord_tones"] = round(sum(
             n.pitch % 12 in getattr(chords.at(played, n.start), "tones", ())
             for n in lower) / max(1, len(lower)), 4)
-    return Result([Asset("midi", "audio/midi", data, "harmonized.mid")], identity, device,
-                  metadata=metadata,
-                  title=f"Harmonized in {p['voices']} parts: {int(bars)} bars, "
-                        f"{key_name(tonic, mode)}")
+    return Result([Asset("midi", "audio/midi", data, file_name)], identity, device,
+                  metadata=metadata, title=title)
+
+
+REVOICE = {"atb": (1, 2, 3), "a": (1,), "t": (2,), "b": (3,), "at": (1, 2), "tb": (2, 3),
+           "ab": (1, 3)}  # Regenerate voices: which lower voices
+
+
+def revoice(model, identity: ModelIdentity, device: str, request: Request, progress,
+            inputs: Inputs) -> Result:
+    """Regenerate voices: the chosen lower voices of a harmonization (a track per voice,
+    soprano first), in the chosen bars, drawn anew around everything else — every other
+    note, of every voice, stays as it was."""
+    from .harmonize import soprano_roll
+
+    p = request.params
+    started = time.perf_counter()
+    content = melody_of(request, inputs)
+    tracks = sorted({n.voice for n in content.notes})
+    if len(tracks) < 3:
+        raise BadInput(f"Regenerate voices works on a harmonization: a MIDI with a track per "
+                       f"voice, soprano first (Harmonize makes one); this one has "
+                       f"{len(tracks)} track{'s' if len(tracks) != 1 else ''}.")
+    voices = min(4, len(tracks))
+    by_voice = [[replace(n, voice=i) for n in content.notes if n.voice == track]
+                for i, track in enumerate(tracks[:voices])]
+    meter = content.time_signature
+    bar = bar_length(meter)
+    end = max(n.start + n.duration for n in content.notes)
+    bars = max(1, math.ceil(end / bar - 1e-6))
+    first, last = int(p["from_bar"]), int(p["to_bar"])
+    if last < first:
+        raise BadInput(f"The selection ends (bar {last}) before it starts (bar {first}).")
+    if last > bars:
+        raise BadInput(f"The MIDI has {bars} bar{'s' if bars != 1 else ''}: bars "
+                       f"{first}–{last} are not all in it.")
+    chosen = [v for v in REVOICE[p["which_voices"]] if v < voices]
+    if not chosen:
+        raise BadInput("This harmonization has no bass to regenerate (3 voices).")
+    steps = round(bars * bar * 4)
+    rolls = np.full((4, steps), -1, dtype=np.int16)
+    for voice, notes in enumerate(by_voice):
+        roll = soprano_roll(notes)[:steps]
+        rolls[voice, :len(roll)] = roll
+    lo, hi = (first - 1) * bar, last * bar
+    free = np.zeros((4, steps), dtype=bool)
+    free[chosen, round(lo * 4):round(hi * 4)] = True
+    melody = top_line(by_voice[0])
+    tonic, mode, played, drawn = _draw_voices(model, device, request, progress, content,
+                                              melody, rolls[0], bars, voices, rolls, free)
+    programs = (p["program"], p["alto_program"], p["tenor_program"], p["bass_program"])
+    parts = []
+    for voice, notes in enumerate(by_voice):
+        if voice in chosen:
+            kept = [replace(n, duration=min(n.duration, lo - n.start)) if n.start < lo
+                    else n for n in notes if n.start < lo - 1e-9 or n.start >= hi - 1e-9]
+            inside = np.where(free[voice], drawn[voice], -1).astype(np.int16)
+            notes = sorted(kept + _notes_of_row(inside, voice), key=lambda n: n.start)
+        parts.append(Part(notes, programs[voice], VOICE_NAMES[voice]))
+    names = " and ".join(VOICE_NAMES[v].lower() for v in chosen)
+    span = f"bar {first}" if first == last else f"bars {first}–{last}"
+    new = sum(1 for v in chosen for n in parts[v].notes if lo - 1e-9 <= n.start < hi)
+    return _voices_result(request, identity, device, content, parts, drawn, voices,
+                          (tonic, mode), played, bars, started, "revoiced.mid",
+                          f"Regenerated {names}, {span}: {key_name(tonic, mode)}",
+                          {"from_bar": first, "to_bar": last, "regenerated": names,
+                           "new_notes": new})
 
 
 def _notes_of_row(row: np.ndarray, voice: int) -> list[Note]:
