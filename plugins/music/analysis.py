@@ -85,6 +85,12 @@ def beat_length(time_signature: tuple[int, int]) -> float:
     return 4 / denominator
 
 
+def bars_of(notes: list[Note], time_signature: tuple[int, int]) -> int:
+    """How many bars the notes span (a note ending a hair past a bar line opens none)."""
+    end = max((n.start + n.duration for n in notes), default=0.0)
+    return max(1, math.ceil(end / bar_length(time_signature) - 1e-6))
+
+
 def rhythm(notes: list[Note], time_signature: tuple[int, int]) -> dict:
     """A melody's rhythm in three figures (chords count once, by their onset):
 

@@ -14,7 +14,6 @@ reached by transposing, the meter is forced by the grammar (grammar.py), the bar
 from __future__ import annotations
 
 import json
-import math
 import time
 
 from creative_studio.core.errors import BadInput, ModelError
@@ -25,7 +24,7 @@ from creative_studio.core.provenance import weights_sha256
 from creative_studio.io.midi import CHORD_TRACK, Note, Part, read_notes, write_parts
 
 from . import chords
-from .analysis import bar_length, detect_key, in_key_share, key_name, summary
+from .analysis import bar_length, bars_of, detect_key, in_key_share, key_name, summary
 from .grammar import POSITIONS_PER_BEAT, TIME_SIGNATURES, Grammar, Vocabulary
 from .tokens import MODES, STYLES, tonic_shift
 
@@ -144,15 +143,9 @@ class MusicGenerator:
         keep_bars = 0
         content = None
         if request.task == "continue":
-            content = self._prompt(request, inputs)
+            content, time_signature, midi_bars = self._midi_to_write_in(request, inputs)
             meter = content.time_signature
-            time_signature = f"{meter[0]}/{meter[1]}"
-            if time_signature not in TIME_SIGNATURES:
-                raise BadInput(f"The MIDI is in {time_signature}; the music model writes in "
-                               f"{', '.join(TIME_SIGNATURES)}.")
             # never more bars than the MIDI has: no silent gap before the continuation
-            length = max(n.start + n.duration for n in content.notes)
-            midi_bars = max(1, math.ceil(length / bar_length(meter) - 1e-6))
             keep_bars = max(1, min(p["keep_bars"], midi_bars))
             cut = keep_bars * bar_length(meter)
             prompt_notes = [n for n in content.notes if n.start < cut - 1e-6]
@@ -245,16 +238,10 @@ class MusicGenerator:
         if special is None:
             raise BadInput(f"{name} cannot regenerate bars (it was not trained to fill "
                            "them); the embedded Music model can.")
-        content = self._prompt(request, inputs)
+        content, time_signature, midi_bars = self._midi_to_write_in(request, inputs)
         meter = content.time_signature
-        time_signature = f"{meter[0]}/{meter[1]}"
-        if time_signature not in TIME_SIGNATURES:
-            raise BadInput(f"The MIDI is in {time_signature}; the music model writes in "
-                           f"{', '.join(TIME_SIGNATURES)}.")
         first, last = int(p["from_bar"]), int(p["to_bar"])
         length = bar_length(meter)
-        midi_bars = max(1, math.ceil(max(n.start + n.duration for n in content.notes)
-                                     / length - 1e-6))
         if last < first:
             raise BadInput(f"The selection ends (bar {last}) before it starts (bar {first}).")
         if last > midi_bars:
@@ -315,6 +302,17 @@ class MusicGenerator:
                       self.device, metadata=metadata,
                       title=f"Regenerated {bars_text}: {key}, {time_signature}")
 
+    def _midi_to_write_in(self, request: Request, inputs: Inputs):
+        """(the MIDI a task continues or fills, its meter as text, its bars), or BadInput
+        for a meter the model does not write."""
+        content = self._prompt(request, inputs)
+        meter = content.time_signature
+        time_signature = f"{meter[0]}/{meter[1]}"
+        if time_signature not in TIME_SIGNATURES:
+            raise BadInput(f"The MIDI is in {time_signature}; the music model writes in "
+                           f"{', '.join(TIME_SIGNATURES)}.")
+        return content, time_signature, bars_of(content.notes, meter)
+
     def _humanize(self, request: Request, inputs: Inputs) -> Result:
         """The MIDI played as a person would (humanize.py): no model, seeded."""
         from .humanize import humanize
@@ -328,8 +326,7 @@ class MusicGenerator:
         recipe = json.dumps({"task": request.task, "seed": request.seed, "params": p},
                             ensure_ascii=True)
         length = bar_length(meter)
-        bars = max(1, math.ceil(max(n.start + n.duration for n in content.notes) / length
-                                - 1e-6))
+        bars = bars_of(content.notes, meter)
         data = write_voices(notes, tempo, meter, p["program"], (tonic, mode), recipe,
                             "humanized", bars * length, content.chord_notes, content.marks)
         moved = [abs(a.start - b.start) * 60 / tempo * 1000

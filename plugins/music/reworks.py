@@ -6,7 +6,6 @@ No Qt; torch imported lazily. MusicGenerator loads these models and hands the ta
 from __future__ import annotations
 
 import json
-import math
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -18,7 +17,7 @@ from creative_studio.core.jobs import Asset, Inputs, ModelIdentity, Request, Res
 from creative_studio.io.midi import CHORD_TRACK, MidiContent, Note, Part, read_notes, write_parts
 
 from . import chords
-from .analysis import bar_length, detect_key, in_key_share, key_name
+from .analysis import bar_length, bars_of, detect_key, in_key_share, key_name
 from .grammar import SCALES
 
 VOICE_NAMES = ("Soprano", "Alto", "Tenor", "Bass")
@@ -207,8 +206,7 @@ def revoice(model, identity: ModelIdentity, device: str, request: Request, progr
                 for i, track in enumerate(tracks[:voices])]
     meter = content.time_signature
     bar = bar_length(meter)
-    end = max(n.start + n.duration for n in content.notes)
-    bars = max(1, math.ceil(end / bar - 1e-6))
+    bars = bars_of(content.notes, meter)
     first, last = int(p["from_bar"]), int(p["to_bar"])
     if last < first:
         raise BadInput(f"The selection ends (bar {last}) before it starts (bar {first}).")

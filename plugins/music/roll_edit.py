@@ -156,17 +156,17 @@ class RollEdit:
         return True
 
     def undo(self) -> bool:
-        if not self._undo:
-            return False
-        self._redo.append(([*self.notes], set(self.selected)))
-        self.notes, self.selected = self._undo.pop()
-        return True
+        return self._step(self._undo, self._redo)
 
     def redo(self) -> bool:
-        if not self._redo:
+        return self._step(self._redo, self._undo)
+
+    def _step(self, back: list, forth: list) -> bool:
+        """Bring back the notes on top of ``back``; what is shown now goes onto ``forth``."""
+        if not back:
             return False
-        self._undo.append(([*self.notes], set(self.selected)))
-        self.notes, self.selected = self._redo.pop()
+        forth.append(([*self.notes], set(self.selected)))
+        self.notes, self.selected = back.pop()
         return True
 
     def sorted_notes(self) -> list[Note]:

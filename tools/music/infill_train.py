@@ -24,11 +24,8 @@ each the mean of the others) when the run has no checkpoint; ``<run>/checkpoint.
 
 from __future__ import annotations
 
-import json
-import math
 import shutil
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +34,15 @@ import torch
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train import CONTEXT, batches, evaluate, load_split, make_model  # noqa: E402
+from train import (  # noqa: E402
+    CONTEXT,
+    batches,
+    evaluate,
+    load_split,
+    make_model,
+    resume,
+    train_steps,
+)
 
 from plugins.music.infill import arrange, infill_ids, split_bars  # noqa: E402
 from plugins.music.tokens import make_tokenizer  # noqa: E402
@@ -147,73 +152,35 @@ def main() -> None:
         print(f"warm start from {args.warm_start}", flush=True)
     grow_embeddings(model, len(special))
     model.config.infill_tokens = special
-    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.05,
-                                  betas=(0.9, 0.95))
-    step, best, seen = 0, math.inf, 0
-    if checkpoint.exists():
-        state = torch.load(checkpoint, weights_only=True)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        step, best, seen = int(state["step"]), float(state["best"]), int(state["seen"])
-        print(f"resumed at step {step} (best infill val {best:.3f})", flush=True)
+    optimizer, (step, best, seen) = resume(model, args, checkpoint)
     if args.export:
         export(args, val, val_starts, val_lengths, vocab, special)
         return
     rng = np.random.default_rng(1000 + step)
     infill_rows = max(1, round(args.batch * args.infill_share))
     plain = batches(train, starts, args.batch - infill_rows, rng)
-    started = last_save = time.monotonic()
-    model.train()
-
-    def save() -> None:
-        tmp = checkpoint.with_suffix(".tmp")
-        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                    "step": step, "best": best, "seen": seen}, tmp)
-        tmp.replace(checkpoint)
-
     if step == 0:  # where the warm start stands
         plain_loss = evaluate(model, val)
         infill_loss = evaluate_infill(model, val, val_starts, val_lengths, vocab, special)
         print(f"== step 0 validation: plain {plain_loss:.3f}, infill middle "
               f"{infill_loss:.3f}", flush=True)
-    while time.monotonic() - started < args.minutes * 60:
-        warm = min(1.0, (step + 1) / 200)
-        cosine = 0.5 * (1 + math.cos(math.pi * min(1.0, step / args.total_steps)))
-        for group in optimizer.param_groups:
-            group["lr"] = args.lr * warm * (0.1 + 0.9 * cosine)
+
+    def next_batch():
         ids, labels = infill_batch(train, starts, lengths, infill_rows, vocab, special, rng)
         if args.batch > infill_rows:
             window = next(plain)
-            ids = torch.cat([ids, window])
-            labels = torch.cat([labels, window])
-        out = model(input_ids=ids[:, :-1], labels=labels[:, :-1])
-        out.loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        step += 1
-        seen += ids.numel()
-        if step % 25 == 0:
-            print(f"step {step} loss {out.loss.item():.3f} "
-                  f"lr {optimizer.param_groups[0]['lr']:.2e} "
-                  f"{time.monotonic() - started:.0f}s", flush=True)
-        if step % args.eval_every == 0:
-            plain_loss = evaluate(model, val)
-            infill_loss = evaluate_infill(model, val, val_starts, val_lengths, vocab, special)
-            with open(args.run / "log.jsonl", "a") as log:
-                log.write(json.dumps({"step": step, "plain": plain_loss, "infill": infill_loss,
-                                      "tokens": seen, "time": time.time()}) + "\n")
-            print(f"== step {step} validation: plain {plain_loss:.3f}, infill middle "
-                  f"{infill_loss:.3f}", flush=True)
-            if infill_loss < best:
-                best = infill_loss
-                model.save_pretrained(args.run / "best")
-            save()
-            last_save = time.monotonic()
-        elif time.monotonic() - last_save > args.save_minutes * 60:
-            save()
-            last_save = time.monotonic()
-    save()
+            ids, labels = torch.cat([ids, window]), torch.cat([labels, window])
+        return ids, labels
+
+    def validate() -> tuple[float, dict]:
+        plain_loss = evaluate(model, val)
+        infill_loss = evaluate_infill(model, val, val_starts, val_lengths, vocab, special)
+        print(f"== validation: plain {plain_loss:.3f}, infill middle {infill_loss:.3f}",
+              flush=True)
+        return infill_loss, {"plain": plain_loss, "infill": infill_loss}
+
+    step, best, seen = train_steps(model, optimizer, args, checkpoint, (step, best, seen),
+                                   next_batch, validate, warmup=200, log_every=25)
     print(f"stopped at step {step}, best infill validation {best:.3f}", flush=True)
 
 

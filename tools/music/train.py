@@ -92,16 +92,8 @@ def main() -> None:
 
         model.load_state_dict(load_file(warm_start / "model.safetensors"), strict=False)
         print(f"warm start from {warm_start} (optimizer state reset)", flush=True)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.05,
-                                  betas=(0.9, 0.95))
-    step, best, seen = 0, math.inf, 0
     checkpoint = args.run / "checkpoint.pt"
-    if checkpoint.exists():
-        state = torch.load(checkpoint, weights_only=True)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        step, best, seen = int(state["step"]), float(state["best"]), int(state["seen"])
-        print(f"resumed at step {step} (best val {best:.3f}, {seen:,} tokens seen)", flush=True)
+    optimizer, (step, best, seen) = resume(model, args, checkpoint)
     if args.export:
         export(args, val)
         return
@@ -109,6 +101,47 @@ def main() -> None:
     stream = batches(train, starts, args.batch, rng)
     params = sum(p.numel() for p in model.parameters())
     print(f"model {params / 1e6:.2f}M params, train {len(train):,} tokens", flush=True)
+
+    def validate() -> tuple[float, dict]:
+        loss = evaluate(model, val)
+        print(f"== validation loss {loss:.3f}", flush=True)
+        return loss, {"val_loss": loss}
+
+    def next_batch():
+        batch = next(stream)
+        return batch, batch
+
+    step, best, seen = train_steps(model, optimizer, args, checkpoint, (step, best, seen),
+                                   next_batch, validate, warmup=300, log_every=50)
+    print(f"stopped at step {step}, best validation loss {best:.3f}", flush=True)
+
+
+def resume(model, args, checkpoint: Path):
+    """(the AdamW optimizer, (step, best, tokens seen)): where ``checkpoint`` left them
+    (``torch.load(weights_only=True)``), else a fresh start."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.05,
+                                  betas=(0.9, 0.95))
+    if not checkpoint.exists():
+        return optimizer, (0, math.inf, 0)
+    state = torch.load(checkpoint, weights_only=True)
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    step, best, seen = int(state["step"]), float(state["best"]), int(state["seen"])
+    print(f"resumed at step {step} (best validation {best:.3f}, {seen:,} tokens seen)",
+          flush=True)
+    return optimizer, (step, best, seen)
+
+
+def train_steps(model, optimizer, args, checkpoint: Path, state: tuple[int, float, int],
+                next_batch, validate, warmup: int, log_every: int) -> tuple[int, float, int]:
+    """The loop both music trainers run until ``args.minutes`` have passed: the learning rate
+    warmed up over ``warmup`` steps, then a cosine to 10 % at ``args.total_steps``; a step
+    per ``next_batch()`` → (input ids, labels); a log line every ``log_every`` steps; every
+    ``args.eval_every`` steps ``validate()`` → (the loss that picks the best, the fields
+    logged to ``<run>/log.jsonl``), the best weights in ``<run>/best``; the checkpoint
+    (weights, optimizer, step, best, tokens seen) then, every ``args.save_minutes`` and at
+    the end. ``state`` and the answer: (step, best, tokens seen)."""
+    step, best, seen = state
     started = last_save = time.monotonic()
     model.train()
 
@@ -119,37 +152,36 @@ def main() -> None:
         tmp.replace(checkpoint)
 
     while time.monotonic() - started < args.minutes * 60:
-        warm = min(1.0, (step + 1) / 300)
+        warm = min(1.0, (step + 1) / warmup)
         cosine = 0.5 * (1 + math.cos(math.pi * min(1.0, step / args.total_steps)))
         for group in optimizer.param_groups:
             group["lr"] = args.lr * warm * (0.1 + 0.9 * cosine)
-        batch = next(stream)
-        out = model(input_ids=batch[:, :-1], labels=batch[:, :-1])
+        ids, labels = next_batch()
+        out = model(input_ids=ids[:, :-1], labels=labels[:, :-1])
         out.loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         step += 1
-        seen += batch.numel()
-        if step % 50 == 0:
+        seen += ids.numel()
+        if step % log_every == 0:
             print(f"step {step} loss {out.loss.item():.3f} lr {optimizer.param_groups[0]['lr']:.2e}"
                   f" tokens {seen:,} {time.monotonic() - started:.0f}s", flush=True)
         if step % args.eval_every == 0:
-            loss = evaluate(model, val)
-            with open(args.run / "log.jsonl", "a") as log:
-                log.write(json.dumps({"step": step, "val_loss": loss, "tokens": seen,
+            score, fields = validate()
+            with open(checkpoint.parent / "log.jsonl", "a") as log:
+                log.write(json.dumps({"step": step, **fields, "tokens": seen,
                                       "time": time.time()}) + "\n")
-            print(f"== step {step} validation loss {loss:.3f}", flush=True)
-            if loss < best:
-                best = loss
-                model.save_pretrained(args.run / "best")
+            if score < best:
+                best = score
+                model.save_pretrained(checkpoint.parent / "best")
             save()
             last_save = time.monotonic()
         elif time.monotonic() - last_save > args.save_minutes * 60:
             save()
             last_save = time.monotonic()
     save()
-    print(f"stopped at step {step}, best validation loss {best:.3f}", flush=True)
+    return step, best, seen
 
 
 def export(args, val) -> None:
