@@ -16,6 +16,8 @@ holds them and the last one is shown enlarged.
 shaped by ComfyUI's whole pipeline), the Jobs dock showing where each ran.
 --music: the Music panel continuing a D-major tune (4 bars kept, 8 added, seed 11).
 --harmonize: the same tune harmonized in four voices (seed 3), each voice in its colour.
+--chords: the tune harmonized to a typed progression (symbols above the roll), then a tenor
+note selected and bars 2–3 chosen on the ruler: Regenerate voices set up.
 --interpolate: 5 steps from that tune to a second one (seed 3), the steps side by side.
 --upscale: the Upscale panel after DAT-light ×4 on a small photo (skimage's "chelsea", needs
 scikit-image; a drawn picture otherwise), the split in the middle, zoomed in.
@@ -74,6 +76,8 @@ def main() -> None:
         upscale_scene(window, shoot)
     elif "--music" in sys.argv:
         music_scene(window, shoot)
+    elif "--chords" in sys.argv:
+        chords_scene(window, shoot)
     elif "--harmonize" in sys.argv or "--interpolate" in sys.argv:
         rework_scene(window, shoot, "harmonize" if "--harmonize" in sys.argv else "interpolate")
     elif "--image" in sys.argv:
@@ -211,6 +215,26 @@ def rework_scene(window, shoot, task: str) -> None:
         panel.open_second(_midi(SECOND, "arrive-at.mid"))
     panel.seed_field.restore(3)
     _when_done(window, panel, panel.generate(), shoot)
+
+
+def chords_scene(window, shoot) -> None:
+    from PySide6.QtCore import QTimer
+
+    panel = window.panels["music"]
+    window.tabs.setCurrentWidget(panel)
+    panel.task.setCurrentIndex(panel.task.findData("harmonize"))
+    panel.open_midi(_midi(TUNE, "my-tune.mid"))
+    panel.chords.setText("D | G D | Em A | D")
+    panel.seed_field.restore(3)
+
+    def choose() -> None:
+        roll = panel.roll
+        tenor = [i for i, n in enumerate(roll.edit.notes) if n.voice == 2 and 4 <= n.start < 12]
+        roll.edit.select(tenor[0])
+        panel._bars_chosen(2, 3)
+        QTimer.singleShot(400, shoot)  # painted before the grab
+
+    _when_done(window, panel, panel.generate(), choose)
 
 
 def image_scene(window, shoot) -> None:
