@@ -98,3 +98,24 @@ def test_the_humanize_task_keeps_tracks_tempo_and_meter_and_says_how_far_it_move
     assert 0 < meta["mean_shift_ms"] <= meta["largest_shift_ms"]
     assert meta["largest_shift_ms"] <= MAX_SHIFT * 0.8 * (1 + CHORD_SPREAD) * 60 / 90 * 1000 + 1
     assert result.title == f"Humanized (0.80): {len(notes)} notes"
+
+
+def test_humanize_keeps_the_tracks_instruments_and_chords(tmp_path):
+    from creative_studio.core.jobs import Asset, Request
+    from creative_studio.core.progress import Progress
+    from creative_studio.io.midi import CHORD_TRACK, Note, Part, read_notes, write_parts
+    from plugins.music.generator import MusicGenerator
+    from tests.conftest import prepared
+
+    melody = [Note(i * 0.5, 0.5, 72 + i % 5) for i in range(16)]
+    data = write_parts([Part(melody, 40, "Violin"), Part([Note(0, 8, 48)], 42, "Cello"),
+                        Part([Note(0, 8, 60), Note(0, 8, 64)], 0, CHORD_TRACK)], 96, (4, 4),
+                       marks=[(0.0, "C")])
+    request = prepared(Request("music", "humanize", params={"strength": 0.5}, seed=2,
+                               parents=["m"]))
+    assert "program" not in request.params  # the MIDI's own instruments stay
+    result = MusicGenerator().generate(request, Progress(),
+                                       {"m": [Asset("midi", "audio/midi", data, "m.mid")]})
+    content = read_notes(result.assets[0].data)
+    assert content.tracks == [("Violin", 40), ("Cello", 42)]
+    assert content.marks == [(0.0, "C")] and len(content.chord_notes) == 2

@@ -159,3 +159,22 @@ def test_an_edit_keeps_the_chords_of_the_midi(qtbot, make_window, tmp_path):
     content = read_notes(window.store.asset_bytes(item.assets[0].id))
     assert len(content.notes) == 15
     assert content.marks == [(0.0, "C"), (4.0, "G")] and content.chord_notes
+
+
+def test_an_edit_keeps_each_tracks_name_and_instrument(qtbot, make_window, tmp_path):
+    from creative_studio.io.midi import Part, write_parts
+
+    window = make_window()
+    panel = window.panels["music"]
+    source = tmp_path / "duet.mid"
+    source.write_bytes(write_parts([Part(tune()[:16], 73, "Flute"),
+                                    Part([Note(0.0, 4.0, 48), Note(4.0, 4.0, 43)], 32, "Bass")],
+                                   100, (4, 4)))
+    assert panel.open_midi(source)
+    panel.roll.edit.select(0)
+    panel.roll.setFocus()
+    qtbot.keyClick(panel.roll, Qt.Key.Key_Delete)
+    item = window.store.item(panel.save_edits())
+    content = read_notes(window.store.asset_bytes(item.assets[0].id))
+    assert content.tracks == [("Flute", 73), ("Bass", 32)]
+    assert sorted({n.voice for n in content.notes}) == [0, 1]

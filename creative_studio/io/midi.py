@@ -49,6 +49,8 @@ class MidiContent:
     marks: list[tuple[float, str]] = field(default_factory=list)
     # the notes of a track named "Chords" (CHORD_TRACK): the harmony, kept out of ``notes``
     chord_notes: list[Note] = field(default_factory=list)
+    # (name, General MIDI program) of each voice's track, by Note.voice
+    tracks: list[tuple[str, int]] = field(default_factory=list)
 
 
 def check_size(size: int, name: str) -> None:
@@ -77,7 +79,7 @@ def read_notes(data: bytes, name: str = "The file") -> MidiContent:
         logging.getLogger(__name__).info("%s: MIDI reader: %s", name, exc)  # details: log
         raise BadInput(f"{name} is damaged or truncated: it cannot be read as MIDI.") from exc
     tpq = score.ticks_per_quarter or 480
-    notes, chord_notes, drums, voice = [], [], 0, -1
+    notes, chord_notes, tracks, drums, voice = [], [], [], 0, -1
     for track in score.tracks:
         if track.is_drum:
             drums += len(track.notes)
@@ -85,6 +87,7 @@ def read_notes(data: bytes, name: str = "The file") -> MidiContent:
         harmony = track.name.strip().lower() == CHORD_TRACK.lower()
         if len(track.notes) and not harmony:
             voice += 1
+            tracks.append((str(track.name)[:64], int(track.program) % 128))
         for note in track.notes:
             if note.duration <= 0:
                 continue
@@ -123,7 +126,7 @@ def read_notes(data: bytes, name: str = "The file") -> MidiContent:
     marks = [(marker.time / tpq, str(marker.text)[:64]) for marker in score.markers[:MAX_MARKS]
              if 0 <= marker.time <= MAX_BEATS * tpq]
     chord_notes.sort(key=lambda n: (n.start, n.pitch))
-    return MidiContent(notes, meter, tempo, key, marks, chord_notes)
+    return MidiContent(notes, meter, tempo, key, marks, chord_notes, tracks)
 
 
 TICKS = 480  # per quarter note

@@ -287,15 +287,15 @@ class MusicGenerator:
                             ensure_ascii=True)
         key = key_name(tonic, mode)
         # the new notes go to the first track, where the model's merged line belongs
-        data = write_voices(notes, tempo, meter, p["program"], (tonic, mode), recipe,
+        data = write_voices(notes, tempo, meter, p.get("program"), (tonic, mode), recipe,
                             f"{key} bars {first}–{last} regenerated", midi_bars * length,
-                            content.chord_notes, content.marks)
+                            content.chord_notes, content.marks, content.tracks)
         metadata = {"key": key, "tonic": tonic, "mode": mode, "from_bar": first,
                     "to_bar": last, "notes": len(inside),
                     "in_key": round(in_key_share(inside, tonic, mode), 4),
                     "joins": infill.joins(notes, start, end),
                     "time_signature": time_signature, "tempo": tempo,
-                    "program": p["program"], "bars": midi_bars,
+                    "program": p.get("program"), "bars": midi_bars,
                     "tokens": len(middle), "seconds": round(time.perf_counter() - started, 3)}
         bars_text = f"bar {first}" if size == 1 else f"bars {first}–{last}"
         return Result([Asset("midi", "audio/midi", data, "idea.mid")], self.identity,
@@ -327,12 +327,13 @@ class MusicGenerator:
                             ensure_ascii=True)
         length = bar_length(meter)
         bars = bars_of(content.notes, meter)
-        data = write_voices(notes, tempo, meter, p["program"], (tonic, mode), recipe,
-                            "humanized", bars * length, content.chord_notes, content.marks)
+        data = write_voices(notes, tempo, meter, p.get("program"), (tonic, mode), recipe,
+                            "humanized", bars * length, content.chord_notes, content.marks,
+                            content.tracks)
         moved = [abs(a.start - b.start) * 60 / tempo * 1000
                  for a, b in zip(content.notes, notes, strict=True)]
         metadata = {"notes": len(notes), "strength": p["strength"], "tempo": tempo,
-                    "time_signature": f"{meter[0]}/{meter[1]}", "program": p["program"],
+                    "time_signature": f"{meter[0]}/{meter[1]}", "program": p.get("program"),
                     "key": key_name(tonic, mode), "tonic": tonic, "mode": mode,
                     "largest_shift_ms": round(max(moved), 1),
                     "mean_shift_ms": round(sum(moved) / len(moved), 1)}
@@ -395,13 +396,20 @@ class MusicGenerator:
         return notes
 
 
-def write_voices(notes: list[Note], tempo: float, meter: tuple[int, int], program: int,
-                 key: tuple[int, str], recipe: str, name: str, length: float,
-                 chord_notes: list[Note] = (), marks: list[tuple[float, str]] = ()) -> bytes:
-    """A MIDI with a track per voice of the notes (a harmonization's four stay four), and
+def write_voices(notes: list[Note], tempo: float, meter: tuple[int, int],
+                 program: int | None, key: tuple[int, str], recipe: str, name: str,
+                 length: float, chord_notes: list[Note] = (),
+                 marks: list[tuple[float, str]] = (),
+                 tracks: list[tuple[str, int]] = ()) -> bytes:
+    """A MIDI with a track per voice of the notes (a harmonization's four stay four), each
+    named and played as ``tracks`` (the MIDI read) has it unless ``program`` is given, and
     the piece's chord track and chord symbols where it has them."""
-    parts = [Part([n for n in notes if n.voice == voice], program)
-             for voice in sorted({n.voice for n in notes})]
+    def part(voice: int) -> Part:
+        own_name, own_program = tracks[voice] if voice < len(tracks) else ("", 0)
+        return Part([n for n in notes if n.voice == voice],
+                    own_program if program is None else program, own_name)
+
+    parts = [part(voice) for voice in sorted({n.voice for n in notes})]
     if chord_notes:
         parts.append(Part(list(chord_notes), 0, CHORD_TRACK))
     return write_parts(parts, tempo, meter, key, recipe, name=name, length=length,

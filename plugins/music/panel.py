@@ -503,6 +503,7 @@ class MusicPanel(PluginPanel):
         self.roll.bars_chosen.connect(self._bars_chosen)
         self._roll_item: Item | None = None  # whose notes the roll shows (result or MIDI read)
         self._roll_harmony: tuple[list, list] = ([], [])  # its chord marks and chord track
+        self._roll_tracks: list[tuple[str, int]] = []
         self._roll_meter: tuple[int, int] = (4, 4)
         self.legend = QLabel("")
         self.legend.setTextFormat(Qt.TextFormat.RichText)
@@ -801,6 +802,7 @@ class MusicPanel(PluginPanel):
         self._roll_meter = content.time_signature
         self._tempo = content.tempo
         self._roll_harmony = (content.marks, content.chord_notes)  # kept by Save as new item
+        self._roll_tracks = content.tracks  # each voice's name and instrument, kept too
         end = max((n.start + n.duration for n in content.notes), default=0.0)
         self.roll.set_notes(content.notes, bar_length(content.time_signature), prompt_end,
                             sections, section,
@@ -897,9 +899,10 @@ class MusicPanel(PluginPanel):
             else item.title
         recipe = json.dumps({"task": "edit", "parent": item.id, "notes": len(notes)})
         marks, chord_notes = self._roll_harmony
-        data = write_voices(notes, self._tempo, meter, program, key, recipe, title,
+        data = write_voices(notes, self._tempo, meter, None if self._roll_tracks else program,
+                            key, recipe, title,
                             max(self.roll.length(), self.roll.bar_count() * self.roll.bar),
-                            chord_notes, marks)
+                            chord_notes, marks, self._roll_tracks)
         request = Request(self.manifest.id, "edit", params={"notes": len(notes)},
                           parents=[item.id])
         metadata = {"notes": len(notes), "tempo": self._tempo,
