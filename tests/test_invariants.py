@@ -89,6 +89,59 @@ def test_the_grammar_can_always_finish(vocab):
         assert state.phase == "done" and state.bars == bars
 
 
+@FAST
+@given(data=st.data(), meter=st.sampled_from(["4/4", "3/4", "6/8", "2/2"]),
+       bars=st.integers(2, 4), stack=st.booleans(),
+       progression=st.lists(st.sampled_from(["C", "Am", "F", "G7", "Dm", "E7", "Bb"]),
+                            min_size=1, max_size=4))
+def test_every_walk_keeps_the_chords_the_cadence_and_the_climb(vocab, data, meter, bars,
+                                                                stack, progression):
+    """With chords, a cadence and a theme's peak: a pitch on a strong beat is a tone of the
+    chord there; the last bar has one onset, its downbeat, the tonic (or the last chord's
+    tone), held at least half the bar (a chorale may stack its chord on it); the climb bar's
+    downbeat reaches the peak unless a note already has; top-p applies to pitches only."""
+    from plugins.music import chords
+    from plugins.music.grammar import POSITIONS_PER_BEAT, Grammar, RowState, positions_per_bar
+
+    numerator, denominator = (int(x) for x in meter.split("/"))
+    placed = chords.place([[symbol] for symbol in progression], bars,
+                          numerator * 4 / denominator)
+    tones = chords.grammar_tones(placed, (numerator, denominator), bars, 0, POSITIONS_PER_BEAT)
+    grammar = Grammar(vocab, meter, bars, chords=tones, cadence=True, peak=76,
+                      peak_bar=bars - 1, stack=stack)
+    state = RowState(counting=True)
+    last_chord = tones.get((bars - 1, 0))
+    cadence = frozenset({0}) if last_chord is None or 0 in last_chord else last_chord
+    high, climbed_at = -1, None
+    for _ in range(400):
+        allowed, _ = grammar.allowed(state)
+        if grammar.nucleus(state):
+            assert all(vocab.kind[t][0] == "Pitch" for t in allowed)
+        if state.phase == "done":
+            break
+        token = data.draw(st.sampled_from(sorted(set(allowed))))
+        kind, value = vocab.kind[token]
+        last_bar = state.bars == bars
+        if kind == "Position" and last_bar:
+            assert int(value) == 0  # one onset in the last bar: its downbeat
+        if kind == "Pitch":
+            pitch, where = int(value), (state.bars - 1, state.position)
+            if last_bar:
+                assert pitch % 12 in (cadence if state.phase == "position" else
+                                      (cadence if cadence != {0} else {0, 4, 7}))
+                assert stack or state.phase == "position"
+            elif where in tones:
+                assert pitch % 12 in tones[where]
+            if state.bars == bars - 1 and state.position == 0 and high < 74:
+                climbed_at = pitch
+            high = max(high, pitch)
+        if kind == "Duration" and last_bar:
+            assert vocab.positions_of[token] >= positions_per_bar(meter) / 2 - 1e-6
+        grammar.advance(state, token)
+    if climbed_at is not None:  # the climb bar's downbeat, where no note had reached 74
+        assert climbed_at >= 74
+
+
 def test_masks_are_cached_per_state_and_stay_right(vocab):
     """The mask cache is keyed so that two states with different later positions never
     share a mask (a position could otherwise go backwards inside a bar)."""

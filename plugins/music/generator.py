@@ -441,7 +441,8 @@ def sample(model, prompt: list[int], grammar: Grammar, temperature: float, top_p
             if bar_to_eos:  # the model's wish for a new bar ends the piece instead
                 end = grammar.end
                 masked[end] = torch.logaddexp(logits[v.bar], logits[end])
-            token = _pick(masked, temperature, top_p, generator)
+            token = _pick(masked, temperature, top_p if grammar.nucleus(state) else 1.0,
+                          generator)
             tokens.append(token)
             bars_before = state.bars
             grammar.advance(state, token)

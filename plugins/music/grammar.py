@@ -198,6 +198,14 @@ class Grammar:
             tones = frozenset({0, 4 if 4 in self.scale else 3, 7})
         return [i for p, i in self.pitches.items() if p % 12 in tones]
 
+    @staticmethod
+    def nucleus(state: RowState) -> bool:
+        """Whether top-p applies to the next token: to a note's pitch only. Rhythm (where
+        the next note starts, how long it lasts) is drawn from the whole distribution — its
+        few choices' tails are the rhythm's variety, and cutting them at every note makes
+        whole pieces of one duration (bench/music_rhythm.py)."""
+        return state.phase == "position"
+
     def allowed(self, state: RowState) -> tuple[list[int], bool]:
         """(allowed token ids, whether the Bar probability should go to EOS instead)."""
         v = self.v
