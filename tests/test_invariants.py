@@ -142,6 +142,34 @@ def test_every_walk_keeps_the_chords_the_cadence_and_the_climb(vocab, data, mete
         assert climbed_at >= 74
 
 
+@FAST
+@given(data=st.data(), bars=st.integers(1, 3), before=st.integers(50, 90),
+       after=st.integers(50, 90), strict=st.booleans())
+def test_every_walk_of_regenerated_bars_joins_both_sides(vocab, data, bars, before, after,
+                                                         strict):
+    """Regenerate bars' seams: every note of the first onset within JOIN_LEAP of the note
+    before, every note of the last bar within JOIN_LEAP of the note after."""
+    from plugins.music.grammar import JOIN_LEAP, Grammar, RowState
+
+    grammar = Grammar(vocab, "4/4", bars, strict_key=strict, joins=(before, after))
+    state, onsets = RowState(counting=True), 0
+    for _ in range(300):
+        allowed, _ = grammar.allowed(state)
+        if state.phase == "done":
+            break
+        token = data.draw(st.sampled_from(sorted(set(allowed))))
+        kind, value = vocab.kind[token]
+        onsets += kind == "Position"
+        if kind == "Pitch":
+            both = any(abs(p - before) <= JOIN_LEAP and abs(p - after) <= JOIN_LEAP
+                       for p in grammar.pitches)  # else the seam before wins
+            if onsets == 1:
+                assert abs(int(value) - before) <= JOIN_LEAP
+            if state.bars == bars and (onsets > 1 or both):
+                assert abs(int(value) - after) <= JOIN_LEAP
+        grammar.advance(state, token)
+
+
 def test_masks_are_cached_per_state_and_stay_right(vocab):
     """The mask cache is keyed so that two states with different later positions never
     share a mask (a position could otherwise go backwards inside a bar)."""

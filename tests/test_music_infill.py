@@ -281,3 +281,25 @@ def test_merge_and_joins():
                       Note(8, 1, 67), Note(9, 1, 65)]
     assert joins(merged, 4.0, 8.0) == [70 - 62, 72 - 67]
     assert joins(merge(old, [], 4.0, 8.0), 4.0, 8.0) == []
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_the_seams_of_regenerated_bars_are_no_wider_than_a_bar_lines(infill_generator, seed):
+    """Even an untrained model's notes join both sides within JOIN_LEAP semitones: the
+    first onset's notes near the note before, the last bar's near the note after."""
+    from creative_studio.core.progress import Progress
+    from creative_studio.io.midi import read_notes
+    from plugins.music.grammar import JOIN_LEAP
+    from plugins.music.infill import edges
+
+    notes = tune()
+    result = infill_generator.generate(infill_request(seed=seed, from_bar=3, to_bar=4),
+                                       Progress(), midi_inputs(notes))
+    joins = result.metadata["joins"]
+    assert len(joins) == 2 and max(joins) <= JOIN_LEAP
+    content = read_notes(result.assets[0].data)
+    before, after = edges(notes, 8.0, 16.0)
+    last_bar = [n.pitch for n in content.notes if 12.0 <= n.start < 16.0]
+    assert all(abs(p - after) <= JOIN_LEAP for p in last_bar)
+    onset = min(n.start for n in content.notes if 8.0 <= n.start < 16.0)
+    assert all(abs(n.pitch - before) <= JOIN_LEAP for n in content.notes if n.start == onset)

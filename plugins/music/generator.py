@@ -265,15 +265,17 @@ class MusicGenerator:
         budget = CONTEXT - len(head) - 3 - room
         prompt = infill.arrange(head, bars[:first - 1], bars[last:], budget, special, v.eos,
                                 ends=True)
+        start, end = (first - 1) * length, last * length
+        seams = tuple(None if pitch is None else fold(pitch + shift)
+                      for pitch in infill.edges(content.notes, start, end))
         grammar = Grammar(v, time_signature, size, mode, strict_key=p["strict_key"],
-                          end=special["end"])
+                          end=special["end"], joins=seams)
         grammar.start([head])
         written = sample(self.model, prompt, grammar, p["temperature"], p["top_p"],
                          int(request.seed), progress, 0, self.device,
                          overflow=f"The {size} selected bars need more room than the model "
                                   "has beside the bars around them: select fewer bars.")
         middle = [t for t in written[len(prompt):] if t != special["end"]]
-        start, end = (first - 1) * length, last * length
         new = [Note(n.start + start, n.duration, n.pitch, 90)
                for n in self._decode(head + middle, -shift)]
         notes = infill.merge(content.notes, new, start, end)
@@ -362,11 +364,7 @@ class MusicGenerator:
         score.time_signatures.append(TimeSignature(0, meter[0], meter[1]))
         track = Track("prompt", 0, False)
         for n in notes:
-            pitch = n.pitch + shift
-            while pitch < 36:
-                pitch += 12
-            while pitch > 96:
-                pitch -= 12
+            pitch = fold(n.pitch + shift)
             track.notes.append(SymNote(round(n.start * tpq), max(1, round(n.duration * tpq)),
                                        pitch, 90))
         score.tracks.append(track)
@@ -394,6 +392,15 @@ class MusicGenerator:
                 notes.append(Note(n.time / tpq, n.duration / tpq, int(n.pitch) + shift, 90))
         notes.sort(key=lambda n: (n.start, n.pitch))
         return notes
+
+
+def fold(pitch: int) -> int:
+    """A pitch moved by octaves into the model's range (36–96)."""
+    while pitch < 36:
+        pitch += 12
+    while pitch > 96:
+        pitch -= 12
+    return pitch
 
 
 def write_voices(notes: list[Note], tempo: float, meter: tuple[int, int],

@@ -22,7 +22,10 @@ model's key, tonic C):
   the piece ends there (a chorale, ``stack``, may stack the tonic triad on it);
 - ``peak``: a continuation reaches its theme's range — if none of its new notes has come
   within two semitones of the theme's highest note by the downbeat of ``peak_bar``, that
-  downbeat's note is one of the key's notes there.
+  downbeat's note is one of the key's notes there;
+- ``joins`` (Regenerate bars): the first notes written lie within ``JOIN_LEAP`` semitones
+  of the note before the selection, and the notes of its last bar within that of the note
+  after it — a seam no wider than the tunes' own bar lines (95 % of them).
 
 No torch import at module level.
 """
@@ -42,6 +45,7 @@ SCALES = {  # pitch classes of each mode with tonic C
 TIME_SIGNATURES = ("4/4", "3/4", "2/4", "6/8", "9/8", "2/2")  # those the data has enough of
 POSITIONS_PER_BEAT = 8  # tokenizer beat_res: 8 positions per beat of the denominator
 GENERATE_RANGE = (48, 93)  # the training data spans 52–93 with tonic C; a little room below
+JOIN_LEAP = 8  # semitones: 95 % of the folk tunes' bar-line intervals are no wider
 
 
 def positions_per_bar(time_signature: str) -> int:
@@ -56,7 +60,8 @@ class RowState:
     bars: int = 0  # bars started (after the prompt, if any, counting its bars too)
     notes: int = 0
     high: int = -1  # the highest pitch written after the prompt
-    counting: bool = False  # past the prompt: notes count toward ``high``
+    onsets: int = 0  # onsets (Position tokens) written after the prompt
+    counting: bool = False  # past the prompt: notes count toward ``high``, ``onsets``
 
 
 @dataclass
@@ -103,11 +108,12 @@ class Grammar:
                  end: int | None = None,
                  chords: dict[tuple[int, int], frozenset[int]] | None = None,
                  cadence: bool = False, peak: int | None = None, peak_bar: int = 0,
-                 stack: bool = False):
+                 stack: bool = False, joins: tuple[int | None, int | None] = (None, None)):
         """``chords``: (bar index from 0, position) of each strong beat → the chord's
         pitch classes there; ``cadence``, ``peak`` and ``peak_bar`` (1-based, counting the
         prompt's bars): the module docstring's rules; ``stack``: the cadence's note may
-        carry a chord (a chorale), else it ends the melody alone."""
+        carry a chord (a chorale), else it ends the melody alone; ``joins``: the pitches
+        just before and just after the bars written (Regenerate bars), or None."""
         if time_signature not in vocab.timesig:
             raise ValueError(f"time signature {time_signature} is not in the vocabulary")
         self.v = vocab
@@ -125,6 +131,7 @@ class Grammar:
         self.cadence = cadence
         self.peak, self.peak_bar = peak, peak_bar
         self.stack = stack
+        self.join_from, self.join_to = joins
         self.rows: list[RowState] = []
         self._masks: dict[tuple, tuple] = {}
 
@@ -149,6 +156,7 @@ class Grammar:
             state.phase = "timesig"
         elif kind == "Position":
             state.phase, state.position = "position", int(value)
+            state.onsets += state.counting
         elif kind == "Pitch":
             state.phase = "pitch"
             state.notes += 1
@@ -178,7 +186,29 @@ class Grammar:
             return chord or self.scale
         return chord
 
+    def _anchors(self, state: RowState) -> list[int]:
+        """The pitches the next note must stay within JOIN_LEAP of (``joins``): the note
+        before, for the first onset; the note after, for the last bar."""
+        anchors = []
+        if self.join_from is not None and state.onsets <= 1:  # the first onset, all of it
+            anchors.append(self.join_from)
+        if self.join_to is not None and state.bars >= self.bars:
+            anchors.append(self.join_to)
+        return anchors
+
     def _pitch_ids(self, state: RowState) -> list[int]:
+        ids = self._rule_pitch_ids(state)
+        anchors = self._anchors(state)
+        allowed = set(ids)
+        while anchors:  # both seams where they can be met, else the one before
+            kept = [i for p, i in self.pitches.items()
+                    if i in allowed and all(abs(p - a) <= JOIN_LEAP for a in anchors)]
+            if kept:
+                return kept
+            anchors = anchors[:-1]
+        return ids
+
+    def _rule_pitch_ids(self, state: RowState) -> list[int]:
         tones = self._tones(state)
         if tones is None:
             return self.pitch_ids
@@ -241,7 +271,8 @@ class Grammar:
         vocabulary, and the infill tokens after it where the model has them)."""
         size = max(size or 0, len(self.v.vocab), self.end + 1)
         rules = None  # what the musical rules allow here, where they apply
-        if (self.chords or self.cadence or self.peak is not None) and \
+        if (self.chords or self.cadence or self.peak is not None or
+                self.join_from is not None or self.join_to is not None) and \
                 state.phase in ("position", "pitch", "duration", "timesig"):
             rules = (self._cadence_bar(state), self._climb_due(state),
                      tuple(self._pitch_ids(state)))

@@ -15,6 +15,7 @@ No torch import at module level.
 from __future__ import annotations
 
 INFILL_NAMES = ("suffix", "middle", "end")
+EPS = 1e-6
 MAX_BARS = 8  # trained on 1–4: more is allowed, said to be looser at the far end
 
 
@@ -84,21 +85,27 @@ def merge(notes: list, new: list, start: float, end: float) -> list:
     return sorted(kept + inside, key=lambda n: (n.start, n.pitch))
 
 
+def _top(group: list, first: bool) -> int | None:
+    """The highest pitch at the group's first (or last) onset; None for no notes."""
+    if not group:
+        return None
+    at = min(n.start for n in group) if first else max(n.start for n in group)
+    return max(n.pitch for n in group if abs(n.start - at) < EPS)
+
+
+def edges(notes: list, start: float, end: float) -> tuple[int | None, int | None]:
+    """The pitches a selection joins: the last note before it and the first after it (the
+    highest of a chord), None where there is none."""
+    return (_top([n for n in notes if n.start < start - EPS], first=False),
+            _top([n for n in notes if n.start >= end - EPS], first=True))
+
+
 def joins(notes: list, start: float, end: float) -> list[int]:
     """Semitones from the last note before the selection to the first inside it, and from
     the last inside to the first after it (where both exist; the highest of a chord)."""
-    eps = 1e-6
-
-    def top(group: list, first: bool):
-        if not group:
-            return None
-        at = min(n.start for n in group) if first else max(n.start for n in group)
-        return max(n.pitch for n in group if abs(n.start - at) < eps)
-
-    before = top([n for n in notes if n.start < start - eps], first=False)
-    inside_first = top([n for n in notes if start - eps <= n.start < end - eps], first=True)
-    inside_last = top([n for n in notes if start - eps <= n.start < end - eps], first=False)
-    after = top([n for n in notes if n.start >= end - eps], first=True)
+    before, after = edges(notes, start, end)
+    inside = [n for n in notes if start - EPS <= n.start < end - EPS]
+    inside_first, inside_last = _top(inside, first=True), _top(inside, first=False)
     found = []
     if before is not None and inside_first is not None:
         found.append(abs(inside_first - before))
