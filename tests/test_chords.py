@@ -247,3 +247,11 @@ def test_harmonized_lower_voices_keep_to_the_chords():
     # the bass leans to the chord's bass note: more roots than a uniform draw gives
     roots = sum(int(rolls[3, t]) % 12 == steps[t].bass for t in range(len(soprano)))
     assert roots > len(soprano) / 3
+
+
+def test_markers_that_are_not_chords_are_left_out():
+    marks = [(0.0, "Verse"), (0.0, "C"), (4.0, "Chorus 1"), (6.0, "G7"), (8.0, "Am")]
+    found = chords.from_marks(marks, 12.0)
+    assert [(c.start, c.duration, c.symbol) for c in found] == [
+        (0.0, 6.0, "C"), (6.0, 2.0, "G7"), (8.0, 4.0, "Am")]
+    assert chords.from_marks([(0.0, "Intro")], 8.0) == []

@@ -178,3 +178,9 @@ def test_an_edit_keeps_each_tracks_name_and_instrument(qtbot, make_window, tmp_p
     content = read_notes(window.store.asset_bytes(item.assets[0].id))
     assert content.tracks == [("Flute", 73), ("Bass", 32)]
     assert sorted({n.voice for n in content.notes}) == [0, 1]
+
+
+def test_chords_of_the_midi_without_a_midi_say_so(make_window):
+    panel = make_window().panels["music"]
+    assert panel.fill_chords() == "" and panel.chords.text() == ""
+    assert "Open a MIDI first" in panel.message.text()
