@@ -17,9 +17,9 @@ infill uses too. The three tokens are new: they follow the REMI vocabulary
 (``infill_tokens``). Half of each batch stays plain left-to-right windows, so the same model
 still writes new ideas and continuations; both losses are logged (``--eval-every``).
 
-Warm start: the shipped ``resources/models/music-gpt2`` (its embeddings grown by three rows,
-each the mean of the others) when the run has no checkpoint; ``<run>/checkpoint.pt``
-(``torch.load(weights_only=True)``) resumes exactly.
+Warm start: the shipped ``resources/models/music-gpt2`` when the run has no checkpoint (a
+model without the three tokens yet gets three new embedding rows, each the mean of the
+others); ``<run>/checkpoint.pt`` (``torch.load(weights_only=True)``) resumes exactly.
 """
 
 from __future__ import annotations
@@ -39,9 +39,9 @@ from train import (  # noqa: E402
     batches,
     evaluate,
     load_split,
-    make_model,
     resume,
     train_steps,
+    warm_model,
 )
 
 from plugins.music.infill import arrange, infill_ids, split_bars  # noqa: E402
@@ -143,14 +143,11 @@ def main() -> None:
     special = infill_ids(len(tokenizer))
     train, starts, lengths = load_split(args.data, "train")
     val, val_starts, val_lengths = load_split(args.data, "validation")
-    model = make_model(len(tokenizer))
     checkpoint = args.run / "checkpoint.pt"
-    if not checkpoint.exists():
-        from safetensors.torch import load_file
-
-        model.load_state_dict(load_file(args.warm_start / "model.safetensors"), strict=False)
-        print(f"warm start from {args.warm_start}", flush=True)
-    grow_embeddings(model, len(special))
+    model = warm_model(args.warm_start, len(tokenizer), load=not checkpoint.exists())
+    rows = model.get_input_embeddings().weight.shape[0]
+    if rows < len(tokenizer) + len(special):  # a model without the infill tokens yet
+        grow_embeddings(model, len(tokenizer) + len(special) - rows)
     model.config.infill_tokens = special
     optimizer, (step, best, seen) = resume(model, args, checkpoint)
     if args.export:

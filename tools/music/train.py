@@ -72,6 +72,26 @@ def make_model(vocab: int):
     return GPT2LMHeadModel(config)
 
 
+def warm_model(folder: Path, vocab: int, load: bool = True):
+    """A model sized for ``folder``'s vocabulary where it has more rows than ``vocab`` (the
+    shipped model's infill tokens stay), with the folder's weights when ``load`` (a run
+    that resumes takes its checkpoint's instead)."""
+    from safetensors.torch import load_file
+
+    weights = folder / "model.safetensors"
+    try:
+        config = json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError):
+        config = {}
+    model = make_model(max(vocab, int(config.get("vocab_size", vocab))))
+    if isinstance(config.get("infill_tokens"), dict):
+        model.config.infill_tokens = config["infill_tokens"]
+    if load and weights.exists():
+        model.load_state_dict(load_file(weights), strict=False)
+        print(f"warm start from {folder} (optimizer state reset)", flush=True)
+    return model
+
+
 def main() -> None:
     from tools.training_args import training_parser
 
@@ -85,13 +105,8 @@ def main() -> None:
     args.run.mkdir(parents=True, exist_ok=True)
     train, starts, _ = load_split(args.data, "train")
     val, _, _ = load_split(args.data, "validation")
-    model = make_model(len(make_tokenizer()))
-    warm_start = args.warm_start
-    if not (args.run / "checkpoint.pt").exists() and (warm_start / "model.safetensors").exists():
-        from safetensors.torch import load_file
-
-        model.load_state_dict(load_file(warm_start / "model.safetensors"), strict=False)
-        print(f"warm start from {warm_start} (optimizer state reset)", flush=True)
+    model = warm_model(args.warm_start, len(make_tokenizer()),
+                       load=not (args.run / "checkpoint.pt").exists())
     checkpoint = args.run / "checkpoint.pt"
     optimizer, (step, best, seen) = resume(model, args, checkpoint)
     if args.export:
