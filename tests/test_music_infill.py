@@ -303,3 +303,27 @@ def test_the_seams_of_regenerated_bars_are_no_wider_than_a_bar_lines(infill_gene
     assert all(abs(p - after) <= JOIN_LEAP for p in last_bar)
     onset = min(n.start for n in content.notes if 8.0 <= n.start < 16.0)
     assert all(abs(n.pitch - before) <= JOIN_LEAP for n in content.notes if n.start == onset)
+
+
+@pytest.mark.model
+def test_the_embedded_model_regenerates_bars(tmp_path):
+    """The shipped Music model has the infill tokens: Regenerate bars with it keeps every
+    note outside the selection, writes in the tune's key and joins within JOIN_LEAP."""
+    from creative_studio.core.progress import Progress
+    from creative_studio.io.midi import read_notes
+    from plugins.music.analysis import in_key_share
+    from plugins.music.generator import MusicGenerator
+    from plugins.music.grammar import JOIN_LEAP
+    from tests.conftest import source_of
+
+    generator = MusicGenerator()
+    generator.load(source_of("music", "embedded:music-gpt2"), "cpu", Progress())
+    notes = tune()
+    result = generator.generate(infill_request(seed=4, from_bar=4, to_bar=5), Progress(),
+                                midi_inputs(notes))
+    content = read_notes(result.assets[0].data)
+    outside = [key_of(n) for n in content.notes if not 12.0 <= n.start < 20.0]
+    assert outside == [key_of(n) for n in notes if not 12.0 <= n.start < 20.0]
+    inside = [n for n in content.notes if 12.0 <= n.start < 20.0]
+    assert inside and in_key_share(inside, 2, "major") >= 0.9
+    assert max(result.metadata["joins"]) <= JOIN_LEAP
