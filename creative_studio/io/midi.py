@@ -176,14 +176,17 @@ def write_midi(notes: list[Note], tempo: float, time_signature: tuple[int, int],
 def write_parts(parts: list[Part], tempo: float, time_signature: tuple[int, int],
                 key: tuple[int, str] | None = None, recipe: str = "",
                 name: str = "Creative Studio", length: float | None = None,
-                marks: list[tuple[float, str]] = ()) -> bytes:
+                marks: list[tuple[float, str]] = (), chord_notes: list[Note] = ()) -> bytes:
     """A type-1 MIDI file: a conductor track (name, tempo, meter, key, recipe, ``marks``:
     marker events such as chord symbols, at times in quarter notes) and one named track per
-    part on its own channel (a DAW opens them as separate tracks). ``length`` (quarter notes,
+    part on its own channel (a DAW opens them as separate tracks), ``chord_notes`` last as
+    the CHORD_TRACK that read_notes keeps apart. ``length`` (quarter notes,
     e.g. bars × bar length) puts the end of every track on that bar line and cuts notes that
     would ring past it, so 8 bars read as 8 bars in any meter."""
     import mido
 
+    if chord_notes:
+        parts = [*parts, Part(list(chord_notes), 0, CHORD_TRACK)]
     tempo = float(tempo)
     end = None if length is None else round(length * TICKS)
     conductor = [mido.MetaMessage("track_name", name=_latin1(name), time=0),

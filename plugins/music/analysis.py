@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from creative_studio.core.errors import BadInput
 from creative_studio.io.midi import Note
 
 from .grammar import SCALES
@@ -83,6 +84,27 @@ def beat_length(time_signature: tuple[int, int]) -> float:
     if denominator == 8 and numerator % 3 == 0 and numerator > 3:
         return 1.5
     return 4 / denominator
+
+
+def key_of(params: dict, notes: list[Note], signature: tuple[int, str] | None = None
+           ) -> tuple[int, str]:
+    """(tonic, mode) a job works in: the ``tonic``/``mode`` params, each found from the
+    notes (and the MIDI's key signature) where it is "auto" or not given."""
+    tonic, mode = params.get("tonic", "auto"), params.get("mode", "auto")
+    if tonic == "auto" or mode == "auto":
+        found_tonic, found_mode = detect_key(notes, signature)
+        tonic = found_tonic if tonic == "auto" else tonic
+        mode = found_mode if mode == "auto" else mode
+    return int(tonic), mode
+
+
+def check_selection(first: int, last: int, bars: int) -> None:
+    """BadInput unless bars ``first``–``last`` (1-based) are a selection of the ``bars``."""
+    if last < first:
+        raise BadInput(f"The selection ends (bar {last}) before it starts (bar {first}).")
+    if last > bars:
+        raise BadInput(f"The MIDI has {bars} bar{'s' if bars != 1 else ''}: bars "
+                       f"{first}–{last} are not all in it.")
 
 
 def bars_of(notes: list[Note], time_signature: tuple[int, int]) -> int:

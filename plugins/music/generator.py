@@ -21,10 +21,19 @@ from creative_studio.core.jobs import Asset, Inputs, ModelIdentity, Request, Res
 from creative_studio.core.models import ModelSource
 from creative_studio.core.progress import Progress
 from creative_studio.core.provenance import weights_sha256
-from creative_studio.io.midi import CHORD_TRACK, Note, Part, read_notes, write_parts
+from creative_studio.io.midi import Note, Part, read_notes, write_parts
 
 from . import chords
-from .analysis import bar_length, bars_of, detect_key, in_key_share, key_name, summary
+from .analysis import (
+    bar_length,
+    bars_of,
+    check_selection,
+    detect_key,
+    in_key_share,
+    key_name,
+    key_of,
+    summary,
+)
 from .grammar import POSITIONS_PER_BEAT, TIME_SIGNATURES, Grammar, Vocabulary
 from .tokens import MODES, STYLES, tonic_shift
 
@@ -153,12 +162,7 @@ class MusicGenerator:
                 raise BadInput(f"The first {keep_bars} bar(s) of the MIDI have no notes.")
             prompt_notes = [Note(n.start, min(n.duration, cut - n.start), n.pitch, n.velocity)
                             for n in prompt_notes]
-            tonic, mode = p.get("tonic", "auto"), p.get("mode", "auto")
-            if tonic == "auto" or mode == "auto":
-                found_tonic, found_mode = detect_key(prompt_notes, content.key)
-                tonic = found_tonic if tonic == "auto" else int(tonic)
-                mode = found_mode if mode == "auto" else mode
-            tonic = int(tonic)
+            tonic, mode = key_of(p, prompt_notes, content.key)
             if tempo is None:
                 tempo = content.tempo
         else:
@@ -190,16 +194,11 @@ class MusicGenerator:
         if not new_notes:
             raise BadInput("The model wrote only rests this time: try another seed or a "
                            "higher temperature.")
-        recipe = json.dumps({"task": request.task, "seed": request.seed, "params": p,
-                             "model": self.identity.ref if self.identity else request.model},
-                            ensure_ascii=True)
-        parts = [Part(notes, program)]
-        if played:
-            parts.append(Part(chords.track(played), 0, CHORD_TRACK))
-        data = write_parts(parts, tempo, meter, (tonic, mode), recipe,
-                           name=f"{key_name(tonic, mode)} {style} idea",
+        data = write_parts([Part(notes, program)], tempo, meter, (tonic, mode),
+                           self._recipe(request), name=f"{key_name(tonic, mode)} {style} idea",
                            length=total * bar_length(meter),
-                           marks=[(c.start, c.symbol) for c in played])
+                           marks=[(c.start, c.symbol) for c in played],
+                           chord_notes=chords.track(played))
         figures = summary([Note(n.start - start_of_new, n.duration, n.pitch) for n in new_notes],
                           meter)
         figures["bars"] = bars
@@ -242,21 +241,12 @@ class MusicGenerator:
         meter = content.time_signature
         first, last = int(p["from_bar"]), int(p["to_bar"])
         length = bar_length(meter)
-        if last < first:
-            raise BadInput(f"The selection ends (bar {last}) before it starts (bar {first}).")
-        if last > midi_bars:
-            raise BadInput(f"The MIDI has {midi_bars} bar{'s' if midi_bars != 1 else ''}: "
-                           f"bars {first}–{last} are not all in it.")
+        check_selection(first, last, midi_bars)
         size = last - first + 1
         if size > infill.MAX_BARS:
             raise BadInput(f"Regenerate at most {infill.MAX_BARS} bars at once "
                            f"({size} selected).")
-        tonic, mode = p.get("tonic", "auto"), p.get("mode", "auto")
-        if tonic == "auto" or mode == "auto":
-            found_tonic, found_mode = detect_key(content.notes, content.key)
-            tonic = found_tonic if tonic == "auto" else int(tonic)
-            mode = found_mode if mode == "auto" else mode
-        tonic = int(tonic)
+        tonic, mode = key_of(p, content.notes, content.key)
         shift = tonic_shift(tonic)
         v = self.vocab
         ids = self._prompt_ids(p["style"], mode, content.notes, shift, meter, midi_bars)
@@ -284,12 +274,10 @@ class MusicGenerator:
             raise BadInput("The model wrote only rests in the selection this time: try "
                            "another seed or a higher temperature.")
         tempo = p.get("tempo") or content.tempo
-        recipe = json.dumps({"task": request.task, "seed": request.seed, "params": p,
-                             "model": self.identity.ref if self.identity else request.model},
-                            ensure_ascii=True)
         key = key_name(tonic, mode)
         # the new notes go to the first track, where the model's merged line belongs
-        data = write_voices(notes, tempo, meter, p.get("program"), (tonic, mode), recipe,
+        data = write_voices(notes, tempo, meter, p.get("program"), (tonic, mode),
+                            self._recipe(request),
                             f"{key} bars {first}–{last} regenerated", midi_bars * length,
                             content.chord_notes, content.marks, content.tracks)
         metadata = {"key": key, "tonic": tonic, "mode": mode, "from_bar": first,
@@ -303,6 +291,13 @@ class MusicGenerator:
         return Result([Asset("midi", "audio/midi", data, "idea.mid")], self.identity,
                       self.device, metadata=metadata,
                       title=f"Regenerated {bars_text}: {key}, {time_signature}")
+
+    def _recipe(self, request: Request) -> str:
+        """What a MIDI written by the model carries: task, seed, params, model."""
+        return json.dumps({"task": request.task, "seed": request.seed,
+                           "params": request.params,
+                           "model": self.identity.ref if self.identity else request.model},
+                          ensure_ascii=True)
 
     def _midi_to_write_in(self, request: Request, inputs: Inputs):
         """(the MIDI a task continues or fills, its meter as text, its bars), or BadInput
@@ -326,7 +321,7 @@ class MusicGenerator:
         tonic, mode = detect_key(content.notes, content.key)
         tempo = p.get("tempo") or content.tempo
         recipe = json.dumps({"task": request.task, "seed": request.seed, "params": p},
-                            ensure_ascii=True)
+                            ensure_ascii=True)  # no model plays a part
         length = bar_length(meter)
         bars = bars_of(content.notes, meter)
         data = write_voices(notes, tempo, meter, p.get("program"), (tonic, mode), recipe,
@@ -417,10 +412,8 @@ def write_voices(notes: list[Note], tempo: float, meter: tuple[int, int],
                     own_program if program is None else program, own_name)
 
     parts = [part(voice) for voice in sorted({n.voice for n in notes})]
-    if chord_notes:
-        parts.append(Part(list(chord_notes), 0, CHORD_TRACK))
     return write_parts(parts, tempo, meter, key, recipe, name=name, length=length,
-                       marks=marks)
+                       marks=marks, chord_notes=chord_notes)
 
 
 def sample(model, prompt: list[int], grammar: Grammar, temperature: float, top_p: float,

@@ -14,10 +14,18 @@ import numpy as np
 
 from creative_studio.core.errors import BadInput, ModelError
 from creative_studio.core.jobs import Asset, Inputs, ModelIdentity, Request, Result
-from creative_studio.io.midi import CHORD_TRACK, MidiContent, Note, Part, read_notes, write_parts
+from creative_studio.io.midi import MidiContent, Note, Part, read_notes, write_parts
 
 from . import chords
-from .analysis import bar_length, bars_of, detect_key, in_key_share, key_name
+from .analysis import (
+    bar_length,
+    bars_of,
+    check_selection,
+    detect_key,
+    in_key_share,
+    key_name,
+    key_of,
+)
 from .grammar import SCALES
 
 VOICE_NAMES = ("Soprano", "Alto", "Tenor", "Bass")
@@ -102,9 +110,7 @@ def _draw_voices(model, device: str, request: Request, progress, content: MidiCo
     from .harmonize import harmonize as draw
 
     p = request.params
-    found_tonic, found_mode = detect_key(melody, content.key)
-    tonic = found_tonic if p.get("tonic", "auto") == "auto" else p["tonic"]
-    mode = found_mode if p.get("mode", "auto") == "auto" else p["mode"]
+    tonic, mode = key_of(p, melody, content.key)
     key = {(tonic + step) % 12 for step in SCALES[mode]}
     scale = key if p["strict_key"] else None  # masked; else weighed against (harmonize.py)
     played = chords.requested(p.get("chords", ""), content, content.time_signature, bars)
@@ -156,14 +162,12 @@ def _voices_result(request: Request, identity: ModelIdentity, device: str,
     tonic, mode = key_of
     meter = content.time_signature
     tempo = float(p.get("tempo") or content.tempo)
-    if played:
-        parts.append(Part(chords.track(played), 0, CHORD_TRACK))
-    elif content.chord_notes:  # the MIDI's own chord track and symbols go along
-        parts.append(Part(content.chord_notes, 0, CHORD_TRACK))
+    # the chords asked for, else the MIDI's own chord track and symbols go along
     marks = [(c.start, c.symbol) for c in played] if played else content.marks
     data = write_parts(parts, tempo, meter, (tonic, mode), _recipe(request, identity),
                        name=f"{key_name(tonic, mode)} chorale harmonization",
-                       length=bars * bar_length(meter), marks=marks)
+                       length=bars * bar_length(meter), marks=marks,
+                       chord_notes=chords.track(played) if played else content.chord_notes)
     lower = [n for part in parts[1:voices] for n in part.notes]
     count, moves = parallels(rolls[:voices])
     metadata = {"voices": voices, "key": key_name(tonic, mode), "tonic": tonic,
@@ -208,11 +212,7 @@ def revoice(model, identity: ModelIdentity, device: str, request: Request, progr
     bar = bar_length(meter)
     bars = bars_of(content.notes, meter)
     first, last = int(p["from_bar"]), int(p["to_bar"])
-    if last < first:
-        raise BadInput(f"The selection ends (bar {last}) before it starts (bar {first}).")
-    if last > bars:
-        raise BadInput(f"The MIDI has {bars} bar{'s' if bars != 1 else ''}: bars "
-                       f"{first}–{last} are not all in it.")
+    check_selection(first, last, bars)
     chosen = [v for v in REVOICE[p["which_voices"]] if v < voices]
     if not chosen:
         raise BadInput("This harmonization has no bass to regenerate (3 voices).")
