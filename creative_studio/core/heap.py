@@ -58,6 +58,8 @@ def _libc() -> ctypes.CDLL | None:
         libc = ctypes.CDLL("libc.so.6")
         libc.mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
         libc.malloc_trim.argtypes = (ctypes.c_size_t,)
+        if hasattr(libc, "mallinfo2"):  # glibc ≥ 2.33
+            libc.mallinfo2.restype = _Mallinfo2
     except (OSError, AttributeError):
         return None
     return libc
@@ -85,7 +87,6 @@ def free_bytes() -> int | None:
     libc = _libc()
     if libc is None or not hasattr(libc, "mallinfo2"):  # glibc < 2.33
         return None
-    libc.mallinfo2.restype = _Mallinfo2
     return int(libc.mallinfo2().fordblks)
 
 

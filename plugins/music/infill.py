@@ -78,10 +78,9 @@ def merge(notes: list, new: list, start: float, end: float) -> list:
     ones (already in place) that start inside, each ending by ``end``."""
     from creative_studio.io.midi import Note
 
-    eps = 1e-6
     inside = [Note(n.start, min(n.duration, end - n.start), n.pitch, n.velocity)
-              for n in new if start - eps <= n.start < end - eps]
-    kept = [n for n in notes if n.start < start - eps or n.start >= end - eps]
+              for n in new if start - EPS <= n.start < end - EPS]
+    kept = [n for n in notes if n.start < start - EPS or n.start >= end - EPS]
     return sorted(kept + inside, key=lambda n: (n.start, n.pitch))
 
 

@@ -152,14 +152,14 @@ def harmonize(model, identity: ModelIdentity, device: str, request: Request, pro
 
 def _voices_result(request: Request, identity: ModelIdentity, device: str,
                    content: MidiContent, parts: list[Part], rolls: np.ndarray, voices: int,
-                   key_of: tuple[int, str], played: list, bars: int, started: float,
+                   key: tuple[int, str], played: list, bars: int, started: float,
                    file_name: str, title: str, extra: dict | None = None) -> Result:
     """A harmonization's MIDI (the parts, the chords asked for or the MIDI's own) and its
     figures (key, parallels, ranges, chord tones)."""
     from .harmonize import in_ranges, parallels
 
     p = request.params
-    tonic, mode = key_of
+    tonic, mode = key
     meter = content.time_signature
     tempo = float(p.get("tempo") or content.tempo)
     # the chords asked for, else the MIDI's own chord track and symbols go along
