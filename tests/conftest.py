@@ -109,8 +109,8 @@ def make_window(qtbot):
 
     windows = []
 
-    def make(registry=None, store=None):
-        window = MainWindow(registry or PluginRegistry.discover(), Settings(), store)
+    def make(registry=None, store=None, settings=None):
+        window = MainWindow(registry or PluginRegistry.discover(), settings or Settings(), store)
         qtbot.addWidget(window)
         window.show()
         windows.append(window)

@@ -329,6 +329,7 @@ def test_the_image_panel_draws_on_a_comfyui_server(qtbot, make_window, comfy, tm
     # the server's checkpoints join the model list; its samplers fill the server rows
     qtbot.waitUntil(lambda: panel.model.findData(ref) >= 0, timeout=20_000)
     assert panel.model.itemText(panel.model.findData(ref)) == f"{CHECKPOINT} — farm-a"
+    panel.fold.set_open(True)  # the server rows are Advanced settings
     assert not panel.sampler.isVisibleTo(panel)
     panel.model.setCurrentIndex(panel.model.findData(ref))
     assert panel.sampler.isVisibleTo(panel) and panel.workflow_button.isVisibleTo(panel)

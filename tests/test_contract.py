@@ -13,6 +13,7 @@ import pytest
 from creative_studio.core.jobs import JobEventKind, JobState, Request
 from creative_studio.core.settings import VERSION, Settings
 from creative_studio.plugins import PluginRegistry
+from creative_studio.ui.theme import error_color
 from creative_studio.workers.runner import JobRunner
 from tests.helpers import write_plugin
 
@@ -250,10 +251,10 @@ def test_a_failed_job_is_said_in_red_and_marked_failed(qtbot, make_window, tmp_p
     qtbot.waitUntil(lambda: job.state.finished and not panel.jobs, timeout=30_000)
     assert job.state is JobState.FAILED
     assert panel.message.text() == job.error and job.error.startswith("Out of memory")
-    assert "#d9534f" in panel.message.styleSheet()
+    assert error_color() in panel.message.styleSheet()
     assert panel.status_label.text() == "Failed"
     panel.show_message("fine")
-    assert panel.message.styleSheet() == "color: palette(text);"
+    assert panel.message.styleSheet() == "color: palette(window-text);"
     panel.show_message("an old error", error=True)
     queued = panel.try_submit(Request("rev", "generate", "abc"))
     assert panel.message.text() == ""  # a new job clears the last message
@@ -308,7 +309,7 @@ def test_models_the_user_adds_join_the_choices_once(qtbot, make_window, tmp_path
     assert panel.model.currentText() == "Hub: org/tiny"
     assert panel.message.text() == ("org/tiny is not on this computer and model downloads "
                                     "are off: allow them in Edit → Preferences, or choose a "
-                                    "model folder.") and "#d9534f" in panel.message.styleSheet()
+                                    "model folder.") and error_color() in panel.message.styleSheet()
     panel.show_message("")
     monkeypatch.setattr("creative_studio.ui.panel.QInputDialog.getText", lambda *a: ("  ", True))
     panel.ask_hub_id("org/model")
@@ -377,7 +378,7 @@ def test_kept_settings_and_recalled_recipes_restore_only_what_they_hold(make_win
     # exporting nothing is said, in red
     assert panel.export(None, tmp_path / "x") is False
     assert panel.message.text() == "Choose a result first."
-    assert "#d9534f" in panel.message.styleSheet()
+    assert error_color() in panel.message.styleSheet()
 
 
 @pytest.mark.gui

@@ -50,7 +50,7 @@ def test_text_panel_generates_with_the_embedded_model(qtbot, make_window, smollm
     assert window.history.tree.topLevelItemCount() == 1
     row = window.jobs_view.tree.topLevelItem(0)
     assert row.text(1) == "done"
-    assert panel.word_count.text().endswith("words")
+    assert panel.word_count.text().startswith(f"{len(panel.editor.toPlainText().split())} words · ")
     assert not panel.editor.isReadOnly()
 
 
@@ -204,7 +204,7 @@ def test_jobs_view_cancel_remove_and_clear(qtbot, make_window, tmp_path):
 def test_theme_toggle_and_menus(qtbot, make_window):
     window = make_window()
     menus = [a.text() for a in window.menuBar().actions()]
-    assert menus == ["&File", "&Edit", "&View", "&Help"]
+    assert menus == ["&File", "&Edit", "&Run", "&View", "&Help"]
     window.toggle_theme()
     from PySide6.QtWidgets import QApplication
 

@@ -1,6 +1,10 @@
-"""Screenshots of every panel at 1024×700 and 1400×900, light and dark (docs/panels/).
+"""Screenshots of every panel at 1024×700 and 1920×1080, light and dark (docs/panels/).
 
     QT_QPA_PLATFORM=offscreen .venv/bin/python tools/panel_shots.py [docs/panels]
+    QT_SCALE_FACTOR=2 QT_QPA_PLATFORM=offscreen .venv/bin/python tools/panel_shots.py /tmp/hidpi
+
+The second: the same window at 200 % (each picture twice the pixels, nothing blurred or
+clipped). Look at them before every stop.
 
 The real window (models in the model process), each tab shown in turn, grabbed with
 QWidget.grab(); a long message is shown in each panel, so that a clipped label or a
@@ -20,7 +24,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("CREATIVE_STUDIO_HOME", tempfile.mkdtemp(prefix="shot-home-"))
 os.environ["CREATIVE_STUDIO_NO_DIALOGS"] = "1"
 os.environ["CREATIVE_STUDIO_NO_PRELOAD"] = "1"
-SIZES = ((1024, 700), (1400, 900))
+SIZES = ((1024, 700), (1920, 1080))
 
 
 def main() -> None:

@@ -22,7 +22,7 @@ from typing import Any
 from . import files, paths
 
 MAX_RECENT = 10
-VERSION = 5
+VERSION = 6
 _INT_DIGITS = 30  # a longer integer is damage, not a setting (and slow to parse)
 _UNSAVED = ("damage", "kept_as")  # what this session learnt of the file, not preferences
 log = logging.getLogger(__name__)
@@ -34,7 +34,8 @@ def _bounded_int(text: str) -> Any:
 
 # version N → N + 1, for changes the fields' defaults cannot express (a renamed field, a value
 # whose meaning changed). Versions 2–5 only added fields with defaults (servers; model_process
-# and cpu_threads; folders and default_folder) and dropped one nothing read (models_dir):
+# and cpu_threads; folders and default_folder) and dropped one nothing read (models_dir);
+# 6 added folds, welcomed and serif:
 # unknown fields are ignored and missing ones take their defaults, so they need no step.
 MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
 
@@ -52,6 +53,9 @@ class Settings:
     cpu_threads: int = 0  # threads of every local model; 0 = the thread policy (core/cpu.py)
     folders: dict = field(default_factory=dict)  # kind of file → the folder last used
     default_folder: str = ""  # where file dialogs start before a kind has its own folder
+    folds: dict = field(default_factory=dict)  # panel id → its Advanced fold is open
+    welcomed: bool = False  # the welcome page was seen (it opens at the first launch)
+    serif: bool = False  # the Text panel's document in a serif font
     version: int = VERSION
     # what could not be read from the file (never saved): told once, the file kept aside
     damage: list[str] = field(default_factory=list, repr=False, compare=False)

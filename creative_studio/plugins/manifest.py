@@ -26,6 +26,8 @@ _FIELDS = {
     "description": "one line shown in the plugin list",
     "version": "the plugin's own version (Help → Plugins); built-in ones are the studio's",
     "order": "tab position (lower first)",
+    "icon": "the tab's icon: a qtawesome name (e.g. 'mdi6.fountain-pen-tip')",
+    "start": "the welcome page's button for the panel (e.g. 'Start writing')",
     "generator": "'module:attr' of the generator class (no Qt)",
     "panel": "'module:attr' of the panel widget class (Qt)",
     "models": "list of model offers (id, name, source, locate, install, license, "
@@ -38,7 +40,7 @@ _FIELDS = {
                "openai, comfyui)",
 }
 _MODEL_FIELDS = {"id", "name", "source", "locate", "install", "license", "description",
-                 "default"}
+                 "summary", "limits", "default"}
 _TASK_FIELDS = {"id", "name", "prompt", "input", "inputs", "model", "help"}
 PROMPT_RULES = ("required", "optional", "none")
 
@@ -64,6 +66,8 @@ class ModelOffer:
     install: str = ""
     license: str = ""
     description: str = ""
+    summary: str = ""  # what it is good for, in one line (the welcome page says it)
+    limits: str = ""  # what it cannot do, in one line
     default: bool = False
 
     @property
@@ -98,6 +102,8 @@ class PluginManifest:
     description: str = ""
     version: str = ""
     order: int = 100
+    icon: str = ""
+    start: str = ""
     models: tuple[ModelOffer, ...] = field(default_factory=tuple)
     preload: tuple[str, ...] = field(default_factory=tuple)
     accepts: tuple[str, ...] = field(default_factory=tuple)
@@ -177,6 +183,7 @@ class PluginManifest:
                    description=str(data.get("description", "")),
                    version=str(data.get("version", "")),
                    order=int(data.get("order", 100)), models=tuple(models),
+                   icon=str(data.get("icon", "")), start=str(data.get("start", "")),
                    preload=tuple(str(m) for m in data.get("preload", ())),
                    accepts=tuple(str(m) for m in data.get("accepts", ())),
                    servers=tuple(str(k) for k in data.get("servers", ())),

@@ -8,6 +8,7 @@ import time
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QHBoxLayout,
+    QHeaderView,
     QMenu,
     QPlainTextEdit,
     QPushButton,
@@ -66,9 +67,15 @@ class HistoryView(QWidget):
         self.targets = None  # callable(item) -> [(plugin id, name)] that take it, by the window
         self.tree = QTreeWidget()
         self.tree.setHeaderLabels(["Item", "Plugin", "Seed", "Time"])
-        self.tree.setColumnWidth(0, 200)
-        self.tree.setColumnWidth(1, 45)
-        self.tree.setColumnWidth(2, 85)
+        # the item's title takes the room; its panel shows as its icon (the Plugin column is
+        # kept for sorting and tools, hidden): no sideways scrolling in a narrow dock
+        header = self.tree.header()
+        header.setStretchLastSection(False)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        for column in (1, 2, 3):
+            header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
+        self.tree.setColumnHidden(1, True)
+        self.icons: dict[str, object] = {}  # plugin id → its icon (set by the window)
         self.tree.itemSelectionChanged.connect(self._on_select)
         self.tree.itemDoubleClicked.connect(lambda *_: self._emit(self.recall_requested, "all"))
         self.detail = QPlainTextEdit()
@@ -154,6 +161,8 @@ class HistoryView(QWidget):
             node = QTreeWidgetItem([title, item.plugin, seed,
                                     time.strftime("%H:%M:%S", time.localtime(item.created))])
             node.setData(0, Qt.ItemDataRole.UserRole, item.id)
+            if item.plugin in self.icons:
+                node.setIcon(0, self.icons[item.plugin])
             node.setToolTip(0, recipe_text(item))
             group = str(item.request.params.get("group", ""))
             parent_id = next((p for p in item.parents if p in nodes), None)

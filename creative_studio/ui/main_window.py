@@ -32,6 +32,7 @@ from ..core.settings import Settings
 from ..plugins import PluginRecord, PluginRegistry
 from ..workers.runner import JobRunner
 from .history import HistoryView
+from .icons import icon, set_icon
 from .jobs import JobEvents, JobsView
 from .panel import PanelContext, PluginPanel
 from .settings_dialog import SettingsDialog
@@ -88,6 +89,7 @@ class MainWindow(QMainWindow):
 
         self.history = HistoryView()
         self.history.describe = self._describe_item
+        self.history.icons = {pid: icon(p.manifest.icon) for pid, p in self.panels.items()}
         self.history.recall_requested.connect(self.recall)
         self.history.use_requested.connect(self.use_output)
         self.history.rerun_requested.connect(self.rerun)
@@ -98,14 +100,19 @@ class MainWindow(QMainWindow):
         self.jobs_view = JobsView(self.runner, self.events)
         self.jobs_dock = self._dock("Jobs", self.jobs_view, Qt.DockWidgetArea.BottomDockWidgetArea)
         self.events.event.connect(self._on_job_event)
-        self.resizeDocks([self.history_dock], [320], Qt.Orientation.Horizontal)
-        self.resizeDocks([self.jobs_dock], [150], Qt.Orientation.Vertical)
+        # the Jobs list shares the History's column: the work keeps the window's height
+        self.tabifyDockWidget(self.history_dock, self.jobs_dock)
+        self.history_dock.raise_()
+        self.resizeDocks([self.history_dock], [280], Qt.Orientation.Horizontal)
+        self._focus_state: dict[str, Any] | None = None  # what focus mode hid
 
         self.device_label = QLabel()
         self.project_label = QLabel()
         self.statusBar().addPermanentWidget(self.project_label)
         self.statusBar().addPermanentWidget(self.device_label)
         self._build_menus()
+        self._build_toolbar()
+        self.tabs.currentChanged.connect(self._panel_shown)
         self._set_store(self.store)
         self._update_device_label()
 
@@ -154,45 +161,126 @@ class MainWindow(QMainWindow):
                                  f"⚠ {record.manifest.name}")
                 continue
             self.panels[record.manifest.id] = panel
-            self.tabs.addTab(panel, record.manifest.name)
+            self.tabs.addTab(panel, icon(record.manifest.icon), record.manifest.name)
+            number = len(self.panels)
+            self.tabs.setTabToolTip(self.tabs.count() - 1, f"{record.manifest.description} "
+                                    f"(Ctrl+{number})" if number <= 9 else
+                                    record.manifest.description)
 
     def _build_menus(self) -> None:
         bar = self.menuBar()
+        act = self.acts = {}  # the window's actions by name (the toolbar shows some)
         file_menu = bar.addMenu("&File")
-        self._action(file_menu, "&New project", QKeySequence.StandardKey.New, self.new_project)
-        self._action(file_menu, "&Open…", QKeySequence.StandardKey.Open, self.open_dialog)
+        act["new"] = self._action(file_menu, "&New project", QKeySequence.StandardKey.New,
+                                  self.new_project)
+        act["open"] = self._action(file_menu, "&Open…", QKeySequence.StandardKey.Open,
+                                   self.open_dialog)
         self.recent_menu = file_menu.addMenu("Open &Recent")
         self.recent_menu.aboutToShow.connect(self._fill_recent)
-        self._action(file_menu, "&Save", QKeySequence.StandardKey.Save, self.save)
+        act["save"] = self._action(file_menu, "&Save", QKeySequence.StandardKey.Save,
+                                   self.save)
         self._action(file_menu, "Save &As…", QKeySequence.StandardKey.SaveAs, self.save_as_dialog)
         file_menu.addSeparator()
-        self._action(file_menu, "&Export selected item…", QKeySequence("Ctrl+E"),
-                     self.export_dialog)
-        self._action(file_menu, "&Check project…", None, self.check_project)
+        act["export"] = self._action(file_menu, "&Export selected item…", QKeySequence("Ctrl+E"),
+                                     self.export_dialog)
+        self._action(file_menu, "&Check project…", QKeySequence("Ctrl+Shift+K"),
+                     self.check_project)
         file_menu.addSeparator()
         self._action(file_menu, "&Quit", QKeySequence.StandardKey.Quit, self.close)
         edit = bar.addMenu("&Edit")
-        self._action(edit, "&Undo", QKeySequence.StandardKey.Undo,
-                     lambda: self._current_panel_call("undo"))
-        self._action(edit, "&Redo", QKeySequence.StandardKey.Redo,
-                     lambda: self._current_panel_call("redo"))
+        act["undo"] = self._action(edit, "&Undo", QKeySequence.StandardKey.Undo,
+                                   lambda: self._current_panel_call("undo"))
+        act["redo"] = self._action(edit, "&Redo", QKeySequence.StandardKey.Redo,
+                                   lambda: self._current_panel_call("redo"))
         edit.addSeparator()
-        self._action(edit, "&Preferences…", QKeySequence.StandardKey.Preferences,
-                     self.preferences)
+        act["preferences"] = self._action(edit, "&Preferences…",
+                                          QKeySequence.StandardKey.Preferences, self.preferences)
         if QKeySequence(QKeySequence.StandardKey.Preferences).isEmpty():
-            edit.actions()[-1].setShortcut(QKeySequence("Ctrl+,"))
+            act["preferences"].setShortcut(QKeySequence("Ctrl+,"))
+        run = bar.addMenu("&Run")
+        act["generate"] = self._action(run, "&Generate", QKeySequence("Ctrl+Return"),
+                                       lambda: self._current_panel_call("run"))
+        act["generate"].setShortcutContext(Qt.ShortcutContext.WidgetShortcut)  # panels' own
+        act["stop"] = self._action(run, "&Stop", QKeySequence("Esc"),
+                                   lambda: self._current_panel_call("stop"))
+        act["stop"].setShortcutContext(Qt.ShortcutContext.WidgetShortcut)  # panels' own
         view = bar.addMenu("&View")
-        self.dark_action = self._action(view, "&Dark theme", QKeySequence("Ctrl+Shift+D"),
-                                        self.toggle_theme)
+        for number, panel in enumerate(self.panels.values(), start=1):
+            if number <= 9:
+                self._action(view, f"&{number} {panel.manifest.name}",
+                             QKeySequence(f"Ctrl+{number}"),
+                             lambda p=panel: self.tabs.setCurrentWidget(p))
+        view.addSeparator()
+        act["focus"] = self._action(view, "&Focus mode (the work alone)", QKeySequence("F11"),
+                                    self.toggle_focus)
+        act["focus"].setCheckable(True)
+        self.serif_action = self._action(view, "&Serif font for writing", None,
+                                         self.toggle_serif)
+        self.serif_action.setCheckable(True)
+        self.serif_action.setChecked(self.settings.serif)
+        self.dark_action = act["theme"] = self._action(
+            view, "&Dark theme", QKeySequence("Ctrl+Shift+D"), self.toggle_theme)
         self.dark_action.setCheckable(True)
         self.dark_action.setChecked(self.settings.theme == "dark")
+        view.addSeparator()
+        act["history"] = self.history_dock.toggleViewAction()
+        act["history"].setShortcut(QKeySequence("Ctrl+Shift+H"))
+        act["jobs"] = self.jobs_dock.toggleViewAction()
+        act["jobs"].setShortcut(QKeySequence("Ctrl+Shift+J"))
+        view.addAction(act["history"])
+        view.addAction(act["jobs"])
         self._action(view, "&Unload models (free memory)", None, self.unload_models)
-        view.addAction(self.history_dock.toggleViewAction())
-        view.addAction(self.jobs_dock.toggleViewAction())
         help_menu = bar.addMenu("&Help")
+        act["welcome"] = self._action(help_menu, "&Welcome…", None, self.show_welcome)
+        act["manual"] = self._action(help_menu, "&Manual…", QKeySequence.StandardKey.HelpContents,
+                                     self.show_manual)
+        act["shortcuts"] = self._action(help_menu, "&Keyboard shortcuts…",
+                                        QKeySequence("Ctrl+/"), self.show_shortcuts)
+        help_menu.addSeparator()
         self._action(help_menu, "&Plugins…", None, self.show_plugins)
         self._action(help_menu, "Show &log…", None, self.show_log)
         self._action(help_menu, "&About", None, self.about)
+        for name, action in act.items():
+            set_icon(action, name)
+
+    def _build_toolbar(self) -> None:
+        """The toolbar: the project, the current panel's Generate and Stop, the view."""
+        from PySide6.QtCore import QSize
+        from PySide6.QtWidgets import QToolBar
+
+        bar = QToolBar("Toolbar", self)
+        bar.setObjectName("toolbar")
+        bar.setMovable(False)
+        bar.setIconSize(QSize(20, 20))
+        bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonIconOnly)
+        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, bar)
+        acts = self.acts
+        for name in ("new", "open", "save", None, "undo", "redo", None, "generate", "stop",
+                     None, "focus", "history", "jobs", "theme", None, "welcome", "manual"):
+            if name is None:
+                bar.addSeparator()
+                continue
+            action = acts[name]
+            bar.addAction(action)
+            keys = action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
+            text = action.text().replace("&", "")
+            action.setToolTip(f"{text} ({keys})" if keys else text)
+        # Generate says what the panel makes (Upscale, Harmonize…), beside its icon
+        self.generate_tool = bar.widgetForAction(acts["generate"])
+        self.generate_tool.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.toolbar = bar
+
+    def _panel_shown(self, *_args) -> None:
+        """The toolbar's Generate and Stop follow the panel shown."""
+        panel = self.tabs.currentWidget()
+        run = getattr(panel, "run_button", None)
+        self.acts["generate"].setEnabled(run is not None)
+        self.acts["stop"].setEnabled(bool(getattr(panel, "jobs", None)))
+        if run is not None:
+            self.acts["generate"].setText(run.text())
+            self.acts["generate"].setToolTip(f"{run.text()} ({run.toolTip() or 'Ctrl+Return'})"
+                                             if "Ctrl" not in run.toolTip() else
+                                             f"{run.text()}: {run.toolTip()}")
 
     def _action(self, menu, text, shortcut, slot) -> QAction:
         action = QAction(text, self)
@@ -243,6 +331,8 @@ class MainWindow(QMainWindow):
         return self.runner.submit(request, store=self.store, label=label)
 
     def _on_job_event(self, event: JobEvent) -> None:
+        if event.kind is not JobEventKind.PROGRESS:  # Stop: enabled while the panel has jobs
+            QTimer.singleShot(0, self._panel_shown)
         job = event.job
         panel = self.panels.get(job.request.plugin)
         if panel is not None:
@@ -656,8 +746,12 @@ class MainWindow(QMainWindow):
         except OSError as exc:
             self.statusBar().showMessage(f"Could not save preferences: {exc}", 10000)
 
-    def preferences(self) -> None:
+    def preferences(self, tab: str = "") -> None:
         dialog = SettingsDialog(self.settings, self)
+        if tab:
+            for index in range(dialog.tabs.count()):
+                if dialog.tabs.tabText(index) == tab:
+                    dialog.tabs.setCurrentIndex(index)
         if dialog.exec():  # (CPU threads: the thread policy reads them at the next job)
             dialog.apply()
             self.apply_settings()
@@ -667,6 +761,16 @@ class MainWindow(QMainWindow):
 
         apply_theme(QApplication.instance(), self.settings.theme)
         self.dark_action.setChecked(self.settings.theme == "dark")
+        from . import icons
+
+        icons.refresh()
+        for index in range(self.tabs.count()):
+            panel = self.tabs.widget(index)
+            manifest = getattr(panel, "manifest", None)
+            if manifest is not None:
+                self.tabs.setTabIcon(index, icon(manifest.icon))
+        self.history.icons = {pid: icon(p.manifest.icon) for pid, p in self.panels.items()}
+        self.history.refresh()
         self.runner.device_preference = self.settings.device
         self.runner.settings = self.settings  # downloads: read at the next model load
         self._update_device_label()
@@ -677,6 +781,64 @@ class MainWindow(QMainWindow):
     def toggle_theme(self) -> None:
         self.settings.theme = "light" if self.settings.theme == "dark" else "dark"
         self.apply_settings()
+
+    def toggle_serif(self) -> None:
+        self.settings.serif = self.serif_action.isChecked()
+        panel = self.panels.get("text")
+        if panel is not None and hasattr(panel, "set_serif"):
+            panel.set_serif(self.settings.serif)
+        self._save_settings()
+
+    def toggle_focus(self) -> None:
+        """Focus mode (F11): the current panel's work alone — no docks, toolbar, tabs or
+        settings column; F11 again brings back what was shown."""
+        entering = self._focus_state is None
+        panel = self.tabs.currentWidget()
+        if entering:
+            self._focus_state = {"panel": panel, "docks": [
+                d for d in (self.history_dock, self.jobs_dock) if d.isVisible()]}
+            for dock in self._focus_state["docks"]:
+                dock.hide()
+            self.toolbar.hide()
+            self.tabs.tabBar().hide()
+            self.statusBar().showMessage("Focus mode: F11 brings the studio back", 4000)
+        else:
+            panel = self._focus_state["panel"]
+            for dock in self._focus_state["docks"]:
+                dock.show()
+            self.toolbar.show()
+            self.tabs.tabBar().show()
+            self._focus_state = None
+        if hasattr(panel, "set_focus_mode"):
+            panel.set_focus_mode(entering)
+        self.acts["focus"].setChecked(entering)
+
+    # -- help -----------------------------------------------------------------------------
+    def show_welcome(self) -> None:
+        from .guide import WelcomeDialog
+
+        self.welcome = WelcomeDialog(self)
+        self.welcome.open()
+
+    def show_manual(self) -> None:
+        from .guide import ManualDialog
+
+        self.manual = ManualDialog(self)
+        self.manual.open()
+
+    def show_shortcuts(self) -> None:
+        from .guide import ShortcutsDialog
+
+        self.shortcuts = ShortcutsDialog(self)
+        self.shortcuts.open()
+
+    def first_run(self) -> None:
+        """The first launch opens the welcome page (once; Help → Welcome brings it back)."""
+        if self.settings.welcomed or os.environ.get("CREATIVE_STUDIO_NO_DIALOGS") == "1":
+            return
+        self.settings.welcomed = True
+        self._save_settings()
+        self.show_welcome()
 
     def plugins_text(self) -> str:
         """Help → Plugins: each plugin's version, where it comes from, its tasks, models
@@ -741,6 +903,7 @@ class MainWindow(QMainWindow):
             self._painted = True
             self.first_painted.emit()
             QTimer.singleShot(PRELOAD_DELAY_MS, self._preload)
+            QTimer.singleShot(0, self.first_run)
 
     def _preload(self) -> None:
         """Start the engine (the model process, with the plugins' libraries imported there)

@@ -89,6 +89,7 @@ def make_widget(param: Param) -> QWidget:
         widget = QCheckBox(param.title)
     elif param.type == "choice":
         widget = QComboBox()
+        narrow(widget)
         for choice in param.choices:
             widget.addItem(param.choice_label(choice), choice)
     elif param.type == "int":
@@ -115,6 +116,14 @@ def make_widget(param: Param) -> QWidget:
         widget.setToolTip(param.help[:1].upper() + param.help[1:])
     set_widget_value(widget, param.default)
     return widget
+
+
+def narrow(combo: QComboBox, chars: int = 10) -> QComboBox:
+    """A combo box whose long entries never widen the settings column (the list shows them
+    whole)."""
+    combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+    combo.setMinimumContentsLength(chars)
+    return combo
 
 
 def widget_value(widget: QWidget) -> Any:
@@ -164,6 +173,8 @@ class PluginPanel(QWidget):
         self.jobs: dict[int, Job] = {}  # this panel's queued and running jobs
         self._bound: dict[str, QWidget] = {}
         self._forms: dict[str, QFormLayout] = {}  # the form each parameter's row is in
+        self._side_forms: list[QFormLayout] = []  # the essentials and the Advanced fold's
+        self.fold = None  # the Advanced fold (side_panel's ``advanced``)
         self.model: QComboBox | None = None
         self.seed_field: SeedField | None = None
         self.count: QSpinBox | None = None  # how many versions a run makes (variations…)
@@ -192,7 +203,14 @@ class PluginPanel(QWidget):
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QFrame.Shape.NoFrame)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
-        scroll.setMinimumWidth(min(side_width, 170))
+        # never narrower than its content: the settings scroll down, never sideways
+        bar = scroll.style().pixelMetric(scroll.style().PixelMetric.PM_ScrollBarExtent)
+        need = side.minimumSizeHint().width()
+        if self.fold is not None:  # folded content counts too: opening it never scrolls
+            margins = side.layout().contentsMargins() if side.layout() else None
+            need = max(need, self.fold.content.minimumSizeHint().width()
+                       + (margins.left() + margins.right() if margins else 0))
+        scroll.setMinimumWidth(need + bar + 2)
         self.side_scroll = scroll
         splitter = QSplitter()
         splitter.addWidget(scroll)
@@ -205,9 +223,17 @@ class PluginPanel(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(splitter)
 
-    def side_panel(self, form: QFormLayout, *buttons: QWidget) -> QWidget:
-        """Settings on the left: the form, a row of buttons, the queue and message lines."""
+    def side_panel(self, form: QFormLayout, *buttons: QWidget,
+                   advanced: QFormLayout | None = None) -> QWidget:
+        """Settings on the left: the essentials (``form``), a row of buttons, the queue and
+        message lines, then ``advanced`` in a fold that opens as the user left it."""
+        from .widgets import Fold
+
         side = QWidget()
+        side.setObjectName("panelSide")
+        for each in (form, advanced):  # a long label puts its field under it, not beside
+            if each is not None:
+                each.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
         layout = QVBoxLayout(side)
         layout.addLayout(form)
         row = QHBoxLayout()
@@ -216,8 +242,36 @@ class PluginPanel(QWidget):
         layout.addLayout(row)
         layout.addWidget(self.queue_label)
         layout.addWidget(self.message)
+        self.fold = None
+        self._side_forms = [form] if advanced is None else [form, advanced]
+        if advanced is not None:
+            content = QWidget()
+            content.setLayout(advanced)
+            advanced.setContentsMargins(0, 0, 0, 0)
+            settings = self.context.settings
+            folds = getattr(settings, "folds", None)
+            self.fold = Fold("Advanced", content, self.manifest.id, folds,
+                             lambda: self._save_preferences())
+            layout.addWidget(self.fold)
         layout.addStretch(1)
         return side
+
+    def _save_preferences(self) -> None:
+        save = getattr(self.context.settings, "save", None)
+        if callable(save):
+            try:
+                save()
+            except OSError as exc:  # the fold still works; the next save may succeed
+                log.warning("preferences not saved: %s", exc)
+
+    def row_label(self, widget) -> QWidget | None:
+        """The label of ``widget``'s row, in whichever of the panel's forms it is."""
+        forms = {id(f): f for f in (*self._side_forms, *self._forms.values())}
+        for form in forms.values():
+            label = form.labelForField(widget)
+            if label is not None:
+                return label
+        return None
 
     def run_buttons(self, label: str, run: Callable, tip: str = "") -> tuple:
         """The (run, Stop) button pair: Ctrl+Return runs, Stop starts disabled."""
@@ -229,9 +283,39 @@ class PluginPanel(QWidget):
         stop_button = QPushButton("Stop")
         stop_button.setEnabled(False)
         stop_button.clicked.connect(self.stop)
-        QShortcut(QKeySequence("Ctrl+Return"), self, run)
+        stop_button.setToolTip("Stop this panel's jobs (Esc)")
+        from .icons import set_icon
+
+        set_icon(run_button, "generate")
+        set_icon(stop_button, "stop")
+        QShortcut(QKeySequence("Ctrl+Return"), self, run).setWhatsThis(label)
+        QShortcut(QKeySequence("Escape"), self, self.stop).setWhatsThis("Stop")
         self.run_button, self.stop_button = run_button, stop_button
         return run_button, stop_button
+
+    def run(self) -> None:
+        """Run → Generate and the toolbar: what the panel's run button does."""
+        if self.run_button is not None and self.run_button.isEnabled():
+            self.run_button.click()
+
+    def start_here(self) -> None:
+        """The welcome page's Start button: where the user begins (the prompt)."""
+        box = self.prompt_box if self.prompt_box is not None else self.run_button
+        if box is not None:
+            box.setFocus()
+
+    def model_menu_actions(self) -> list[tuple[str, Callable[[], Any]]]:
+        """The panel's "use another model" choices (the welcome page offers them)."""
+        menu = getattr(self, "model_menu", None)
+        if menu is None:
+            return []
+        return [(a.text(), a.trigger) for a in menu.actions() if a.text()]
+
+    def set_focus_mode(self, on: bool) -> None:
+        """Focus mode: the work alone (the settings column hidden)."""
+        scroll = getattr(self, "side_scroll", None)
+        if scroll is not None:
+            scroll.setVisible(not on)
 
     # -- declared parameters ----------------------------------------------------------------
     def param_widget(self, name: str) -> QWidget:
@@ -361,7 +445,9 @@ class PluginPanel(QWidget):
 
     # -- messages -------------------------------------------------------------------------------
     def show_message(self, text: str, error: bool = False) -> None:
-        color = "#d9534f" if error else "palette(text)"
+        from .theme import error_color
+
+        color = error_color() if error else "palette(window-text)"
         self.message.setStyleSheet(f"color: {color};")
         self.message.setText(text)
 

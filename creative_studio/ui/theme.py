@@ -1,4 +1,10 @@
-"""Light and dark themes (Fusion style with a palette)."""
+"""Light and dark themes (Qt's Fusion style with the studio's palettes), and their contrast.
+
+Both palettes are chosen so that every pair of text and its background passes WCAG 2.2 AA
+(4.5:1 for text, 3:1 for the focus/selection indicator against the window); ``contrast_report``
+computes the ratios from the palettes themselves (tools/ui_figures.py prints them, a test
+checks them). Disabled text is listed but, as WCAG exempts inactive controls, not required.
+"""
 
 from __future__ import annotations
 
@@ -6,31 +12,94 @@ from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication
 
 THEMES = ("light", "dark")
+R = QPalette.ColorRole
+
+# role → colour. Error: the panels' error messages (on the window colour).
+PALETTES: dict[str, dict[str, str]] = {
+    "light": {
+        "Window": "#f3f3f3", "WindowText": "#1f1f1f", "Base": "#ffffff",
+        "AlternateBase": "#f6f6f6", "Text": "#1f1f1f", "Button": "#ececec",
+        "ButtonText": "#1f1f1f", "Highlight": "#1f5fbf", "HighlightedText": "#ffffff",
+        "PlaceholderText": "#666666", "ToolTipBase": "#fffbe0", "ToolTipText": "#1f1f1f",
+        "Link": "#1a56b0", "LinkVisited": "#6a3ab0", "BrightText": "#ffffff",
+        "Disabled": "#8c8c8c", "Error": "#b3261e",
+        "Light": "#ffffff", "Midlight": "#e3e3e3", "Mid": "#b8b8b8", "Dark": "#9a9a9a",
+        "Shadow": "#6f6f6f",
+    },
+    "dark": {
+        "Window": "#26282b", "WindowText": "#dfe1e5", "Base": "#1e1f22",
+        "AlternateBase": "#232427", "Text": "#dfe1e5", "Button": "#35373b",
+        "ButtonText": "#dfe1e5", "Highlight": "#356dd6", "HighlightedText": "#ffffff",
+        "PlaceholderText": "#999ca3", "ToolTipBase": "#3c3f44", "ToolTipText": "#dfe1e5",
+        "Link": "#82b1ff", "LinkVisited": "#c3a6ff", "BrightText": "#ffffff",
+        "Disabled": "#797c82", "Error": "#ff8a80",
+        "Light": "#4a4d52", "Midlight": "#3c3f44", "Mid": "#232427", "Dark": "#17181a",
+        "Shadow": "#0d0d0e",
+    },
+}
+
+# (what, text role, background role, the ratio WCAG AA asks for; 0 = listed, not required)
+PAIRS = (
+    ("Text in fields", "Text", "Base", 4.5),
+    ("Labels on the window", "WindowText", "Window", 4.5),
+    ("Button text", "ButtonText", "Button", 4.5),
+    ("Selected text", "HighlightedText", "Highlight", 4.5),
+    ("Placeholder text", "PlaceholderText", "Base", 4.5),
+    ("Tooltips", "ToolTipText", "ToolTipBase", 4.5),
+    ("Links", "Link", "Base", 4.5),
+    ("Error messages", "Error", "Window", 4.5),
+    ("Alternate rows", "Text", "AlternateBase", 4.5),
+    ("Selection and focus against the window", "Highlight", "Window", 3.0),
+    ("Selection and focus against fields", "Highlight", "Base", 3.0),
+    ("Disabled text (exempt)", "Disabled", "Window", 0.0),
+)
+
+
+def luminance(color: str | QColor) -> float:
+    """WCAG relative luminance of an sRGB colour."""
+    c = QColor(color)
+
+    def channel(v: float) -> float:
+        return v / 12.92 if v <= 0.04045 else ((v + 0.055) / 1.055) ** 2.4
+
+    return (0.2126 * channel(c.redF()) + 0.7152 * channel(c.greenF())
+            + 0.0722 * channel(c.blueF()))
+
+
+def contrast(a: str | QColor, b: str | QColor) -> float:
+    """WCAG contrast ratio of two colours (1 … 21)."""
+    la, lb = sorted((luminance(a), luminance(b)), reverse=True)
+    return (la + 0.05) / (lb + 0.05)
+
+
+def contrast_report(name: str) -> list[tuple[str, float, float]]:
+    """(what, ratio, required) for each text/background pair of theme ``name``."""
+    colors = PALETTES[name]
+    return [(what, round(contrast(colors[fg], colors[bg]), 2), need)
+            for what, fg, bg, need in PAIRS]
+
+
+def error_color(app: QApplication | None = None) -> str:
+    """The colour of error messages in the current theme (AA on the window colour)."""
+    app = app or QApplication.instance()
+    name = app.property("studio_theme") if app is not None else "light"
+    return PALETTES.get(name or "light", PALETTES["light"])["Error"]
+
+
+def palette_of(name: str) -> QPalette:
+    colors = PALETTES[name]
+    palette = QPalette()
+    for role_name, value in colors.items():
+        role = getattr(R, role_name, None)
+        if role is not None:
+            palette.setColor(role, QColor(value))
+    for role in (R.Text, R.ButtonText, R.WindowText):
+        palette.setColor(QPalette.ColorGroup.Disabled, role, QColor(colors["Disabled"]))
+    return palette
 
 
 def apply_theme(app: QApplication, name: str) -> None:
+    name = name if name in PALETTES else "light"
     app.setStyle("Fusion")
-    if name != "dark":
-        app.setPalette(app.style().standardPalette())
-        app.setProperty("studio_theme", "light")
-        return
-    palette = QPalette()
-    base, window, text = QColor(30, 31, 34), QColor(43, 45, 48), QColor(223, 225, 229)
-    palette.setColor(QPalette.ColorRole.Window, window)
-    palette.setColor(QPalette.ColorRole.WindowText, text)
-    palette.setColor(QPalette.ColorRole.Base, base)
-    palette.setColor(QPalette.ColorRole.AlternateBase, window)
-    palette.setColor(QPalette.ColorRole.ToolTipBase, window)
-    palette.setColor(QPalette.ColorRole.ToolTipText, text)
-    palette.setColor(QPalette.ColorRole.Text, text)
-    palette.setColor(QPalette.ColorRole.Button, window)
-    palette.setColor(QPalette.ColorRole.ButtonText, text)
-    palette.setColor(QPalette.ColorRole.BrightText, QColor(255, 90, 90))
-    palette.setColor(QPalette.ColorRole.Highlight, QColor(53, 116, 240))
-    palette.setColor(QPalette.ColorRole.HighlightedText, QColor(255, 255, 255))
-    palette.setColor(QPalette.ColorRole.PlaceholderText, QColor(130, 133, 140))
-    for role in (QPalette.ColorRole.Text, QPalette.ColorRole.ButtonText,
-                 QPalette.ColorRole.WindowText):
-        palette.setColor(QPalette.ColorGroup.Disabled, role, QColor(120, 122, 128))
-    app.setPalette(palette)
-    app.setProperty("studio_theme", "dark")
+    app.setPalette(palette_of(name))
+    app.setProperty("studio_theme", name)

@@ -229,3 +229,54 @@ def _display_image(data: bytes):
         return None
     return QImage(raw, image.width, image.height, 4 * image.width,
                   QImage.Format.Format_ARGB32_Premultiplied).copy()  # owns its pixels
+
+
+class Fold(QWidget):
+    """A section that folds away (the panels' **Advanced** settings): a header button with an
+    arrow, the content under it. ``remember``: a dict (the preferences' ``folds``) where the
+    state is kept under ``key``, and ``save`` called after a change, so the fold opens as the
+    user left it, launch after launch."""
+
+    def __init__(self, title: str, content: QWidget, key: str = "", remember: dict | None = None,
+                 save=None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        from PySide6.QtCore import Qt
+        from PySide6.QtWidgets import QSizePolicy, QToolButton
+
+        self.key, self._remember, self._save = key, remember, save
+        self.header = QToolButton()
+        self.header.setObjectName("foldHeader")
+        self.header.setText(title)
+        self.header.setCheckable(True)
+        self.header.setAutoRaise(True)
+        self.header.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.header.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.header.setToolTip(f"Show or hide the {title.lower()} settings")
+        self.content = content
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.header)
+        layout.addWidget(content)
+        opened = bool(remember.get(key, False)) if isinstance(remember, dict) and key else False
+        self.header.setChecked(opened)
+        self._show(opened)
+        self.header.toggled.connect(self._toggled)
+
+    def is_open(self) -> bool:
+        return self.header.isChecked()
+
+    def set_open(self, opened: bool) -> None:
+        self.header.setChecked(opened)
+
+    def _show(self, opened: bool) -> None:
+        from PySide6.QtCore import Qt
+
+        self.header.setArrowType(Qt.ArrowType.DownArrow if opened else Qt.ArrowType.RightArrow)
+        self.content.setVisible(opened)
+
+    def _toggled(self, opened: bool) -> None:
+        self._show(opened)
+        if isinstance(self._remember, dict) and self.key:
+            self._remember[self.key] = opened
+            if self._save is not None:
+                self._save()

@@ -7,18 +7,19 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QSize, Qt
-from PySide6.QtGui import QIcon
+from PySide6.QtGui import QIcon, QPalette
 from PySide6.QtWidgets import (
     QComboBox,
     QFormLayout,
-    QGridLayout,
     QHBoxLayout,
     QLabel,
     QListView,
     QListWidget,
     QListWidgetItem,
+    QMenu,
     QPlainTextEdit,
     QPushButton,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -39,20 +40,21 @@ class ImagePanel(PluginPanel):
         self._icons: dict[str, QIcon] = {}  # gallery thumbnails by asset id
 
         self.model_choices()
-        folder = QPushButton("Pipeline folder…")
-        folder.setToolTip("A diffusers text-to-image pipeline folder (model_index.json): "
-                          "Stable Diffusion 1.5/2.x, SDXL, SD-Turbo…")
-        folder.clicked.connect(self._choose_folder)
-        hub = QPushButton("Hugging Face id…")
-        hub.clicked.connect(self._choose_hub)
-        server = QPushButton("Server…")
-        server.setToolTip("A checkpoint on one of your ComfyUI servers (Edit → Preferences → "
-                          "Servers), or on any of them: a batch is then spread over them")
-        server.clicked.connect(self.choose_server_model)
+        add_model = QToolButton()
+        add_model.setText("+")
+        add_model.setToolTip("Use another model: a diffusers pipeline folder (Stable Diffusion "
+                             "1.5/2.x, SDXL, SD-Turbo…), a Hugging Face id, or a checkpoint on "
+                             "one of your ComfyUI servers (Edit → Preferences → Servers)")
+        menu = QMenu(add_model)
+        menu.addAction("Pipeline folder…", self._choose_folder)
+        menu.addAction("Hugging Face id…", self._choose_hub)
+        menu.addAction("Checkpoint on a server…", self.choose_server_model)
+        add_model.setMenu(menu)
+        self.model_menu = menu
+        add_model.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         model_row = QHBoxLayout()
-        model_row.addWidget(folder)
-        model_row.addWidget(hub)
-        model_row.addWidget(server)
+        model_row.addWidget(self.model, 1)
+        model_row.addWidget(add_model)
         self.prompt = self.prompt_box = QPlainTextEdit()
         self.prompt.setPlaceholderText("Prompt, e.g. “red apple”, “smiling cat face”")
         self.prompt.setFixedHeight(70)
@@ -81,59 +83,83 @@ class ImagePanel(PluginPanel):
                                         "the History")
         self.generate_button, self.stop_button = self.run_buttons("Generate", self.generate)
         form = QFormLayout()
-        form.addRow("Model", self.model)
-        form.addRow(model_row)
+        form.addRow("Model", model_row)
         form.addRow("Prompt", self.prompt)
-        self.param_rows(form, "negative", "scheduler", "sampler", "schedule", "steps",
-                        "guidance")
-        form.addRow("Workflow", self.workflow_button)
-        self._server_rows = (form, [self.sampler, self.schedule, self.workflow_button])
         form.addRow("Size", size_row)
-        form.addRow("Seed", self.seed_field)
-        form.addRow("Batch", self.batch)
-        side = self.side_panel(form, self.generate_button, self.stop_button)
+        advanced = QFormLayout()  # what an artist sets now and then folds away
+        self.param_rows(advanced, "negative", "scheduler", "sampler", "schedule", "steps",
+                        "guidance")
+        advanced.addRow("Workflow", self.workflow_button)
+        self._server_rows = (advanced, [self.sampler, self.schedule, self.workflow_button])
+        advanced.addRow("Seed", self.seed_field)
+        advanced.addRow("Batch", self.batch)
+        side = self.side_panel(form, self.generate_button, self.stop_button,
+                               advanced=advanced)
 
         self.view = QLabel("Type a prompt and Generate.")
         self.view.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.view.setMinimumSize(240, 240)
+        self.view.setObjectName("canvas")  # the work: a framed canvas that takes the room
+        self.view.setFrameShape(QLabel.Shape.StyledPanel)
+        self.view.setBackgroundRole(QPalette.ColorRole.Base)
+        self.view.setAutoFillBackground(True)
         self.info = self.status_label = StatusLine("", lines=3)
         self.gallery = QListWidget()
         self.gallery.setViewMode(QListView.ViewMode.IconMode)
         self.gallery.setIconSize(QSize(72, 72))
         self.gallery.setResizeMode(QListView.ResizeMode.Adjust)
-        self.gallery.setMaximumHeight(120)
+        self.gallery.setMaximumHeight(100)
         self.gallery.currentItemChanged.connect(self._gallery_chosen)
         self.gallery.itemDoubleClicked.connect(lambda *_: self._recall_current("all"))
-        actions = QGridLayout()  # two rows of three: room for the settings at 1024 px
-        for index, (label, slot) in enumerate((
-                ("Use all", lambda: self._recall_current("all")),
-                ("Use prompt", lambda: self._recall_current("prompt")),
-                ("Use seed", lambda: self._recall_current("seed")),
-                ("Open PNG…", self.open_png_dialog),
-                ("Export PNG…", self.export_dialog),
-                ("Upscale ▸", self.upscale_current))):
+        use = QToolButton()
+        use.setText("Use")
+        use.setToolTip("Put the shown picture's recipe back into the settings")
+        use_menu = QMenu(use)
+        use_menu.addAction("Use all (prompt, settings, seed)", lambda: self._recall_current("all"))
+        use_menu.addAction("Use prompt", lambda: self._recall_current("prompt"))
+        use_menu.addAction("Use seed", lambda: self._recall_current("seed"))
+        use.setMenu(use_menu)
+        use.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.use_button = use
+        actions = QHBoxLayout()  # one row under the picture
+        actions.addWidget(use)
+        for label, slot, tip in (
+                ("Open PNG…", self.open_png_dialog, "Show a PNG and read its recipe"),
+                ("Export PNG…", self.export_dialog, "Save the picture with its recipe"),
+                ("Upscale ▸", self.upscale_current, "Send the picture to the Upscale panel")):
             button = QPushButton(label)
+            button.setToolTip(tip)
             button.clicked.connect(slot)
-            actions.addWidget(button, index // 3, index % 3)
+            actions.addWidget(button)
         self.export_scale = QComboBox()
         for factor in EXPORT_SCALES:
-            self.export_scale.addItem(f"Export at ×{factor}", factor)
+            self.export_scale.addItem(f"×{factor}", factor)
         self.export_scale.setToolTip("Export PNG… enlarges the picture this many times with "
                                      "sharp pixels (Upscale ▸ enlarges it with a model)")
-        actions.addWidget(self.export_scale, 2, 0, 1, 3)
+        actions.addWidget(self.export_scale)
+        actions.addStretch(1)
         main = QWidget()
         main_layout = QVBoxLayout(main)
         main_layout.setContentsMargins(0, 0, 0, 0)
         main_layout.addWidget(self.view, 1)
-        main_layout.addWidget(self.info)
         main_layout.addLayout(actions)
-        main_layout.addWidget(QLabel("Gallery (this project's images)"))
+        main_layout.addWidget(self.info)
+        self.gallery.setToolTip("This project's pictures: click one to show it, double-click "
+                                "to use its recipe")
         main_layout.addWidget(self.gallery)
         self.set_sides(side, main, 330)
         self._server_info = None
         self.model.currentIndexChanged.connect(self._model_changed)
         self._model_changed()
         self.settings_changed()
+
+    def start_here(self) -> None:
+        """Start drawing: an example prompt the embedded model knows, selected (typing
+        replaces it)."""
+        if not self.prompt.toPlainText().strip():
+            self.prompt.setPlainText("red apple")
+            self.prompt.selectAll()
+        self.prompt.setFocus()
 
     # -- servers ------------------------------------------------------------------------------
     @staticmethod

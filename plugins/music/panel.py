@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QMimeData, QObject, QPointF, QRectF, Qt, QTimer, QUrl, Signal
-from PySide6.QtGui import QColor, QDrag, QPainter, QPen
+from PySide6.QtGui import QColor, QDrag, QKeySequence, QPainter, QPen, QShortcut
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -22,7 +22,9 @@ from PySide6.QtWidgets import (
     QLabel,
     QListWidget,
     QListWidgetItem,
+    QMenu,
     QPushButton,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -32,7 +34,7 @@ from creative_studio.core.errors import StudioError, describe
 from creative_studio.core.jobs import Job
 from creative_studio.core.project import Item
 from creative_studio.io.midi import Note
-from creative_studio.ui.panel import PluginPanel
+from creative_studio.ui.panel import PluginPanel, narrow
 from creative_studio.ui.widgets import SeedField, StatusLine, ask_path
 
 from .roll_edit import RollEdit, bars_between
@@ -473,7 +475,7 @@ class MusicPanel(PluginPanel):
             self._instrument_choice(f"{voice}_program")
         self.generate_button, self.stop_button = self.run_buttons("Generate", self.generate)
 
-        form = QFormLayout()
+        form = QFormLayout()  # what a musician sets for every idea
         form.addRow("Make", self.task)
         form.addRow(self.open_button)
         form.addRow(self.prompt_label)
@@ -484,19 +486,23 @@ class MusicPanel(PluginPanel):
         form.addRow("", model_folder)
         form.addRow("Key", key_row)
         form.addRow("", self.auto_key)
-        self.param_rows(form, "time_signature", "tempo", "bars", "style", "chords")
+        self.param_rows(form, "bars", "chords")
         form.addRow("", self.find_chords_button)
-        self.param_rows(form, "end_on_tonic", "develop", "temperature", "top_p")
-        form.addRow("Seed", self.seed_field)
-        form.addRow("Variations", self.variations)
-        self.param_rows(form, "strict_key", "program", "voices", "iterations", "alto_program",
-                        "tenor_program", "bass_program", "steps", "spread", "sampling")
-        self.side_form = form
-        side = self.side_panel(form, self.generate_button, self.stop_button)
+        advanced = QFormLayout()  # the rest folds away
+        self.param_rows(advanced, "time_signature", "tempo", "style", "end_on_tonic",
+                        "develop", "temperature", "top_p")
+        advanced.addRow("Seed", self.seed_field)
+        advanced.addRow("Variations", self.variations)
+        self.param_rows(advanced, "strict_key", "program", "voices", "iterations",
+                        "alto_program", "tenor_program", "bass_program", "steps", "spread",
+                        "sampling")
+        side = self.side_panel(form, self.generate_button, self.stop_button,
+                               advanced=advanced)
 
         # -- results --
         self.results = QListWidget()
-        self.results.setMaximumHeight(110)
+        self.results.setMaximumHeight(72)
+        self.results.hide()  # shown once there is a result: the roll takes the room
         self.results.currentItemChanged.connect(self._result_chosen)
         self.roll = PianoRoll()
         self.roll.edited.connect(self._roll_edited)
@@ -518,22 +524,28 @@ class MusicPanel(PluginPanel):
         self.info = self.status_label = StatusLine("", lines=3)
         self.play_button = QPushButton("▶ Play")
         self.play_button.clicked.connect(self.toggle_play)
+        self.play_button.setToolTip("Play or stop the shown music (Space)")
+        QShortcut(QKeySequence("Space"), self, self.toggle_play).setWhatsThis("Play / stop")
         self.drag_button = DragMidi(self)
-        export_midi = QPushButton("Export MIDI…")
-        export_midi.clicked.connect(lambda: self.export_dialog(".mid"))
-        export_wav = QPushButton("Export WAV…")
-        export_wav.clicked.connect(lambda: self.export_dialog(".wav"))
+        export = QToolButton()
+        export.setText("Export")
+        export.setToolTip("Save the shown music as a MIDI file (with its recipe) or as audio")
+        export_menu = QMenu(export)
+        export_menu.addAction("Export MIDI…", lambda: self.export_dialog(".mid"))
+        export_menu.addAction("Export WAV…", lambda: self.export_dialog(".wav"))
+        export.setMenu(export_menu)
+        export.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.export_button = export
         self.audio_label = QLabel("")
         bar = QHBoxLayout()
-        for widget in (self.play_button, self.drag_button, export_midi, export_wav,
-                       self.save_edit_button):
+        for widget in (self.play_button, self.drag_button, export, self.save_edit_button):
             bar.addWidget(widget)
         bar.addStretch(1)
         bar.addWidget(self.audio_label)
         main = QWidget()
         main_layout = QVBoxLayout(main)
         main_layout.setContentsMargins(0, 0, 0, 0)
-        main_layout.addWidget(QLabel("Results (this session; all are in the History)"))
+        self.results.setToolTip("This session's results (all of them are in the History)")
         main_layout.addWidget(self.results)
         main_layout.addWidget(self.legend)
         main_layout.addWidget(self.roll, 1)
@@ -542,9 +554,21 @@ class MusicPanel(PluginPanel):
         self.set_sides(side, main, 320)
         self._task_changed()
 
+    def _add_result(self, entry) -> None:
+        self.results.addItem(entry)
+        self.results.show()
+
+    def model_menu_actions(self) -> list:
+        return [("Model folder…", self._choose_model_folder)]
+
+    def start_here(self) -> None:
+        """Start composing: a new idea is one click away."""
+        self.task.setCurrentIndex(max(0, self.task.findData("generate")))
+        self.generate_button.setFocus()
+
     def _instrument_choice(self, param: str) -> QComboBox:
         """A General MIDI instrument list bound to a declared program parameter."""
-        combo = QComboBox()
+        combo = narrow(QComboBox())
         for program, name in INSTRUMENTS:
             combo.addItem(name, program)
         self.bind(param, combo)
@@ -555,6 +579,7 @@ class MusicPanel(PluginPanel):
         self.stop_audio()
         self.results.blockSignals(True)
         self.results.clear()
+        self.results.hide()
         self.results.blockSignals(False)
         self.current = self.prompt_item = self.second_item = None
         self.prompt_label.setText("No MIDI chosen (open one, drop one, or Send to → Music)")
@@ -583,7 +608,7 @@ class MusicPanel(PluginPanel):
             widget.setVisible(shown)
         for field, shown in ((self.model, gpt2), (self.model_folder, gpt2),
                              (self.key_row, reads_key)):
-            label = self.side_form.labelForField(field)
+            label = self.row_label(field)
             if label is not None:
                 label.setVisible(shown)
         manual_key = not (finds_key and self.auto_key.isChecked())
@@ -752,7 +777,7 @@ class MusicPanel(PluginPanel):
         item = self.context.store.item(job.item_id)
         entry = QListWidgetItem(item.title)
         entry.setData(Qt.ItemDataRole.UserRole, item.id)
-        self.results.addItem(entry)
+        self._add_result(entry)
         if self.results.count() == 1 or not self.jobs:
             self.results.setCurrentItem(entry)
 
@@ -919,7 +944,7 @@ class MusicPanel(PluginPanel):
         new = self.context.store.item(new_id)
         entry = QListWidgetItem(new.title)
         entry.setData(Qt.ItemDataRole.UserRole, new.id)
-        self.results.addItem(entry)
+        self._add_result(entry)
         self.results.setCurrentItem(entry)  # shows it (the roll starts a fresh edit)
         self.show_message(f"Kept as “{title}” in the History (its parent: {item.title}).")
         return new_id
@@ -1073,7 +1098,7 @@ class MusicPanel(PluginPanel):
                 continue
             entry = QListWidgetItem(item.title)
             entry.setData(Qt.ItemDataRole.UserRole, item.id)
-            self.results.addItem(entry)
+            self._add_result(entry)
         if isinstance(state.get("auto_key"), bool):
             self.auto_key.setChecked(state["auto_key"])
         task = self.task.findData(state.get("task"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QKeySequence, QShortcut, QTextCursor
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -27,6 +28,43 @@ from creative_studio.ui.panel import PluginPanel
 from creative_studio.ui.widgets import SeedField, StatusLine
 
 from .generator import PRESETS
+
+READING_WPM = 238  # adults' average silent reading speed of prose (Brysbaert 2019)
+EXAMPLE = "Write an opening paragraph for a mystery set in Lisbon."
+MEASURE = 72  # characters per line in focus mode (readable: 60–75)
+
+
+class WritingEditor(QPlainTextEdit):
+    """The document: in focus mode its lines keep a readable length (``MEASURE``
+    characters), centred however wide the window is."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.measure = 0  # characters per line; 0 = the whole width
+
+    def set_measure(self, chars: int) -> None:
+        self.measure = chars
+        self._fit()
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt API
+        super().resizeEvent(event)
+        self._fit()
+
+    def _fit(self) -> None:
+        side = 0
+        if self.measure:
+            line = self.fontMetrics().horizontalAdvance("n") * self.measure
+            side = max(0, (self.width() - line) // 2 - 8)
+        if self.viewportMargins().left() != side:
+            self.setViewportMargins(side, 0, side, 0)
+
+
+def reading_time(words: int) -> str:
+    """"1 min read" (rounded up; under a minute is "under a minute")."""
+    if words == 0:
+        return ""
+    minutes = -(-words // READING_WPM)
+    return "under 1 min read" if words < READING_WPM // 2 else f"{minutes} min read"
 
 
 def status_line(meta: dict[str, Any]) -> str:
@@ -55,7 +93,7 @@ class TextPanel(PluginPanel):
 
         # -- settings column ---------------------------------------------------------
         self.model_choices()
-        self.model.setMinimumContentsLength(18)
+        self.model.setMinimumContentsLength(14)
         self.model.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         add_model = QToolButton()
         add_model.setText("+")
@@ -67,6 +105,7 @@ class TextPanel(PluginPanel):
         menu.addAction("Hugging Face id…", self._choose_hub)
         menu.addAction("Model on a server…", self.choose_server_model)
         add_model.setMenu(menu)
+        self.model_menu = menu
         add_model.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         model_row = QHBoxLayout()
         model_row.addWidget(self.model, 1)
@@ -85,18 +124,21 @@ class TextPanel(PluginPanel):
         self.alternatives = self.count_box(8, "How many versions to write; the first streams "
                                               "into the editor, the others are kept as "
                                               "branches in the history")
-        self.use_context = QCheckBox("Give the document to the model as context")
+        self.use_context = QCheckBox("Document as context")
+        self.use_context.setToolTip("Give the document around the cursor to the model as "
+                                    "context (what does not fit is left out, and said)")
 
         form = QFormLayout()
         form.addRow("Model", model_row)
         form.addRow("Preset", self.preset)
-        form.addRow("System", self.system)
-        self.param_rows(form, "temperature", "top_p", "top_k", "min_p", "max_tokens",
+        advanced = QFormLayout()  # what a writer rarely changes folds away
+        advanced.addRow("System", self.system)
+        self.param_rows(advanced, "temperature", "top_p", "top_k", "min_p", "max_tokens",
                         "repetition_penalty")
-        form.addRow("Seed", self.seed_field)
-        form.addRow("Alternatives", self.alternatives)
-        form.addRow(self.use_context)
-        side = self.side_panel(form)
+        advanced.addRow("Seed", self.seed_field)
+        advanced.addRow("Alternatives", self.alternatives)
+        advanced.addRow(self.use_context)
+        side = self.side_panel(form, advanced=advanced)
 
         # -- writing area ------------------------------------------------------------
         self.instruction = self.prompt_box = QPlainTextEdit()
@@ -127,7 +169,7 @@ class TextPanel(PluginPanel):
         self.document_button.setMenu(document_menu)
         self.document_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         buttons.addWidget(self.document_button)
-        self.editor = QPlainTextEdit()
+        self.editor = WritingEditor()
         self.editor.setPlaceholderText("Your document. Generated text appears at the cursor.")
         font = self.editor.font()
         font.setPointSize(font.pointSize() + 2)
@@ -136,21 +178,27 @@ class TextPanel(PluginPanel):
         self.editor.cursorPositionChanged.connect(self._cursor_moved)
         self.word_count = QLabel("0 words")
         self.status = StatusLine("")
+        self.word_count.setToolTip(f"Words and reading time ({READING_WPM} words a minute)")
+        self.status.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         footer = QHBoxLayout()
         footer.addWidget(self.word_count)
-        footer.addStretch(1)
-        footer.addWidget(self.status)
+        footer.addWidget(self.status, 1)  # the rest of the row: its messages are seen
         main = QWidget()
         main_layout = QVBoxLayout(main)
-        main_layout.addWidget(self.instruction)
-        main_layout.addLayout(buttons)
+        self.tools = QWidget()  # the instruction and its buttons (focus mode hides them)
+        tools_layout = QVBoxLayout(self.tools)
+        tools_layout.setContentsMargins(0, 0, 0, 0)
+        tools_layout.addWidget(self.instruction)
+        tools_layout.addLayout(buttons)
+        main_layout.addWidget(self.tools)
         main_layout.addWidget(self.editor, 1)
         main_layout.addLayout(footer)
 
         self.set_sides(side, main, 300)
 
-        QShortcut(QKeySequence("Ctrl+Shift+Return"), self, self.continue_text)
-        QShortcut(QKeySequence("Escape"), self, self.stop)
+        QShortcut(QKeySequence("Ctrl+Shift+Return"), self,
+                  self.continue_text).setWhatsThis("Continue the document")
+        self.set_serif(bool(getattr(context.settings, "serif", False)))
         self.settings_changed()  # the servers' models join the list when they answer
 
     # -- servers ----------------------------------------------------------------------------
@@ -325,7 +373,39 @@ class TextPanel(PluginPanel):
 
     def _update_count(self) -> None:
         words = len(self.editor.toPlainText().split())
-        self.word_count.setText(f"{words} word{'s' if words != 1 else ''}")
+        read = reading_time(words)
+        self.word_count.setText(f"{words:,} word{'s' if words != 1 else ''}"
+                                + (f" · {read}" if read else ""))
+
+    def start_here(self) -> None:
+        """Start writing: an example instruction, selected (typing replaces it)."""
+        if not self.instruction.toPlainText().strip() and \
+                not self.editor.toPlainText().strip():
+            self.instruction.setPlainText(EXAMPLE)
+            self.instruction.selectAll()
+        self.instruction.setFocus()
+
+    # -- focus mode -------------------------------------------------------------------------
+    def set_focus_mode(self, on: bool) -> None:
+        """The document alone, its lines a readable length; Ctrl+Return still writes from
+        the instruction and Ctrl+Shift+Return continues (F11 leaves)."""
+        super().set_focus_mode(on)
+        self.tools.setVisible(not on)
+        self.editor.set_measure(MEASURE if on else 0)
+        self.editor.setFrameShape(self.editor.Shape.NoFrame if on
+                                  else self.editor.Shape.StyledPanel)
+
+    def set_serif(self, serif: bool) -> None:
+        """The document in a serif (book) face, or the interface's sans."""
+        from PySide6.QtGui import QFont
+
+        font = QFont(self.font())
+        if serif:
+            font.setFamilies(["Noto Serif", "DejaVu Serif", "Liberation Serif", "serif"])
+            font.setStyleHint(QFont.StyleHint.Serif)
+        font.setPointSize(self.font().pointSize() + 2)
+        self.editor.setFont(font)
+        self.editor.set_measure(self.editor.measure)
 
     # -- history ------------------------------------------------------------------------------
     def recall(self, item: Item, mode: str = "all") -> None:

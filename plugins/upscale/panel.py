@@ -7,18 +7,19 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import QImage, QPainter, QPen
+from PySide6.QtGui import QImage, QKeySequence, QPainter, QPen, QShortcut
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
     QFormLayout,
-    QGridLayout,
     QHBoxLayout,
     QLabel,
     QListWidget,
     QListWidgetItem,
+    QMenu,
     QPushButton,
     QSpinBox,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -28,7 +29,7 @@ from creative_studio.core.jobs import Job, Request
 from creative_studio.core.project import Item
 from creative_studio.io.imports import IMAGE_SUFFIXES, import_image, input_files
 from creative_studio.ui.panel import PluginPanel
-from creative_studio.ui.widgets import ImageLoader, StatusLine, ask_path, choose_item
+from creative_studio.ui.widgets import Fold, ImageLoader, StatusLine, ask_path, choose_item
 
 from .sizes import PRESETS
 
@@ -193,24 +194,31 @@ class UpscalePanel(PluginPanel):
         self.sources.setToolTip("Pictures to upscale: select one or many")
         self.sources.currentItemChanged.connect(self._show_current)
         open_files = QPushButton("Open pictures…")
-        open_folder = QPushButton("Folder…")
-        from_project = QPushButton("From project…")
-        from_project.setToolTip("Upscale an image already in this project (e.g. from Image)")
+        open_files.setToolTip("Pictures from your disk (or drop them on the panel)")
         open_files.clicked.connect(self.open_dialog)
-        open_folder.clicked.connect(self.open_folder_dialog)
-        from_project.clicked.connect(self.choose_project_image)
+        more_in = QToolButton()
+        more_in.setText("More")
+        more_in.setToolTip("A folder of pictures, or pictures already in this project")
+        in_menu = QMenu(more_in)
+        in_menu.addAction("Folder…", self.open_folder_dialog)
+        in_menu.addAction("From project…", self.choose_project_image)
+        more_in.setMenu(in_menu)
+        more_in.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         self.open_button = open_files
 
         self.model_choices()
         self.settings_changed()  # the servers' upscale models join the list when they answer
-        model_file = QPushButton("Other model file…")
-        model_file.setToolTip("A .pth or .safetensors super-resolution model (ESRGAN, DAT, "
-                              "SwinIR, Compact… anything spandrel recognizes)")
-        model_file.clicked.connect(self._choose_model_file)
-        on_server = QPushButton("Server…")
-        on_server.setToolTip("An upscale model on one of your ComfyUI servers (Edit → "
-                             "Preferences → Servers)")
-        on_server.clicked.connect(self.choose_server_model)
+        add_model = QToolButton()
+        add_model.setText("+")
+        add_model.setToolTip("Use another model: a .pth or .safetensors super-resolution "
+                             "model (ESRGAN, DAT, SwinIR, Compact… anything spandrel "
+                             "recognizes), or one on your ComfyUI servers")
+        model_menu = QMenu(add_model)
+        model_menu.addAction("Model file…", self._choose_model_file)
+        model_menu.addAction("Model on a server…", self.choose_server_model)
+        add_model.setMenu(model_menu)
+        self.model_menu = model_menu
+        add_model.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         self.size = QComboBox()  # the presets by name; a recipe's own size is added when recalled
         for key, label in PRESETS:
             self.size.addItem(label, key)
@@ -224,48 +232,57 @@ class UpscalePanel(PluginPanel):
         self.quality = QSpinBox()
         self.quality.setRange(1, 100)
         self.quality.setValue(92)
-        self.quality.setToolTip("JPEG/WebP quality when exporting")
+        self.quality.setToolTip("JPEG/WebP quality of Export result…")
         self.export_button = QPushButton("Export result…")
         self.export_button.clicked.connect(self.export_dialog)
         self.info = StatusLine("No picture", lines=3)
 
-        row = QGridLayout()  # the three ways in, in two rows: the column stays narrow
-        row.addWidget(open_files, 0, 0, 1, 2)
-        row.addWidget(open_folder, 1, 0)
-        row.addWidget(from_project, 1, 1)
+        row = QHBoxLayout()  # the ways in: Upscayl's step 1
+        row.addWidget(open_files, 1)
+        row.addWidget(more_in)
         form = QFormLayout()
-        form.addRow("Model", self.model)
-        model_buttons = QHBoxLayout()
-        model_buttons.addWidget(model_file)
-        model_buttons.addWidget(on_server)
-        form.addRow("", model_buttons)
+        model_row = QHBoxLayout()
+        model_row.addWidget(self.model, 1)
+        model_row.addWidget(add_model)
+        form.addRow("Model", model_row)
         form.addRow("Size", self.size)
-        self.param_rows(form, "tile", "precision")
+        advanced = QFormLayout()
+        advanced.setContentsMargins(0, 0, 0, 0)
+        self.param_rows(advanced, "tile", "precision")
+        advanced.addRow("Quality", self.quality)
+        advanced_box = QWidget()
+        advanced_box.setLayout(advanced)
+        self.fold = Fold("Advanced", advanced_box, self.manifest.id,
+                         getattr(self.context.settings, "folds", None),
+                         self._save_preferences)
+        self._side_forms = [form, advanced]
         buttons = QHBoxLayout()
         buttons.addWidget(self.upscale_button)
         buttons.addWidget(self.stop_button)
-        export_row = QHBoxLayout()
-        export_row.addWidget(self.export_button)
-        export_row.addWidget(QLabel("Quality"))
-        export_row.addWidget(self.quality)
         side = QWidget()
         side_layout = QVBoxLayout(side)
         side_layout.addLayout(row)
         side_layout.addWidget(self.sources, 1)
         side_layout.addLayout(form)
         side_layout.addLayout(buttons)
-        side_layout.addLayout(export_row)
+        side_layout.addWidget(self.export_button)
         side_layout.addWidget(self.queue_label)
         side_layout.addWidget(self.info)
         side_layout.addWidget(self.message)
+        side_layout.addWidget(self.fold)
 
         self.view = CompareView()
         fit, one = QPushButton("Fit"), QPushButton("1:1")
         fit.clicked.connect(self.view.fit)
         one.clicked.connect(self.view.actual_pixels)
+        fit.setToolTip("The whole picture in the view (Ctrl+0)")
+        one.setToolTip("One picture pixel per screen pixel (Ctrl+Alt+0)")
+        QShortcut(QKeySequence("Ctrl+0"), self, self.view.fit).setWhatsThis("Fit the picture")
+        QShortcut(QKeySequence("Ctrl+Alt+0"), self,
+                  self.view.actual_pixels).setWhatsThis("Actual pixels (1:1)")
+        self.view.setToolTip("Drag: move the split · wheel: zoom · right-drag: pan")
         view_bar = QHBoxLayout()
-        view_bar.addWidget(StatusLine("Drag: split · wheel: zoom · right-drag: pan"), 1)
-        view_bar.addStretch(1)
+        view_bar.addWidget(QLabel("Drag: split · wheel: zoom"), 1)
         view_bar.addWidget(fit)
         view_bar.addWidget(one)
         main = QWidget()
@@ -284,6 +301,10 @@ class UpscalePanel(PluginPanel):
         self.results.clear()
         self.view.set_images(None, None)
         self.info.setText("No picture")
+
+    def start_here(self) -> None:
+        """Upscale a picture: choose it (or drop it on the panel)."""
+        self.open_dialog()
 
     # -- input ---------------------------------------------------------------------
     def open_dialog(self) -> None:
