@@ -140,9 +140,9 @@ def test_focus_mode_shows_the_document_alone_at_a_readable_measure(make_window, 
               text.instruction)
     assert not any(w.isVisible() for w in hidden)
     margin = text.editor.viewportMargins().left()
-    line = text.editor.viewport().width()
-    chars = line / text.editor.fontMetrics().horizontalAdvance("n")
-    assert margin > 100 and 60 <= chars <= 80, (margin, chars)
+    line = text.editor.viewport().width() - 2 * text.editor.document().documentMargin()
+    chars = line / text.editor.char_width()
+    assert margin > 100 and 60 <= chars <= 75, (margin, chars)
     window.acts["focus"].trigger()
     QApplication.processEvents()
     assert all(w.isVisible() for w in hidden) and text.editor.viewportMargins().left() == 0

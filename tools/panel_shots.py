@@ -56,6 +56,23 @@ def main() -> None:
                 name = out / f"{plugin_id}-{width}x{height}-{theme}.png"
                 window.grab().save(str(name))
                 print(f"{name.name}: window {size.width()}×{size.height()}")
+        # the writer's focus mode, and the pages of Help
+        window.resize(*SIZES[0])
+        window.tabs.setCurrentWidget(window.panels["text"])
+        window.toggle_focus()
+        app.processEvents()
+        window.grab().save(str(out / f"text-focus-{theme}.png"))
+        window.toggle_focus()
+        from creative_studio.ui.guide import ManualDialog, ShortcutsDialog, WelcomeDialog
+
+        for name, dialog in (("welcome", WelcomeDialog(window)),
+                             ("manual", ManualDialog(window)),
+                             ("shortcuts", ShortcutsDialog(window))):
+            dialog.show()
+            app.processEvents()
+            dialog.grab().save(str(out / f"{name}-{theme}.png"))
+            print(f"{name}-{theme}.png: {dialog.width()}×{dialog.height()}")
+            dialog.close()
         window.runner.shutdown()
         window.close()
 

@@ -135,7 +135,9 @@ class WelcomeDialog(QDialog):
         buttons.rejected.connect(self.reject)
         footer.addWidget(buttons)
         layout.addLayout(footer)
-        self.resize(760, 0)
+        # the wrapped lines get the height they need at this width
+        width = 820
+        self.resize(width, max(self.sizeHint().height(), layout.totalHeightForWidth(width)))
 
     def _own_model_menu(self) -> QMenu:
         """Each panel's own "use another model" choices, a submenu per panel."""
@@ -234,6 +236,32 @@ class ManualDialog(QDialog):
             self.browser.setPlainText(f"{path.name} could not be read: {exc}")
             return
         self.browser.setMarkdown(text)
+        self._fit_images(path.parent)
+
+    def _fit_images(self, folder: Path, width: int = 620) -> None:
+        """Screenshots shown at most ``width`` pixels wide (no sideways scrolling)."""
+        from PySide6.QtGui import QImageReader, QTextCursor
+
+        document = self.browser.document()
+        block = document.begin()
+        while block.isValid():
+            it = block.begin()
+            while not it.atEnd():
+                fragment = it.fragment()
+                fmt = fragment.charFormat()
+                if fragment.isValid() and fmt.isImageFormat():
+                    image = fmt.toImageFormat()
+                    size = QImageReader(str(folder / image.name())).size()
+                    if size.isValid() and size.width() > width:
+                        image.setWidth(width)
+                        image.setHeight(size.height() * width / size.width())
+                        cursor = QTextCursor(document)
+                        cursor.setPosition(fragment.position())
+                        cursor.setPosition(fragment.position() + fragment.length(),
+                                           QTextCursor.MoveMode.KeepAnchor)
+                        cursor.setCharFormat(image)
+                it += 1
+            block = block.next()
 
 
 def shortcuts_of(window) -> list[tuple[str, str, str]]:

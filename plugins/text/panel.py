@@ -31,7 +31,9 @@ from .generator import PRESETS
 
 READING_WPM = 238  # adults' average silent reading speed of prose (Brysbaert 2019)
 EXAMPLE = "Write an opening paragraph for a mystery set in Lisbon."
-MEASURE = 72  # characters per line in focus mode (readable: 60–75)
+MEASURE = 70  # characters per line in focus mode (readable: 60–75)
+PROSE = ("It was a bright cold day in April, and the clocks were striking thirteen. The fog "
+         "rolled in against the lighthouse as the keeper climbed the stairs.")
 
 
 class WritingEditor(QPlainTextEdit):
@@ -50,11 +52,19 @@ class WritingEditor(QPlainTextEdit):
         super().resizeEvent(event)
         self._fit()
 
+    def char_width(self) -> float:
+        """The average width of a character of English prose in the editor's font."""
+        return self.fontMetrics().horizontalAdvance(PROSE) / len(PROSE)
+
     def _fit(self) -> None:
         side = 0
+        padding = 4.0
         if self.measure:
-            line = self.fontMetrics().horizontalAdvance("n") * self.measure
-            side = max(0, (self.width() - line) // 2 - 8)
+            padding = 24.0  # a page's margin inside the column
+            line = int(self.char_width() * self.measure + 2 * padding)
+            side = max(0, (self.width() - line) // 2)
+        if self.document().documentMargin() != padding:
+            self.document().setDocumentMargin(padding)
         if self.viewportMargins().left() != side:
             self.setViewportMargins(side, 0, side, 0)
 
