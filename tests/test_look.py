@@ -261,3 +261,12 @@ def test_history_has_no_sideways_scrolling_in_its_dock(make_window):
     QApplication.processEvents()
     assert window.history.tree.horizontalScrollBar().maximum() == 0
     assert window.history.tree.isColumnHidden(1)
+
+
+def test_the_text_panel_s_status_line_has_room_at_1024_px(make_window):
+    window = make_window()
+    text = window.panels["text"]
+    _shown(window, text)
+    text.status.setText("90 tokens, 30.1 tok/s · cut off at Max tokens")
+    QApplication.processEvents()
+    assert text.status.isVisible() and text.status.width() >= 200, text.status.width()

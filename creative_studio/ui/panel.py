@@ -304,6 +304,15 @@ class PluginPanel(QWidget):
         if box is not None:
             box.setFocus()
 
+    def add_model_button(self, tip: str, entries) -> QWidget:
+        """The "+" beside the model list: ``entries`` (label, slot), kept as the panel's
+        ``model_menu`` (the welcome page offers them too)."""
+        from .widgets import menu_button
+
+        button = menu_button("+", tip, entries)
+        self.model_menu = button.menu()
+        return button
+
     def model_menu_actions(self) -> list[tuple[str, Callable[[], Any]]]:
         """The panel's "use another model" choices (the welcome page offers them)."""
         menu = getattr(self, "model_menu", None)

@@ -280,3 +280,19 @@ class Fold(QWidget):
             self._remember[self.key] = opened
             if self._save is not None:
                 self._save()
+
+
+def menu_button(text: str, tip: str, entries) -> QWidget:
+    """A tool button that opens a menu of ``entries`` — (label, slot) pairs — at once:
+    the panels' "+" (use another model), "More", "Use", "Export"."""
+    from PySide6.QtWidgets import QMenu, QToolButton
+
+    button = QToolButton()
+    button.setText(text)
+    button.setToolTip(tip)
+    menu = QMenu(button)
+    for label, slot in entries:
+        menu.addAction(label, slot)
+    button.setMenu(menu)
+    button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+    return button

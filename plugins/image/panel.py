@@ -16,10 +16,8 @@ from PySide6.QtWidgets import (
     QListView,
     QListWidget,
     QListWidgetItem,
-    QMenu,
     QPlainTextEdit,
     QPushButton,
-    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -28,7 +26,7 @@ from creative_studio.core.errors import StudioError
 from creative_studio.core.jobs import Job
 from creative_studio.core.project import Item
 from creative_studio.ui.panel import PluginPanel
-from creative_studio.ui.widgets import SeedField, StatusLine, ask_path, pixmap_of
+from creative_studio.ui.widgets import SeedField, StatusLine, ask_path, menu_button, pixmap_of
 
 EXPORT_SCALES = (1, 4, 8)  # a 32×32 emoji exported ×8 is 256×256
 GALLERY_LIMIT = 300  # the newest images shown in the gallery (all are in the History)
@@ -40,18 +38,12 @@ class ImagePanel(PluginPanel):
         self._icons: dict[str, QIcon] = {}  # gallery thumbnails by asset id
 
         self.model_choices()
-        add_model = QToolButton()
-        add_model.setText("+")
-        add_model.setToolTip("Use another model: a diffusers pipeline folder (Stable Diffusion "
-                             "1.5/2.x, SDXL, SD-Turbo…), a Hugging Face id, or a checkpoint on "
-                             "one of your ComfyUI servers (Edit → Preferences → Servers)")
-        menu = QMenu(add_model)
-        menu.addAction("Pipeline folder…", self._choose_folder)
-        menu.addAction("Hugging Face id…", self._choose_hub)
-        menu.addAction("Checkpoint on a server…", self.choose_server_model)
-        add_model.setMenu(menu)
-        self.model_menu = menu
-        add_model.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        add_model = self.add_model_button(
+            "Use another model: a diffusers pipeline folder (Stable Diffusion 1.5/2.x, SDXL, "
+            "SD-Turbo…), a Hugging Face id, or a checkpoint on one of your ComfyUI servers "
+            "(Edit → Preferences → Servers)",
+            [("Pipeline folder…", self._choose_folder), ("Hugging Face id…", self._choose_hub),
+             ("Checkpoint on a server…", self.choose_server_model)])
         model_row = QHBoxLayout()
         model_row.addWidget(self.model, 1)
         model_row.addWidget(add_model)
@@ -111,16 +103,11 @@ class ImagePanel(PluginPanel):
         self.gallery.setMaximumHeight(100)
         self.gallery.currentItemChanged.connect(self._gallery_chosen)
         self.gallery.itemDoubleClicked.connect(lambda *_: self._recall_current("all"))
-        use = QToolButton()
-        use.setText("Use")
-        use.setToolTip("Put the shown picture's recipe back into the settings")
-        use_menu = QMenu(use)
-        use_menu.addAction("Use all (prompt, settings, seed)", lambda: self._recall_current("all"))
-        use_menu.addAction("Use prompt", lambda: self._recall_current("prompt"))
-        use_menu.addAction("Use seed", lambda: self._recall_current("seed"))
-        use.setMenu(use_menu)
-        use.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
-        self.use_button = use
+        use = self.use_button = menu_button(
+            "Use", "Put the shown picture's recipe back into the settings",
+            [("Use all (prompt, settings, seed)", lambda: self._recall_current("all")),
+             ("Use prompt", lambda: self._recall_current("prompt")),
+             ("Use seed", lambda: self._recall_current("seed"))])
         actions = QHBoxLayout()  # one row under the picture
         actions.addWidget(use)
         for label, slot, tip in (

@@ -22,9 +22,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QListWidget,
     QListWidgetItem,
-    QMenu,
     QPushButton,
-    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -35,7 +33,7 @@ from creative_studio.core.jobs import Job
 from creative_studio.core.project import Item
 from creative_studio.io.midi import Note
 from creative_studio.ui.panel import PluginPanel, narrow
-from creative_studio.ui.widgets import SeedField, StatusLine, ask_path
+from creative_studio.ui.widgets import SeedField, StatusLine, ask_path, menu_button
 
 from .roll_edit import RollEdit, bars_between
 from .tokens import MODES
@@ -527,15 +525,10 @@ class MusicPanel(PluginPanel):
         self.play_button.setToolTip("Play or stop the shown music (Space)")
         QShortcut(QKeySequence("Space"), self, self.toggle_play).setWhatsThis("Play / stop")
         self.drag_button = DragMidi(self)
-        export = QToolButton()
-        export.setText("Export")
-        export.setToolTip("Save the shown music as a MIDI file (with its recipe) or as audio")
-        export_menu = QMenu(export)
-        export_menu.addAction("Export MIDI…", lambda: self.export_dialog(".mid"))
-        export_menu.addAction("Export WAV…", lambda: self.export_dialog(".wav"))
-        export.setMenu(export_menu)
-        export.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
-        self.export_button = export
+        export = self.export_button = menu_button(
+            "Export", "Save the shown music as a MIDI file (with its recipe) or as audio",
+            [("Export MIDI…", lambda: self.export_dialog(".mid")),
+             ("Export WAV…", lambda: self.export_dialog(".wav"))])
         self.audio_label = QLabel("")
         bar = QHBoxLayout()
         for widget in (self.play_button, self.drag_button, export, self.save_edit_button):

@@ -13,11 +13,9 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QHBoxLayout,
     QLabel,
-    QMenu,
     QPlainTextEdit,
     QPushButton,
     QTextEdit,
-    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -25,7 +23,7 @@ from PySide6.QtWidgets import (
 from creative_studio.core.jobs import Job, JobState
 from creative_studio.core.project import Item, ProjectStore
 from creative_studio.ui.panel import PluginPanel
-from creative_studio.ui.widgets import SeedField, StatusLine
+from creative_studio.ui.widgets import SeedField, StatusLine, menu_button
 
 from .generator import PRESETS
 
@@ -105,18 +103,12 @@ class TextPanel(PluginPanel):
         self.model_choices()
         self.model.setMinimumContentsLength(14)
         self.model.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        add_model = QToolButton()
-        add_model.setText("+")
-        add_model.setToolTip("Use another model: a transformers folder, a GGUF file, a "
-                             "Hugging Face id or a model on a server")
-        menu = QMenu(add_model)
-        menu.addAction("Model folder…", self._choose_folder)
-        menu.addAction("GGUF file…", self._choose_gguf)
-        menu.addAction("Hugging Face id…", self._choose_hub)
-        menu.addAction("Model on a server…", self.choose_server_model)
-        add_model.setMenu(menu)
-        self.model_menu = menu
-        add_model.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        add_model = self.add_model_button(
+            "Use another model: a transformers folder, a GGUF file, a Hugging Face id or a "
+            "model on a server",
+            [("Model folder…", self._choose_folder), ("GGUF file…", self._choose_gguf),
+             ("Hugging Face id…", self._choose_hub),
+             ("Model on a server…", self.choose_server_model)])
         model_row = QHBoxLayout()
         model_row.addWidget(self.model, 1)
         model_row.addWidget(add_model)
@@ -170,14 +162,10 @@ class TextPanel(PluginPanel):
                        self.stop_button):
             buttons.addWidget(button)
         buttons.addStretch(1)
-        self.document_button = QToolButton()
-        self.document_button.setText("Document")
-        self.document_button.setToolTip("Export the document (.txt, .md, .docx) or copy it")
-        document_menu = QMenu(self.document_button)
-        document_menu.addAction("Export as…", self.export_document_dialog)
-        document_menu.addAction("Copy as plain text", self.copy_document)
-        self.document_button.setMenu(document_menu)
-        self.document_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.document_button = menu_button(
+            "Document", "Export the document (.txt, .md, .docx) or copy it",
+            [("Export as…", self.export_document_dialog),
+             ("Copy as plain text", self.copy_document)])
         buttons.addWidget(self.document_button)
         self.editor = WritingEditor()
         self.editor.setPlaceholderText("Your document. Generated text appears at the cursor.")

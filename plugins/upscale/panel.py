@@ -16,10 +16,8 @@ from PySide6.QtWidgets import (
     QLabel,
     QListWidget,
     QListWidgetItem,
-    QMenu,
     QPushButton,
     QSpinBox,
-    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -29,7 +27,14 @@ from creative_studio.core.jobs import Job, Request
 from creative_studio.core.project import Item
 from creative_studio.io.imports import IMAGE_SUFFIXES, import_image, input_files
 from creative_studio.ui.panel import PluginPanel
-from creative_studio.ui.widgets import Fold, ImageLoader, StatusLine, ask_path, choose_item
+from creative_studio.ui.widgets import (
+    Fold,
+    ImageLoader,
+    StatusLine,
+    ask_path,
+    choose_item,
+    menu_button,
+)
 
 from .sizes import PRESETS
 
@@ -196,29 +201,18 @@ class UpscalePanel(PluginPanel):
         open_files = QPushButton("Open pictures…")
         open_files.setToolTip("Pictures from your disk (or drop them on the panel)")
         open_files.clicked.connect(self.open_dialog)
-        more_in = QToolButton()
-        more_in.setText("More")
-        more_in.setToolTip("A folder of pictures, or pictures already in this project")
-        in_menu = QMenu(more_in)
-        in_menu.addAction("Folder…", self.open_folder_dialog)
-        in_menu.addAction("From project…", self.choose_project_image)
-        more_in.setMenu(in_menu)
-        more_in.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        more_in = menu_button("More", "A folder of pictures, or pictures already in this project",
+                              [("Folder…", self.open_folder_dialog),
+                               ("From project…", self.choose_project_image)])
         self.open_button = open_files
 
         self.model_choices()
         self.settings_changed()  # the servers' upscale models join the list when they answer
-        add_model = QToolButton()
-        add_model.setText("+")
-        add_model.setToolTip("Use another model: a .pth or .safetensors super-resolution "
-                             "model (ESRGAN, DAT, SwinIR, Compact… anything spandrel "
-                             "recognizes), or one on your ComfyUI servers")
-        model_menu = QMenu(add_model)
-        model_menu.addAction("Model file…", self._choose_model_file)
-        model_menu.addAction("Model on a server…", self.choose_server_model)
-        add_model.setMenu(model_menu)
-        self.model_menu = model_menu
-        add_model.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        add_model = self.add_model_button(
+            "Use another model: a .pth or .safetensors super-resolution model (ESRGAN, DAT, "
+            "SwinIR, Compact… anything spandrel recognizes), or one on your ComfyUI servers",
+            [("Model file…", self._choose_model_file),
+             ("Model on a server…", self.choose_server_model)])
         self.size = QComboBox()  # the presets by name; a recipe's own size is added when recalled
         for key, label in PRESETS:
             self.size.addItem(label, key)
