@@ -270,3 +270,17 @@ def test_the_text_panel_s_status_line_has_room_at_1024_px(make_window):
     text.status.setText("90 tokens, 30.1 tok/s · cut off at Max tokens")
     QApplication.processEvents()
     assert text.status.isVisible() and text.status.width() >= 200, text.status.width()
+
+
+def test_closing_the_window_closes_the_welcome_page_so_the_studio_quits(make_window,
+                                                                       monkeypatch):
+    from creative_studio.core.settings import Settings
+
+    monkeypatch.delenv("CREATIVE_STUDIO_NO_DIALOGS")
+    window = make_window(settings=Settings())
+    window.first_run()
+    assert window.welcome.isVisible()
+    monkeypatch.setenv("CREATIVE_STUDIO_NO_DIALOGS", "1")  # no question at close
+    window.close()
+    QApplication.processEvents()
+    assert not any(w.isVisible() for w in QApplication.topLevelWidgets())

@@ -834,7 +834,8 @@ class MainWindow(QMainWindow):
 
     def first_run(self) -> None:
         """The first launch opens the welcome page (once; Help → Welcome brings it back)."""
-        if self.settings.welcomed or os.environ.get("CREATIVE_STUDIO_NO_DIALOGS") == "1":
+        if self.settings.welcomed or os.environ.get("CREATIVE_STUDIO_NO_DIALOGS") == "1" \
+                or not self.isVisible():  # closed meanwhile (--exit-after-paint)
             return
         self.settings.welcomed = True
         self._save_settings()
@@ -924,6 +925,10 @@ class MainWindow(QMainWindow):
             event.ignore()
             return
         self._autosave.stop()
+        from PySide6.QtWidgets import QDialog
+
+        for dialog in self.findChildren(QDialog):  # the welcome page, the manual…: the
+            dialog.close()                          # studio quits with its window
         self.runner.shutdown(cancel=True, timeout=5)
         for plugin_id, panel in self.panels.items():
             try:
