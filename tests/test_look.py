@@ -284,3 +284,23 @@ def test_closing_the_window_closes_the_welcome_page_so_the_studio_quits(make_win
     window.close()
     QApplication.processEvents()
     assert not any(w.isVisible() for w in QApplication.topLevelWidgets())
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_control_boundaries_are_drawn_at_3_to_1(qapp, theme):
+    """WCAG 1.4.11: a button's, a field's and a combo box's edge against the window."""
+    from PySide6.QtWidgets import QComboBox, QLineEdit, QPushButton
+
+    from creative_studio.ui.theme import PALETTES, apply_theme, contrast
+
+    apply_theme(qapp, theme)
+    try:
+        window = PALETTES[theme]["Window"]
+        for widget in (QPushButton("Generate"), QLineEdit("text"), QComboBox()):
+            widget.resize(120, 30)
+            image = widget.grab().toImage()
+            edge = min((image.pixelColor(60, y) for y in range(3)),
+                       key=lambda c: -contrast(c, window))  # the strongest of the top rows
+            assert contrast(edge, window) >= 3.0, (type(widget).__name__, edge.name())
+    finally:
+        apply_theme(qapp, "light")
