@@ -36,18 +36,10 @@ from PySide6.QtWidgets import (
 
 from ..core import paths
 from .icons import icon
+from .theme import SPACING, set_type
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "resources" / "sample" / "sample.csproj"
-TITLE_SCALE = 1.6  # the type scale: body 1, section 1.15, title 1.6
-
-
-def _scaled(label: QLabel, scale: float, bold: bool = True) -> QLabel:
-    font = label.font()
-    font.setPointSizeF(font.pointSizeF() * scale)
-    font.setBold(bold)
-    label.setFont(font)
-    return label
 
 
 class WelcomeDialog(QDialog):
@@ -59,8 +51,8 @@ class WelcomeDialog(QDialog):
         self.setWindowTitle("Welcome to Creative Studio")
         self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         layout = QVBoxLayout(self)
-        layout.setSpacing(12)
-        layout.addWidget(_scaled(QLabel("Welcome to Creative Studio"), TITLE_SCALE))
+        layout.setSpacing(SPACING + 4)
+        layout.addWidget(set_type(QLabel("Welcome to Creative Studio"), "title"))
         intro = QLabel("Write, draw, compose and upscale with models on this computer. "
                        "Everything you make is kept in one project file with its recipe: "
                        "the prompt, settings, seed and model, so any result can be made "
@@ -68,7 +60,7 @@ class WelcomeDialog(QDialog):
         intro.setWordWrap(True)
         layout.addWidget(intro)
 
-        layout.addWidget(_scaled(QLabel("The models that come with the studio"), 1.15))
+        layout.addWidget(set_type(QLabel("The models that come with the studio"), "section"))
         models = QGridLayout()
         models.setHorizontalSpacing(10)
         models.setColumnStretch(1, 1)
@@ -99,7 +91,7 @@ class WelcomeDialog(QDialog):
             self.start_buttons[plugin_id] = start
         layout.addLayout(models)
 
-        layout.addWidget(_scaled(QLabel("Bring your own"), 1.15))
+        layout.addWidget(set_type(QLabel("Bring your own"), "section"))
         ways = QHBoxLayout()
         self.own_model = QToolButton()
         self.own_model.setText("Use a model you already have…")

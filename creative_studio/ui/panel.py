@@ -227,6 +227,7 @@ class PluginPanel(QWidget):
                    advanced: QFormLayout | None = None) -> QWidget:
         """Settings on the left: the essentials (``form``), a row of buttons, the queue and
         message lines, then ``advanced`` in a fold that opens as the user left it."""
+        from .theme import SPACING
         from .widgets import Fold
 
         side = QWidget()
@@ -235,6 +236,7 @@ class PluginPanel(QWidget):
             if each is not None:
                 each.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
         layout = QVBoxLayout(side)
+        layout.setSpacing(SPACING)
         layout.addLayout(form)
         row = QHBoxLayout()
         for button in buttons:

@@ -59,6 +59,22 @@ PAIRS = (
 )
 
 
+# one type scale and one spacing for every page and panel (point size × factor)
+TYPE_SCALE = {"title": 1.6, "section": 1.15, "body": 1.0, "small": 0.9}
+SPACING = 8  # px between a panel's rows and groups
+
+
+def set_type(widget, role: str, bold: bool | None = None):
+    """Set ``widget``'s font to a step of the type scale (titles and sections bold)."""
+    font = widget.font()
+    app = QApplication.instance()
+    base = app.font().pointSizeF() if app is not None else font.pointSizeF()
+    font.setPointSizeF(base * TYPE_SCALE[role])
+    font.setBold(role in ("title", "section") if bold is None else bold)
+    widget.setFont(font)
+    return widget
+
+
 def luminance(color: str | QColor) -> float:
     """WCAG relative luminance of an sRGB colour."""
     c = QColor(color)

@@ -252,6 +252,9 @@ class Fold(QWidget):
         self.header.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         self.header.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.header.setToolTip(f"Show or hide the {title.lower()} settings")
+        from .theme import set_type
+
+        set_type(self.header, "body", bold=True)  # a section of the column
         self.content = content
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)

@@ -27,6 +27,7 @@ from creative_studio.core.jobs import Job, Request
 from creative_studio.core.project import Item
 from creative_studio.io.imports import IMAGE_SUFFIXES, import_image, input_files
 from creative_studio.ui.panel import PluginPanel
+from creative_studio.ui.theme import set_type
 from creative_studio.ui.widgets import (
     Fold,
     ImageLoader,
@@ -276,7 +277,7 @@ class UpscalePanel(PluginPanel):
                   self.view.actual_pixels).setWhatsThis("Actual pixels (1:1)")
         self.view.setToolTip("Drag: move the split · wheel: zoom · right-drag: pan")
         view_bar = QHBoxLayout()
-        view_bar.addWidget(QLabel("Drag: split · wheel: zoom"), 1)
+        view_bar.addWidget(set_type(QLabel("Drag: split · wheel: zoom"), "small"), 1)
         view_bar.addWidget(fit)
         view_bar.addWidget(one)
         main = QWidget()
