@@ -165,3 +165,73 @@ def test_any_request_fits_or_is_refused_and_keeps_the_end_of_its_document():
 
     check()
     seen.require("refused", "kept whole", "cut", "lowered", at_least=5)
+
+
+def test_the_separator_before_a_reply():
+    from plugins.text.panel import separator
+
+    assert separator("Here is what I need help with!", "") == "\n\n"
+    assert separator("A line.\n", "") == "\n"
+    assert separator("A paragraph.\n\n", "") == ""
+    assert separator("", "") == "" and separator("  \n", "text") == ""
+    assert separator("The lighthouse stood alone.", "\nIts keeper…") == "\n\n"
+    assert separator("The lighthouse", " stood alone.") == " "
+    assert separator("The lighthouse ", "stood alone.") == ""
+
+
+@pytest.mark.parametrize(("original", "rewritten", "problem"), [
+    ("The cat sat on the mat.",
+     "In this context, the sentence is more vivid because it uses a metaphor.", "commentary"),
+    ("The cat sat on the mat.", "Here is a more vivid version: the cat sprawled.",
+     "commentary"),
+    ("The cat sat on the mat.", "The sentence now uses stronger verbs.", "commentary"),
+    ("The cat sat on the mat.", "the cat sat on the mat", "unchanged"),
+    ("The cat sat on the mat.", "The tabby sprawled across the faded mat.", ""),
+    ("The sentence was long.", "The sentence ran on and on.", ""),
+])
+def test_a_rewrite_that_is_no_rewrite_is_told_apart(original, rewritten, problem):
+    from plugins.text.generator import rewrite_problem
+
+    assert rewrite_problem(original, rewritten) == problem
+
+
+def test_nothing_written_is_no_result():
+    from creative_studio.core.errors import Cancelled, StudioError
+    from creative_studio.core.jobs import ModelIdentity
+    from plugins.text.generator import EMPTY, text_result
+
+    identity = ModelIdentity(name="m", ref="embedded:m", sha256="0" * 64)
+    with pytest.raises(StudioError, match="wrote nothing"):
+        text_result(" \n", identity, "cpu", 0, 0.1, "eos")
+    with pytest.raises(Cancelled):
+        text_result("", identity, "cpu", 0, 0.1, "stopped")
+    assert "nothing was saved" in EMPTY
+    assert text_result("Words.", identity, "cpu", 2, 0.1, "eos").title == "Words."
+
+
+def test_a_rewrite_keeping_the_original_s_own_opening_is_no_commentary():
+    from plugins.text.generator import rewrite_problem
+
+    assert rewrite_problem("The text was short.", "The text is short and sharp.") == ""
+
+
+def test_what_the_panel_says_when_a_reply_finishes():
+    from plugins.text.panel import TextPanel
+
+    def said(task, meta, original="The cat sat.", text="The tabby sprawled.", tokens=90):
+        request = Request("text", task, params={"max_tokens": tokens})
+        return TextPanel.finish_message(request, meta, original, text)
+
+    cut = said("generate", {"finish_reason": "interrupted",
+                            "interrupted": "the server closed the stream"})
+    assert cut[1] and "cut off (the server closed the stream)" in cut[0]
+    assert said("generate", {"finish_reason": "length"}) == (
+        "Stopped at Max tokens (90): Continue (Ctrl+Shift+Return) writes on, or raise Max "
+        "tokens under Advanced.", False)
+    assert said("generate", {"finish_reason": "eos"}) is None
+    assert "talked about the text" in said(
+        "rewrite", {"finish_reason": "eos"},
+        text="In this context, the sentence is more vivid because it uses a metaphor.")[0]
+    assert "unchanged" in said("rewrite", {"finish_reason": "eos"}, text="The cat sat.")[0]
+    assert "reached Max tokens (90)" in said("rewrite", {"finish_reason": "length"})[0]
+    assert said("rewrite", {"finish_reason": "eos"}) is None

@@ -57,8 +57,32 @@ def test_a_reply_goes_where_the_user_placed_the_cursor(qtbot, panel):
     panel.generate()
     job = finish(qtbot, panel)
     reply = job.result.assets[0].data.decode()
-    assert panel.editor.toPlainText() == ("The lighthouse stood alone." + reply +
+    # at the end of a line: a new paragraph there, never glued to the sentence
+    assert panel.editor.toPlainText() == ("The lighthouse stood alone.\n\n" + reply +
                                           "\nIts keeper wrote every night.")
+
+
+def test_a_reply_at_a_cursor_placed_at_the_end_starts_a_new_paragraph(qtbot, panel):
+    """Found by a new user: "help with!As I stepped into…" — the cursor put at the end."""
+    reopened(panel, "Here is what I need help with!")
+    panel.editor.setFocus()
+    qtbot.waitUntil(panel.editor.hasFocus, timeout=5000)
+    panel.editor.moveCursor(QTextCursor.MoveOperation.End)
+    panel.generate()
+    job = finish(qtbot, panel)
+    reply = job.result.assets[0].data.decode()
+    assert panel.editor.toPlainText() == "Here is what I need help with!\n\n" + reply
+    panel.use_output(job.item_id and panel.window_.store.item(job.item_id))
+    assert panel.editor.toPlainText().endswith(reply + "\n\n" + reply)  # Insert too
+
+
+def test_continue_sends_the_document_not_a_stale_instruction(qtbot, panel):
+    reopened(panel)  # its instruction box holds an earlier instruction
+    panel.continue_text()
+    job = finish(qtbot, panel)
+    assert job.request.prompt == "" and job.request.params["context"] == DRAFT
+    item = panel.window_.store.item(job.item_id)
+    assert "Write one more sentence" not in item.title
 
 
 def test_each_generation_is_one_undo_step(qtbot, panel):
@@ -107,7 +131,7 @@ def test_history_insert_puts_an_alternative_at_the_cursor(qtbot, panel):
     panel.editor.setTextCursor(cursor)
     panel.use_output(second)
     alternative = window.store.item_text(second)
-    assert panel.editor.toPlainText() == ("First paragraph." + alternative +
+    assert panel.editor.toPlainText() == ("First paragraph.\n\n" + alternative +
                                           after_first[len("First paragraph."):])
     assert window.store.item_text(first) in panel.editor.toPlainText()  # nothing replaced
 

@@ -18,10 +18,11 @@ from a generator of the job's own seed, so two jobs on two workers never share o
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
-from creative_studio.core.errors import BadInput, Cancelled
+from creative_studio.core.errors import BadInput, Cancelled, StudioError
 from creative_studio.core.jobs import Asset, Inputs, ModelIdentity, Request, Result
 from creative_studio.core.models import ModelSource
 from creative_studio.core.progress import Progress
@@ -44,9 +45,43 @@ def title_of(text: str) -> str:
     return " ".join(words[:8]) + ("…" if len(words) > 8 else "")
 
 
+EMPTY = ("The model wrote nothing (it ended at once), so nothing was saved. Try again — "
+         "another seed often writes on — or give an instruction and Generate.")
+
+# how a reply that talks about the text (instead of rewriting it) tends to begin
+_COMMENTARY = re.compile(
+    r"^\s*(?:sure|certainly|of course|here(?:'s| is| are)|in this (?:context|sentence|text)|"
+    r"this (?:sentence|text|passage|version|rewrite)|the (?:sentence|text|passage|original|"
+    r"rewritten|revised)|i (?:have|'ve|would|changed|rewrote|made)|by (?:using|adding|"
+    r"changing))\b", re.IGNORECASE)
+
+
+def rewrite_problem(original: str, rewritten: str) -> str:
+    """Why a rewrite is not one: "unchanged" (the same words), "commentary" (a reply that
+    talks about the text — "In this context, the sentence is more vivid because…"), or ""."""
+    def words(text: str) -> list[str]:
+        return re.findall(r"[\w']+", text.lower())
+
+    if words(original) == words(rewritten):
+        return "unchanged"
+    for found in (_COMMENTARY.match(rewritten), re.search(
+            r"\b((?:the|this) (?:original )?(?:sentence|text|passage)) (?:is|now|uses|has)\b",
+            rewritten, re.IGNORECASE)):
+        # words the original itself has ("The sentence was long.") are no commentary
+        if found and found.group(found.lastindex or 0).strip().lower() \
+                not in original.lower():
+            return "commentary"
+    return ""
+
+
 def text_result(text: str, identity: ModelIdentity, device: str, tokens: int, elapsed: float,
                 finish: str, *, title_prefix: str = "", **metadata: Any) -> Result:
-    """The Result of a text job (every engine): the text, its title and the figures."""
+    """The Result of a text job (every engine): the text, its title and the figures. Nothing
+    written is no result: stopped, the job is cancelled; else it fails, saying so (EMPTY)."""
+    if not text.strip():
+        if finish == "stopped":
+            raise Cancelled()
+        raise StudioError(EMPTY)
     return Result(
         assets=[Asset("text", "text/plain; charset=utf-8", text.encode("utf-8"))],
         model=identity, device=device, title=title_prefix + title_of(text),

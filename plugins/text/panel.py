@@ -25,7 +25,7 @@ from creative_studio.core.project import Item, ProjectStore
 from creative_studio.ui.panel import PluginPanel
 from creative_studio.ui.widgets import SeedField, StatusLine, menu_button
 
-from .generator import PRESETS
+from .generator import PRESETS, rewrite_problem
 
 READING_WPM = 238  # adults' average silent reading speed of prose (Brysbaert 2019)
 EXAMPLE = "Write an opening paragraph for a mystery set in Lisbon."
@@ -65,6 +65,17 @@ class WritingEditor(QPlainTextEdit):
             self.document().setDocumentMargin(padding)
         if self.viewportMargins().left() != side:
             self.setViewportMargins(side, 0, side, 0)
+
+
+def separator(before: str, after: str) -> str:
+    """What goes between the text before the cursor and a reply inserted there: a new
+    paragraph at the end of a line ("help with!" + reply never glue together), a space in the
+    middle of one, nothing at the start or after whitespace."""
+    if not before.strip() or before.endswith("\n\n"):
+        return ""
+    if not after or after.startswith("\n"):
+        return "\n" if before.endswith("\n") else "\n\n"
+    return "" if before[-1].isspace() else " "
 
 
 def reading_time(words: int) -> str:
@@ -250,12 +261,10 @@ class TextPanel(PluginPanel):
         when the user placed one in the document, else at the end — as a new paragraph
         (``paragraph``) or right after the text (a continuation)."""
         text = self.editor.toPlainText()
-        if self._placed:
-            return self.editor.textCursor().position(), ""
-        if not paragraph or not text.strip():
-            return len(text), ""
-        return len(text), "" if text.endswith("\n\n") else \
-            "\n" if text.endswith("\n") else "\n\n"
+        at = self.editor.textCursor().position() if self._placed else len(text)
+        if not paragraph:  # a continuation: the model's own tokens bring their spacing
+            return at, ""
+        return at, separator(text[:at], text[at:])
 
     def generate(self) -> None:
         params = {}
@@ -267,7 +276,9 @@ class TextPanel(PluginPanel):
     def continue_text(self) -> None:
         at, _ = self.insertion(paragraph=False)
         params = {"context": self.editor.toPlainText()[:at]}
-        self._submit("continue", self.instruction.toPlainText(), params, at)
+        # the continuation reads the document only: an instruction left in the box from an
+        # earlier reply is not its prompt (nor its name in the History)
+        self._submit("continue", "", params, at)
 
     def rewrite(self) -> None:
         cursor = self.editor.textCursor()
@@ -351,13 +362,9 @@ class TextPanel(PluginPanel):
             self._replace_stream_text(text)
             meta = job.result.metadata
             self.status.setText(status_line(meta))
-            if job.request.task == "rewrite" and meta.get("finish_reason") in ("length",
-                                                                                "stopped"):
-                why = "was stopped" if meta.get("finish_reason") == "stopped" else \
-                    f"reached Max tokens ({job.request.params.get('max_tokens')})"
-                self.show_message(f"The rewrite {why} before it was finished: the selection "
-                                  "is only partly rewritten. Edit → Undo (Ctrl+Z) brings the "
-                                  "original back; the History keeps both.", error=True)
+            told = self.finish_message(job.request, meta, stream["original"], text)
+            if told:
+                self.show_message(*told)
         else:
             self._replace_stream_text(stream["original"], raw=True)  # give back what was there
             if job.state is JobState.FAILED:
@@ -368,6 +375,36 @@ class TextPanel(PluginPanel):
         self._stream = None
         self.editor.setExtraSelections([])
         self.editor.setReadOnly(False)
+
+    @staticmethod
+    def finish_message(request, meta: dict[str, Any], original: str,
+                       text: str) -> tuple[str, bool] | None:
+        """What the panel says of a finished reply, (message, error): a rewrite cut short,
+        unchanged or answered with commentary; a reply cut off by Max tokens or by the
+        server."""
+        finish = meta.get("finish_reason")
+        if meta.get("interrupted"):
+            return (f"The server's reply was cut off ({meta['interrupted']}): what arrived is "
+                    "kept, marked (cut off) in the History. Continue writes on from it.", True)
+        if request.task == "rewrite":
+            if finish in ("length", "stopped"):
+                why = "was stopped" if finish == "stopped" else \
+                    f"reached Max tokens ({request.params.get('max_tokens')})"
+                return (f"The rewrite {why} before it was finished: the selection is only "
+                        "partly rewritten. Edit → Undo (Ctrl+Z) brings the original back; the "
+                        "History keeps both.", True)
+            problem = rewrite_problem(original, text)
+            if problem == "unchanged":
+                return ("The rewrite came back unchanged: try again (another seed) or say "
+                        "more in the instruction.", True)
+            if problem == "commentary":
+                return ("The model talked about the text instead of rewriting it: Edit → Undo "
+                        "(Ctrl+Z) brings the original back. A larger model (a GGUF of your "
+                        "own, or a server) follows rewrite instructions far better.", True)
+        elif finish == "length":
+            return (f"Stopped at Max tokens ({request.params.get('max_tokens')}): Continue "
+                    "(Ctrl+Shift+Return) writes on, or raise Max tokens under Advanced.", False)
+        return None
 
     def _update_count(self) -> None:
         words = len(self.editor.toPlainText().split())
