@@ -121,6 +121,7 @@ def test_icons_on_tabs_and_toolbar_follow_the_theme(make_window):
 
 def test_the_toolbar_generate_follows_the_panel_shown(make_window):
     window = make_window()
+    assert not window.acts["stop"].isEnabled()  # nothing runs at start
     window.tabs.setCurrentWidget(window.panels["upscale"])
     assert window.acts["generate"].text() == "Upscale"
     window.tabs.setCurrentWidget(window.panels["music"])
@@ -304,3 +305,14 @@ def test_control_boundaries_are_drawn_at_3_to_1(qapp, theme):
             assert contrast(edge, window) >= 3.0, (type(widget).__name__, edge.name())
     finally:
         apply_theme(qapp, "light")
+
+
+def test_the_embedded_text_model_says_what_it_is(make_window):
+    window = make_window()
+    text = window.panels["text"]
+    _shown(window, text)
+    assert text.model_note.isVisible() and "add your own GGUF or a server" in \
+        text.model_note.text()
+    assert "Tiny (135M)" in text.model_note.toolTip()
+    text.add_model_ref("/models/my-model.gguf", "GGUF: my-model.gguf")
+    assert not text.model_note.isVisible()

@@ -113,6 +113,7 @@ class MainWindow(QMainWindow):
         self._build_menus()
         self._build_toolbar()
         self.tabs.currentChanged.connect(self._panel_shown)
+        self._panel_shown()
         self._set_store(self.store)
         self._update_device_label()
 

@@ -605,9 +605,10 @@ class PluginPanel(QWidget):
         for offer in self.manifest.models:
             missing = "" if available(offer) else " — files missing"
             combo.addItem(offer.name + missing, offer.ref)
-            if offer.description:
-                combo.setItemData(combo.count() - 1, offer.description,
-                                  Qt.ItemDataRole.ToolTipRole)
+            tip = ". ".join(t for t in (offer.summary, offer.limits) if t) or \
+                offer.description
+            if tip:
+                combo.setItemData(combo.count() - 1, tip, Qt.ItemDataRole.ToolTipRole)
         self.model = combo
         return combo
 

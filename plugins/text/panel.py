@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 from creative_studio.core.jobs import Job, JobState
 from creative_studio.core.project import Item, ProjectStore
 from creative_studio.ui.panel import PluginPanel
+from creative_studio.ui.theme import set_type
 from creative_studio.ui.widgets import SeedField, StatusLine, menu_button
 
 from .generator import PRESETS, rewrite_problem
@@ -141,8 +142,14 @@ class TextPanel(PluginPanel):
         self.use_context.setToolTip("Give the document around the cursor to the model as "
                                     "context (what does not fit is left out, and said)")
 
+        # the embedded model says honestly what it is (the manifest's summary and limits)
+        self.model_note = set_type(QLabel(), "small", bold=False)
+        self.model_note.setWordWrap(True)
+        self.model.currentIndexChanged.connect(self._model_note)
+        self._model_note()
         form = QFormLayout()
         form.addRow("Model", model_row)
+        form.addRow("", self.model_note)
         form.addRow("Preset", self.preset)
         advanced = QFormLayout()  # what a writer rarely changes folds away
         advanced.addRow("System", self.system)
@@ -216,6 +223,15 @@ class TextPanel(PluginPanel):
         self.list_server_models()
 
     # -- models -------------------------------------------------------------------------
+    def _model_note(self, *_args) -> None:
+        ref = str(self.model.currentData() or "")
+        offer = next((o for o in self.manifest.models if o.ref == ref), None)
+        shown = offer is not None and bool(offer.limits)
+        self.model_note.setText("Small and fast, for drafts: add your own GGUF or a server "
+                                "(+) for more." if shown else "")
+        self.model_note.setToolTip(offer.limits if shown else "")
+        self.model_note.setVisible(shown)
+
     def _choose_folder(self) -> None:
         self.choose_model_path("Choose a transformers model folder")
 
