@@ -31,7 +31,7 @@ from .core.jobs import JobEventKind, JobState, Request, random_seed, variations
 from .core.params import Param
 from .core.settings import Settings
 
-COMMANDS = ("generate", "list", "export", "check", "plugins", "servers")
+COMMANDS = ("generate", "list", "export", "check", "plugins", "servers", "models")
 _COUNT_FLAGS = ("-n", "--count", "--variations", "--alternatives", "--batch")
 
 
@@ -86,7 +86,47 @@ def _parser(registry) -> argparse.ArgumentParser:
     test = servers_sub.add_parser("test", help="reach a server, check its key, list models "
                                                "(a ComfyUI server: version, device, memory)")
     test.add_argument("name")
+    models = sub.add_parser("models", help="the GGUF models already on this computer (LM "
+                                           "Studio, Ollama, GPT4All, Jan, text-generation-"
+                                           "webui, the Hugging Face cache…)")
+    models_sub = models.add_subparsers(dest="action", required=True, metavar="ACTION")
+    found = models_sub.add_parser("list", help="list them: name, quantization, architecture, "
+                                               "size, path (headers only; nothing written)")
+    found.add_argument("--folder", action="append", default=[], metavar="DIR",
+                       help="a folder to scan too (repeatable)")
+    found.add_argument("--only", action="store_true",
+                       help="scan only the --folder folders, not the usual apps' folders")
+    found.add_argument("--json", action="store_true", help="one JSON list")
     return parser
+
+
+def _models(args) -> int:
+    """creative-studio models list: the GGUFs already on this computer."""
+    import dataclasses
+
+    from .core import discover
+
+    folders = [] if args.only else discover.known_folders()
+    folders += [("folder", Path(f)) for f in args.folder]
+    found = discover.scan(folders)
+    if args.json:
+        print(json.dumps([dataclasses.asdict(m) for m in found], indent=1))
+        return 0
+    if not found:
+        print("No GGUF models found (looked in: "
+              + ", ".join(str(f) for _, f in folders) + ").")
+        return 0
+    for model in found:
+        if model.error:
+            print(f"{'?':>9}  {model.path}  ({model.error})")
+            continue
+        copies = f"  (+{len(model.copies)} copies)" if model.copies else ""
+        print(f"{model.size / 2**30:7.2f} GB  {model.label}  [{model.app}]  "
+              f"{model.path}{copies}")
+    readable = sum(1 for m in found if not m.error)
+    print(f"{readable} model(s)" + (f", {len(found) - readable} unreadable"
+                                    if len(found) > readable else ""))
+    return 0
 
 
 def _plugin_parser(gen_sub, manifest) -> None:
@@ -463,6 +503,8 @@ def main(argv: list[str] | None = None) -> int:
             return _plugins(registry)
         if args.command == "servers":
             return _servers(args)
+        if args.command == "models":
+            return _models(args)
         return {"list": _list, "export": _export, "check": _check}[args.command](args)
     except StudioError as exc:  # said where it is read, and kept in studio.log
         logging.getLogger(__name__).warning("%s: %s", args.command, exc)

@@ -35,7 +35,7 @@ def _bounded_int(text: str) -> Any:
 # version N → N + 1, for changes the fields' defaults cannot express (a renamed field, a value
 # whose meaning changed). Versions 2–5 only added fields with defaults (servers; model_process
 # and cpu_threads; folders and default_folder) and dropped one nothing read (models_dir);
-# 6 added folds, welcomed and serif:
+# 6 added folds, welcomed, serif, model_folders and scan_models:
 # unknown fields are ignored and missing ones take their defaults, so they need no step.
 MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
 
@@ -56,6 +56,8 @@ class Settings:
     folds: dict = field(default_factory=dict)  # panel id → its Advanced fold is open
     welcomed: bool = False  # the welcome page was seen (it opens at the first launch)
     serif: bool = False  # the Text panel's document in a serif font
+    model_folders: list = field(default_factory=list)  # more folders of GGUF models to scan
+    scan_models: bool = True  # at start, list the GGUFs other apps keep (core/discover.py)
     version: int = VERSION
     # what could not be read from the file (never saved): told once, the file kept aside
     damage: list[str] = field(default_factory=list, repr=False, compare=False)

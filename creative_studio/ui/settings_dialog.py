@@ -57,6 +57,11 @@ class SettingsDialog(QDialog):
                                        "model never closes the window)")
         self.model_process.setChecked(settings.model_process)
         self.model_process.setToolTip("Takes effect the next time the studio starts.")
+        self.scan_models = QCheckBox("At start, list the GGUF models other apps keep (LM "
+                                     "Studio, Ollama, GPT4All, Jan…) in the Text panel")
+        self.scan_models.setChecked(settings.scan_models)
+        self.scan_models.setToolTip("Only their headers are read; nothing is written. Text "
+                                    "→ + → Models on this computer… lists them any time.")
         self.default_folder = QLineEdit(settings.default_folder)
         self.default_folder.setPlaceholderText("the folder the studio was started in")
         self.default_folder.setToolTip("Where Open, Save and Export dialogs start until each "
@@ -74,6 +79,7 @@ class SettingsDialog(QDialog):
         form.addRow(self.model_process)
         form.addRow("Theme", self.theme)
         form.addRow(self.downloads)
+        form.addRow(self.scan_models)
         form.addRow(note)
         self.servers = ServersPage(settings)
         self.tabs = QTabWidget()
@@ -96,4 +102,5 @@ class SettingsDialog(QDialog):
         self.settings.cpu_threads = self.threads.value()
         self.settings.default_folder = self.default_folder.text().strip()
         self.settings.model_process = self.model_process.isChecked()
+        self.settings.scan_models = self.scan_models.isChecked()
         self.settings.servers = self.servers.servers()

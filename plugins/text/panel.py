@@ -118,7 +118,8 @@ class TextPanel(PluginPanel):
         add_model = self.add_model_button(
             "Use another model: a transformers folder, a GGUF file, a Hugging Face id or a "
             "model on a server",
-            [("Model folder…", self._choose_folder), ("GGUF file…", self._choose_gguf),
+            [("Models on this computer…", self.found_models_dialog),
+             ("Model folder…", self._choose_folder), ("GGUF file…", self._choose_gguf),
              ("Hugging Face id…", self._choose_hub),
              ("Model on a server…", self.choose_server_model)])
         model_row = QHBoxLayout()
@@ -215,6 +216,8 @@ class TextPanel(PluginPanel):
         QShortcut(QKeySequence("Ctrl+Shift+Return"), self,
                   self.continue_text).setWhatsThis("Continue the document")
         self.set_serif(bool(getattr(context.settings, "serif", False)))
+        if getattr(context.settings, "scan_models", False):
+            self.scan_models()
         self.settings_changed()  # the servers' models join the list when they answer
 
     # -- servers ----------------------------------------------------------------------------
@@ -223,6 +226,35 @@ class TextPanel(PluginPanel):
         self.list_server_models()
 
     # -- models -------------------------------------------------------------------------
+    # -- models on this computer -----------------------------------------------------------
+    def found_models_dialog(self) -> None:
+        from .found import FoundModelsDialog
+
+        self.found_dialog = FoundModelsDialog(self)
+        self.found_dialog.open()
+
+    def scan_models(self) -> None:
+        """At start, off the GUI thread: the GGUFs other apps keep join the model list."""
+        from creative_studio.core import discover
+        from creative_studio.ui.servers import Background
+
+        from .found import folders_of
+
+        folders = folders_of(self.context.settings)
+        self._scanning = Background(self)
+        self._scanning.done.connect(self._models_found)
+        self._scanning.run(lambda: discover.scan(folders))
+
+    def _models_found(self, found, error: str) -> None:
+        current = self.model.currentIndex()
+        for model in found or []:
+            if not model.error and self.model.findData(model.path) < 0:
+                self.model.addItem(f"{model.label} — on this computer", model.path)
+                self.model.setItemData(self.model.count() - 1,
+                                       f"{model.path} ({model.app})",
+                                       Qt.ItemDataRole.ToolTipRole)
+        self.model.setCurrentIndex(current)
+
     def _model_note(self, *_args) -> None:
         ref = str(self.model.currentData() or "")
         offer = next((o for o in self.manifest.models if o.ref == ref), None)
