@@ -171,15 +171,21 @@ def test_the_window_says_it_and_keeps_the_file(qtbot):
 
 
 def test_an_unknown_command_is_refused_not_made_a_project(tmp_path):
-    out = subprocess.run([sys.executable, str(ROOT / "main.py"), "models", "list"],
+    out = subprocess.run([sys.executable, str(ROOT / "main.py"), "voices", "list"],
                          capture_output=True, text=True, cwd=tmp_path, timeout=60,
                          env={**os.environ})
     assert out.returncode == 2
-    assert out.stderr.strip() == ("creative-studio: 'models' is neither a command nor a "
+    assert out.stderr.strip() == ("creative-studio: 'voices' is neither a command nor a "
                                   "project file. Commands: generate, list, export, check, "
-                                  "plugins, servers (each has --help); a new project is made "
-                                  "by a name that ends in .csproj.")
-    assert list(tmp_path.iterdir()) == []  # no models.csproj
+                                  "plugins, servers, models (each has --help); a new project "
+                                  "is made by a name that ends in .csproj.")
+    assert list(tmp_path.iterdir()) == []  # no voices.csproj
+    # what a new user typed first is a command now: the GGUFs on this computer
+    out = subprocess.run([sys.executable, str(ROOT / "main.py"), "models", "list", "--only"],
+                         capture_output=True, text=True, cwd=tmp_path, timeout=60,
+                         env={**os.environ})
+    assert out.returncode == 0 and "No GGUF models found" in out.stdout
+    assert not list(tmp_path.glob("*.csproj"))
     folder = tmp_path / "a-folder"
     folder.mkdir()
     assert subprocess.run([sys.executable, str(ROOT / "main.py"), str(folder)],
