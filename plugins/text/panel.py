@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QColor, QKeySequence, QShortcut, QTextCursor
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -29,6 +29,7 @@ from creative_studio.ui.widgets import SeedField, StatusLine, menu_button
 from .generator import PRESETS, rewrite_problem
 
 READING_WPM = 238  # adults' average silent reading speed of prose (Brysbaert 2019)
+SCAN_DELAY_MS = 1500  # the models other apps keep are looked for after the window appears
 EXAMPLE = "Write an opening paragraph for a mystery set in Lisbon."
 MEASURE = 70  # characters per line in focus mode (readable: 60–75)
 PROSE = ("It was a bright cold day in April, and the clocks were striking thirteen. The fog "
@@ -216,8 +217,8 @@ class TextPanel(PluginPanel):
         QShortcut(QKeySequence("Ctrl+Shift+Return"), self,
                   self.continue_text).setWhatsThis("Continue the document")
         self.set_serif(bool(getattr(context.settings, "serif", False)))
-        if getattr(context.settings, "scan_models", False):
-            self.scan_models()
+        if getattr(context.settings, "scan_models", False):  # once the window is up
+            QTimer.singleShot(SCAN_DELAY_MS, self.scan_models)
         self.settings_changed()  # the servers' models join the list when they answer
 
     # -- servers ----------------------------------------------------------------------------
