@@ -179,6 +179,10 @@ class TextGenerator:
                     "Reply with the rewritten text only.")
         else:
             user = request.prompt.strip()
+            if int(p.get("items", 0) or 0):
+                from .decoding import list_instruction
+
+                user += list_instruction(int(p["items"]))
             context = str(p.get("context", ""))
             if context.strip():
                 if context_chars is not None:
@@ -191,9 +195,23 @@ class TextGenerator:
         return messages
 
     def generate(self, request: Request, progress: Progress, inputs: Inputs) -> Result:
+        from .decoding import banned_list, find_banned
+
         assert self.engine is not None
         progress.check()
-        return self.engine.generate(request, progress)
+        local = self.engine.name == "llama.cpp"
+        if int(request.params.get("items", 0) or 0) and request.task == "generate" \
+                and not local:
+            raise BadInput(f"A list of exactly {request.params['items']} items is kept to by "
+                           "llama.cpp's grammar: choose a GGUF model (the embedded one, or "
+                           "+ → GGUF file…), or set List items to Free text.")
+        result = self.engine.generate(request, progress)
+        phrases = banned_list(request.params.get("banned", ""))
+        if phrases and not local:  # a server or transformers: checked, not avoided
+            text = result.assets[0].data.decode("utf-8", errors="replace")
+            result.metadata["banned_found"] = [ph for ph in phrases
+                                               if find_banned(text, [ph]) is not None]
+        return result
 
 
 class TransformersEngine:

@@ -165,6 +165,7 @@ class LlamaEngine:
         from llama_cpp import llama_cpp as capi
 
         from .context import fit
+        from .decoding import MAX_BACKTRACKS, banned_list, find_banned, list_grammar, token_index
         from .generator import text_result
 
         self._set_threads(self.fixed_threads or cpu.POLICY.threads())
@@ -178,21 +179,46 @@ class LlamaEngine:
         first_token = None
         temperature = float(p["temperature"])
         llm.set_seed(int(request.seed))
-        sampler = llm._init_sampler(top_k=int(p.get("top_k", 0)), top_p=float(p["top_p"]),
-                                    min_p=float(p.get("min_p", 0.0)), temp=temperature,
-                                    repeat_penalty=float(p["repetition_penalty"]))
-        for token in tokens[-llm.last_n_tokens_size:]:  # the penalty sees the prompt too
-            sampler.accept(token)
+        phrases = banned_list(p.get("banned", ""))
+        items = int(p.get("items", 0) or 0) if request.task == "generate" else 0
+        grammar = None
+        if items:
+            from llama_cpp import LlamaGrammar
+
+            grammar = LlamaGrammar.from_string(list_grammar(items), verbose=False)
+        generated: list[int] = []
+        ends: list[int] = []  # the text's length (characters) after each generated token
+        ban_at: dict[int, set[int]] = {}  # position → tokens a banned phrase began with
+        backtracks = 0
+        avoided: list[str] = []
+
+        def new_sampler():
+            sampler = llm._init_sampler(
+                top_k=int(p.get("top_k", 0)), top_p=float(p["top_p"]),
+                min_p=float(p.get("min_p", 0.0)), temp=temperature,
+                repeat_penalty=float(p["repetition_penalty"]), grammar=grammar)
+            if grammar is None:  # the penalty sees the prompt too (a grammar would refuse it)
+                for token in tokens[-llm.last_n_tokens_size:]:
+                    sampler.accept(token)
+            for token in generated:
+                sampler.accept(token)
+            return sampler
+
+        sampler = new_sampler()
         vocab = llm._model.vocab
         out = bytearray()
         text = ""
         n = 0
         finish = "length"
-        generated: list[int] = []
         while n < max_tokens:
             if progress.cancelled:
                 finish = "stopped"
                 break
+            banned_here = ban_at.get(len(generated))
+            if banned_here:
+                logits = capi.llama_get_logits_ith(llm._ctx.ctx, -1)
+                for token in banned_here:
+                    logits[token] = float("-inf")
             token = sampler.sample(llm._ctx, -1)
             if capi.llama_vocab_is_eog(vocab, token):
                 finish = "eos"
@@ -203,6 +229,26 @@ class LlamaEngine:
             if first_token is None:
                 first_token = time.perf_counter() - started
             text = out.decode("utf-8", errors="ignore")
+            ends.append(len(text))
+            found = find_banned(text, phrases, max(0, (ends[-2] if len(ends) > 1 else 0)
+                                                   - 200)) \
+                if phrases and backtracks < MAX_BACKTRACKS else None
+            if found is not None:  # back to the token the phrase began with; not it again
+                at = token_index(found[0], ends)
+                ban_at.setdefault(at, set()).add(generated[at])
+                for later in [k for k in ban_at if k > at]:
+                    del ban_at[later]
+                backtracks += 1
+                avoided.append(found[1])
+                del generated[at:], ends[at:]
+                text = text[:ends[-1]] if ends else ""
+                out = bytearray(text.encode("utf-8"))
+                keep = len(tokens) + at - 1  # the KV cache up to the token before it
+                llm.n_tokens = keep
+                llm._ctx.kv_cache_seq_rm(-1, keep, -1)
+                llm.eval([generated[-1] if generated else tokens[-1]])
+                sampler = new_sampler()
+                continue
             cut = min((text.find(s) for s in stops if s in text), default=-1)
             if cut >= 0:
                 text = text[:cut]
@@ -224,4 +270,7 @@ class LlamaEngine:
             engine=self.name, engine_version=self.version, threads=self.threads,
             context_tokens=self.n_ctx, context_notes=fitted.notes,
             words_left_out=fitted.words_left_out, chat_template=self.template_source,
-            architecture=self.architecture)
+            architecture=self.architecture, banned_avoided=len(avoided),
+            banned_phrases=sorted(set(avoided)), backtracks=backtracks,
+            **({"banned_note": f"gave up avoiding banned phrases after {MAX_BACKTRACKS} "
+                               "tries"} if backtracks >= MAX_BACKTRACKS else {}))

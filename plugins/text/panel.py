@@ -101,6 +101,11 @@ def status_line(meta: dict[str, Any]) -> str:
     parts += [str(n) for n in meta.get("context_notes") or []]
     if meta.get("engine_note"):
         parts.append(str(meta["engine_note"]))
+    if meta.get("banned_avoided"):
+        count = int(meta["banned_avoided"])
+        parts.append(f"avoided {count} banned phrase{'s' if count != 1 else ''}")
+    if meta.get("banned_note"):
+        parts.append(str(meta["banned_note"]))
     return " · ".join(parts)
 
 
@@ -156,7 +161,11 @@ class TextPanel(PluginPanel):
         advanced = QFormLayout()  # what a writer rarely changes folds away
         advanced.addRow("System", self.system)
         self.param_rows(advanced, "temperature", "top_p", "top_k", "min_p", "max_tokens",
-                        "repetition_penalty")
+                        "repetition_penalty", "items", "banned")
+        self.items = self.param_widget("items")
+        self.banned = self.param_widget("banned")
+        self.banned.setPlaceholderText("Banned phrases, one per line (e.g. a testament to)")
+        self.banned.setFixedHeight(60)
         advanced.addRow("Seed", self.seed_field)
         advanced.addRow("Alternatives", self.alternatives)
         advanced.addRow(self.use_context)
@@ -432,6 +441,10 @@ class TextPanel(PluginPanel):
         unchanged or answered with commentary; a reply cut off by Max tokens or by the
         server."""
         finish = meta.get("finish_reason")
+        if meta.get("banned_found"):
+            return ("Banned phrases are in this reply: " + ", ".join(
+                f"“{p}”" for p in meta["banned_found"][:5]) + ". Only llama.cpp (a GGUF "
+                "model) can avoid them as it writes; this engine's reply was checked.", True)
         if meta.get("interrupted"):
             return (f"The server's reply was cut off ({meta['interrupted']}): what arrived is "
                     "kept, marked (cut off) in the History. Continue writes on from it.", True)
