@@ -199,7 +199,7 @@ class TextGenerator:
 
         assert self.engine is not None
         progress.check()
-        local = self.engine.name == "llama.cpp"
+        local = getattr(self.engine, "name", "") == "llama.cpp"
         if int(request.params.get("items", 0) or 0) and request.task == "generate" \
                 and not local:
             raise BadInput(f"A list of exactly {request.params['items']} items is kept to by "
