@@ -540,6 +540,7 @@ class MusicPanel(PluginPanel):
         main_layout.setContentsMargins(0, 0, 0, 0)
         self.results.setToolTip("This session's results (all of them are in the History)")
         main_layout.addWidget(self.results)
+        self.legend.hide()  # shown with the notes it explains: the roll takes the room
         main_layout.addWidget(self.legend)
         main_layout.addWidget(self.roll, 1)
         main_layout.addLayout(bar)
@@ -578,6 +579,8 @@ class MusicPanel(PluginPanel):
         self.prompt_label.setText("No MIDI chosen (open one, drop one, or Send to → Music)")
         self.second_label.setText("No second MIDI (the melody to arrive at)")
         self.roll.set_notes([], 4.0)
+        self.legend.setText("")
+        self.legend.hide()
         self.info.setText("")
 
     # -- inputs ----------------------------------------------------------------------------
@@ -827,6 +830,7 @@ class MusicPanel(PluginPanel):
                             [(c.start, c.symbol) for c in from_marks(content.marks, end)])
         self.save_edit_button.setEnabled(False)
         self.legend.setText(self._legend(item, content.notes))
+        self.legend.setVisible(bool(self.legend.text()))
 
     def _legend(self, item: Item, notes: list[Note]) -> str:
         """Coloured squares naming the voices (a harmonization's SATB, else the tracks)."""
