@@ -226,9 +226,11 @@ def describe(path: Path, app: str, name: str = "") -> FoundModel:
 
 
 # -- walking ------------------------------------------------------------------------------
-def _walk(root: Path, depth: int = MAX_DEPTH) -> Iterator[Path]:
-    """GGUF files below ``root``: each folder once (by inode, so a symlink loop ends),
-    unreadable ones skipped, at most MAX_FILES entries and MAX_DEPTH levels."""
+def _walk(root: Path, depth: int = MAX_DEPTH, suffix: str = ".gguf",
+          follow: bool = True) -> Iterator[Path]:
+    """Files below ``root`` whose names end with ``suffix`` ("" = all): each folder once (by
+    inode, so a symlink loop ends), unreadable ones skipped, hidden folders left out, at most
+    MAX_FILES entries and ``depth`` levels; ``follow``: into linked folders too."""
     seen: set[tuple[int, int]] = set()
     stack = [(root, 0)]
     looked = 0
@@ -236,24 +238,22 @@ def _walk(root: Path, depth: int = MAX_DEPTH) -> Iterator[Path]:
         folder, level = stack.pop()
         try:
             info = os.stat(folder)
+            if (info.st_dev, info.st_ino) in seen or not stat.S_ISDIR(info.st_mode):
+                continue
+            seen.add((info.st_dev, info.st_ino))
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
         except OSError:
             continue
-        if (info.st_dev, info.st_ino) in seen or not stat.S_ISDIR(info.st_mode):
-            continue
-        seen.add((info.st_dev, info.st_ino))
-        try:
-            entries = list(os.scandir(folder))
-        except OSError:
-            continue
-        for entry in sorted(entries, key=lambda e: e.name):
+        for entry in entries:
             looked += 1
             if looked > MAX_FILES:
                 return
             try:
-                if entry.is_dir(follow_symlinks=True):
+                if entry.is_dir(follow_symlinks=follow):
                     if level < depth and not entry.name.startswith("."):
                         stack.append((Path(entry.path), level + 1))
-                elif entry.name.lower().endswith(".gguf"):
+                elif entry.name.lower().endswith(suffix) and (
+                        follow or entry.is_file(follow_symlinks=False)):
                     yield Path(entry.path)
             except OSError:
                 continue
@@ -262,7 +262,7 @@ def _walk(root: Path, depth: int = MAX_DEPTH) -> Iterator[Path]:
 def _ollama(root: Path) -> Iterator[tuple[Path, str]]:
     """(blob, name:tag) of the models an Ollama folder's manifests name."""
     manifests = root / "manifests"
-    for manifest in _files(manifests, depth=6):
+    for manifest in _walk(manifests, depth=6, suffix="", follow=False):
         try:
             if os.stat(manifest).st_size > 1 << 20:
                 continue
@@ -281,29 +281,6 @@ def _ollama(root: Path) -> Iterator[tuple[Path, str]]:
             relative = Path(manifest).relative_to(manifests).parts
             name = ":".join(relative[-2:]) if len(relative) >= 2 else Path(manifest).name
             yield root / "blobs" / digest.replace(":", "-"), name
-
-
-def _files(root: Path, depth: int) -> Iterator[Path]:
-    seen: set[tuple[int, int]] = set()
-    stack = [(root, 0)]
-    while stack:
-        folder, level = stack.pop()
-        try:
-            info = os.stat(folder)
-            if (info.st_dev, info.st_ino) in seen or not stat.S_ISDIR(info.st_mode):
-                continue
-            seen.add((info.st_dev, info.st_ino))
-            entries = list(os.scandir(folder))
-        except OSError:
-            continue
-        for entry in entries[:MAX_FILES]:
-            try:
-                if entry.is_dir(follow_symlinks=False) and level < depth:
-                    stack.append((Path(entry.path), level + 1))
-                elif entry.is_file(follow_symlinks=False):
-                    yield Path(entry.path)
-            except OSError:
-                continue
 
 
 def scan(folders: Iterable[tuple[str, Path]] | None = None, *,
