@@ -175,6 +175,7 @@ class PluginPanel(QWidget):
         self._forms: dict[str, QFormLayout] = {}  # the form each parameter's row is in
         self._side_forms: list[QFormLayout] = []  # the essentials and the Advanced fold's
         self.fold = None  # the Advanced fold (side_panel's ``advanced``)
+        self.model_menu = None  # the "+" menu beside the model list (add_model_button)
         self.model: QComboBox | None = None
         self.seed_field: SeedField | None = None
         self.count: QSpinBox | None = None  # how many versions a run makes (variations…)
@@ -228,7 +229,6 @@ class PluginPanel(QWidget):
         """Settings on the left: the essentials (``form``), a row of buttons, the queue and
         message lines, then ``advanced`` in a fold that opens as the user left it."""
         from .theme import SPACING
-        from .widgets import Fold
 
         side = QWidget()
         side.setObjectName("panelSide")
@@ -245,18 +245,24 @@ class PluginPanel(QWidget):
         layout.addWidget(self.queue_label)
         layout.addWidget(self.message)
         self.fold = None
-        self._side_forms = [form] if advanced is None else [form, advanced]
+        self._side_forms = [form]
         if advanced is not None:
-            content = QWidget()
-            content.setLayout(advanced)
-            advanced.setContentsMargins(0, 0, 0, 0)
-            settings = self.context.settings
-            folds = getattr(settings, "folds", None)
-            self.fold = Fold("Advanced", content, self.manifest.id, folds,
-                             lambda: self._save_preferences())
-            layout.addWidget(self.fold)
+            layout.addWidget(self.advanced_fold(form, advanced))
         layout.addStretch(1)
         return side
+
+    def advanced_fold(self, form: QFormLayout, advanced: QFormLayout):
+        """``advanced`` in the panel's **Advanced** fold (``self.fold``), which opens as the
+        user left it (the preferences' ``folds``); ``form``: the essentials beside it."""
+        from .widgets import Fold
+
+        content = QWidget()
+        content.setLayout(advanced)
+        advanced.setContentsMargins(0, 0, 0, 0)
+        self.fold = Fold("Advanced", content, self.manifest.id,
+                         getattr(self.context.settings, "folds", None), self._save_preferences)
+        self._side_forms = [form, advanced]
+        return self.fold
 
     def _save_preferences(self) -> None:
         save = getattr(self.context.settings, "save", None)
@@ -317,10 +323,9 @@ class PluginPanel(QWidget):
 
     def model_menu_actions(self) -> list[tuple[str, Callable[[], Any]]]:
         """The panel's "use another model" choices (the welcome page offers them)."""
-        menu = getattr(self, "model_menu", None)
-        if menu is None:
+        if self.model_menu is None:
             return []
-        return [(a.text(), a.trigger) for a in menu.actions() if a.text()]
+        return [(a.text(), a.trigger) for a in self.model_menu.actions() if a.text()]
 
     def set_focus_mode(self, on: bool) -> None:
         """Focus mode: the work alone (the settings column hidden)."""
@@ -597,11 +602,7 @@ class PluginPanel(QWidget):
         the panel's ``model``; an embedded model whose files are missing says so."""
         from ..core.models import available
 
-        combo = QComboBox()
-        # long model names never widen the settings column (the list shows them whole)
-        combo.setSizeAdjustPolicy(
-            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        combo.setMinimumContentsLength(16)
+        combo = narrow(QComboBox(), 16)  # long model names never widen the column
         for offer in self.manifest.models:
             missing = "" if available(offer) else " — files missing"
             combo.addItem(offer.name + missing, offer.ref)

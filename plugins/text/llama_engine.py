@@ -180,6 +180,8 @@ class LlamaEngine:
         temperature = float(p["temperature"])
         llm.set_seed(int(request.seed))
         phrases = banned_list(p.get("banned", ""))
+        # how far back a phrase ending in the newest token may begin (runs of spaces too)
+        reach = max([200] + [2 * len(phrase) for phrase in phrases])
         items = int(p.get("items", 0) or 0) if request.task == "generate" else 0
         grammar = None
         if items:
@@ -230,9 +232,10 @@ class LlamaEngine:
                 first_token = time.perf_counter() - started
             text = out.decode("utf-8", errors="ignore")
             ends.append(len(text))
-            found = find_banned(text, phrases, max(0, (ends[-2] if len(ends) > 1 else 0)
-                                                   - 200)) \
-                if phrases and backtracks < MAX_BACKTRACKS else None
+            found = None
+            if phrases and backtracks < MAX_BACKTRACKS:  # a phrase ending in this token
+                before = ends[-2] if len(ends) > 1 else 0
+                found = find_banned(text, phrases, max(0, before - reach))
             if found is not None:  # back to the token the phrase began with; not it again
                 at = token_index(found[0], ends)
                 ban_at.setdefault(at, set()).add(generated[at])

@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
 
 from creative_studio.core.jobs import Job, JobState
 from creative_studio.core.project import Item, ProjectStore
-from creative_studio.ui.panel import PluginPanel
+from creative_studio.ui.panel import PluginPanel, narrow
 from creative_studio.ui.theme import set_type
 from creative_studio.ui.widgets import SeedField, StatusLine, menu_button
 
@@ -119,8 +119,7 @@ class TextPanel(PluginPanel):
 
         # -- settings column ---------------------------------------------------------
         self.model_choices()
-        self.model.setMinimumContentsLength(14)
-        self.model.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        narrow(self.model, 14)
         add_model = self.add_model_button(
             "Use another model: a transformers folder, a GGUF file, a Hugging Face id or a "
             "model on a server",

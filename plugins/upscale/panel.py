@@ -29,7 +29,6 @@ from creative_studio.io.imports import IMAGE_SUFFIXES, import_image, input_files
 from creative_studio.ui.panel import PluginPanel
 from creative_studio.ui.theme import set_type
 from creative_studio.ui.widgets import (
-    Fold,
     ImageLoader,
     StatusLine,
     ask_path,
@@ -242,15 +241,9 @@ class UpscalePanel(PluginPanel):
         form.addRow("Model", model_row)
         form.addRow("Size", self.size)
         advanced = QFormLayout()
-        advanced.setContentsMargins(0, 0, 0, 0)
         self.param_rows(advanced, "tile", "precision")
         advanced.addRow("Quality", self.quality)
-        advanced_box = QWidget()
-        advanced_box.setLayout(advanced)
-        self.fold = Fold("Advanced", advanced_box, self.manifest.id,
-                         getattr(self.context.settings, "folds", None),
-                         self._save_preferences)
-        self._side_forms = [form, advanced]
+        self.advanced_fold(form, advanced)
         buttons = QHBoxLayout()
         buttons.addWidget(self.upscale_button)
         buttons.addWidget(self.stop_button)
