@@ -12,6 +12,7 @@ tasks that read a file, the files or folders to read. Nothing here knows a plugi
     creative-studio generate <plugin> --help
     creative-studio list --project my.csproj
     creative-studio export --project my.csproj --item ID --out poem.txt
+    creative-studio notes add --project my.csproj --title Mara --text "Mara has green eyes."
     creative-studio plugins
     creative-studio servers add gpu-box http://10.0.0.5:8000 --key-stdin < key.txt
     creative-studio generate text --model server:gpu-box/meta-llama/Llama-3.1-8B-Instruct …
@@ -97,7 +98,74 @@ def _parser(registry) -> argparse.ArgumentParser:
     found.add_argument("--only", action="store_true",
                        help="scan only the --folder folders, not the usual apps' folders")
     found.add_argument("--json", action="store_true", help="one JSON list")
+    notes = sub.add_parser("notes", help="a project's story notes: characters, places, facts "
+                                         "and style the Text jobs keep to (and its author's "
+                                         "note)")
+    notes_sub = notes.add_subparsers(dest="action", required=True, metavar="ACTION")
+    shown = notes_sub.add_parser("list", help="the notes, their keywords and the author's note")
+    shown.add_argument("--json", action="store_true", help="the story as JSON")
+    added = notes_sub.add_parser("add", help="add a note")
+    added.add_argument("--title", required=True, help="its name, e.g. Mara")
+    added.add_argument("--text", required=True, help="what the model should know")
+    added.add_argument("--keys", default="", help="comma-separated words that make it join "
+                                                  "(default: the title)")
+    added.add_argument("--kind", default="other", choices=("character", "place", "fact",
+                                                           "style", "other"))
+    added.add_argument("--pinned", action="store_true", help="always in the prompt")
+    removed = notes_sub.add_parser("remove", help="remove a note")
+    removed.add_argument("--title", required=True)
+    author = notes_sub.add_parser("author", help="set the author's note (empty: none)")
+    author.add_argument("--text", required=True)
+    author.add_argument("--depth", type=int, default=None,
+                        help="paragraphs before the end of the document (1 = before the "
+                             "last one)")
+    for command in (shown, added, removed, author):
+        command.add_argument("--project", required=True)
     return parser
+
+
+def _notes(args) -> int:
+    """creative-studio notes list|add|remove|author: the project's story."""
+    from plugins.text.story import STATE_KEY, Note, Story
+
+    from .core.project import ProjectStore
+
+    store = _open_or_create(args.project) if args.action != "list" else \
+        ProjectStore.open(args.project)
+    try:
+        story = Story.from_value(store.get_state(STATE_KEY, None))
+        if args.action == "list":
+            if args.json:
+                print(json.dumps(story.to_dict(), indent=1, ensure_ascii=False))
+                return 0
+            for note in story.notes:
+                keys = ", ".join(note.keywords())
+                print(f"{note.title} [{note.kind}{', pinned' if note.pinned else ''}] "
+                      f"(joins on: {keys})\n    {note.text}")
+            if story.author_note.strip():
+                print(f"Author's note ({story.depth} paragraph(s) before the end): "
+                      f"{story.author_note}")
+            if story.empty:
+                print("No story notes in this project.")
+            return 0
+        if args.action == "add":
+            story.add(Note(args.title.strip(), args.text.strip(),
+                           [k.strip() for k in args.keys.split(",") if k.strip()],
+                           args.pinned, args.kind))
+        elif args.action == "remove":
+            story.remove(args.title)
+        else:
+            story.author_note = args.text.strip()
+            if args.depth is not None:
+                if not 1 <= args.depth <= 50:
+                    raise BadInput("The depth is a number of paragraphs from 1 to 50.")
+                story.depth = args.depth
+        store.set_state(STATE_KEY, story.to_dict())
+        print(f"{len(story.notes)} note(s)" + (", an author's note"
+                                              if story.author_note.strip() else ""))
+        return 0
+    finally:
+        store.close()
 
 
 def _models(args) -> int:
@@ -287,6 +355,7 @@ def _generate(args, registry) -> int:
     if not 0 <= seed <= MAX_SEED:
         raise BadInput(f"The seed must be between 0 and {MAX_SEED}.")
     store = _open_or_create(args.project)
+    params.update(manifest.params.from_project(task.id, store.get_state, params))
     printer = _Printer(args.quiet)
     settings = _settings()
     runner = JobRunner(registry, printer, device_preference=args.device, settings=settings,
@@ -505,6 +574,8 @@ def main(argv: list[str] | None = None) -> int:
             return _servers(args)
         if args.command == "models":
             return _models(args)
+        if args.command == "notes":
+            return _notes(args)
         return {"list": _list, "export": _export, "check": _check}[args.command](args)
     except StudioError as exc:  # said where it is read, and kept in studio.log
         logging.getLogger(__name__).warning("%s: %s", args.command, exc)

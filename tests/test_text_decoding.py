@@ -40,7 +40,7 @@ class _Engine:
                            "server", 6, 0.1, "eos")
 
 
-def test_other_engines_check_banned_phrases_and_refuse_lists():
+def test_other_engines_check_banned_phrases_and_transformers_refuses_lists():
     from creative_studio.core.progress import Progress
     from plugins.text.generator import TextGenerator
 
@@ -51,8 +51,53 @@ def test_other_engines_check_banned_phrases_and_refuse_lists():
     result = generator.generate(request, Progress(), {})
     assert result.metadata["banned_found"] == ["a testament to"]
     request.params["items"] = 5
+    _Engine.name = "transformers"
     with pytest.raises(BadInput, match="exactly 5 items"):
         generator.generate(request, Progress(), {})
+
+
+def test_a_servers_json_list_becomes_the_numbered_list():
+    from plugins.text.decoding import list_formats, list_from_json
+
+    assert list_from_json('{"items": ["A", " B  c ", "D"]}', 3) == ("1. A\n2. B c\n3. D", "")
+    text, problem = list_from_json('{"items": ["A"]}', 3)
+    assert text == "1. A" and problem == "the server gave 1 items, not 3"
+    assert list_from_json("Sure! 1. A", 3)[0] == "Sure! 1. A"
+    # a tiny model fills the schema with junk: the list's shape holds, its emptiness is said
+    text, problem = list_from_json('{"items": ["Awesome", "}\n\nYou", " ", "\n"]}', 4)
+    assert text == "1. Awesome\n2. } You" and problem == "the server gave 2 items, not 4"
+    assert "no list" in list_from_json('{"x": 1}', 3)[1]
+    schema = list_formats(4)[0]["json_schema"]["schema"]["properties"]["items"]
+    assert schema["minItems"] == schema["maxItems"] == 4
+
+
+@pytest.mark.model
+def test_a_real_llama_cpp_server_gives_exactly_five_titles():
+    """llama-cpp-python's server refuses OpenAI's json_schema (500) and takes its own
+    json_object with a schema: the fallback gets the list."""
+    from creative_studio.core.models import ModelSource
+    from creative_studio.core.progress import Progress
+    from plugins.text.remote import RemoteText
+    from tests.conftest import prepared
+    from tests.test_llama_server import ALIAS, start_server
+
+    server = start_server()
+    try:
+        remote = RemoteText(ModelSource(name=ALIAS, ref=f"server:local/{ALIAS}",
+                                        source="server", url=server.url, server="local",
+                                        hub_id=ALIAS))
+        for seed in (1, 3):  # the server draws from the seed: the same lists each run
+            request = prepared(Request("text", "generate", "Give titles for a cozy fantasy "
+                                       "novel about a baker witch.", seed=seed,
+                                       params={"items": 5, "max_tokens": 200}))
+            result = remote.generate(request, Progress())
+            lines = result.assets[0].data.decode().split("\n")
+            assert len(lines) == 5 and all(re.match(rf"{i + 1}\. \S", line)
+                                           for i, line in enumerate(lines)), lines
+            assert "items_note" not in result.metadata
+        remote.close()
+    finally:
+        server.stop()
 
 
 def _panel_message(meta):

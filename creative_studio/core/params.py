@@ -47,6 +47,8 @@ _FIELDS = {
     "keep": "kept with the project's panel settings (default true)",
     "max_length": "longest accepted text (str, text; default 1,000,000 characters)",
     "flags": "other command-line flags for it (e.g. [\"--key\"])",
+    "project": "filled from the project's kept state under this key when not given (text: "
+               "the value as JSON; e.g. the Text panel's story notes)",
 }
 MAX_TEXT = 1_000_000
 
@@ -74,6 +76,7 @@ class Param:
     keep: bool = True
     max_length: int = MAX_TEXT
     flags: tuple[str, ...] = ()
+    project: str = ""
 
     @property
     def title(self) -> str:
@@ -192,7 +195,8 @@ class Param:
                 no_default_for=tuple(str(t) for t in data.get("no_default_for", ())),
                 special=str(data.get("special", "")), keep=bool(data.get("keep", True)),
                 max_length=int(data.get("max_length", MAX_TEXT)),
-                flags=tuple(str(f) for f in data.get("flags", ())))
+                flags=tuple(str(f) for f in data.get("flags", ())),
+                project=str(data.get("project", "")))
         except (TypeError, ValueError) as exc:
             raise ParamError(f"{at}: {exc}") from exc
         try:
@@ -246,6 +250,24 @@ class ParamSet:
 
     def defaults(self, task: str) -> dict[str, Any]:
         return {p.name: p.default for p in self.for_task(task) if task not in p.no_default_for}
+
+    def from_project(self, task: str, get_state: Any, given: dict[str, Any]) -> dict[str, Any]:
+        """The values of the parameters declared ``project = "key"`` that ``given`` lacks,
+        read with ``get_state(key)`` (a project's kept state; text parameters get it as
+        JSON). The window and the CLI fill a job's project-wide parameters (the Text panel's
+        story notes) with this."""
+        import json
+
+        out: dict[str, Any] = {}
+        for param in self.for_task(task):
+            if not param.project or given.get(param.name) not in (None, ""):
+                continue
+            value = get_state(param.project, None)
+            if value in (None, "", {}, []):
+                continue
+            out[param.name] = value if param.type != "text" or isinstance(value, str) \
+                else json.dumps(value, ensure_ascii=False)
+        return out
 
     def resolve(self, task: str, values: dict[str, Any]) -> dict[str, Any]:
         """``values`` checked and completed with the defaults of ``task``.

@@ -13,12 +13,13 @@ from __future__ import annotations
 import html
 import json
 import logging
+import math
 import queue
 import re
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..core.errors import StudioError
@@ -62,6 +63,9 @@ class Chunk:
     finish_reason: str | None = None
     system_fingerprint: str | None = None
     completion_tokens: int | None = None
+    # the chunk's tokens with the server's most likely alternatives (``logprobs``):
+    # (token text, its probability, [(alternative, probability)…]); empty when not sent
+    tokens: list = field(default_factory=list)
 
 
 def api_base(url: str) -> str:
@@ -233,7 +237,53 @@ def _sse_chunk(line: str, url: str) -> Chunk | None:
         if reason is not None and not isinstance(reason, str):
             raise _garbage(url, "a finish reason that is not a string")
         chunk.finish_reason = reason[:64] if reason else None
+        chunk.tokens = _logprobs(choice.get("logprobs"))
     return chunk
+
+
+MAX_TOP = 20  # alternatives read per token (servers allow at most 20)
+
+
+def _probability(logprob: Any) -> float | None:
+    if isinstance(logprob, bool) or not isinstance(logprob, int | float) \
+            or not math.isfinite(logprob) or logprob > 0.001:
+        return None
+    return round(math.exp(max(logprob, -100.0)), 4)
+
+
+def _logprobs(data: Any) -> list:
+    """A choice's ``logprobs`` → [(token, probability, [(alternative, probability)…])]:
+    chat completions (``content``: token, logprob, top_logprobs) and completions
+    (``tokens``, ``token_logprobs``, ``top_logprobs`` as {token: logprob}). Untrusted: what
+    does not have that shape is left out, never raised."""
+    found: list = []
+    if not isinstance(data, dict):
+        return found
+    content = data.get("content")
+    if isinstance(content, list):
+        for entry in content[:MAX_TOP * 50]:
+            if not isinstance(entry, dict) or not isinstance(entry.get("token"), str):
+                return []
+            top = entry.get("top_logprobs")
+            shown = [(t["token"][:200], p) for t in (top if isinstance(top, list) else [])
+                     [:MAX_TOP] if isinstance(t, dict) and isinstance(t.get("token"), str)
+                     and (p := _probability(t.get("logprob"))) is not None]
+            found.append((entry["token"][:200], _probability(entry.get("logprob")), shown))
+        return found
+    tokens, chosen, top = (data.get(k) for k in ("tokens", "token_logprobs", "top_logprobs"))
+    if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
+        return []
+    chosen = chosen if isinstance(chosen, list) else []
+    top = top if isinstance(top, list) else []
+    for index, token in enumerate(tokens[:MAX_TOP * 50]):
+        alternatives = top[index] if index < len(top) and isinstance(top[index], dict) else {}
+        shown = [(str(t)[:200], p) for t, p in ((t, _probability(lp)) for t, lp in
+                                                 list(alternatives.items())[:MAX_TOP])
+                 if p is not None]
+        shown.sort(key=lambda pair: -pair[1])
+        found.append((token[:200], _probability(chosen[index]) if index < len(chosen)
+                      else None, shown))
+    return found
 
 
 def _read_bounded(response, limit: int) -> bytes:

@@ -922,12 +922,14 @@ class MainWindow(QMainWindow):
             if answer != QMessageBox.StandardButton.Yes:
                 event.ignore()
                 return
+        from PySide6.QtWidgets import QDialog
+
+        for dialog in self.findChildren(QDialog):  # what a dialog holds goes in the project
+            getattr(dialog, "save", lambda: None)()
         if not self._leave_store():
             event.ignore()
             return
         self._autosave.stop()
-        from PySide6.QtWidgets import QDialog
-
         for dialog in self.findChildren(QDialog):  # the welcome page, the manual…: the
             dialog.close()                          # studio quits with its window
         self.runner.shutdown(cancel=True, timeout=5)

@@ -374,6 +374,9 @@ class PluginPanel(QWidget):
             if param.applies_to(task):
                 value = widget_value(widget)
                 values[name] = round(value, 6) if isinstance(value, float) else value
+        store = getattr(self.context, "store", None)
+        if store is not None:  # project-wide parameters (the Text panel's story notes)
+            values.update(self.manifest.params.from_project(task, store.get_state, values))
         return values
 
     def apply_params(self, params: dict[str, Any]) -> None:

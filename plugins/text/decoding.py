@@ -5,10 +5,15 @@
   began, forbids that token there and writes on (the backtracking of antislop samplers) —
   so the phrase is avoided as a whole, not by banning its word pieces everywhere.
 - **A list of exactly N items**: a llama.cpp grammar that allows only N numbered lines, so
-  "five titles" gives five.
+  "five titles" gives five; a server is sent a JSON schema of N strings (OpenAI's
+  ``json_schema`` response format, else llama.cpp server's and vLLM's ``json_object`` with a
+  schema) and its JSON becomes the same numbered list.
 """
 
 from __future__ import annotations
+
+import json
+from typing import Any
 
 MAX_PHRASES = 200
 MAX_BACKTRACKS = 64  # per reply: then the text is kept as written and the note says so
@@ -76,6 +81,49 @@ def list_grammar(items: int) -> str:
     return "\n".join(rules) + "\n"
 
 
-def list_instruction(items: int) -> str:
+def list_instruction(items: int, as_json: bool = False) -> str:
+    if as_json:  # a server's structured output: the schema's shape, said in words too
+        return (f"\n\nAnswer with a JSON object {{\"items\": [...]}} holding exactly "
+                f"{items} short items (one line each), and nothing else.")
     return (f"\n\nAnswer with a numbered list of exactly {items} items, one per line, "
             "and nothing else.")
+
+
+def paragraph_end(text: str) -> int:
+    """Where the first paragraph of a continuation ends: the first line break after some
+    text (-1: not yet)."""
+    written = len(text) - len(text.lstrip())
+    return text.find("\n", written) if text.strip() else -1
+
+
+def list_schema(items: int) -> dict[str, Any]:
+    """The JSON schema of a list of exactly ``items`` short strings."""
+    return {"type": "object", "required": ["items"], "additionalProperties": False,
+            "properties": {"items": {"type": "array", "minItems": items, "maxItems": items,
+                                     "items": {"type": "string", "maxLength": ITEM_CHARS}}}}
+
+
+def list_formats(items: int) -> list[dict[str, Any]]:
+    """The ``response_format`` values to try, in order (the OpenAI form first)."""
+    schema = list_schema(items)
+    return [{"type": "json_schema", "json_schema": {"name": "items", "strict": True,
+                                                    "schema": schema}},
+            {"type": "json_object", "schema": schema}]
+
+
+def list_from_json(text: str, items: int) -> tuple[str, str]:
+    """A server's JSON list as the numbered list llama.cpp's grammar writes, and what went
+    wrong ("" = exactly ``items`` items). Text that is no such JSON is kept as it is."""
+    try:
+        data = json.loads(text, strict=False)  # line breaks inside strings are read
+    except ValueError:
+        return text, "the server did not answer with the list's JSON (it may not support " \
+                     "structured output): its reply is kept as written"
+    found = data.get("items") if isinstance(data, dict) else data
+    if not isinstance(found, list):
+        return text, "the server's JSON holds no list: its reply is kept as written"
+    lines = [" ".join(str(item).split()) for item in found if str(item).strip()]
+    numbered = "\n".join(f"{index + 1}. {line}" for index, line in enumerate(lines))
+    if len(lines) != items:
+        return numbered, f"the server gave {len(lines)} items, not {items}"
+    return numbered, ""

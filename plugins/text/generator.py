@@ -168,10 +168,14 @@ class TextGenerator:
 
     # -- generation ---------------------------------------------------------------------
     @staticmethod
-    def messages(request: Request, context_chars: int | None = None) -> list[dict[str, str]]:
+    def messages(request: Request, context_chars: int | None = None,
+                 json_list: bool = False) -> list[dict[str, str]]:
         """The chat messages of a generate or rewrite request (system prompt first);
         ``context_chars``: keep at most that much of the document (servers; local engines
-        fit the document to the context themselves)."""
+        fit the document to the context themselves); ``json_list``: a list is asked for as
+        JSON (a server's structured output)."""
+        from . import story
+
         p = request.params
         if request.task == "rewrite":
             instruction = request.prompt.strip() or DEFAULT_REWRITE
@@ -182,12 +186,16 @@ class TextGenerator:
             if int(p.get("items", 0) or 0):
                 from .decoding import list_instruction
 
-                user += list_instruction(int(p["items"]))
+                user += list_instruction(int(p["items"]), json_list)
             context = str(p.get("context", ""))
             if context.strip():
                 if context_chars is not None:
                     context = context[-context_chars:]
-                user = f"{user}\n\nThe text so far, for context:\n{context}"
+                user = (f"{user}\n\nThe text so far, for context:\n"
+                        f"{story.with_author_note(context, request)}")
+        notes = story.notes_block(request, raw=False)
+        if notes:  # the story's facts before what is asked
+            user = f"{notes}\n\n{user}"
         messages = []
         if str(p["system"]).strip():
             messages.append({"role": "system", "content": str(p["system"]).strip()})
@@ -195,17 +203,29 @@ class TextGenerator:
         return messages
 
     def generate(self, request: Request, progress: Progress, inputs: Inputs) -> Result:
-        from .decoding import banned_list, find_banned
+        from . import story
+        from .decoding import banned_list, find_banned, paragraph_end
 
         assert self.engine is not None
         progress.check()
+        request = story.resolve(request)  # which story notes join, from the whole document
         local = getattr(self.engine, "name", "") == "llama.cpp"
         if int(request.params.get("items", 0) or 0) and request.task == "generate" \
-                and not local:
+                and getattr(self.engine, "name", "") == "transformers":
             raise BadInput(f"A list of exactly {request.params['items']} items is kept to by "
-                           "llama.cpp's grammar: choose a GGUF model (the embedded one, or "
-                           "+ → GGUF file…), or set List items to Free text.")
+                           "llama.cpp's grammar or a server's structured output: choose a "
+                           "GGUF model (the embedded one, or + → GGUF file…) or a server, or "
+                           "set List items to Free text.")
         result = self.engine.generate(request, progress)
+        if request.task == "continue" and request.params.get("paragraph") and not local:
+            # llama.cpp stops at the paragraph's end itself; the others are cut there
+            text = result.assets[0].data.decode("utf-8", errors="replace")
+            end = paragraph_end(text)
+            if end >= 0:
+                result.assets[0] = Asset("text", result.assets[0].mime, text[:end].encode())
+                result.metadata["finish_reason"] = "eos"
+                result.metadata["alternatives"] = [
+                    a for a in result.metadata.get("alternatives") or [] if a[0] < end]
         phrases = banned_list(request.params.get("banned", ""))
         if phrases and not local:  # a server or transformers: checked, not avoided
             text = result.assets[0].data.decode("utf-8", errors="replace")
@@ -240,7 +260,9 @@ class TransformersEngine:
     def prompt_ids(self, request: Request) -> list[int]:
         tokenizer = self.tokenizer
         if request.task == "continue":
-            return list(tokenizer(str(request.params["context"]),
+            from .story import continuation
+
+            return list(tokenizer(continuation(request),
                                   add_special_tokens=False)["input_ids"])
         messages = TextGenerator.messages(request)
         if getattr(tokenizer, "chat_template", None):
@@ -260,6 +282,7 @@ class TransformersEngine:
         )
 
         from .context import fit
+        from .story import counted
 
         fitted = fit(request, self.n_ctx, lambda r: len(self.prompt_ids(r)))
         p = fitted.request.params
@@ -312,4 +335,7 @@ class TransformersEngine:
         return text_result(text, self.identity, self.device, n, elapsed, finish,
                            prompt_tokens=fitted.prompt_tokens, engine=self.name,
                            context_tokens=self.n_ctx, context_notes=fitted.notes,
-                           words_left_out=fitted.words_left_out, engine_note=self.note)
+                           words_left_out=fitted.words_left_out, engine_note=self.note,
+                           prompt_parts=counted(fitted.request, lambda s: len(
+                               tokenizer(s, add_special_tokens=False)["input_ids"]),
+                               int(ids.shape[1]), fitted.words_left_out))

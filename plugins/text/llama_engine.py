@@ -114,7 +114,9 @@ class LlamaEngine:
 
         llm = self.llm
         if request.task == "continue":
-            return llm.tokenize(str(request.params["context"]).encode("utf-8"),
+            from .story import continuation
+
+            return llm.tokenize(continuation(request).encode("utf-8"),
                                 add_bos=True, special=False), []
         messages = TextGenerator.messages(request)
         if self._formatter is None:
@@ -126,6 +128,31 @@ class LlamaEngine:
         tokens = llm.tokenize(formatted.prompt.encode("utf-8"),
                               add_bos=not formatted.added_special, special=True)
         return tokens, stop
+
+    def count(self, text: str) -> int:
+        """The tokens of a piece of text (no BOS, special tokens as text)."""
+        return len(self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)) \
+            if text else 0
+
+    def _alternatives(self, token: int, n_vocab: int, before: list[int],
+                      at: int) -> list:
+        """[at, the token's probability, the ALTERNATIVES most likely tokens as [text,
+        probability]]: the model's own distribution at this point (the logits before
+        temperature, top-k/p and penalties), read from llama.cpp's last logits."""
+        import numpy as np
+        from llama_cpp import llama_cpp as capi
+
+        from .alternatives import ALTERNATIVES
+
+        logits = np.ctypeslib.as_array(capi.llama_get_logits_ith(self.llm._ctx.ctx, -1),
+                                       shape=(n_vocab,))
+        peak = float(logits.max())
+        log_total = peak + float(np.log(np.exp(logits - peak).sum()))
+        top = np.argpartition(logits, -ALTERNATIVES)[-ALTERNATIVES:]
+        top = top[np.argsort(-logits[top])]
+        shown = [[self.llm.detokenize([int(t)], prev_tokens=before).decode("utf-8", "replace"),
+                  round(float(np.exp(logits[t] - log_total)), 4)] for t in top]
+        return [at, round(float(np.exp(logits[token] - log_total)), 4), shown]
 
     def _set_threads(self, threads: int) -> None:
         """This job's threads, for prompt and generation alike (no reload)."""
@@ -164,9 +191,18 @@ class LlamaEngine:
     def generate(self, request: Request, progress: Progress) -> Result:
         from llama_cpp import llama_cpp as capi
 
+        from .alternatives import MAX_TOKENS as MAX_ALTERNATIVE_TOKENS
         from .context import fit
-        from .decoding import MAX_BACKTRACKS, banned_list, find_banned, list_grammar, token_index
+        from .decoding import (
+            MAX_BACKTRACKS,
+            banned_list,
+            find_banned,
+            list_grammar,
+            paragraph_end,
+            token_index,
+        )
         from .generator import text_result
+        from .story import counted
 
         self._set_threads(self.fixed_threads or cpu.POLICY.threads())
         fitted = fit(request, self.n_ctx, lambda r: len(self.prompt(r)[0]))
@@ -183,6 +219,7 @@ class LlamaEngine:
         # how far back a phrase ending in the newest token may begin (runs of spaces too)
         reach = max([200] + [2 * len(phrase) for phrase in phrases])
         items = int(p.get("items", 0) or 0) if request.task == "generate" else 0
+        one_paragraph = bool(p.get("paragraph")) and request.task == "continue"
         grammar = None
         if items:
             from llama_cpp import LlamaGrammar
@@ -208,6 +245,10 @@ class LlamaEngine:
 
         sampler = new_sampler()
         vocab = llm._model.vocab
+        n_vocab = llm.n_vocab()
+        # per generated token: [its first character in the text, its probability, the
+        # model's top ALTERNATIVES as [text, probability]] (the token alternatives view)
+        alternatives: list[list] = []
         out = bytearray()
         text = ""
         n = 0
@@ -225,6 +266,9 @@ class LlamaEngine:
             if capi.llama_vocab_is_eog(vocab, token):
                 finish = "eos"
                 break
+            if len(alternatives) < MAX_ALTERNATIVE_TOKENS:
+                alternatives.append(self._alternatives(token, n_vocab, tokens + generated,
+                                                       len(text)))
             out += llm.detokenize([token], prev_tokens=tokens + generated)
             generated.append(token)
             n += 1
@@ -243,7 +287,7 @@ class LlamaEngine:
                     del ban_at[later]
                 backtracks += 1
                 avoided.append(found[1])
-                del generated[at:], ends[at:]
+                del generated[at:], ends[at:], alternatives[at:]
                 text = text[:ends[-1]] if ends else ""
                 out = bytearray(text.encode("utf-8"))
                 keep = len(tokens) + at - 1  # the KV cache up to the token before it
@@ -253,6 +297,8 @@ class LlamaEngine:
                 sampler = new_sampler()
                 continue
             cut = min((text.find(s) for s in stops if s in text), default=-1)
+            if one_paragraph and paragraph_end(text) >= 0:
+                cut = paragraph_end(text) if cut < 0 else min(cut, paragraph_end(text))
             if cut >= 0:
                 text = text[:cut]
                 finish = "eos"
@@ -266,6 +312,7 @@ class LlamaEngine:
             text = out.decode("utf-8", errors="replace")
         if finish == "stopped" and not text:
             raise Cancelled()
+        alternatives = [a for a in alternatives if a[0] < len(text)]
         progress.update(1.0, text)
         return text_result(
             text, self.identity, "cpu", n, elapsed, finish,
@@ -274,6 +321,9 @@ class LlamaEngine:
             context_tokens=self.n_ctx, context_notes=fitted.notes,
             words_left_out=fitted.words_left_out, chat_template=self.template_source,
             architecture=self.architecture, banned_avoided=len(avoided),
+            alternatives=alternatives,
+            prompt_parts=counted(fitted.request, self.count, len(tokens),
+                                 fitted.words_left_out),
             banned_phrases=sorted(set(avoided)), backtracks=backtracks,
             **({"banned_note": f"gave up avoiding banned phrases after {MAX_BACKTRACKS} "
                                "tries"} if backtracks >= MAX_BACKTRACKS else {}))

@@ -16,12 +16,14 @@ from PySide6.QtWidgets import (
     QPlainTextEdit,
     QPushButton,
     QTextEdit,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
 from creative_studio.core.jobs import Job, JobState
 from creative_studio.core.project import Item, ProjectStore
+from creative_studio.ui.icons import set_icon
 from creative_studio.ui.panel import PluginPanel, narrow
 from creative_studio.ui.theme import set_type
 from creative_studio.ui.widgets import SeedField, StatusLine, menu_button
@@ -31,6 +33,7 @@ from .generator import PRESETS, rewrite_problem
 READING_WPM = 238  # adults' average silent reading speed of prose (Brysbaert 2019)
 SCAN_DELAY_MS = 1500  # the models other apps keep are looked for after the window appears
 EXAMPLE = "Write an opening paragraph for a mystery set in Lisbon."
+MAX_PASSAGES = 200  # generated passages whose alternatives a click can find
 MEASURE = 70  # characters per line in focus mode (readable: 60–75)
 PROSE = ("It was a bright cold day in April, and the clocks were striking thirteen. The fog "
          "rolled in against the lighthouse as the keeper climbed the stairs.")
@@ -43,6 +46,14 @@ class WritingEditor(QPlainTextEdit):
     def __init__(self) -> None:
         super().__init__()
         self.measure = 0  # characters per line; 0 = the whole width
+        self.menu_hook = None  # callable(menu, position in the text): the panel's entries
+
+    def contextMenuEvent(self, event) -> None:  # noqa: N802 - Qt API
+        menu = self.createStandardContextMenu(event.pos())
+        if self.menu_hook is not None:
+            self.menu_hook(menu, self.cursorForPosition(event.pos()).position())
+        menu.exec(event.globalPos())
+        menu.deleteLater()
 
     def set_measure(self, chars: int) -> None:
         self.measure = chars
@@ -78,6 +89,13 @@ def separator(before: str, after: str) -> str:
     if not after or after.startswith("\n"):
         return "\n" if before.endswith("\n") else "\n\n"
     return "" if before[-1].isspace() else " "
+
+
+def shown_token(text: str) -> str:
+    """A token as a menu shows it: its spaces and line breaks visible."""
+    if not text.strip():
+        return {"\n": "⏎ (new line)", " ": "· (space)"}.get(text, repr(text))
+    return text.replace("\n", "⏎").strip() if text.strip() else text
 
 
 def reading_time(words: int) -> str:
@@ -157,6 +175,12 @@ class TextPanel(PluginPanel):
         form.addRow("Model", model_row)
         form.addRow("", self.model_note)
         form.addRow("Preset", self.preset)
+        self.notes_button = QPushButton("Story notes…")
+        set_icon(self.notes_button, "mdi6.notebook-outline")
+        self.notes_button.setToolTip("Characters, places, facts and style the model keeps to, "
+                                     "and the author's note (kept in the project)")
+        self.notes_button.clicked.connect(self.notes_dialog)
+        form.addRow("Story", self.notes_button)
         advanced = QFormLayout()  # what a writer rarely changes folds away
         advanced.addRow("System", self.system)
         self.param_rows(advanced, "temperature", "top_p", "top_k", "min_p", "max_tokens",
@@ -209,6 +233,14 @@ class TextPanel(PluginPanel):
         footer = QHBoxLayout()
         footer.addWidget(self.word_count)
         footer.addWidget(self.status, 1)  # the rest of the row: its messages are seen
+        self.saw_button = QToolButton()
+        set_icon(self.saw_button, "mdi6.eye-outline")
+        self.saw_button.setToolTip("What the model saw for the last reply: the prompt part by "
+                                   "part (notes and why each joined), with token counts")
+        self.saw_button.setEnabled(False)
+        self.saw_button.clicked.connect(self.saw_dialog)
+        footer.addWidget(self.saw_button)
+        self._saw: tuple[str, list, int] | None = None
         main = QWidget()
         main_layout = QVBoxLayout(main)
         self.tools = QWidget()  # the instruction and its buttons (focus mode hides them)
@@ -224,6 +256,40 @@ class TextPanel(PluginPanel):
 
         QShortcut(QKeySequence("Ctrl+Shift+Return"), self,
                   self.continue_text).setWhatsThis("Continue the document")
+        # branches: variants of any paragraph, flipped through in place; other words at a
+        # generated token
+        self.editor.menu_hook = self._editor_menu
+        self._passages: list | None = None  # generated passages with alternatives, newest first
+        self._variants: dict[str, Any] | None = None
+        self.variants_bar = QWidget()
+        bar = QHBoxLayout(self.variants_bar)
+        bar.setContentsMargins(0, 0, 0, 0)
+        self.variant_label = QLabel("")
+        self.previous_variant = QToolButton()
+        set_icon(self.previous_variant, "mdi6.chevron-left")
+        self.previous_variant.setToolTip("The previous version of the paragraph (Alt+Left)")
+        self.next_variant = QToolButton()
+        set_icon(self.next_variant, "mdi6.chevron-right")
+        self.next_variant.setToolTip("The next version of the paragraph (Alt+Right)")
+        self.previous_variant.clicked.connect(lambda: self.flip_variant(-1))
+        self.next_variant.clicked.connect(lambda: self.flip_variant(1))
+        keep = QPushButton("Keep this one")
+        keep.setToolTip("Keep the version shown (the others stay in the History)")
+        keep.clicked.connect(self.close_variants)
+        bar.addWidget(QLabel("Paragraph:"))
+        bar.addWidget(self.previous_variant)
+        bar.addWidget(self.variant_label)
+        bar.addWidget(self.next_variant)
+        bar.addWidget(keep)
+        bar.addStretch(1)
+        self.variants_bar.setVisible(False)
+        main_layout.insertWidget(main_layout.indexOf(self.editor), self.variants_bar)
+        QShortcut(QKeySequence("Alt+Left"), self, lambda: self.flip_variant(-1))
+        QShortcut(QKeySequence("Alt+Right"), self, lambda: self.flip_variant(1))
+        QShortcut(QKeySequence("Ctrl+Alt+V"), self, lambda: self.paragraph_variants(
+            self.editor.textCursor().position())).setWhatsThis("Variants of this paragraph")
+        QShortcut(QKeySequence("Ctrl+Alt+A"), self, self.alternatives_at_cursor) \
+            .setWhatsThis("Other words the model could have written here")
         self.set_serif(bool(getattr(context.settings, "serif", False)))
         if getattr(context.settings, "scan_models", False):  # once the window is up
             QTimer.singleShot(SCAN_DELAY_MS, self.scan_models)
@@ -290,19 +356,23 @@ class TextPanel(PluginPanel):
 
     # -- building requests -----------------------------------------------------------------
     def _submit(self, task: str, prompt: str, params: dict[str, Any],
-                insert_at: int, replace_len: int = 0, prefix: str = "") -> None:
+                insert_at: int, replace_len: int = 0, prefix: str = "", *,
+                parents: list[str] | None = None, count: int | None = None,
+                label: str = "") -> list[Job]:
         if self._stream is not None:
             self.show_message("Writing already: press Stop first.", error=True)
-            return
+            return []
         jobs = self.submit_variations(task, {**self.param_values(task), **params},
-                                      self._label(task, prompt), prompt)
+                                      label or self._label(task, prompt), prompt,
+                                      parents=parents, count=count)
         if not jobs:
-            return
+            return []
         self._stream = {"job": jobs[0].id, "start": insert_at, "length": replace_len,
                         "original": self.editor.toPlainText()[insert_at:insert_at + replace_len],
                         "prefix": prefix, "edits": 0}
         self._set_running(True)
         self.status.setText("Queued…")
+        return jobs
 
     @staticmethod
     def _label(task: str, prompt: str) -> str:
@@ -395,6 +465,19 @@ class TextPanel(PluginPanel):
             self.status.setText(f"Writing… {fraction * 100:.0f}%")
 
     def on_result(self, job: Job) -> None:
+        if job.result is not None and job.item_id:
+            from .alternatives import Passage, valid
+
+            text = job.result.assets[0].data.decode("utf-8", errors="replace")
+            found = valid(job.result.metadata.get("alternatives"))
+            if found:
+                known = self.passages()
+                if not any(p.item_id == job.item_id for p in known):
+                    known.insert(0, Passage(job.item_id, text, found))
+            if self._variants is not None and job.id in self._variants["jobs"] \
+                    and not self._streaming(job):
+                self._variants["texts"].append(self._variant_text(job, text))
+                self._show_variant_count()
         self._finished(job)
 
     def on_failed(self, job: Job) -> None:
@@ -414,16 +497,32 @@ class TextPanel(PluginPanel):
     def _finish_stream(self, job: Job) -> None:
         stream = self._stream
         assert stream is not None
+        variants = self._variants if self._variants is not None \
+            and job.id in self._variants["jobs"] else None
         if job.state is JobState.DONE and job.result is not None:
             text = job.result.assets[0].data.decode("utf-8")
+            if variants is not None:  # the paragraph's first variant: shown in its place
+                text = self._variant_text(job, text)
+                variants["texts"].append(text)
+                variants["index"] = len(variants["texts"]) - 1
+                variants["length"] = len(text)
+                self._show_variant_count()
             self._replace_stream_text(text)
             meta = job.result.metadata
             self.status.setText(status_line(meta))
+            if meta.get("prompt_parts"):
+                from .story import filled
+
+                self._saw = (job.result.title, filled(meta["prompt_parts"], job.request),
+                             int(meta.get("prompt_tokens") or 0))
+                self.saw_button.setEnabled(True)
             told = self.finish_message(job.request, meta, stream["original"], text)
             if told:
                 self.show_message(*told)
         else:
             self._replace_stream_text(stream["original"], raw=True)  # give back what was there
+            if variants is not None and len(variants["texts"]) < 2:
+                self.close_variants()
             if job.state is JobState.FAILED:
                 self.show_message(job.error, error=True)
                 self.status.setText("Failed")
@@ -444,6 +543,8 @@ class TextPanel(PluginPanel):
             return ("Banned phrases are in this reply: " + ", ".join(
                 f"“{p}”" for p in meta["banned_found"][:5]) + ". Only llama.cpp (a GGUF "
                 "model) can avoid them as it writes; this engine's reply was checked.", True)
+        if meta.get("items_note"):
+            return (f"List items: {meta['items_note']}.", True)
         if meta.get("interrupted"):
             return (f"The server's reply was cut off ({meta['interrupted']}): what arrived is "
                     "kept, marked (cut off) in the History. Continue writes on from it.", True)
@@ -466,6 +567,200 @@ class TextPanel(PluginPanel):
             return (f"Stopped at Max tokens ({request.params.get('max_tokens')}): Continue "
                     "(Ctrl+Shift+Return) writes on, or raise Max tokens under Advanced.", False)
         return None
+
+    # -- branches: variants of a paragraph, other words at a token ----------------------------
+    def _editor_menu(self, menu, position: int) -> None:
+        """The editor's context menu: other words at a generated token, variants of the
+        paragraph (before the usual Undo, Cut, Copy…)."""
+        first = menu.actions()[0] if menu.actions() else None
+        sub = self.alternatives_menu(position, menu)
+        if sub is not None:
+            menu.insertMenu(first, sub)
+        variants = menu.addAction("Variants of this paragraph")
+        menu.insertAction(first, variants)
+        variants.setShortcut(QKeySequence("Ctrl+Alt+V"))
+        variants.setEnabled(self._stream is None and bool(self._paragraph(position)[1].strip()))
+        variants.triggered.connect(lambda: self.paragraph_variants(position))
+        menu.insertSeparator(first)
+
+    def passages(self) -> list:
+        """The generated passages that keep alternatives, newest first: kept with the
+        document (their History ids and texts; the alternatives are read from the project
+        when a click needs them); a project saved before that is looked through once."""
+        from .alternatives import Passage, valid
+
+        if self._passages is None:
+            self._passages = []
+            store = self.context.store
+            for item in reversed(store.items(limit=MAX_PASSAGES) if store is not None else []):
+                found = valid(item.metadata.get("alternatives"))
+                if item.request.plugin == self.manifest.id and found and not item.damaged:
+                    try:
+                        text = store.item_text(item)
+                    except Exception:  # noqa: BLE001 - a damaged output: no alternatives
+                        continue
+                    self._passages.append(Passage(item.id, text, found))
+        return self._passages
+
+    def _load_alternatives(self, passage) -> list:
+        from .alternatives import valid
+
+        store = self.context.store
+        try:
+            items = store.items(only=passage.item_id) if store is not None else []
+        except Exception:  # noqa: BLE001 - a damaged project: no alternatives
+            return []
+        return valid(items[0].metadata.get("alternatives")) if items else []
+
+    def alternatives_menu(self, position: int, parent=None):
+        """A menu of the words the model could have written at the token under
+        ``position`` (with their probabilities); None outside a generated passage."""
+        from PySide6.QtWidgets import QMenu
+
+        from .alternatives import passage_at
+
+        found = passage_at(self.editor.toPlainText(), position, self.passages(),
+                           self._load_alternatives)
+        if found is None:
+            return None
+        written = found.token_text()
+        menu = QMenu(f"Other words for “{shown_token(written)}”", parent)
+        menu.setToolTipsVisible(True)
+        for text, probability in found.entry[2]:
+            action = menu.addAction(f"{shown_token(text)}\t{probability * 100:.1f} %")
+            action.setCheckable(True)
+            action.setChecked(text == written)
+            action.setToolTip("Write this word here and continue from it")
+            action.triggered.connect(lambda _=False, t=text: self.take_alternative(found, t))
+        if found.entry[1] is not None and not any(t == written for t, _ in found.entry[2]):
+            menu.addSeparator()
+            menu.addAction(f"{shown_token(written)}\t{float(found.entry[1]) * 100:.1f} % "
+                           "(written)").setEnabled(False)
+        return menu
+
+    def alternatives_at_cursor(self) -> None:
+        menu = self.alternatives_menu(self.editor.textCursor().position(), self)
+        if menu is None:
+            self.show_message("No alternatives here: place the cursor in text the model "
+                              "wrote (llama.cpp or a server that sends logprobs).")
+            return
+        rect = self.editor.cursorRect()
+        menu.exec(self.editor.viewport().mapToGlobal(rect.bottomLeft()))
+
+    def take_alternative(self, found, text: str) -> None:
+        """Write ``text`` at the found token instead of what the model wrote, drop the rest
+        of that passage, and continue from there (one History branch of the passage)."""
+        if self._stream is not None:
+            self.show_message("Writing already: press Stop first.", error=True)
+            return
+        document = self.editor.toPlainText()
+        start = found.token_start
+        end = found.start + len(found.passage.text)
+        cursor = QTextCursor(self.editor.document())
+        cursor.beginEditBlock()
+        cursor.setPosition(start)
+        cursor.setPosition(end, QTextCursor.MoveMode.KeepAnchor)
+        cursor.insertText(text)
+        cursor.endEditBlock()
+        self._placed = True
+        self._submit("continue", "", {"context": document[:start] + text},
+                     start + len(text), parents=[found.passage.item_id], count=1,
+                     label="continue from a chosen word")
+
+    def _paragraph(self, position: int) -> tuple[int, str]:
+        """The paragraph (text block) at ``position``: its start and its text."""
+        block = self.editor.document().findBlock(position)
+        return block.position(), block.text()
+
+    def paragraph_variants(self, position: int) -> None:
+        """Write other versions of the paragraph at ``position`` (the Alternatives count,
+        at least 3): continuations of the text before it, stopped at the paragraph's end;
+        the first replaces it as it streams, the others come as they finish; ◀ ▶ flip
+        through them in place, the original first. Each is a History branch."""
+        start, paragraph = self._paragraph(position)
+        if not paragraph.strip():
+            self.show_message("Place the cursor in a paragraph to write variants of it.",
+                              error=True)
+            return
+        if self._stream is not None:
+            self.show_message("Writing already: press Stop first.", error=True)
+            return
+        self.close_variants()
+        before = self.editor.toPlainText()[:start]
+        count = max(3, self.alternatives.value())
+        found = self._passage_of(paragraph)
+        parents = [found] if found else []
+        if before.strip():
+            params = {"context": before, "paragraph": True,
+                      "max_tokens": min(2048, max(48, 2 * len(paragraph.split()) + 16))}
+            jobs = self._submit("continue", "", params, start, len(paragraph),
+                                parents=parents, count=count, label="paragraph variant")
+        else:  # the first paragraph: nothing before it to continue from
+            jobs = self._submit("rewrite", "Write another version of this paragraph, with "
+                                "the same events and voice.", {"selection": paragraph},
+                                start, len(paragraph), parents=parents, count=count,
+                                label="paragraph variant")
+        if jobs:
+            # the line break before the paragraph marks its place as the text before it
+            # changes (a cursor at the paragraph's start would move with what replaces it)
+            anchor = QTextCursor(self.editor.document())
+            anchor.setPosition(max(0, start - 1))
+            self._variants = {"jobs": {job.id for job in jobs}, "texts": [paragraph],
+                              "index": 0, "anchor": anchor, "first": start == 0,
+                              "length": len(paragraph), "count": count}
+            self._show_variant_count()
+            self.variants_bar.setVisible(True)
+
+    def _passage_of(self, paragraph: str) -> str:
+        """The History item whose text holds this paragraph (its variants' parent)."""
+        return next((p.item_id for p in self.passages() if paragraph.strip() in p.text), "")
+
+    @staticmethod
+    def _variant_text(job: Job, text: str) -> str:
+        """A variant as it goes in the paragraph's place (no line breaks around it)."""
+        return text.strip("\n") if job.request.params.get("paragraph") or \
+            job.request.task == "rewrite" else text
+
+    def _show_variant_count(self) -> None:
+        variants = self._variants
+        if variants is None:
+            return
+        index, total = variants["index"], len(variants["texts"])
+        waiting = variants["count"] + 1 - total
+        self.variant_label.setText(("original" if index == 0 else f"variant {index}")
+                                   + f" of {total - 1}"
+                                   + (f" (+{waiting} coming)" if waiting > 0 else ""))
+        self.previous_variant.setEnabled(index > 0)
+        self.next_variant.setEnabled(index < total - 1)
+
+    def flip_variant(self, step: int) -> None:
+        """Show the previous or next version of the paragraph in its place (one undo step);
+        a paragraph edited since is left as it is."""
+        variants = self._variants
+        if variants is None or self._stream is not None:
+            return
+        index = variants["index"] + step
+        if not 0 <= index < len(variants["texts"]):
+            return
+        start = 0 if variants["first"] else variants["anchor"].position() + 1
+        shown = variants["texts"][variants["index"]]
+        if self.editor.toPlainText()[start:start + variants["length"]] != shown:
+            self.show_message("The paragraph was edited: its variants are kept in the "
+                              "History.", error=True)
+            self.close_variants()
+            return
+        cursor = QTextCursor(self.editor.document())
+        cursor.beginEditBlock()
+        cursor.setPosition(start)
+        cursor.setPosition(start + variants["length"], QTextCursor.MoveMode.KeepAnchor)
+        cursor.insertText(variants["texts"][index])
+        cursor.endEditBlock()
+        variants["index"], variants["length"] = index, len(variants["texts"][index])
+        self._show_variant_count()
+
+    def close_variants(self) -> None:
+        self._variants = None
+        self.variants_bar.setVisible(False)
 
     def _update_count(self) -> None:
         words = len(self.editor.toPlainText().split())
@@ -561,16 +856,65 @@ class TextPanel(PluginPanel):
         self.show_message("Copied the document as plain text.")
 
     def describe_item(self, item: Item, store: ProjectStore) -> str:
-        return store.item_text(item)
+        from .notes import parts_text
+        from .story import filled
+
+        text = store.item_text(item)
+        parts = item.metadata.get("prompt_parts")
+        if isinstance(parts, list) and parts:
+            try:
+                text += "\n\n— What the model saw —\n" + parts_text(filled(parts,
+                                                                          item.request))
+            except (KeyError, TypeError, ValueError, AttributeError):
+                pass  # a hand-edited or foreign project: the output alone
+        return text
+
+    # -- story notes ----------------------------------------------------------------------------
+    def notes_dialog(self) -> None:
+        from .notes import NotesDialog
+
+        store = self.context.store
+        if store is None:
+            self.show_message("Open or create a project first: the notes are kept in it.",
+                              error=True)
+            return
+        self.notes = NotesDialog(self, store)
+        self.notes.open()
+
+    def saw_dialog(self) -> None:
+        from .notes import SawDialog
+
+        if self._saw is not None:
+            self.saw = SawDialog(self, *self._saw)
+            self.saw.open()
 
     # -- drafts -----------------------------------------------------------------------------------
     def work_state(self) -> dict[str, Any]:
-        return {"document": self.editor.toPlainText(),
+        document = self.editor.toPlainText()
+        passages = [[p.item_id, p.text] for p in (self._passages or [])
+                    if p.text and p.text in document][:MAX_PASSAGES]
+        return {"document": document, "passages": passages,
                 "instruction": self.instruction.toPlainText(),
                 "preset": self.preset.currentText(),
                 "use_context": self.use_context.isChecked()}
 
+    def project_changed(self) -> None:
+        super().project_changed()
+        self._passages = None
+        self.close_variants()
+        notes = getattr(self, "notes", None)
+        if notes is not None and notes.isVisible():  # it wrote into the previous project
+            notes.close()
+
     def restore_work(self, state: dict[str, Any]) -> None:
+        from .alternatives import Passage
+
+        self._passages = None  # another project: its passages are read when first needed
+        kept = state.get("passages")
+        if isinstance(kept, list):
+            self._passages = [Passage(str(p[0]), str(p[1]), None) for p in kept[:MAX_PASSAGES]
+                              if isinstance(p, list) and len(p) == 2]
+        self.close_variants()
         self.editor.setPlainText(str(state.get("document", "")))
         self._placed = False  # reopened: replies go at the end until the user places one
         self.instruction.setPlainText(str(state.get("instruction", "")))
