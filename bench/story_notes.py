@@ -70,7 +70,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--gguf", action="append", default=[], metavar="NAME=FILE")
     args = parser.parse_args()
-    models = [("SmolLM2-135M", "")] + [tuple(item.split("=", 1)) for item in args.gguf]
+    models = [("SmolLM2-135M", "embedded:smollm2-135m-instruct")] + [tuple(item.split("=", 1)) for item in args.gguf]
     results = {name: run_model(name, ref, args.seeds) for name, ref in models}
     print("\nthe note's fact (amber eyes) in the text that describes her:")
     for name, rows in results.items():

@@ -324,7 +324,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=1)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    models = [("SmolLM2-135M", "")] + [tuple(item.split("=", 1)) for item in args.gguf]
+    models = [("SmolLM2-135M", "embedded:smollm2-135m-instruct")] + [tuple(item.split("=", 1)) for item in args.gguf]
     seeds = list(range(1, args.seeds + 1))
     print(f"{len(TASKS)} tasks × {len(seeds)} seed(s)")
     out: dict = {}

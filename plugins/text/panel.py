@@ -334,8 +334,15 @@ class TextPanel(PluginPanel):
         ref = str(self.model.currentData() or "")
         offer = next((o for o in self.manifest.models if o.ref == ref), None)
         shown = offer is not None and bool(offer.limits)
-        self.model_note.setText("Small and fast, for drafts: add your own GGUF or a server "
-                                "(+) for more." if shown else "")
+        larger = next((o for o in self.manifest.models if o.optional and o is not offer), None)
+        if not shown:
+            text = ""
+        elif offer.optional:  # the measured default: what it does well, and its cost
+            text = f"{offer.summary}. {offer.limits[:1].upper()}{offer.limits[1:]}."
+        else:
+            text = ("Small and fast, for drafts: add your own GGUF or a server (+)"
+                    + (f", or choose {larger.name}" if larger else "") + " for more.")
+        self.model_note.setText(text)
         self.model_note.setToolTip(offer.limits if shown else "")
         self.model_note.setVisible(shown)
 
