@@ -68,7 +68,7 @@ def test_what_the_model_saw_lists_each_part_and_why():
     parts = story.counted(request, lambda text: len(text.split()), 100)
     names = [p["part"] for p in parts]
     assert names == ["System prompt", "Note: Mara", "Note: Tone", "Instruction", "Document",
-                     "Author's note", "Chat format and labels"]
+                     "Author's note", "Chat format, brackets and labels"]
     assert parts[1]["why"] == "“Mara” in the text near the cursor"
     assert sum(p["tokens"] for p in parts) == 100
     # the recipe has the document: the parts keep only how much of its end was read

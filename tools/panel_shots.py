@@ -73,8 +73,70 @@ def main() -> None:
             dialog.grab().save(str(out / f"{name}-{theme}.png"))
             print(f"{name}-{theme}.png: {dialog.width()}×{dialog.height()}")
             dialog.close()
+        writers_desk(app, window, out, theme)
         window.runner.shutdown()
         window.close()
+
+
+def writers_desk(app, window, out: Path, theme: str) -> None:
+    """The writer's desk with the real embedded model: story notes, What the model saw,
+    the variants of a paragraph, and the alternatives at a generated word."""
+    import time
+
+    from plugins.text.notes import NotesDialog, SawDialog
+    from plugins.text.story import Story
+
+    panel = window.panels["text"]
+    window.resize(*SIZES[0])
+    window.tabs.setCurrentWidget(panel)
+    window.store.set_state("story", Story.from_value({
+        "notes": [{"title": "Mara", "text": "Mara has amber eyes and a thin scar on her chin. "
+                   "She keeps the lighthouse since her father drowned.", "kind": "character"},
+                  {"title": "Lisbon Light", "text": "A lighthouse on a rock off Cascais.",
+                   "keys": ["lighthouse", "light"], "kind": "place"},
+                  {"title": "Style", "text": "Quiet, close third person, past tense.",
+                   "pinned": True, "kind": "style"}],
+        "author_note": "A storm is coming.", "depth": 1}).to_dict())
+    panel.restore_work({"document": "The fog rolled in against the lighthouse as the keeper "
+                                    "climbed the stairs.\nMara set the lantern down and "
+                                    "listened.\nSomething moved on the rocks below."})
+    panel.seed_mode.setCurrentText("fixed")
+    panel.seed.setValue(3)
+
+    def wait() -> None:
+        deadline = time.monotonic() + 180
+        while (panel._stream is not None or panel.jobs) and time.monotonic() < deadline:
+            app.processEvents()
+            time.sleep(0.02)
+
+    text = panel.editor.toPlainText()
+    panel.paragraph_variants(text.index("Mara") + 2)
+    wait()
+    panel.flip_variant(-1)
+    panel.flip_variant(1)
+    app.processEvents()
+    window.grab().save(str(out / f"text-variants-{theme}.png"))
+    saw = SawDialog(panel, *panel._saw) if panel._saw else None
+    if saw is not None:
+        saw.show()
+        app.processEvents()
+        saw.grab().save(str(out / f"text-saw-{theme}.png"))
+        saw.close()
+    notes = NotesDialog(panel, window.store)
+    notes.show()
+    app.processEvents()
+    notes.grab().save(str(out / f"text-notes-{theme}.png"))
+    notes.close()
+    document = panel.editor.toPlainText()
+    passage = next(p for p in panel.passages() if p.text and p.text in document)
+    menu = panel.alternatives_menu(document.index(passage.text) + len(passage.text) // 2,
+                                   panel)
+    if menu is not None:
+        menu.popup(panel.editor.mapToGlobal(panel.editor.rect().center()))
+        app.processEvents()
+        menu.grab().save(str(out / f"text-alternatives-{theme}.png"))
+        menu.close()
+    print(f"text-variants/saw/notes/alternatives-{theme}.png")
 
 
 if __name__ == "__main__":

@@ -134,7 +134,7 @@ class NotesDialog(QDialog):
 
     # -- the list ---------------------------------------------------------------------------
     def _label(self, note: Note) -> str:
-        return ("📌 " if note.pinned else "") + (note.title or "(untitled)")
+        return (note.title or "(untitled)") + (" (pinned)" if note.pinned else "")
 
     def _fill(self) -> None:
         self.list.clear()

@@ -284,8 +284,10 @@ class TextPanel(PluginPanel):
         bar.addStretch(1)
         self.variants_bar.setVisible(False)
         main_layout.insertWidget(main_layout.indexOf(self.editor), self.variants_bar)
-        QShortcut(QKeySequence("Alt+Left"), self, lambda: self.flip_variant(-1))
-        QShortcut(QKeySequence("Alt+Right"), self, lambda: self.flip_variant(1))
+        QShortcut(QKeySequence("Alt+Left"), self, lambda: self.flip_variant(-1)) \
+            .setWhatsThis("The paragraph's previous variant")
+        QShortcut(QKeySequence("Alt+Right"), self, lambda: self.flip_variant(1)) \
+            .setWhatsThis("The paragraph's next variant")
         QShortcut(QKeySequence("Ctrl+Alt+V"), self, lambda: self.paragraph_variants(
             self.editor.textCursor().position())).setWhatsThis("Variants of this paragraph")
         QShortcut(QKeySequence("Ctrl+Alt+A"), self, self.alternatives_at_cursor) \

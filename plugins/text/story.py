@@ -234,7 +234,7 @@ def counted(request: Request, count: Callable[[str], int], total: int, left_out:
             part["chars"], part["text"] = len(part["text"]), ""
     rest = total - sum(part["tokens"] for part in found)
     if rest > 0:
-        found.append({"part": "Chat format and labels", "text": "", "why": "", "tokens": rest})
+        found.append({"part": "Chat format, brackets and labels", "text": "", "why": "", "tokens": rest})
     if estimated:
         for part in found:
             part["estimated"] = True
