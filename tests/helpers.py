@@ -88,3 +88,16 @@ class Outcomes(Counter):
     def require(self, *kinds: str, at_least: int = 1) -> None:
         missing = [kind for kind in kinds if self[kind] < at_least]
         assert not missing, f"no example reached {missing}; seen {dict(self)}"
+
+
+def text_panel(make_window, seed: int, max_tokens: int):
+    """The real window's Text panel, shown, with a fixed seed and a short Max tokens (the
+    window is ``panel.window_``)."""
+    window = make_window()
+    panel = window.panels["text"]
+    window.tabs.setCurrentWidget(panel)
+    panel.seed_mode.setCurrentText("fixed")
+    panel.seed.setValue(seed)
+    panel.max_tokens.setValue(max_tokens)
+    panel.window_ = window
+    return panel

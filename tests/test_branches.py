@@ -118,14 +118,9 @@ def test_a_server_that_sends_logprobs_gives_alternatives_too():
 
 @pytest.fixture
 def panel(make_window):
-    window = make_window()
-    panel = window.panels["text"]
-    window.tabs.setCurrentWidget(panel)
-    panel.seed_mode.setCurrentText("fixed")
-    panel.seed.setValue(5)
-    panel.max_tokens.setValue(20)
-    panel.window_ = window
-    return panel
+    from tests.helpers import text_panel
+
+    return text_panel(make_window, seed=5, max_tokens=20)
 
 
 def wait_idle(qtbot, panel):

@@ -17,14 +17,9 @@ DRAFT = "The lighthouse stood alone.\nIts keeper wrote every night."
 
 @pytest.fixture
 def panel(make_window):
-    window = make_window()
-    panel = window.panels["text"]
-    window.tabs.setCurrentWidget(panel)
-    panel.seed_mode.setCurrentText("fixed")
-    panel.seed.setValue(3)
-    panel.max_tokens.setValue(12)
-    panel.window_ = window
-    return panel
+    from tests.helpers import text_panel
+
+    return text_panel(make_window, seed=3, max_tokens=12)
 
 
 def finish(qtbot, panel):
