@@ -23,6 +23,7 @@ from creative_studio.io.images import (
 )
 
 from . import models
+from .picture import AUTO
 from .sizes import MAX_OUTPUT_PIXELS, output_size
 
 
@@ -44,11 +45,23 @@ def fast_dtype(device: str, precision: str):
     return None
 
 
+def _manifest():
+    """This plugin's manifest (Automatic finds the embedded models' files through it)."""
+    import tomllib
+
+    from creative_studio.plugins.manifest import PluginManifest
+
+    path = Path(__file__).with_name("plugin.toml")
+    return PluginManifest.from_dict(tomllib.loads(path.read_text(encoding="utf-8")), str(path))
+
+
 class UpscaleGenerator:
     def __init__(self) -> None:
         self.upscaler: models.LoadedUpscaler | None = None
         self.device = "cpu"
         self.remote = None  # an upscale model on a ComfyUI server (plugins/upscale/comfy.py)
+        # Automatic: the embedded models it chose so far, by id (loaded when first chosen)
+        self.auto: dict[str, models.LoadedUpscaler] | None = None
 
     @staticmethod
     def validate(request: Request) -> None:
@@ -64,10 +77,36 @@ class UpscaleGenerator:
 
             self.remote = ComfyUpscale(source)
             return
+        self.device = device
+        if source.offer is not None and source.offer.id == AUTO:  # chosen per picture
+            self.auto, self.upscaler = {}, None
+            return
+        self.auto = None
         progress.say("Loading the upscale model…")
         self.upscaler = models.load(source, device)
-        self.device = device
         progress.say("")
+
+    def choose(self, image, preset: str, progress: Progress):
+        """Automatic: the embedded model that suits ``image`` (plugins/upscale/picture.py),
+        loaded once; returns what the picture is."""
+        from creative_studio.core.models import locate
+
+        from .picture import analyse, choose
+
+        picture = analyse(image)
+        wanted = output_size(image.width, image.height, preset, 4)
+        model_id = choose(picture, wanted[0] / image.width)
+        assert self.auto is not None
+        if model_id not in self.auto:
+            offer = _manifest().offer(model_id)
+            assert offer is not None, model_id
+            progress.say(f"Loading {offer.name} (Automatic: {picture.why})…")
+            self.auto[model_id] = models.load(
+                ModelSource(f"embedded:{model_id}", "embedded", offer.name, locate(offer),
+                            offer=offer), self.device)
+            progress.say("")
+        self.upscaler = self.auto[model_id]
+        return picture, model_id
 
     def unload(self) -> None:
         self.upscaler = None
@@ -126,6 +165,11 @@ class UpscaleGenerator:
 
             from .tiling import auto_tile, run_tiled
 
+            chosen = {}
+            if self.auto is not None:
+                picture, model_id = self.choose(image, preset, progress)
+                chosen = {"automatic": {"chose": model_id, "because": picture.why,
+                                        **picture.figures()}}
             up = self.upscaler
             assert up is not None
             scale = up.scale
@@ -142,8 +186,9 @@ class UpscaleGenerator:
                                progress)
             out = Image.fromarray(pixels, "RGB")
             del pixels
-            identity = ModelIdentity(up.name, request.model, up.sha256, up.source)
-            details = {"tile": tile, "pad": up.pad,
+            identity = ModelIdentity(up.name, f"embedded:{chosen['automatic']['chose']}"
+                                     if chosen else request.model, up.sha256, up.source)
+            details = {"tile": tile, "pad": up.pad, **chosen,
                        "precision": str(dtype).replace("torch.", "") if dtype else "float32"}
         final = output_size(image.width, image.height, preset, scale)
         resampled = out.size != final

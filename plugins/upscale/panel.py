@@ -36,6 +36,7 @@ from creative_studio.ui.widgets import (
     menu_button,
 )
 
+from .picture import AUTO
 from .sizes import PRESETS
 
 IMAGE_FILTER = "Images (" + " ".join(f"*{s}" for s in IMAGE_SUFFIXES) + ")"
@@ -423,6 +424,39 @@ class UpscalePanel(PluginPanel):
         self._showing_token = self.loader.load([before, after])  # decoded off the GUI thread
         self._result_token = 0  # a result decoding for the picture shown before: dropped
         self.info.setText(entry.text())
+        self.foresee(item.id, before)
+
+    def foresee(self, item_id: str, data: bytes) -> None:
+        """With Automatic chosen: which model the picture will get, and why (said before
+        Upscale is pressed; measured off the GUI thread)."""
+        if self.model.currentData() != f"embedded:{AUTO}":
+            return
+        from creative_studio.io.images import decode_image
+        from creative_studio.ui.servers import Background
+
+        from .picture import analyse, choose
+        from .sizes import output_size
+
+        preset = str(self.param_values("upscale").get("size", "model"))
+
+        def look():
+            image = decode_image(data)
+            picture = analyse(image)
+            factor = output_size(image.width, image.height, preset, 4)[0] / image.width
+            return picture, choose(picture, factor)
+
+        self._foreseeing = Background(self)
+        self._foreseeing.done.connect(lambda found, error: self._foreseen(item_id, found))
+        self._foreseeing.run(look)
+
+    def _foreseen(self, item_id: str, found) -> None:
+        entry = self.sources.currentItem()
+        if found is None or entry is None or entry.data(Qt.ItemDataRole.UserRole) != item_id:
+            return
+        picture, model_id = found
+        offer = self.manifest.offer(model_id)
+        self.show_message(f"Automatic will use {offer.name if offer else model_id}: "
+                          f"{picture.why}.")
 
     def _loaded(self, token: int, images: list) -> None:
         """Decoded pictures for the view; ones for a picture no longer chosen are dropped."""
@@ -484,6 +518,10 @@ class UpscalePanel(PluginPanel):
                 self._result_token = self.loader.load([job.result.assets[0].data])
             if showing:
                 self.info.setText(job.result.title)
+            chosen = job.result.metadata.get("automatic")
+            if isinstance(chosen, dict) and showing:
+                self.show_message(f"Automatic chose {job.result.model.name}: "
+                                  f"{chosen.get('because', '')}.")
 
     def on_failed(self, job: Job) -> None:
         super().on_failed(job)

@@ -1,0 +1,124 @@
+"""Upscale's Automatic model: what a picture is (JPEG tables, block grid, noise, flat
+drawings) and the model it gets, through the real generator and the panel."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from plugins.upscale.picture import analyse, block_ratio, choose, jpeg_quality
+
+
+def photo_like(size: int = 192, seed: int = 0) -> Image.Image:
+    """Texture at several scales, like a photo (not flat, many colours, little noise)."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:size, 0:size].astype(np.float32)
+    channels = []
+    for c in range(3):
+        value = 128 + 40 * np.sin(x / (7 + c) + y / 11) + 30 * np.cos(y / (5 + c) - x / 17)
+        value += 25 * np.sin((x + y) / 2.5 + c) * np.cos((x - y) / 3.5)
+        channels.append(value + rng.normal(0, 1.0, value.shape))
+    return Image.fromarray(np.clip(np.stack(channels, -1), 0, 255).astype(np.uint8))
+
+
+def reopened(image: Image.Image, fmt: str, **options) -> Image.Image:
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **options)
+    return Image.open(io.BytesIO(buffer.getvalue()))
+
+
+def drawing() -> Image.Image:
+    image = Image.new("RGB", (200, 160), (250, 246, 232))
+    pen = ImageDraw.Draw(image)
+    for k in range(8):
+        pen.ellipse([10 + 20 * k, 20 + 10 * k, 60 + 20 * k, 60 + 10 * k],
+                    fill=(40 * k % 255, 90, 200 - 20 * k), outline=(15, 15, 15), width=3)
+    return image
+
+
+@pytest.mark.parametrize("quality", [20, 35, 50, 75, 90])
+def test_a_jpegs_quality_is_read_from_its_tables(quality):
+    assert abs(jpeg_quality(reopened(photo_like(), "JPEG", quality=quality)) - quality) <= 2
+    assert jpeg_quality(reopened(photo_like(), "PNG")) is None
+
+
+def test_each_kind_of_picture_gets_its_model():
+    clean = analyse(reopened(photo_like(), "PNG"))
+    assert clean.kind == "clean", clean
+    assert choose(clean, 4) == "dat-light-x4" and choose(clean, 2) == "dat-light-x2"
+    assert choose(clean, 2.5) == "dat-light-x3" and choose(clean, 8) == "dat-light-x4"
+    jpeg = analyse(reopened(photo_like(), "JPEG", quality=40))
+    assert jpeg.kind == "compressed" and "quality ≈ 40" in jpeg.why
+    assert choose(jpeg, 2) == "realesrgan-x4plus"
+    # a JPEG saved again as PNG: no tables, but its block grid shows
+    was_jpeg = analyse(reopened(reopened(photo_like(), "JPEG", quality=30).convert("RGB"),
+                                "PNG"))
+    assert was_jpeg.kind == "compressed" and was_jpeg.block_ratio > 1.12, was_jpeg
+    noisy = np.asarray(photo_like(), np.float32) + np.random.default_rng(1).normal(
+        0, 12, (192, 192, 3))
+    found = analyse(reopened(Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8)), "PNG"))
+    assert found.kind == "noisy", found
+    art = analyse(reopened(drawing(), "PNG"))
+    assert art.kind == "line art" and choose(art, 4) == "animevideov3-x4", art
+
+
+def test_the_block_grid_ratio_sees_a_grid_and_only_a_grid():
+    flat = np.full((64, 64), 100.0, np.float32)
+    assert block_ratio(flat) == 1.0
+    grid = flat.copy()
+    grid[:, 8::8] += 30  # steps across every 8th column
+    assert block_ratio(grid) > 2
+    assert block_ratio(grid, period=32) < block_ratio(grid)
+
+
+@pytest.mark.parametrize("mode", ["L", "P", "RGBA", "CMYK", "I;16", "1"])
+@pytest.mark.parametrize("size", [(1, 1), (2, 3), (9, 9)])
+def test_odd_pictures_are_still_judged(mode, size):
+    image = photo_like(16).resize(size)
+    image = image.convert("L").convert("I;16") if mode == "I;16" else image.convert(mode)
+    found = analyse(reopened(image, "JPEG" if mode in ("L", "CMYK") else "PNG"))
+    assert found.kind in ("compressed", "noisy", "line art", "clean")
+
+
+@pytest.mark.model
+@pytest.mark.parametrize(("fmt", "options", "model"), [
+    ("JPEG", {"quality": 35}, "realesrgan-x4plus"),
+    ("PNG", {}, "dat-light-x2")])
+def test_automatic_chooses_in_the_generator_and_the_recipe_says_so(fmt, options, model):
+    from creative_studio.core.jobs import Asset, Request
+    from creative_studio.core.progress import Progress
+    from plugins.upscale.generator import UpscaleGenerator
+    from tests.conftest import source_of
+
+    generator = UpscaleGenerator()
+    generator.load(source_of("upscale"), "cpu", Progress())
+    assert generator.auto == {} and generator.upscaler is None  # nothing loaded yet
+    buffer = io.BytesIO()
+    photo_like(24).save(buffer, fmt, **options)
+    request = Request("upscale", "upscale", params={"size": "x2", "tile": 0,
+                                                    "precision": "fp32"}, parents=["p"])
+    result = generator.generate(request, Progress(), {"p": [Asset("image", "image/x",
+                                                                  buffer.getvalue(), "a")]})
+    chosen = result.metadata["automatic"]
+    assert chosen["chose"] == model and result.model.ref == f"embedded:{model}"
+    assert chosen["because"] and Image.open(io.BytesIO(result.assets[0].data)).size == (48, 48)
+    again = generator.generate(request, Progress(), {"p": [Asset("image", "image/x",
+                                                                 buffer.getvalue(), "a")]})
+    assert again.assets[0].data == result.assets[0].data  # Re-run: same choice, same picture
+    assert list(generator.auto) == [model]  # loaded once
+
+
+@pytest.mark.gui
+def test_the_panel_says_which_model_automatic_will_use(make_window, qtbot, tmp_path):
+    window = make_window()
+    panel = window.panels["upscale"]
+    assert panel.model.currentData() == "embedded:auto"
+    path = tmp_path / "holiday.jpg"
+    photo_like(64).save(path, "JPEG", quality=30)
+    panel.open_files([path])
+    qtbot.waitUntil(lambda: "Automatic will use" in panel.message.text(), timeout=20_000)
+    assert "Real-ESRGAN x4plus" in panel.message.text()
+    assert "quality ≈ 30" in panel.message.text()
