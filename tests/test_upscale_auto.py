@@ -122,3 +122,68 @@ def test_the_panel_says_which_model_automatic_will_use(make_window, qtbot, tmp_p
     qtbot.waitUntil(lambda: "Automatic will use" in panel.message.text(), timeout=20_000)
     assert "Real-ESRGAN x4plus" in panel.message.text()
     assert "quality ≈ 30" in panel.message.text()
+
+
+@pytest.mark.gui
+@pytest.mark.model
+def test_several_models_in_one_go_are_compared_side_by_side(make_window, qtbot, tmp_path):
+    from PySide6.QtCore import Qt
+
+    from creative_studio.io.export import suggested_name
+
+    window = make_window()
+    panel = window.panels["upscale"]
+    path = tmp_path / "tile.png"
+    photo_like(16).save(path)
+    source = panel.open_files([path])[0]
+    panel.several_models_dialog()
+    rows = {panel.several_list.item(i).data(Qt.ItemDataRole.UserRole):
+            panel.several_list.item(i) for i in range(panel.several_list.count())}
+    assert rows["embedded:auto"].checkState() == Qt.CheckState.Checked  # the panel's model
+    rows["embedded:auto"].setCheckState(Qt.CheckState.Unchecked)
+    for ref in ("embedded:animevideov3-x2", "embedded:animevideov3-x4"):
+        rows[ref].setCheckState(Qt.CheckState.Checked)
+    panel.several.accept()
+    jobs = list(panel.jobs)
+    assert len(jobs) == 2
+    qtbot.waitUntil(lambda: not panel.jobs, timeout=60_000)
+    items = sorted(panel.branches(source), key=lambda i: i.metadata["width"])
+    assert [i.model["name"] for i in items] == ["Real-ESRGAN animevideov3 ×2 (fast)",
+                                                "Real-ESRGAN animevideov3 ×4 (fast)"]
+    assert len({i.request.params["group"] for i in items}) == 1  # one group of branches
+    assert len({suggested_name(i) for i in items}) == 2  # distinct export names
+    assert suggested_name(items[0]) == "tile_x2_animevideov3-x2.png"
+    choices = [panel.right_choice.itemData(i) for i in range(panel.right_choice.count())]
+    assert choices[0] == source and set(choices[1:]) == {items[0].id, items[1].id}
+    assert panel.left_choice.currentData() == source
+    # compare the two upscales with each other: ×2 on the left, ×4 on the right
+    for choice, item in ((panel.left_choice, items[0]), (panel.right_choice, items[1])):
+        choice.setCurrentIndex(choice.findData(item.id))
+    panel.left_choice.activated.emit(1)
+    qtbot.waitUntil(lambda: panel.view.before is not None
+                    and panel.view.before.width() == 32, timeout=10_000)
+    assert panel.view.labels == ("Real-ESRGAN animevideov3 ×2", "Real-ESRGAN animevideov3 ×4")
+    assert panel.view.after.width() == 64
+
+
+@pytest.mark.gui
+@pytest.mark.parametrize("shade", [0, 255])
+def test_the_views_labels_read_on_light_and_dark_pictures(qtbot, shade):
+    from PySide6.QtGui import QColor, QImage
+
+    from plugins.upscale.panel import CompareView
+
+    view = CompareView()
+    qtbot.addWidget(view)
+    view.resize(400, 300)
+    picture = QImage(100, 100, QImage.Format.Format_RGB32)
+    picture.fill(QColor(shade, shade, shade))
+    view.set_images(picture, picture)
+    view.zoom_at(4.0, view.rect().center().toPointF())
+    image = view.grab().toImage()
+    def region(top: int) -> list[int]:
+        return [image.pixelColor(x, y).lightness() for x in range(8, 60)
+                for y in range(top, top + 14)]
+
+    for strip in (region(image.height() - 26), region(8)):  # the zoom, the left side's name
+        assert min(strip) < 90 and max(strip) > 200  # white letters on a dark box

@@ -45,6 +45,16 @@ def fast_dtype(device: str, precision: str):
     return None
 
 
+def model_slug(identity: ModelIdentity) -> str:
+    """A short file-name-safe name of a model: its id, file stem or server model."""
+    import re
+
+    ref = identity.ref or identity.name
+    tail = ref.split(":", 1)[-1].rsplit("/", 1)[-1]
+    tail = Path(tail).stem if "." in tail else tail
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", tail).strip("-._")[:40] or "model"
+
+
 def _manifest():
     """This plugin's manifest (Automatic finds the embedded models' files through it)."""
     import tomllib
@@ -205,8 +215,10 @@ class UpscaleGenerator:
                                 "resampled": resampled, **details,
                                 "icc": bool(icc), "exif": bool(exif),
                                 # exported as photo_x4.png: named after the picture it enlarges
+                                # and the model: two models' exports never share a name
                                 "file_stem": f"{Path(image_assets[0].name or 'image').stem}"
-                                             f"_x{_factor(image.width, out.width)}"},
+                                             f"_x{_factor(image.width, out.width)}_"
+                                             f"{model_slug(identity)}"},
                       # what tells two upscales apart: the picture, the model, the sizes
                       title=f"{Path(image_assets[0].name or 'image').stem} ×"
                             f"{_factor(image.width, out.width)} · {identity.name} "

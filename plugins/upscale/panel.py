@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import QImage, QKeySequence, QPainter, QPen, QShortcut
+from PySide6.QtGui import QColor, QImage, QKeySequence, QPainter, QPen, QShortcut
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -26,8 +26,7 @@ from creative_studio.core.errors import StudioError
 from creative_studio.core.jobs import Job, Request
 from creative_studio.core.project import Item
 from creative_studio.io.imports import IMAGE_SUFFIXES, import_image, input_files
-from creative_studio.ui.panel import PluginPanel
-from creative_studio.ui.theme import set_type
+from creative_studio.ui.panel import PluginPanel, narrow
 from creative_studio.ui.widgets import (
     ImageLoader,
     StatusLine,
@@ -58,6 +57,7 @@ class CompareView(QWidget):
         self.zoom = 1.0  # relative to "fit in the view"
         self.offset = QPointF(0, 0)  # pan, in view pixels
         self._drag: tuple[str, QPointF] | None = None
+        self.labels = ("before", "after")  # what each side shows (the panel names them)
         self.setMinimumSize(320, 240)
 
     def set_images(self, before: QImage | None, after: QImage | None,
@@ -170,18 +170,25 @@ class CompareView(QWidget):
             painter.setPen(QPen(Qt.GlobalColor.white, 2))
             painter.drawLine(QPointF(x, max(0, target.top())),
                              QPointF(x, min(self.height(), target.bottom())))
-            for text, point in (("before", QPointF(8, 18)),
-                                ("after", QPointF(self.width() - 44, 18))):
-                painter.setPen(Qt.GlobalColor.black)
-                painter.drawText(point + QPointF(1, 1), text)
-                painter.setPen(Qt.GlobalColor.white)
-                painter.drawText(point, text)
+            self._badge(painter, self.labels[0], Qt.AlignmentFlag.AlignLeft, top=True)
+            self._badge(painter, self.labels[1], Qt.AlignmentFlag.AlignRight, top=True)
         if self.zoom > 1.0:
-            painter.setPen(self.palette().text().color())
             ref = self.after or self.before
             shown = self._fit_scale() * self.zoom * 100
-            painter.drawText(QPointF(8, self.height() - 8),
-                             f"{shown:.0f}% of {ref.width()}×{ref.height()}")
+            self._badge(painter, f"{shown:.0f}% of {ref.width()}×{ref.height()}",
+                        Qt.AlignmentFlag.AlignLeft, top=False)
+
+    def _badge(self, painter: QPainter, text: str, side, top: bool) -> None:
+        """A label on a dark box, readable on any picture (light, dark or busy)."""
+        metrics = painter.fontMetrics()
+        width = metrics.horizontalAdvance(text) + 12
+        height = metrics.height() + 6
+        x = 6 if side == Qt.AlignmentFlag.AlignLeft else self.width() - width - 6
+        y = 6 if top else self.height() - height - 6
+        box = QRectF(x, y, width, height)
+        painter.fillRect(box, QColor(0, 0, 0, 170))
+        painter.setPen(Qt.GlobalColor.white)
+        painter.drawText(box, Qt.AlignmentFlag.AlignCenter, text)
 
 
 class UpscalePanel(PluginPanel):
@@ -240,6 +247,11 @@ class UpscalePanel(PluginPanel):
         model_row.addWidget(self.model, 1)
         model_row.addWidget(add_model)
         form.addRow("Model", model_row)
+        several = QPushButton("Several models…")
+        several.setToolTip("Upscale the selected pictures with several models in one go, "
+                           "to compare them")
+        several.clicked.connect(self.several_models_dialog)
+        form.addRow("", several)
         form.addRow("Size", self.size)
         advanced = QFormLayout()
         self.param_rows(advanced, "tile", "precision")
@@ -270,8 +282,18 @@ class UpscalePanel(PluginPanel):
         QShortcut(QKeySequence("Ctrl+Alt+0"), self,
                   self.view.actual_pixels).setWhatsThis("Actual pixels (1:1)")
         self.view.setToolTip("Drag: move the split · wheel: zoom · right-drag: pan")
+        # compare any two: the source or any of its results, on either side
+        self.left_choice, self.right_choice = narrow(QComboBox(), 6), narrow(QComboBox(), 6)
+        self.left_choice.setToolTip("Left of the split: the picture or one of its upscales")
+        self.right_choice.setToolTip("Right of the split: one of the picture's upscales (or "
+                                     "the picture)")
+        for choice in (self.left_choice, self.right_choice):
+            choice.activated.connect(self._compare_chosen)
         view_bar = QHBoxLayout()
-        view_bar.addWidget(set_type(QLabel("Drag: split · wheel: zoom"), "small"), 1)
+        view_bar.addWidget(QLabel("Left"))
+        view_bar.addWidget(self.left_choice, 1)
+        view_bar.addWidget(QLabel("Right"))
+        view_bar.addWidget(self.right_choice, 1)
         view_bar.addWidget(fit)
         view_bar.addWidget(one)
         main = QWidget()
@@ -414,17 +436,61 @@ class UpscalePanel(PluginPanel):
         except StudioError as exc:  # a damaged picture: said, not shown
             self.show_message(str(exc), error=True)
             return
-        after = None
-        try:
-            result = store.item(self.results[item.id]) if item.id in self.results else None
-            if result is not None and result.assets:
-                after = store.asset_bytes(result.assets[0].id)
-        except StudioError:  # the result was deleted or damaged: show the source alone
-            after = None
+        self._fill_choices(item, self.results.get(item.id))
+        after = self._bytes_of(self.right_choice.currentData())
         self._showing_token = self.loader.load([before, after])  # decoded off the GUI thread
         self._result_token = 0  # a result decoding for the picture shown before: dropped
         self.info.setText(entry.text())
         self.foresee(item.id, before)
+
+    # -- compare any two ---------------------------------------------------------------------
+    def branches(self, source_id: str) -> list[Item]:
+        """The upscales of a picture in this project, oldest first."""
+        return [i for i in self.context.store.items(kind="image", limit=5000)
+                if i.plugin == self.manifest.id and i.request.task == "upscale"
+                and i.parents[:1] == [source_id] and i.assets and not i.damaged]
+
+    def _fill_choices(self, source: Item, right: str | None) -> None:
+        """Left: the picture; right: ``right`` (its latest upscale by default); each side
+        may show the picture or any of its upscales."""
+        meta = source.metadata
+        size = f" ({meta['width']}×{meta['height']})" if "width" in meta else ""
+        entries = [("Picture" + size, source.id)] + [
+            (f"{i.model.get('name', '?')} ({i.metadata.get('width')}×"
+             f"{i.metadata.get('height')})", i.id) for i in self.branches(source.id)]
+        for choice, wanted in ((self.left_choice, source.id),
+                               (self.right_choice, right or "")):
+            choice.blockSignals(True)
+            choice.clear()
+            for text, item_id in entries:
+                choice.addItem(text, item_id)
+                choice.setItemData(choice.count() - 1, text, Qt.ItemDataRole.ToolTipRole)
+            choice.setCurrentIndex(max(0, choice.findData(wanted)) if wanted else -1)
+            choice.blockSignals(False)
+        self._name_sides()
+
+    def _name_sides(self) -> None:
+        def short(choice) -> str:
+            text = choice.currentText()
+            return text.split(" (")[0] if text else ""
+
+        self.view.labels = (short(self.left_choice) or "before",
+                            short(self.right_choice) or "after")
+
+    def _bytes_of(self, item_id) -> bytes | None:
+        if not item_id:
+            return None
+        try:
+            item = self.context.store.item(str(item_id))
+            return self.context.store.asset_bytes(item.assets[0].id) if item.assets else None
+        except StudioError:  # deleted or damaged since: that side stays empty
+            return None
+
+    def _compare_chosen(self, *_args) -> None:
+        """Show the two chosen pictures (decoded off the GUI thread), the view kept."""
+        self._name_sides()
+        self._compare_token = self.loader.load([self._bytes_of(self.left_choice.currentData()),
+                                                self._bytes_of(self.right_choice.currentData())])
 
     def foresee(self, item_id: str, data: bytes) -> None:
         """With Automatic chosen: which model the picture will get, and why (said before
@@ -460,7 +526,9 @@ class UpscalePanel(PluginPanel):
 
     def _loaded(self, token: int, images: list) -> None:
         """Decoded pictures for the view; ones for a picture no longer chosen are dropped."""
-        if token == self._showing_token:
+        if token == getattr(self, "_compare_token", -1):
+            self.view.set_images(images[0], images[1], keep_view=True)
+        elif token == self._showing_token:
             self._showing_token = 0
             self.view.set_images(images[0], images[1])
         elif token == self._result_token:
@@ -479,23 +547,65 @@ class UpscalePanel(PluginPanel):
 
     def upscale(self) -> list[Job]:
         """Queue one job per selected picture (a batch when several are selected)."""
+        return self.upscale_with([self.model.currentData()])
+
+    def upscale_with(self, refs: list[str]) -> list[Job]:
+        """Each selected picture with each of these models: several models on one picture
+        are one group of branches in the History, to compare side by side."""
+        import uuid
+
         sources = self.selected_sources()
         if not sources:
             self.show_message("Open a picture first (or a folder).", error=True)
             return []
         jobs = []
         for source in sources:
-            request = Request(self.manifest.id, "upscale", params=self.param_values("upscale"),
-                              parents=[source], model=self.model.currentData())
-            row = self._row_of(source)
-            label = self.sources.item(row).text() if row >= 0 else "picture"
-            job = self.try_submit(request, label=label)
-            if job is None:
-                break
-            self.sources_of[job.id] = source
-            self.job = job
-            jobs.append(job)
+            group = uuid.uuid4().hex[:12] if len(refs) > 1 else ""
+            for index, ref in enumerate(refs):
+                params = self.param_values("upscale")
+                if group:
+                    params.update(group=group, alternative=index + 1)
+                request = Request(self.manifest.id, "upscale", params=params,
+                                  parents=[source], model=ref)
+                row = self._row_of(source)
+                label = self.sources.item(row).text() if row >= 0 else "picture"
+                job = self.try_submit(request, label=label)
+                if job is None:
+                    return jobs
+                self.sources_of[job.id] = source
+                self.job = job
+                jobs.append(job)
         return jobs
+
+    def several_models_dialog(self) -> None:
+        """Choose models to run on the selected pictures in one go."""
+        from PySide6.QtWidgets import QDialog, QDialogButtonBox, QListWidgetItem
+
+        dialog = QDialog(self)
+        dialog.setWindowTitle("Upscale with several models")
+        chosen = QListWidget()
+        for index in range(self.model.count()):
+            entry = QListWidgetItem(self.model.itemText(index), chosen)
+            entry.setData(Qt.ItemDataRole.UserRole, self.model.itemData(index))
+            entry.setFlags(entry.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+            entry.setCheckState(Qt.CheckState.Checked if index == self.model.currentIndex()
+                                else Qt.CheckState.Unchecked)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
+                                   | QDialogButtonBox.StandardButton.Cancel)
+        buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Upscale")
+        buttons.accepted.connect(dialog.accept)
+        buttons.rejected.connect(dialog.reject)
+        layout = QVBoxLayout(dialog)
+        layout.addWidget(QLabel("Each selected picture is upscaled with each checked model; "
+                                "compare the results with Left and Right under the view."))
+        layout.addWidget(chosen)
+        layout.addWidget(buttons)
+        self.several = dialog  # tests reach it
+        self.several_list = chosen
+        dialog.accepted.connect(lambda: self.upscale_with(
+            [chosen.item(i).data(Qt.ItemDataRole.UserRole) for i in range(chosen.count())
+             if chosen.item(i).checkState() == Qt.CheckState.Checked]))
+        dialog.open()
 
     def _showing(self, job: Job) -> bool:
         current = self.sources.currentItem()
@@ -515,6 +625,11 @@ class UpscalePanel(PluginPanel):
             if showing and self._showing_token:  # the picture itself is still decoding:
                 self._show_current()  # again, with this result
             elif showing:
+                left = self.left_choice.currentData()
+                self._fill_choices(self.context.store.item(source), job.item_id)
+                if left and self.left_choice.findData(left) >= 0:
+                    self.left_choice.setCurrentIndex(self.left_choice.findData(left))
+                    self._name_sides()
                 self._result_token = self.loader.load([job.result.assets[0].data])
             if showing:
                 self.info.setText(job.result.title)
@@ -543,7 +658,9 @@ class UpscalePanel(PluginPanel):
     # -- export -----------------------------------------------------------------------
     def export_dialog(self) -> None:
         current = self.sources.currentItem()
-        result_id = self.results.get(current.data(Qt.ItemDataRole.UserRole)) if current else None
+        source = current.data(Qt.ItemDataRole.UserRole) if current else None
+        shown = self.right_choice.currentData()  # the upscale compared on the right
+        result_id = shown if shown and shown != source else self.results.get(source)
         if result_id is None:
             self.show_message("Upscale a picture first, then export the result.", error=True)
             return
