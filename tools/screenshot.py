@@ -19,7 +19,7 @@ shaped by ComfyUI's whole pipeline), the Jobs dock showing where each ran.
 --chords: the tune harmonized to a typed progression (symbols above the roll), then a tenor
 note selected and bars 2–3 chosen on the ruler: Regenerate voices set up.
 --interpolate: 5 steps from that tune to a second one (seed 3), the steps side by side.
---upscale: the Upscale panel after DAT-light ×4 on a small photo (skimage's "chelsea", needs
+--upscale: the Upscale panel comparing DAT-light ×4 and Automatic on a small JPEG photo (skimage's "chelsea", needs
 scikit-image; a drawn picture otherwise), the split in the middle, zoomed in.
 """
 
@@ -134,26 +134,30 @@ def upscale_scene(window, shoot) -> None:
     from PIL import Image
     from PySide6.QtCore import QPointF, QTimer
 
-    picture = Path(tempfile.mkdtemp()) / "chelsea.png"
+    picture = Path(tempfile.mkdtemp()) / "chelsea.jpg"  # a JPEG, as most pictures are
     try:
         from skimage import data
 
         Image.fromarray(data.chelsea()).resize((150, 100), Image.Resampling.BICUBIC).save(
-            picture)
+            picture, quality=40)
     except ImportError:
         from PIL import ImageDraw
 
         image = Image.new("RGB", (150, 100), "skyblue")
         ImageDraw.Draw(image).ellipse((40, 20, 110, 90), fill="orange", outline="black")
-        image.save(picture)
+        image.save(picture, quality=40)
     panel = window.panels["upscale"]
     window.tabs.setCurrentWidget(panel)
     panel.open_files([picture])
-    (job,) = panel.upscale()
+    # Automatic and the old default side by side: DAT-light left, Automatic's choice right
+    jobs = panel.upscale_with(["embedded:dat-light-x4", "embedded:auto"])
 
     def wait() -> None:
-        if job.state.finished and not panel.jobs:
-            window.history.select(job.item_id)
+        if all(job.state.finished for job in jobs) and not panel.jobs:
+            window.history.select(jobs[-1].item_id)
+            panel.left_choice.setCurrentIndex(panel.left_choice.findData(jobs[0].item_id))
+            panel.right_choice.setCurrentIndex(panel.right_choice.findData(jobs[1].item_id))
+            panel._compare_chosen()
             view = panel.view
             view.zoom_at(1.6, QPointF(view.width() * 0.45, view.height() * 0.4))
             QTimer.singleShot(300, shoot)
