@@ -101,7 +101,7 @@ def test_upscale_a_folder_from_the_command_line(tmp_path):
                  "--quality", "80")
     assert result.returncode == 1  # one picture could not be read
     assert "broken.jpg" in result.stderr and "not an image" in result.stderr
-    exported = Image.open(out / "a_x2.jpg")
+    exported = Image.open(out / "a_x2_animevideov3-x2.jpg")  # named after the model too
     assert exported.size == (48, 32)
     assert b'"upscale"' in exported.getexif().get_ifd(0x8769)[0x9286]  # the recipe
     items = json.loads(cli("list", "--project", str(project), "--json").stdout)

@@ -272,7 +272,7 @@ class UpscaleGenerator:
                                 "input": [image.width, image.height], "size": preset,
                                 "resampled": resampled, **details,
                                 "icc": bool(icc), "exif": bool(exif),
-                                # exported as photo_x4.png: named after the picture it enlarges
+                                # exported as photo_x4_<model>.png: named after the picture it enlarges
                                 # and the model: two models' exports never share a name
                                 "file_stem": f"{Path(image_assets[0].name or 'image').stem}"
                                              f"_x{_factor(image.width, out.width)}_"
