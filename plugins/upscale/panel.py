@@ -289,6 +289,7 @@ class UpscalePanel(PluginPanel):
                                      "the picture)")
         for choice in (self.left_choice, self.right_choice):
             choice.activated.connect(self._compare_chosen)
+            choice.setEnabled(False)  # until a picture is chosen
         view_bar = QHBoxLayout()
         view_bar.addWidget(QLabel("Left"))
         view_bar.addWidget(self.left_choice, 1)
@@ -310,6 +311,9 @@ class UpscalePanel(PluginPanel):
         self.sources.clear()
         self.sources.blockSignals(False)
         self.results.clear()
+        for choice in (self.left_choice, self.right_choice):
+            choice.clear()
+            choice.setEnabled(False)
         self.view.set_images(None, None)
         self.info.setText("No picture")
 
@@ -466,6 +470,7 @@ class UpscalePanel(PluginPanel):
                 choice.addItem(text, item_id)
                 choice.setItemData(choice.count() - 1, text, Qt.ItemDataRole.ToolTipRole)
             choice.setCurrentIndex(max(0, choice.findData(wanted)) if wanted else -1)
+            choice.setEnabled(choice.count() > 0)
             choice.blockSignals(False)
         self._name_sides()
 
