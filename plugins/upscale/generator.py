@@ -99,21 +99,16 @@ class UpscaleGenerator:
     def choose(self, image, preset: str, progress: Progress):
         """Automatic: the embedded model that suits ``image`` (plugins/upscale/picture.py),
         loaded once; returns what the picture is."""
-        from creative_studio.core.models import locate
+        from creative_studio.core.models import resolve
 
-        from .picture import analyse, choose
+        from .picture import model_for
 
-        picture = analyse(image)
-        wanted = output_size(image.width, image.height, preset, 4)
-        model_id = choose(picture, wanted[0] / image.width)
+        picture, model_id = model_for(image, preset)
         assert self.auto is not None
         if model_id not in self.auto:
-            offer = _manifest().offer(model_id)
-            assert offer is not None, model_id
-            progress.say(f"Loading {offer.name} (Automatic: {picture.why})…")
-            self.auto[model_id] = models.load(
-                ModelSource(f"embedded:{model_id}", "embedded", offer.name, locate(offer),
-                            offer=offer), self.device)
+            source = resolve(_manifest(), f"embedded:{model_id}")
+            progress.say(f"Loading {source.name} (Automatic: {picture.why})…")
+            self.auto[model_id] = models.load(source, self.device)
             progress.say("")
         self.upscaler = self.auto[model_id]
         return picture, model_id

@@ -505,20 +505,12 @@ class UpscalePanel(PluginPanel):
         from creative_studio.io.images import decode_image
         from creative_studio.ui.servers import Background
 
-        from .picture import analyse, choose
-        from .sizes import output_size
+        from .picture import model_for
 
         preset = str(self.param_values("upscale").get("size", "model"))
-
-        def look():
-            image = decode_image(data)
-            picture = analyse(image)
-            factor = output_size(image.width, image.height, preset, 4)[0] / image.width
-            return picture, choose(picture, factor)
-
         self._foreseeing = Background(self)
         self._foreseeing.done.connect(lambda found, error: self._foreseen(item_id, found))
-        self._foreseeing.run(look)
+        self._foreseeing.run(lambda: model_for(decode_image(data), preset))
 
     def _foreseen(self, item_id: str, found) -> None:
         entry = self.sources.currentItem()

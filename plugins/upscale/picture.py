@@ -145,3 +145,13 @@ def choose(picture: Picture, factor: float) -> str:
     ×2, ×3, ×4 that reaches it (×4 beyond; the rest is resampled as for any model)."""
     scale = next((s for s in (2, 3, 4) if factor <= s + 1e-6), 4)
     return CHOICES[picture.kind][scale]
+
+
+def model_for(image, preset: str) -> tuple[Picture, str]:
+    """What ``image`` is, and the embedded model Automatic gives it for the size ``preset``
+    (the generator runs that model; the panel says so before Upscale is pressed)."""
+    from .sizes import output_size
+
+    picture = analyse(image)
+    width = output_size(image.width, image.height, preset, 4)[0]
+    return picture, choose(picture, width / image.width)
