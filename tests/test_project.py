@@ -28,6 +28,21 @@ def result(text="hello", **meta):
                   metadata=meta, title=text[:10])
 
 
+def test_the_children_of_an_item_are_read_through_its_lineage(tmp_path):
+    store = ProjectStore.create(tmp_path / "a.csproj")
+    source = store.add_item(Request("text", "generate", "source"), result("source"))
+    other = store.add_item(Request("text", "generate", "other"), result("other"))
+    children = [store.add_item(Request("text", "continue", str(n), parents=[source]),
+                               result(f"child {n}")) for n in range(3)]
+    store.add_item(Request("text", "continue", "x", parents=[other]), result("elsewhere"))
+    both = store.add_item(Request("text", "continue", "y", parents=[other, source]),
+                          result("both"))
+    assert [i.id for i in store.items(child_of=source)] == children + [both]
+    assert [i.id for i in store.items(child_of=source, limit=2)] == [children[2], both]
+    assert store.items(child_of=children[0]) == []
+    assert store.items(child_of=source, kind="no such kind") == []
+
+
 def test_round_trip_keeps_everything(tmp_path):
     store = ProjectStore.create(tmp_path / "a.csproj")
     first = store.add_item(Request("text", "generate", "a prompt", {"temperature": 0.5},

@@ -694,11 +694,12 @@ class ProjectStore:
 
     # -- reading --------------------------------------------------------------
     def items(self, only: str | None = None, *, kind: str | None = None,
-              limit: int | None = None) -> list[Item]:
+              limit: int | None = None, child_of: str | None = None) -> list[Item]:
         """Items, oldest first, with their asset descriptions (not their bytes): all, the one
-        with id ``only``, those of ``kind`` (a role such as "image"), or the newest
-        ``limit`` of them. Values of unexpected shape (a damaged file) never raise: the item
-        is marked damaged instead."""
+        with id ``only``, those of ``kind`` (a role such as "image"), those made from the
+        item ``child_of`` (its lineage's children, read through the parents' index), or the
+        newest ``limit`` of them. Values of unexpected shape (a damaged file) never raise:
+        the item is marked damaged instead."""
         where, key = [], []
         if only is not None:
             where.append("id = ?")
@@ -706,6 +707,9 @@ class ProjectStore:
         if kind is not None:
             where.append("kind = ?")
             key.append(kind)
+        if child_of is not None:
+            where.append("id IN (SELECT item_id FROM item_parents WHERE parent_id = ?)")
+            key.append(child_of)
         sql = ("SELECT id, created, plugin, kind, title, request, model, device, versions,"
                " metadata FROM items" + (" WHERE " + " AND ".join(where) if where else "")
                + " ORDER BY created DESC, rowid DESC")

@@ -450,7 +450,7 @@ class UpscalePanel(PluginPanel):
     # -- compare any two ---------------------------------------------------------------------
     def branches(self, source_id: str) -> list[Item]:
         """The upscales of a picture in this project, oldest first."""
-        return [i for i in self.context.store.items(kind="image", limit=5000)
+        return [i for i in self.context.store.items(kind="image", child_of=source_id)
                 if i.plugin == self.manifest.id and i.request.task == "upscale"
                 and i.parents[:1] == [source_id] and i.assets and not i.damaged]
 
