@@ -168,19 +168,20 @@ class UpscaleGenerator:
         # the graph runs whole, its own final resize too (animevideov3 ×2/×3: the ×4 net,
         # then ncnn's bicubic; the PyTorch path does that resize after the converted net)
         exact = request.params["precision"] == "fp32"
-        on_gpu = self._ncnn_net(threads, gpu, exact) \
-            if 0 <= gpu < len(ncnn_engine.gpus()) else None
+        if not 0 <= gpu < len(ncnn_engine.gpus()):
+            gpu = -1  # no such Vulkan device: the CPU
         if wanted == "ncnn":
-            run = on_gpu or self._ncnn_net(threads, -1, exact)
+            run = self._ncnn_net(threads, gpu, exact)
             return run, None, {"engine": "ncnn", "ncnn_device": run.device}
         # Fastest measured: PyTorch, ncnn on the CPU and ncnn on the chosen Vulkan GPU (not
-        # a software one like Mesa's lavapipe: far slower than ncnn's own CPU path)
+        # a software one like Mesa's lavapipe: far slower than ncnn's own CPU path, so it is
+        # not even loaded)
         engines = {"pytorch": network, "ncnn": self._ncnn_net(threads, -1, exact)}
-        if on_gpu is not None and not ncnn_engine.software(gpu):
-            engines["ncnn-vulkan"] = on_gpu
+        if gpu >= 0 and not ncnn_engine.software(gpu):
+            engines["ncnn-vulkan"] = self._ncnn_net(threads, gpu, exact)
+        device = engines["ncnn-vulkan"].device if "ncnn-vulkan" in engines else "cpu"
         chosen, seconds = ncnn_engine.choose(
-            f"{up.sha256}|{on_gpu.device if on_gpu else 'cpu'}|{threads}|"
-            f"{request.params['precision']}", engines)
+            f"{up.sha256}|{device}|{threads}|{request.params['precision']}", engines)
         said = {"engine": chosen, "engine_seconds": seconds}
         if chosen == "pytorch":
             return network, dtype, said
