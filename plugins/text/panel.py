@@ -95,7 +95,7 @@ def shown_token(text: str) -> str:
     """A token as a menu shows it: its spaces and line breaks visible."""
     if not text.strip():
         return {"\n": "⏎ (new line)", " ": "· (space)"}.get(text, repr(text))
-    return text.replace("\n", "⏎").strip() if text.strip() else text
+    return text.replace("\n", "⏎").strip()
 
 
 def reading_time(words: int) -> str:
