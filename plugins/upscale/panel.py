@@ -556,16 +556,15 @@ class UpscalePanel(PluginPanel):
             self.show_message("Open a picture first (or a folder).", error=True)
             return []
         jobs = []
+        base = self.param_values("upscale")
         for source in sources:
             group = uuid.uuid4().hex[:12] if len(refs) > 1 else ""
+            row = self._row_of(source)
+            label = self.sources.item(row).text() if row >= 0 else "picture"
             for index, ref in enumerate(refs):
-                params = self.param_values("upscale")
-                if group:
-                    params.update(group=group, alternative=index + 1)
+                params = dict(base, group=group, alternative=index + 1) if group else dict(base)
                 request = Request(self.manifest.id, "upscale", params=params,
                                   parents=[source], model=ref)
-                row = self._row_of(source)
-                label = self.sources.item(row).text() if row >= 0 else "picture"
                 job = self.try_submit(request, label=label)
                 if job is None:
                     return jobs
