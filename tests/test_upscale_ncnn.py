@@ -68,6 +68,7 @@ def test_ncnn_and_pytorch_write_the_same_picture(model_id):
     ncnn, meta = upscaled(generator, engine="ncnn", vulkan=-1)
     torch_out, torch_meta = upscaled(generator, engine="torch")
     assert meta["engine"] == "ncnn" and meta["ncnn_device"] == "cpu"
+    assert meta["precision"] == "float32"  # Exact: ncnn stores float32 too
     assert torch_meta["engine"] == "pytorch" and ncnn.shape == torch_out.shape
     psnr = 10 * np.log10(255 ** 2 / np.mean((ncnn - torch_out) ** 2))
     assert psnr > 45, psnr
@@ -97,6 +98,12 @@ def test_fastest_measured_is_measured_once_and_said(monkeypatch):
     _, again = upscaled(generator)
     assert again["engine"] == meta["engine"] and again["engine_seconds"] == \
         meta["engine_seconds"]
+
+
+def test_the_recipe_says_ncnn_stores_bfloat16_when_fast():
+    _, meta = upscaled(embedded("animevideov3-x4"), engine="ncnn", vulkan=-1,
+                       precision="auto")
+    assert meta["engine"] == "ncnn" and meta["precision"] == "bfloat16"
 
 
 def test_ncnn_is_refused_for_a_model_that_has_no_ncnn_files():

@@ -148,6 +148,8 @@ class UpscaleGenerator:
         """The engine that runs this job: PyTorch, or ncnn for a model that came as an ncnn
         .param/.bin (asked for, or measured faster on this machine: plugins/upscale/
         ncnn_engine.py). Returns (network, dtype, what the recipe says)."""
+        import torch
+
         from creative_studio.core import cpu
 
         from . import ncnn_engine
@@ -168,11 +170,13 @@ class UpscaleGenerator:
         # the graph runs whole, its own final resize too (animevideov3 ×2/×3: the ×4 net,
         # then ncnn's bicubic; the PyTorch path does that resize after the converted net)
         exact = request.params["precision"] == "fp32"
+        # what the recipe says of ncnn's precision: Fast stores bfloat16 (NcnnNet), Exact not
+        ncnn_dtype = None if exact else torch.bfloat16
         if not 0 <= gpu < len(ncnn_engine.gpus()):
             gpu = -1  # no such Vulkan device: the CPU
         if wanted == "ncnn":
             run = self._ncnn_net(threads, gpu, exact)
-            return run, None, {"engine": "ncnn", "ncnn_device": run.device}
+            return run, ncnn_dtype, {"engine": "ncnn", "ncnn_device": run.device}
         # Fastest measured: PyTorch, ncnn on the CPU and ncnn on the chosen Vulkan GPU (not
         # a software one like Mesa's lavapipe: far slower than ncnn's own CPU path, so it is
         # not even loaded)
@@ -185,7 +189,7 @@ class UpscaleGenerator:
         said = {"engine": chosen, "engine_seconds": seconds}
         if chosen == "pytorch":
             return network, dtype, said
-        return engines[chosen], None, {**said, "ncnn_device": engines[chosen].device}
+        return engines[chosen], ncnn_dtype, {**said, "ncnn_device": engines[chosen].device}
 
     def _ncnn_net(self, threads: int, gpu: int, exact: bool):
         """The ncnn graph of the loaded model on the CPU (``gpu`` -1) or a Vulkan GPU, kept
