@@ -7,21 +7,28 @@ import io
 from ..core.errors import BadInput
 
 MAX_PIXELS = 64 * 1024 * 1024  # 64 MP in: anything larger is refused (decompression bombs)
+# what the studio itself writes (an upscale result, band by band) and so must open again to
+# show and export: 256 MP (16384², 1 GB as a Pillow image)
+MAX_RESULT_PIXELS = 256 * 1024 * 1024
+# the largest side each export format can hold (libjpeg: 65,500; WebP: 16,383)
+FORMAT_SIDE = {"JPEG": 65_500, "WEBP": 16_383, "PNG": 2**31 - 1, "TIFF": 2**31 - 1}
 
 
-def decode_image(data: bytes, name: str = "image"):
-    """A loaded PIL image, or BadInput with a clear message."""
+def decode_image(data: bytes, name: str = "image", limit: int | None = None):
+    """A loaded PIL image, or BadInput with a clear message. Pictures above ``limit`` pixels
+    (MAX_PIXELS unless given) are refused before any is decoded."""
     from PIL import Image, UnidentifiedImageError
 
+    limit = MAX_PIXELS if limit is None else limit
     if not data:
         raise BadInput(f"{name} is empty.")
     previous = Image.MAX_IMAGE_PIXELS
-    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+    Image.MAX_IMAGE_PIXELS = limit
     try:
         image = Image.open(io.BytesIO(data))
-        if image.width * image.height > MAX_PIXELS:
+        if image.width * image.height > limit:
             raise BadInput(f"{name} is {image.width}×{image.height}: larger than the "
-                           f"{MAX_PIXELS // 2**20} MP the studio accepts.")
+                           f"{limit // 2**20} MP the studio accepts.")
         image.load()
     except Image.DecompressionBombError as exc:
         raise BadInput(f"{name} is too large to open safely ({exc}).") from exc
@@ -150,6 +157,42 @@ FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".ti
            ".tiff": "TIFF"}
 
 
+def png_with_text(data: bytes, recipe: str = "") -> bytes:
+    """A stored PNG as exported, without decoding its pixels: the chunks other tools read
+    (A1111's "parameters", ComfyUI's "prompt" and "workflow") and every non-text chunk
+    (pixels, ICC profile, EXIF…) are copied as they are, other text chunks dropped, and the
+    recipe added as an iTXt chunk before the pixels. BadInput for a damaged PNG."""
+    import struct
+    import zlib
+
+    from .png_stream import itxt
+
+    out = [PNG_SIGNATURE]
+    offset, added, ended = len(PNG_SIGNATURE), not recipe, False
+    while offset + 12 <= len(data):
+        length, kind = struct.unpack(">I4s", data[offset:offset + 8])
+        whole = data[offset:offset + 12 + length]
+        if len(whole) < 12 + length or \
+                zlib.crc32(whole[4:8 + length]) & 0xFFFFFFFF != \
+                struct.unpack(">I", whole[8 + length:])[0]:
+            raise BadInput("The stored image is a damaged PNG.")
+        offset += 12 + length
+        if kind in (b"tEXt", b"zTXt", b"iTXt"):
+            key = whole[8:8 + length].partition(b"\0")[0].decode("latin-1")
+            if key not in CARRIED_CHUNKS:
+                continue
+        if kind == b"IDAT" and not added:
+            out.append(itxt("creative-studio", recipe))
+            added = True
+        out.append(whole)
+        if kind == b"IEND":
+            ended = True
+            break
+    if not ended or not added:
+        raise BadInput("The stored image is a damaged PNG.")
+    return b"".join(out)
+
+
 def convert_image(data: bytes, suffix: str, recipe: str = "", quality: int = 92,
                   scale: int = 1) -> bytes:
     """Re-encode a stored image for export: PNG (recipe in an iTXt chunk), JPEG/WebP (quality,
@@ -161,7 +204,14 @@ def convert_image(data: bytes, suffix: str, recipe: str = "", quality: int = 92,
     fmt = FORMATS.get(suffix.lower())
     if fmt is None:
         raise BadInput(f"Cannot export images as '{suffix}': choose .png, .jpg, .webp or .tif.")
-    image = decode_image(data, "The stored image")
+    if fmt == "PNG" and scale <= 1 and data.startswith(PNG_SIGNATURE):
+        return png_with_text(data, recipe)  # no decode: any size, every pixel as it was
+    image = decode_image(data, "The stored image", MAX_RESULT_PIXELS)
+    side = FORMAT_SIDE[fmt]
+    if max(image.width, image.height) * max(1, scale) > side:
+        raise BadInput(f"{fmt} holds pictures up to {side:,} px a side; this one is "
+                       f"{image.width * max(1, scale):,}×{image.height * max(1, scale):,}: "
+                       "export it as PNG or TIFF.")
     icc, exif_bytes = colour_and_exif(image)
     if scale > 1:
         if image.width * image.height * scale * scale > MAX_PIXELS:

@@ -211,24 +211,38 @@ class ImageLoader(QObject):
             pass
 
 
+DISPLAY_PIXELS = 32 * 1024 * 1024  # a larger picture is shown reduced (a 100-MP result)
+
+
 def _display_image(data: bytes):
     """A picture as a QImage ready to paint (premultiplied ARGB32, no conversion when
     drawn), or None when it cannot be read. Thread-safe; 16-bit and CMYK pictures shown as
-    the exports show them."""
+    the exports show them. A picture above 32 MP (what the studio writes goes up to 256 MP)
+    is shown reduced by a whole factor; its text "size" keeps the real "W×H"."""
     from PySide6.QtGui import QImage
 
     from ..core.errors import BadInput
-    from ..io.images import decode_image, to_rgb
+    from ..io.images import MAX_RESULT_PIXELS, decode_image, to_rgb
 
     try:
-        image = decode_image(data)
+        image = decode_image(data, limit=MAX_RESULT_PIXELS)
+        size = f"{image.width}×{image.height}"
+        factor = 1
+        while image.width * image.height > DISPLAY_PIXELS * factor * factor:
+            factor += 1
+        if factor > 1 and image.mode in ("RGB", "RGBA", "L", "LA"):
+            image = image.reduce(factor)  # before the RGBA copy: 100 MP, not 400 MB more
         alpha = "A" in image.getbands() or "transparency" in image.info
         image = image.convert("RGBA") if alpha else to_rgb(image).convert("RGBA")
+        if image.width * image.height > DISPLAY_PIXELS:  # other modes: reduced now
+            image = image.reduce(factor)
         raw = image.tobytes("raw", "BGRa")  # QImage's ARGB32 in memory, premultiplied
-    except (BadInput, OSError, ValueError):
+    except (BadInput, OSError, ValueError, MemoryError):
         return None
-    return QImage(raw, image.width, image.height, 4 * image.width,
-                  QImage.Format.Format_ARGB32_Premultiplied).copy()  # owns its pixels
+    shown = QImage(raw, image.width, image.height, 4 * image.width,
+                   QImage.Format.Format_ARGB32_Premultiplied).copy()  # owns its pixels
+    shown.setText("size", size)
+    return shown
 
 
 class Fold(QWidget):

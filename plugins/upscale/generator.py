@@ -8,6 +8,7 @@ CUDA, or ``fp32``). The output keeps the input's alpha, ICC profile and EXIF.
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 from creative_studio.core.errors import BadInput
@@ -17,14 +18,13 @@ from creative_studio.core.progress import Progress
 from creative_studio.io.images import (
     colour_and_exif,
     decode_image,
-    encode_png,
     resized_exif,
     to_rgb,
 )
 
 from . import models
 from .picture import AUTO
-from .sizes import MAX_OUTPUT_PIXELS, output_size
+from .sizes import output_size
 
 
 def _factor(before: int, after: int) -> str:
@@ -206,9 +206,44 @@ class UpscaleGenerator:
         self._ncnn_nets = nets
         return nets[key]
 
-    def generate(self, request: Request, progress: Progress, inputs: Inputs) -> Result:
+    @staticmethod
+    def _writer(buffer, made: tuple[int, int], final: tuple[int, int], alpha, icc, exif):
+        """``write(y, rows)`` for the network's output rows (``made`` px in all): resampled
+        to ``final`` where the sizes differ (io/png_stream.BandResizer), the source's alpha
+        added, written into a PNG in ``buffer`` band by band; ``write.close()`` ends it."""
         import numpy as np
         from PIL import Image
+
+        from creative_studio.io.png_stream import BandResizer, PngWriter
+
+        # the alpha is one byte a pixel: enlarged whole (100 MB for 100 MP), cut per band
+        alphas = None if alpha is None else \
+            np.asarray(alpha.resize(final, Image.Resampling.BICUBIC))
+        png = PngWriter(buffer, *final, channels=3 if alphas is None else 4,
+                        text={"creative-studio": "upscale"}, icc=icc,
+                        exif=resized_exif(exif, *final))
+
+        class Write:
+            def __call__(self, y: int, rows) -> None:
+                if made != final:
+                    resizer.write(rows)
+                else:
+                    self.put(y, rows)
+
+            @staticmethod
+            def put(y: int, rows) -> None:
+                if alphas is not None:
+                    rows = np.dstack([rows, alphas[y:y + rows.shape[0]]])
+                png.write(rows)
+
+            close = png.close
+
+        write = Write()
+        resizer = BandResizer(made, final, write.put)
+        return write
+
+    def generate(self, request: Request, progress: Progress, inputs: Inputs) -> Result:
+        import numpy as np
 
         (parent,) = request.parents
         image_assets = [a for a in inputs.get(parent, []) if a.mime.startswith("image/")]
@@ -223,10 +258,16 @@ class UpscaleGenerator:
             image = image.convert("RGBA")
         alpha = image.getchannel("A") if "A" in image.getbands() else None
         rgb = to_rgb(image)
+        buffer = io.BytesIO()
         if self.remote is not None:  # the network runs on the server; the rest stays here
             out, identity, where = self.remote.upscale(request, rgb, progress)
             scale = max(1, round(out.width / image.width))
             details = {"engine": "comfyui", **where}
+            made = out.size
+            final = output_size(image.width, image.height, preset, scale)
+            write = self._writer(buffer, made, final, alpha, icc, exif)
+            write(0, np.asarray(out))
+            del out
         else:
             import torch
 
@@ -240,44 +281,41 @@ class UpscaleGenerator:
             up = self.upscaler
             assert up is not None
             scale = up.scale
-            if image.width * image.height * up.scale ** 2 > MAX_OUTPUT_PIXELS:
-                raise BadInput(f"{image.width}×{image.height} ×{up.scale} is larger than the "
-                               f"{MAX_OUTPUT_PIXELS // 2**20} MP the studio writes: use a ×2 "
-                               "model or crop the picture.")
-            x = torch.from_numpy(np.asarray(rgb, dtype=np.float32) / 255.0) \
-                .permute(2, 0, 1)[None]
+            made = image.width * scale, image.height * scale
+            final = output_size(image.width, image.height, preset, scale)
+            # bytes in, converted tile by tile; the output goes to the PNG a row of tiles at
+            # a time (resampled on the way when the size asks for it)
+            x = torch.from_numpy(np.array(rgb, dtype=np.uint8)).permute(2, 0, 1)[None]
+            del rgb
             tile = request.params["tile"] or auto_tile(
                 up.model.architecture.name, up.pad, up.align, device=self.device)
             network, dtype = self.network(request.params["precision"])
             network, dtype, engine = self.engine(request, network, dtype)
-            pixels = run_tiled(network, x.to(self.device), up.scale, tile, up.pad, up.align,
-                               progress)
-            out = Image.fromarray(pixels, "RGB")
-            del pixels
+            write = self._writer(buffer, made, final, alpha, icc, exif)
+            run_tiled(network, x.to(self.device), up.scale, tile, up.pad, up.align, progress,
+                      sink=write)
+            del x
             identity = ModelIdentity(up.name, f"embedded:{chosen['automatic']['chose']}"
                                      if chosen else request.model, up.sha256, up.source)
             details = {"tile": tile, "pad": up.pad, **chosen, **engine,
                        "precision": str(dtype).replace("torch.", "") if dtype else "float32"}
-        final = output_size(image.width, image.height, preset, scale)
-        resampled = out.size != final
-        if resampled:
-            out = out.resize(final, Image.Resampling.LANCZOS)
-        if alpha is not None:
-            out.putalpha(alpha.resize(out.size, Image.Resampling.BICUBIC))
-        png = encode_png(out, {"creative-studio": "upscale"}, icc,
-                         resized_exif(exif, out.width, out.height))
+        write.close()
+        png = buffer.getvalue()
+        del buffer
+        resampled = made != final
+        out_width, out_height = final
         device = f"server:{self.remote.source.server}" if self.remote else self.device
         return Result([Asset("image", "image/png", png, "upscaled.png")], identity, device,
-                      metadata={"width": out.width, "height": out.height, "scale": scale,
+                      metadata={"width": out_width, "height": out_height, "scale": scale,
                                 "input": [image.width, image.height], "size": preset,
                                 "resampled": resampled, **details,
                                 "icc": bool(icc), "exif": bool(exif),
                                 # exported as photo_x4_<model>.png: named after the picture it enlarges
                                 # and the model: two models' exports never share a name
                                 "file_stem": f"{Path(image_assets[0].name or 'image').stem}"
-                                             f"_x{_factor(image.width, out.width)}_"
+                                             f"_x{_factor(image.width, out_width)}_"
                                              f"{model_slug(identity)}"},
                       # what tells two upscales apart: the picture, the model, the sizes
                       title=f"{Path(image_assets[0].name or 'image').stem} ×"
-                            f"{_factor(image.width, out.width)} · {identity.name} "
-                            f"({image.width}×{image.height} → {out.width}×{out.height})")
+                            f"{_factor(image.width, out_width)} · {identity.name} "
+                            f"({image.width}×{image.height} → {out_width}×{out_height})")

@@ -175,7 +175,10 @@ class CompareView(QWidget):
         if self.zoom > 1.0:
             ref = self.after or self.before
             shown = self._fit_scale() * self.zoom * 100
-            self._badge(painter, f"{shown:.0f}% of {ref.width()}×{ref.height()}",
+            # a picture above 32 MP is shown reduced (ui/widgets._display_image): its own size
+            size = ref.text("size") or f"{ref.width()}×{ref.height()}"
+            reduced = "" if size == f"{ref.width()}×{ref.height()}" else " (shown reduced)"
+            self._badge(painter, f"{shown:.0f}% of {size}{reduced}",
                         Qt.AlignmentFlag.AlignLeft, top=False)
 
     def _badge(self, painter: QPainter, text: str, side, top: bool) -> None:

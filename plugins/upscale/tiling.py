@@ -4,7 +4,8 @@ Each tile's *core* is run with ``pad`` pixels of real context around it, and onl
 of the output is kept, so a tile sees the same neighbourhood as a whole-image run would.
 Tile corners sit on multiples of ``align`` so that window-attention models (DAT) see the
 same windows as in a whole-image run. Tiles are written straight into an 8-bit output
-array (a 4096² result is 50 MB, not a 200 MB float tensor). Progress is reported per tile;
+array (a 4096² result is 50 MB, not a 200 MB float tensor), or handed on a row of tiles at a
+time to a sink that writes the file (a 100-MP result is never whole in memory). Progress is reported per tile;
 cancel is checked between tiles and, through forward hooks, between the network's blocks.
 """
 
@@ -89,12 +90,22 @@ def to_uint8(tensor):
     return pixels.permute(1, 2, 0).cpu().numpy()
 
 
+def _as_input(part):
+    """A tile as the network takes it: float in [0, 1] (uint8 pictures are converted tile
+    by tile: a 25-MP picture is 75 MB as bytes and 300 MB as floats)."""
+    import torch
+
+    return part.float().div_(255.0) if part.dtype == torch.uint8 else part
+
+
 def run_tiled(model: Callable, image, scale: int, tile: int, pad: int, align: int = 1,
-              progress=None, convert: Callable = to_uint8):
-    """Upscale ``image`` (1, C, H, W float tensor in [0, 1]) tile by tile.
+              progress=None, convert: Callable = to_uint8, sink: Callable | None = None):
+    """Upscale ``image`` (1, C, H, W tensor: float in [0, 1], or uint8) tile by tile.
 
     Returns an (H·scale, W·scale, C) array: uint8 by default, or whatever ``convert`` makes
-    of each (1, C, h, w) output tensor (an (h, w, C) numpy array).
+    of each (1, C, h, w) output tensor (an (h, w, C) numpy array). With ``sink``, nothing is
+    assembled: ``sink(y, rows)`` gets each finished band of output rows, top to bottom (one
+    row of tiles at a time: a 100-MP result is never whole in memory), and None is returned.
     """
     import numpy as np
     import torch
@@ -107,13 +118,16 @@ def run_tiled(model: Callable, image, scale: int, tile: int, pad: int, align: in
             if progress is not None:
                 progress.check()
             with torch.inference_mode():
-                out = convert(model(image))
+                out = convert(model(_as_input(image)))
             if progress is not None:
                 progress.update(1.0)
-            return out
+            if sink is None:
+                return out
+            sink(0, out)
+            return None
         pad = int(math.ceil(pad / align) * align)
         boxes = plan(height, width, tile, align)
-        out = None
+        out = band = None
         state["span"] = 1.0 / len(boxes)
         for index, (y0, y1, x0, x1) in enumerate(boxes):
             if index == 1 and state["fired"]:
@@ -125,13 +139,22 @@ def run_tiled(model: Callable, image, scale: int, tile: int, pad: int, align: in
             ry0, rx0 = max(0, y0 - pad), max(0, x0 - pad)
             ry1, rx1 = min(height, y1 + pad), min(width, x1 + pad)
             with torch.inference_mode():
-                result = model(image[:, :, ry0:ry1, rx0:rx1])
+                result = model(_as_input(image[:, :, ry0:ry1, rx0:rx1]))
                 core = result[:, :, (y0 - ry0) * scale:(y1 - ry0) * scale,
                               (x0 - rx0) * scale:(x1 - rx0) * scale]
                 pixels = convert(core)
+            del result, core
+            if sink is None:
                 if out is None:
                     out = np.empty((height * scale, width * scale, channels), pixels.dtype)
                 out[y0 * scale:y1 * scale, x0 * scale:x1 * scale] = pixels
+            else:
+                if band is None:
+                    band = np.empty(((y1 - y0) * scale, width * scale, channels), pixels.dtype)
+                band[:, x0 * scale:x1 * scale] = pixels
+                if x1 == width:  # the last tile of this row of tiles: the band is done
+                    sink(y0 * scale, band)
+                    band = None
             if progress is not None:
                 progress.update((index + 1) / len(boxes))
         return out
