@@ -356,13 +356,17 @@ def _targets(out: Path, count: int, fmt: str | None):
 def _generate(args, registry) -> int:
     from .core.jobs import MAX_SEED
     from .io.export import export_item
-    from .io.imports import import_file, input_files
+    from .io.imports import import_file, input_files, mime_of
     from .workers.runner import JobRunner
 
     manifest = registry.get(args.plugin).manifest
     inputs = [Path(p) for p in getattr(args, "inputs", None) or []]
-    task_id = args.task or next((t.id for t in manifest.tasks if t.input and inputs),
-                                manifest.tasks[0].id)
+    # the task that reads this kind of file (upscale: pictures, video: videos), else the
+    # first that reads files
+    readers = [t for t in manifest.tasks if t.input and inputs]
+    task_id = args.task or next((t.id for t in readers
+                                 if mime_of(inputs[0]).startswith(t.input)),
+                                readers[0].id if readers else manifest.tasks[0].id)
     task = manifest.task(task_id)
     if inputs and not task.input:
         raise BadInput(f"The {task.id} task of {manifest.name} reads no files.")

@@ -11,7 +11,9 @@ from ..core.errors import StudioError
 from ..core.project import Item, ProjectStore
 from .images import FORMATS, convert_image
 
-_EXT = {"text/plain": ".txt", "image/png": ".png", "audio/midi": ".mid", "audio/wav": ".wav"}
+_EXT = {"text/plain": ".txt", "image/png": ".png", "audio/midi": ".mid", "audio/wav": ".wav",
+        "video/mp4": ".mp4", "video/x-matroska": ".mkv", "video/quicktime": ".mov",
+        "video/webm": ".webm"}
 
 
 def suggested_name(item: Item) -> str:
@@ -45,6 +47,9 @@ def export_item(store: ProjectStore, item: Item, target: Path, quality: int = 92
     recipe = item.recipe()
     inside = json.dumps(recipe, ensure_ascii=True)  # the form carried inside files
     suffix = target.suffix.lower()
+    if asset.mime.startswith("video/") and suffix != _EXT.get(asset.mime, suffix) and \
+            not (asset.mime == "video/mp4" and suffix in (".m4v", ".mov")):
+        raise StudioError(f"This is a video: export it as {_EXT.get(asset.mime, '.mp4')}.")
     if asset.mime.startswith("image/") and suffix in FORMATS:
         data = convert_image(data, target.suffix, inside, quality, scale)
     elif asset.mime == "audio/midi" and suffix in (".mid", ".midi"):
@@ -57,7 +62,7 @@ def export_item(store: ProjectStore, item: Item, target: Path, quality: int = 92
         data, _engine = render_wav(data)
     files.atomic_write(target, data)
     written = [target]
-    if asset.mime.startswith("text/") or suffix == ".wav":
+    if asset.mime.startswith(("text/", "video/")) or suffix == ".wav":
         sidecar = target.with_name(target.stem + ".recipe.json")
         files.atomic_write(sidecar, json.dumps(recipe, indent=2))
         written.append(sidecar)

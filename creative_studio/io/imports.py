@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..core.errors import BadInput
 from ..core.jobs import Asset, ModelIdentity, Request, Result
 from ..core.project import ProjectStore
 from .images import decode_image
@@ -55,11 +56,38 @@ def import_midi(store: ProjectStore, plugin: str, path: Path):
 MIDI_SUFFIXES = (".mid", ".midi")
 
 
+def import_video(store: ProjectStore, plugin: str, path: Path):
+    """Keep a video file in the project with a poster of its first picture; returns (item
+    id, VideoInfo). BadInput for what is not a readable video or is too large to keep."""
+    from ..core.project import MAX_ASSET_BYTES
+    from .video import VIDEO_MIME, first_frame, poster, probe
+
+    size = path.stat().st_size
+    if size > MAX_ASSET_BYTES:
+        raise BadInput(f"{path.name} is {size / 2**30:.1f} GB: a project keeps files up to "
+                       f"{MAX_ASSET_BYTES // 2**30} GB. Cut the video into parts.")
+    data = path.read_bytes()
+    info = probe(data, path.name)
+    still = poster(first_frame(data, path.name))
+    item_id = store.add_item(
+        Request(plugin, "import", params={"filename": path.name}),
+        Result([Asset("video", VIDEO_MIME.get(path.suffix.lower(), "video/mp4"), data,
+                      path.name), Asset("image", "image/png", still, "poster.png")],
+               ModelIdentity("file", path.name), "none", metadata=info.figures(),
+               title=path.name))
+    return item_id, info
+
+
 def mime_of(path: Path) -> str:
-    """The MIME type a file's name says it has (pictures and MIDI by the studio's own list)."""
+    """The MIME type a file's name says it has (pictures, MIDI and videos by the studio's own
+    lists)."""
+    from .video import VIDEO_MIME
+
     suffix = path.suffix.lower()
     if suffix in IMAGE_MIME:
         return IMAGE_MIME[suffix]
+    if suffix in VIDEO_MIME:
+        return VIDEO_MIME[suffix]
     if suffix in MIDI_SUFFIXES:
         return "audio/midi"
     import mimetypes
@@ -67,8 +95,8 @@ def mime_of(path: Path) -> str:
     return mimetypes.guess_type(path.name)[0] or "application/octet-stream"
 
 
-def input_files(paths: list[Path], accept: str) -> list[Path]:
-    """The files among ``paths`` whose type starts with ``accept``; folders give theirs (not
+def input_files(paths: list[Path], accept: str | tuple[str, ...]) -> list[Path]:
+    """The files among ``paths`` whose type starts with ``accept`` (one prefix or several); folders give theirs (not
     recursive, sorted). Files named directly are kept whatever their name (a wrong one is
     reported when it is read)."""
     found: list[Path] = []
@@ -89,6 +117,8 @@ def import_file(store: ProjectStore, plugin: str, path: Path, accept: str) -> st
         return import_image(store, plugin, path)[0]
     if accept.startswith("audio/midi"):
         return import_midi(store, plugin, path)[0]
+    if accept.startswith("video"):
+        return import_video(store, plugin, path)[0]
     data = path.read_bytes()
     kind = accept.split("/")[0] or "file"
     return import_bytes(store, plugin, path.name, data, kind, mime_of(path), {})

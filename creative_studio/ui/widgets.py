@@ -18,7 +18,7 @@ from ..core.jobs import MAX_SEED, random_seed
 
 SEED_MODES = ("random", "fixed", "increment")
 # their seed means nothing: shown as "—" or left out
-SEEDLESS_TASKS = ("import", "edit", "upscale")
+SEEDLESS_TASKS = ("import", "edit", "upscale", "video")
 # kept, not made by a model (a file read, a hand edit): nothing to run again
 RECORDED_TASKS = ("import", "edit")
 

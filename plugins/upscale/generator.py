@@ -206,10 +206,84 @@ class UpscaleGenerator:
         self._ncnn_nets = nets
         return nets[key]
 
+    def _prepare(self, request: Request, image, preset: str, progress: Progress):
+        """The local network set up for this request and picture (Automatic chooses by
+        ``image``): (upscaler, network, tile, model identity, what the recipe says)."""
+        from .tiling import auto_tile
+
+        chosen = {}
+        if self.auto is not None:
+            picture, model_id = self.choose(image, preset, progress)
+            chosen = {"automatic": {"chose": model_id, "because": picture.why,
+                                    **picture.figures()}}
+        up = self.upscaler
+        assert up is not None
+        tile = request.params["tile"] or auto_tile(
+            up.model.architecture.name, up.pad, up.align, device=self.device)
+        network, dtype = self.network(request.params["precision"])
+        network, dtype, engine = self.engine(request, network, dtype)
+        identity = ModelIdentity(up.name, f"embedded:{chosen['automatic']['chose']}"
+                                 if chosen else request.model, up.sha256, up.source)
+        details = {"tile": tile, "pad": up.pad, **chosen, **engine,
+                   "precision": str(dtype).replace("torch.", "") if dtype else "float32"}
+        return up, network, tile, identity, details
+
+    def _video(self, request: Request, progress: Progress, asset: Asset) -> Result:
+        """Upscale a video frame by frame (plugins/upscale/video.py), resumable."""
+        import numpy as np
+        import torch
+
+        from creative_studio.core.paths import cache_dir
+
+        from . import video
+        from .tiling import run_tiled
+
+        if self.remote is not None:
+            raise BadInput("Videos are upscaled on this computer, not on a ComfyUI server: "
+                           "choose a model of this computer.")
+        name = asset.name or "The video"
+        preset = request.params["size"]
+        first = video.first_frame(asset.data, name)
+        up, network, tile, identity, details = self._prepare(request, first, preset, progress)
+
+        def upscale_frame(rgb, part):
+            x = torch.from_numpy(np.array(rgb)).permute(2, 0, 1)[None]  # writable
+            return run_tiled(network, x.to(self.device), up.scale, tile, up.pad, up.align,
+                             part)
+
+        recipe = {"model": up.sha256, **{k: request.params.get(k) for k in
+                                         ("size", "tile", "precision", "engine", "crf")},
+                  "engine_used": details.get("engine")}
+        folder = video.work_folder(cache_dir() / "video-work", asset.data, recipe)
+        done = video.upscale(asset.data, name,
+                             lambda w, h: output_size(w, h, preset, up.scale), upscale_frame,
+                             int(request.params.get("crf", 16)), progress, folder)
+        from creative_studio.core.project import MAX_ASSET_BYTES
+
+        if len(done.data) > MAX_ASSET_BYTES:
+            raise BadInput(f"The upscaled video is {len(done.data) / 2**30:.1f} GB: a project "
+                           f"keeps files up to {MAX_ASSET_BYTES // 2**30} GB. Raise the video "
+                           "quality number (smaller files) or cut the video into parts.")
+        info = done.metadata["input_video"]
+        stem = Path(name).stem
+        factor = _factor(info["width"], done.metadata["width"])
+        suffix = ".mp4" if done.mime == "video/mp4" else ".mkv"
+        return Result([Asset("video", done.mime, done.data, f"upscaled{suffix}"),
+                       Asset("image", "image/png", done.poster, "poster.png")],
+                      identity, self.device,
+                      metadata={**done.metadata, **details, "size": preset, "scale": up.scale,
+                                "input": [info["width"], info["height"]],
+                                "file_stem": f"{stem}_x{factor}_{model_slug(identity)}"},
+                      title=f"{stem} ×{factor} · {identity.name} ({info['width']}×"
+                            f"{info['height']} → {done.metadata['width']}×"
+                            f"{done.metadata['height']}, {done.metadata['frames']} frames)")
+
     @staticmethod
-    def _writer(buffer, made: tuple[int, int], final: tuple[int, int], alpha, icc, exif):
+    def _writer(buffer, made: tuple[int, int], final: tuple[int, int], alpha, icc, exif,
+                faces=None):
         """``write(y, rows)`` for the network's output rows (``made`` px in all): resampled
-        to ``final`` where the sizes differ (io/png_stream.BandResizer), the source's alpha
+        to ``final`` where the sizes differ (io/png_stream.BandResizer), faces restored
+        (``faces(sink)`` → a faces.FacePaster in front of ``sink``), the source's alpha
         added, written into a PNG in ``buffer`` band by band; ``write.close()`` ends it."""
         import numpy as np
         from PIL import Image
@@ -223,29 +297,70 @@ class UpscaleGenerator:
                         text={"creative-studio": "upscale"}, icc=icc,
                         exif=resized_exif(exif, *final))
 
+        def put(y: int, rows) -> None:
+            if alphas is not None:
+                rows = np.dstack([rows, alphas[y:y + rows.shape[0]]])
+            png.write(rows)
+
+        paster = faces(put) if faces is not None else None
+        after_resize = paster or put
+        resizer = BandResizer(made, final, after_resize) if made != final else None
+
         class Write:
             def __call__(self, y: int, rows) -> None:
-                if made != final:
+                if resizer is not None:
                     resizer.write(rows)
                 else:
-                    self.put(y, rows)
+                    after_resize(y, rows)
 
             @staticmethod
-            def put(y: int, rows) -> None:
-                if alphas is not None:
-                    rows = np.dstack([rows, alphas[y:y + rows.shape[0]]])
-                png.write(rows)
+            def close() -> None:
+                if paster is not None:
+                    paster.close()
+                png.close()
 
-            close = png.close
+        return Write()
 
-        write = Write()
-        resizer = BandResizer(made, final, write.put)
-        return write
+    def _faces(self, request: Request, rgb, final: tuple[int, int], progress: Progress):
+        """The faces step asked for by the ``faces`` parameter (a face model file): a
+        factory of the FacePaster for the result's bands and what the recipe says of it; or
+        (None, {}) when no face model is chosen."""
+        from . import faces
+
+        chosen = str(request.params.get("faces") or "").strip()
+        if not chosen:
+            return None, {}
+        path = Path(chosen).expanduser()
+        if not path.is_file():
+            raise BadInput(f"The face model {path} is not there: choose the file again, or "
+                           "no face model.")
+        stat = path.stat()
+        key = (str(path), stat.st_mtime_ns, stat.st_size)  # the same file, unchanged
+        if getattr(self, "_face_key", None) != key:
+            progress.say(f"Loading the face model {path.name}…")
+            self._face_model, self._face_key = faces.FaceModel(path, self.device), key
+        model = self._face_model
+        found = faces.detect(rgb)
+        strength = float(request.params.get("face_strength", 1.0))
+        sx, sy = final[0] / rgb.width, final[1] / rgb.height
+        scaled = [f.scaled(sx, sy) for f in found]
+        said = {"faces": {"model": model.name, "sha256": model.sha256,
+                          "architecture": model.architecture, "found": len(found),
+                          "strength": strength}}
+        if not found:
+            return None, said
+        return (lambda sink: faces.FacePaster(scaled, model, strength, final[1], sink,
+                                              progress)), said
 
     def generate(self, request: Request, progress: Progress, inputs: Inputs) -> Result:
         import numpy as np
 
         (parent,) = request.parents
+        if request.task == "video":
+            videos = [a for a in inputs.get(parent, []) if a.mime.startswith("video/")]
+            if not videos:
+                raise BadInput("The chosen item has no video.")
+            return self._video(request, progress, videos[0])
         image_assets = [a for a in inputs.get(parent, []) if a.mime.startswith("image/")]
         if not image_assets:
             raise BadInput("The chosen item has no image.")
@@ -265,40 +380,31 @@ class UpscaleGenerator:
             details = {"engine": "comfyui", **where}
             made = out.size
             final = output_size(image.width, image.height, preset, scale)
-            write = self._writer(buffer, made, final, alpha, icc, exif)
+            paste, said = self._faces(request, rgb, final, progress)
+            details.update(said)
+            write = self._writer(buffer, made, final, alpha, icc, exif, paste)
             write(0, np.asarray(out))
             del out
         else:
             import torch
 
-            from .tiling import auto_tile, run_tiled
+            from .tiling import run_tiled
 
-            chosen = {}
-            if self.auto is not None:
-                picture, model_id = self.choose(image, preset, progress)
-                chosen = {"automatic": {"chose": model_id, "because": picture.why,
-                                        **picture.figures()}}
-            up = self.upscaler
-            assert up is not None
+            up, network, tile, identity, details = self._prepare(request, image, preset,
+                                                                 progress)
             scale = up.scale
             made = image.width * scale, image.height * scale
             final = output_size(image.width, image.height, preset, scale)
             # bytes in, converted tile by tile; the output goes to the PNG a row of tiles at
             # a time (resampled on the way when the size asks for it)
             x = torch.from_numpy(np.array(rgb, dtype=np.uint8)).permute(2, 0, 1)[None]
+            paste, said = self._faces(request, rgb, final, progress)
+            details.update(said)
             del rgb
-            tile = request.params["tile"] or auto_tile(
-                up.model.architecture.name, up.pad, up.align, device=self.device)
-            network, dtype = self.network(request.params["precision"])
-            network, dtype, engine = self.engine(request, network, dtype)
-            write = self._writer(buffer, made, final, alpha, icc, exif)
+            write = self._writer(buffer, made, final, alpha, icc, exif, paste)
             run_tiled(network, x.to(self.device), up.scale, tile, up.pad, up.align, progress,
                       sink=write)
             del x
-            identity = ModelIdentity(up.name, f"embedded:{chosen['automatic']['chose']}"
-                                     if chosen else request.model, up.sha256, up.source)
-            details = {"tile": tile, "pad": up.pad, **chosen, **engine,
-                       "precision": str(dtype).replace("torch.", "") if dtype else "float32"}
         write.close()
         png = buffer.getvalue()
         del buffer

@@ -120,6 +120,9 @@ def load(source: ModelSource, device: str = "cpu") -> LoadedUpscaler:
                          f"({exc}).") from exc
     if not isinstance(descriptor, spandrel.ImageModelDescriptor):
         raise ModelError(f"{path.name} is not an image-to-image model.")
+    if descriptor.purpose == "FaceSR":
+        raise ModelError(f"{path.name} is a face restoration model: choose it as the Face "
+                         "model (Advanced) and an upscale model here.")
     import torch
 
     descriptor.model.eval()

@@ -25,7 +25,14 @@ from PySide6.QtWidgets import (
 from creative_studio.core.errors import StudioError
 from creative_studio.core.jobs import Job, Request
 from creative_studio.core.project import Item
-from creative_studio.io.imports import IMAGE_SUFFIXES, import_image, input_files
+from creative_studio.io.imports import (
+    IMAGE_SUFFIXES,
+    import_image,
+    import_video,
+    input_files,
+    mime_of,
+)
+from creative_studio.io.video import VIDEO_MIME
 from creative_studio.ui.panel import PluginPanel, narrow
 from creative_studio.ui.widgets import (
     ImageLoader,
@@ -38,8 +45,24 @@ from creative_studio.ui.widgets import (
 from .picture import AUTO
 from .sizes import PRESETS
 
-IMAGE_FILTER = "Images (" + " ".join(f"*{s}" for s in IMAGE_SUFFIXES) + ")"
+IMAGE_FILTER = "Pictures and videos (" + " ".join(
+    f"*{s}" for s in IMAGE_SUFFIXES + tuple(VIDEO_MIME)) + ");;Pictures (" + " ".join(
+    f"*{s}" for s in IMAGE_SUFFIXES) + ");;Videos (" + " ".join(f"*{s}" for s in VIDEO_MIME) + ")"
 EXPORT_FILTER = "PNG with recipe (*.png);;JPEG (*.jpg);;WebP (*.webp);;TIFF (*.tif)"
+
+
+def _duration(seconds: float) -> str:
+    """12 s, 3 min, 1 h 05 min: an ETA as people say it."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60):02d} min"
+
+
+def _still(item: Item):
+    """The picture an item shows: its first image asset (a video's poster), else its first."""
+    return next((a for a in item.assets if a.mime.startswith("image/")), item.assets[0])
 
 
 class CompareView(QWidget):
@@ -257,7 +280,24 @@ class UpscalePanel(PluginPanel):
         form.addRow("", several)
         form.addRow("Size", self.size)
         advanced = QFormLayout()
-        self.param_rows(advanced, "tile", "precision")
+        self.param_rows(advanced, "tile", "precision", "crf")
+        # faces: a user's face restoration model file, run on each face after upscaling
+        self.face_file = self.param_widget("faces")
+        self.face_file.setPlaceholderText("None (faces as upscaled)")
+        self.face_file.setClearButtonEnabled(True)
+        self.face_file.setToolTip(self.manifest.params.get("faces").help)
+        choose_face = QPushButton("Choose…")
+        choose_face.setToolTip("Choose a GFPGAN or RestoreFormer face model file")
+        choose_face.clicked.connect(self._choose_face_model)
+        self.face_row = QWidget()
+        face_layout = QHBoxLayout(self.face_row)
+        face_layout.setContentsMargins(0, 0, 0, 0)
+        face_layout.addWidget(self.face_file, 1)
+        face_layout.addWidget(choose_face)
+        advanced.addRow("Face model", self.face_row)
+        self.advanced_form = advanced
+        self.param_rows(advanced, "face_strength")
+        self.show_params_for("upscale")  # the video quality shows when a video is chosen
         advanced.addRow("Quality", self.quality)
         self.advanced_fold(form, advanced)
         buttons = QHBoxLayout()
@@ -350,14 +390,15 @@ class UpscalePanel(PluginPanel):
         """Import pictures (files or folders) into the project; returns the new item ids.
         Files that are not usable pictures are skipped and named in the message."""
         added, refused = [], []
-        for path in input_files(paths, "image/"):
+        for path in input_files(paths, ("image/", "video/")):
             item_id, error = self._import(path)
             if item_id:
                 added.append(item_id)
             else:
                 refused.append(error)
         if not added and not refused:
-            self.show_message("No pictures there (PNG, JPEG, WebP, TIFF, BMP).", error=True)
+            self.show_message("No pictures or videos there (PNG, JPEG, WebP, TIFF, BMP; MP4, "
+                              "MOV, MKV, WebM, AVI).", error=True)
         elif refused:
             shown = "\n".join(refused[:5]) + ("\n…" if len(refused) > 5 else "")
             self.show_message(f"Skipped {len(refused)} file(s):\n{shown}", error=True)
@@ -376,13 +417,18 @@ class UpscalePanel(PluginPanel):
 
     def _import(self, path: Path) -> tuple[str | None, str]:
         try:
-            item_id, image = import_image(self.context.store, self.manifest.id, path)
+            if mime_of(path).startswith("video/"):
+                item_id, clip = import_video(self.context.store, self.manifest.id, path)
+                label = f"{path.name} ({clip.width}×{clip.height}, {clip.frames} frames)"
+            else:
+                item_id, image = import_image(self.context.store, self.manifest.id, path)
+                label = f"{path.name} ({image.width}×{image.height})"
         except (OSError, StudioError) as exc:
             from creative_studio.core.errors import describe
 
             return None, describe(exc) if isinstance(exc, StudioError) else \
                 f"{path.name}: {describe(exc)}"
-        self._add_source(item_id, f"{path.name} ({image.width}×{image.height})")
+        self._add_source(item_id, label)
         return item_id, ""
 
     def _add_source(self, item_id: str, label: str) -> None:
@@ -439,11 +485,17 @@ class UpscalePanel(PluginPanel):
             return
         store = self.context.store
         try:
-            before = store.asset_bytes(item.assets[0].id)
+            before = store.asset_bytes(_still(item).id)  # a video: its poster
         except StudioError as exc:  # a damaged picture: said, not shown
             self.show_message(str(exc), error=True)
             return
         self._fill_choices(item, self.results.get(item.id))
+        video = self._is_video(item.id)
+        self.show_params_for("video" if video else "upscale")
+        self.face_row.setVisible(not video)  # faces are restored in pictures
+        label = self.advanced_form.labelForField(self.face_row)
+        if label is not None:
+            label.setVisible(not video)
         after = self._bytes_of(self.right_choice.currentData())
         self._showing_token = self.loader.load([before, after])  # decoded off the GUI thread
         self._result_token = 0  # a result decoding for the picture shown before: dropped
@@ -453,8 +505,8 @@ class UpscalePanel(PluginPanel):
     # -- compare any two ---------------------------------------------------------------------
     def branches(self, source_id: str) -> list[Item]:
         """The upscales of a picture in this project, oldest first."""
-        return [i for i in self.context.store.items(kind="image", child_of=source_id)
-                if i.plugin == self.manifest.id and i.request.task == "upscale"
+        return [i for i in self.context.store.items(child_of=source_id)
+                if i.plugin == self.manifest.id and i.request.task in ("upscale", "video")
                 and i.parents[:1] == [source_id] and i.assets and not i.damaged]
 
     def _fill_choices(self, source: Item, right: str | None) -> None:
@@ -490,7 +542,7 @@ class UpscalePanel(PluginPanel):
             return None
         try:
             item = self.context.store.item(str(item_id))
-            return self.context.store.asset_bytes(item.assets[0].id) if item.assets else None
+            return self.context.store.asset_bytes(_still(item).id) if item.assets else None
         except StudioError:  # deleted or damaged since: that side stays empty
             return None
 
@@ -541,6 +593,12 @@ class UpscalePanel(PluginPanel):
         return chosen
 
     # -- models ------------------------------------------------------------------------
+    def _choose_face_model(self) -> None:
+        path = ask_path(self, self.context.settings, "model", "open", "Choose a face model",
+                        file_filter="Face models (*.pth *.pt *.safetensors)")
+        if path:
+            self.face_file.setText(str(path))
+
     def _choose_model_file(self) -> None:
         self.choose_model_path("Choose a super-resolution model", "File",
                                "Models (*.pth *.pt *.safetensors *.ckpt)")
@@ -559,15 +617,16 @@ class UpscalePanel(PluginPanel):
             self.show_message("Open a picture first (or a folder).", error=True)
             return []
         jobs = []
-        base = self.param_values("upscale")
         for source in sources:
+            video = self._is_video(source)
+            base = self.param_values("video" if video else "upscale")
             group = uuid.uuid4().hex[:12] if len(refs) > 1 else ""
             row = self._row_of(source)
             label = self.sources.item(row).text() if row >= 0 else "picture"
             for index, ref in enumerate(refs):
                 params = dict(base, group=group, alternative=index + 1) if group else dict(base)
-                request = Request(self.manifest.id, "upscale", params=params,
-                                  parents=[source], model=ref)
+                request = Request(self.manifest.id, "video" if video else "upscale",
+                                  params=params, parents=[source], model=ref)
                 job = self.try_submit(request, label=label)
                 if job is None:
                     return jobs
@@ -575,6 +634,13 @@ class UpscalePanel(PluginPanel):
                 self.job = job
                 jobs.append(job)
         return jobs
+
+    def _is_video(self, item_id: str) -> bool:
+        try:
+            item = self.context.store.item(item_id)
+        except StudioError:
+            return False
+        return bool(item.assets) and item.assets[0].mime.startswith("video/")
 
     def several_models_dialog(self) -> None:
         """Choose models to run on the selected pictures in one go."""
@@ -614,8 +680,11 @@ class UpscalePanel(PluginPanel):
     def on_progress(self, job: Job, fraction: float, eta: float | None, preview: Any) -> None:
         if self._showing(job):
             message = job.progress.message
+            left = "" if eta is None else f" · about {_duration(eta)} left"
             self.info.setText(f"Upscaling… {fraction * 100:.0f}%"
-                              + (f" ({message})" if message else ""))
+                              + (f" ({message})" if message else "") + left)
+            if isinstance(preview, bytes):  # a video's current frame, now and then
+                self._result_token = self.loader.load([preview])
 
     def on_result(self, job: Job) -> None:
         showing, source = self._showing(job), self.sources_of.pop(job.id, None)
@@ -629,7 +698,7 @@ class UpscalePanel(PluginPanel):
                 if left and self.left_choice.findData(left) >= 0:
                     self.left_choice.setCurrentIndex(self.left_choice.findData(left))
                     self._name_sides()
-                self._result_token = self.loader.load([job.result.assets[0].data])
+                self._result_token = self.loader.load([_still(job.result).data])
             if showing:
                 self.info.setText(job.result.title)
             chosen = job.result.metadata.get("automatic")
@@ -666,25 +735,28 @@ class UpscalePanel(PluginPanel):
         item = self.context.store.item(result_id)
         from creative_studio.io.export import suggested_name
 
+        name = suggested_name(item)
+        video = item.assets and item.assets[0].mime.startswith("video/")
         path, _ = ask_path(self, self.context.settings, "export", "save",
-                           "Export upscaled picture", suggested_name(item), EXPORT_FILTER)
+                           "Export upscaled video" if video else "Export upscaled picture", name,
+                           f"Video (*{Path(name).suffix})" if video else EXPORT_FILTER)
         if path:
             self.export(item, Path(path), quality=self.quality.value())
 
     # -- history ---------------------------------------------------------------------------
     def recall(self, item: Item, mode: str = "all") -> None:
         self.use_output(item)
-        if item.request.task == "upscale":
+        if item.request.task in ("upscale", "video"):
             super().recall(item, mode)
 
     def use_output(self, item: Item) -> None:
         """Show an item: an upscale result beside its source, or a picture as a source."""
-        if item.request.task == "upscale" and item.parents:
+        if item.request.task in ("upscale", "video") and item.parents:
             parent = self.context.store.item(item.parents[0])
             self.results[parent.id] = item.id
             self.add_project_image(parent)
             self._show_current()
-        elif item.assets and item.assets[0].mime.startswith("image/"):
+        elif item.assets and item.assets[0].mime.startswith(("image/", "video/")):
             self.add_project_image(item)
 
     def work_state(self) -> dict[str, Any]:
@@ -743,4 +815,11 @@ class UpscalePanel(PluginPanel):
             kept = [k.upper() for k in ("icc", "exif") if meta.get(k)]
             if kept:
                 lines.append("Kept: " + ", ".join(kept))
+        elif item.request.task == "video":
+            lines.append(f"Model: {item.model.get('name', '')} (network ×{meta.get('scale')}), "
+                         f"size: {meta.get('size', 'model')}, {meta.get('frames')} frames at "
+                         f"{meta.get('fps')} fps, H.264 quality {meta.get('crf')}, "
+                         f"{meta.get('audio_streams', 0)} sound stream(s) copied as they were")
+            if meta.get("resumed_from"):
+                lines.append(f"Went on from frame {meta['resumed_from'] + 1} after a stop")
         return "\n".join(lines)
