@@ -9,7 +9,8 @@ from fractions import Fraction
 
 def make_clip(width: int = 64, height: int = 48, frames: int = 24, fps: Fraction = Fraction(12),
               audio: bool = True, container: str = "mp4", codec: str = "libx264",
-              colorspace: int | None = None, color_range: int | None = None) -> bytes:
+              colorspace: int | None = None, color_range: int | None = None,
+              rotation: int = 0) -> bytes:
     import av
     import numpy as np
 
@@ -17,6 +18,8 @@ def make_clip(width: int = 64, height: int = 48, frames: int = 24, fps: Fraction
     with av.open(buffer, "w", format=container) as out:
         video = out.add_stream(codec, rate=fps)
         video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        if rotation:  # a phone held upright: the display matrix turns the picture
+            video.set_display_rotation(rotation)
         if colorspace is not None:
             video.codec_context.colorspace = colorspace
             video.codec_context.color_primaries = colorspace

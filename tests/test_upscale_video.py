@@ -140,6 +140,11 @@ def test_matroska_and_silent_clips(tmp_path):
                          tmp_path / "w")
     assert done.mime == "video/x-matroska"
     assert packets(done.data, "audio") == packets(mkv, "audio")
+    turned = make_clip(frames=3, rotation=90)
+    done = video.upscale(turned, "t.mp4", lambda w, h: (w * 2, h * 2), nearest, 20,
+                         Progress(), tmp_path / "w3")
+    with av.open(io.BytesIO(done.data)) as out:
+        assert next(out.decode(video=0)).rotation == 90 == done.metadata["rotation"]
     silent = make_clip(audio=False, frames=5)
     done = video.upscale(silent, "s.mp4", lambda w, h: (w + 1, h + 1), nearest, 20,
                          Progress(), tmp_path / "w2")

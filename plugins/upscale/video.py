@@ -3,7 +3,8 @@
 Each decoded frame goes through the same network as a picture (``upscale_frame``) and is
 encoded with x264 (no B-frames, CRF from the ``crf`` parameter) at the source's frame times
 (time base and pts copied: constant and variable frame rates stay as they were), with its
-colour metadata (primaries, transfer, matrix, range) tagged again. The audio streams are
+colour metadata (primaries, transfer, matrix, range) tagged again, and the display rotation
+of a phone's portrait clip kept. The audio streams are
 not decoded: their packets are copied, so the sound is byte-identical. The container stays
 MP4 for MP4/MOV sources whose audio MP4 holds, else Matroska.
 
@@ -112,6 +113,7 @@ def upscale(data: bytes, name: str, size: Callable[[int, int], tuple[int, int]],
     for leftover in folder.glob("*.part"):
         leftover.unlink()
     started, made, preview_at = time.monotonic(), 0, 0.0
+    rotation = 0
     last = None
     with open_video(data, name) as source:
         stream = source.streams.video[0]
@@ -124,6 +126,8 @@ def upscale(data: bytes, name: str, size: Callable[[int, int], tuple[int, int]],
         index = 0
         try:
             for frame in source.decode(stream):
+                if index == 0:  # a phone's portrait clip: the display matrix turns it
+                    rotation = int(getattr(frame, "rotation", 0) or 0)
                 if index < skip:
                     index += 1
                     continue
@@ -165,7 +169,7 @@ def upscale(data: bytes, name: str, size: Callable[[int, int], tuple[int, int]],
     if index == 0:
         raise BadInput(f"{name} has no picture that can be decoded.")
     progress.say("Writing the video…")
-    video, mime = _mux(data, name, folder, info, av)
+    video, mime = _mux(data, name, folder, info, rotation, av)
     if last is None:  # every frame came from an earlier run: the poster from the output
         last = np.asarray(first_frame(video, "The upscaled video"))
     from PIL import Image
@@ -174,7 +178,7 @@ def upscale(data: bytes, name: str, size: Callable[[int, int], tuple[int, int]],
         "frames": index, "resumed_from": skip, "fps": f"{info.rate}",
         "input_video": info.figures(), "width": width, "height": height,
         "seconds_per_frame": round((time.monotonic() - started) / made, 3) if made else None,
-        "audio_streams": len(info.audio), "crf": crf, "codec": "h264"})
+        "audio_streams": len(info.audio), "crf": crf, "codec": "h264", "rotation": rotation})
     shutil.rmtree(folder, ignore_errors=True)
     return result
 
@@ -224,7 +228,8 @@ class _Segment:
             self.path.replace(self.final)
 
 
-def _mux(data: bytes, name: str, folder: Path, info: VideoInfo, av) -> tuple[bytes, str]:
+def _mux(data: bytes, name: str, folder: Path, info: VideoInfo, rotation: int,
+         av) -> tuple[bytes, str]:
     """The segments' video and the source's audio packets (copied, not decoded), interleaved
     by time into one file; returns (bytes, MIME type)."""
     import heapq
@@ -241,6 +246,8 @@ def _mux(data: bytes, name: str, folder: Path, info: VideoInfo, av) -> tuple[byt
             try:
                 video = output.add_stream_from_template(opened[0].streams.video[0])
                 video.time_base = source.streams.video[0].time_base
+                if rotation:  # shown turned as the source is
+                    video.set_display_rotation(rotation)
                 audio = {a.index: output.add_stream_from_template(a)
                          for a in source.streams.audio}
                 for a in source.streams.audio:
