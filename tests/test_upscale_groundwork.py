@@ -173,6 +173,32 @@ def test_auto_tile_follows_free_memory():
     assert MIN_TILE <= auto_tile("ESRGAN", 64) <= MAX_TILE  # from this machine's memory
 
 
+@pytest.mark.parametrize("height, width", [(192, 256), (300, 1000), (161, 161), (2000, 64),
+                                           (5000, 5000), (97, 3000)])
+@pytest.mark.parametrize("architecture, pad, align", [("ESRGAN", 64, 1), ("DAT", 32, 32)])
+def test_auto_tile_for_a_picture_runs_no_more_than_it_must(height, width, architecture, pad,
+                                                           align):
+    """The whole picture when it fits the budget unpadded; else tiles evened out: never
+    more tiles than the plain largest tile makes, never over the budget."""
+    from plugins.upscale.tiling import BYTES_PER_PIXEL, auto_tile, plan
+
+    budget = 1 << 30
+    plain = auto_tile(architecture, pad, align, budget=budget)
+    fitted = auto_tile(architecture, pad, align, budget=budget, picture=(height, width))
+    if height * width * BYTES_PER_PIXEL[architecture] <= budget:
+        assert fitted == max(height, width)  # one pass, no overlap
+        return
+    assert fitted <= plain and fitted % align == 0
+    assert len(plan(height, width, fitted, align)) == len(plan(height, width, plain, align))
+    # evened out: the smallest tile (the last of a row or column) is never smaller than
+    # with the plain tile, where it could be a sliver run with a whole tile's context
+
+    def smallest(tile):
+        return min(min(y1 - y0, x1 - x0) for y0, y1, x0, x1 in plan(height, width, tile, align))
+
+    assert smallest(fitted) >= smallest(plain)
+
+
 def test_output_size_presets():
     from creative_studio.core.errors import BadInput
     from plugins.upscale.sizes import PRESETS, output_size

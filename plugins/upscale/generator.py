@@ -219,7 +219,8 @@ class UpscaleGenerator:
         up = self.upscaler
         assert up is not None
         tile = request.params["tile"] or auto_tile(
-            up.model.architecture.name, up.pad, up.align, device=self.device)
+            up.model.architecture.name, up.pad, up.align, device=self.device,
+            picture=(image.height, image.width))
         network, dtype = self.network(request.params["precision"])
         network, dtype, engine = self.engine(request, network, dtype)
         identity = ModelIdentity(up.name, f"embedded:{chosen['automatic']['chose']}"

@@ -49,14 +49,29 @@ def available_memory(device: str = "cpu") -> int:
 
 
 def auto_tile(architecture: str, pad: int, align: int = 1, budget: int | None = None,
-              device: str = "cpu") -> int:
-    """The largest tile (input px, multiple of 32) whose forward pass fits the budget."""
+              device: str = "cpu", picture: tuple[int, int] | None = None) -> int:
+    """The largest tile (input px, multiple of 32) whose forward pass fits the budget.
+
+    With the ``picture``'s (height, width): the whole picture when it fits the budget
+    without padding (no tile overlap at all: a 256×192 picture on Real-ESRGAN x4plus took
+    2.2× longer in four 160-px tiles with their 64-px context), else the tile evened out
+    so that as many tiles as the largest one needs are all the same size (less context
+    run twice)."""
     if budget is None:
         budget = available_memory(device)
     per_pixel = BYTES_PER_PIXEL.get(architecture, DEFAULT_BYTES_PER_PIXEL)
     side = int(math.sqrt(budget / per_pixel)) - 2 * pad
     step = max(32, align)
-    return max(MIN_TILE, min(MAX_TILE, side // step * step))
+    tile = max(MIN_TILE, min(MAX_TILE, side // step * step))
+    if picture is None:
+        return tile
+    height, width = picture
+    if height * width * per_pixel <= budget:
+        return max(height, width)
+    even = max(math.ceil(width / math.ceil(width / tile)),
+               math.ceil(height / math.ceil(height / tile)))
+    even = math.ceil(even / align) * align
+    return even if even <= tile else tile
 
 
 def _block_hooks(model, progress, state: dict) -> list:
