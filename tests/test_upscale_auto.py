@@ -122,6 +122,18 @@ def test_the_panel_says_which_model_automatic_will_use(make_window, qtbot, tmp_p
     qtbot.waitUntil(lambda: "Automatic will use" in panel.message.text(), timeout=20_000)
     assert "Real-ESRGAN x4plus" in panel.message.text()
     assert "quality ≈ 30" in panel.message.text()
+    # a model chosen by hand: what Automatic would do is no longer said; back to Automatic,
+    # it is said again
+    panel.model.setCurrentIndex(panel.model.findData("embedded:animevideov3-x2"))
+    assert "Automatic will use" not in panel.message.text()
+    panel.model.setCurrentIndex(panel.model.findData("embedded:auto"))
+    qtbot.waitUntil(lambda: "Automatic will use" in panel.message.text(), timeout=20_000)
+    # chosen by hand while Automatic was still looking: its late answer is not shown
+    panel.model.setCurrentIndex(panel.model.findData("embedded:animevideov3-x2"))
+    panel.model.setCurrentIndex(panel.model.findData("embedded:auto"))  # starts looking
+    panel.model.setCurrentIndex(panel.model.findData("embedded:animevideov3-x4"))  # at once
+    qtbot.wait(1500)
+    assert "Automatic will use" not in panel.message.text()
 
 
 @pytest.mark.gui

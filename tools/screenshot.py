@@ -19,6 +19,7 @@ shaped by ComfyUI's whole pipeline), the Jobs dock showing where each ran.
 --chords: the tune harmonized to a typed progression (symbols above the roll), then a tenor
 note selected and bars 2–3 chosen on the ruler: Regenerate voices set up.
 --interpolate: 5 steps from that tune to a second one (seed 3), the steps side by side.
+--video: the Upscale panel half-way through a clip (frame, seconds a frame, time left).
 --upscale: the Upscale panel comparing DAT-light ×4 and Automatic on a small JPEG photo (skimage's "chelsea", needs
 scikit-image; a drawn picture otherwise), the split in the middle, zoomed in.
 """
@@ -74,6 +75,8 @@ def main() -> None:
 
     if "--upscale" in sys.argv:
         upscale_scene(window, shoot)
+    elif "--video" in sys.argv:
+        video_scene(window, shoot)
     elif "--music" in sys.argv:
         music_scene(window, shoot)
     elif "--chords" in sys.argv:
@@ -160,6 +163,32 @@ def upscale_scene(window, shoot) -> None:
             panel._compare_chosen()
             view = panel.view
             view.zoom_at(1.6, QPointF(view.width() * 0.45, view.height() * 0.4))
+            QTimer.singleShot(300, shoot)
+        else:
+            QTimer.singleShot(200, wait)
+
+    QTimer.singleShot(500, wait)
+
+
+def video_scene(window, shoot) -> None:
+    """A 6-s clip upscaling in the Upscale panel, shot half-way: the frame, seconds a frame
+    and time left, the current frame in the view, Advanced open (Video quality)."""
+    from PySide6.QtCore import QTimer
+
+    from tests.clips import make_clip
+
+    clip = Path(tempfile.mkdtemp()) / "street.mp4"
+    clip.write_bytes(make_clip(320, 180, 144, 24))
+    panel = window.panels["upscale"]
+    window.tabs.setCurrentWidget(panel)
+    panel.open_files([clip])
+    if not panel.fold.header.isChecked():
+        panel.fold.header.click()
+    panel.model.setCurrentIndex(panel.model.findData("embedded:animevideov3-x2"))
+    (job,) = panel.upscale()
+
+    def wait() -> None:
+        if job.state.finished or job.progress.fraction > 0.5:
             QTimer.singleShot(300, shoot)
         else:
             QTimer.singleShot(200, wait)

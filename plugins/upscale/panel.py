@@ -271,6 +271,7 @@ class UpscalePanel(PluginPanel):
         form = QFormLayout()
         model_row = QHBoxLayout()
         model_row.addWidget(self.model, 1)
+        self.model.currentIndexChanged.connect(self._model_changed)
         model_row.addWidget(add_model)
         form.addRow("Model", model_row)
         several = QPushButton("Several models…")
@@ -514,7 +515,9 @@ class UpscalePanel(PluginPanel):
         may show the picture or any of its upscales."""
         meta = source.metadata
         size = f" ({meta['width']}×{meta['height']})" if "width" in meta else ""
-        entries = [("Picture" + size, source.id)] + [
+        first = "Video, first frame" if source.assets and \
+            source.assets[0].mime.startswith("video/") else "Picture"
+        entries = [(first + size, source.id)] + [
             (f"{i.model.get('name', '?')} ({i.metadata.get('width')}×"
              f"{i.metadata.get('height')})", i.id) for i in self.branches(source.id)]
         for choice, wanted in ((self.left_choice, source.id),
@@ -552,6 +555,16 @@ class UpscalePanel(PluginPanel):
         self._compare_token = self.loader.load([self._bytes_of(self.left_choice.currentData()),
                                                 self._bytes_of(self.right_choice.currentData())])
 
+    def _model_changed(self, *_args) -> None:
+        """What Automatic said of the picture goes with Automatic; said again on return."""
+        if self.message.text().startswith("Automatic will use"):
+            self.show_message("")
+        entry = self.sources.currentItem()
+        item_id = entry.data(Qt.ItemDataRole.UserRole) if entry is not None else None
+        data = self._bytes_of(item_id) if item_id else None
+        if data:
+            self.foresee(item_id, data)
+
     def foresee(self, item_id: str, data: bytes) -> None:
         """With Automatic chosen: which model the picture will get, and why (said before
         Upscale is pressed; measured off the GUI thread)."""
@@ -569,7 +582,8 @@ class UpscalePanel(PluginPanel):
 
     def _foreseen(self, item_id: str, found) -> None:
         entry = self.sources.currentItem()
-        if found is None or entry is None or entry.data(Qt.ItemDataRole.UserRole) != item_id:
+        if found is None or entry is None or entry.data(Qt.ItemDataRole.UserRole) != item_id \
+                or self.model.currentData() != f"embedded:{AUTO}":  # chosen by hand since
             return
         picture, model_id = found
         offer = self.manifest.offer(model_id)
@@ -685,6 +699,7 @@ class UpscalePanel(PluginPanel):
                               + (f" ({message})" if message else "") + left)
             if isinstance(preview, bytes):  # a video's current frame, now and then
                 self._result_token = self.loader.load([preview])
+                self.view.labels = (self.view.labels[0], "current frame (upscaling)")
 
     def on_result(self, job: Job) -> None:
         showing, source = self._showing(job), self.sources_of.pop(job.id, None)
@@ -710,11 +725,14 @@ class UpscalePanel(PluginPanel):
         super().on_failed(job)
         if self._showing(job):
             self.info.setText("Failed")
+            self._name_sides()  # not "current frame" any more
         self.sources_of.pop(job.id, None)
 
     def on_cancelled(self, job: Job) -> None:
         if self._showing(job):
-            self.info.setText("Cancelled")
+            self.info.setText("Cancelled" + (" — upscale it again to go on where it stopped"
+                                             if job.request.task == "video" else ""))
+            self._name_sides()
         self.sources_of.pop(job.id, None)
 
     def _update_queue(self) -> None:
