@@ -100,6 +100,31 @@ def tiny_llama(smollm_folder, tmp_path_factory) -> Path:
     return folder
 
 
+def require_spandrel() -> None:
+    """Skip the calling test module when spandrel (the Upscale models) is not installed."""
+    from creative_studio.compat.torchvision_shim import import_spandrel
+
+    try:
+        import_spandrel()
+    except ImportError:
+        pytest.skip("spandrel is not installed (tools/setup.sh installs it)",
+                    allow_module_level=True)
+
+
+@pytest.fixture
+def studio(tmp_path):
+    """A job runner over the discovered plugins and a new project: (runner, store)."""
+    from creative_studio.core.project import ProjectStore
+    from creative_studio.plugins import PluginRegistry
+    from creative_studio.workers.runner import JobRunner
+
+    runner = JobRunner(PluginRegistry.discover(entry_points=False))
+    store = ProjectStore.create(tmp_path / "p.csproj")
+    yield runner, store
+    runner.shutdown()
+    store.close()
+
+
 @pytest.fixture
 def make_window(qtbot):
     """The real main window, shown; its runner shut down after the test."""

@@ -10,16 +10,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from creative_studio.compat.torchvision_shim import import_spandrel
 from creative_studio.core.errors import BadInput, ModelError
+from tests.conftest import require_spandrel
 
-try:
-    import_spandrel()
-    import cv2  # noqa: F401
-    from skimage import data as samples
-except ImportError:
-    pytest.skip("spandrel, OpenCV and scikit-image are installed by tools/setup.sh",
-                allow_module_level=True)
+require_spandrel()
+cv2 = pytest.importorskip("cv2", reason="tools/setup.sh installs OpenCV")
+samples = pytest.importorskip("skimage.data", reason="the test extras install scikit-image")
 
 from plugins.upscale import faces  # noqa: E402
 
@@ -148,45 +144,37 @@ def test_files_that_are_not_face_models_are_refused(tmp_path, restoreformer):
     del torch
 
 
-def test_faces_through_the_runner(tmp_path, restoreformer):
+def test_faces_through_the_runner(studio, tmp_path, restoreformer):
     from creative_studio.core.jobs import Asset, JobState, ModelIdentity, Request, Result
-    from creative_studio.core.project import ProjectStore
-    from creative_studio.plugins import PluginRegistry
-    from creative_studio.workers.runner import JobRunner
 
-    runner = JobRunner(PluginRegistry.discover(entry_points=False))
-    store = ProjectStore.create(tmp_path / "p.csproj")
-    try:
-        buffer = io.BytesIO()
-        astronaut(200).save(buffer, "PNG")
-        source = store.add_item(Request("upscale", "import"),
-                                Result([Asset("image", "image/png", buffer.getvalue(), "a.png")],
-                                       ModelIdentity("file", "a.png"), "none"))
+    runner, store = studio
+    buffer = io.BytesIO()
+    astronaut(200).save(buffer, "PNG")
+    source = store.add_item(Request("upscale", "import"),
+                            Result([Asset("image", "image/png", buffer.getvalue(), "a.png")],
+                                   ModelIdentity("file", "a.png"), "none"))
 
-        def run(**params):
-            job = runner.submit(Request("upscale", "upscale", parents=[source],
-                                        model="embedded:animevideov3-x2",
-                                        params={"precision": "fp32", "engine": "torch",
-                                                **params}), store=store)
-            runner.wait(job)
-            return job
+    def run(**params):
+        job = runner.submit(Request("upscale", "upscale", parents=[source],
+                                    model="embedded:animevideov3-x2",
+                                    params={"precision": "fp32", "engine": "torch", **params}),
+                            store=store)
+        runner.wait(job)
+        return job
 
-        plain, restored = run(), run(faces=str(restoreformer), face_strength=0.8)
-        assert restored.state is JobState.DONE, restored.error
-        said = store.item(restored.item_id).metadata["faces"]
-        assert said["found"] == 1 and said["architecture"] == "RestoreFormer"
-        assert said["strength"] == 0.8 and len(said["sha256"]) == 64
-        pictures = [np.asarray(Image.open(io.BytesIO(store.asset_bytes(
-            store.item(j.item_id).assets[0].id))), dtype=int) for j in (plain, restored)]
-        changed = np.any(pictures[0] != pictures[1], axis=2)
-        assert 500 < changed.sum() < changed.size / 3  # the face, not the picture
-        missing = run(faces=str(tmp_path / "gone.pth"))
-        assert missing.state is JobState.FAILED and "is not there" in missing.error
-        as_upscaler = runner.submit(Request("upscale", "upscale", parents=[source],
-                                            model=str(restoreformer)), store=store)
-        runner.wait(as_upscaler)
-        assert as_upscaler.state is JobState.FAILED
-        assert "face restoration model: choose it as the Face model" in as_upscaler.error
-    finally:
-        runner.shutdown()
-        store.close()
+    plain, restored = run(), run(faces=str(restoreformer), face_strength=0.8)
+    assert restored.state is JobState.DONE, restored.error
+    said = store.item(restored.item_id).metadata["faces"]
+    assert said["found"] == 1 and said["architecture"] == "RestoreFormer"
+    assert said["strength"] == 0.8 and len(said["sha256"]) == 64
+    pictures = [np.asarray(Image.open(io.BytesIO(store.asset_bytes(
+        store.item(j.item_id).assets[0].id))), dtype=int) for j in (plain, restored)]
+    changed = np.any(pictures[0] != pictures[1], axis=2)
+    assert 500 < changed.sum() < changed.size / 3  # the face, not the picture
+    missing = run(faces=str(tmp_path / "gone.pth"))
+    assert missing.state is JobState.FAILED and "is not there" in missing.error
+    as_upscaler = runner.submit(Request("upscale", "upscale", parents=[source],
+                                        model=str(restoreformer)), store=store)
+    runner.wait(as_upscaler)
+    assert as_upscaler.state is JobState.FAILED
+    assert "face restoration model: choose it as the Face model" in as_upscaler.error

@@ -10,7 +10,6 @@ import pytest
 from PIL import Image
 from PySide6.QtCore import QPointF
 
-from creative_studio.compat.torchvision_shim import import_spandrel
 from creative_studio.core.errors import BadInput, ModelError
 from creative_studio.core.jobs import (
     Asset,
@@ -20,28 +19,17 @@ from creative_studio.core.jobs import (
     Request,
     Result,
 )
-from creative_studio.core.project import ProjectStore
-from creative_studio.plugins import PluginRegistry
-from creative_studio.workers.runner import JobRunner
-from tests.conftest import source_of
+from tests.conftest import require_spandrel, source_of
 
-try:
-    import_spandrel()
-except ImportError:
-    pytest.skip("spandrel is not installed (tools/setup.sh installs it)",
-                allow_module_level=True)
+require_spandrel()
 pytestmark = pytest.mark.model
 
 FAST = "embedded:animevideov3-x4"  # the quickest embedded model
 
 
 @pytest.fixture
-def setup(tmp_path):
-    runner = JobRunner(PluginRegistry.discover(entry_points=False))
-    store = ProjectStore.create(tmp_path / "p.csproj")
-    yield runner, store
-    runner.shutdown()
-    store.close()
+def setup(studio):
+    return studio
 
 
 def add_image(store, data: bytes, name="in.png") -> str:

@@ -131,50 +131,38 @@ def test_a_large_picture_is_shown_reduced_with_its_real_size(qapp, monkeypatch):
     assert shown.text("size") == "100×50"
 
 
-def test_upscale_result_is_the_same_written_in_bands_and_resampled(tmp_path):
+def test_upscale_result_is_the_same_written_in_bands_and_resampled(studio):
     """The generator writes the network's output band by band and resamples it on the way:
     a tiled, resized, transparent job gives the picture a whole-picture job gives."""
-    from creative_studio.compat.torchvision_shim import import_spandrel
-
-    try:
-        import_spandrel()
-    except ImportError:
-        pytest.skip("spandrel is not installed (tools/setup.sh installs it)")
     from creative_studio.core.jobs import Asset, JobState, ModelIdentity, Request, Result
-    from creative_studio.core.project import ProjectStore
-    from creative_studio.plugins import PluginRegistry
-    from creative_studio.workers.runner import JobRunner
+    from tests.conftest import require_spandrel
 
+    require_spandrel()
+    runner, store = studio
     rng = np.random.default_rng(3)
     picture = Image.fromarray(rng.integers(0, 256, (70, 90, 4), np.uint8), "RGBA")
     buffer = io.BytesIO()
     picture.save(buffer, "PNG")
-    runner = JobRunner(PluginRegistry.discover(entry_points=False))
-    store = ProjectStore.create(tmp_path / "p.csproj")
-    try:
-        source = store.add_item(Request("upscale", "import"),
-                                Result([Asset("image", "image/png", buffer.getvalue(), "a.png")],
-                                       ModelIdentity("file", "a.png"), "none"))
-        outputs = []
-        for tile in (32, 4096):
-            job = runner.submit(Request("upscale", "upscale", parents=[source],
-                                        model="embedded:animevideov3-x4",
-                                        params={"tile": tile, "size": "long:250",
-                                                "precision": "fp32", "engine": "torch"}),
-                                store=store)
-            runner.wait(job)
-            assert job.state is JobState.DONE, job.error
-            data = store.asset_bytes(store.item(job.item_id).assets[0].id)
-            outputs.append(np.asarray(Image.open(io.BytesIO(data)), dtype=int))
-        assert outputs[0].shape == (194, 250, 4)  # 90×70 → long side 250, alpha kept
-        expected_alpha = np.asarray(picture.getchannel("A").resize((250, 194),
-                                                                   Image.Resampling.BICUBIC))
-        assert np.array_equal(outputs[0][..., 3], expected_alpha)
-        # tiles only change float rounding in the network; the bands add nothing
-        assert np.abs(outputs[0] - outputs[1]).max() <= 2
-    finally:
-        runner.shutdown()
-        store.close()
+    source = store.add_item(Request("upscale", "import"),
+                            Result([Asset("image", "image/png", buffer.getvalue(), "a.png")],
+                                   ModelIdentity("file", "a.png"), "none"))
+    outputs = []
+    for tile in (32, 4096):
+        job = runner.submit(Request("upscale", "upscale", parents=[source],
+                                    model="embedded:animevideov3-x4",
+                                    params={"tile": tile, "size": "long:250",
+                                            "precision": "fp32", "engine": "torch"}),
+                            store=store)
+        runner.wait(job)
+        assert job.state is JobState.DONE, job.error
+        data = store.asset_bytes(store.item(job.item_id).assets[0].id)
+        outputs.append(np.asarray(Image.open(io.BytesIO(data)), dtype=int))
+    assert outputs[0].shape == (194, 250, 4)  # 90×70 → long side 250, alpha kept
+    expected_alpha = np.asarray(picture.getchannel("A").resize((250, 194),
+                                                               Image.Resampling.BICUBIC))
+    assert np.array_equal(outputs[0][..., 3], expected_alpha)
+    # tiles only change float rounding in the network; the bands add nothing
+    assert np.abs(outputs[0] - outputs[1]).max() <= 2
 
 
 def test_png_chunks_are_well_formed():

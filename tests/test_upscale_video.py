@@ -152,19 +152,6 @@ def test_matroska_and_silent_clips(tmp_path):
     assert frames(done.data)[0][1].shape == (50, 66, 3)  # odd sizes made even for 4:2:0
 
 
-@pytest.fixture
-def studio(tmp_path):
-    from creative_studio.core.project import ProjectStore
-    from creative_studio.plugins import PluginRegistry
-    from creative_studio.workers.runner import JobRunner
-
-    runner = JobRunner(PluginRegistry.discover(entry_points=False))
-    store = ProjectStore.create(tmp_path / "p.csproj")
-    yield runner, store
-    runner.shutdown()
-    store.close()
-
-
 @pytest.mark.model
 def test_a_video_through_the_runner_with_the_real_model(studio, tmp_path):
     from creative_studio.io.export import export_item, suggested_name
