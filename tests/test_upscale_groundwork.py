@@ -171,6 +171,14 @@ def test_auto_tile_follows_free_memory():
     assert auto_tile("RealESRGAN Compact", 16, budget=200 << 20) > small  # lighter network
     assert auto_tile("DAT", 32, 32, budget=1) == MIN_TILE
     assert MIN_TILE <= auto_tile("ESRGAN", 64) <= MAX_TILE  # from this machine's memory
+    # RRDB through ncnn on the CPU needs more memory a pixel: smaller tiles, a picture that
+    # fits whole on PyTorch is tiled there
+    assert auto_tile("ESRGAN", 32, budget=1 << 30, ncnn=True) < \
+        auto_tile("ESRGAN", 32, budget=1 << 30)
+    assert auto_tile("ESRGAN", 32, budget=1 << 30, picture=(192, 256)) == 256
+    assert auto_tile("ESRGAN", 32, budget=1 << 30, picture=(192, 256), ncnn=True) < 192
+    assert auto_tile("RealESRGAN Compact", 16, budget=1 << 30, picture=(192, 256),
+                     ncnn=True) == 256
 
 
 @pytest.mark.parametrize("height, width", [(192, 256), (300, 1000), (161, 161), (2000, 64),

@@ -160,7 +160,7 @@ class FaceModel:
         import numpy as np
 
         torch = self._torch
-        x = torch.from_numpy(np.ascontiguousarray(crop)).permute(2, 0, 1)[None].float() / 255
+        x = torch.from_numpy(np.array(crop)).permute(2, 0, 1)[None].float() / 255
         x = x.to(self.device)
         with torch.inference_mode():
             if self.architecture == "GFPGAN":

@@ -218,11 +218,13 @@ class UpscaleGenerator:
                                     **picture.figures()}}
         up = self.upscaler
         assert up is not None
-        tile = request.params["tile"] or auto_tile(
-            up.model.architecture.name, up.pad, up.align, device=self.device,
-            picture=(image.height, image.width))
         network, dtype = self.network(request.params["precision"])
         network, dtype, engine = self.engine(request, network, dtype)
+        # ncnn on the CPU costs more memory a pixel (its convolutions' workspace)
+        on_ncnn_cpu = engine["engine"] == "ncnn" and engine.get("ncnn_device") == "cpu"
+        tile = request.params["tile"] or auto_tile(
+            up.model.architecture.name, up.pad, up.align, device=self.device,
+            picture=(image.height, image.width), ncnn=on_ncnn_cpu)
         identity = ModelIdentity(up.name, f"embedded:{chosen['automatic']['chose']}"
                                  if chosen else request.model, up.sha256, up.source)
         details = {"tile": tile, "pad": up.pad, **chosen, **engine,

@@ -20,7 +20,7 @@ from creative_studio.core.models import ModelSource
 from creative_studio.core.provenance import weights_sha256
 
 # context each tile needs (input px) and corner alignment, by spandrel architecture id
-TILE_CONTEXT = {"RealESRGAN Compact": (16, 1), "ESRGAN": (64, 1), "DAT": (32, 32)}
+TILE_CONTEXT = {"RealESRGAN Compact": (16, 1), "ESRGAN": (32, 1), "DAT": (32, 32)}
 
 
 @dataclass

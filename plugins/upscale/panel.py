@@ -175,7 +175,8 @@ class CompareView(QWidget):
         if target.isNull():
             painter.drawText(self.rect().adjusted(12, 0, -12, 0),
                              Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
-                             "Open pictures or a folder (or drop them here), then Upscale.")
+                             "Open pictures, videos or a folder (or drop them here), then "
+                             "Upscale.")
             return
         # "before" is resampled smoothly to the output size, as a bicubic enlargement would be;
         # "after" is drawn without smoothing when zoomed in, to show its real pixels
@@ -230,10 +231,10 @@ class UpscalePanel(PluginPanel):
 
         self.sources = QListWidget()
         self.sources.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
-        self.sources.setToolTip("Pictures to upscale: select one or many")
+        self.sources.setToolTip("Pictures and videos to upscale: select one or many")
         self.sources.currentItemChanged.connect(self._show_current)
-        open_files = QPushButton("Open pictures…")
-        open_files.setToolTip("Pictures from your disk (or drop them on the panel)")
+        open_files = QPushButton("Open pictures or videos…")
+        open_files.setToolTip("Pictures and videos from your disk (or drop them on the panel)")
         open_files.clicked.connect(self.open_dialog)
         more_in = menu_button("More", "A folder of pictures, or pictures already in this project",
                               [("Folder…", self.open_folder_dialog),
@@ -367,8 +368,8 @@ class UpscalePanel(PluginPanel):
 
     # -- input ---------------------------------------------------------------------
     def open_dialog(self) -> None:
-        files = ask_path(self, self.context.settings, "picture", "open_many", "Open pictures",
-                         file_filter=IMAGE_FILTER)
+        files = ask_path(self, self.context.settings, "picture", "open_many",
+                         "Open pictures or videos", file_filter=IMAGE_FILTER)
         if files:
             self.open_files([Path(f) for f in files])
 

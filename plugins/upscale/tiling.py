@@ -17,6 +17,9 @@ from collections.abc import Callable
 # peak working memory of one forward pass, bytes per input pixel of a tile (context
 # included), measured on CPU with torch 2.13 for 64–256 px tiles (tools/upscale/README.md)
 BYTES_PER_PIXEL = {"RealESRGAN Compact": 3_000, "ESRGAN": 12_000, "DAT": 15_000}
+# the same through ncnn on the CPU (peak RSS, whole 256×192 pictures): its sgemm
+# convolutions' workspace makes RRDB 3.5× heavier than on PyTorch; Compact alike
+NCNN_BYTES_PER_PIXEL = {**BYTES_PER_PIXEL, "ESRGAN": 45_000}
 DEFAULT_BYTES_PER_PIXEL = 15_000
 CPU_BUDGET = 1 << 30  # at most 1 GiB of activations on CPU, whatever is free
 MIN_TILE, MAX_TILE = 64, 1024
@@ -49,17 +52,19 @@ def available_memory(device: str = "cpu") -> int:
 
 
 def auto_tile(architecture: str, pad: int, align: int = 1, budget: int | None = None,
-              device: str = "cpu", picture: tuple[int, int] | None = None) -> int:
+              device: str = "cpu", picture: tuple[int, int] | None = None,
+              ncnn: bool = False) -> int:
     """The largest tile (input px, multiple of 32) whose forward pass fits the budget.
 
     With the ``picture``'s (height, width): the whole picture when it fits the budget
     without padding (no tile overlap at all: a 256×192 picture on Real-ESRGAN x4plus took
     2.2× longer in four 160-px tiles with their 64-px context), else the tile evened out
     so that as many tiles as the largest one needs are all the same size (less context
-    run twice)."""
+    run twice). ``ncnn``: the costs of the ncnn engine on the CPU."""
     if budget is None:
         budget = available_memory(device)
-    per_pixel = BYTES_PER_PIXEL.get(architecture, DEFAULT_BYTES_PER_PIXEL)
+    costs = NCNN_BYTES_PER_PIXEL if ncnn else BYTES_PER_PIXEL
+    per_pixel = costs.get(architecture, DEFAULT_BYTES_PER_PIXEL)
     side = int(math.sqrt(budget / per_pixel)) - 2 * pad
     step = max(32, align)
     tile = max(MIN_TILE, min(MAX_TILE, side // step * step))
