@@ -52,21 +52,14 @@ def png_text(data: bytes, name: str = "The file") -> dict[str, str]:
     """The text chunks (tEXt, zTXt, iTXt) of a PNG, read without decoding any pixel and
     bounded (4 MiB of text in all, compressed chunks inflated only that far); BadInput when
     it is not a PNG. A damaged chunk ends the reading; what came before is kept."""
-    import struct
     import zlib
 
     if not data.startswith(PNG_SIGNATURE):
         raise BadInput(f"{name} is not a PNG the studio can read.")
     found: dict[str, str] = {}
     budget = MAX_TEXT_BYTES
-    offset = len(PNG_SIGNATURE)
-    for _ in range(MAX_CHUNKS):
-        if offset + 8 > len(data):
-            break
-        length, kind = struct.unpack(">I4s", data[offset:offset + 8])
-        body = data[offset + 8:offset + 8 + length]
-        offset += 12 + length
-        if len(body) < length or kind == b"IEND":
+    for kind, body, _whole in png_chunks(data, MAX_CHUNKS):
+        if kind == b"IEND":
             break
         if kind not in (b"tEXt", b"zTXt", b"iTXt") or b"\0" not in body:
             continue
@@ -90,6 +83,24 @@ def png_text(data: bytes, name: str = "The file") -> dict[str, str]:
         budget -= len(raw)
         found.setdefault(key, raw.decode(encoding, errors="replace"))
     return found
+
+
+def png_chunks(data: bytes, limit: int | None = None):
+    """(type, body, the whole chunk with its length and CRC) of each chunk of a PNG after
+    its signature, in order, at most ``limit`` of them; ends at a chunk cut short (its CRC
+    is not checked here)."""
+    import struct
+
+    offset = len(PNG_SIGNATURE)
+    count = 0
+    while offset + 8 <= len(data) and (limit is None or count < limit):
+        length, kind = struct.unpack(">I4s", data[offset:offset + 8])
+        body = data[offset + 8:offset + 8 + length]
+        if len(body) < length:
+            return
+        yield kind, body, data[offset:offset + 12 + length]
+        offset += 12 + length
+        count += 1
 
 
 def _inflate(data: bytes, limit: int) -> bytes:
@@ -168,19 +179,14 @@ def png_with_text(data: bytes, recipe: str = "") -> bytes:
     from .png_stream import itxt
 
     out = [PNG_SIGNATURE]
-    offset, added, ended = len(PNG_SIGNATURE), not recipe, False
-    while offset + 12 <= len(data):
-        length, kind = struct.unpack(">I4s", data[offset:offset + 8])
-        whole = data[offset:offset + 12 + length]
-        if len(whole) < 12 + length or \
-                zlib.crc32(whole[4:8 + length]) & 0xFFFFFFFF != \
-                struct.unpack(">I", whole[8 + length:])[0]:
+    added, ended = not recipe, False
+    for kind, body, whole in png_chunks(data):  # every chunk: a result may have thousands
+        if len(whole) < 12 + len(body) or zlib.crc32(whole[4:-4]) & 0xFFFFFFFF != \
+                struct.unpack(">I", whole[-4:])[0]:
             raise BadInput("The stored image is a damaged PNG.")
-        offset += 12 + length
-        if kind in (b"tEXt", b"zTXt", b"iTXt"):
-            key = whole[8:8 + length].partition(b"\0")[0].decode("latin-1")
-            if key not in CARRIED_CHUNKS:
-                continue
+        if kind in (b"tEXt", b"zTXt", b"iTXt") and \
+                body.partition(b"\0")[0].decode("latin-1") not in CARRIED_CHUNKS:
+            continue
         if kind == b"IDAT" and not added:
             out.append(itxt("creative-studio", recipe))
             added = True

@@ -96,8 +96,8 @@ def mime_of(path: Path) -> str:
 
 
 def input_files(paths: list[Path], accept: str | tuple[str, ...]) -> list[Path]:
-    """The files among ``paths`` whose type starts with ``accept`` (one prefix or several); folders give theirs (not
-    recursive, sorted). Files named directly are kept whatever their name (a wrong one is
+    """The files among ``paths`` whose type starts with ``accept`` (one prefix or several);
+    folders give theirs (not recursive, sorted). Files named directly are kept whatever their name (a wrong one is
     reported when it is read)."""
     found: list[Path] = []
     for path in paths:

@@ -16,7 +16,8 @@ import struct
 import zlib
 from typing import BinaryIO
 
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+from .images import PNG_SIGNATURE
+
 IDAT_BYTES = 1 << 20  # compressed bytes per IDAT chunk
 MAX_SIDE = 2**31 - 1  # the PNG format's limit per side
 
@@ -130,6 +131,10 @@ class BandResizer:
         self.first = 0
         self.done = 0  # output rows written
 
+    def __call__(self, _y: int, rows) -> None:
+        """The band-sink form (``sink(y, rows)``): bands come in order, ``y`` follows."""
+        self.write(rows)
+
     def write(self, rows) -> None:
         import numpy as np
         from PIL import Image
@@ -150,6 +155,7 @@ class BandResizer:
             self._emit(ready)
 
     def _emit(self, ready: int) -> None:
+        import numpy as np
         from PIL import Image
 
         top = (self.done * self.ratio) - self.first
@@ -161,8 +167,6 @@ class BandResizer:
         band = Image.fromarray(self.kept[start:stop])
         out = band.resize((self.size[0], ready - self.done), Image.Resampling.LANCZOS,
                           box=(0, top - start, self.size[0], bottom - start))
-        import numpy as np
-
         self.sink(self.done, np.asarray(out))
         self.done = ready
         drop = max(0, int(ready * self.ratio - self.support) - self.first)

@@ -173,6 +173,8 @@ class PluginPanel(QWidget):
         self.jobs: dict[int, Job] = {}  # this panel's queued and running jobs
         self._bound: dict[str, QWidget] = {}
         self._forms: dict[str, QFormLayout] = {}  # the form each parameter's row is in
+        # the widget a parameter's row holds when it is not the bound one (param_row)
+        self._fields: dict[str, QWidget] = {}
         self._side_forms: list[QFormLayout] = []  # the essentials and the Advanced fold's
         self.fold = None  # the Advanced fold (side_panel's ``advanced``)
         self.model_menu = None  # the "+" menu beside the model list (add_model_button)
@@ -396,11 +398,19 @@ class PluginPanel(QWidget):
                 form.addRow(self.manifest.params.get(name).title, widget)
             self._forms[name] = form
 
+    def param_row(self, form: QFormLayout, name: str, field: QWidget) -> None:
+        """A labelled row for a declared parameter whose widget sits inside ``field`` (with a
+        button beside it…); shown and hidden whole by show_params_for."""
+        self.param_widget(name)
+        form.addRow(self.manifest.params.get(name).title, field)
+        self._forms[name] = form
+        self._fields[name] = field
+
     def show_params_for(self, task: str) -> None:
         """Show the rows of the parameters ``task`` reads, hide the others."""
         for name, form in self._forms.items():
             shown = self.manifest.params.get(name).applies_to(task)
-            widget = self._bound[name]
+            widget = self._fields.get(name, self._bound[name])
             widget.setVisible(shown)
             label = form.labelForField(widget)
             if label is not None:

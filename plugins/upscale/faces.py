@@ -59,20 +59,20 @@ class Face:
         return np.array([[cos, -sin, SIDE / 2 - (cos * self.x - sin * self.y)],
                          [sin, cos, EYE_HEIGHT * SIDE - (sin * self.x + cos * self.y)]])
 
-    def rows(self, height: int) -> tuple[int, int]:
-        """The rows the crop covers (its rotated square's bounding box), within the picture."""
+    def bounds(self) -> tuple[float, float, float, float]:
+        """(x0, y0, x1, y1): the box around the crop's rotated square, in picture pixels."""
+        import cv2
         import numpy as np
 
-        inverse = _invert(self.matrix())
         corners = np.array([[0, 0, 1], [SIDE, 0, 1], [0, SIDE, 1], [SIDE, SIDE, 1]]) @ \
-            inverse.T
-        return max(0, int(corners[:, 1].min()) - 1), min(height, int(corners[:, 1].max()) + 2)
+            cv2.invertAffineTransform(self.matrix()).T
+        (x0, y0), (x1, y1) = corners.min(axis=0), corners.max(axis=0)
+        return float(x0), float(y0), float(x1), float(y1)
 
-
-def _invert(matrix):
-    import cv2
-
-    return cv2.invertAffineTransform(matrix)
+    def rows(self, height: int) -> tuple[int, int]:
+        """The rows the crop covers (its rotated square's bounding box), within the picture."""
+        _x0, y0, _x1, y1 = self.bounds()
+        return max(0, int(y0) - 1), min(height, int(y1) + 2)
 
 
 def detect(image, limit: int = MAX_FACES) -> list[Face]:
@@ -192,7 +192,8 @@ class FacePaster:
 
     def __init__(self, faces: list[Face], model: FaceModel, strength: float, height: int,
                  sink, progress=None) -> None:
-        self.pending = sorted(faces, key=lambda f: f.rows(height)[0])
+        # (first row, last row, face) of the faces not restored yet, the topmost first
+        self.pending = sorted(((*f.rows(height), f) for f in faces), key=lambda p: p[0])
         self.model, self.strength, self.height, self.sink = model, strength, height, sink
         self.progress = progress
         self.held, self.top = None, 0
@@ -207,12 +208,11 @@ class FacePaster:
         else:
             self.held = np.concatenate([self.held, rows])
         have = self.top + self.held.shape[0]
-        for face in list(self.pending):
-            _first, last = face.rows(self.height)
-            if last <= have or have >= self.height:
-                self._paste(face)
-                self.pending.remove(face)
-        free = min([f.rows(self.height)[0] for f in self.pending], default=have)
+        for pending in list(self.pending):
+            if pending[1] <= have or have >= self.height:
+                self._paste(pending[2])
+                self.pending.remove(pending)
+        free = min([first for first, _last, _face in self.pending], default=have)
         if free > self.top:
             self.sink(self.top, self.held[:free - self.top])
             self.held = self.held[free - self.top:]
@@ -227,15 +227,14 @@ class FacePaster:
             self.progress.check()
             self.progress.say(f"Restoring face {self.done + 1}…")
         band = self.held
-        local = face.matrix()
-        local[:, 2] += local[:, 1] * self.top  # picture rows → rows of the band
-        corners = np.array([[0, 0, 1], [SIDE, 0, 1], [0, SIDE, 1], [SIDE, SIDE, 1]]) @ \
-            cv2.invertAffineTransform(local).T
-        x0, y0 = (max(0, int(v) - 1) for v in corners.min(axis=0))
-        x1 = min(band.shape[1], int(corners[:, 0].max()) + 2)
-        y1 = min(band.shape[0], int(corners[:, 1].max()) + 2)
+        bx0, by0, bx1, by1 = face.bounds()  # (the band starts at picture row self.top)
+        x0, y0 = max(0, int(bx0) - 1), max(0, int(by0) - 1 - self.top)
+        x1 = min(band.shape[1], int(bx1) + 2)
+        y1 = min(band.shape[0], int(by1) + 2 - self.top)
         if x1 <= x0 or y1 <= y0:
             return
+        local = face.matrix()
+        local[:, 2] += local[:, 1] * self.top  # picture rows → rows of the band
         local[:, 2] += local[:, 0] * x0 + local[:, 1] * y0  # … → pixels of the region
         region = band[y0:y1, x0:x1]
         crop = cv2.warpAffine(region, local, (SIDE, SIDE), flags=cv2.INTER_AREA
@@ -255,7 +254,7 @@ class FacePaster:
     def close(self) -> None:
         """Every face done and every row passed on (called after the last band)."""
         if self.held is not None and self.held.shape[0]:
-            for face in self.pending:
+            for _first, _last, face in self.pending:
                 self._paste(face)
             self.pending = []
             self.sink(self.top, self.held)

@@ -284,10 +284,11 @@ class UpscaleGenerator:
     @staticmethod
     def _writer(buffer, made: tuple[int, int], final: tuple[int, int], alpha, icc, exif,
                 faces=None):
-        """``write(y, rows)`` for the network's output rows (``made`` px in all): resampled
-        to ``final`` where the sizes differ (io/png_stream.BandResizer), faces restored
-        (``faces(sink)`` → a faces.FacePaster in front of ``sink``), the source's alpha
-        added, written into a PNG in ``buffer`` band by band; ``write.close()`` ends it."""
+        """(write, close): ``write(y, rows)`` for the network's output rows (``made`` px in
+        all): resampled to ``final`` where the sizes differ (io/png_stream.BandResizer),
+        faces restored (``faces(sink)`` → a faces.FacePaster in front of ``sink``), the
+        source's alpha added, written into a PNG in ``buffer`` band by band; ``close()``
+        ends it."""
         import numpy as np
         from PIL import Image
 
@@ -307,22 +308,14 @@ class UpscaleGenerator:
 
         paster = faces(put) if faces is not None else None
         after_resize = paster or put
-        resizer = BandResizer(made, final, after_resize) if made != final else None
+        write = after_resize if made == final else BandResizer(made, final, after_resize)
 
-        class Write:
-            def __call__(self, y: int, rows) -> None:
-                if resizer is not None:
-                    resizer.write(rows)
-                else:
-                    after_resize(y, rows)
+        def close() -> None:
+            if paster is not None:
+                paster.close()
+            png.close()
 
-            @staticmethod
-            def close() -> None:
-                if paster is not None:
-                    paster.close()
-                png.close()
-
-        return Write()
+        return write, close
 
     def _faces(self, request: Request, rgb, final: tuple[int, int], progress: Progress):
         """The faces step asked for by the ``faces`` parameter (a face model file): a
@@ -385,7 +378,7 @@ class UpscaleGenerator:
             final = output_size(image.width, image.height, preset, scale)
             paste, said = self._faces(request, rgb, final, progress)
             details.update(said)
-            write = self._writer(buffer, made, final, alpha, icc, exif, paste)
+            write, close = self._writer(buffer, made, final, alpha, icc, exif, paste)
             write(0, np.asarray(out))
             del out
         else:
@@ -404,11 +397,11 @@ class UpscaleGenerator:
             paste, said = self._faces(request, rgb, final, progress)
             details.update(said)
             del rgb
-            write = self._writer(buffer, made, final, alpha, icc, exif, paste)
+            write, close = self._writer(buffer, made, final, alpha, icc, exif, paste)
             run_tiled(network, x.to(self.device), up.scale, tile, up.pad, up.align, progress,
                       sink=write)
             del x
-        write.close()
+        close()
         png = buffer.getvalue()
         del buffer
         resampled = made != final

@@ -60,6 +60,11 @@ def _duration(seconds: float) -> str:
     return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60):02d} min"
 
 
+def _is_video(item: Item) -> bool:
+    """Whether a project item is a video (its first asset)."""
+    return bool(item.assets) and item.assets[0].mime.startswith("video/")
+
+
 def _still(item: Item):
     """The picture an item shows: its first image asset (a video's poster), else its first."""
     return next((a for a in item.assets if a.mime.startswith("image/")), item.assets[0])
@@ -296,8 +301,7 @@ class UpscalePanel(PluginPanel):
         face_layout.setContentsMargins(0, 0, 0, 0)
         face_layout.addWidget(self.face_file, 1)
         face_layout.addWidget(choose_face)
-        advanced.addRow("Face model", self.face_row)
-        self.advanced_form = advanced
+        self.param_row(advanced, "faces", self.face_row)  # faces: pictures only
         self.param_rows(advanced, "face_strength")
         self.show_params_for("upscale")  # the video quality shows when a video is chosen
         advanced.addRow("Quality", self.quality)
@@ -492,12 +496,7 @@ class UpscalePanel(PluginPanel):
             self.show_message(str(exc), error=True)
             return
         self._fill_choices(item, self.results.get(item.id))
-        video = self._is_video(item.id)
-        self.show_params_for("video" if video else "upscale")
-        self.face_row.setVisible(not video)  # faces are restored in pictures
-        label = self.advanced_form.labelForField(self.face_row)
-        if label is not None:
-            label.setVisible(not video)
+        self.show_params_for("video" if _is_video(item) else "upscale")
         after = self._bytes_of(self.right_choice.currentData())
         self._showing_token = self.loader.load([before, after])  # decoded off the GUI thread
         self._result_token = 0  # a result decoding for the picture shown before: dropped
@@ -516,8 +515,7 @@ class UpscalePanel(PluginPanel):
         may show the picture or any of its upscales."""
         meta = source.metadata
         size = f" ({meta['width']}×{meta['height']})" if "width" in meta else ""
-        first = "Video, first frame" if source.assets and \
-            source.assets[0].mime.startswith("video/") else "Picture"
+        first = "Video, first frame" if _is_video(source) else "Picture"
         entries = [(first + size, source.id)] + [
             (f"{i.model.get('name', '?')} ({i.metadata.get('width')}×"
              f"{i.metadata.get('height')})", i.id) for i in self.branches(source.id)]
@@ -633,7 +631,7 @@ class UpscalePanel(PluginPanel):
             return []
         jobs = []
         for source in sources:
-            video = self._is_video(source)
+            video = self._is_video_id(source)
             base = self.param_values("video" if video else "upscale")
             group = uuid.uuid4().hex[:12] if len(refs) > 1 else ""
             row = self._row_of(source)
@@ -650,12 +648,11 @@ class UpscalePanel(PluginPanel):
                 jobs.append(job)
         return jobs
 
-    def _is_video(self, item_id: str) -> bool:
+    def _is_video_id(self, item_id: str) -> bool:
         try:
-            item = self.context.store.item(item_id)
+            return _is_video(self.context.store.item(item_id))
         except StudioError:
             return False
-        return bool(item.assets) and item.assets[0].mime.startswith("video/")
 
     def several_models_dialog(self) -> None:
         """Choose models to run on the selected pictures in one go."""

@@ -5,8 +5,9 @@ of the output is kept, so a tile sees the same neighbourhood as a whole-image ru
 Tile corners sit on multiples of ``align`` so that window-attention models (DAT) see the
 same windows as in a whole-image run. Tiles are written straight into an 8-bit output
 array (a 4096² result is 50 MB, not a 200 MB float tensor), or handed on a row of tiles at a
-time to a sink that writes the file (a 100-MP result is never whole in memory). Progress is reported per tile;
-cancel is checked between tiles and, through forward hooks, between the network's blocks.
+time to a sink that writes the file (a 100-MP result is never whole in memory). Progress is
+reported per tile; cancel is checked between tiles and, through forward hooks, between the
+network's blocks.
 """
 
 from __future__ import annotations

@@ -205,12 +205,10 @@ class _Segment:
             value = getattr(source, key, None)
             if value is not None:
                 setattr(context, key, value)
-        self.stream, self.range = stream, source.color_range
+        self.stream, self.av = stream, av
 
     def write(self, rgb, frame) -> None:
-        import av
-
-        out = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+        out = self.av.VideoFrame.from_ndarray(rgb, format="rgb24")
         out = out.reformat(format=self.stream.pix_fmt, dst_colorspace=frame.colorspace or None,
                            dst_color_range=frame.color_range or None)
         out.pts, out.time_base = frame.pts, frame.time_base
