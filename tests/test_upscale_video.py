@@ -80,6 +80,19 @@ def test_hostile_video_bytes_are_refused_plainly(data):
 CLIP = make_clip(frames=12)
 
 
+def test_every_cut_of_a_clip_is_read_or_refused_plainly():
+    """A clip cut short anywhere (the fuzzer above found a cut whose sound stream had no
+    codec, which raised AttributeError): BadInput or a readable clip."""
+    from creative_studio.io.video import first_frame, probe
+
+    for end in range(0, len(CLIP), 97):
+        try:
+            probe(CLIP[:end])
+            first_frame(CLIP[:end])
+        except BadInput as exc:
+            assert str(exc)
+
+
 def test_frames_times_colours_and_sound_are_kept(tmp_path):
     from plugins.upscale import video
 

@@ -55,6 +55,11 @@ def probe(data: bytes, name: str = "The video") -> VideoInfo:
         if not source.streams.video:
             raise BadInput(f"{name} has no video stream.")
         stream = source.streams.video[0]
+        if stream.codec_context is None:  # a codec FFmpeg does not know, or a cut header
+            raise BadInput(f"{name} has a video stream the studio cannot decode.")
+        if any(a.codec_context is None for a in source.streams.audio):
+            raise BadInput(f"{name} has a sound stream the studio cannot read (an unknown "
+                           "codec, or the file is cut short).")
         width, height = stream.codec_context.width, stream.codec_context.height
         if not (width and height):
             raise BadInput(f"{name} has a video stream without a picture size.")
