@@ -230,6 +230,11 @@ def _plugin_parser(gen_sub, manifest) -> None:
         kinds = ", ".join(sorted({t.input.rstrip("/") for t in tasks if t.input}))
         p.add_argument("inputs", nargs="*", metavar="FILE",
                        help=f"{kinds} files or folders to read (one job each)")
+    masked = [t.id for t in tasks if t.mask]
+    if masked:
+        p.add_argument("--mask", metavar="MASK.png",
+                       help=f"{', '.join(masked)}: a picture of the input's size, white where "
+                            "it may change")
     p.add_argument("--project", required=True, help="project file (created if missing)")
     p.add_argument("--task", choices=[t.id for t in tasks], default=None,
                    help=f"{task_help} (default: {tasks[0].id}, or the task that reads "
@@ -372,6 +377,12 @@ def _generate(args, registry) -> int:
         raise BadInput(f"The {task.id} task of {manifest.name} reads no files.")
     if task.input and not inputs:
         raise BadInput(f"Give the {task.input.rstrip('/')} file(s) to {task.title.lower()}.")
+    mask = getattr(args, "mask", None)
+    if task.mask and not mask:
+        raise BadInput(f"{task.title} needs --mask MASK.png: a picture of the input's size, "
+                       "white where it may change.")
+    if mask and not task.mask:
+        raise BadInput(f"The {task.id} task reads no mask.")
     params = _given_params(args, manifest)
     unused = [manifest.params.get(n).cli_name for n in params
               if not manifest.params.get(n).applies_to(task.id)]
@@ -408,6 +419,9 @@ def _generate(args, registry) -> int:
                                    f"({len(sources)} could be read).")
                 sources = [(" + ".join(n for n, _ in sources),
                             [ids[0] for _, ids in sources])]
+        if mask:  # read by every job, after its picture
+            mask_id = import_file(store, manifest.id, Path(mask), "image/")
+            sources = [(name, [*parents, mask_id]) for name, parents in sources]
         prompt = getattr(args, "prompt", "")
         jobs = []
         for name, parents in sources:

@@ -32,7 +32,8 @@ _FIELDS = {
     "panel": "'module:attr' of the panel widget class (Qt)",
     "models": "list of model offers (id, name, source, locate, install, license, "
               "description, default)",
-    "tasks": "list of tasks (id, name, prompt, input, help); the first is the default",
+    "tasks": "list of tasks (id, name, prompt, input, inputs, mask, model, help); the first "
+             "is the default",
     "params": "list of declared parameters (core/params.py)",
     "preload": "modules to import in the background once the window is shown",
     "accepts": "MIME prefixes of project outputs the panel takes as input ('Send to')",
@@ -41,7 +42,7 @@ _FIELDS = {
 }
 _MODEL_FIELDS = {"id", "name", "source", "locate", "install", "license", "description",
                  "summary", "limits", "default", "optional"}
-_TASK_FIELDS = {"id", "name", "prompt", "input", "inputs", "model", "help"}
+_TASK_FIELDS = {"id", "name", "prompt", "input", "inputs", "model", "help", "mask"}
 PROMPT_RULES = ("required", "optional", "none")
 
 
@@ -92,6 +93,7 @@ class TaskSpec:
     inputs: int = 1  # how many such items a job reads (with ``input``)
     model: str = ""  # the offer this task uses when the request names no model
     help: str = ""
+    mask: bool = False  # a job also reads a mask picture (its last parent; CLI --mask)
 
     @property
     def title(self) -> str:
@@ -214,4 +216,9 @@ def _task(entry: Any, where: str) -> TaskSpec:
     inputs = entry.get("inputs", 1)
     if not isinstance(inputs, int) or isinstance(inputs, bool) or not 1 <= inputs <= 16:
         raise ManifestError(f"task '{entry['id']}'{where}: inputs must be 1 to 16")
-    return TaskSpec(**{k: (v if k == "inputs" else str(v)) for k, v in entry.items()})
+    if not isinstance(entry.get("mask", False), bool) or (entry.get("mask")
+                                                          and not entry.get("input")):
+        raise ManifestError(f"task '{entry['id']}'{where}: mask (true/false) is for a task "
+                            "that reads an input")
+    return TaskSpec(**{k: (v if k in ("inputs", "mask") else str(v))
+                       for k, v in entry.items()})

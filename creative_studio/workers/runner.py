@@ -90,7 +90,9 @@ def prepare_request(registry: PluginRegistry, request: Request) -> type[Generato
     generator_cls.validate(request)
     if spec.prompt == "required" and not request.prompt.strip():
         raise BadInput(f"Write a prompt for {manifest.name} first.")
-    if spec.input and len(request.parents) != spec.inputs:
+    if spec.mask and len(request.parents) != spec.inputs + 1:
+        raise BadInput(f"{spec.title} needs a picture and a mask: paint where it may change.")
+    if spec.input and len(request.parents) != spec.inputs + spec.mask:
         what = spec.input.rstrip("/").split("/")[-1].upper() if "/" in spec.input.rstrip("/") \
             else spec.input.rstrip("/")
         count = "one" if spec.inputs == 1 else str(spec.inputs)

@@ -46,8 +46,8 @@ def a1111_quote(value) -> str:
 
 
 def a1111_parameters(prompt: str, negative: str, steps: int, sampler: str, guidance: float,
-                     seed: int, width: int, height: int, model: str, model_sha256: str = ""
-                     ) -> str:
+                     seed: int, width: int, height: int, model: str, model_sha256: str = "",
+                     extra: list[tuple[str, object]] | tuple = ()) -> str:
     """The ``parameters`` text A1111/ComfyUI/civitai readers understand (A1111's own order
     and quoting; ``Model hash`` is the first 10 hex digits of the weights' SHA-256)."""
     lines = [prompt]
@@ -58,6 +58,7 @@ def a1111_parameters(prompt: str, negative: str, steps: int, sampler: str, guida
     if model_sha256:
         fields.append(("Model hash", model_sha256[:10]))
     fields.append(("Model", model))
+    fields.extend(extra)  # an edit's Denoising strength, Mask blur…
     lines.append(", ".join(f"{key}: {a1111_quote(value)}" for key, value in fields))
     return "\n".join(lines)
 
@@ -88,7 +89,7 @@ class ImageGenerator:
     def validate(request: Request) -> None:
         """Sizes are multiples of 8 (the declarations give the range)."""
         for key in ("width", "height"):
-            value = request.params[key]
+            value = request.params.get(key, 0)  # generate and img2img only
             if value and (value % 8 or value < 8):
                 raise BadInput(f"The {key} must be a multiple of 8 between 8 and {MAX_SIDE} "
                                f"(got {value}).")
@@ -130,70 +131,206 @@ class ImageGenerator:
             raise BadInput(f"The {name} scheduler does not work with this model ({reason}).") \
                 from exc
 
+    def native_size(self) -> int:
+        """The side the model draws best at (its UNet's sample size in pixels)."""
+        pipe = self.pipe
+        return pipe.unet.config.sample_size * getattr(pipe, "vae_scale_factor", 1) \
+            if hasattr(pipe, "unet") else 512
+
     def generate(self, request: Request, progress: Progress, inputs: Inputs) -> Result:
-        import numpy as np
-        import torch
-        from PIL import Image
-
-        from creative_studio.io.images import encode_png
-
         if self.remote is not None:
+            if request.task != "generate":
+                raise BadInput("Editing a picture on a ComfyUI server is not there yet: "
+                               "choose a local model (the embedded one, a diffusers folder) "
+                               "for this task.")
             return self.remote.generate(request, progress)
         if request.params.get("workflow"):
             raise BadInput("An own ComfyUI workflow runs on a ComfyUI server: choose a model on "
                            "a server, or clear the workflow.")
+        if request.task != "generate":
+            return self._edit(request, progress, inputs)
+        p = request.params
+        size = self.native_size()
+        width, height = p["width"] or size, p["height"] or size
+        started = time.perf_counter()
+        pixels = self._draw(request, progress, width=width, height=height)
+        return self._result(request, pixels, started)
+
+    def _draw(self, request: Request, progress: Progress, source=None, mask=None,
+              strength: float = 1.0, **size):
+        """The pipeline's picture (uint8 H×W×3): from the prompt, or from ``source`` (uint8
+        H×W×3) redrawn by ``strength``, only where ``mask`` (uint8 H×W, 255 = redraw) says."""
+        import numpy as np
+        import torch
+
         pipe = self.pipe
         p = request.params
-        size = pipe.unet.config.sample_size * getattr(pipe, "vae_scale_factor", 1) \
-            if hasattr(pipe, "unet") else 512
-        width, height = p["width"] or size, p["height"] or size
-        steps, guidance = p["steps"], p["guidance"]
-        negative = p["negative"]
-        scheduler_name = p["scheduler"]
-        pipe.scheduler = self._scheduler(scheduler_name)
-        every = max(1, steps // 8)
+        steps = p["steps"]
+        pipe.scheduler = self._scheduler(p["scheduler"])
+        run = steps if source is None else min(int(steps * strength), steps)
+        if run < 1:
+            raise BadInput(f"Strength {strength:g} with {steps} steps leaves no step to run: "
+                           "raise the strength or the steps.")
+        every = max(1, run // 8)
         latent_model = getattr(pipe, "vae", None) is not None
-        started = time.perf_counter()
 
         def on_step(pipeline, index, timestep, tensors):
             preview = None
-            if (index + 1) % every == 0 and index + 1 < steps:
+            if (index + 1) % every == 0 and index + 1 < run:
                 preview = self._preview(tensors["latents"], latent_model)
-            progress.update((index + 1) / steps, preview)
+            progress.update((index + 1) / run, preview)
             progress.check()  # Stop: Cancelled propagates out, nothing is saved
             return tensors
 
-        generator = torch.Generator(device="cpu").manual_seed(int(request.seed))
+        args = dict(prompt=request.prompt, negative_prompt=p["negative"] or None,
+                    num_inference_steps=steps, guidance_scale=p["guidance"],
+                    generator=torch.Generator(device="cpu").manual_seed(int(request.seed)),
+                    output_type="np", callback_on_step_end=on_step, **size)
+        if source is not None:
+            pipe, edit = self._edit_pipeline(mask is not None)
+            args.update(strength=strength, **edit(source, mask))
         try:
             with torch.inference_mode():
-                out = pipe(prompt=request.prompt, negative_prompt=negative or None,
-                           num_inference_steps=steps, guidance_scale=guidance, width=width,
-                           height=height, generator=generator, output_type="np",
-                           callback_on_step_end=on_step)
+                out = pipe(**args)
         except (RuntimeError, ValueError) as exc:
             if is_out_of_memory(exc):
                 raise
             raise ModelError(f"The pipeline could not make this image: {exc}") from exc
-        pixels = (np.clip(out.images[0], 0, 1) * 255).round().astype(np.uint8)
+        return (np.clip(out.images[0], 0, 1) * 255).round().astype(np.uint8)
+
+    def _edit_pipeline(self, inpaint: bool):
+        """(pipeline, inputs) of an edit: the embedded model edits in its own pipeline
+        (pixel tensors in [-1, 1]); a diffusers pipeline through its img2img or inpaint
+        sibling, which shares its components (no second copy of the weights)."""
+        import torch
+        from PIL import Image
+
+        from .pipeline import EmojiPipeline
+
+        if isinstance(self.pipe, EmojiPipeline):
+            def tensors(source, mask):
+                image = torch.from_numpy(source.copy()).permute(2, 0, 1)[None].float() / 127.5 - 1
+                inputs = {"image": image, "height": source.shape[0], "width": source.shape[1]}
+                if mask is not None:
+                    inputs["mask_image"] = torch.from_numpy(mask > 0).float()[None, None]
+                return inputs
+
+            return self.pipe, tensors
+        from diffusers import AutoPipelineForImage2Image, AutoPipelineForInpainting
+
+        kind = AutoPipelineForInpainting if inpaint else AutoPipelineForImage2Image
+        try:
+            sibling = kind.from_pipe(self.pipe)
+        except Exception as exc:  # a pipeline diffusers has no edit form of
+            raise BadInput(f"This model cannot {'inpaint' if inpaint else 'change pictures'} "
+                           f"({type(self.pipe).__name__}: {exc}).") from exc
+        sibling.set_progress_bar_config(disable=True)
+
+        def pictures(source, mask):
+            inputs = {"image": Image.fromarray(source), "height": source.shape[0],
+                      "width": source.shape[1]}
+            if mask is not None:
+                inputs["mask_image"] = Image.fromarray(mask)
+            return inputs
+
+        return sibling, pictures
+
+    def _edit(self, request: Request, progress: Progress, inputs: Inputs) -> Result:
+        """img2img, inpaint, outpaint (plugins/image/editing.py): the model draws the working
+        box; an inpaint's or outpaint's drawing is pasted back through the feathered mask."""
+        import numpy as np
+
+        from . import editing
+
+        started = time.perf_counter()
+        p = request.params
+        wants_mask = request.task == "inpaint"
+        if len(request.parents) != 1 + wants_mask:
+            raise BadInput("Inpaint reads a picture and its mask." if wants_mask else
+                           "Choose the picture to change.")
+        found = [[a for a in inputs.get(parent, []) if a.mime.startswith("image/")]
+                 for parent in request.parents]
+        if not found[0]:
+            raise BadInput("The chosen item has no picture.")
+        source = editing.load_source(found[0][0].data, found[0][0].name or "The picture")
+        canvas = np.asarray(source)
+        native = self.native_size()
+        mask = None
+        strength = p.get("strength", 1.0)
+        if request.task == "img2img":
+            box = editing.picture_box(source.width, source.height, native,
+                                      (p["width"], p["height"]))
+        else:
+            if request.task == "inpaint":
+                if not found[1]:
+                    raise BadInput("The mask item has no picture.")
+                mask = editing.load_mask(found[1][0].data, source.size)
+            else:
+                canvas, mask = editing.extended(canvas, p["left"], p["top"], p["right"],
+                                                p["bottom"])
+                strength = 1.0
+            box = editing.mask_box(mask, native)
+        region = editing.resized(editing.crop(canvas, box), box.work)
+        region_mask = None if mask is None else \
+            editing.resized(editing.crop(mask, box), box.work, mask=True)
+        if strength > 0:
+            drawn = self._draw(request, progress, region, region_mask, strength)
+        else:  # nothing may change: the source as it is, no model run
+            drawn = region
+        facts = {"task": request.task, "strength": strength,
+                 "box": [box.left, box.top, box.right, box.bottom], "work_size": list(box.work),
+                 "source_size": [source.width, source.height]}
+        if mask is None:
+            pixels = drawn
+        else:
+            weight = editing.feathered(editing.crop(mask, box), p["feather"])
+            kept = editing.crop(canvas, box)
+            pixels = np.array(canvas)
+            pixels[box.top:box.bottom, box.left:box.right] = editing.paste_back(
+                kept, editing.resized(drawn, box.size), weight)
+            facts["feather"] = p["feather"]
+        return self._result(request, pixels, started, facts)
+
+    def _result(self, request: Request, pixels, started: float, facts: dict | None = None
+                ) -> Result:
+        """The PNG (A1111 ``parameters`` + the studio's recipe) and the result's metadata."""
+        from PIL import Image
+
+        from creative_studio.io.images import encode_png
+
+        p = request.params
         image = Image.fromarray(pixels)
+        scheduler_name = p["scheduler"]
         sampler = scheduler_name if scheduler_name != "default" else \
-            type(pipe.scheduler).__name__.replace("Scheduler", "")
-        parameters = a1111_parameters(request.prompt, negative, steps, sampler, guidance,
-                                      request.seed, image.width, image.height,
+            type(self.pipe.scheduler).__name__.replace("Scheduler", "")
+        extra = []
+        if facts and facts["task"] != "generate":
+            extra.append(("Denoising strength", f"{facts['strength']:g}"))
+            if "feather" in facts:
+                extra.append(("Mask blur", facts["feather"]))
+        parameters = a1111_parameters(request.prompt, p["negative"], p["steps"], sampler,
+                                      p["guidance"], request.seed, image.width, image.height,
                                       a1111_model_name(self.identity),
-                                      self.identity.sha256 if self.identity else "")
+                                      self.identity.sha256 if self.identity else "", extra)
         recipe = json.dumps({"prompt": request.prompt, "seed": request.seed, "params": p,
+                             "task": request.task, "parents": request.parents,
                              "model": request.model}, ensure_ascii=True)
         png = encode_png(image, {"parameters": parameters, "creative-studio": recipe})
+        title = request.prompt[:60] or "(no prompt)"
+        if request.task != "generate":
+            title = f"{request.task}: {title}"
         return Result([Asset("image", "image/png", png, "image.png")], self.identity,
                       self.device,
-                      metadata={"width": image.width, "height": image.height, "steps": steps,
-                                "guidance": guidance, "scheduler": sampler,
+                      metadata={"width": image.width, "height": image.height,
+                                "steps": p["steps"], "guidance": p["guidance"],
+                                "scheduler": sampler,
                                 # the full config: a fixed config with the same weights draws
                                 # differently, and the recipe must say which one drew this
-                                "scheduler_config": json.loads(pipe.scheduler.to_json_string()),
+                                "scheduler_config": json.loads(
+                                    self.pipe.scheduler.to_json_string()),
+                                **(facts or {}),
                                 "seconds": round(time.perf_counter() - started, 2)},
-                      title=request.prompt[:60] or "(no prompt)")
+                      title=title)
 
     @staticmethod
     def _preview(latents, latent_model: bool) -> bytes:

@@ -58,10 +58,18 @@ class EmojiPipeline(DiffusionPipeline):
                  prompt_embeds: torch.Tensor | None = None,
                  prompt_attention_mask: torch.Tensor | None = None,
                  negative_prompt_embeds: torch.Tensor | None = None,
-                 negative_prompt_attention_mask: torch.Tensor | None = None):
+                 negative_prompt_attention_mask: torch.Tensor | None = None,
+                 image: torch.Tensor | None = None, mask_image: torch.Tensor | None = None,
+                 strength: float = 1.0):
         """Text-to-image; ``prompt_embeds``/``negative_prompt_embeds`` (MiniLM token states,
         with their attention masks) stand in for the prompts as in diffusers pipelines — the
-        trainer samples its grids from precomputed states that way."""
+        trainer samples its grids from precomputed states that way.
+
+        Editing as diffusers' img2img and inpaint pipelines do it, in pixel space: ``image``
+        (1×3×H×W in [-1, 1]) noised to the ``strength`` share of the schedule is where the
+        sampling starts (strength 1: pure noise); with ``mask_image`` (1×1×H×W, 1 = repaint)
+        the unmasked pixels are put back, noised to the level of each next step, after every
+        step, so what is drawn fits what is kept."""
         if prompt_embeds is None:
             prompts = [prompt] if isinstance(prompt, str) else list(prompt)
             prompts = [p for p in prompts for _ in range(num_images_per_prompt)]
@@ -91,21 +99,44 @@ class EmojiPipeline(DiffusionPipeline):
         # timesteps first: a sigma scheduler's init_noise_sigma is that of its first step
         # (before set_timesteps it is that of t=999, ~20,000 for the squared-cosine schedule)
         self.scheduler.set_timesteps(num_inference_steps, device=self.device)
+        timesteps = self.scheduler.timesteps
         # ancestral schedulers draw noise from the generator; UniPC, PNDM... take none
         extra = ({"generator": generator}
                  if "generator" in inspect.signature(self.scheduler.step).parameters else {})
         # one generator, or one per image as diffusers pipelines take them
-        latents = randn_tensor(shape, generator=generator, dtype=torch.float32).to(self.device)
-        latents = latents.to(self.unet.dtype) * self.scheduler.init_noise_sigma
+        noise = randn_tensor(shape, generator=generator, dtype=torch.float32).to(self.device)
+        latents = noise.to(self.unet.dtype) * self.scheduler.init_noise_sigma
+        source = mask = None
+        if image is not None:
+            source = image.to(self.device, self.unet.dtype).expand(shape)
+            mask = None if mask_image is None else \
+                mask_image.to(self.device, self.unet.dtype).expand(count, 1, height, width)
+            run = min(int(num_inference_steps * strength), num_inference_steps)
+            order = getattr(self.scheduler, "order", 1)
+            start = (num_inference_steps - run) * order
+            timesteps = timesteps[start:]
+            if hasattr(self.scheduler, "set_begin_index"):
+                self.scheduler.set_begin_index(start)
+            if strength < 1 and len(timesteps):
+                latents = self.scheduler.add_noise(source, noise.to(source.dtype),
+                                                   timesteps[:1])
+            elif not len(timesteps):
+                latents = source
         pooled = (pooled_embedding(states, masks)
                   if self.unet.config.class_embed_type == "projection" else None)
-        for index, t in enumerate(self.scheduler.timesteps):
+        for index, t in enumerate(timesteps):
             model_input = self.scheduler.scale_model_input(torch.cat([latents, latents]), t)
-            noise = self.unet(model_input, t, encoder_hidden_states=states,
-                              encoder_attention_mask=masks, class_labels=pooled).sample
-            unconditional, conditional = noise.chunk(2)
-            noise = unconditional + guidance_scale * (conditional - unconditional)
-            latents = self.scheduler.step(noise, t, latents, **extra).prev_sample
+            prediction = self.unet(model_input, t, encoder_hidden_states=states,
+                                   encoder_attention_mask=masks, class_labels=pooled).sample
+            unconditional, conditional = prediction.chunk(2)
+            prediction = unconditional + guidance_scale * (conditional - unconditional)
+            latents = self.scheduler.step(prediction, t, latents, **extra).prev_sample
+            if mask is not None:  # the kept pixels, at the next step's noise level
+                known = source
+                if index + 1 < len(timesteps):
+                    known = self.scheduler.add_noise(source, noise.to(source.dtype),
+                                                     timesteps[index + 1:index + 2])
+                latents = mask * latents + (1 - mask) * known
             if callback_on_step_end is not None:
                 out = callback_on_step_end(self, index, t, {"latents": latents}) or {}
                 latents = out.get("latents", latents)
