@@ -250,3 +250,62 @@ def test_inpaint_from_the_command_line(tmp_path):
     refused = cli(str(tmp_path / "photo.png"), "--task", "inpaint", "--mask",
                   str(tmp_path / "small.png"))
     assert refused.returncode != 0 and "must have the picture's size" in refused.stderr
+
+
+# -- the panel -----------------------------------------------------------------------------
+@pytest.mark.gui
+@pytest.mark.model
+def test_inpaint_through_the_window(qtbot, make_window, tmp_path):
+    """A newcomer's edit with the embedded model: drop a photo, paint on it, Inpaint; the
+    picture and the mask are the result's parents; Use all brings the edit back."""
+    from PySide6.QtCore import QPointF
+
+    from creative_studio.core.jobs import JobState
+
+    window = make_window()
+    panel = window.panels["image"]
+    path = tmp_path / "photo.png"
+    picture(32, 32).save(path)
+    assert panel.open_source(path)
+    assert panel.task_id() == "img2img" and panel.canvas.has_picture()
+    assert panel.generate_button.text() == "Change"
+    panel.task.setCurrentIndex(panel.task.findData("inpaint"))
+    assert panel.canvas.painting and not panel.brush_button.isHidden()
+    assert panel.width_box.isHidden()  # an inpaint keeps the picture's size
+    assert panel.edit() == [] and "Paint where" in panel.message.text()
+    panel.brush_size.setValue(8)
+    panel.canvas.paint_at(QPointF(10, 10), QPointF(20, 20))
+    assert not panel.canvas.mask_empty()
+    mask = np.asarray(Image.open(io.BytesIO(panel.canvas.mask_png())))
+    assert mask.shape == (32, 32) and mask[15, 15] == 255 and mask[0, 31] == 0
+    panel.prompt.setPlainText("red apple")
+    panel.steps.setValue(6)
+    panel.seed_field.restore(3)
+    (job,) = panel.generate()
+    qtbot.waitUntil(lambda: job.state.finished, timeout=120_000)
+    assert job.state is JobState.DONE, job.error
+    item = window.store.item(job.item_id)
+    source_id, mask_id = item.parents
+    assert window.store.item(mask_id).kind == "mask"
+    out = np.asarray(Image.open(io.BytesIO(job.result.assets[0].data)).convert("RGB"))
+    assert np.array_equal(out[mask == 0], np.asarray(picture(32, 32))[mask == 0])
+    # the mask is not a picture of the gallery; the edit is
+    assert panel.gallery.count() == 2  # the dropped photo and the edit
+    # Use all on another task brings back the edit, its picture and its mask
+    panel.task.setCurrentIndex(0)
+    panel.canvas.clear_mask()
+    panel.recall(item, "all")
+    assert panel.task_id() == "inpaint" and panel.source_id == source_id
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(panel.canvas.mask_png()))), mask)
+    # outpaint: the picture on a grown canvas
+    panel.task.setCurrentIndex(panel.task.findData("outpaint"))
+    panel.param_widget("right").setValue(16)
+    assert panel.canvas.grow == (0, 0, 16, 0) and not panel.canvas.painting
+    # Send to from another panel's item (the History's Send to calls accept_input)
+    panel.task.setCurrentIndex(0)
+    panel.accept_input(item)
+    assert panel.source_id == item.id and panel.task_id() == "img2img"
+    # a file that is no picture: said, nothing kept
+    junk = tmp_path / "junk.png"
+    junk.write_bytes(b"not a picture")
+    assert panel.open_source(junk) is None and panel.source_id == item.id

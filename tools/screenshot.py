@@ -8,6 +8,7 @@
     xvfb-run -a -s "-screen 0 1280x860x24" .venv/bin/python tools/screenshot.py docs/interpolate.png --interpolate
     xvfb-run -a -s "-screen 0 1280x860x24" .venv/bin/python tools/screenshot.py docs/image.png --image
     xvfb-run -a -s "-screen 0 1280x860x24" .venv/bin/python tools/screenshot.py docs/comfyui.png --comfyui
+    xvfb-run -a -s "-screen 0 1280x860x24" .venv/bin/python tools/screenshot.py docs/inpaint.png --inpaint
 
 --image: the Image panel after the embedded emoji model drew four prompts (seed 0); the gallery
 holds them and the last one is shown enlarged.
@@ -19,6 +20,8 @@ shaped by ComfyUI's whole pipeline), the Jobs dock showing where each ran.
 --chords: the tune harmonized to a typed progression (symbols above the roll), then a tenor
 note selected and bars 2–3 chosen on the ruler: Regenerate voices set up.
 --interpolate: 5 steps from that tune to a second one (seed 3), the steps side by side.
+--inpaint: the Image panel set up to inpaint a photo (skimage's "chelsea", or a drawn picture):
+the mask painted over the cat's face on the canvas, the brush outline beside it.
 --video: the Upscale panel half-way through a clip (frame, seconds a frame, time left).
 --upscale: the Upscale panel comparing DAT-light ×4 and Automatic on a small JPEG photo (skimage's "chelsea", needs
 scikit-image; a drawn picture otherwise), the split in the middle, zoomed in.
@@ -87,6 +90,8 @@ def main() -> None:
         image_scene(window, shoot)
     elif "--comfyui" in sys.argv:
         comfyui_scene(window, shoot)
+    elif "--inpaint" in sys.argv:
+        inpaint_scene(window, shoot)
     else:
         text_scene(window, shoot)
     try:
@@ -133,22 +138,48 @@ def comfyui_scene(window, shoot) -> None:
     QTimer.singleShot(500, start)
 
 
-def upscale_scene(window, shoot) -> None:
+def _photo(size: tuple[int, int], quality: int = 40) -> Path:
+    """skimage's "chelsea" (a cat) as a JPEG of ``size``, or a drawn picture without it."""
     from PIL import Image
-    from PySide6.QtCore import QPointF, QTimer
 
     picture = Path(tempfile.mkdtemp()) / "chelsea.jpg"  # a JPEG, as most pictures are
     try:
         from skimage import data
 
-        Image.fromarray(data.chelsea()).resize((150, 100), Image.Resampling.BICUBIC).save(
-            picture, quality=40)
+        Image.fromarray(data.chelsea()).resize(size, Image.Resampling.BICUBIC).save(
+            picture, quality=quality)
     except ImportError:
         from PIL import ImageDraw
 
-        image = Image.new("RGB", (150, 100), "skyblue")
-        ImageDraw.Draw(image).ellipse((40, 20, 110, 90), fill="orange", outline="black")
-        image.save(picture, quality=40)
+        image = Image.new("RGB", size, "skyblue")
+        w, h = size
+        ImageDraw.Draw(image).ellipse((w * 0.27, h * 0.2, w * 0.73, h * 0.9), fill="orange",
+                                      outline="black")
+        image.save(picture, quality=quality)
+    return picture
+
+
+def inpaint_scene(window, shoot) -> None:
+    from PySide6.QtCore import QPointF, QTimer
+
+    panel = window.panels["image"]
+    window.tabs.setCurrentWidget(panel)
+    panel.open_source(_photo((451, 300), quality=90))
+    panel.task.setCurrentIndex(panel.task.findData("inpaint"))
+    panel.prompt.setPlainText("smiling cat face")
+    panel.brush_size.setValue(36)
+    for start, end in (((120, 70), (200, 60)), ((110, 110), (210, 120)),
+                       ((130, 150), (190, 160))):
+        panel.canvas.paint_at(QPointF(*start), QPointF(*end))
+    frame, scale = panel.canvas._frame()
+    panel.canvas._hover = QPointF(frame.x() + 300 * scale, frame.y() + 90 * scale)
+    QTimer.singleShot(600, shoot)
+
+
+def upscale_scene(window, shoot) -> None:
+    from PySide6.QtCore import QPointF, QTimer
+
+    picture = _photo((150, 100))
     panel = window.panels["upscale"]
     window.tabs.setCurrentWidget(panel)
     panel.open_files([picture])

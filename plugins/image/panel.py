@@ -1,5 +1,8 @@
 """The Image panel: prompt → images with any diffusers pipeline, step previews, a gallery of
-the project's images, recall from the gallery or from a PNG's recipe, export, Upscale."""
+the project's images, recall from the gallery or from a PNG's recipe, export, Upscale; and
+editing a picture (img2img, inpaint with a mask painted on the canvas, outpaint): the picture
+comes from the gallery, a file, a drop or another panel's Send to, and it and the mask are kept
+in the project as the edit's parents."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from typing import Any
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QIcon, QPalette
 from PySide6.QtWidgets import (
+    QButtonGroup,
     QComboBox,
     QFormLayout,
     QHBoxLayout,
@@ -18,6 +22,9 @@ from PySide6.QtWidgets import (
     QListWidgetItem,
     QPlainTextEdit,
     QPushButton,
+    QSlider,
+    QStackedWidget,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -31,11 +38,17 @@ from creative_studio.ui.widgets import SeedField, StatusLine, ask_path, menu_but
 EXPORT_SCALES = (1, 4, 8)  # a 32×32 emoji exported ×8 is 256×256
 GALLERY_LIMIT = 300  # the newest images shown in the gallery (all are in the History)
 
+RUN_LABELS = {"generate": "Generate", "img2img": "Change", "inpaint": "Inpaint",
+              "outpaint": "Outpaint"}
+
+
 class ImagePanel(PluginPanel):
     def __init__(self, context, manifest, parent: QWidget | None = None) -> None:
         super().__init__(context, manifest, parent)
         self.current: Item | None = None
+        self.source_id: str | None = None  # the picture an edit starts from (a project item)
         self._icons: dict[str, QIcon] = {}  # gallery thumbnails by asset id
+        self.setAcceptDrops(True)
 
         self.model_choices()
         add_model = self.add_model_button(
@@ -74,10 +87,45 @@ class ImagePanel(PluginPanel):
         self.batch = self.count_box(16, "How many images (seeds +1 each); kept as branches in "
                                         "the History")
         self.generate_button, self.stop_button = self.run_buttons("Generate", self.generate)
+        self.task = QComboBox()
+        for task in manifest.tasks:
+            self.task.addItem(task.title, task.id)
+            self.task.setItemData(self.task.count() - 1, task.help,
+                                  Qt.ItemDataRole.ToolTipRole)
+        self.task.setToolTip("Draw a new picture, or change one you have")
+        self.source_button = menu_button(
+            "Choose…", "The picture to change: the one shown, a file, or drop one here",
+            [("The shown picture", self.edit_current), ("Open a file…", self.open_source_dialog)])
+        self.source_label = QLabel("no picture yet")
+        self.source_label.setWordWrap(True)
+        source_row = QHBoxLayout()
+        source_row.addWidget(self.source_label, 1)
+        source_row.addWidget(self.source_button)
+        self.source_field = QWidget()
+        self.source_field.setLayout(source_row)
+        source_row.setContentsMargins(0, 0, 0, 0)
+        extend = QHBoxLayout()  # outpaint: px added on each side, in one row
+        extend.setContentsMargins(0, 0, 0, 0)
+        for name in ("left", "top", "right", "bottom"):
+            box = self.param_widget(name)
+            box.setToolTip(f"{self.manifest.params.get(name).help}")
+            box.valueChanged.connect(self._show_grow)
+            extend.addWidget(box)
+        self.extend_field = QWidget()
+        self.extend_field.setLayout(extend)
+        self.extend_field.setToolTip("px to add on the Left, Top, Right and Bottom")
         form = QFormLayout()
+        form.addRow("Task", self.task)
+        form.addRow("Picture", self.source_field)
         form.addRow("Model", model_row)
         form.addRow("Prompt", self.prompt)
         form.addRow("Size", size_row)
+        self._size_row = size_row
+        self.param_rows(form, "strength")
+        self.param_row(form, "left", self.extend_field)
+        form.labelForField(self.extend_field).setText("Extend (L T R B)")
+        self.param_rows(form, "feather")
+        self._form = form
         advanced = QFormLayout()  # what an artist sets now and then folds away
         self.param_rows(advanced, "negative", "scheduler", "sampler", "schedule", "steps",
                         "guidance")
@@ -95,6 +143,14 @@ class ImagePanel(PluginPanel):
         self.view.setFrameShape(QLabel.Shape.StyledPanel)
         self.view.setBackgroundRole(QPalette.ColorRole.Base)
         self.view.setAutoFillBackground(True)
+        from .canvas import MaskCanvas
+
+        self.canvas = MaskCanvas()
+        self.canvas.setObjectName("canvas")
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self.view)
+        self.stack.addWidget(self.canvas)
+        self.tools = self._paint_tools()
         self.info = self.status_label = StatusLine("", lines=3)
         self.gallery = QListWidget()
         self.gallery.setViewMode(QListView.ViewMode.IconMode)
@@ -113,6 +169,8 @@ class ImagePanel(PluginPanel):
         for label, slot, tip in (
                 ("Open PNG…", self.open_png_dialog, "Show a PNG and read its recipe"),
                 ("Export PNG…", self.export_dialog, "Save the picture with its recipe"),
+                ("Edit ▸", self.edit_current, "Change, inpaint or outpaint the shown "
+                                               "picture (it becomes the Picture to edit)"),
                 ("Upscale ▸", self.upscale_current, "Send the picture to the Upscale panel")):
             button = QPushButton(label)
             button.setToolTip(tip)
@@ -128,7 +186,8 @@ class ImagePanel(PluginPanel):
         main = QWidget()
         main_layout = QVBoxLayout(main)
         main_layout.setContentsMargins(0, 0, 0, 0)
-        main_layout.addWidget(self.view, 1)
+        main_layout.addWidget(self.tools)
+        main_layout.addWidget(self.stack, 1)
         main_layout.addLayout(actions)
         main_layout.addWidget(self.info)
         self.gallery.setToolTip("This project's pictures: click one to show it, double-click "
@@ -138,7 +197,179 @@ class ImagePanel(PluginPanel):
         self._server_info = None
         self.model.currentIndexChanged.connect(self._model_changed)
         self._model_changed()
+        self.task.currentIndexChanged.connect(self._task_changed)
+        self._task_changed()
         self.settings_changed()
+
+    # -- editing ------------------------------------------------------------------------------
+    def _paint_tools(self) -> QWidget:
+        """Brush, eraser, brush size, clear and invert (inpaint), and a switch between the
+        canvas and the last result."""
+        bar = QWidget()
+        row = QHBoxLayout(bar)
+        row.setContentsMargins(0, 0, 0, 0)
+        group = QButtonGroup(bar)
+        self.brush_button = QToolButton()
+        self.brush_button.setText("Brush")
+        self.eraser_button = QToolButton()
+        self.eraser_button.setText("Eraser")
+        for button, tip in ((self.brush_button, "Paint where the picture should change"),
+                            (self.eraser_button, "Take parts of the mask back (the right "
+                                                 "button erases too)")):
+            button.setCheckable(True)
+            button.setToolTip(tip)
+            group.addButton(button)
+            row.addWidget(button)
+        self.brush_button.setChecked(True)
+        self.eraser_button.toggled.connect(lambda on: setattr(self.canvas, "erasing", on))
+        self.brush_size = QSlider(Qt.Orientation.Horizontal)
+        self.brush_size.setRange(2, 256)
+        self.brush_size.setValue(self.canvas.brush)
+        self.brush_size.setMaximumWidth(160)
+        self.brush_size.setToolTip("Brush size in pixels of the picture")
+        self.brush_size.valueChanged.connect(lambda v: setattr(self.canvas, "brush", v))
+        row.addWidget(QLabel("Size"))
+        row.addWidget(self.brush_size)
+        self._mask_buttons = [self.brush_button, self.eraser_button, self.brush_size]
+        for label, slot, tip in (("Clear", self.canvas.clear_mask, "Clear the mask"),
+                                 ("Invert", self.canvas.invert_mask,
+                                  "Change everything but what is painted")):
+            button = QToolButton()
+            button.setText(label)
+            button.setToolTip(tip)
+            button.clicked.connect(slot)
+            row.addWidget(button)
+            self._mask_buttons.append(button)
+        row.addStretch(1)
+        self.canvas_button = QToolButton()
+        self.canvas_button.setCheckable(True)
+        self.canvas_button.setText("Canvas")
+        self.canvas_button.setToolTip("Show the picture being edited (and its mask) or the "
+                                      "last result")
+        self.canvas_button.toggled.connect(
+            lambda on: self.stack.setCurrentWidget(self.canvas if on else self.view))
+        row.addWidget(self.canvas_button)
+        return bar
+
+    def task_id(self) -> str:
+        return str(self.task.currentData() or "generate")
+
+    def _task_changed(self, *_args) -> None:
+        task = self.task_id()
+        editing = task != "generate"
+        self.show_params_for(task)
+        for widget in (self.source_field,):
+            widget.setVisible(editing)
+            self._form.labelForField(widget).setVisible(editing)
+        sized = self.manifest.params.get("width").applies_to(task)
+        for index in range(self._size_row.count()):
+            widget = self._size_row.itemAt(index).widget()
+            if widget is not None:
+                widget.setVisible(sized)
+        size_label = self._form.labelForField(self._size_row)
+        if size_label is not None:
+            size_label.setVisible(sized)
+        self.generate_button.setText(RUN_LABELS.get(task, task.capitalize()))
+        self.tools.setVisible(editing)
+        for widget in self._mask_buttons:
+            widget.setVisible(task == "inpaint")
+        self.canvas.painting = task == "inpaint"
+        self._show_grow()
+        self.canvas_button.setChecked(editing)
+        self.stack.setCurrentWidget(self.canvas if editing else self.view)
+
+    def _show_grow(self, *_args) -> None:
+        sides = [self.param_widget(n).value() for n in ("left", "top", "right", "bottom")]
+        self.canvas.set_grow(*(sides if self.task_id() == "outpaint" else (0, 0, 0, 0)))
+
+    def set_source(self, item: Item, task: str | None = None) -> bool:
+        """Edit this project picture: shown on the canvas, the Picture of the next edit
+        (the task switches to ``task``, or from Generate to Change the picture)."""
+        if not item.assets or not item.assets[0].mime.startswith("image/"):
+            self.show_message("That item has no picture to edit.", error=True)
+            return False
+        try:
+            data = self.context.store.asset_bytes(item.assets[0].id)
+        except StudioError as exc:
+            self.show_message(str(exc), error=True)
+            return False
+        if not self.canvas.set_picture(data):
+            self.show_message("The picture could not be shown (damaged?).", error=True)
+            return False
+        self.source_id = item.id
+        meta = item.metadata
+        size = f" ({meta['width']}×{meta['height']})" if "width" in meta else ""
+        self.source_label.setText(f"{(item.title or item.id[:8])[:40]}{size}")
+        self.source_label.setToolTip(item.title)
+        if task is not None:
+            self.task.setCurrentIndex(max(0, self.task.findData(task)))
+        elif self.task_id() == "generate":
+            self.task.setCurrentIndex(max(0, self.task.findData("img2img")))
+        self.canvas_button.setChecked(True)
+        return True
+
+    def edit_current(self) -> None:
+        if self.current is None:
+            self.show_message("Choose a picture in the gallery first, or open a file.",
+                              error=True)
+            return
+        self.set_source(self.current)
+
+    def open_source_dialog(self) -> None:
+        path = ask_path(self, self.context.settings, "picture", "open", "Picture to edit",
+                        file_filter="Pictures (*.png *.jpg *.jpeg *.webp *.tif *.tiff *.bmp)")
+        if path:
+            self.open_source(Path(path))
+
+    def open_source(self, path: Path) -> str | None:
+        """Keep a picture file in the project and edit it; None (and a message) when it
+        cannot be read."""
+        from creative_studio.io.imports import import_image
+
+        found = self.attempt(lambda: import_image(self.context.store, self.manifest.id, path),
+                             path.name)
+        if found is None:
+            return None
+        item_id = found[0]
+        self.context.added(item_id)
+        self.set_source(self.context.store.item(item_id))
+        return item_id
+
+    def dragEnterEvent(self, event) -> None:  # noqa: N802 - Qt API
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:  # noqa: N802 - Qt API
+        paths = [Path(u.toLocalFile()) for u in event.mimeData().urls() if u.isLocalFile()]
+        if paths:
+            self.open_source(paths[0])
+
+    def accept_input(self, item: Item) -> None:
+        """Send to → Image: the picture becomes the one to edit."""
+        self.set_source(item)
+
+    def edit(self) -> list[Job]:
+        """Queue the chosen edit of the source picture (its mask kept as an item too)."""
+        from creative_studio.io.imports import import_bytes
+
+        task = self.task_id()
+        if self.source_id is None or not self.canvas.has_picture():
+            self.show_message("Choose the picture to change first: Picture → Choose…, Edit ▸ "
+                              "under a picture, or drop a file here.", error=True)
+            return []
+        parents = [self.source_id]
+        if task == "inpaint":
+            if self.canvas.mask_empty():
+                self.show_message("Paint where the picture should change first (the brush "
+                                  "on the canvas).", error=True)
+                return []
+            size = self.canvas.picture.size()
+            parents.append(import_bytes(
+                self.context.store, self.manifest.id, "mask.png", self.canvas.mask_png(),
+                "mask", "image/png", {"width": size.width(), "height": size.height()}))
+        prompt = self.prompt.toPlainText().strip()
+        label = f"{self.task.currentText().lower()}: {prompt[:24] or 'picture'}"
+        return self.submit_variations(task, self.param_values(task), label, prompt, parents)
 
     def start_here(self) -> None:
         """Start drawing: an example prompt the embedded model knows, selected (typing
@@ -244,6 +475,8 @@ class ImagePanel(PluginPanel):
 
     # -- jobs --------------------------------------------------------------------------------
     def generate(self) -> list[Job]:
+        if self.task_id() != "generate":
+            return self.edit()
         prompt = self.prompt.toPlainText().strip()
         if not prompt:  # a new user's slip, not a wish for an unconditional picture
             self.show_message("Write what to draw in the prompt first (e.g. “red apple”).",
@@ -261,9 +494,14 @@ class ImagePanel(PluginPanel):
         if isinstance(preview, bytes):
             self.view.setPixmap(pixmap_of(preview, self._view_side()))
 
+    def on_started(self, job: Job) -> None:
+        super().on_started(job)
+        self.canvas_button.setChecked(False)  # the steps' previews show in the view
+
     def on_result(self, job: Job) -> None:
         if job.item_id:
             self.refresh_gallery(select=job.item_id)
+        self.canvas_button.setChecked(False)
 
     def _view_side(self) -> int:
         return max(64, min(self.view.width(), self.view.height()) - 8)
@@ -272,6 +510,9 @@ class ImagePanel(PluginPanel):
     def project_changed(self) -> None:
         super().project_changed()
         self.current = None
+        self.source_id = None
+        self.canvas.clear_picture()
+        self.source_label.setText("no picture yet")
         self._icons.clear()
         self.view.setText("Type a prompt and Generate.")
         self.info.setText("")
@@ -320,6 +561,7 @@ class ImagePanel(PluginPanel):
         data = self.context.store.asset_bytes(item.assets[0].id)
         self.view.setPixmap(pixmap_of(data, self._view_side()))
         self.info.setText(self.describe_item(item, self.context.store))
+        self.canvas_button.setChecked(False)
 
     def _recall_current(self, mode: str) -> None:
         if self.current is None:
@@ -376,17 +618,48 @@ class ImagePanel(PluginPanel):
     # -- history -------------------------------------------------------------------------------
     def recall(self, item: Item, mode: str = "all") -> None:
         super().recall(item, mode)
+        task = item.request.task
+        if mode == "all" and self.task.findData(task) >= 0:
+            self.task.setCurrentIndex(self.task.findData(task))
+            self._recall_parents(item)
         self.show_item(item)
+
+    def _recall_parents(self, item: Item) -> None:
+        """An edit's recipe: its picture back on the canvas, and its mask."""
+        store = self.context.store
+        parents = [self._item(p) for p in item.request.parents]
+        if not parents or parents[0] is None or not self.set_source(parents[0],
+                                                                    item.request.task):
+            return
+        if item.request.task == "inpaint" and len(parents) > 1 and parents[1] is not None \
+                and parents[1].assets:
+            try:
+                self.canvas.set_mask_png(store.asset_bytes(parents[1].assets[0].id))
+            except StudioError:
+                self.show_message("The edit's mask is damaged: paint it again.", error=True)
 
     def use_output(self, item: Item) -> None:
         self.show_item(item)
 
+    def _item(self, item_id: str) -> Item | None:
+        try:
+            return self.context.store.item(item_id)
+        except StudioError:  # removed since, or another project's
+            return None
+
     def work_state(self) -> dict[str, Any]:
         return {"prompt": self.prompt.toPlainText(),
-                "export_scale": self.export_scale.currentData()}
+                "export_scale": self.export_scale.currentData(),
+                "task": self.task_id(), "source": self.source_id or ""}
 
     def restore_work(self, state: dict[str, Any]) -> None:
         self.prompt.setPlainText(str(state.get("prompt", "")))
+        source = state.get("source")
+        item = self._item(source) if isinstance(source, str) and source else None
+        if item is not None:
+            self.set_source(item, str(state.get("task", "img2img")))
+        elif self.task.findData(state.get("task")) >= 0:
+            self.task.setCurrentIndex(self.task.findData(state.get("task")))
         scale = self.export_scale.findData(state.get("export_scale", 1))
         self.export_scale.setCurrentIndex(max(0, scale))
         if "negative" in state:  # projects saved before the settings were kept
