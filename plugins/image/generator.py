@@ -1,5 +1,7 @@
-"""Text-to-image with diffusers pipelines, or on a ComfyUI server (plugins/image/comfy.py)
-(no Qt; torch/diffusers imported lazily).
+"""Text-to-image and editing (img2img, inpaint, outpaint: plugins/image/editing.py) with
+diffusers pipelines — folders, single-file checkpoints (plugins/image/checkpoints.py), the
+embedded model — or on a ComfyUI server (plugins/image/comfy.py) (no Qt; torch/diffusers
+imported lazily).
 
 One job = one image (the panel's batch count queues several, seeds +1). Params (declared in
 plugin.toml): ``negative``, ``steps``, ``guidance``, ``width``, ``height``, ``scheduler`` (a
@@ -74,7 +76,10 @@ def a1111_model_name(identity: ModelIdentity | None) -> str:
             return identity.ref[len(prefix):]
     from pathlib import Path
 
-    return Path(identity.ref).name or identity.name
+    path = Path(identity.ref)
+    if path.suffix.lower() in (".safetensors", ".ckpt"):  # A1111 names a checkpoint so
+        return path.stem
+    return path.name or identity.name
 
 
 class ImageGenerator:
@@ -104,8 +109,13 @@ class ImageGenerator:
             self.identity = self.remote.identity
             return
         progress.say("Loading the image model…")
-        folder, hashed = models.pipeline_folder(source)
-        self.pipe = models.load_pipeline(folder, device)
+        if source.path is not None and source.path.is_file():  # a single-file checkpoint
+            from . import checkpoints
+
+            self.pipe, hashed = checkpoints.load(source.path, device), source.path
+        else:
+            folder, hashed = models.pipeline_folder(source)
+            self.pipe = models.load_pipeline(folder, device)
         self.default_scheduler = self.pipe.scheduler
         self.identity = ModelIdentity(source.name, source.ref, weights_sha256(hashed),
                                       source.source)

@@ -52,10 +52,11 @@ class ImagePanel(PluginPanel):
 
         self.model_choices()
         add_model = self.add_model_button(
-            "Use another model: a diffusers pipeline folder (Stable Diffusion 1.5/2.x, SDXL, "
-            "SD-Turbo…), a Hugging Face id, or a checkpoint on one of your ComfyUI servers "
-            "(Edit → Preferences → Servers)",
-            [("Pipeline folder…", self._choose_folder), ("Hugging Face id…", self._choose_hub),
+            "Use another model: a checkpoint file (.safetensors from A1111, Forge, ComfyUI, "
+            "Civitai: SD 1.x, 2.x, SDXL), a diffusers pipeline folder, a Hugging Face id, or "
+            "a checkpoint on one of your ComfyUI servers (Edit → Preferences → Servers)",
+            [("Checkpoint file…", self._choose_checkpoint),
+             ("Pipeline folder…", self._choose_folder), ("Hugging Face id…", self._choose_hub),
              ("Checkpoint on a server…", self.choose_server_model)])
         model_row = QHBoxLayout()
         model_row.addWidget(self.model, 1)
@@ -467,6 +468,10 @@ class ImagePanel(PluginPanel):
         self.workflow_button.setText(name)
 
     # -- models ----------------------------------------------------------------------------
+    def _choose_checkpoint(self) -> None:
+        self.choose_model_path("Choose a Stable Diffusion checkpoint", "File",
+                               "Checkpoints (*.safetensors *.ckpt)")
+
     def _choose_folder(self) -> None:
         self.choose_model_path("Choose a diffusers pipeline folder")
 

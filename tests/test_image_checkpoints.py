@@ -1,0 +1,161 @@
+"""Single-file checkpoints (plugins/image/checkpoints.py): SD 1.5, SD 2.x and SDXL layouts
+with tiny random weights, written by tests/checkpoints.py; their detection from the header,
+their loading offline (weights identical to the models they were written from), drawing and
+editing with them, and hostile files."""
+
+from __future__ import annotations
+
+import io
+import json
+import pickle
+import struct
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from creative_studio.core.errors import ModelError
+from creative_studio.core.progress import Progress
+from plugins.image import checkpoints
+from tests import checkpoints as build
+from tests.test_image import make, request
+from tests.test_image_editing import edit, mask_of, picture
+
+pytest.importorskip("diffusers")
+pytestmark = pytest.mark.model
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("checkpoints")
+    parts = {"sd15": {}, "sdxl": {}}
+    return {"root": root, "parts": parts,
+            "sd15": build.tiny_sd15(root / "tiny-sd15.safetensors", parts=parts["sd15"]),
+            "sdxl": build.tiny_sdxl(root / "tiny-sdxl.safetensors", parts=parts["sdxl"]),
+            "sd2": build.tiny_sd2(root / "tiny-sd2-v.safetensors", v_prediction=True)}
+
+
+@pytest.mark.parametrize("kind", ["sd15", "sdxl"])
+def test_the_weights_load_exactly_as_they_were_saved(files, kind):
+    pipe = checkpoints.load(files[kind], "cpu")
+    for name, module in files["parts"][kind].items():
+        mine, theirs = getattr(pipe, name).state_dict(), module.state_dict()
+        assert set(mine) == set(theirs), name
+        assert all(np.array_equal(mine[k].numpy(), theirs[k].numpy()) for k in theirs), name
+
+
+def test_families_and_configs_come_from_the_tensors(files):
+    sd15, sdxl, sd2 = (checkpoints.inspect(files[k]) for k in ("sd15", "sdxl", "sd2"))
+    assert (sd15.family, sdxl.family, sd2.family) == ("sd1", "sdxl", "sd2")
+    assert sd15.title == "Stable Diffusion 1.x" and not sd15.inpainting
+    unet = checkpoints.unet_config(sdxl)
+    assert unet["block_out_channels"] == [64, 128]
+    assert unet["transformer_layers_per_block"] == [1, 2]
+    assert unet["down_block_types"] == ["DownBlock2D", "CrossAttnDownBlock2D"]
+    assert unet["cross_attention_dim"] == 96 and unet["use_linear_projection"]
+    assert unet["projection_class_embeddings_input_dim"] == 32 + 6 * 256
+    assert checkpoints.unet_config(sd15)["attention_head_dim"] == 8
+    assert checkpoints.prediction_of(sd2) == "v_prediction"
+    assert checkpoints.prediction_of(sd15) == "epsilon"
+    text = checkpoints.configs(sd2)["text_encoder/config.json"]
+    assert text["num_hidden_layers"] == 2  # SD 2.x conditions on the penultimate layer
+    assert checkpoints.configs(sdxl)["model_index.json"]["_class_name"] == \
+        "StableDiffusionXLPipeline"
+
+
+def test_an_sd2_v_model_loads_with_its_prediction(files):
+    pipe = checkpoints.load(files["sd2"], "cpu")
+    assert pipe.scheduler.config.prediction_type == "v_prediction"
+    assert pipe.unet.config.upcast_attention
+
+
+@pytest.mark.parametrize("kind", ["sd15", "sdxl"])
+def test_drawing_and_inpainting_with_a_checkpoint_file(files, kind):
+    generator = make(str(files[kind]))
+    result = generator.generate(request(width=64, height=64), Progress(), {})
+    image = Image.open(io.BytesIO(result.assets[0].data))
+    assert image.size == (64, 64) and np.asarray(image).std() > 1
+    stem = files[kind].stem
+    assert f"Model: {stem}" in image.text["parameters"]
+    assert f"Model hash: {generator.identity.sha256[:10]}" in image.text["parameters"]
+    again = generator.generate(request(width=64, height=64), Progress(), {})
+    assert again.assets[0].data == result.assets[0].data  # the same seed, the same picture
+    source, mask = picture(), mask_of()
+    _, out = edit(generator, "inpaint", source, mask, strength=1.0)
+    kept = np.asarray(mask) == 0
+    assert np.array_equal(out[kept], np.asarray(source)[kept])
+
+
+def test_single_file_and_folder_draw_the_same_picture(files, tmp_path):
+    folder = tmp_path / "as-folder"
+    checkpoints.load(files["sd15"], "cpu").save_pretrained(folder)
+    one = make(str(files["sd15"])).generate(request(width=64, height=64), Progress(), {})
+    two = make(str(folder)).generate(request(width=64, height=64), Progress(), {})
+    pixels = [np.asarray(Image.open(io.BytesIO(r.assets[0].data))) for r in (one, two)]
+    assert np.array_equal(*pixels)
+
+
+def test_a_ckpt_is_read_without_unpickling_code(files, tmp_path):
+    import torch
+    from safetensors.torch import load_file
+
+    plain = tmp_path / "plain.ckpt"
+    torch.save({"state_dict": load_file(str(files["sd15"]))}, plain)
+    assert checkpoints.inspect(plain).family == "sd1"
+
+    class Payload:
+        def __reduce__(self):
+            return (print, ("pwned",))  # would run on an unpickling load
+
+    hostile = tmp_path / "hostile.ckpt"
+    with open(hostile, "wb") as handle:
+        pickle.dump({"state_dict": Payload()}, handle)
+    with pytest.raises(ModelError, match="cannot be read safely"):
+        checkpoints.inspect(hostile)
+
+
+def _safetensors(path, header: dict, body: bytes = b"") -> None:
+    data = json.dumps(header).encode()
+    path.write_bytes(struct.pack("<Q", len(data)) + data + body)
+
+
+def test_hostile_and_foreign_files_get_a_message(tmp_path):
+    from safetensors.torch import save_file
+    import torch
+
+    cases = {
+        "lora.safetensors": {"lora_unet_down_blocks_0.lora_down.weight": torch.zeros(4, 8)},
+        "flux.safetensors": {"double_blocks.0.img_attn.qkv.weight": torch.zeros(2, 2)},
+        "random.safetensors": {"some.tensor": torch.zeros(2)},
+        "refiner.safetensors": {"conditioner.embedders.0.model.text_projection": torch.zeros(2),
+                                "model.diffusion_model.input_blocks.0.0.weight":
+                                    torch.zeros(1, 4, 3, 3)},
+    }
+    said = {}
+    for name, tensors in cases.items():
+        save_file(tensors, str(tmp_path / name))
+        with pytest.raises(ModelError) as caught:
+            checkpoints.inspect(tmp_path / name)
+        said[name] = str(caught.value)
+    assert "looks like a LoRA" in said["lora.safetensors"]
+    assert "Flux" in said["flux.safetensors"]
+    assert "not a checkpoint the studio knows" in said["random.safetensors"]
+    assert "SDXL refiner" in said["refiner.safetensors"]
+    (tmp_path / "junk.safetensors").write_bytes(b"\x00" * 3)
+    (tmp_path / "huge.safetensors").write_bytes(struct.pack("<Q", 1 << 40) + b"{}")
+    (tmp_path / "bad.safetensors").write_bytes(struct.pack("<Q", 5) + b"{[[[ ")
+    _safetensors(tmp_path / "shapeless.safetensors", {"a": {"dtype": "F32", "shape": "x"}})
+    _safetensors(tmp_path / "deep.safetensors", {"a": [[[[[[[[1]]]]]]]]})
+    for name, words in (("junk", "too short"), ("huge", "header claims"),
+                        ("bad", "damaged header"), ("shapeless", "has no shape"),
+                        ("deep", "has no shape")):
+        with pytest.raises(ModelError, match=words):
+            checkpoints.inspect(tmp_path / f"{name}.safetensors")
+
+
+def test_a_damaged_checkpoint_is_refused_when_loaded(files, tmp_path):
+    """A header that promises tensors the body does not hold (a download cut short)."""
+    cut = tmp_path / "cut.safetensors"
+    cut.write_bytes(files["sd15"].read_bytes()[:-4096])
+    with pytest.raises(ModelError, match="could not be loaded"):
+        make(str(cut))
