@@ -156,7 +156,7 @@ def _randomise(*modules, seed: int) -> None:
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for module in modules:
-            for name, tensor in module.named_parameters():
+            for tensor in module.parameters():
                 if tensor.dim() > 1:
                     fan_in = tensor[0].numel()
                     tensor.copy_(torch.randn(tensor.shape, generator=generator) / fan_in ** 0.5)

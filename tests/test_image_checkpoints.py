@@ -120,8 +120,8 @@ def _safetensors(path, header: dict, body: bytes = b"") -> None:
 
 
 def test_hostile_and_foreign_files_get_a_message(tmp_path):
-    from safetensors.torch import save_file
     import torch
+    from safetensors.torch import save_file
 
     cases = {
         "lora.safetensors": {"lora_unet_down_blocks_0.lora_down.weight": torch.zeros(4, 8)},
