@@ -274,6 +274,10 @@ def _param_option(group, param: Param) -> None:
         group.add_argument(*flags, dest=dest, action=argparse.BooleanOptionalAction,
                            default=None, help=text)
         return
+    if param.type == "list":
+        group.add_argument(*flags, dest=dest, default=None, action="append",
+                           metavar=param.name.upper(), help=text + " Repeat for more.")
+        return
     group.add_argument(*flags, dest=dest, default=None, metavar=param.name.upper(), help=text)
     if param.type == "text":
         group.add_argument(f"{param.cli_name}-file", dest=f"{dest}__file", default=None,

@@ -246,3 +246,40 @@ def tiny_sd2(path: Path, seed: int = 0, v_prediction: bool = False) -> Path:
     key = "model.diffusion_model.output_blocks.3.1.transformer_blocks.0.norm1.bias"
     state[key.replace(".3.1.", ".11.1.")] = torch.randn(128) * (0.2 if v_prediction else 0.01)
     return _save(state, path)
+
+
+def tiny_lora(path: Path, unet, text_encoder=None, rank: int = 4, seed: int = 0,
+              scale: float = 1.0, trigger: str = "zq style", xl_text: bool = False) -> Path:
+    """A LoRA in kohya's (A1111's) layout for a diffusers UNet (and text encoder): down/up
+    pairs and an alpha per attention projection, a trigger phrase in the metadata."""
+    import json as _json
+
+    import torch
+    from safetensors.torch import save_file
+
+    generator = torch.Generator().manual_seed(seed)
+    state = {}
+
+    def add(prefix: str, module) -> None:
+        out_features, in_features = module.weight.shape[:2]
+        state[f"{prefix}.lora_down.weight"] = torch.randn(rank, in_features,
+                                                          generator=generator) * 0.5
+        state[f"{prefix}.lora_up.weight"] = torch.randn(out_features, rank,
+                                                        generator=generator) * 0.5 * scale
+        state[f"{prefix}.alpha"] = torch.tensor(float(rank))
+
+    for name, module in unet.named_modules():  # the layers kohya's trainer adapts
+        if isinstance(module, torch.nn.Linear) and ".attn" in name and \
+                name.endswith(("to_q", "to_k", "to_v", "to_out.0")):
+            add("lora_unet_" + name.replace(".", "_"), module)
+    if text_encoder is not None:
+        te = "lora_te2_" if xl_text else "lora_te_"
+        for name, module in text_encoder.named_modules():
+            if isinstance(module, torch.nn.Linear) and "layers" in name:
+                full = name if name.startswith("text_model.") else "text_model." + name
+                add(te + full.replace(".", "_"), module)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(state, str(path), metadata={
+        "modelspec.trigger_phrase": trigger, "ss_output_name": path.stem,
+        "ss_tag_frequency": _json.dumps({"set": {trigger: 12, "red": 3}})})
+    return path

@@ -159,3 +159,92 @@ def test_a_damaged_checkpoint_is_refused_when_loaded(files, tmp_path):
     cut.write_bytes(files["sd15"].read_bytes()[:-4096])
     with pytest.raises(ModelError, match="could not be loaded"):
         make(str(cut))
+
+
+# -- LoRAs ---------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def lora_files(files):
+    root = files["root"]
+    parts = files["parts"]
+    return {"sd15": build.tiny_lora(root / "zq-style.safetensors", parts["sd15"]["unet"],
+                                    parts["sd15"]["text_encoder"]),
+            "sdxl": build.tiny_lora(root / "xl-style.safetensors", parts["sdxl"]["unet"],
+                                    parts["sdxl"]["text_encoder_2"], xl_text=True)}
+
+
+def _pixels(result):
+    return np.asarray(Image.open(io.BytesIO(result.assets[0].data)))
+
+
+def test_lora_weight_zero_is_the_picture_without_it_and_one_changes_it(files, lora_files):
+    generator = make(str(files["sd15"]))
+    lora = lora_files["sd15"]
+
+    def run(**params):
+        return generator.generate(request(width=64, height=64, **params), Progress(), {})
+
+    without = run()
+    with_one = run(loras=[f"{lora}:1"])
+    with_zero = run(loras=[f"{lora}:0"])
+    after = run()  # the LoRA unloaded again: the model's own layers
+    assert np.array_equal(_pixels(without), _pixels(with_zero))
+    assert np.array_equal(_pixels(without), _pixels(after))
+    assert np.abs(_pixels(without).astype(int) - _pixels(with_one)).mean() > 1
+    half = run(loras=[f"{lora}:0.5"])  # loaded adapter, new weight: between the two
+    assert not np.array_equal(_pixels(half), _pixels(with_one))
+    text = Image.open(io.BytesIO(with_one.assets[0].data)).text["parameters"]
+    from plugins.image.loras import addnet_hash
+
+    assert text.startswith("red apple <lora:zq-style:1>\n")
+    assert f'Lora hashes: "zq-style: {addnet_hash(lora)[:12]}"' in text
+    (entry,) = with_one.metadata["loras"]
+    assert entry["triggers"] == ["zq style"] and entry["weight"] == 1.0
+    assert entry["sha256"] == generator._described[next(iter(generator._described))].sha256
+    assert "Lora hashes" not in Image.open(io.BytesIO(with_zero.assets[0].data)).text[
+        "parameters"]
+
+
+def test_a1111_prompt_tags_find_the_lora_by_name(files, lora_files, monkeypatch):
+    from creative_studio.core.settings import Settings
+
+    generator = make(str(files["sd15"]))
+    listed = generator.generate(request(width=64, height=64,
+                                        loras=[f"{lora_files['sd15']}:0.8"]), Progress(), {})
+    monkeypatch.setattr(Settings, "load", classmethod(
+        lambda cls: Settings(model_folders=[str(files["root"])])))
+    tagged = generator.generate(request("red apple <lora:zq-style:0.8>", width=64, height=64),
+                                Progress(), {})
+    assert np.array_equal(_pixels(listed), _pixels(tagged))
+    assert tagged.metadata["loras"][0]["name"] == "zq-style"
+    with pytest.raises(Exception, match="No LoRA called “missing”"):
+        generator.generate(request("red apple <lora:missing:1>", width=64, height=64),
+                           Progress(), {})
+
+
+def test_a_lora_for_another_architecture_is_refused(files, lora_files, tmp_path):
+    generator = make(str(files["sd15"]))
+    with pytest.raises(ModelError, match="was made for"):
+        generator.generate(request(width=64, height=64, loras=[f"{lora_files['sdxl']}:1"]),
+                           Progress(), {})
+    # the model still draws as before afterwards
+    assert generator.generate(request(width=64, height=64), Progress(), {}).assets
+    not_lora = tmp_path / "not-a-lora.safetensors"
+    not_lora.write_bytes(files["sd2"].read_bytes())
+    with pytest.raises(ModelError, match="is not a LoRA"):
+        generator.generate(request(width=64, height=64, loras=[f"{not_lora}:1"]), Progress(),
+                           {})
+    with pytest.raises(Exception, match="weight is between"):
+        request(loras=[f"{lora_files['sd15']}:9"])
+
+
+def test_loras_on_sdxl_and_on_the_embedded_model(files, lora_files):
+    generator = make(str(files["sdxl"]))
+    plain = generator.generate(request(width=64, height=64), Progress(), {})
+    styled = generator.generate(request(width=64, height=64,
+                                        loras=[f"{lora_files['sdxl']}:1"]), Progress(), {})
+    assert not np.array_equal(_pixels(plain), _pixels(styled))
+    embedded = make("embedded:emoji-unet")
+    with pytest.raises(ModelError, match="work with Stable Diffusion models"):
+        embedded.generate(request(loras=[f"{lora_files['sd15']}:1"]), Progress(), {})
+    # weight 0 on a model without LoRA support: nothing to apply, nothing refused
+    assert embedded.generate(request(loras=[f"{lora_files['sd15']}:0"]), Progress(), {}).assets

@@ -9,7 +9,7 @@ A declaration (TOML, one ``[[params]]`` table each)::
 
     [[params]]
     name = "temperature"      # the key in Request.params
-    type = "float"            # int, float, bool, str, text (multi-line) or choice
+    type = "float"            # int, float, bool, str, text (multi-line), choice or list
     default = 0.7
     min = 0.0
     max = 2.0
@@ -28,15 +28,16 @@ from typing import Any
 
 from .errors import BadInput
 
-TYPES = ("int", "float", "bool", "str", "text", "choice")
+TYPES = ("int", "float", "bool", "str", "text", "choice", "list")
+MAX_ITEMS = 64  # a list's items unless ``max`` says otherwise
 _FIELDS = {
     "name": "the key in the request's params (letters, digits, '_')",
-    "type": "int, float, bool, str, text or choice",
+    "type": "int, float, bool, str, text, choice or list (of texts; the CLI flag repeats)",
     "default": "the value used when none is given",
     "label": "the name shown beside the widget and in help",
     "help": "one sentence for the tooltip and the CLI help",
     "min": "lowest value (int, float)",
-    "max": "highest value (int, float)",
+    "max": "highest value (int, float); most items (list, default 64)",
     "step": "spin box step (int, float)",
     "choices": "the allowed values (choice)",
     "labels": "the names shown for the choices (choice; same order)",
@@ -117,6 +118,8 @@ class Param:
             return value
         if self.type == "choice":
             return self._choice(value)
+        if self.type == "list":
+            return self._list(value)
         number = self._number(value)
         if self.min is not None and number < self.min or \
                 self.max is not None and number > self.max:
@@ -140,6 +143,18 @@ class Param:
         if not math.isfinite(number):
             raise BadInput(f"{what} must be a finite number (got {value!r}).")
         return number
+
+    def _list(self, value: Any) -> list[str]:
+        what = self.title
+        items = [value] if isinstance(value, str) else value
+        if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
+            raise BadInput(f"{what} must be a list of texts (got {type(value).__name__}).")
+        most = int(self.max) if self.max is not None else MAX_ITEMS
+        if len(items) > most:
+            raise BadInput(f"{what} holds at most {most} entries (got {len(items)}).")
+        if any(len(i) > self.max_length for i in items):
+            raise BadInput(f"{what}: an entry is longer than {self.max_length:,} characters.")
+        return list(items)
 
     def _choice(self, value: Any) -> Any:
         if value in self.choices and type(value) in (type(c) for c in self.choices

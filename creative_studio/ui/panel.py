@@ -109,6 +109,9 @@ def make_widget(param: Param) -> QWidget:
     elif param.type == "text":
         widget = QPlainTextEdit()
         widget.setPlaceholderText(param.help[:1].upper() + param.help[1:])
+    elif param.type == "list":
+        widget = ListField()
+        widget.setPlaceholderText(param.help[:1].upper() + param.help[1:] + " (one a line)")
     else:
         widget = QLineEdit()
         widget.setPlaceholderText(param.help[:1].upper() + param.help[1:])
@@ -116,6 +119,17 @@ def make_widget(param: Param) -> QWidget:
         widget.setToolTip(param.help[:1].upper() + param.help[1:])
     set_widget_value(widget, param.default)
     return widget
+
+
+class ListField(QPlainTextEdit):
+    """A list parameter's plain widget: one entry a line (panels may bind a richer one that
+    offers ``list_value`` and ``set_list_value``)."""
+
+    def list_value(self) -> list[str]:
+        return [line.strip() for line in self.toPlainText().splitlines() if line.strip()]
+
+    def set_list_value(self, values: list[str]) -> None:
+        self.setPlainText("\n".join(values))
 
 
 def narrow(combo: QComboBox, chars: int = 10) -> QComboBox:
@@ -127,6 +141,8 @@ def narrow(combo: QComboBox, chars: int = 10) -> QComboBox:
 
 
 def widget_value(widget: QWidget) -> Any:
+    if hasattr(widget, "list_value"):
+        return widget.list_value()
     if isinstance(widget, QCheckBox):
         return widget.isChecked()
     if isinstance(widget, QSpinBox | QDoubleSpinBox):
@@ -142,7 +158,9 @@ def widget_value(widget: QWidget) -> Any:
 
 
 def set_widget_value(widget: QWidget, value: Any) -> None:
-    if isinstance(widget, QCheckBox):
+    if hasattr(widget, "set_list_value"):
+        widget.set_list_value(list(value) if isinstance(value, list | tuple) else [str(value)])
+    elif isinstance(widget, QCheckBox):
         widget.setChecked(bool(value))
     elif isinstance(widget, QSpinBox | QDoubleSpinBox):
         widget.setValue(value)

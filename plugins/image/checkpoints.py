@@ -388,6 +388,15 @@ def load(path: Path, device: str):
     """The diffusers pipeline of a single-file checkpoint, loaded offline; ModelError with
     the reason when it cannot be."""
     checkpoint = inspect(path)
+    found = configs(checkpoint)
+    width = sum(found[name]["hidden_size"] for name in ("text_encoder/config.json",
+                                                         "text_encoder_2/config.json")
+                if name in found)
+    if width != found["unet/config.json"]["cross_attention_dim"]:
+        raise ModelError(f"{Path(path).name} ({checkpoint.title}) does not hold together: its "
+                         f"text encoders give {width} features, its UNet reads "
+                         f"{found['unet/config.json']['cross_attention_dim']} (a merge of "
+                         "different models?).")
     folder = config_folder(checkpoint)
     try:
         if checkpoint.family == "sdxl":

@@ -12,9 +12,11 @@ The PNG carries an A1111-style ``parameters`` chunk and the studio's JSON recipe
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import time
+from pathlib import Path
 
 from creative_studio.core.errors import BadInput, ModelError, is_out_of_memory
 from creative_studio.core.jobs import Asset, Inputs, ModelIdentity, Request, Result
@@ -89,10 +91,17 @@ class ImageGenerator:
         self.device = "cpu"
         self.default_scheduler = None
         self.remote = None  # a ComfyUI server's checkpoint (plugins/image/comfy.py)
+        self._described: dict = {}  # LoRA files' hashes and trigger words, by (path, size, time)
+        self._used_loras: list = []  # the last job's LoRAs (its recipe names them)
 
     @staticmethod
     def validate(request: Request) -> None:
         """Sizes are multiples of 8 (the declarations give the range)."""
+        from . import loras
+
+        for entry in request.params.get("loras", []):
+            loras.parse_entry(entry)  # a weight out of range is refused before queueing
+        loras.prompt_tags(request.prompt)
         for key in ("width", "height"):
             value = request.params.get(key, 0)  # generate and img2img only
             if value and (value % 8 or value < 8):
@@ -148,11 +157,15 @@ class ImageGenerator:
             if hasattr(pipe, "unet") else 512
 
     def generate(self, request: Request, progress: Progress, inputs: Inputs) -> Result:
+        self._used_loras = []
         if self.remote is not None:
             if request.task != "generate":
                 raise BadInput("Editing a picture on a ComfyUI server is not there yet: "
                                "choose a local model (the embedded one, a diffusers folder) "
                                "for this task.")
+            if request.params.get("loras") or "<lora:" in request.prompt.lower():
+                raise BadInput("LoRAs on a ComfyUI server are not there yet: choose a local "
+                               "model, or take the LoRAs out.")
             return self.remote.generate(request, progress)
         if request.params.get("workflow"):
             raise BadInput("An own ComfyUI workflow runs on a ComfyUI server: choose a model on "
@@ -192,7 +205,8 @@ class ImageGenerator:
             progress.check()  # Stop: Cancelled propagates out, nothing is saved
             return tensors
 
-        args = dict(prompt=request.prompt, negative_prompt=p["negative"] or None,
+        prompt = self._apply_loras(request)
+        args = dict(prompt=prompt, negative_prompt=p["negative"] or None,
                     num_inference_steps=steps, guidance_scale=p["guidance"],
                     generator=torch.Generator(device="cpu").manual_seed(int(request.seed)),
                     output_type="np", callback_on_step_end=on_step, **size)
@@ -207,6 +221,46 @@ class ImageGenerator:
                 raise
             raise ModelError(f"The pipeline could not make this image: {exc}") from exc
         return (np.clip(out.images[0], 0, 1) * 255).round().astype(np.uint8)
+
+    def _stack(self, request: Request) -> tuple[str, list]:
+        """(the prompt without its <lora:…> tags, the job's LoRAs with hashes): the list's
+        entries, then the prompt's tags, found by name beside the listed files and in the
+        model folders of the preferences; a file named twice takes the later weight."""
+        from creative_studio.core.settings import Settings
+
+        from . import loras
+
+        prompt, tagged = loras.prompt_tags(request.prompt)
+        entries = [loras.parse_entry(e) for e in request.params.get("loras", [])]
+        if tagged:
+            places = [path for path, _ in entries]
+            places += [path.parent for path, _ in entries]
+            places += [Path(f).expanduser() for f in Settings.load().model_folders]
+            entries += [(loras.find_by_name(name, places), weight) for name, weight in tagged]
+        chosen: dict[Path, float] = {}
+        for path, weight in entries:  # one file named twice: the later weight (the prompt's)
+            chosen[path.resolve() if path.exists() else path] = weight
+        stack = []
+        for path, weight in chosen.items():
+            stat = path.stat() if path.is_file() else None
+            key = (str(path), stat.st_size, stat.st_mtime_ns) if stat else None
+            found = self._described.get(key) if key else None
+            if found is None:
+                found = loras.describe(path, weight)
+                if key:
+                    self._described[key] = found
+            stack.append(dataclasses.replace(found, weight=weight))
+        return prompt, stack
+
+    def _apply_loras(self, request: Request) -> str:
+        """Put the job's LoRAs on the pipeline; the prompt the pipeline is given."""
+        from . import loras
+
+        prompt, stack = self._stack(request)
+        if any(lora.weight for lora in stack) or getattr(self.pipe, "_studio_loras", None):
+            loras.apply(self.pipe, stack)
+        self._used_loras = stack
+        return prompt
 
     def _edit_pipeline(self, inpaint: bool):
         """(pipeline, inputs) of an edit: the embedded model edits in its own pipeline
@@ -314,11 +368,19 @@ class ImageGenerator:
         sampler = scheduler_name if scheduler_name != "default" else \
             type(self.pipe.scheduler).__name__.replace("Scheduler", "")
         extra = []
+        used = [lora for lora in self._used_loras if lora.weight]
+        if used:  # as A1111 writes them (Civitai links the files from these hashes)
+            extra.append(("Lora hashes", ", ".join(f"{lora.name}: {lora.short}"
+                                                   for lora in used)))
         if facts and facts["task"] != "generate":
             extra.append(("Denoising strength", f"{facts['strength']:g}"))
             if "feather" in facts:
                 extra.append(("Mask blur", facts["feather"]))
-        parameters = a1111_parameters(request.prompt, p["negative"], p["steps"], sampler,
+        shown = request.prompt  # the stack's LoRAs as tags, as A1111's prompts carry them
+        for lora in used:
+            if f"<lora:{lora.name.lower()}:" not in shown.lower():
+                shown += f" <lora:{lora.name}:{lora.weight:g}>"
+        parameters = a1111_parameters(shown, p["negative"], p["steps"], sampler,
                                       p["guidance"], request.seed, image.width, image.height,
                                       a1111_model_name(self.identity),
                                       self.identity.sha256 if self.identity else "", extra)
@@ -339,6 +401,12 @@ class ImageGenerator:
                                 "scheduler_config": json.loads(
                                     self.pipe.scheduler.to_json_string()),
                                 **(facts or {}),
+                                **({"loras": [{"name": lora.name, "file": str(lora.path),
+                                               "weight": lora.weight, "sha256": lora.sha256,
+                                               "hash": lora.short,
+                                               "triggers": list(lora.triggers)}
+                                              for lora in self._used_loras]}
+                                   if self._used_loras else {}),
                                 "seconds": round(time.perf_counter() - started, 2)},
                       title=title)
 

@@ -99,17 +99,22 @@ def load_pipeline(folder: Path, device: str):
     if not isinstance(index, dict):
         raise ModelError(f"{folder.name}/model_index.json is unreadable (not a pipeline's "
                          "index).")
+    import torch
+
+    # a half-precision folder (many are) runs in float32 on a CPU: float16 there is slow
+    # where it runs at all
+    dtype = {"torch_dtype": torch.float32} if device == "cpu" else {}
     try:
         if index.get("_class_name") == "EmojiPipeline":
             from .pipeline import EmojiPipeline
 
-            pipe = EmojiPipeline.from_pretrained(folder, local_files_only=True)
+            pipe = EmojiPipeline.from_pretrained(folder, local_files_only=True, **dtype)
         else:
             from diffusers import DiffusionPipeline
 
             extra = {"safety_checker": None} if "safety_checker" in index else {}
             pipe = DiffusionPipeline.from_pretrained(folder, local_files_only=True,
-                                                     **extra)
+                                                     **extra, **dtype)
     except ModelError:
         raise
     except Exception as exc:  # corrupt weights, missing parts, unknown classes

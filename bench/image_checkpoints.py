@@ -1,0 +1,206 @@
+"""Single-file checkpoints and editing (issue 35): load time and seconds per image of a
+full-size SD 1.5-layout checkpoint, and the editing figures.
+
+    .venv/bin/python bench/image_checkpoints.py [--rounds 3] [--steps 4] [--size 512]
+                                                [--edits-only]
+
+1. **Load**: a full-size SD 1.5 layout (UNet 860 M, CLIP ViT-L, VAE; random weights, float16,
+   2 GB; written once to .cache/bench/sd15-random.safetensors by tests/checkpoints.py's
+   converter) opened by the studio as the single file and as the same weights saved as a
+   diffusers folder (float16), rounds alternating, each after the other has been read once
+   (both from the page cache). Ratio single-file / folder (goal ≤ 1.2).
+2. **Seconds per image**: the studio's generator on the single file (scheduler, previews,
+   cancel checks, PNG with its recipe) against a bare ``pipe(...)`` call on the same loaded
+   pipeline with the same arguments and seed, rounds alternating (goal ≤ 1.05).
+3. **Editing** on the embedded model and on the checkpoint: inpaint's largest difference
+   outside the mask (goal 0), img2img at strength 0 against the source (PSNR, goal ≥ 45 dB),
+   and whether the same seed gives the same picture.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import math
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("CREATIVE_STUDIO_HOME", tempfile.mkdtemp(prefix="bench-home-"))
+CACHE = ROOT / ".cache" / "bench"
+
+
+def full_size_sd15(path: Path) -> Path:
+    """SD 1.5's real shapes with random weights, in the original layout, float16."""
+    if path.is_file():
+        return path
+    import torch
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    from tests.checkpoints import hf_clip_names, unet_to_ldm, vae_to_ldm
+
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(sample_size=64, cross_attention_dim=768, attention_head_dim=8)
+    vae = AutoencoderKL(block_out_channels=(128, 256, 512, 512), layers_per_block=2,
+                        latent_channels=4, down_block_types=("DownEncoderBlock2D",) * 4,
+                        up_block_types=("UpDecoderBlock2D",) * 4, sample_size=512)
+    text = CLIPTextModel(CLIPTextConfig(  # CLIP ViT-L/14's text tower
+        hidden_size=768, intermediate_size=3072, num_attention_heads=12, num_hidden_layers=12,
+        projection_dim=768, max_position_embeddings=77, hidden_act="quick_gelu",
+        eos_token_id=2))
+    state = {**unet_to_ldm(unet.state_dict(), unet.config),
+             **vae_to_ldm(vae.state_dict(), vae.config),
+             **{"cond_stage_model.transformer." + k: v for k, v in hf_clip_names(text).items()}}
+    from safetensors.torch import save_file
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.to(torch.float16).contiguous() for k, v in state.items()}, str(path))
+    return path
+
+
+def _png_pixels(data: bytes):
+    import numpy as np
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+
+
+def psnr(a, b) -> float:
+    import numpy as np
+
+    mse = float(np.mean((a.astype(float) - b.astype(float)) ** 2))
+    return math.inf if mse == 0 else 10 * math.log10(255 ** 2 / mse)
+
+
+def edits(ref: str, label: str, size: int) -> None:
+    """Inpaint outside-mask difference, img2img strength 0 PSNR, same-seed equality."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    from creative_studio.core.jobs import Asset, Request
+    from creative_studio.core.progress import Progress
+    from creative_studio.plugins import PluginRegistry
+    from creative_studio.workers.runner import prepare_request
+    from plugins.image.generator import ImageGenerator
+
+    registry = PluginRegistry.discover(entry_points=False)
+    generator = ImageGenerator()
+    generator.load(registry.resolve_model("image", ref), "cpu", Progress())
+    rng = np.random.default_rng(0)
+    source = Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8))
+    mask = Image.new("L", source.size, 0)
+    ImageDraw.Draw(mask).ellipse((size // 4, size // 4, size * 3 // 4, size * 3 // 4), fill=255)
+
+    def png(image) -> bytes:
+        buffer = io.BytesIO()
+        image.save(buffer, "PNG")
+        return buffer.getvalue()
+
+    def run(task, seed=1, **params):
+        parents = ["s"] + (["m"] if task == "inpaint" else [])
+        request = Request("image", task, prompt="red apple", seed=seed,
+                          params={"steps": 4, **params}, parents=parents)
+        prepare_request(registry, request)
+        inputs = {"s": [Asset("image", "image/png", png(source), "s.png")],
+                  "m": [Asset("mask", "image/png", png(mask), "m.png")]}
+        return _png_pixels(generator.generate(request, Progress(), inputs).assets[0].data)
+
+    original = np.asarray(source)
+    painted = run("inpaint", strength=1.0)
+    kept = np.asarray(mask) == 0
+    worst = int(np.abs(painted[kept].astype(int) - original[kept]).max())
+    inside = float(np.abs(painted[~kept].astype(int) - original[~kept]).mean())
+    zero = run("img2img", strength=0.0)
+    first, again = run("img2img", seed=7, strength=0.5), run("img2img", seed=7, strength=0.5)
+    print(f"{label:<28} inpaint outside the mask: max diff {worst} (inside: mean "
+          f"{inside:.1f} levels changed) · img2img strength 0: PSNR {psnr(zero, original):.1f}"
+          f" dB · same seed same picture: {np.array_equal(first, again)}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--edits-only", action="store_true")
+    args = parser.parse_args()
+    import torch
+
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    edits("embedded:emoji-unet", "embedded emoji model (32 px)", 32)
+    if args.edits_only:
+        return
+    from creative_studio.core.jobs import Request
+    from creative_studio.core.progress import Progress
+    from creative_studio.plugins import PluginRegistry
+    from creative_studio.workers.runner import prepare_request
+    from plugins.image.generator import ImageGenerator
+
+    single = full_size_sd15(CACHE / "sd15-random.safetensors")
+    folder = CACHE / "sd15-random-folder"
+    registry = PluginRegistry.discover(entry_points=False)
+
+    def load(ref: str) -> tuple[float, ImageGenerator]:
+        generator = ImageGenerator()
+        started = time.perf_counter()
+        generator.load(registry.resolve_model("image", ref), "cpu", Progress())
+        return time.perf_counter() - started, generator
+
+    if not (folder / "model_index.json").is_file():
+        _, generator = load(str(single))
+        generator.pipe.to(torch.float16).save_pretrained(folder)
+        del generator
+    load(str(single))  # both read once: the page cache holds both
+    load(str(folder))
+    times = {"single file": [], "folder": []}
+    for _ in range(args.rounds):
+        for label, ref in (("single file", single), ("folder", folder)):
+            seconds, generator = load(str(ref))
+            times[label].append(seconds)
+            del generator
+    one, two = (statistics.median(times[k]) for k in ("single file", "folder"))
+    print(f"load, median of {args.rounds}: single file {one:.2f} s · diffusers folder "
+          f"{two:.2f} s · ratio {one / two:.2f} (goal ≤ 1.2)")
+
+    _, generator = load(str(single))
+    pipe = generator.pipe
+    request = Request("image", "generate", prompt="a red apple on a table", seed=3,
+                      params={"steps": args.steps, "width": args.size, "height": args.size})
+    prepare_request(registry, request)
+
+    def studio() -> float:
+        started = time.perf_counter()
+        generator.generate(request, Progress(), {})
+        return time.perf_counter() - started
+
+    def bare() -> float:
+        started = time.perf_counter()
+        with torch.inference_mode():
+            out = pipe(prompt=request.prompt, num_inference_steps=args.steps,
+                       guidance_scale=request.params["guidance"], width=args.size,
+                       height=args.size, generator=torch.Generator().manual_seed(3))
+        buffer = io.BytesIO()
+        out.images[0].save(buffer, "PNG")
+        return time.perf_counter() - started
+
+    pipe.scheduler = generator.default_scheduler
+    speeds = {"studio": [], "bare": []}
+    bare()  # warm-up
+    for _ in range(args.rounds):
+        speeds["studio"].append(studio())
+        speeds["bare"].append(bare())
+    one, two = (statistics.median(speeds[k]) for k in ("studio", "bare"))
+    print(f"{args.size}² at {args.steps} steps, median of {args.rounds}: studio {one:.2f} s · "
+          f"bare diffusers {two:.2f} s · ratio {one / two:.3f} (goal ≤ 1.05)")
+    edits(str(single), "SD 1.5-layout single file", 256)
+
+
+if __name__ == "__main__":
+    main()
