@@ -248,3 +248,34 @@ def test_loras_on_sdxl_and_on_the_embedded_model(files, lora_files):
         embedded.generate(request(loras=[f"{lora_files['sd15']}:1"]), Progress(), {})
     # weight 0 on a model without LoRA support: nothing to apply, nothing refused
     assert embedded.generate(request(loras=[f"{lora_files['sd15']}:0"]), Progress(), {}).assets
+
+
+@pytest.mark.gui
+def test_checkpoint_and_lora_stack_through_the_window(qtbot, make_window, files, lora_files,
+                                                      tmp_path):
+    from creative_studio.core.jobs import JobState
+
+    window = make_window()
+    panel = window.panels["image"]
+    panel.add_model_ref(str(files["sd15"]), "File: tiny-sd15.safetensors")
+    assert panel.add_lora(lora_files["sd15"])
+    assert not panel.add_lora(files["sd2"])  # a checkpoint is not a LoRA: said
+    assert "is not a LoRA" in panel.message.text()
+    (row,) = panel.loras.rows
+    row.weight.setValue(0.7)
+    assert panel.loras.list_value() == [f"{lora_files['sd15']}:0.7"]
+    panel.prompt.setPlainText("red apple")
+    panel.loras.trigger_words.emit(", ".join(row.triggers))
+    assert panel.prompt.toPlainText() == "red apple, zq style"
+    panel.steps.setValue(3)
+    panel.width_box.setValue(64)
+    panel.height_box.setValue(64)
+    (job,) = panel.generate()
+    qtbot.waitUntil(lambda: job.state.finished, timeout=120_000)
+    assert job.state is JobState.DONE, job.error
+    item = window.store.item(job.item_id)
+    assert item.request.params["loras"] == [f"{lora_files['sd15']}:0.7"]
+    assert item.metadata["loras"][0]["hash"] and item.model["sha256"]
+    panel.loras.set_list_value([])
+    panel.recall(item, "all")  # Use all: the stack comes back with its weights
+    assert panel.loras.list_value() == [f"{lora_files['sd15']}:0.7"]

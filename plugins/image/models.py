@@ -103,7 +103,7 @@ def load_pipeline(folder: Path, device: str):
 
     # a half-precision folder (many are) runs in float32 on a CPU: float16 there is slow
     # where it runs at all
-    dtype = {"torch_dtype": torch.float32} if device == "cpu" else {}
+    dtype = {"dtype": torch.float32} if device == "cpu" else {}
     try:
         if index.get("_class_name") == "EmojiPipeline":
             from .pipeline import EmojiPipeline

@@ -122,6 +122,11 @@ class ImagePanel(PluginPanel):
         form.addRow("Prompt", self.prompt)
         form.addRow("Size", size_row)
         self._size_row = size_row
+        from .lora_list import LoraStack
+
+        self.loras = self.bind("loras", LoraStack(self.choose_loras))
+        self.loras.trigger_words.connect(self._add_words)
+        self.param_rows(form, "loras")
         self.param_rows(form, "strength")
         self.param_row(form, "left", self.extend_field)
         form.labelForField(self.extend_field).setText("Extend (L T R B)")
@@ -342,8 +347,12 @@ class ImagePanel(PluginPanel):
 
     def dropEvent(self, event) -> None:  # noqa: N802 - Qt API
         paths = [Path(u.toLocalFile()) for u in event.mimeData().urls() if u.isLocalFile()]
-        if paths:
-            self.open_source(paths[0])
+        pictures = [p for p in paths if p.suffix.lower() != ".safetensors"]
+        for path in paths:
+            if path.suffix.lower() == ".safetensors":
+                self.add_lora(path)
+        if pictures:
+            self.open_source(pictures[0])
 
     def accept_input(self, item: Item) -> None:
         """Send to → Image: the picture becomes the one to edit."""
@@ -471,6 +480,29 @@ class ImagePanel(PluginPanel):
     def _choose_checkpoint(self) -> None:
         self.choose_model_path("Choose a Stable Diffusion checkpoint", "File",
                                "Checkpoints (*.safetensors *.ckpt)")
+
+    def choose_loras(self) -> None:
+        paths = ask_path(self, self.context.settings, "lora", "open_many", "Add LoRAs",
+                         file_filter="LoRAs (*.safetensors)")
+        for path in paths or []:
+            self.add_lora(Path(path))
+
+    def add_lora(self, path: Path, weight: float = 1.0) -> bool:
+        """Put a LoRA file on the stack; False (and a message) when it is not a LoRA."""
+        from .loras import describe
+
+        try:
+            describe(path, weight)
+        except StudioError as exc:
+            self.show_message(str(exc), error=True)
+            return False
+        self.loras.add(path, weight)
+        return True
+
+    def _add_words(self, words: str) -> None:
+        text = self.prompt.toPlainText().rstrip()
+        if words and words not in text:
+            self.prompt.setPlainText(f"{text}, {words}" if text else words)
 
     def _choose_folder(self) -> None:
         self.choose_model_path("Choose a diffusers pipeline folder")
