@@ -464,3 +464,67 @@ def test_a_pool_job_goes_to_a_server_that_has_the_checkpoint(comfy):
     assert all(j.state is JobState.DONE for j in jobs), [j.error for j in jobs]
     assert {j.result.metadata["server"] for j in jobs} == {"farm-a"}
     assert any(j.tried == ["lacking"] for j in jobs)  # the lacking server took one first
+
+
+def test_editing_on_the_server_keeps_every_unmasked_pixel(comfy, tmp_path):
+    """img2img (LoadImage + VAEEncode), inpaint (VAEEncodeForInpaint at full strength,
+    SetLatentNoiseMask below) and outpaint on the server; the paste-back happens here, so
+    the unmasked pixels are the source's bytes."""
+    import io
+
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    from creative_studio.core.project import ProjectStore
+    from creative_studio.io.imports import import_bytes
+
+    rng = np.random.default_rng(3)
+    source = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    mask = Image.new("L", (64, 48), 0)
+    ImageDraw.Draw(mask).rectangle((20, 10, 40, 30), fill=255)
+
+    def png(image) -> bytes:
+        buffer = io.BytesIO()
+        image.save(buffer, "PNG")
+        return buffer.getvalue()
+
+    store = ProjectStore.create(tmp_path / "p.csproj")
+    try:
+        picture = import_bytes(store, "image", "holiday photo.png",
+                               png(Image.fromarray(source)), "image", "image/png", {})
+        mask_id = import_bytes(store, "image", "mask.png", png(mask), "mask", "image/png", {})
+        ref = f"server:farm-a/{CHECKPOINT}"
+
+        def edit(task, parents, **params):
+            return Request("image", task, prompt="a red apple", seed=2, model=ref,
+                           params={"steps": 3, "width": 64, "height": 64, **params},
+                           parents=parents)
+
+        full, partial, changed, wider = run(
+            settings_for(("farm-a", comfy)),
+            edit("inpaint", [picture, mask_id], strength=1.0),
+            edit("inpaint", [picture, mask_id], strength=0.5),
+            edit("img2img", [picture], strength=0.6, width=0, height=0),
+            edit("outpaint", [picture], right=16), store=store, timeout=300)
+        for job in (full, partial, changed, wider):
+            assert job.state is JobState.DONE, job.error
+        kept = np.asarray(mask) == 0
+        for job in (full, partial):
+            out = np.asarray(Image.open(io.BytesIO(job.result.assets[0].data)).convert("RGB"))
+            assert np.array_equal(out[kept], source[kept])
+            assert np.abs(out[~kept].astype(int) - source[~kept]).mean() > 1
+        graphs = {job.request.task + str(job.request.params.get("strength")):
+                  job.result.metadata["workflow"] for job in (full, partial, changed)}
+        assert graphs["inpaint1.0"]["11"]["class_type"] == "VAEEncodeForInpaint"
+        assert graphs["inpaint0.5"]["12"]["class_type"] == "SetLatentNoiseMask"
+        assert graphs["img2img0.6"]["11"]["class_type"] == "VAEEncode"
+        assert graphs["img2img0.6"]["3"]["inputs"]["denoise"] == 0.6
+        uploaded = graphs["inpaint1.0"]["10"]["inputs"]["image"]
+        assert uploaded.startswith("creative-studio-") and "holiday" not in uploaded
+        out = np.asarray(Image.open(io.BytesIO(wider.result.assets[0].data)).convert("RGB"))
+        assert out.shape == (48, 80, 3) and np.array_equal(out[:, :64], source)
+        item = store.item(full.item_id)
+        assert item.parents == [picture, mask_id] and item.device == "server:farm-a"
+        assert item.metadata["engine"] == "comfyui" and item.metadata["task"] == "inpaint"
+    finally:
+        store.close()

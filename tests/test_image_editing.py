@@ -88,6 +88,8 @@ def test_outpaint_canvas_and_boxes():
     small[1000:1010, 1500:1510] = 255
     box = editing.mask_box(small, native=512)  # a small change in a big photo
     assert box.size == (42, 42) and box.work == (512, 512)
+    assert editing.mask_box(small, 512, (64, 64)).work == (64, 64)  # A1111's "only masked"
+    assert editing.mask_box(small, 512, (128, 0)).work == (128, 128)
     assert editing.picture_box(3000, 2000, 512).work == (1256, 840)
     assert editing.picture_box(64, 48, 32).work == (64, 48)
     assert editing.picture_box(64, 48, 32, (0, 96)).work == (128, 96)
@@ -271,7 +273,6 @@ def test_inpaint_through_the_window(qtbot, make_window, tmp_path):
     assert panel.generate_button.text() == "Change"
     panel.task.setCurrentIndex(panel.task.findData("inpaint"))
     assert panel.canvas.painting and not panel.brush_button.isHidden()
-    assert panel.width_box.isHidden()  # an inpaint keeps the picture's size
     assert panel.edit() == [] and "Paint where" in panel.message.text()
     panel.brush_size.setValue(8)
     panel.canvas.paint_at(QPointF(10, 10), QPointF(20, 20))

@@ -774,10 +774,15 @@ class ProjectStore:
             when = float(created)
         except (TypeError, ValueError, OverflowError):
             when = 0.0
+        recipe = Request.from_dict(request)
+        linked = parents.get(item_id, [])
+        # the order the request gave (an edit's picture, then its mask), whatever the index's
+        ordered = [p for p in dict.fromkeys(recipe.parents) if p in linked]
+        ordered += [p for p in linked if p not in ordered]
         return Item(item_id, when, str(plugin), str(kind), title,
-                    Request.from_dict(request), _json_loads(model, {}), str(device),
+                    recipe, _json_loads(model, {}), str(device),
                     _json_loads(versions, {}), _json_loads(meta, {}),
-                    parents.get(item_id, []), assets.get(item_id, []), damaged)
+                    ordered, assets.get(item_id, []), damaged)
 
     def item(self, item_id: str) -> Item:
         found = self.items(only=item_id)

@@ -13,6 +13,7 @@ workflow) and ComfyUI's own ``prompt``/``workflow`` chunks, so it opens again in
 
 from __future__ import annotations
 
+import io
 import json
 from typing import Any
 
@@ -61,13 +62,7 @@ class ComfyImage:
             name, graph, inputs = own
             used = {role: value for role, value in values.items() if role in inputs}
             return workflows.apply(graph, inputs, values), name, used
-        sampler, schedule = workflows.SAMPLERS.get(p["scheduler"], (None, None))
-        sampler, schedule = p.get("sampler") or sampler, p.get("schedule") or schedule
-        if sampler is None:
-            raise BadInput(f"ComfyUI has no {p['scheduler']} sampler: choose another "
-                           "Scheduler, or a Server sampler.")
-        self._check(sampler, "samplers", "sampler")
-        self._check(schedule, "schedulers", "noise schedule")
+        sampler, schedule = self.sampler_of(request)
         values.update(width=values["width"] or side, height=values["height"] or side,
                       sampler=sampler, schedule=schedule)
         graph = workflows.standard(self.checkpoint, request.prompt, p["negative"],
@@ -75,22 +70,10 @@ class ComfyImage:
                                    schedule, values["width"], values["height"])
         return graph, workflows.STANDARD_NAME, values
 
-    def generate(self, request: Request, progress: Progress) -> Result:
-        from creative_studio.io.images import decode_image, encode_png, png_text
+    def _run(self, graph: dict, progress: Progress):
+        """Queue ``graph``, relay its progress and previews, and return the finished run."""
+        from creative_studio.io.images import decode_image, encode_png
 
-        from .generator import a1111_parameters
-
-        info = self.client.info()
-        # an own workflow may load no checkpoint (another loader, no model at all): then none
-        # is required, checked or claimed. Checked first: a server of a pool without it
-        # hands the job on
-        workflow = request.params.get("workflow")
-        own = workflows.load_document(workflow) if workflow else None
-        checkpoint = self.checkpoint if own is None or "checkpoint" in own[2] else ""
-        if checkpoint:
-            self._check(checkpoint, "checkpoints", "checkpoint")
-        graph, name, values = self.workflow(request, own)
-        sha256 = self.client.checkpoint_sha256(checkpoint) if checkpoint else ""
         progress.say(f"Queued on {self.source.server}")
 
         def on_progress(value: int, total: int, node: str) -> None:
@@ -112,6 +95,79 @@ class ComfyImage:
         if not run.outputs:
             raise ModelError(f"The workflow ran on {self.source.server} but saved no picture: "
                              "it needs a Save Image (or Preview Image) node.")
+        return run
+
+    def sampler_of(self, request: Request) -> tuple[str, str]:
+        p = request.params
+        sampler, schedule = workflows.SAMPLERS.get(p["scheduler"], (None, None))
+        sampler, schedule = p.get("sampler") or sampler, p.get("schedule") or schedule
+        if sampler is None:
+            raise BadInput(f"ComfyUI has no {p['scheduler']} sampler: choose another "
+                           "Scheduler, or a Server sampler.")
+        self._check(sampler, "samplers", "sampler")
+        self._check(schedule, "schedulers", "noise schedule")
+        return sampler, schedule
+
+    def edit(self, request: Request, progress: Progress, region, mask, strength: float):
+        """(the server's drawing of ``region`` (uint8 H×W×3) as an array of its size, what
+        the recipe keeps): the region is uploaded under a neutral name, its ``mask`` (255 =
+        redraw) as the picture's transparency, and drawn by the standard editing graph."""
+        import uuid
+
+        import numpy as np
+        from PIL import Image
+
+        from creative_studio.io.images import decode_image, to_rgb
+
+        self._check(self.checkpoint, "checkpoints", "checkpoint")
+        sampler, schedule = self.sampler_of(request)
+        info = self.client.info()
+        sha256 = self.client.checkpoint_sha256(self.checkpoint)
+        picture = Image.fromarray(region)
+        if mask is not None:  # LoadImage's mask is 1 - alpha: transparent = redraw
+            picture.putalpha(Image.fromarray((255 - mask).astype(np.uint8)))
+        buffer = io.BytesIO()
+        picture.save(buffer, "PNG")
+        progress.say(f"Sending the picture to {self.source.server}")
+        name = self.client.upload_image(buffer.getvalue(),
+                                        f"creative-studio-{uuid.uuid4().hex}.png")
+        p = request.params
+        graph = workflows.edit(self.checkpoint, name, request.task, strength, request.prompt,
+                               p["negative"], int(request.seed), p["steps"], p["guidance"],
+                               sampler, schedule)
+        run = self._run(graph, progress)
+        out = to_rgb(decode_image(self.client.image(run.outputs[0]),
+                                  f"The picture from {self.source.server}"))
+        if out.size != picture.size:  # a server's own size rounding: back to the region's
+            out = out.resize(picture.size, Image.Resampling.LANCZOS)
+        progress.update(1.0)
+        device = info.devices[0] if info.devices else {}
+        facts = {"engine": "comfyui", "server": self.source.server,
+                 "server_url": self.source.url,
+                 "comfyui_version": info.version or "not given by the server",
+                 "server_device": f"{device.get('type', '?')}: {device.get('name', '?')}",
+                 "workflow_name": workflows.EDIT_NAMES[request.task], "workflow": graph,
+                 "prompt_id": run.prompt_id, "checkpoint": self.checkpoint,
+                 "scheduler": sampler, "schedule": schedule, "sha256": sha256}
+        return np.asarray(out), facts
+
+    def generate(self, request: Request, progress: Progress) -> Result:
+        from creative_studio.io.images import decode_image, encode_png, png_text
+
+        from .generator import a1111_parameters
+
+        info = self.client.info()
+        # an own workflow may load no checkpoint (another loader, no model at all): then none
+        # is required, checked or claimed. Checked first: a server of a pool without it
+        # hands the job on
+        workflow = request.params.get("workflow")
+        own = workflows.load_document(workflow) if workflow else None
+        checkpoint = self.checkpoint if own is None or "checkpoint" in own[2] else ""
+        if checkpoint:
+            self._check(checkpoint, "checkpoints", "checkpoint")
+        graph, name, values = self.workflow(request, own)
+        sha256 = self.client.checkpoint_sha256(checkpoint) if checkpoint else ""
+        run = self._run(graph, progress)
         p = request.params
         standard = name == workflows.STANDARD_NAME
         sampler = values.get("sampler") or (p["scheduler"] if standard else "")

@@ -161,9 +161,10 @@ def picture_box(width: int, height: int, native: int, asked: tuple[int, int] = (
     return Box(0, 0, width, height, work)
 
 
-def mask_box(mask, native: int) -> Box:
+def mask_box(mask, native: int, asked: tuple[int, int] = (0, 0)) -> Box:
     """The working box of an inpaint: the mask's bounding box with context around it,
-    clipped to the picture, drawn at about the model's own size."""
+    clipped to the picture, drawn at about the model's own size — or at about the area
+    ``asked`` (A1111's width × height of "only masked"), the box's shape kept."""
     import numpy as np
 
     rows = np.flatnonzero(mask.any(axis=1))
@@ -174,7 +175,9 @@ def mask_box(mask, native: int) -> Box:
     height, width = mask.shape
     left, top = max(0, left - pad), max(0, top - pad)
     right, bottom = min(width, right + pad), min(height, bottom + pad)
-    return Box(left, top, right, bottom, work_size(right - left, bottom - top, native))
+    area = asked[0] * asked[1] if asked[0] and asked[1] else \
+        (asked[0] or asked[1]) ** 2 or None
+    return Box(left, top, right, bottom, work_size(right - left, bottom - top, native, area))
 
 
 def crop(pixels, box: Box):

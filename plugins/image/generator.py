@@ -103,7 +103,7 @@ class ImageGenerator:
             loras.parse_entry(entry)  # a weight out of range is refused before queueing
         loras.prompt_tags(request.prompt)
         for key in ("width", "height"):
-            value = request.params.get(key, 0)  # generate and img2img only
+            value = request.params.get(key, 0)
             if value and (value % 8 or value < 8):
                 raise BadInput(f"The {key} must be a multiple of 8 between 8 and {MAX_SIDE} "
                                f"(got {value}).")
@@ -152,6 +152,10 @@ class ImageGenerator:
 
     def native_size(self) -> int:
         """The side the model draws best at (its UNet's sample size in pixels)."""
+        if self.remote is not None:  # ComfyUI says nothing of it: SDXL by its name
+            from .comfy import DEFAULT_SIDE, XL_SIDE
+
+            return XL_SIDE if "xl" in self.remote.checkpoint.lower() else DEFAULT_SIDE
         pipe = self.pipe
         return pipe.unet.config.sample_size * getattr(pipe, "vae_scale_factor", 1) \
             if hasattr(pipe, "unet") else 512
@@ -159,14 +163,11 @@ class ImageGenerator:
     def generate(self, request: Request, progress: Progress, inputs: Inputs) -> Result:
         self._used_loras = []
         if self.remote is not None:
-            if request.task != "generate":
-                raise BadInput("Editing a picture on a ComfyUI server is not there yet: "
-                               "choose a local model (the embedded one, a diffusers folder) "
-                               "for this task.")
             if request.params.get("loras") or "<lora:" in request.prompt.lower():
                 raise BadInput("LoRAs on a ComfyUI server are not there yet: choose a local "
                                "model, or take the LoRAs out.")
-            return self.remote.generate(request, progress)
+            if request.task == "generate":
+                return self.remote.generate(request, progress)
         if request.params.get("workflow"):
             raise BadInput("An own ComfyUI workflow runs on a ComfyUI server: choose a model on "
                            "a server, or clear the workflow.")
@@ -333,14 +334,17 @@ class ImageGenerator:
                 canvas, mask = editing.extended(canvas, p["left"], p["top"], p["right"],
                                                 p["bottom"])
                 strength = 1.0
-            box = editing.mask_box(mask, native)
+            box = editing.mask_box(mask, native, (p["width"], p["height"]))
         region = editing.resized(editing.crop(canvas, box), box.work)
         region_mask = None if mask is None else \
             editing.resized(editing.crop(mask, box), box.work, mask=True)
-        if strength > 0:
-            drawn = self._draw(request, progress, region, region_mask, strength)
-        else:  # nothing may change: the source as it is, no model run
+        remote = None
+        if strength <= 0:  # nothing may change: the source as it is, no model run
             drawn = region
+        elif self.remote is not None:
+            drawn, remote = self.remote.edit(request, progress, region, region_mask, strength)
+        else:
+            drawn = self._draw(request, progress, region, region_mask, strength)
         facts = {"task": request.task, "strength": strength,
                  "box": [box.left, box.top, box.right, box.bottom], "work_size": list(box.work),
                  "source_size": [source.width, source.height]}
@@ -353,11 +357,12 @@ class ImageGenerator:
             pixels[box.top:box.bottom, box.left:box.right] = editing.paste_back(
                 kept, editing.resized(drawn, box.size), weight)
             facts["feather"] = p["feather"]
-        return self._result(request, pixels, started, facts)
+        return self._result(request, pixels, started, facts, remote)
 
-    def _result(self, request: Request, pixels, started: float, facts: dict | None = None
-                ) -> Result:
-        """The PNG (A1111 ``parameters`` + the studio's recipe) and the result's metadata."""
+    def _result(self, request: Request, pixels, started: float, facts: dict | None = None,
+                remote: dict | None = None) -> Result:
+        """The PNG (A1111 ``parameters`` + the studio's recipe) and the result's metadata
+        (``remote``: what a ComfyUI server's run adds, for an edit drawn there)."""
         from PIL import Image
 
         from creative_studio.io.images import encode_png
@@ -365,8 +370,21 @@ class ImageGenerator:
         p = request.params
         image = Image.fromarray(pixels)
         scheduler_name = p["scheduler"]
-        sampler = scheduler_name if scheduler_name != "default" else \
-            type(self.pipe.scheduler).__name__.replace("Scheduler", "")
+        identity, device = self.identity, self.device
+        if remote is not None:
+            remote = dict(remote)
+            sampler = remote["scheduler"]
+            identity = ModelIdentity(self.identity.name, self.identity.ref,
+                                     remote.pop("sha256"), "server")
+            device = f"server:{remote['server']}"
+            schedule_config = {}
+        elif self.pipe is None:  # strength 0 on a server: nothing was drawn
+            sampler, schedule_config = scheduler_name, {}
+        else:
+            sampler = scheduler_name if scheduler_name != "default" else \
+                type(self.pipe.scheduler).__name__.replace("Scheduler", "")
+            schedule_config = {"scheduler_config": json.loads(
+                self.pipe.scheduler.to_json_string())}
         extra = []
         used = [lora for lora in self._used_loras if lora.weight]
         if used:  # as A1111 writes them (Civitai links the files from these hashes)
@@ -382,8 +400,8 @@ class ImageGenerator:
                 shown += f" <lora:{lora.name}:{lora.weight:g}>"
         parameters = a1111_parameters(shown, p["negative"], p["steps"], sampler,
                                       p["guidance"], request.seed, image.width, image.height,
-                                      a1111_model_name(self.identity),
-                                      self.identity.sha256 if self.identity else "", extra)
+                                      a1111_model_name(identity),
+                                      identity.sha256 if identity else "", extra)
         recipe = json.dumps({"prompt": request.prompt, "seed": request.seed, "params": p,
                              "task": request.task, "parents": request.parents,
                              "model": request.model}, ensure_ascii=True)
@@ -391,16 +409,13 @@ class ImageGenerator:
         title = request.prompt[:60] or "(no prompt)"
         if request.task != "generate":
             title = f"{request.task}: {title}"
-        return Result([Asset("image", "image/png", png, "image.png")], self.identity,
-                      self.device,
+        return Result([Asset("image", "image/png", png, "image.png")], identity, device,
                       metadata={"width": image.width, "height": image.height,
                                 "steps": p["steps"], "guidance": p["guidance"],
                                 "scheduler": sampler,
                                 # the full config: a fixed config with the same weights draws
                                 # differently, and the recipe must say which one drew this
-                                "scheduler_config": json.loads(
-                                    self.pipe.scheduler.to_json_string()),
-                                **(facts or {}),
+                                **schedule_config, **(facts or {}), **(remote or {}),
                                 **({"loras": [{"name": lora.name, "file": str(lora.path),
                                                "weight": lora.weight, "sha256": lora.sha256,
                                                "hash": lora.short,

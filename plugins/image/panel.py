@@ -267,14 +267,6 @@ class ImagePanel(PluginPanel):
         for widget in (self.source_field,):
             widget.setVisible(editing)
             self._form.labelForField(widget).setVisible(editing)
-        sized = self.manifest.params.get("width").applies_to(task)
-        for index in range(self._size_row.count()):
-            widget = self._size_row.itemAt(index).widget()
-            if widget is not None:
-                widget.setVisible(sized)
-        size_label = self._form.labelForField(self._size_row)
-        if size_label is not None:
-            size_label.setVisible(sized)
         self.generate_button.setText(RUN_LABELS.get(task, task.capitalize()))
         self.tools.setVisible(editing)
         for widget in self._mask_buttons:

@@ -57,6 +57,39 @@ def standard(checkpoint: str, prompt: str, negative: str, seed: int, steps: int,
     }
 
 
+EDIT_NAMES = {"img2img": "image-to-image (standard)", "inpaint": "inpaint (standard)",
+              "outpaint": "outpaint (standard)"}
+
+
+def edit(checkpoint: str, image: str, task: str, strength: float, prompt: str, negative: str,
+         seed: int, steps: int, guidance: float, sampler: str, schedule: str) -> dict:
+    """ComfyUI's standard editing graphs on an uploaded picture (``image``; for an inpaint or
+    outpaint its alpha is the mask, transparent = redraw, as LoadImage reads it): img2img
+    encodes it (VAEEncode) and samples from it at ``strength``; inpaint/outpaint at full
+    strength blank the masked pixels (VAEEncodeForInpaint), below it keep them as the start
+    and confine the noise to the mask (SetLatentNoiseMask)."""
+    graph = standard(checkpoint, prompt, negative, seed, steps, guidance, sampler, schedule,
+                     8, 8)
+    del graph["5"]
+    graph["10"] = {"class_type": "LoadImage", "inputs": {"image": image}}
+    if task == "img2img" or strength < 1:
+        graph["11"] = {"class_type": "VAEEncode", "inputs": {"pixels": ["10", 0],
+                                                             "vae": ["4", 2]}}
+        latent = ["11", 0]
+        if task != "img2img":
+            graph["12"] = {"class_type": "SetLatentNoiseMask",
+                           "inputs": {"samples": ["11", 0], "mask": ["10", 1]}}
+            latent = ["12", 0]
+    else:
+        graph["11"] = {"class_type": "VAEEncodeForInpaint",
+                       "inputs": {"pixels": ["10", 0], "vae": ["4", 2], "mask": ["10", 1],
+                                  "grow_mask_by": 6}}
+        latent = ["11", 0]
+    graph["3"]["inputs"].update(latent_image=latent, denoise=float(strength))
+    graph["9"]["inputs"]["filename_prefix"] = "creative-studio-edit"
+    return graph
+
+
 def parse_workflow(text: str, name: str = "The workflow") -> dict:
     """An API-format workflow from a file's text, or BadInput saying what is wrong."""
     if len(text) > MAX_WORKFLOW:
