@@ -2,7 +2,7 @@
 full-size SD 1.5-layout checkpoint, and the editing figures.
 
     .venv/bin/python bench/image_checkpoints.py [--rounds 3] [--steps 4] [--size 512]
-                                                [--edits-only]
+                                                [--edits-only] [--refine 1024]
 
 1. **Load**: a full-size SD 1.5 layout (UNet 860 M, CLIP ViT-L, VAE; random weights, float16,
    2 GB; written once to .cache/bench/sd15-random.safetensors by tests/checkpoints.py's
@@ -15,6 +15,11 @@ full-size SD 1.5-layout checkpoint, and the editing figures.
 3. **Editing** on the embedded model and on the checkpoint: inpaint's largest difference
    outside the mask (goal 0), img2img at strength 0 against the source (PSNR, goal ≥ 45 dB),
    and whether the same seed gives the same picture.
+4. **Refine** (``--refine 1024``, alone): a 1024² photo-like picture (skimage's astronaut, or
+   smooth noise) refined ×1 on the checkpoint in tiles of 512 (blended over their overlap)
+   and in one tile of 1024, same seed and strength: seconds of each (goal: tiled ≤ 1.1×
+   untiled), and the seam measure — the mean gradient across the columns and rows where
+   tiles meet against the mean gradient everywhere (goal ≤ 1.1).
 """
 
 from __future__ import annotations
@@ -123,17 +128,75 @@ def edits(ref: str, label: str, size: int) -> None:
           f" dB · same seed same picture: {np.array_equal(first, again)}")
 
 
+def refine(args) -> None:
+    import numpy as np
+    from PIL import Image
+
+    from creative_studio.core.jobs import Asset, Request
+    from creative_studio.core.progress import Progress
+    from creative_studio.plugins import PluginRegistry
+    from creative_studio.workers.runner import prepare_request
+    from plugins.image import editing
+    from plugins.image.generator import ImageGenerator
+
+    side = args.refine
+    try:
+        from skimage import data
+
+        picture = Image.fromarray(data.astronaut()).resize((side, side),
+                                                           Image.Resampling.LANCZOS)
+    except ImportError:
+        rng = np.random.default_rng(0)
+        small = rng.integers(0, 256, (side // 16, side // 16, 3), dtype=np.uint8)
+        picture = Image.fromarray(small).resize((side, side), Image.Resampling.BICUBIC)
+    buffer = io.BytesIO()
+    picture.save(buffer, "PNG")
+    registry = PluginRegistry.discover(entry_points=False)
+    single = full_size_sd15(CACHE / "sd15-random.safetensors")
+    generator = ImageGenerator()
+    generator.load(registry.resolve_model("image", str(single)), "cpu", Progress())
+    results = {}
+    for label, tile in (("tiled 512", 512), ("one tile", side)):
+        request = Request("image", "refine", prompt="a photo, sharp details", seed=5,
+                          params={"steps": args.steps, "scale": 1.0, "detail": 0.5,
+                                  "tile": tile}, parents=["p"])
+        prepare_request(registry, request)
+        started = time.perf_counter()
+        result = generator.generate(request, Progress(), {
+            "p": [Asset("image", "image/png", buffer.getvalue(), "p.png")]})
+        results[label] = (time.perf_counter() - started, result)
+    seconds, result = results["tiled 512"]
+    out = _png_pixels(result.assets[0].data).astype(float).mean(axis=2)
+    spans = editing.tile_spans(side, 512, max(32, 512 // 8))
+    across = abs(np.diff(out, axis=1))  # gradient between column x and x+1
+    down = abs(np.diff(out, axis=0))
+    # where tiles meet: the middle of each overlap (where the blend is half and half)
+    meets = [(a[1] + b[0]) // 2 for a, b in zip(spans, spans[1:], strict=False)]
+    edges = np.concatenate([across[:, m - 1].ravel() for m in meets] +
+                           [down[m - 1, :].ravel() for m in meets])
+    ratio = edges.mean() / np.concatenate([across.ravel(), down.ravel()]).mean()
+    untiled = results["one tile"][0]
+    print(f"refine {side}² ×1 at detail 0.5, {args.steps} steps: tiled "
+          f"{result.metadata['tiles']} of {result.metadata['tile']} px {seconds:.1f} s · one "
+          f"tile {untiled:.1f} s · ratio {seconds / untiled:.2f} (goal ≤ 1.1) · tile-edge "
+          f"gradient / everywhere {ratio:.3f} (goal ≤ 1.1)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--edits-only", action="store_true")
+    parser.add_argument("--refine", type=int, default=0, metavar="SIDE")
     args = parser.parse_args()
     import torch
 
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    if args.refine:
+        refine(args)
+        return
     edits("embedded:emoji-unet", "embedded emoji model (32 px)", 32)
     if args.edits_only:
         return

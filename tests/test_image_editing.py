@@ -310,3 +310,46 @@ def test_inpaint_through_the_window(qtbot, make_window, tmp_path):
     junk = tmp_path / "junk.png"
     junk.write_bytes(b"not a picture")
     assert panel.open_source(junk) is None and panel.source_id == item.id
+
+
+# -- refine --------------------------------------------------------------------------------------
+def test_tiles_cover_the_picture_evenly_and_blend_without_a_seam():
+    assert editing.tile_spans(512, 512, 64) == [(0, 512)]
+    spans = editing.tile_spans(1024, 512, 64)
+    assert spans[0][0] == 0 and spans[-1][1] == 1024 and len(spans) == 3
+    assert all((end - start) % 8 == 0 for start, end in spans)
+    assert all(a[1] - b[0] >= 64 for a, b in zip(spans, spans[1:], strict=False))
+    for length, tile in ((1000, 512), (2056, 768), (600, 512), (130, 64)):
+        spans = editing.tile_spans(length, tile, max(32, tile // 8))
+        assert spans[0][0] == 0 and spans[-1][1] == length
+        assert all(end - start <= max(tile, length // 8 * 8) for start, end in spans)
+    # ramps: the weights of the tiles over any px add up to more than 0, and to 1 where
+    # two tiles meet
+    spans = editing.tile_spans(1024, 512, 64)
+    total = np.zeros(1024)
+    for index, (start, end) in enumerate(spans):
+        total[start:end] += editing.ramp(spans, index, 1024)
+    assert total.min() > 0.99 and total.max() < 1.01
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, (300, 520, 3), dtype=np.uint8)
+    same = editing.tiled(pixels, 128, 32, lambda tile, i, n: tile)
+    assert np.array_equal(same, pixels)  # drawing nothing new changes nothing
+    flat = np.full((256, 512, 3), 100, np.uint8)
+    shifted = editing.tiled(flat, 128, 32, lambda tile, i, n: tile + (i % 2) * 40)
+    steps = np.abs(np.diff(shifted[..., 0].astype(int), axis=1))
+    assert steps.max() <= 4  # tiles of different brightness fade into each other
+
+
+@pytest.mark.model
+def test_refine_enlarges_and_redraws_in_tiles(emoji_generator):
+    source = picture(40, 24)
+    result, out = edit(emoji_generator, "refine", source, scale=2.0, detail=0.5, tile=32)
+    assert out.shape == (48, 80, 3)
+    meta = result.metadata
+    assert meta["task"] == "refine" and meta["tiles"] == [2, 1] and meta["tile"] == 64
+    enlarged = np.asarray(source.resize((80, 48), Image.Resampling.LANCZOS)).astype(int)
+    assert 1 < np.abs(out.astype(int) - enlarged).mean() < 60  # redrawn, not replaced
+    _, again = edit(emoji_generator, "refine", source, scale=2.0, detail=0.5, tile=32)
+    assert np.array_equal(out, again)
+    with pytest.raises(BadInput, match="refine stops at"):
+        edit(emoji_generator, "refine", picture(3000, 3000), scale=4.0)

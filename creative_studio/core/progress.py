@@ -84,3 +84,29 @@ class Progress:
             return None
         (t0, f0), (t1, f1) = self._first, self._last
         return (f1 - f0) / (t1 - t0) if f1 - f0 >= 0.05 and t1 > t0 else None
+
+
+class Part:
+    """A share of a job's progress for one piece of it (a tile of several): its fractions
+    0…1 land in ``start``…``start + span`` of ``progress``; cancelling and messages are the
+    job's own."""
+
+    def __init__(self, progress: Progress, start: float, span: float) -> None:
+        self.progress, self.start, self.span = progress, start, span
+
+    def update(self, fraction: float, preview: Any = None) -> None:
+        self.progress.update(self.start + self.span * max(0.0, min(1.0, fraction)), preview)
+
+    def say(self, message: str) -> None:
+        self.progress.say(message)
+
+    @property
+    def fraction(self) -> float:
+        return self.progress.fraction
+
+    @property
+    def cancelled(self) -> bool:
+        return self.progress.cancelled
+
+    def check(self) -> None:
+        self.progress.check()

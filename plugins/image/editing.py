@@ -197,3 +197,69 @@ def resized(pixels, size: tuple[int, int], mask: bool = False):
         scaled = np.asarray(image.resize(size, Image.Resampling.BILINEAR))
         return np.where(scaled >= 128, 255, 0).astype(np.uint8)
     return np.asarray(image.resize(size, Image.Resampling.LANCZOS))
+
+
+# -- refine: upscale, then img2img in overlapping tiles ------------------------------------------
+MAX_REFINE_PIXELS = 36 * 1024 * 1024  # a refined picture above 36 MP: refine a crop
+
+
+def tile_spans(length: int, tile: int, overlap: int) -> list[tuple[int, int]]:
+    """(start, end) of tiles covering ``length`` px: as few as fit with at least ``overlap``
+    px shared by neighbours, evened out (each a multiple of 8 wide, the last one flush with
+    the end); one span when the tile covers it all."""
+    if length <= tile:
+        return [(0, length)]
+    count = math.ceil((length - overlap) / (tile - overlap))
+    size = math.ceil((length + (count - 1) * overlap) / count / 8) * 8
+    size = min(size, length // 8 * 8)
+    starts = [round(i * (length - size) / (count - 1)) for i in range(count)]
+    return [(start, start + size) for start in starts]
+
+
+def ramp(spans: list[tuple[int, int]], index: int, length: int):
+    """A tile's blending weight along one axis: rising over the px it shares with the
+    tile before it, falling over those it shares with the one after, 1 elsewhere (and at
+    the picture's edges)."""
+    import numpy as np
+
+    start, end = spans[index]
+    weight = np.ones(end - start, np.float32)
+    if index > 0:
+        shared = spans[index - 1][1] - start
+        if shared > 0:
+            weight[:shared] = np.minimum(weight[:shared],
+                                         (np.arange(shared) + 0.5) / shared)
+    if index + 1 < len(spans):
+        shared = end - spans[index + 1][0]
+        if shared > 0:
+            weight[-shared:] = np.minimum(weight[-shared:],
+                                          (np.arange(shared)[::-1] + 0.5) / shared)
+    return weight
+
+
+def refine_size(width: int, height: int, scale: float) -> tuple[int, int]:
+    size = (max(8, round(width * scale)), max(8, round(height * scale)))
+    if size[0] * size[1] > MAX_REFINE_PIXELS:
+        raise BadInput(f"Refined ×{scale:g}, the picture would be {size[0]}×{size[1]}: "
+                       f"refine stops at {MAX_REFINE_PIXELS // 2**20} MP (lower the scale, or "
+                       "refine a crop).")
+    return size
+
+
+def tiled(pixels, tile: int, overlap: int, draw):
+    """``pixels`` (uint8 H×W×3) redrawn tile by tile by ``draw(tile_pixels, index, count)``
+    (same size back) and blended where tiles overlap, so no seam shows."""
+    import numpy as np
+
+    height, width = pixels.shape[:2]
+    rows, cols = tile_spans(height, tile, overlap), tile_spans(width, tile, overlap)
+    total = np.zeros((height, width, 3), np.float32)
+    weights = np.zeros((height, width, 1), np.float32)
+    count = len(rows) * len(cols)
+    for r, (top, bottom) in enumerate(rows):
+        for c, (left, right) in enumerate(cols):
+            drawn = draw(pixels[top:bottom, left:right], r * len(cols) + c, count)
+            weight = (ramp(rows, r, height)[:, None] * ramp(cols, c, width)[None, :])[..., None]
+            total[top:bottom, left:right] += drawn.astype(np.float32) * weight
+            weights[top:bottom, left:right] += weight
+    return np.clip(np.round(total / np.maximum(weights, 1e-6)), 0, 255).astype(np.uint8)

@@ -168,9 +168,13 @@ class ImageGenerator:
                                "model, or take the LoRAs out.")
             if request.task == "generate":
                 return self.remote.generate(request, progress)
+            if request.task == "refine":
+                return self._refine(request, progress, inputs)
         if request.params.get("workflow"):
             raise BadInput("An own ComfyUI workflow runs on a ComfyUI server: choose a model on "
                            "a server, or clear the workflow.")
+        if request.task == "refine":
+            return self._refine(request, progress, inputs)
         if request.task != "generate":
             return self._edit(request, progress, inputs)
         p = request.params
@@ -309,15 +313,7 @@ class ImageGenerator:
 
         started = time.perf_counter()
         p = request.params
-        wants_mask = request.task == "inpaint"
-        if len(request.parents) != 1 + wants_mask:
-            raise BadInput("Inpaint reads a picture and its mask." if wants_mask else
-                           "Choose the picture to change.")
-        found = [[a for a in inputs.get(parent, []) if a.mime.startswith("image/")]
-                 for parent in request.parents]
-        if not found[0]:
-            raise BadInput("The chosen item has no picture.")
-        source = editing.load_source(found[0][0].data, found[0][0].name or "The picture")
+        source, found = self._source(request, inputs, 1 + (request.task == "inpaint"))
         canvas = np.asarray(source)
         native = self.native_size()
         mask = None
@@ -358,6 +354,68 @@ class ImageGenerator:
                 kept, editing.resized(drawn, box.size), weight)
             facts["feather"] = p["feather"]
         return self._result(request, pixels, started, facts, remote)
+
+    def _source(self, request: Request, inputs: Inputs, count: int = 1):
+        """The job's source picture (RGB) and, for an inpaint, the mask item's assets."""
+        from . import editing
+
+        if len(request.parents) != count:
+            raise BadInput("Inpaint reads a picture and its mask." if count == 2 else
+                           "Choose the picture to change.")
+        found = [[a for a in inputs.get(parent, []) if a.mime.startswith("image/")]
+                 for parent in request.parents]
+        if not found[0]:
+            raise BadInput("The chosen item has no picture.")
+        return editing.load_source(found[0][0].data, found[0][0].name or "The picture"), found
+
+    def _refine(self, request: Request, progress: Progress, inputs: Inputs) -> Result:
+        """Refine: the picture enlarged (Lanczos) by ``scale``, then redrawn at ``detail``
+        strength in overlapping tiles of the model's size (each with seed + its index),
+        blended where they overlap (plugins/image/editing.py: tiled)."""
+        import numpy as np
+        from PIL import Image
+
+        from creative_studio.core.progress import Part
+
+        from . import editing
+
+        started = time.perf_counter()
+        p = request.params
+        source, _ = self._source(request, inputs)
+        width, height = editing.refine_size(source.width, source.height, p["scale"])
+        big = source if (width, height) == source.size else \
+            source.resize((width, height), Image.Resampling.LANCZOS)
+        pixels = np.asarray(big)
+        # the model draws multiples of 8: the edge carried outwards, cut off afterwards
+        padded = np.pad(pixels, ((0, -height % 8), (0, -width % 8), (0, 0)), mode="edge")
+        tile = max(64, (p["tile"] or self.native_size()) // 8 * 8)
+        overlap = max(32, tile // 8)
+        edit = dataclasses.replace(request, task="img2img")
+        seconds = []
+
+        def draw(region, index: int, count: int):
+            part = Part(progress, index / count, 1 / count)
+            progress.say(f"Tile {index + 1} of {count}")
+            one = dataclasses.replace(edit, seed=(request.seed + index) % (2**32))
+            began = time.perf_counter()
+            if self.remote is not None:
+                drawn, facts = self.remote.edit(one, part, region, None, p["detail"])
+                remote.update(facts)
+            else:
+                drawn = self._draw(one, part, region, None, p["detail"])
+            seconds.append(time.perf_counter() - began)
+            return drawn
+
+        remote: dict = {}
+        out = editing.tiled(padded, tile, overlap, draw)[:height, :width]
+        progress.say("")
+        rows = len(editing.tile_spans(padded.shape[0], tile, overlap))
+        cols = len(editing.tile_spans(padded.shape[1], tile, overlap))
+        facts = {"task": "refine", "strength": p["detail"], "scale": p["scale"],
+                 "tiles": [cols, rows], "tile": tile, "overlap": overlap,
+                 "source_size": [source.width, source.height],
+                 "tile_seconds": round(sum(seconds), 2)}
+        return self._result(request, out, started, facts, remote or None)
 
     def _result(self, request: Request, pixels, started: float, facts: dict | None = None,
                 remote: dict | None = None) -> Result:

@@ -39,7 +39,7 @@ EXPORT_SCALES = (1, 4, 8)  # a 32×32 emoji exported ×8 is 256×256
 GALLERY_LIMIT = 300  # the newest images shown in the gallery (all are in the History)
 
 RUN_LABELS = {"generate": "Generate", "img2img": "Change", "inpaint": "Inpaint",
-              "outpaint": "Outpaint"}
+              "outpaint": "Outpaint", "refine": "Refine"}
 
 
 class ImagePanel(PluginPanel):
@@ -130,11 +130,11 @@ class ImagePanel(PluginPanel):
         self.param_rows(form, "strength")
         self.param_row(form, "left", self.extend_field)
         form.labelForField(self.extend_field).setText("Extend (L T R B)")
-        self.param_rows(form, "feather")
+        self.param_rows(form, "feather", "scale", "detail")
         self._form = form
         advanced = QFormLayout()  # what an artist sets now and then folds away
         self.param_rows(advanced, "negative", "scheduler", "sampler", "schedule", "steps",
-                        "guidance")
+                        "guidance", "tile")
         advanced.addRow("Workflow", self.workflow_button)
         self._server_rows = (advanced, [self.sampler, self.schedule, self.workflow_button])
         advanced.addRow("Seed", self.seed_field)
