@@ -9,6 +9,7 @@ import io
 import json
 import pickle
 import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -279,3 +280,69 @@ def test_checkpoint_and_lora_stack_through_the_window(qtbot, make_window, files,
     panel.loras.set_list_value([])
     panel.recall(item, "all")  # Use all: the stack comes back with its weights
     assert panel.loras.list_value() == [f"{lora_files['sd15']}:0.7"]
+
+
+# -- models on this computer ---------------------------------------------------------------
+def test_the_folders_of_other_apps_are_listed_by_header(files, lora_files, tmp_path):
+    import shutil
+
+    from creative_studio.core.provenance import weights_sha256
+    from plugins.image import found
+
+    home = tmp_path / "home"
+    a1111 = home / "stable-diffusion-webui" / "models"
+    (a1111 / "Stable-diffusion").mkdir(parents=True)
+    (a1111 / "Lora" / "styles").mkdir(parents=True)
+    comfy = home / "ComfyUI" / "models" / "checkpoints"
+    comfy.mkdir(parents=True)
+    shutil.copy(files["sd15"], a1111 / "Stable-diffusion" / "dream.safetensors")
+    shutil.copy(files["sd15"], comfy / "dream copy.safetensors")  # the same file twice
+    shutil.copy(files["sdxl"], comfy / "xl.safetensors")
+    shutil.copy(lora_files["sd15"], a1111 / "Lora" / "styles" / "zq.safetensors")
+    (comfy / "broken.safetensors").write_bytes(b"\xff" * 20)
+    import torch
+    from safetensors.torch import save_file
+
+    save_file({"encoder.down_blocks.0.conv.weight": torch.zeros(1)},
+              str(comfy / "a-vae.safetensors"))  # neither: left out
+    (comfy / "loop").symlink_to(comfy)
+    known = weights_sha256(comfy / "xl.safetensors")  # hashed before: shown
+    models = found.scan(home=home)
+    listed = {Path(m.path).name: m for m in models}
+    # A1111's folder is looked in first: its copy is the entry, ComfyUI's a copy of it
+    assert set(listed) == {"dream.safetensors", "xl.safetensors", "zq.safetensors",
+                           "broken.safetensors"}
+    dream = next(m for m in models if m.name.startswith("dream"))
+    assert dream.kind == "checkpoint" and dream.family == "Stable Diffusion 1.x"
+    assert len(dream.copies) == 1 and dream.sha256 == ""  # never hashed while listing
+    assert listed["xl.safetensors"].family == "SDXL" and listed["xl.safetensors"].sha256 == known
+    lora = listed["zq.safetensors"]
+    assert (lora.kind, lora.triggers, lora.app) == ("lora", ("zq style",), "A1111")
+    assert "not a safetensors file" in listed["broken.safetensors"].error
+    assert [m.kind for m in models[:3]] == ["checkpoint", "checkpoint", "lora"]
+
+
+@pytest.mark.gui
+def test_the_image_panel_lists_and_uses_what_other_apps_keep(make_window, qtbot, files,
+                                                             lora_files, tmp_path):
+    import shutil
+
+    from creative_studio.core.settings import Settings
+
+    shelf = tmp_path / "shelf"
+    shelf.mkdir()
+    shutil.copy(files["sd15"], shelf / "dream.safetensors")
+    shutil.copy(lora_files["sd15"], shelf / "zq.safetensors")
+    window = make_window(settings=Settings(model_folders=[str(shelf)]))
+    panel = window.panels["image"]
+    qtbot.waitUntil(lambda: panel.model.findData(str(shelf / "dream.safetensors")) >= 0,
+                    timeout=15_000)
+    assert panel.model.currentData() == "embedded:emoji-unet"  # listed, not switched
+    panel.found_models_dialog()
+    dialog = panel.found_dialog
+    qtbot.waitUntil(lambda: dialog.table.rowCount() == 2, timeout=15_000)
+    assert dialog.table.item(0, 1).text() == "Checkpoint"
+    assert dialog.table.item(1, 2).text() == "32-wide text"  # the tiny model's width
+    dialog.table.selectRow(1)
+    dialog.use_button.click()
+    assert panel.loras.list_value() == [f"{shelf / 'zq.safetensors'}:1"]

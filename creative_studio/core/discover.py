@@ -226,7 +226,7 @@ def describe(path: Path, app: str, name: str = "") -> FoundModel:
 
 
 # -- walking ------------------------------------------------------------------------------
-def _walk(root: Path, depth: int = MAX_DEPTH, suffix: str = ".gguf",
+def walk(root: Path, depth: int = MAX_DEPTH, suffix: str = ".gguf",
           follow: bool = True) -> Iterator[Path]:
     """Files below ``root`` whose names end with ``suffix`` ("" = all): each folder once (by
     inode, so a symlink loop ends), unreadable ones skipped, hidden folders left out, at most
@@ -262,7 +262,7 @@ def _walk(root: Path, depth: int = MAX_DEPTH, suffix: str = ".gguf",
 def _ollama(root: Path) -> Iterator[tuple[Path, str]]:
     """(blob, name:tag) of the models an Ollama folder's manifests name."""
     manifests = root / "manifests"
-    for manifest in _walk(manifests, depth=6, suffix="", follow=False):
+    for manifest in walk(manifests, depth=6, suffix="", follow=False):
         try:
             if os.stat(manifest).st_size > 1 << 20:
                 continue
@@ -306,7 +306,7 @@ def scan(folders: Iterable[tuple[str, Path]] | None = None, *,
                 if str(blob) not in seen_paths:
                     seen_paths.add(str(blob))
                     add(describe(blob, app, name=name))
-        for path in _walk(root):
+        for path in walk(root):
             real = os.path.realpath(path)
             if real in seen_paths:
                 continue

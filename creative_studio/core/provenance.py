@@ -63,9 +63,25 @@ def weights_sha256(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
-def _cached_file_hash(file: Path) -> str:
+def _hash_key(file: Path) -> str:
     stat = file.stat()
-    key = f"{file.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+    return f"{file.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+
+
+def known_sha256(file: str | os.PathLike) -> str:
+    """A file's SHA-256 when it was computed before (and the file has not changed since);
+    "" otherwise — nothing is read but the cache (a listing of large models)."""
+    try:
+        key = _hash_key(Path(file))
+        index = json.loads((paths.cache_dir() / "hashes.json").read_text())
+    except (OSError, ValueError):
+        return ""
+    value = index.get(key, "") if isinstance(index, dict) else ""
+    return value if isinstance(value, str) else ""
+
+
+def _cached_file_hash(file: Path) -> str:
+    key = _hash_key(file)
     index_path = paths.cache_dir() / "hashes.json"
     with _lock:
         try:

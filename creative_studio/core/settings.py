@@ -56,7 +56,7 @@ class Settings:
     folds: dict = field(default_factory=dict)  # panel id → its Advanced fold is open
     welcomed: bool = False  # the welcome page was seen (it opens at the first launch)
     serif: bool = False  # the Text panel's document in a serif font
-    model_folders: list = field(default_factory=list)  # more folders of GGUF models to scan
+    model_folders: list = field(default_factory=list)  # more folders of models to scan
     scan_models: bool = True  # at start, list the GGUFs other apps keep (core/discover.py)
     version: int = VERSION
     # what could not be read from the file (never saved): told once, the file kept aside

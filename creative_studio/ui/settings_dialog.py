@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -12,9 +13,11 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QListWidget,
     QPushButton,
     QSpinBox,
     QTabWidget,
+    QVBoxLayout,
     QWidget,
 )
 
@@ -57,11 +60,29 @@ class SettingsDialog(QDialog):
                                        "model never closes the window)")
         self.model_process.setChecked(settings.model_process)
         self.model_process.setToolTip("Takes effect the next time the studio starts.")
-        self.scan_models = QCheckBox("At start, list the GGUF models other apps keep (LM "
-                                     "Studio, Ollama, GPT4All, Jan…) in the Text panel")
+        self.scan_models = QCheckBox("At start, list the models other apps keep (GGUFs of LM "
+                                     "Studio, Ollama, GPT4All, Jan…; checkpoints of A1111, "
+                                     "Forge, ComfyUI, InvokeAI…) in the panels")
         self.scan_models.setChecked(settings.scan_models)
-        self.scan_models.setToolTip("Only their headers are read; nothing is written. Text "
-                                    "→ + → Models on this computer… lists them any time.")
+        self.scan_models.setToolTip("Only their headers are read; nothing is written. + → "
+                                    "Models on this computer… in the Text and Image panels "
+                                    "lists them any time.")
+        self.model_folders = QListWidget()
+        self.model_folders.addItems([f for f in settings.model_folders if isinstance(f, str)])
+        self.model_folders.setToolTip("Your own folders of models (GGUFs, checkpoints, "
+                                      "LoRAs), scanned with the other apps' folders")
+        self.model_folders.setMaximumHeight(90)
+        add_folder, remove_folder = QPushButton("Add…"), QPushButton("Remove")
+        add_folder.clicked.connect(self._add_model_folder)
+        remove_folder.clicked.connect(
+            lambda: self.model_folders.takeItem(self.model_folders.currentRow()))
+        folders_row = QHBoxLayout()
+        folders_row.addWidget(self.model_folders, 1)
+        folder_buttons = QVBoxLayout()
+        folder_buttons.addWidget(add_folder)
+        folder_buttons.addWidget(remove_folder)
+        folder_buttons.addStretch(1)
+        folders_row.addLayout(folder_buttons)
         self.default_folder = QLineEdit(settings.default_folder)
         self.default_folder.setPlaceholderText("the folder the studio was started in")
         self.default_folder.setToolTip("Where Open, Save and Export dialogs start until each "
@@ -80,6 +101,7 @@ class SettingsDialog(QDialog):
         form.addRow("Theme", self.theme)
         form.addRow(self.downloads)
         form.addRow(self.scan_models)
+        form.addRow("Model folders", folders_row)
         form.addRow(note)
         self.servers = ServersPage(settings)
         self.tabs = QTabWidget()
@@ -95,6 +117,13 @@ class SettingsDialog(QDialog):
         if folder:
             self.default_folder.setText(folder)
 
+    def _add_model_folder(self) -> None:
+        from PySide6.QtWidgets import QFileDialog
+
+        folder = QFileDialog.getExistingDirectory(self, "A folder of models")
+        if folder and not self.model_folders.findItems(folder, Qt.MatchFlag.MatchExactly):
+            self.model_folders.addItem(folder)
+
     def apply(self) -> None:
         self.settings.device = self.device.currentData()
         self.settings.theme = self.theme.currentData()
@@ -103,4 +132,6 @@ class SettingsDialog(QDialog):
         self.settings.default_folder = self.default_folder.text().strip()
         self.settings.model_process = self.model_process.isChecked()
         self.settings.scan_models = self.scan_models.isChecked()
+        self.settings.model_folders = [self.model_folders.item(i).text()
+                                       for i in range(self.model_folders.count())]
         self.settings.servers = self.servers.servers()

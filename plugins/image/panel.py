@@ -37,6 +37,7 @@ from creative_studio.ui.widgets import SeedField, StatusLine, ask_path, menu_but
 
 EXPORT_SCALES = (1, 4, 8)  # a 32×32 emoji exported ×8 is 256×256
 GALLERY_LIMIT = 300  # the newest images shown in the gallery (all are in the History)
+SCAN_DELAY_MS = 1500  # the start-up scan of model folders waits for the window
 
 RUN_LABELS = {"generate": "Generate", "img2img": "Change", "inpaint": "Inpaint",
               "outpaint": "Outpaint", "refine": "Refine"}
@@ -55,7 +56,8 @@ class ImagePanel(PluginPanel):
             "Use another model: a checkpoint file (.safetensors from A1111, Forge, ComfyUI, "
             "Civitai: SD 1.x, 2.x, SDXL), a diffusers pipeline folder, a Hugging Face id, or "
             "a checkpoint on one of your ComfyUI servers (Edit → Preferences → Servers)",
-            [("Checkpoint file…", self._choose_checkpoint),
+            [("Models on this computer…", self.found_models_dialog),
+             ("Checkpoint file…", self._choose_checkpoint),
              ("Pipeline folder…", self._choose_folder), ("Hugging Face id…", self._choose_hub),
              ("Checkpoint on a server…", self.choose_server_model)])
         model_row = QHBoxLayout()
@@ -206,6 +208,64 @@ class ImagePanel(PluginPanel):
         self.task.currentIndexChanged.connect(self._task_changed)
         self._task_changed()
         self.settings_changed()
+        if getattr(context.settings, "scan_models", False):  # once the window is up
+            from PySide6.QtCore import QTimer
+
+            QTimer.singleShot(SCAN_DELAY_MS, self.scan_models)
+
+    # -- models on this computer ----------------------------------------------------------------
+    def found_models_dialog(self) -> None:
+        """Checkpoints and LoRAs other apps keep: Use puts a checkpoint in the model list, a
+        LoRA on the stack."""
+        from creative_studio.ui.found import FoundModelsDialog, size_text
+
+        from . import found
+
+        def scan():
+            folders = found.folders_of(self.context.settings)
+            return lambda: found.scan(folders)
+
+        def values(model) -> tuple:
+            return (model.name, "LoRA" if model.kind == "lora" else "Checkpoint", model.family,
+                    size_text(model.size), model.sha256[:10] or "on first use", model.app,
+                    model.path)
+
+        def use(model) -> None:
+            if model.kind == "lora":
+                self.add_lora(Path(model.path))
+            else:
+                self.add_model_ref(model.path, f"File: {Path(model.path).name}")
+
+        self.found_dialog = FoundModelsDialog(
+            self, columns=("Name", "Kind", "For", "Size", "SHA-256", "Found in", "File"),
+            scan=scan, values=values, use=use,
+            looking="Looking in A1111, Forge, ComfyUI, InvokeAI and Fooocus model folders, and "
+                    "your own (Preferences → Model folders)…",
+            empty="No checkpoints or LoRAs found. Add a folder of your own, or choose a file "
+                  "(+ → Checkpoint file…).", folder_title="A folder of checkpoints or LoRAs")
+        self.found_dialog.open()
+
+    def scan_models(self) -> None:
+        """At start, off the GUI thread: the checkpoints other apps keep join the model list."""
+        from creative_studio.ui.servers import Background
+
+        from . import found
+
+        folders = found.folders_of(self.context.settings)
+        self._scanning = Background(self)
+        self._scanning.done.connect(self._models_found)
+        self._scanning.run(lambda: found.scan(folders))
+
+    def _models_found(self, models, error: str) -> None:
+        current = self.model.currentIndex()
+        for model in models or []:
+            if model.kind == "checkpoint" and not model.error and \
+                    self.model.findData(model.path) < 0:
+                self.model.addItem(f"{model.name} · {model.family} — on this computer",
+                                   model.path)
+                self.model.setItemData(self.model.count() - 1, f"{model.path} ({model.app})",
+                                       Qt.ItemDataRole.ToolTipRole)
+        self.model.setCurrentIndex(current)
 
     # -- editing ------------------------------------------------------------------------------
     def _paint_tools(self) -> QWidget:

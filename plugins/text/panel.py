@@ -305,9 +305,9 @@ class TextPanel(PluginPanel):
     # -- models -------------------------------------------------------------------------
     # -- models on this computer -----------------------------------------------------------
     def found_models_dialog(self) -> None:
-        from .found import FoundModelsDialog
+        from .found import found_models_dialog
 
-        self.found_dialog = FoundModelsDialog(self)
+        self.found_dialog = found_models_dialog(self)
         self.found_dialog.open()
 
     def scan_models(self) -> None:
