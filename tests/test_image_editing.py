@@ -353,3 +353,22 @@ def test_refine_enlarges_and_redraws_in_tiles(emoji_generator):
     assert np.array_equal(out, again)
     with pytest.raises(BadInput, match="refine stops at"):
         edit(emoji_generator, "refine", picture(3000, 3000), scale=4.0)
+
+
+@pytest.mark.gui
+def test_an_upscale_goes_to_the_image_panel_for_refining(qtbot, make_window, tmp_path):
+    window = make_window()
+    upscale, image = window.panels["upscale"], window.panels["image"]
+    path = tmp_path / "photo.png"
+    picture(32, 32).save(path)
+    (source,) = upscale.open_files([path])
+    upscale.send_result_to_image()
+    assert "Upscale a picture first, then edit the result" in upscale.message.text()
+    upscale.results[source] = source  # as if its upscale were this picture
+    upscale.send_result_to_image()
+    assert window.tabs.currentWidget() is image
+    assert image.source_id == source and image.canvas.has_picture()
+    image.task.setCurrentIndex(image.task.findData("refine"))
+    assert image.generate_button.text() == "Refine"
+    assert not image.param_widget("scale").isHidden()
+    assert image.param_widget("strength").isHidden()

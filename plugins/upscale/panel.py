@@ -315,7 +315,14 @@ class UpscalePanel(PluginPanel):
         side_layout.addWidget(self.sources, 1)
         side_layout.addLayout(form)
         side_layout.addLayout(buttons)
-        side_layout.addWidget(self.export_button)
+        self.edit_button = QPushButton("Refine or edit in Image ▸")
+        self.edit_button.setToolTip("Send the shown upscale to the Image panel: refine it, "
+                                    "change it, inpaint or outpaint it")
+        self.edit_button.clicked.connect(self.send_result_to_image)
+        result_row = QHBoxLayout()
+        result_row.addWidget(self.export_button, 1)
+        result_row.addWidget(self.edit_button, 1)
+        side_layout.addLayout(result_row)
         side_layout.addWidget(self.queue_label)
         side_layout.addWidget(self.info)
         side_layout.addWidget(self.message)
@@ -740,15 +747,31 @@ class UpscalePanel(PluginPanel):
                                         else "Upscale")
 
     # -- export -----------------------------------------------------------------------
-    def export_dialog(self) -> None:
+    def shown_result(self, doing: str) -> Item | None:
+        """The upscale on the right of the split (else the selected source's last one);
+        None, and a message saying to upscale first, when there is none."""
         current = self.sources.currentItem()
         source = current.data(Qt.ItemDataRole.UserRole) if current else None
         shown = self.right_choice.currentData()  # the upscale compared on the right
         result_id = shown if shown and shown != source else self.results.get(source)
         if result_id is None:
-            self.show_message("Upscale a picture first, then export the result.", error=True)
+            self.show_message(f"Upscale a picture first, then {doing} the result.", error=True)
+            return None
+        return self.context.store.item(result_id)
+
+    def send_result_to_image(self) -> None:
+        item = self.shown_result("edit")
+        if item is None:
             return
-        item = self.context.store.item(result_id)
+        if not item.assets or not item.assets[0].mime.startswith("image/"):
+            self.show_message("Videos cannot be edited in the Image panel.", error=True)
+        elif not self.context.send(item, "image"):
+            self.show_message("The Image panel is not available.", error=True)
+
+    def export_dialog(self) -> None:
+        item = self.shown_result("export")
+        if item is None:
+            return
         from creative_studio.io.export import suggested_name
 
         name = suggested_name(item)
