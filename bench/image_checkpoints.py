@@ -2,7 +2,7 @@
 full-size SD 1.5-layout checkpoint, and the editing figures.
 
     .venv/bin/python bench/image_checkpoints.py [--rounds 3] [--steps 4] [--size 512]
-                                                [--edits-only] [--refine 1024]
+                                                [--edits-only] [--refine 1024] [--comfyui]
 
 1. **Load**: a full-size SD 1.5 layout (UNet 860 M, CLIP ViT-L, VAE; random weights, float16,
    2 GB; written once to .cache/bench/sd15-random.safetensors by tests/checkpoints.py's
@@ -12,10 +12,14 @@ full-size SD 1.5-layout checkpoint, and the editing figures.
 2. **Seconds per image**: the studio's generator on the single file (scheduler, previews,
    cancel checks, PNG with its recipe) against a bare ``pipe(...)`` call on the same loaded
    pipeline with the same arguments and seed, rounds alternating (goal ≤ 1.05).
-3. **Editing** on the embedded model and on the checkpoint: inpaint's largest difference
-   outside the mask (goal 0), img2img at strength 0 against the source (PSNR, goal ≥ 45 dB),
-   and whether the same seed gives the same picture.
-4. **Refine** (``--refine 1024``, alone): a 1024² photo-like picture (skimage's astronaut, or
+3. **Editing** on the embedded model, on the checkpoint and (``--comfyui``) on a real ComfyUI
+   (tools/comfyui_server.py: its small test checkpoint): inpaint's largest difference outside
+   the mask (goal 0), img2img at strength 0 against the source (PSNR, goal ≥ 45 dB), and
+   whether the same seed gives the same picture.
+4. **LoRA** on the checkpoint (a kohya-layout LoRA written for its UNet and text encoder by
+   tests/checkpoints.py): weight 0 against no LoRA (goal: bit-identical), weight 1 (goal:
+   changed).
+5. **Refine** (``--refine 1024``, alone): a 1024² photo-like picture (skimage's astronaut, or
    smooth noise) refined ×1 on the checkpoint in tiles of 512 (blended over their overlap)
    and in one tile of 1024, same seed and strength: seconds of each (goal: tiled ≤ 1.1×
    untiled), and the seam measure — the mean gradient across the columns and rows where
@@ -83,7 +87,7 @@ def psnr(a, b) -> float:
     return math.inf if mse == 0 else 10 * math.log10(255 ** 2 / mse)
 
 
-def edits(ref: str, label: str, size: int) -> None:
+def edits(ref: str, label: str, size: int, settings=None) -> None:
     """Inpaint outside-mask difference, img2img strength 0 PSNR, same-seed equality."""
     import numpy as np
     from PIL import Image, ImageDraw
@@ -96,7 +100,7 @@ def edits(ref: str, label: str, size: int) -> None:
 
     registry = PluginRegistry.discover(entry_points=False)
     generator = ImageGenerator()
-    generator.load(registry.resolve_model("image", ref), "cpu", Progress())
+    generator.load(registry.resolve_model("image", ref, settings=settings), "cpu", Progress())
     rng = np.random.default_rng(0)
     source = Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8))
     mask = Image.new("L", source.size, 0)
@@ -109,7 +113,7 @@ def edits(ref: str, label: str, size: int) -> None:
 
     def run(task, seed=1, **params):
         parents = ["s"] + (["m"] if task == "inpaint" else [])
-        request = Request("image", task, prompt="red apple", seed=seed,
+        request = Request("image", task, prompt="red apple", seed=seed, model=ref,
                           params={"steps": 4, **params}, parents=parents)
         prepare_request(registry, request)
         inputs = {"s": [Asset("image", "image/png", png(source), "s.png")],
@@ -189,6 +193,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--edits-only", action="store_true")
     parser.add_argument("--refine", type=int, default=0, metavar="SIDE")
+    parser.add_argument("--comfyui", action="store_true", help="the edits on a real ComfyUI too")
     args = parser.parse_args()
     import torch
 
@@ -263,6 +268,49 @@ def main() -> None:
     print(f"{args.size}² at {args.steps} steps, median of {args.rounds}: studio {one:.2f} s · "
           f"bare diffusers {two:.2f} s · ratio {one / two:.3f} (goal ≤ 1.05)")
     edits(str(single), "SD 1.5-layout single file", 256)
+    lora(generator, registry)
+    if args.comfyui:
+        comfyui_edits()
+
+
+def lora(generator, registry) -> None:
+    import numpy as np
+
+    from creative_studio.core.jobs import Request
+    from creative_studio.core.progress import Progress
+    from creative_studio.workers.runner import prepare_request
+    from tests.checkpoints import tiny_lora
+
+    path = tiny_lora(CACHE / "sd15-random-lora.safetensors", generator.pipe.unet,
+                     generator.pipe.text_encoder, rank=8, scale=0.05)
+
+    def run(weight: float | None):
+        params = {"steps": 4, "width": 256, "height": 256}
+        if weight is not None:
+            params["loras"] = [f"{path}:{weight}"]
+        request = Request("image", "generate", prompt="red apple", seed=4, params=params)
+        prepare_request(registry, request)
+        return _png_pixels(generator.generate(request, Progress(), {}).assets[0].data)
+
+    without, zero, one, again = run(None), run(0), run(1), run(None)
+    print(f"LoRA on the SD 1.5-layout file: weight 0 bit-identical to none: "
+          f"{np.array_equal(without, zero)} · after unloading: {np.array_equal(without, again)}"
+          f" · weight 1 changes {np.mean(np.any(one != without, axis=2)) * 100:.1f} % of the "
+          f"pixels (mean {np.abs(one.astype(int) - without).mean():.1f} levels)")
+
+
+def comfyui_edits() -> None:
+    from creative_studio.core.settings import Settings
+    from tools import comfyui_server
+
+    comfyui_server.setup()
+    server = comfyui_server.ComfyServer(models=comfyui_server.models_folder())
+    try:
+        settings = Settings(servers=[{"name": "bench", "url": server.url, "kind": "comfyui"}])
+        edits(f"server:bench/{comfyui_server.CHECKPOINT}", "ComfyUI (its test checkpoint)", 64,
+              settings)
+    finally:
+        server.stop()
 
 
 if __name__ == "__main__":
