@@ -431,7 +431,10 @@ class ImagePanel(PluginPanel):
                 "mask", "image/png", {"width": size.width(), "height": size.height()}))
         prompt = self.prompt.toPlainText().strip()
         label = f"{self.task.currentText().lower()}: {prompt[:24] or 'picture'}"
-        return self.submit_variations(task, self.param_values(task), label, prompt, parents)
+        jobs = self.submit_variations(task, self.param_values(task), label, prompt, parents)
+        if not jobs and len(parents) > 1:  # refused (and said): no orphan mask is kept
+            self.context.store.delete_item(parents[1])
+        return jobs
 
     def start_here(self) -> None:
         """Start drawing: an example prompt the embedded model knows, selected (typing
