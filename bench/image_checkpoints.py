@@ -171,7 +171,7 @@ def refine(args) -> None:
         results[label] = (time.perf_counter() - started, result)
     seconds, result = results["tiled 512"]
     out = _png_pixels(result.assets[0].data).astype(float).mean(axis=2)
-    spans = editing.tile_spans(side, 512, max(32, 512 // 8))
+    spans = editing.tile_spans(side, 512, max(32, 512 // 8))  # as the generator plans them
     across = abs(np.diff(out, axis=1))  # gradient between column x and x+1
     down = abs(np.diff(out, axis=0))
     # where tiles meet: the middle of each overlap (where the blend is half and half)
@@ -181,7 +181,8 @@ def refine(args) -> None:
     ratio = edges.mean() / np.concatenate([across.ravel(), down.ravel()]).mean()
     untiled = results["one tile"][0]
     print(f"refine {side}² ×1 at detail 0.5, {args.steps} steps: tiled "
-          f"{result.metadata['tiles']} of {result.metadata['tile']} px {seconds:.1f} s · one "
+          f"{result.metadata['tiles']} of {result.metadata['tile']} px (asked: 512) "
+          f"{seconds:.1f} s · one "
           f"tile {untiled:.1f} s · ratio {seconds / untiled:.2f} (goal ≤ 1.1) · tile-edge "
           f"gradient / everywhere {ratio:.3f} (goal ≤ 1.1)")
 

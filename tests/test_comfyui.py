@@ -500,13 +500,14 @@ def test_editing_on_the_server_keeps_every_unmasked_pixel(comfy, tmp_path):
                            params={"steps": 3, "width": 64, "height": 64, **params},
                            parents=parents)
 
-        full, partial, changed, wider = run(
+        full, partial, changed, wider, refined = run(
             settings_for(("farm-a", comfy)),
             edit("inpaint", [picture, mask_id], strength=1.0),
             edit("inpaint", [picture, mask_id], strength=0.5),
             edit("img2img", [picture], strength=0.6, width=0, height=0),
-            edit("outpaint", [picture], right=16), store=store, timeout=300)
-        for job in (full, partial, changed, wider):
+            edit("outpaint", [picture], right=16),
+            edit("refine", [picture], scale=1.5, tile=64), store=store, timeout=300)
+        for job in (full, partial, changed, wider, refined):
             assert job.state is JobState.DONE, job.error
         kept = np.asarray(mask) == 0
         for job in (full, partial):
@@ -523,6 +524,9 @@ def test_editing_on_the_server_keeps_every_unmasked_pixel(comfy, tmp_path):
         assert uploaded.startswith("creative-studio-") and "holiday" not in uploaded
         out = np.asarray(Image.open(io.BytesIO(wider.result.assets[0].data)).convert("RGB"))
         assert out.shape == (48, 80, 3) and np.array_equal(out[:, :64], source)
+        out = np.asarray(Image.open(io.BytesIO(refined.result.assets[0].data)).convert("RGB"))
+        assert out.shape == (72, 96, 3) and refined.result.metadata["tiles"] == [2, 2]
+        assert refined.result.metadata["workflow"]["11"]["class_type"] == "VAEEncode"
         item = store.item(full.item_id)
         assert item.parents == [picture, mask_id] and item.device == "server:farm-a"
         assert item.metadata["engine"] == "comfyui" and item.metadata["task"] == "inpaint"

@@ -343,6 +343,8 @@ def test_the_image_panel_lists_and_uses_what_other_apps_keep(make_window, qtbot,
     qtbot.waitUntil(lambda: dialog.table.rowCount() == 2, timeout=15_000)
     assert dialog.table.item(0, 1).text() == "Checkpoint"
     assert dialog.table.item(1, 2).text() == "32-wide text"  # the tiny model's width
+    dialog.filter.setText("zq")  # a hundred LoRAs: the one wanted by a part of its name
+    assert dialog.table.isRowHidden(0) and not dialog.table.isRowHidden(1)
     dialog.table.selectRow(1)
     dialog.use_button.click()
     assert panel.loras.list_value() == [f"{shelf / 'zq.safetensors'}:1"]

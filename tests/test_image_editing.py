@@ -346,7 +346,7 @@ def test_refine_enlarges_and_redraws_in_tiles(emoji_generator):
     result, out = edit(emoji_generator, "refine", source, scale=2.0, detail=0.5, tile=32)
     assert out.shape == (48, 80, 3)
     meta = result.metadata
-    assert meta["task"] == "refine" and meta["tiles"] == [2, 1] and meta["tile"] == 64
+    assert meta["task"] == "refine" and meta["tiles"] == [2, 1] and meta["tile"] == [56, 48]
     enlarged = np.asarray(source.resize((80, 48), Image.Resampling.LANCZOS)).astype(int)
     assert 1 < np.abs(out.astype(int) - enlarged).mean() < 60  # redrawn, not replaced
     _, again = edit(emoji_generator, "refine", source, scale=2.0, detail=0.5, tile=32)

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QDialogButtonBox,
     QHBoxLayout,
     QLabel,
+    QLineEdit,
     QPushButton,
     QTableWidget,
     QTableWidgetItem,
@@ -49,6 +50,10 @@ class FoundModelsDialog(QDialog):
         self.found: list = []
         self.note = QLabel(looking)
         self.note.setWordWrap(True)
+        self.filter = QLineEdit()
+        self.filter.setPlaceholderText("Filter: a part of a name, a kind, a folder…")
+        self.filter.setClearButtonEnabled(True)
+        self.filter.textChanged.connect(self._filter)
         self.table = QTableWidget(0, len(columns))
         self.table.setHorizontalHeaderLabels(list(columns))
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
@@ -73,6 +78,7 @@ class FoundModelsDialog(QDialog):
         row.addWidget(buttons)
         layout = QVBoxLayout(self)
         layout.addWidget(self.note)
+        layout.addWidget(self.filter)
         layout.addWidget(self.table, 1)
         layout.addLayout(row)
         self.worker = Background(self)
@@ -111,6 +117,16 @@ class FoundModelsDialog(QDialog):
             + ". Double-click one, or choose it and Use." if self.found else self.empty)
         if readable:
             self.table.selectRow(self.found.index(readable[0]))
+        self._filter(self.filter.text())
+
+    def _filter(self, text: str) -> None:
+        """Rows with every word typed somewhere in them (a hundred LoRAs stay findable)."""
+        words = text.lower().split()
+        for row in range(self.table.rowCount()):
+            cells = " ".join(self.table.item(row, c).text().lower()
+                             for c in range(self.table.columnCount())
+                             if self.table.item(row, c) is not None)
+            self.table.setRowHidden(row, not all(w in cells for w in words))
 
     def add_folder(self) -> None:
         folder = ask_path(self, self.panel.context.settings, "model", "folder",

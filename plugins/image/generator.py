@@ -409,10 +409,12 @@ class ImageGenerator:
         remote: dict = {}
         out = editing.tiled(padded, tile, overlap, draw)[:height, :width]
         progress.say("")
-        rows = len(editing.tile_spans(padded.shape[0], tile, overlap))
-        cols = len(editing.tile_spans(padded.shape[1], tile, overlap))
+        rows = editing.tile_spans(padded.shape[0], tile, overlap)
+        cols = editing.tile_spans(padded.shape[1], tile, overlap)
         facts = {"task": "refine", "strength": p["detail"], "scale": p["scale"],
-                 "tiles": [cols, rows], "tile": tile, "overlap": overlap,
+                 "tiles": [len(cols), len(rows)], "overlap": overlap,
+                 # the tiles as drawn: evened out, so at most the size asked for
+                 "tile": [cols[0][1] - cols[0][0], rows[0][1] - rows[0][0]],
                  "source_size": [source.width, source.height],
                  "tile_seconds": round(sum(seconds), 2)}
         return self._result(request, out, started, facts, remote or None)
