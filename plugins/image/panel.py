@@ -176,14 +176,17 @@ class ImagePanel(PluginPanel):
         actions.addWidget(use)
         for label, slot, tip in (
                 ("Open PNG…", self.open_png_dialog, "Show a PNG and read its recipe"),
-                ("Export PNG…", self.export_dialog, "Save the picture with its recipe"),
-                ("Edit ▸", self.edit_current, "Change, inpaint or outpaint the shown "
-                                               "picture (it becomes the Picture to edit)"),
-                ("Upscale ▸", self.upscale_current, "Send the picture to the Upscale panel")):
+                ("Export PNG…", self.export_dialog, "Save the picture with its recipe")):
             button = QPushButton(label)
             button.setToolTip(tip)
             button.clicked.connect(slot)
             actions.addWidget(button)
+        self.edit_menu = menu_button(
+            "Edit ▸", "Work on the shown picture: change, inpaint, outpaint or refine it here, "
+                      "or upscale it",
+            [("Change, inpaint, outpaint or refine it", self.edit_current),
+             ("Upscale it (Upscale panel)", self.upscale_current)])
+        actions.addWidget(self.edit_menu)
         self.export_scale = QComboBox()
         for factor in EXPORT_SCALES:
             self.export_scale.addItem(f"×{factor}", factor)
@@ -324,6 +327,7 @@ class ImagePanel(PluginPanel):
         task = self.task_id()
         editing = task != "generate"
         self.show_params_for(task)
+        self._show_server_rows()  # the server's own rows stay a server model's
         for widget in (self.source_field,):
             widget.setVisible(editing)
             self._form.labelForField(widget).setVisible(editing)
@@ -460,6 +464,11 @@ class ImagePanel(PluginPanel):
 
     def _model_changed(self, *_args) -> None:
         """Server rows show for a model on a server, filled with that server's choices."""
+        self._show_server_rows()
+        if self.on_server():
+            self._ask_server_choices()
+
+    def _show_server_rows(self) -> None:
         on_server = self.on_server()
         form, widgets = self._server_rows
         for widget in widgets:
@@ -467,8 +476,6 @@ class ImagePanel(PluginPanel):
             label = form.labelForField(widget)
             if label is not None:
                 label.setVisible(on_server)
-        if on_server:
-            self._ask_server_choices()
 
     def _ask_server_choices(self) -> None:
         from creative_studio.core.servers import of_kinds

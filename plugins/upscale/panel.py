@@ -319,10 +319,8 @@ class UpscalePanel(PluginPanel):
         self.edit_button.setToolTip("Send the shown upscale to the Image panel: refine it, "
                                     "change it, inpaint or outpaint it")
         self.edit_button.clicked.connect(self.send_result_to_image)
-        result_row = QHBoxLayout()
-        result_row.addWidget(self.export_button, 1)
-        result_row.addWidget(self.edit_button, 1)
-        side_layout.addLayout(result_row)
+        side_layout.addWidget(self.export_button)
+        side_layout.addWidget(self.edit_button)
         side_layout.addWidget(self.queue_label)
         side_layout.addWidget(self.info)
         side_layout.addWidget(self.message)
