@@ -257,9 +257,9 @@ def test_upscale_through_the_window(qtbot, make_window, tmp_path):
     # feed a project image (here: the first result) back in from the history, lineage kept
     window.history.select(items[0].id)
     assert window.history.send_button.isEnabled()
-    (send,) = window.history.send_button.menu().actions()
-    assert send.text() == "Upscale"
-    send.trigger()
+    actions = window.history.send_button.menu().actions()
+    assert [a.text() for a in actions] == ["Image", "Upscale"]  # edit it, or upscale again
+    actions[1].trigger()
     (again,) = panel.upscale()
     qtbot.waitUntil(lambda: again.state.finished and not panel.jobs, timeout=60_000)
     assert window.store.item(again.item_id).parents == [items[0].id]

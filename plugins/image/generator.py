@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import os
 import time
 from pathlib import Path
 
@@ -240,7 +241,8 @@ class ImageGenerator:
         if tagged:
             places = [path for path, _ in entries]
             places += [path.parent for path, _ in entries]
-            places += [Path(f).expanduser() for f in Settings.load().model_folders]
+            places += [Path(os.path.expanduser(f)) for f in Settings.load().model_folders
+                       if isinstance(f, str)]
             entries += [(loras.find_by_name(name, places), weight) for name, weight in tagged]
         chosen: dict[Path, float] = {}
         for path, weight in entries:  # one file named twice: the later weight (the prompt's)

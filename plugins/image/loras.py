@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import struct
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ from creative_studio.core.errors import BadInput, ModelError
 
 from .checkpoints import metadata, read_shapes
 
-TAG = re.compile(r"<lora:([^:>]+)(?::([^:>]*))?(?::[^>]*)?>", re.IGNORECASE)
+TAG = re.compile(r"<lora:([^:>]*)(?::([^:>]*))?(?::[^>]*)?>", re.IGNORECASE)
 MAX_WEIGHT = 4.0
 MAX_FOUND = 20_000  # files looked at when a prompt names a LoRA by name
 CONTEXT_FAMILY = {768: "SD 1.x", 1024: "SD 2.x", 2048: "SDXL"}
@@ -56,13 +57,15 @@ def parse_entry(entry: str) -> tuple[Path, float]:
     if not -MAX_WEIGHT <= weight <= MAX_WEIGHT:
         raise BadInput(f"A LoRA's weight is between {-MAX_WEIGHT:g} and {MAX_WEIGHT:g} "
                        f"(got {weight:g} for {Path(path).name}).")
-    return Path(path).expanduser(), weight
+    return Path(os.path.expanduser(path)), weight  # "~nobody/x": left as it is
 
 
 def prompt_tags(prompt: str) -> tuple[str, list[tuple[str, float]]]:
     """The prompt without its ``<lora:name:weight>`` tags, and the tags' (name, weight)."""
     found = []
     for match in TAG.finditer(prompt):
+        if not match.group(1).strip():
+            raise BadInput(f"{match.group(0)} in the prompt names no LoRA.")
         try:
             weight = float(match.group(2)) if match.group(2) not in (None, "") else 1.0
         except ValueError as exc:
