@@ -19,6 +19,7 @@ from creative_studio.core.errors import ModelError
 from creative_studio.core.progress import Progress
 from plugins.image import checkpoints
 from tests import checkpoints as build
+from tests.helpers import finished_item
 from tests.test_image import make, request
 from tests.test_image_editing import edit, mask_of, picture
 
@@ -254,7 +255,6 @@ def test_loras_on_sdxl_and_on_the_embedded_model(files, lora_files):
 @pytest.mark.gui
 def test_checkpoint_and_lora_stack_through_the_window(qtbot, make_window, files, lora_files,
                                                       tmp_path):
-    from creative_studio.core.jobs import JobState
 
     window = make_window()
     panel = window.panels["image"]
@@ -271,10 +271,7 @@ def test_checkpoint_and_lora_stack_through_the_window(qtbot, make_window, files,
     panel.steps.setValue(3)
     panel.width_box.setValue(64)
     panel.height_box.setValue(64)
-    (job,) = panel.generate()
-    qtbot.waitUntil(lambda: job.state.finished, timeout=120_000)
-    assert job.state is JobState.DONE, job.error
-    item = window.store.item(job.item_id)
+    item = finished_item(qtbot, window, panel, *panel.generate(), timeout=120_000)
     assert item.request.params["loras"] == [f"{lora_files['sd15']}:0.7"]
     assert item.metadata["loras"][0]["hash"] and item.model["sha256"]
     panel.loras.set_list_value([])

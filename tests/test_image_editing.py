@@ -19,6 +19,7 @@ from creative_studio.core.jobs import Asset, JobState, Request
 from creative_studio.core.progress import Progress
 from plugins.image import editing
 from tests.conftest import prepared
+from tests.helpers import finished_item
 from tests.test_image import make, tiny_emoji, tiny_sd  # noqa: F401 - fixtures
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -262,7 +263,6 @@ def test_inpaint_through_the_window(qtbot, make_window, tmp_path):
     picture and the mask are the result's parents; Use all brings the edit back."""
     from PySide6.QtCore import QPointF
 
-    from creative_studio.core.jobs import JobState
 
     window = make_window()
     panel = window.panels["image"]
@@ -283,9 +283,7 @@ def test_inpaint_through_the_window(qtbot, make_window, tmp_path):
     panel.steps.setValue(6)
     panel.seed_field.restore(3)
     (job,) = panel.generate()
-    qtbot.waitUntil(lambda: job.state.finished, timeout=120_000)
-    assert job.state is JobState.DONE, job.error
-    item = window.store.item(job.item_id)
+    item = finished_item(qtbot, window, panel, job, timeout=120_000)
     source_id, mask_id = item.parents
     assert window.store.item(mask_id).kind == "mask"
     out = np.asarray(Image.open(io.BytesIO(job.result.assets[0].data)).convert("RGB"))

@@ -283,22 +283,35 @@ def _ollama(root: Path) -> Iterator[tuple[Path, str]]:
             yield root / "blobs" / digest.replace(":", "-"), name
 
 
+class Merged:
+    """Found model files, copies merged by their quick key (the first found is the entry,
+    later ones its ``copies``), unreadable ones kept apart."""
+
+    def __init__(self) -> None:
+        self.found: dict[str, object] = {}
+        self.unreadable: list = []
+
+    def add(self, model) -> None:
+        if model.error:
+            self.unreadable.append(model)
+        elif model.key in self.found:
+            self.found[model.key].copies.append(model.path)
+        else:
+            self.found[model.key] = model
+
+    def listing(self, order) -> list:
+        """The readable ones in ``order``, then the unreadable ones by path."""
+        return sorted(self.found.values(), key=order) + \
+            sorted(self.unreadable, key=lambda m: m.path)
+
+
 def scan(folders: Iterable[tuple[str, Path]] | None = None, *,
          home: Path | None = None) -> list[FoundModel]:
     """Every GGUF model in ``folders`` ((app, folder); the usual apps' folders by default),
     copies merged, unreadable ones listed with why, sorted by name."""
-    found: dict[str, FoundModel] = {}
-    unreadable: list[FoundModel] = []
+    merged = Merged()
+    add = merged.add
     seen_paths: set[str] = set()
-
-    def add(model: FoundModel) -> None:
-        if model.error:
-            unreadable.append(model)
-        elif model.key in found:
-            found[model.key].copies.append(model.path)
-        else:
-            found[model.key] = model
-
     for app, root in (known_folders(home) if folders is None else folders):
         root = Path(root)
         if app == "Ollama" or (root / "manifests").is_dir() and (root / "blobs").is_dir():
@@ -312,5 +325,4 @@ def scan(folders: Iterable[tuple[str, Path]] | None = None, *,
                 continue
             seen_paths.add(real)
             add(describe(path, app))
-    models = sorted(found.values(), key=lambda m: (m.name.lower(), m.path))
-    return models + sorted(unreadable, key=lambda m: m.path)
+    return merged.listing(lambda m: (m.name.lower(), m.path))

@@ -102,8 +102,7 @@ def describe(path: Path, app: str) -> FoundImageModel | None:
 def scan(folders: list[tuple[str, Path]] | None = None, *, home: Path | None = None
          ) -> list[FoundImageModel]:
     """Checkpoints, then LoRAs, by name; copies merged; unreadable files listed with why."""
-    found: dict[str, FoundImageModel] = {}
-    unreadable: list[FoundImageModel] = []
+    merged = discover.Merged()
     seen: set[str] = set()
     for app, root in (known_folders(home) if folders is None else folders):
         for path in discover.walk(Path(root), suffix=".safetensors"):
@@ -112,16 +111,9 @@ def scan(folders: list[tuple[str, Path]] | None = None, *, home: Path | None = N
                 continue
             seen.add(real)
             model = describe(path, app)
-            if model is None:
-                continue
-            if model.error:
-                unreadable.append(model)
-            elif model.key in found:
-                found[model.key].copies.append(model.path)
-            else:
-                found[model.key] = model
-    models = sorted(found.values(), key=lambda m: (m.kind != "checkpoint", m.name.lower()))
-    return models + sorted(unreadable, key=lambda m: m.path)
+            if model is not None:
+                merged.add(model)
+    return merged.listing(lambda m: (m.kind != "checkpoint", m.name.lower()))
 
 
 def folders_of(settings) -> list[tuple[str, Path]]:
