@@ -261,8 +261,7 @@ def test_inpaint_from_the_command_line(tmp_path):
 def test_inpaint_through_the_window(qtbot, make_window, tmp_path):
     """A newcomer's edit with the embedded model: drop a photo, paint on it, Inpaint; the
     picture and the mask are the result's parents; Use all brings the edit back."""
-    from PySide6.QtCore import QPointF
-
+    from PySide6.QtCore import QPointF, Qt
 
     window = make_window()
     panel = window.panels["image"]
@@ -277,8 +276,15 @@ def test_inpaint_through_the_window(qtbot, make_window, tmp_path):
     panel.brush_size.setValue(8)
     panel.canvas.paint_at(QPointF(10, 10), QPointF(20, 20))
     assert not panel.canvas.mask_empty()
+    panel.canvas.paint_at(QPointF(2, 28), erase=False)  # a slip of the brush…
+    panel.canvas.clear_mask()
+    panel.canvas.undo()  # …the clear taken back, then the slip (Ctrl+Z on the canvas)
+    panel.canvas.setFocus()
+    qtbot.keyClick(panel.canvas, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert not panel.canvas.mask_empty() and panel.canvas.can_undo()
     mask = np.asarray(Image.open(io.BytesIO(panel.canvas.mask_png())))
     assert mask.shape == (32, 32) and mask[15, 15] == 255 and mask[0, 31] == 0
+    assert mask[28, 2] == 0  # the slip is gone
     panel.prompt.setPlainText("red apple")
     panel.steps.setValue(6)
     panel.seed_field.restore(3)

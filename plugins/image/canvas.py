@@ -10,6 +10,7 @@ from PySide6.QtGui import QColor, QImage, QPainter, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 MASK_TINT = QColor(255, 40, 80, 130)  # painted areas: what the model redraws
+UNDO_STEPS = 40  # strokes, clears and inverts that Undo can take back
 
 
 class MaskCanvas(QWidget):
@@ -28,8 +29,10 @@ class MaskCanvas(QWidget):
         self.grow = (0, 0, 0, 0)  # outpaint: left, top, right, bottom px around the picture
         self._last: QPointF | None = None
         self._erase_stroke = False
+        self._undo: list[QImage] = []  # the mask before each change, newest last
         self._hover: QPointF | None = None
         self.setMouseTracking(True)
+        self.setFocusPolicy(Qt.FocusPolicy.ClickFocus)  # Ctrl+Z after a stroke
         self.setMinimumSize(240, 240)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.setAccessibleName("Picture to edit (paint the mask here)")
@@ -45,6 +48,7 @@ class MaskCanvas(QWidget):
         if self.mask.size() != image.size():  # painted = opaque, the rest transparent
             self.mask = QImage(image.size(), QImage.Format.Format_ARGB32)
             self.mask.fill(0)
+            self._undo.clear()
         self.update()
         return True
 
@@ -56,14 +60,30 @@ class MaskCanvas(QWidget):
     def has_picture(self) -> bool:
         return not self.picture.isNull()
 
+    def _remember(self) -> None:
+        self._undo.append(self.mask.copy())
+        del self._undo[:-UNDO_STEPS]
+
+    def can_undo(self) -> bool:
+        return bool(self._undo)
+
+    def undo(self) -> None:
+        """Take back the last stroke, clear or invert of the mask."""
+        if self._undo:
+            self.mask = self._undo.pop()
+            self.update()
+            self.changed.emit()
+
     def clear_mask(self) -> None:
         if not self.mask.isNull():
+            self._remember()
             self.mask.fill(0)
             self.update()
             self.changed.emit()
 
     def invert_mask(self) -> None:
         if not self.mask.isNull():
+            self._remember()
             self.mask.invertPixels(QImage.InvertMode.InvertRgba)
             self.update()
             self.changed.emit()
@@ -155,6 +175,7 @@ class MaskCanvas(QWidget):
         """Paint (or erase) a stroke between two points of the picture."""
         if self.mask.isNull():
             return
+        self._remember()
         self._stroke(start, end or start, self.erasing if erase is None else erase)
 
     def mousePressEvent(self, event) -> None:  # noqa: N802 - Qt API
@@ -162,6 +183,7 @@ class MaskCanvas(QWidget):
             return
         erase = self.erasing or event.button() == Qt.MouseButton.RightButton
         self._erase_stroke = erase
+        self._remember()  # one undo step per stroke
         self._last = self.to_picture(event.position())
         self._stroke(self._last, self._last, erase)
 
@@ -178,6 +200,19 @@ class MaskCanvas(QWidget):
         if self._last is not None:
             self._last = None
             self.changed.emit()
+
+    def event(self, event) -> bool:
+        """Ctrl+Z on the canvas takes back a stroke (before the window's own Undo)."""
+        from PySide6.QtCore import QEvent
+        from PySide6.QtGui import QKeySequence
+
+        if event.type() in (QEvent.Type.ShortcutOverride, QEvent.Type.KeyPress) and \
+                event.matches(QKeySequence.StandardKey.Undo) and self.painting:
+            event.accept()
+            if event.type() == QEvent.Type.KeyPress:
+                self.undo()
+            return True
+        return super().event(event)
 
     def leaveEvent(self, event) -> None:  # noqa: N802 - Qt API
         self._hover = None

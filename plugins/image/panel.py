@@ -300,7 +300,10 @@ class ImagePanel(PluginPanel):
         row.addWidget(QLabel("Size"))
         row.addWidget(self.brush_size)
         self._mask_buttons = [self.brush_button, self.eraser_button, self.brush_size]
-        for label, slot, tip in (("Clear", self.canvas.clear_mask, "Clear the mask"),
+        for label, slot, tip in (("Undo", self.canvas.undo,
+                                  "Take back the last stroke, clear or invert (Ctrl+Z on "
+                                  "the canvas)"),
+                                 ("Clear", self.canvas.clear_mask, "Clear the mask"),
                                  ("Invert", self.canvas.invert_mask,
                                   "Change everything but what is painted")):
             button = QToolButton()
