@@ -82,6 +82,12 @@ def known_folders(home: Path | None = None) -> list[tuple[str, Path]]:
     ]
 
 
+def user_folders(settings) -> list[tuple[str, Path]]:
+    """("folder", path) of the folders the user added (Preferences → Model folders)."""
+    extra = getattr(settings, "model_folders", None) or []
+    return [("folder", Path(f)) for f in extra if isinstance(f, str) and f]
+
+
 # -- the header ---------------------------------------------------------------------------
 _SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?",
             10: "<Q", 11: "<q", 12: "<d"}

@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QDialog,
@@ -25,6 +25,35 @@ from PySide6.QtWidgets import (
 
 from .servers import Background
 from .widgets import ask_path
+
+SCAN_DELAY_MS = 1500  # the start-up scan waits for the window to appear
+
+
+def list_at_start(panel, scan: Callable[[], Callable[[], list]],
+                  label: Callable[[Any], str | None]) -> None:
+    """When the preferences say so, once the window is up and off the GUI thread: the
+    models ``scan()`` finds (``scan`` as FoundModelsDialog takes it) join ``panel.model``
+    as "<label> — on this computer" (``label`` None: left out), the panel's choice kept."""
+    if not getattr(panel.context.settings, "scan_models", False):
+        return
+
+    def joined(found, error: str) -> None:
+        combo = panel.model
+        current = combo.currentIndex()
+        for model in found or []:
+            text = None if model.error else label(model)
+            if text and combo.findData(model.path) < 0:
+                combo.addItem(f"{text} — on this computer", model.path)
+                combo.setItemData(combo.count() - 1, f"{model.path} ({model.app})",
+                                  Qt.ItemDataRole.ToolTipRole)
+        combo.setCurrentIndex(current)
+
+    def start() -> None:
+        panel._scanning = Background(panel)
+        panel._scanning.done.connect(joined)
+        panel._scanning.run(scan())
+
+    QTimer.singleShot(SCAN_DELAY_MS, panel, start)  # not after the panel is gone
 
 
 def size_text(size: int) -> str:

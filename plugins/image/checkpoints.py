@@ -73,9 +73,9 @@ class Checkpoint:
         return self.shapes[UNET + "input_blocks.0.0.weight"][1] == 9
 
 
-def read_shapes(path: Path) -> dict[str, tuple[int, ...]]:
-    """Tensor names and shapes of a ``.safetensors`` from its header alone (no weights read,
-    no torch); ModelError for a file that is not one."""
+def _header(path: Path) -> dict:
+    """The JSON header of a ``.safetensors`` (bounded; no weights read, no torch);
+    ModelError for a file that is not one."""
     try:
         size = path.stat().st_size
         with open(path, "rb") as handle:
@@ -93,33 +93,49 @@ def read_shapes(path: Path) -> dict[str, tuple[int, ...]]:
         raise ModelError(f"{path.name} is not a safetensors file (damaged header).") from exc
     if not isinstance(header, dict):
         raise ModelError(f"{path.name} is not a safetensors file (damaged header).")
+    return header
+
+
+def _shapes(header: dict, name: str) -> dict[str, tuple[int, ...]]:
     shapes = {}
-    for name, entry in header.items():
-        if name == "__metadata__":
+    for key, entry in header.items():
+        if key == "__metadata__":
             continue
         shape = entry.get("shape") if isinstance(entry, dict) else None
         if not isinstance(shape, list) or not all(isinstance(n, int) and 0 <= n < 2**40
                                                    for n in shape):
-            raise ModelError(f"{path.name} is damaged (tensor {name[:80]} has no shape).")
-        shapes[name] = tuple(shape)
+            raise ModelError(f"{name} is damaged (tensor {key[:80]} has no shape).")
+        shapes[key] = tuple(shape)
     return shapes
+
+
+def _metadata(header: dict) -> dict[str, str]:
+    found = header.get("__metadata__")
+    if not isinstance(found, dict):
+        return {}
+    return {str(k): v for k, v in found.items() if isinstance(v, str)}
+
+
+def read_shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    """Tensor names and shapes of a ``.safetensors`` from its header alone; ModelError for
+    a file that is not one."""
+    return _shapes(_header(path), path.name)
+
+
+def read_header(path: Path) -> tuple[dict[str, tuple[int, ...]], dict[str, str]]:
+    """(tensor shapes, ``__metadata__`` strings) of a ``.safetensors``, the header read
+    once; ModelError for a file that is not one."""
+    header = _header(path)
+    return _shapes(header, path.name), _metadata(header)
 
 
 def metadata(path: Path) -> dict[str, str]:
     """The ``__metadata__`` strings of a ``.safetensors`` header (trainers keep a LoRA's
-    trigger words, base model and name there); {} when there are none."""
+    trigger words, base model and name there); {} when there are none or it is unreadable."""
     try:
-        with open(path, "rb") as handle:
-            (length,) = struct.unpack("<Q", handle.read(8))
-            if length > min(MAX_HEADER, path.stat().st_size - 8):
-                return {}
-            header = json.loads(handle.read(length))
-    except (OSError, ValueError, struct.error, RecursionError):
+        return _metadata(_header(path))
+    except ModelError:
         return {}
-    found = header.get("__metadata__") if isinstance(header, dict) else None
-    if not isinstance(found, dict):
-        return {}
-    return {str(k): v for k, v in found.items() if isinstance(v, str)}
 
 
 def family_of(shapes: dict[str, tuple[int, ...]], name: str = "The file") -> str:

@@ -43,6 +43,11 @@ class ComfyImage:
     def close(self) -> None:
         self.client.close()
 
+    @property
+    def native_side(self) -> int:
+        """The side its checkpoint draws best at: ComfyUI does not say, so SDXL by name."""
+        return XL_SIDE if "xl" in self.checkpoint.lower() else DEFAULT_SIDE
+
     def _check(self, value: str, what: str, label: str) -> None:
         self.client.require(value, what, label, self.source.server)
 
@@ -52,7 +57,7 @@ class ComfyImage:
         workflow, ``own`` = ``workflows.load_document(…)``, only those its chosen inputs
         took: a recipe says what was used)."""
         p = request.params
-        side = XL_SIDE if "xl" in self.checkpoint.lower() else DEFAULT_SIDE
+        side = self.native_side
         values: dict[str, Any] = {
             "prompt": request.prompt, "negative": p["negative"], "seed": int(request.seed),
             "steps": p["steps"], "guidance": p["guidance"],

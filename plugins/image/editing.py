@@ -134,6 +134,11 @@ class Box:
         return self.right - self.left, self.bottom - self.top
 
 
+def _eights(value: float) -> int:
+    """The nearest multiple of 8 (8 at least): a side the models draw."""
+    return max(8, round(value / 8) * 8)
+
+
 def work_size(width: int, height: int, native: int, area: float | None = None
               ) -> tuple[int, int]:
     """The size (multiples of 8) the model draws a ``width``×``height`` region at: scaled to
@@ -141,7 +146,7 @@ def work_size(width: int, height: int, native: int, area: float | None = None
     area = area or native * native
     scale = math.sqrt(area / (width * height))
     scale = min(scale, MAX_WORK_SIDE / max(width, height))
-    return (max(8, round(width * scale / 8) * 8), max(8, round(height * scale / 8) * 8))
+    return _eights(width * scale), _eights(height * scale)
 
 
 def picture_box(width: int, height: int, native: int, asked: tuple[int, int] = (0, 0)) -> Box:
@@ -151,8 +156,8 @@ def picture_box(width: int, height: int, native: int, asked: tuple[int, int] = (
     if asked[0] and asked[1]:
         work = asked
     elif asked[0] or asked[1]:  # one side given: the other keeps the picture's shape
-        w = asked[0] or max(8, round(asked[1] * width / height / 8) * 8)
-        h = asked[1] or max(8, round(asked[0] * height / width / 8) * 8)
+        w = asked[0] or _eights(asked[1] * width / height)
+        h = asked[1] or _eights(asked[0] * height / width)
         work = (w, h)
     elif width * height <= (2 * native) ** 2 and max(width, height) <= MAX_WORK_SIDE:
         work = (max(8, width // 8 * 8), max(8, height // 8 * 8))
@@ -185,8 +190,8 @@ def crop(pixels, box: Box):
 
 
 def resized(pixels, size: tuple[int, int], mask: bool = False):
-    """An array (uint8 H×W×3, or H×W) at ``size`` (w, h): Lanczos for pictures, nearest then
-    a threshold for masks (a mask stays 0/255)."""
+    """An array (uint8 H×W×3, or H×W) at ``size`` (w, h): Lanczos for pictures, bilinear
+    then a threshold at half for masks (a mask stays 0/255)."""
     import numpy as np
     from PIL import Image
 

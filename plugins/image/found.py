@@ -19,7 +19,7 @@ from creative_studio.core import discover
 from creative_studio.core.errors import ModelError
 
 from . import checkpoints
-from .loras import CONTEXT_FAMILY, context_width, trigger_words
+from .loras import base_name, is_lora, made_for, trigger_words
 
 # (app, folder below home): where the usual apps keep Stable Diffusion models
 APP_FOLDERS = (
@@ -78,7 +78,7 @@ def describe(path: Path, app: str) -> FoundImageModel | None:
     if not stat.S_ISREG(info.st_mode):
         return None
     try:
-        shapes = checkpoints.read_shapes(path)
+        shapes, meta = checkpoints.read_header(path)
         model.key = discover.quick_key(path, info.st_size)
     except (ModelError, OSError) as exc:
         model.error = str(exc).removeprefix(f"{path.name} ")
@@ -87,13 +87,11 @@ def describe(path: Path, app: str) -> FoundImageModel | None:
         model.family = checkpoints.FAMILIES[checkpoints.family_of(shapes, path.name)]
         model.kind = "checkpoint"
     except ModelError:
-        if not any(k.endswith(("lora_down.weight", "lora_A.weight")) for k in shapes):
+        if not is_lora(shapes):
             return None
-        width = context_width(shapes)
+        width, xl_text = made_for(shapes)
         model.kind = "lora"
-        model.family = "SDXL" if any(k.startswith("lora_te2_") for k in shapes) else \
-            CONTEXT_FAMILY.get(width, f"{width}-wide text" if width else "")
-    meta = checkpoints.metadata(path)
+        model.family = base_name(width, xl_text, f"{width}-wide text" if width else "")
     model.triggers = trigger_words(meta) if model.kind == "lora" else ()
     model.sha256 = _known_sha256(path, meta)
     return model
@@ -118,5 +116,10 @@ def scan(folders: list[tuple[str, Path]] | None = None, *, home: Path | None = N
 
 def folders_of(settings) -> list[tuple[str, Path]]:
     """The usual apps' folders and the ones the user added (Preferences keeps them)."""
-    extra = getattr(settings, "model_folders", None) or []
-    return known_folders() + [("folder", Path(f)) for f in extra if isinstance(f, str) and f]
+    return known_folders() + discover.user_folders(settings)
+
+
+def scan_of(panel):
+    """The scan to run off the GUI thread, its folders read now (added a moment ago too)."""
+    folders = folders_of(panel.context.settings)
+    return lambda: scan(folders)

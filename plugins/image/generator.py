@@ -153,10 +153,8 @@ class ImageGenerator:
 
     def native_size(self) -> int:
         """The side the model draws best at (its UNet's sample size in pixels)."""
-        if self.remote is not None:  # ComfyUI says nothing of it: SDXL by its name
-            from .comfy import DEFAULT_SIDE, XL_SIDE
-
-            return XL_SIDE if "xl" in self.remote.checkpoint.lower() else DEFAULT_SIDE
+        if self.remote is not None:
+            return self.remote.native_side
         pipe = self.pipe
         return pipe.unet.config.sample_size * getattr(pipe, "vae_scale_factor", 1) \
             if hasattr(pipe, "unet") else 512
@@ -394,6 +392,7 @@ class ImageGenerator:
         overlap = max(32, tile // 8)
         edit = dataclasses.replace(request, task="img2img")
         seconds = []
+        remote: dict = {}  # what a server's runs add to the recipe
 
         def draw(region, index: int, count: int):
             part = Part(progress, index / count, 1 / count)
@@ -408,7 +407,6 @@ class ImageGenerator:
             seconds.append(time.perf_counter() - began)
             return drawn
 
-        remote: dict = {}
         out = editing.tiled(padded, tile, overlap, draw)[:height, :width]
         progress.say("")
         rows = editing.tile_spans(padded.shape[0], tile, overlap)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from creative_studio.core.errors import BadInput, ModelError
 
-from .checkpoints import metadata, read_shapes
+from .checkpoints import read_header
 
 TAG = re.compile(r"<lora:([^:>]*)(?::([^:>]*))?(?::[^>]*)?>", re.IGNORECASE)
 MAX_WEIGHT = 4.0
@@ -37,6 +37,8 @@ class Lora:
     sha256: str = ""
     short: str = ""  # A1111's Lora hash (12 hex digits)
     triggers: tuple[str, ...] = field(default=())
+    context: int | None = None  # the text-feature width it was made for (None: not said)
+    xl_text: bool = False  # it adapts SDXL's second text encoder
 
     @property
     def name(self) -> str:
@@ -136,22 +138,33 @@ def describe(path: Path, weight: float) -> Lora:
         raise ModelError(f"{path.name}: LoRAs are read from .safetensors files only.")
     if not path.is_file():
         raise ModelError(f"The LoRA {path} is not there (moved or deleted?).")
-    shapes = read_shapes(path)
-    if not any(k.endswith(("lora_down.weight", "lora_A.weight", "lora.down.weight"))
-               for k in shapes):
+    shapes, info = read_header(path)
+    if not is_lora(shapes):
         raise ModelError(f"{path.name} is not a LoRA (no LoRA layers in it).")
+    width, xl_text = made_for(shapes)
     return Lora(path, weight, weights_sha256(path), addnet_hash(path)[:12],
-                trigger_words(metadata(path)))
+                trigger_words(info), width, xl_text)
 
 
-def context_width(shapes: dict) -> int | None:
-    """The text-feature width a LoRA's cross-attention keys were trained for."""
-    for key, shape in shapes.items():
-        low = key.replace(".", "_")
-        if "attn2" in low and "to_k" in low and \
-                key.endswith(("lora_down.weight", "lora_A.weight", "lora.down.weight")):
-            return shape[1]
-    return None
+DOWN = ("lora_down.weight", "lora_A.weight", "lora.down.weight")  # a LoRA pair's first half
+
+
+def is_lora(shapes: dict) -> bool:
+    return any(k.endswith(DOWN) for k in shapes)
+
+
+def made_for(shapes: dict) -> tuple[int | None, bool]:
+    """(the text-feature width a LoRA's cross-attention keys were trained for, whether it
+    adapts SDXL's second text encoder)."""
+    width = next((shape[1] for key, shape in shapes.items()
+                  if key.endswith(DOWN) and "attn2" in key.replace(".", "_")
+                  and "to_k" in key.replace(".", "_")), None)
+    return width, any(k.startswith("lora_te2_") for k in shapes)
+
+
+def base_name(width: int | None, xl_text: bool, unknown: str) -> str:
+    """The model family a LoRA of this width is for ("SD 1.x"…), else ``unknown``."""
+    return "SDXL" if xl_text else CONTEXT_FAMILY.get(width, unknown)
 
 
 def check_fits(lora: Lora, pipe) -> None:
@@ -159,14 +172,11 @@ def check_fits(lora: Lora, pipe) -> None:
     if not hasattr(pipe, "load_lora_weights"):
         raise ModelError("LoRAs work with Stable Diffusion models (a checkpoint file or a "
                          "diffusers folder), not with this one.")
-    shapes = read_shapes(lora.path)
-    width = context_width(shapes)
-    own = getattr(pipe.unet.config, "cross_attention_dim", None)
-    xl_text = any(k.startswith("lora_te2_") for k in shapes)
-    is_xl = hasattr(pipe, "text_encoder_2")
-    if (width is not None and own is not None and width != own) or (xl_text and not is_xl):
-        made = CONTEXT_FAMILY.get(width, f"a model with {width}-wide text features") \
-            if width else "SDXL"
+    width, own = lora.context, getattr(pipe.unet.config, "cross_attention_dim", None)
+    if (width is not None and own is not None and width != own) or \
+            (lora.xl_text and not hasattr(pipe, "text_encoder_2")):
+        # no width said: it was refused for SDXL's second text encoder
+        made = base_name(width, width is None, f"a model with {width}-wide text features")
         mine = CONTEXT_FAMILY.get(own, f"one with {own}-wide text features")
         raise ModelError(f"{lora.path.name} was made for {made}; this model is {mine}.")
 

@@ -37,7 +37,6 @@ from creative_studio.ui.widgets import SeedField, StatusLine, ask_path, menu_but
 
 EXPORT_SCALES = (1, 4, 8)  # a 32×32 emoji exported ×8 is 256×256
 GALLERY_LIMIT = 300  # the newest images shown in the gallery (all are in the History)
-SCAN_DELAY_MS = 1500  # the start-up scan of model folders waits for the window
 
 RUN_LABELS = {"generate": "Generate", "img2img": "Change", "inpaint": "Inpaint",
               "outpaint": "Outpaint", "refine": "Refine"}
@@ -123,7 +122,6 @@ class ImagePanel(PluginPanel):
         form.addRow("Model", model_row)
         form.addRow("Prompt", self.prompt)
         form.addRow("Size", size_row)
-        self._size_row = size_row
         from .lora_list import LoraStack
 
         self.loras = self.bind("loras", LoraStack(self.choose_loras))
@@ -211,10 +209,12 @@ class ImagePanel(PluginPanel):
         self.task.currentIndexChanged.connect(self._task_changed)
         self._task_changed()
         self.settings_changed()
-        if getattr(context.settings, "scan_models", False):  # once the window is up
-            from PySide6.QtCore import QTimer
+        from creative_studio.ui.found import list_at_start
 
-            QTimer.singleShot(SCAN_DELAY_MS, self.scan_models)
+        from .found import scan_of
+
+        list_at_start(self, lambda: scan_of(self), lambda model: (
+            f"{model.name} · {model.family}" if model.kind == "checkpoint" else None))
 
     # -- models on this computer ----------------------------------------------------------------
     def found_models_dialog(self) -> None:
@@ -223,10 +223,6 @@ class ImagePanel(PluginPanel):
         from creative_studio.ui.found import FoundModelsDialog, size_text
 
         from . import found
-
-        def scan():
-            folders = found.folders_of(self.context.settings)
-            return lambda: found.scan(folders)
 
         def values(model) -> tuple:
             return (model.name, "LoRA" if model.kind == "lora" else "Checkpoint", model.family,
@@ -241,34 +237,12 @@ class ImagePanel(PluginPanel):
 
         self.found_dialog = FoundModelsDialog(
             self, columns=("Name", "Kind", "For", "Size", "SHA-256", "Found in", "File"),
-            scan=scan, values=values, use=use,
+            scan=lambda: found.scan_of(self), values=values, use=use,
             looking="Looking in A1111, Forge, ComfyUI, InvokeAI and Fooocus model folders, and "
                     "your own (Preferences → Model folders)…",
             empty="No checkpoints or LoRAs found. Add a folder of your own, or choose a file "
                   "(+ → Checkpoint file…).", folder_title="A folder of checkpoints or LoRAs")
         self.found_dialog.open()
-
-    def scan_models(self) -> None:
-        """At start, off the GUI thread: the checkpoints other apps keep join the model list."""
-        from creative_studio.ui.servers import Background
-
-        from . import found
-
-        folders = found.folders_of(self.context.settings)
-        self._scanning = Background(self)
-        self._scanning.done.connect(self._models_found)
-        self._scanning.run(lambda: found.scan(folders))
-
-    def _models_found(self, models, error: str) -> None:
-        current = self.model.currentIndex()
-        for model in models or []:
-            if model.kind == "checkpoint" and not model.error and \
-                    self.model.findData(model.path) < 0:
-                self.model.addItem(f"{model.name} · {model.family} — on this computer",
-                                   model.path)
-                self.model.setItemData(self.model.count() - 1, f"{model.path} ({model.app})",
-                                       Qt.ItemDataRole.ToolTipRole)
-        self.model.setCurrentIndex(current)
 
     # -- editing ------------------------------------------------------------------------------
     def _paint_tools(self) -> QWidget:
@@ -331,9 +305,8 @@ class ImagePanel(PluginPanel):
         editing = task != "generate"
         self.show_params_for(task)
         self._show_server_rows()  # the server's own rows stay a server model's
-        for widget in (self.source_field,):
-            widget.setVisible(editing)
-            self._form.labelForField(widget).setVisible(editing)
+        self.source_field.setVisible(editing)
+        self._form.labelForField(self.source_field).setVisible(editing)
         self.generate_button.setText(RUN_LABELS.get(task, task.capitalize()))
         self.tools.setVisible(editing)
         for widget in self._mask_buttons:
@@ -381,8 +354,10 @@ class ImagePanel(PluginPanel):
         self.set_source(self.current)
 
     def open_source_dialog(self) -> None:
+        from creative_studio.io.imports import IMAGE_SUFFIXES
+
         path = ask_path(self, self.context.settings, "picture", "open", "Picture to edit",
-                        file_filter="Pictures (*.png *.jpg *.jpeg *.webp *.tif *.tiff *.bmp)")
+                        file_filter=f"Pictures ({' '.join('*' + s for s in IMAGE_SUFFIXES)})")
         if path:
             self.open_source(Path(path))
 

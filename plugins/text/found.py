@@ -13,23 +13,23 @@ COLUMNS = ("Name", "Quantization", "Architecture", "Size", "Found in", "File")
 
 def folders_of(settings) -> list[tuple[str, Path]]:
     """The usual apps' folders and the ones the user added (Preferences keeps them)."""
-    extra = getattr(settings, "model_folders", None) or []
-    return discover.known_folders() + [("folder", Path(f)) for f in extra
-                                       if isinstance(f, str) and f]
+    return discover.known_folders() + discover.user_folders(settings)
+
+
+def scan_of(panel):
+    """The scan to run off the GUI thread, its folders read now (added a moment ago too)."""
+    folders = folders_of(panel.context.settings)
+    return lambda: discover.scan(folders)
 
 
 def found_models_dialog(panel) -> FoundModelsDialog:
     """The GGUF models on this computer: Use puts the chosen one in the panel's list."""
-    def scan():
-        folders = folders_of(panel.context.settings)  # the folders added a moment ago too
-        return lambda: discover.scan(folders)
-
     def values(model) -> tuple:
         return (model.name, model.quantization, model.architecture, size_text(model.size),
                 model.app, model.path)
 
     return FoundModelsDialog(
-        panel, columns=COLUMNS, scan=scan, values=values,
+        panel, columns=COLUMNS, scan=lambda: scan_of(panel), values=values,
         use=lambda model: panel.add_model_ref(model.path, f"GGUF: {model.label}"),
         looking="Looking in LM Studio, Ollama, GPT4All, Jan, text-generation-webui, "
                 "~/models and the Hugging Face cache…",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QKeySequence, QShortcut, QTextCursor
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -31,7 +31,6 @@ from creative_studio.ui.widgets import SeedField, StatusLine, menu_button
 from .generator import PRESETS, rewrite_problem
 
 READING_WPM = 238  # adults' average silent reading speed of prose (Brysbaert 2019)
-SCAN_DELAY_MS = 1500  # the models other apps keep are looked for after the window appears
 EXAMPLE = "Write an opening paragraph for a mystery set in Lisbon."
 MAX_PASSAGES = 200  # generated passages whose alternatives a click can find
 MEASURE = 70  # characters per line in focus mode (readable: 60–75)
@@ -293,8 +292,11 @@ class TextPanel(PluginPanel):
         QShortcut(QKeySequence("Ctrl+Alt+A"), self, self.alternatives_at_cursor) \
             .setWhatsThis("Other words the model could have written here")
         self.set_serif(bool(getattr(context.settings, "serif", False)))
-        if getattr(context.settings, "scan_models", False):  # once the window is up
-            QTimer.singleShot(SCAN_DELAY_MS, self.scan_models)
+        from creative_studio.ui.found import list_at_start
+
+        from .found import scan_of
+
+        list_at_start(self, lambda: scan_of(self), lambda model: model.label)
         self.settings_changed()  # the servers' models join the list when they answer
 
     # -- servers ----------------------------------------------------------------------------
@@ -309,28 +311,6 @@ class TextPanel(PluginPanel):
 
         self.found_dialog = found_models_dialog(self)
         self.found_dialog.open()
-
-    def scan_models(self) -> None:
-        """At start, off the GUI thread: the GGUFs other apps keep join the model list."""
-        from creative_studio.core import discover
-        from creative_studio.ui.servers import Background
-
-        from .found import folders_of
-
-        folders = folders_of(self.context.settings)
-        self._scanning = Background(self)
-        self._scanning.done.connect(self._models_found)
-        self._scanning.run(lambda: discover.scan(folders))
-
-    def _models_found(self, found, error: str) -> None:
-        current = self.model.currentIndex()
-        for model in found or []:
-            if not model.error and self.model.findData(model.path) < 0:
-                self.model.addItem(f"{model.label} — on this computer", model.path)
-                self.model.setItemData(self.model.count() - 1,
-                                       f"{model.path} ({model.app})",
-                                       Qt.ItemDataRole.ToolTipRole)
-        self.model.setCurrentIndex(current)
 
     def _model_note(self, *_args) -> None:
         ref = str(self.model.currentData() or "")
